@@ -1,0 +1,231 @@
+"""Throwaway PostgreSQL and Redis servers on free ports.
+
+Used by the test harness and by ``dbpulse demo``. PostgreSQL refuses to run
+as root, so when we are root the cluster is initialised and started as the
+``postgres`` system user (created by Debian's postgresql-common).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+PG_BIN_CANDIDATES = ("/usr/lib/postgresql/{v}/bin",)
+PG_VERSIONS = ("17", "16", "15", "14", "13")
+
+
+class ServerError(RuntimeError):
+    """A local server could not be found or started."""
+
+
+def free_port() -> int:
+    """Ask the kernel for a free TCP port on the loopback interface."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def find_pg_bin() -> Path:
+    """Directory holding initdb/pg_ctl: $DBPULSE_PG_BIN, Debian's layout, or PATH."""
+    env = os.environ.get("DBPULSE_PG_BIN")
+    if env:
+        return Path(env)
+    for version in PG_VERSIONS:
+        for pattern in PG_BIN_CANDIDATES:
+            path = Path(pattern.format(v=version))
+            if (path / "initdb").exists():
+                return path
+    initdb = shutil.which("initdb")
+    if initdb:
+        return Path(initdb).resolve().parent
+    raise ServerError(
+        "PostgreSQL server binaries (initdb, pg_ctl) not found: install postgresql-15 "
+        "(make setup does it) or set DBPULSE_PG_BIN"
+    )
+
+
+def _wait_port(port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+class LocalPostgres:
+    """A PostgreSQL cluster in a temporary directory, listening on 127.0.0.1:port.
+
+    Authentication is ``trust`` for the superuser ``postgres`` and
+    ``scram-sha-256`` for every other role, so tests can check password handling.
+    """
+
+    def __init__(
+        self,
+        port: int | None = None,
+        preload: tuple[str, ...] = ("pg_stat_statements",),
+        settings: dict[str, str] | None = None,
+        workdir: Path | None = None,
+    ) -> None:
+        self.bin = find_pg_bin()
+        self.port = port or free_port()
+        self.preload = preload
+        self.settings = settings or {}
+        self._own_dir = workdir is None
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="dbpulse-pg-"))
+        self.datadir = self.workdir / "data"
+        self.logfile = self.workdir / "postgres.log"
+        self._user = self._run_as_user()
+
+    @staticmethod
+    def _run_as_user() -> str | None:
+        if os.geteuid() != 0:
+            return None
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError as exc:
+            raise ServerError("running as root needs a 'postgres' system user") from exc
+        return "postgres"
+
+    def _cmd(self, *args: str) -> list[str]:
+        if self._user:
+            return ["runuser", "-u", self._user, "--", *args]
+        return list(args)
+
+    def _chown(self, path: Path) -> None:
+        if self._user:
+            entry = pwd.getpwnam(self._user)
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def initdb(self) -> None:
+        self._chown(self.workdir)
+        self.workdir.chmod(0o755)
+        subprocess.run(
+            self._cmd(
+                str(self.bin / "initdb"), "-D", str(self.datadir), "-U", "postgres",
+                "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8",
+                "--locale=C", "--no-sync",
+            ),
+            check=True, capture_output=True,
+        )
+        hba = self.datadir / "pg_hba.conf"
+        rules = "host all postgres 127.0.0.1/32 trust\nhost all postgres ::1/128 trust\n"
+        hba.write_text(rules + hba.read_text())
+        conf = {
+            "listen_addresses": "'127.0.0.1'",
+            "port": str(self.port),
+            "unix_socket_directories": f"'{self.workdir}'",
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "shared_preload_libraries": "'" + ",".join(self.preload) + "'",
+            "pg_stat_statements.track": "all",
+            "track_io_timing": "on",
+            "max_connections": "100",
+            "logging_collector": "off",
+        }
+        conf.update(self.settings)
+        with (self.datadir / "postgresql.conf").open("a") as f:
+            for key, value in conf.items():
+                f.write(f"{key} = {value}\n")
+
+    def start(self, timeout: float = 30.0) -> None:
+        if not (self.datadir / "PG_VERSION").exists():
+            self.initdb()
+        if self._user and not self.logfile.exists():
+            self.logfile.touch()
+            self._chown(self.logfile)
+        subprocess.run(
+            self._cmd(str(self.bin / "pg_ctl"), "-D", str(self.datadir), "-l", str(self.logfile),
+                      "-w", "-t", str(int(timeout)), "start"),
+            check=True, capture_output=True,
+        )
+        if not _wait_port(self.port, timeout):
+            raise ServerError(f"PostgreSQL did not listen on port {self.port}; see {self.logfile}")
+
+    def stop(self, mode: str = "fast") -> None:
+        if (self.datadir / "postmaster.pid").exists():
+            subprocess.run(
+                self._cmd(str(self.bin / "pg_ctl"), "-D", str(self.datadir), "-m", mode, "-w", "stop"),
+                capture_output=True,
+            )
+
+    def cleanup(self) -> None:
+        self.stop("immediate")
+        if self._own_dir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def dsn(self, dbname: str = "postgres", user: str = "postgres", password: str | None = None) -> str:
+        auth = f"{user}:{password}" if password else user
+        return f"postgresql://{auth}@127.0.0.1:{self.port}/{dbname}"
+
+    def __enter__(self) -> LocalPostgres:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+
+class LocalRedis:
+    """A redis-server on 127.0.0.1:port that keeps nothing on disk."""
+
+    def __init__(
+        self, port: int | None = None, password: str | None = None, extra: dict[str, str] | None = None
+    ) -> None:
+        exe = shutil.which("redis-server")
+        if not exe:
+            raise ServerError("redis-server not found: install redis-server (make setup does it)")
+        self.exe = exe
+        self.port = port or free_port()
+        self.password = password
+        self.extra = extra or {}
+        self.workdir = Path(tempfile.mkdtemp(prefix="dbpulse-redis-"))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 15.0) -> None:
+        args = [
+            self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", str(self.workdir), "--daemonize", "no",
+            "--logfile", str(self.workdir / "redis.log"),
+        ]
+        if self.password:
+            args += ["--requirepass", self.password]
+        for key, value in self.extra.items():
+            args += [f"--{key}", value]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not _wait_port(self.port, timeout):
+            self.stop()
+            raise ServerError(f"redis-server did not listen on port {self.port}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def url(self, db: int = 0) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/{db}"
+
+    def __enter__(self) -> LocalRedis:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()

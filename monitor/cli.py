@@ -1,0 +1,98 @@
+"""The ``dbpulse`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from monitor import __version__, logs
+from monitor.config import DEFAULT_LISTEN, ConfigError, load, read_file, target_from_flag, validate
+
+EPILOG = "Documentation: README.md and docs/ in the dbpulse repository."
+
+
+def _run_flags(args: argparse.Namespace) -> dict[str, Any]:
+    flags: dict[str, Any] = {}
+    if args.listen:
+        flags["listen"] = args.listen
+    if args.log_level:
+        flags.setdefault("log", {})["level"] = args.log_level
+    if args.postgres:
+        flags.setdefault("postgres", {})["targets"] = [target_from_flag(d) for d in args.postgres]
+    if args.interval is not None:
+        flags.setdefault("postgres", {})["interval"] = args.interval
+    return flags
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from monitor import service  # imported here so --help stays fast
+
+    try:
+        config = load(args.config, _run_flags(args))
+    except ConfigError as exc:
+        print(f"dbpulse: {exc}", file=sys.stderr)
+        return 2
+    logs.setup(config.log.level, config.log.format)
+    if not config.postgres.targets:
+        print("dbpulse: nothing to watch: give --postgres DSN or a config file with postgres.targets",
+              file=sys.stderr)
+        return 2
+    try:
+        return service.run(config)
+    except ConfigError as exc:  # e.g. a password_file that cannot be read
+        print(f"dbpulse: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        config = validate(read_file(args.file), str(args.file))
+    except ConfigError as exc:
+        print(f"dbpulse: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.file}: OK ({len(config.postgres.targets)} PostgreSQL target(s))")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dbpulse",
+        description="Observability sidecar for PostgreSQL, Redis and the application's health endpoints: "
+        "Prometheus metrics and index advice.",
+        epilog=EPILOG,
+    )
+    parser.add_argument("--version", action="version", version=f"dbpulse {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser("run", help="run the service", description=(
+        "Poll the configured sources in the background and serve /metrics, /healthz and /readyz. "
+        "Flags override the configuration file; DBPULSE_LISTEN, DBPULSE_POSTGRES (space-separated "
+        "DSNs) and DBPULSE_LOG_LEVEL sit between the two."), epilog=EPILOG)
+    run.add_argument("--config", type=Path, metavar="FILE", help="YAML configuration file")
+    run.add_argument("--listen", metavar="HOST:PORT", help=f"address to serve on (default {DEFAULT_LISTEN})")
+    run.add_argument("--postgres", action="append", metavar="[NAME=]DSN",
+                     help="PostgreSQL to watch (repeatable); NAME= before a URI sets the target label. "
+                     "Prefer PGPASSWORD, ~/.pgpass or password_env/password_file in the config file "
+                     "to a password in the DSN")
+    run.add_argument("--interval", type=float, metavar="SECONDS", help="poll interval (default 15)")
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("check-config", help="validate a configuration file",
+                           description="Exit 0 if FILE is valid; otherwise list every problem with its key.")
+    check.add_argument("file", type=Path, metavar="FILE")
+    check.set_defaults(func=cmd_check_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""What the scheduler polls: one ``Poller`` per source and target."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Protocol
+
+from monitor.samples import Sample
+
+
+class Snapshot(Protocol):
+    """The latest state read from a source; turned into samples once per poll."""
+
+    def samples(self) -> list[Sample]: ...
+
+
+class Poller(ABC):
+    source: str  # "postgres", "redis", "health", "advisor"
+    target: str
+    interval: float
+    timeout: float
+
+    @abstractmethod
+    async def poll(self) -> Snapshot:
+        """Read the source once. Raise on failure; the scheduler bounds it by ``timeout``."""
+
+    def down_samples(self) -> list[Sample]:
+        """Samples to export while the source is failing (e.g. ``dbpulse_pg_up 0``)."""
+        return []
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, most pollers hold a connection
+        """Release connections; called once at shutdown."""

@@ -1,0 +1,140 @@
+"""Fixed-cadence polling: one asyncio task per source and target.
+
+Each poll is bounded by the poller's timeout, so a failing or hanging source
+never delays another. A poll that overruns its interval skips the missed ticks
+and counts them, rather than piling polls up (Patroni's schedule_next_run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from monitor.poller import Poller, Snapshot
+from monitor.redact import redact
+from monitor.samples import Sample, SampleList
+
+log = logging.getLogger("dbpulse.scheduler")
+
+
+@dataclass
+class SourceState:
+    """What the exporter and the HTTP layer know about one poller."""
+
+    poller: Poller
+    snapshot: Snapshot | None = None
+    samples: list[Sample] = field(default_factory=list)
+    polls: int = 0
+    errors: int = 0
+    overruns: int = 0
+    up: bool = False
+    last_duration: float | None = None
+    last_success: float | None = None  # wall-clock time
+    last_started: float | None = None  # monotonic time
+    last_error: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.poller.source, self.poller.target)
+
+    def meta_samples(self) -> list[Sample]:
+        out = SampleList(source=self.poller.source, target=self.poller.target)
+        out.add("dbpulse_source_up", 1 if self.up else 0)
+        out.add("dbpulse_source_polls_total", self.polls)
+        out.add("dbpulse_source_poll_errors_total", self.errors)
+        out.add("dbpulse_source_poll_overruns_total", self.overruns)
+        out.add("dbpulse_source_interval_seconds", self.poller.interval)
+        out.add("dbpulse_source_poll_duration_seconds", self.last_duration)
+        out.add("dbpulse_source_last_success_timestamp_seconds", self.last_success)
+        return out.samples
+
+
+class Scheduler:
+    def __init__(self, pollers: list[Poller], clock: Callable[[], float] = time.monotonic) -> None:
+        self.states = [SourceState(p) for p in pollers]
+        self._clock = clock
+        self._tasks: list[asyncio.Task[None]] = []
+        self.version = 0  # bumped after every poll; lets the HTTP layer cache a rendering
+        self.started_at = clock()
+
+    def start(self) -> None:
+        self.started_at = self._clock()
+        for state in self.states:
+            name = f"poll-{state.poller.source}-{state.poller.target}"
+            self._tasks.append(asyncio.create_task(self._loop(state), name=name))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        closes = [asyncio.wait_for(s.poller.close(), 2.0) for s in self.states]
+        for result in await asyncio.gather(*closes, return_exceptions=True):
+            if isinstance(result, BaseException):
+                log.warning("closing a source failed: %s", redact(str(result)))
+
+    async def poll_once(self, state: SourceState) -> None:
+        poller = state.poller
+        state.last_started = self._clock()
+        started = time.perf_counter()
+        try:
+            snapshot = await asyncio.wait_for(poller.poll(), poller.timeout)
+            samples = snapshot.samples()
+        except asyncio.CancelledError:
+            raise
+        except TimeoutError:
+            self._failed(state, f"timed out after {poller.timeout:g} s")
+        except Exception as exc:  # one source's failure must never stop the others
+            self._failed(state, redact(f"{type(exc).__name__}: {exc}".strip()))
+        else:
+            if not state.up and state.polls > 0:
+                log.info("%s %s recovered", poller.source, poller.target)
+            state.snapshot, state.samples, state.up = snapshot, samples, True
+            state.last_success, state.last_error = time.time(), None
+        state.polls += 1
+        state.last_duration = time.perf_counter() - started
+        self.version += 1
+
+    def _failed(self, state: SourceState, message: str) -> None:
+        poller = state.poller
+        state.errors += 1
+        if state.up or state.polls == 0 or message != state.last_error:
+            log.warning("%s %s poll failed: %s", poller.source, poller.target, message)
+        else:
+            log.debug("%s %s still failing: %s", poller.source, poller.target, message)
+        state.up, state.last_error = False, message
+        state.samples = poller.down_samples()
+
+    async def _loop(self, state: SourceState) -> None:
+        interval = state.poller.interval
+        next_tick = self._clock()
+        while True:
+            await self.poll_once(state)
+            next_tick += interval
+            now = self._clock()
+            if now > next_tick:
+                missed = int((now - next_tick) // interval) + 1
+                state.overruns += missed
+                next_tick += missed * interval
+                log.warning("%s %s poll overran its %g s interval; skipped %d tick(s)",
+                            state.poller.source, state.poller.target, interval, missed)
+            await asyncio.sleep(next_tick - now)
+
+    # --- probes ----------------------------------------------------------
+    def ready(self) -> bool:
+        """Every source has been polled at least once, successfully or not."""
+        return all(s.polls > 0 for s in self.states)
+
+    def stalled(self) -> list[SourceState]:
+        """Pollers whose loop has not started a poll when it should have (liveness)."""
+        now = self._clock()
+        out = []
+        for s in self.states:
+            grace = 2 * s.poller.interval + s.poller.timeout + 5
+            last = s.last_started if s.last_started is not None else self.started_at
+            if now - last > grace:
+                out.append(s)
+        return out

@@ -1,0 +1,171 @@
+"""The advisor: one run reads statistics and catalog, analyzes, verifies, and reports.
+
+``Advisor.run`` is synchronous and opens its own short-lived, read-only,
+time-bounded session (``session_kwargs``). An ``Advisor`` object kept by the
+service remembers the previous ``pg_stat_statements`` counters, so
+``slow_statement`` and ``n_plus_one`` look at the window since the last run;
+the one-shot command uses lifetime counters.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from collectors.postgres.session import session_kwargs
+
+from .candidates import Workload, build_candidates, select_heuristic, select_verified
+from .catalog import Catalog, read_catalog
+from .findings import AdviceReport, Skipped, VerificationStats
+from .hygiene import hygiene_findings
+from .patterns import n_plus_one_findings, slow_findings
+from .query_analysis import StatementAnalysis, analyze
+from .settings import AdvisorSettings
+from .statements import StatementStat, deltas, read_statements, read_statements_reset
+from .whatif import Budget, WhatIf
+
+__all__ = ["AdviceReport", "Advisor", "AdvisorConnectionError", "AdvisorSettings", "describe_dsn"]
+
+APPLICATION_NAME = "dbpulse-advisor"
+SYSTEM_SCHEMAS = frozenset({"pg_catalog", "information_schema"})
+log = logging.getLogger(__name__)
+
+
+class AdvisorConnectionError(RuntimeError):
+    """The database could not be reached; the message never carries a password."""
+
+
+def describe_dsn(dsn: str) -> str:
+    """``user@host:port/dbname`` for messages: no password, no other parameters."""
+    try:
+        info = conninfo_to_dict(dsn)
+    except Exception:
+        return "<unparseable DSN>"
+    return f"{info.get('user', '')}@{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+
+
+def _scrub(message: str, dsn: str) -> str:
+    try:
+        password = conninfo_to_dict(dsn).get("password")
+    except Exception:
+        password = None
+    if password:
+        message = message.replace(str(password), "***")
+    return message.replace(dsn, describe_dsn(dsn))
+
+
+class Advisor:
+    def __init__(self, dsn: str, target: str, settings: AdvisorSettings | None = None) -> None:
+        self.dsn = dsn
+        self.target = target
+        self.settings = settings or AdvisorSettings()
+        self._previous: dict[int, StatementStat] | None = None
+        self._analysis_cache: dict[str, StatementAnalysis] = {}
+
+    def connect(self) -> psycopg.Connection[Any]:
+        kwargs = session_kwargs(self.settings.statement_timeout_seconds, application_name=APPLICATION_NAME)
+        try:
+            return psycopg.connect(self.dsn, **kwargs)
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise AdvisorConnectionError(
+                f"cannot connect to {describe_dsn(self.dsn)}: {_scrub(first, self.dsn)}"
+            ) from None
+
+    def run(self) -> AdviceReport:
+        started = time.monotonic()
+        with self.connect() as conn:
+            report = self._run(conn)
+        report.duration_seconds = time.monotonic() - started
+        return report
+
+    def _analyze(self, text: str, cat: Catalog) -> StatementAnalysis:
+        cached = self._analysis_cache.get(text)
+        if cached is None:
+            cached = analyze(text, cat.columns_of)
+            if len(self._analysis_cache) > 4 * self.settings.max_statements:
+                self._analysis_cache.clear()
+            self._analysis_cache[text] = cached
+        return cached
+
+    def _is_system(self, analysis: StatementAnalysis, cat: Catalog) -> bool:
+        """Statements on catalog/statistics views only (monitoring tools, psql): not the app's."""
+        if not analysis.relations:
+            return False
+        if any(cat.table(r) is not None for r in analysis.relations):
+            return False
+        return all(r.schema in SYSTEM_SCHEMAS or r.name.startswith("pg_") for r in analysis.relations)
+
+    def _run(self, conn: psycopg.Connection[Any]) -> AdviceReport:
+        s = self.settings
+        cat = read_catalog(conn)
+        report = AdviceReport(target=self.target, generated_at=datetime.now(UTC), stats_reset=cat.stats_reset)
+        report.notes.extend(cat.notes)
+        report.findings.extend(hygiene_findings(cat, s))
+
+        try:
+            current = read_statements(conn, cat.server_version_num, s.max_statements)
+            statements_reset = read_statements_reset(conn, cat.server_version_num)
+        except psycopg.Error as exc:
+            report.notes.append(
+                f"pg_stat_statements not readable ({exc.sqlstate}: {str(exc).strip().splitlines()[0]}): "
+                "missing_index, n_plus_one and slow_statement disabled"
+            )
+            return report
+        first_run = self._previous is None
+        window_stats = deltas(current, self._previous)
+        self._previous = {st.queryid: st for st in current}
+        if statements_reset and (report.stats_reset is None or statements_reset > report.stats_reset):
+            report.notes.append(f"pg_stat_statements was reset at {statements_reset.isoformat()}")
+
+        items: list[tuple[StatementStat, StatementAnalysis]] = []
+        all_items: list[tuple[StatementStat, StatementAnalysis | None]] = []
+        for stat in current:
+            analysis = self._analyze(stat.query, cat)
+            if not analysis.ok:
+                report.skipped.append(Skipped(stat.queryid, stat.query[:1000], analysis.error or "", stat.calls))
+                continue
+            if self._is_system(analysis, cat):
+                continue
+            items.append((stat, analysis))
+        report.statements_analyzed = len(items)
+        by_id = {st.queryid: a for st, a in items}
+
+        workload = Workload(items)
+        candidates = build_candidates(workload, cat, s)
+        unplannable: dict[int, str] = {}
+        stats = VerificationStats()
+        if candidates and s.use_hypopg and cat.hypopg_version:
+            budget = Budget(s.verification_max_explains, s.verification_max_seconds)
+            whatif = WhatIf(conn, cat.server_version_num, budget)
+            try:
+                report.findings.extend(select_verified(candidates, workload, cat, whatif, s, unplannable))
+            finally:
+                whatif.reset()
+            stats = VerificationStats(budget.explains, budget.seconds, budget.exhausted(), "hypopg")
+            if budget.exhausted():
+                report.notes.append(
+                    f"verification budget exhausted ({budget.explains} EXPLAINs, {budget.seconds:.1f} s): "
+                    "advice covers the tables verified so far"
+                )
+        elif candidates:
+            reason = "disabled by settings" if not s.use_hypopg else "the hypopg extension is not installed"
+            report.notes.append(f"HypoPG verification unavailable ({reason}): missing_index advice is heuristic")
+            report.findings.extend(select_heuristic(candidates, workload, s))
+            stats = VerificationStats(mode="heuristic")
+        report.verification = stats
+        for stat, _ in items:
+            if stat.queryid in unplannable:
+                report.skipped.append(Skipped(stat.queryid, stat.query[:1000], unplannable[stat.queryid], stat.calls))
+
+        window = "since statistics were reset" if first_run else "since the previous advisor run"
+        windowed = [(st, by_id[st.queryid]) for st in window_stats if st.queryid in by_id]
+        total_calls = sum(st.calls for st, _ in windowed)
+        report.findings.extend(n_plus_one_findings(windowed, cat, s, total_calls))
+        report.findings.extend(slow_findings(list(windowed), cat, s, window))
+        return report

@@ -1,0 +1,235 @@
+"""The catalog facts the advisor needs, read once per run in the advisor's session.
+
+Tables (rows, size, write counts), their columns with ``pg_stats`` (n_distinct,
+null_frac), unique and foreign keys, and every index with its key columns or
+expressions, predicate, access method, operator classes, validity, scans and
+size. Each query is tagged ``dbpulse_advisor`` so the advisor can recognise
+(and ignore) its own statements in ``pg_stat_statements``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from .query_analysis import Key, TableRef, canonical_expression
+
+TAG = "dbpulse_advisor"
+
+TABLES_SQL = f"""
+SELECT /* {TAG} */ c.oid, n.nspname, c.relname, greatest(c.reltuples, 0)::float8,
+       pg_relation_size(c.oid), coalesce(s.n_tup_ins + s.n_tup_upd + s.n_tup_del, 0),
+       coalesce(s.seq_scan, 0), coalesce(s.idx_scan, 0)
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+WHERE c.relkind IN ('r', 'p', 'm')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+"""
+
+COLUMNS_SQL = f"""
+SELECT /* {TAG} */ a.attrelid, a.attname
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'm')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+"""
+
+STATS_SQL = f"""
+SELECT /* {TAG} */ schemaname, tablename, attname, n_distinct, null_frac
+FROM pg_stats WHERE schemaname NOT IN ('pg_catalog', 'information_schema')
+"""
+
+CONSTRAINTS_SQL = f"""
+SELECT /* {TAG} */ co.conrelid, co.contype,
+       array(SELECT a.attname FROM unnest(co.conkey) WITH ORDINALITY k(attnum, ord)
+             JOIN pg_attribute a ON a.attrelid = co.conrelid AND a.attnum = k.attnum
+             ORDER BY k.ord)::text[]
+FROM pg_constraint co
+WHERE co.contype IN ('p', 'u', 'f') AND co.conrelid <> 0
+"""
+
+INDEXES_SQL = f"""
+SELECT /* {TAG} */ i.indexrelid, n.nspname, ic.relname, i.indrelid, am.amname,
+       i.indisunique, i.indisprimary, i.indisvalid, i.indisready, i.indnkeyatts,
+       i.indkey::int2[], i.indclass::oid[], i.indcollation::oid[],
+       array(SELECT pg_get_indexdef(i.indexrelid, k, true)
+             FROM generate_series(1, i.indnatts) k ORDER BY k)::text[],
+       array(SELECT coalesce(a.attname::text, '') FROM unnest(i.indkey::int2[]) WITH ORDINALITY u(attnum, ord)
+             LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = u.attnum
+             ORDER BY u.ord)::text[],
+       pg_get_expr(i.indpred, i.indrelid, true),
+       EXISTS (SELECT 1 FROM pg_constraint co WHERE co.conindid = i.indexrelid
+               AND co.contype IN ('p', 'u', 'x')),
+       coalesce(s.idx_scan, 0), pg_relation_size(i.indexrelid)
+FROM pg_index i
+JOIN pg_class ic ON ic.oid = i.indexrelid
+JOIN pg_namespace n ON n.oid = ic.relnamespace
+JOIN pg_am am ON am.oid = ic.relam
+LEFT JOIN pg_stat_user_indexes s ON s.indexrelid = i.indexrelid
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+"""
+
+BUILDING_SQL = f"SELECT /* {TAG} */ index_relid FROM pg_stat_progress_create_index"
+STATS_RESET_SQL = (
+    f"SELECT /* {TAG} */ stats_reset, now() FROM pg_stat_database WHERE datname = current_database()"
+)
+HYPOPG_SQL = f"SELECT /* {TAG} */ extversion FROM pg_extension WHERE extname = 'hypopg'"
+
+
+@dataclass
+class Column:
+    name: str
+    n_distinct: float | None = None  # pg_stats convention: negative = fraction of rows
+    null_frac: float | None = None
+
+
+@dataclass
+class Table:
+    oid: int
+    schema: str
+    name: str
+    rows: float
+    size_bytes: int
+    writes: int
+    seq_scan: int
+    idx_scan: int
+    columns: dict[str, Column] = field(default_factory=dict)
+    unique_keys: list[tuple[str, ...]] = field(default_factory=list)  # primary key and unique
+    foreign_keys: list[tuple[str, ...]] = field(default_factory=list)
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    def distinct_values(self, column: str) -> float | None:
+        col = self.columns.get(column)
+        if col is None or col.n_distinct is None:
+            return None
+        return col.n_distinct if col.n_distinct >= 0 else -col.n_distinct * self.rows
+
+
+@dataclass
+class Index:
+    oid: int
+    schema: str
+    name: str
+    table_oid: int
+    method: str
+    is_unique: bool
+    is_primary: bool
+    is_valid: bool
+    is_ready: bool
+    n_key: int
+    keys: tuple[Key, ...]  # key columns only; expression text as printed by the server
+    include: tuple[str, ...]
+    opclasses: tuple[int, ...]
+    collations: tuple[int, ...]
+    predicate: str | None
+    constraint_backed: bool
+    scans: int
+    size_bytes: int
+    building: bool = False
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def protected(self) -> bool:
+        """Never advise dropping: it enforces something."""
+        return self.is_primary or self.is_unique or self.constraint_backed
+
+    def key_signature(self) -> tuple[str, ...]:
+        return tuple(key_signature(k) for k in self.keys)
+
+
+def key_signature(key: Key) -> str:
+    return "e:" + canonical_expression(key.text) if key.is_expression else "c:" + key.text
+
+
+@dataclass
+class Catalog:
+    tables: dict[int, Table] = field(default_factory=dict)
+    indexes: list[Index] = field(default_factory=list)
+    stats_reset: datetime | None = None
+    now: datetime | None = None
+    server_version_num: int = 0
+    hypopg_version: str | None = None
+    notes: list[str] = field(default_factory=list)
+    _by_name: dict[tuple[str, str], Table] = field(default_factory=dict)
+    search_path: tuple[str, ...] = ("public",)
+
+    def table(self, ref: TableRef) -> Table | None:
+        schemas = (ref.schema,) if ref.schema else self.search_path
+        for schema in schemas:
+            found = self._by_name.get((schema, ref.name))
+            if found is not None:
+                return found
+        return None
+
+    def columns_of(self, ref: TableRef) -> frozenset[str] | None:
+        table = self.table(ref)
+        return frozenset(table.columns) if table else None
+
+    def indexes_of(self, table: Table) -> list[Index]:
+        return [i for i in self.indexes if i.table_oid == table.oid]
+
+
+def _rows(conn: psycopg.Connection[Any], sql: str) -> list[tuple[Any, ...]]:
+    return conn.execute(sql).fetchall()  # type: ignore[arg-type]
+
+
+def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
+    """Read tables, columns, constraints, indexes; degrade (with a note) where refused."""
+    cat = Catalog()
+    cat.server_version_num = int(_rows(conn, f"SELECT /* {TAG} */ current_setting('server_version_num')")[0][0])
+    path = _rows(conn, f"SELECT /* {TAG} */ current_schemas(false)")[0][0]
+    cat.search_path = tuple(path) or ("public",)
+    for oid, schema, name, rows, size, writes, seq, idx in _rows(conn, TABLES_SQL):
+        table = Table(oid, schema, name, float(rows), int(size), int(writes), int(seq), int(idx))
+        cat.tables[oid] = table
+        cat._by_name[(schema, name)] = table
+    for relid, attname in _rows(conn, COLUMNS_SQL):
+        if relid in cat.tables:
+            cat.tables[relid].columns[attname] = Column(attname)
+    try:
+        for schema, tablename, attname, n_distinct, null_frac in _rows(conn, STATS_SQL):
+            table = cat._by_name.get((schema, tablename))
+            if table is not None and attname in table.columns:
+                table.columns[attname].n_distinct = float(n_distinct)
+                table.columns[attname].null_frac = float(null_frac)
+    except psycopg.Error as exc:
+        cat.notes.append(f"pg_stats not readable ({exc.sqlstate}): low-selectivity checks disabled")
+    for relid, contype, cols in _rows(conn, CONSTRAINTS_SQL):
+        table = cat.tables.get(relid)
+        if table is None:
+            continue
+        (table.foreign_keys if contype == "f" else table.unique_keys).append(tuple(cols))
+    building = {row[0] for row in _rows(conn, BUILDING_SQL)}
+    for row in _rows(conn, INDEXES_SQL):
+        (oid, schema, name, relid, method, unique, primary, valid, ready, n_key,
+         indkey, opclasses, collations, defs, attnames, predicate, backed, scans, size) = row
+        keys = tuple(
+            Key(attnames[k]) if indkey[k] != 0 else Key(defs[k], True) for k in range(n_key)
+        )
+        index = Index(
+            oid, schema, name, relid, method, unique, primary, valid, ready, n_key, keys,
+            tuple(defs[n_key:]), tuple(opclasses[:n_key]), tuple(collations[:n_key]), predicate,
+            backed, int(scans), int(size), building=oid in building,
+        )
+        cat.indexes.append(index)
+        table = cat.tables.get(relid)
+        if table is not None and unique and valid and predicate is None and all(
+            not k.is_expression for k in keys
+        ):
+            cols = tuple(k.text for k in keys)
+            if cols not in table.unique_keys:
+                table.unique_keys.append(cols)
+    cat.stats_reset, cat.now = _rows(conn, STATS_RESET_SQL)[0]
+    found = _rows(conn, HYPOPG_SQL)
+    cat.hypopg_version = str(found[0][0]) if found else None
+    return cat

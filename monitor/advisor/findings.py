@@ -1,0 +1,137 @@
+"""The advisor's output contract: findings, skipped statements and the report.
+
+JSON shape (others build on it)::
+
+    {"target", "generated_at", "stats_reset", "findings": [...], "skipped": [...],
+     "summary": {...}, "notes": [...]}
+
+A finding always has ``kind``, ``table`` and ``evidence``; the other keys are
+present only where they apply (never ``null``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+KINDS = (
+    "missing_index",
+    "n_plus_one",
+    "slow_statement",
+    "invalid_index",
+    "duplicate_index",
+    "redundant_index",
+    "unused_index",
+    "low_selectivity_index",
+)
+
+_OPTIONAL = (
+    "index", "columns", "ddl", "queryids", "verified", "cost_before", "cost_after",
+    "index_size_bytes", "duplicate_of", "covered_by", "calls", "rows_per_call",
+    "mean_exec_seconds", "share_of_calls", "scans", "query",
+)
+
+
+@dataclass
+class Finding:
+    kind: str
+    table: str
+    evidence: str
+    index: str | None = None
+    columns: list[str] | None = None
+    ddl: str | None = None
+    queryids: list[int] | None = None
+    verified: str | None = None  # "hypopg" | "heuristic"
+    cost_before: float | None = None
+    cost_after: float | None = None
+    index_size_bytes: int | None = None
+    duplicate_of: str | None = None
+    covered_by: str | None = None
+    calls: int | None = None
+    rows_per_call: float | None = None
+    mean_exec_seconds: float | None = None
+    share_of_calls: float | None = None
+    scans: int | None = None
+    query: str | None = None  # normalized text (untrusted), for n_plus_one and slow_statement
+    benefit: float = 0.0  # ordering key for people; not part of the JSON contract
+
+    def to_json_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "table": self.table, "evidence": self.evidence}
+        for name in _OPTIONAL:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = round(value, 6) if isinstance(value, float) else value
+        return out
+
+
+@dataclass
+class Skipped:
+    """A statement the advisor could not parse or plan; counted, listed, never fatal."""
+
+    queryid: int | None
+    query: str
+    reason: str
+    calls: int = 0
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {"queryid": self.queryid, "query": self.query, "reason": self.reason, "calls": self.calls}
+
+
+@dataclass
+class VerificationStats:
+    explains: int = 0
+    seconds: float = 0.0
+    budget_exhausted: bool = False
+    mode: str = "hypopg"  # or "heuristic"
+
+
+@dataclass
+class AdviceReport:
+    target: str
+    generated_at: datetime
+    stats_reset: datetime | None
+    findings: list[Finding] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # degraded parts, in one line each
+    statements_analyzed: int = 0
+    verification: VerificationStats = field(default_factory=VerificationStats)
+    duration_seconds: float = 0.0
+
+    def counts_by_kind(self) -> dict[str, int]:
+        """Findings per kind, every kind present (zero included) for stable metric series."""
+        counts = Counter(f.kind for f in self.findings)
+        return {kind: counts.get(kind, 0) for kind in KINDS}
+
+    @property
+    def skipped_count(self) -> int:
+        return len(self.skipped)
+
+    def ordered_findings(self) -> list[Finding]:
+        """By benefit, then kind order, then table and index names (stable output)."""
+        rank = {k: i for i, k in enumerate(KINDS)}
+        return sorted(
+            self.findings,
+            key=lambda f: (-f.benefit, rank.get(f.kind, 99), f.table, f.index or "", f.columns or []),
+        )
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "generated_at": self.generated_at.isoformat(),
+            "stats_reset": self.stats_reset.isoformat() if self.stats_reset else None,
+            "findings": [f.to_json_dict() for f in self.ordered_findings()],
+            "skipped": [s.to_json_dict() for s in self.skipped],
+            "summary": {
+                "counts_by_kind": self.counts_by_kind(),
+                "statements_analyzed": self.statements_analyzed,
+                "statements_skipped": self.skipped_count,
+                "explains": self.verification.explains,
+                "verification_seconds": round(self.verification.seconds, 3),
+                "verification_mode": self.verification.mode,
+                "budget_exhausted": self.verification.budget_exhausted,
+                "duration_seconds": round(self.duration_seconds, 3),
+            },
+            "notes": list(self.notes),
+        }

@@ -1,0 +1,101 @@
+"""Generic-plan costs with and without HypoPG hypothetical indexes, under a budget.
+
+All of it happens in the advisor's own read-only session: ``hypopg_create_index``
+only adds the index to this backend's memory (it writes nothing, so
+``default_transaction_read_only`` does not block it), ``EXPLAIN`` without
+ANALYZE plans but never executes (also for UPDATE/DELETE), and ``PREPARE`` /
+``SET`` are session-local. Nothing reaches the monitored database.
+
+Normalized texts carry ``$n`` parameters without values, so we ask for the
+generic plan: PostgreSQL 16+ has ``EXPLAIN (GENERIC_PLAN)``; 13-15 need
+``PREPARE`` + ``SET plan_cache_mode = force_generic_plan`` + ``EXPLAIN EXECUTE``
+with NULL arguments (NULLs are never looked at: the generic plan does not
+depend on the values). A prepared statement caches its generic plan and
+HypoPG does not invalidate it, so every measurement prepares afresh and
+deallocates afterwards.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from .catalog import TAG
+
+_names = itertools.count(1)
+
+
+@dataclass
+class Budget:
+    max_explains: int
+    max_seconds: float
+    explains: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
+
+    def exhausted(self) -> bool:
+        return self.explains >= self.max_explains or self.seconds >= self.max_seconds
+
+
+class PlanError(Exception):
+    """The statement cannot be planned (normalization artefact, unknown type, ...)."""
+
+
+class WhatIf:
+    def __init__(self, conn: psycopg.Connection[Any], server_version_num: int, budget: Budget) -> None:
+        self.conn = conn
+        self.generic_explain = server_version_num >= 160000
+        self.budget = budget
+        self.hypothetical: list[int] = []
+        if not self.generic_explain:
+            conn.execute(f"SET /* {TAG} */ plan_cache_mode = force_generic_plan")
+
+    def cost(self, query: str, n_params: int) -> float:
+        """Total cost of the generic plan of ``query``; raises PlanError, counts one EXPLAIN."""
+        self.budget.explains += 1
+        try:
+            if self.generic_explain:
+                row = self.conn.execute(  # type: ignore[call-overload]
+                    f"EXPLAIN (GENERIC_PLAN, FORMAT JSON) /* {TAG} */ {query}"
+                ).fetchone()
+            else:
+                name = f"{TAG}_{next(_names)}"
+                self.conn.execute(f"PREPARE {name} AS {query}")  # type: ignore[call-overload]
+                try:
+                    args = "(" + ", ".join(["NULL"] * n_params) + ")" if n_params else ""
+                    row = self.conn.execute(  # type: ignore[call-overload]
+                        f"EXPLAIN (FORMAT JSON) EXECUTE {name}{args}"
+                    ).fetchone()
+                finally:
+                    self.conn.execute(f"DEALLOCATE {name}")  # type: ignore[call-overload]
+        except psycopg.Error as exc:
+            if isinstance(exc, psycopg.errors.QueryCanceled):
+                raise
+            raise PlanError((str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]) from exc
+        assert row is not None
+        return float(row[0][0]["Plan"]["Total Cost"])
+
+    def create(self, create_index_sql: str) -> tuple[int, int]:
+        """(oid, estimated size in bytes) of a new hypothetical index."""
+        row = self.conn.execute(
+            f"SELECT /* {TAG} */ indexrelid, hypopg_relation_size(indexrelid) FROM hypopg_create_index(%s)",
+            (create_index_sql,),
+        ).fetchone()
+        assert row is not None
+        self.hypothetical.append(int(row[0]))
+        return int(row[0]), int(row[1])
+
+    def drop(self, oid: int) -> None:
+        self.conn.execute(f"SELECT /* {TAG} */ hypopg_drop_index(%s)", (oid,))
+        self.hypothetical.remove(oid)
+
+    def reset(self) -> None:
+        self.conn.execute(f"SELECT /* {TAG} */ hypopg_reset()")
+        self.hypothetical.clear()

@@ -101,9 +101,9 @@ class PostgresPoller(Poller):
         try:
             cur = await conn.execute(sql.encode(), params)
             return await cur.fetchall()
-        except psycopg.OperationalError:
-            raise
         except psycopg.Error as exc:
+            if conn.broken or conn.closed:
+                raise
             self._query_errors[name] = self._query_errors.get(name, 0) + 1
             log.warning("%s: statistics query %s failed: %s", self.target, name,
                         redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__))
@@ -177,9 +177,9 @@ class PostgresPoller(Poller):
                 problem = "not_preloaded"
             except psycopg.errors.InsufficientPrivilege:
                 problem = "no_privilege"
-            except psycopg.OperationalError:
-                raise
             except psycopg.Error as exc:
+                if conn.broken or conn.closed:
+                    raise
                 self._query_errors["statements"] = self._query_errors.get("statements", 0) + 1
                 log.warning("%s: pg_stat_statements query failed: %s", self.target, redact(str(exc)))
                 return None, False

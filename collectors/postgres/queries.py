@@ -63,22 +63,36 @@ WHERE d.datname IS NOT NULL AND db.datallowconn
 """,
 }
 
+# Sizing a relation takes an ACCESS SHARE lock. To never queue behind the
+# application's ACCESS EXCLUSIVE locks (ALTER TABLE, REINDEX, ...), a locked
+# relation is sized from pg_class.relpages (as of its last VACUUM/ANALYZE);
+# a lock taken between the check and the call is cut by lock_timeout.
+_EXCLUSIVE = """EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'relation' AND l.database = (
+    SELECT oid FROM pg_database WHERE datname = current_database())
+    AND l.relation IN ({rels}) AND l.mode = 'AccessExclusiveLock')"""
+
 TABLES = {
     MIN_SUPPORTED: """
 SELECT schemaname, relname, seq_scan, coalesce(idx_scan, 0) AS idx_scan, n_live_tup, n_dead_tup,
-       pg_total_relation_size(relid) AS size_bytes,
+       CASE WHEN """ + _EXCLUSIVE.format(rels="s.relid") + """
+            THEN (SELECT relpages::bigint * current_setting('block_size')::int FROM pg_class WHERE oid = s.relid)
+            ELSE pg_total_relation_size(s.relid) END AS size_bytes,
        extract(epoch FROM last_vacuum)::float8 AS last_vacuum,
        extract(epoch FROM last_autovacuum)::float8 AS last_autovacuum,
        extract(epoch FROM last_analyze)::float8 AS last_analyze,
        extract(epoch FROM last_autoanalyze)::float8 AS last_autoanalyze
-FROM pg_stat_user_tables
+FROM pg_stat_user_tables s
 """,
 }
 
 INDEXES = {
     MIN_SUPPORTED: """
-SELECT schemaname, relname, indexrelname, idx_scan, pg_relation_size(indexrelid) AS size_bytes
-FROM pg_stat_user_indexes
+SELECT schemaname, relname, indexrelname, idx_scan,
+       CASE WHEN """ + _EXCLUSIVE.format(rels="s.relid, s.indexrelid") + """
+            THEN (SELECT relpages::bigint * current_setting('block_size')::int FROM pg_class
+                  WHERE oid = s.indexrelid)
+            ELSE pg_relation_size(s.indexrelid) END AS size_bytes
+FROM pg_stat_user_indexes s
 """,
 }
 

@@ -1,0 +1,25 @@
+# dbpulse: the two commands a new machine needs are `make run` and `make test`;
+# both install what they need first (scripts/setup.sh).
+PG_DSN ?= postgresql://postgres@127.0.0.1:5432/postgres
+LISTEN ?= 127.0.0.1:9630
+PYTEST_ARGS ?=
+
+.PHONY: setup run test lint unit bench clean
+
+setup:
+	bash scripts/setup.sh
+
+## run the service against the PostgreSQL on localhost (override PG_DSN=...)
+run: setup
+	.venv/bin/dbpulse run --postgres "$(PG_DSN)" --listen "$(LISTEN)"
+
+## lint, type-check and run the whole test suite against throwaway servers
+test: setup lint
+	.venv/bin/python -m pytest -q $(PYTEST_ARGS)
+
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/mypy
+
+clean:
+	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .hypothesis

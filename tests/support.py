@@ -1,0 +1,107 @@
+"""Helpers shared by integration and end-to-end tests: run dbpulse as a real process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.localservers import free_port
+
+
+class DbpulseProcess:
+    """``dbpulse run`` in a subprocess on a free port; stderr kept for assertions."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None, log_dir: Path | None = None) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.args = [sys.executable, "-m", "monitor.cli", "run", "--listen", f"127.0.0.1:{self.port}", *args]
+        self.env = {**os.environ, **(env or {})}
+        self.log_path = (log_dir or Path(os.environ.get("TMPDIR", "/tmp"))) / f"dbpulse-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, wait_ready: bool = True, timeout: float = 20) -> DbpulseProcess:
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT, env=self.env)
+        deadline = time.monotonic() + timeout
+        path = "/readyz" if wait_ready else "/healthz"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"dbpulse exited with {self.proc.returncode}:\n{self.log}")
+            try:
+                status, _ = self.get(path)
+                if status == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"dbpulse not {path} within {timeout} s:\n{self.log}")
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        request = urllib.request.Request(self.base + path, headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def metrics(self) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+        """name -> {sorted label pairs: value}, sample names as exposed (``_total`` kept)."""
+        status, body = self.get("/metrics")
+        assert status == 200, body
+        out: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+        for family in text_string_to_metric_families(body.decode()):
+            for sample in family.samples:
+                out.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+        return out
+
+    def value(self, name: str, **labels: str) -> float | None:
+        for key, value in self.metrics().get(name, {}).items():
+            if all(dict(key).get(k) == v for k, v in labels.items()):
+                return value
+        return None
+
+    def wait_for(self, name: str, expected: float, timeout: float = 15, **labels: str) -> float:
+        deadline = time.monotonic() + timeout
+        value = None
+        while time.monotonic() < deadline:
+            value = self.value(name, **labels)
+            if value == expected:
+                return value
+            time.sleep(0.2)
+        raise AssertionError(f"{name}{labels} stayed {value}, expected {expected}\n{self.log}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> float:
+        """Send ``sig`` and return how long the process took to exit."""
+        assert self.proc is not None
+        started = time.monotonic()
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise
+        self._log.close()
+        return time.monotonic() - started
+
+    def __enter__(self) -> DbpulseProcess:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.stop()

@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import main
+from monitor.config import (
+    ConfigError,
+    derive_target_name,
+    load,
+    resolve_password,
+    target_from_flag,
+    validate,
+)
+
+
+def problems(data: dict[str, object]) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        validate(data, "dbpulse.yaml")
+    return [str(p) for p in info.value.problems]
+
+
+def test_defaults_are_valid() -> None:
+    config = validate({}, "x")
+    assert config.listen == "0.0.0.0:9630"
+    assert config.postgres.interval == 15
+    assert config.postgres.effective_timeout == 12
+
+
+def test_every_error_is_reported_at_once_with_its_path() -> None:
+    found = problems({
+        "listen": "nowhere",
+        "postgres": {
+            "interval": 5,
+            "timeout": 9,
+            "targets": [{"dsn": "host=a dbname=b", "bogus": 1}, {"name": "bad name!", "dsn": "x"}],
+        },
+        "colour": "blue",
+    })
+    assert found == [
+        "listen: must be HOST:PORT, e.g. 0.0.0.0:9630",
+        "postgres.timeout: must be shorter than interval (5.0 s)",
+        "postgres.targets[0].bogus: unknown key",
+        "postgres.targets[1].name: must be 1-63 characters of letters, digits and _ . : / -",
+        "postgres.targets[1].dsn: is not a valid PostgreSQL connection string or URI",
+        "colour: unknown key",
+    ]
+
+
+def test_bad_dsn_error_never_echoes_the_password() -> None:
+    found = problems({"postgres": {"targets": [{"dsn": "host=a password=s3cr3t port=notaport x"}]}})
+    assert len(found) == 1
+    assert found[0].startswith("postgres.targets[0].dsn:")
+    assert "s3cr3t" not in found[0]
+
+
+def test_duplicate_target_names_rejected() -> None:
+    found = problems({"postgres": {"targets": [
+        {"dsn": "postgresql://a@h/db"}, {"dsn": "postgresql://b@h/db"}]}})
+    assert found == ["postgres target names must be unique; repeated: h:5432/db"]
+
+
+@pytest.mark.parametrize(("dsn", "name"), [
+    ("postgresql://app:s3cr3t@db.internal:6432/shop", "db.internal:6432/shop"),
+    ("host=/var/run/postgresql dbname=app password=s3cr3t", "localhost:5432/app"),
+    ("postgresql:///orders", "localhost:5432/orders"),
+])
+def test_derived_target_name_is_safe(dsn: str, name: str) -> None:
+    assert derive_target_name(dsn) == name
+    assert "s3cr3t" not in derive_target_name(dsn)
+
+
+def test_named_flag() -> None:
+    assert target_from_flag("shop=postgresql://u@h/db") == {"name": "shop", "dsn": "postgresql://u@h/db"}
+    assert target_from_flag("host=h dbname=db") == {"dsn": "host=h dbname=db"}
+
+
+def test_layers_file_then_env_then_flags(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("listen: 127.0.0.1:1000\npostgres:\n  interval: 30\n  targets:\n    - dsn: postgresql:///a\n")
+    config = load(path, {}, {"DBPULSE_LISTEN": "127.0.0.1:2000"})
+    assert config.listen == "127.0.0.1:2000"
+    assert [t.target for t in config.postgres.targets] == ["localhost:5432/a"]
+    config = load(path, {"listen": "127.0.0.1:3000", "postgres": {"targets": [{"dsn": "postgresql:///b"}]}},
+                  {"DBPULSE_LISTEN": "127.0.0.1:2000"})
+    assert config.listen == "127.0.0.1:3000"
+    assert config.postgres.interval == 30  # the file's value survives a flag that does not set it
+    assert [t.target for t in config.postgres.targets] == ["localhost:5432/b"]
+
+
+def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("postgres:\n  targets: [\n")
+    with pytest.raises(ConfigError) as info:
+        load(path, {}, {})
+    assert str(path) in str(info.value)
+    assert "line" in str(info.value.problems[0])
+
+
+def test_password_from_env_and_file(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("fromfile\n")
+    config = validate({"postgres": {"targets": [
+        {"name": "a", "dsn": "postgresql://u@h/db", "password_env": "PGPW"},
+        {"name": "b", "dsn": "postgresql://u@h/db", "password_file": str(secret)},
+        {"name": "c", "dsn": "postgresql://u@h/db", "password_env": "MISSING"},
+    ]}}, "x")
+    a, b, c = config.postgres.targets
+    assert resolve_password(a, {"PGPW": "fromenv"}) == "fromenv"
+    assert resolve_password(b, {}) == "fromfile"
+    with pytest.raises(ConfigError, match="MISSING is not set"):
+        resolve_password(c, {})
+
+
+def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text("postgres:\n  targets:\n    - name: shop\n      dsn: postgresql://u@h/db\n")
+    assert main(["check-config", str(good)]) == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("postgres:\n  intervall: 5\n  targets:\n    - dsn: postgresql://u@h/db\n      nme: x\n")
+    assert main(["check-config", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert str(bad) in err
+    assert "postgres.intervall: unknown key" in err
+    assert "postgres.targets[0].nme: unknown key" in err
+
+
+def test_check_config_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", str(tmp_path / "nope.yaml")]) == 1
+    assert "cannot read file" in capsys.readouterr().err

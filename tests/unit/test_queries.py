@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import pglast
+import pytest
+
+from collectors.postgres import queries
+
+BANDS = {name: value for name, value in vars(queries).items() if name.isupper() and isinstance(value, dict)}
+
+
+@pytest.mark.parametrize("name", sorted(BANDS))
+def test_every_band_parses(name: str) -> None:
+    for sql in BANDS[name].values():
+        if sql is not None:
+            pglast.parse_sql(sql.replace("%(text_length)s", "80"))
+
+
+def test_pick_newest_band_at_or_below_version() -> None:
+    bands = {130000: "a", 140000: "b", 170000: "c"}
+    assert queries.pick(bands, 130012) == "a"
+    assert queries.pick(bands, 150004) == "b"
+    assert queries.pick(bands, 170000) == "c"
+    assert queries.pick(queries.STATEMENTS_RESET, 130000) is None
+    assert queries.pick(queries.STATEMENTS_RESET, 160000) is not None
+
+
+def test_older_servers_are_refused_clearly() -> None:
+    with pytest.raises(ValueError, match="older than the supported 13"):
+        queries.pick(queries.SERVER, 120000)

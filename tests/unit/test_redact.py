@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import pytest
+
+from monitor.redact import redact, register_secret
+
+
+@pytest.mark.parametrize("text", [
+    "postgresql://app:Canary-7731@db:5432/x failed",
+    "redis://:Canary-7731@cache:6379/0",
+    "rediss://user:Canary-7731@cache/0",
+    "host=db password=Canary-7731 dbname=x",
+    "host=db password='Canary-7731' dbname=x",
+])
+def test_password_forms_are_masked(text: str) -> None:
+    assert "Canary-7731" not in redact(text)
+
+
+def test_registered_secrets_are_masked_anywhere() -> None:
+    register_secret("from-a-file-9931")
+    assert redact("auth failed with from-a-file-9931 for user x") == "auth failed with *** for user x"
+
+
+def test_text_without_secrets_is_unchanged() -> None:
+    assert redact("connection to 127.0.0.1:5432 refused") == "connection to 127.0.0.1:5432 refused"

@@ -1,0 +1,112 @@
+"""Scheduler behaviour with in-process pollers: cadence, timeouts, isolation, probes.
+
+These pollers stand in for sources only to produce timings a real server
+cannot be made to produce on demand (a poll that hangs forever, one that
+raises); the real collectors are covered by the integration tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from monitor.poller import Poller
+from monitor.samples import Sample, SampleList
+from monitor.scheduler import Scheduler
+
+
+class Snap:
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def samples(self) -> list[Sample]:
+        out = SampleList(target=self.target)
+        out.add("dbpulse_pg_up", 1)
+        return out.samples
+
+
+class ScriptedPoller(Poller):
+    source = "postgres"
+
+    def __init__(self, target: str, interval: float, timeout: float, behaviour: str = "ok",
+                 delay: float = 0.0) -> None:
+        self.target, self.interval, self.timeout = target, interval, timeout
+        self.behaviour, self.delay = behaviour, delay
+        self.started: list[float] = []
+        self.closed = False
+
+    async def poll(self) -> Snap:
+        self.started.append(asyncio.get_running_loop().time())
+        if self.behaviour == "hang":
+            await asyncio.Event().wait()
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.behaviour == "fail":
+            raise ConnectionError("password=hunter22 rejected")
+        return Snap(self.target)
+
+    def down_samples(self) -> list[Sample]:
+        out = SampleList(target=self.target)
+        out.add("dbpulse_pg_up", 0)
+        return out.samples
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_hanging_or_failing_source_never_delays_another() -> None:
+    good = ScriptedPoller("good", interval=0.1, timeout=0.05)
+    hang = ScriptedPoller("hang", interval=0.1, timeout=0.05, behaviour="hang")
+    fail = ScriptedPoller("fail", interval=0.1, timeout=0.05, behaviour="fail")
+    scheduler = Scheduler([good, hang, fail])
+    scheduler.start()
+    await asyncio.sleep(0.55)
+    await scheduler.stop()
+    by_target = {s.poller.target: s for s in scheduler.states}
+    # Fixed cadence: ~6 polls in 0.55 s at 0.1 s, whatever the others do.
+    assert 5 <= by_target["good"].polls <= 7
+    gaps = [b - a for a, b in zip(good.started, good.started[1:], strict=False)]
+    assert all(0.08 < g < 0.13 for g in gaps), gaps
+    assert by_target["good"].up and by_target["good"].errors == 0
+    assert not by_target["hang"].up
+    assert by_target["hang"].errors == by_target["hang"].polls >= 4
+    assert by_target["hang"].last_error == "timed out after 0.05 s"
+    assert by_target["fail"].last_error is not None
+    assert "hunter22" not in by_target["fail"].last_error
+    assert by_target["fail"].samples == [Sample("dbpulse_pg_up", ("fail",), 0.0)]
+    assert all(p.closed for p in (good, hang, fail))
+
+
+async def test_overruns_are_counted_and_ticks_skipped() -> None:
+    slow = ScriptedPoller("slow", interval=0.1, timeout=1.0, delay=0.25)
+    scheduler = Scheduler([slow])
+    scheduler.start()
+    await asyncio.sleep(0.9)
+    await scheduler.stop()
+    state = scheduler.states[0]
+    assert state.overruns >= 4  # each 0.25 s poll skips two 0.1 s ticks
+    assert 2 <= state.polls <= 4
+    meta = {s.name: s.value for s in state.meta_samples()}
+    assert meta["dbpulse_source_poll_overruns_total"] == state.overruns
+
+
+async def test_ready_after_first_poll_even_when_it_failed() -> None:
+    fail = ScriptedPoller("fail", interval=10, timeout=1, behaviour="fail")
+    scheduler = Scheduler([fail])
+    assert not scheduler.ready()
+    scheduler.start()
+    await asyncio.sleep(0.05)
+    assert scheduler.ready()
+    meta = {s.name: s.value for s in scheduler.states[0].meta_samples()}
+    assert meta["dbpulse_source_up"] == 0
+    assert "dbpulse_source_last_success_timestamp_seconds" not in meta
+    await scheduler.stop()
+
+
+async def test_liveness_reports_a_stalled_loop() -> None:
+    now = [100.0]
+    poller = ScriptedPoller("p", interval=1, timeout=0.5)
+    scheduler = Scheduler([poller], clock=lambda: now[0])
+    await scheduler.poll_once(scheduler.states[0])
+    assert scheduler.stalled() == []
+    now[0] += 2 * 1 + 0.5 + 5 + 0.1
+    assert [s.poller.target for s in scheduler.stalled()] == ["p"]

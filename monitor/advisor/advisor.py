@@ -49,7 +49,7 @@ def describe_dsn(dsn: str) -> str:
     return f"{info.get('user', '')}@{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
 
 
-def _scrub(message: str, dsn: str) -> str:
+def scrub(message: str, dsn: str) -> str:
     try:
         password = conninfo_to_dict(dsn).get("password")
     except Exception:
@@ -74,7 +74,7 @@ class Advisor:
         except Exception as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise AdvisorConnectionError(
-                f"cannot connect to {describe_dsn(self.dsn)}: {_scrub(first, self.dsn)}"
+                f"cannot connect to {describe_dsn(self.dsn)}: {scrub(first, self.dsn)}"
             ) from None
 
     def run(self) -> AdviceReport:
@@ -124,7 +124,6 @@ class Advisor:
             report.notes.append(f"pg_stat_statements was reset at {statements_reset.isoformat()}")
 
         items: list[tuple[StatementStat, StatementAnalysis]] = []
-        all_items: list[tuple[StatementStat, StatementAnalysis | None]] = []
         for stat in current:
             analysis = self._analyze(stat.query, cat)
             if not analysis.ok:

@@ -180,7 +180,7 @@ class Catalog:
 
 
 def _rows(conn: psycopg.Connection[Any], sql: str) -> list[tuple[Any, ...]]:
-    return conn.execute(sql).fetchall()  # type: ignore[arg-type]
+    return conn.execute(sql).fetchall()
 
 
 def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
@@ -198,17 +198,17 @@ def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
             cat.tables[relid].columns[attname] = Column(attname)
     try:
         for schema, tablename, attname, n_distinct, null_frac in _rows(conn, STATS_SQL):
-            table = cat._by_name.get((schema, tablename))
-            if table is not None and attname in table.columns:
-                table.columns[attname].n_distinct = float(n_distinct)
-                table.columns[attname].null_frac = float(null_frac)
+            stats_of = cat._by_name.get((schema, tablename))
+            if stats_of is not None and attname in stats_of.columns:
+                stats_of.columns[attname].n_distinct = float(n_distinct)
+                stats_of.columns[attname].null_frac = float(null_frac)
     except psycopg.Error as exc:
         cat.notes.append(f"pg_stats not readable ({exc.sqlstate}): low-selectivity checks disabled")
     for relid, contype, cols in _rows(conn, CONSTRAINTS_SQL):
-        table = cat.tables.get(relid)
-        if table is None:
+        owner = cat.tables.get(relid)
+        if owner is None:
             continue
-        (table.foreign_keys if contype == "f" else table.unique_keys).append(tuple(cols))
+        (owner.foreign_keys if contype == "f" else owner.unique_keys).append(tuple(cols))
     building = {row[0] for row in _rows(conn, BUILDING_SQL)}
     for row in _rows(conn, INDEXES_SQL):
         (oid, schema, name, relid, method, unique, primary, valid, ready, n_key,
@@ -222,13 +222,13 @@ def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
             backed, int(scans), int(size), building=oid in building,
         )
         cat.indexes.append(index)
-        table = cat.tables.get(relid)
-        if table is not None and unique and valid and predicate is None and all(
+        indexed = cat.tables.get(relid)
+        if indexed is not None and unique and valid and predicate is None and all(
             not k.is_expression for k in keys
         ):
             cols = tuple(k.text for k in keys)
-            if cols not in table.unique_keys:
-                table.unique_keys.append(cols)
+            if cols not in indexed.unique_keys:
+                indexed.unique_keys.append(cols)
     cat.stats_reset, cat.now = _rows(conn, STATS_RESET_SQL)[0]
     found = _rows(conn, HYPOPG_SQL)
     cat.hypopg_version = str(found[0][0]) if found else None

@@ -7,7 +7,9 @@ import sys
 from dataclasses import fields, replace
 from pathlib import Path
 
-from .advisor import Advisor, AdvisorConnectionError, AdvisorSettings, describe_dsn
+import psycopg
+
+from .advisor import Advisor, AdvisorConnectionError, AdvisorSettings, describe_dsn, scrub
 from .report import render_html, render_json, render_markdown
 
 # Threshold flags: (settings field, flag, help). Defaults come from AdvisorSettings.
@@ -46,7 +48,8 @@ def add_advise_parser(subparsers: argparse._SubParsersAction) -> None:  # type: 
                         help="libpq connection string or URI of the database to advise on")
     parser.add_argument("--format", choices=("md", "json", "html"), default="md", help="report format")
     parser.add_argument("--output", metavar="FILE", help="write the report to FILE instead of stdout")
-    parser.add_argument("--target", metavar="NAME", help="name of the target in the report (default: user@host:port/db)")
+    parser.add_argument("--target", metavar="NAME",
+                        help="name of the target in the report (default: user@host:port/db)")
     parser.add_argument("--no-hypopg", action="store_true", help="skip HypoPG verification (heuristic advice)")
     names = {f.name: f.type for f in fields(AdvisorSettings)}
     for name, flag, text in _FLAGS:
@@ -66,6 +69,10 @@ def run_advise_command(args: argparse.Namespace) -> int:
         report = Advisor(args.postgres, target, settings).run()
     except AdvisorConnectionError as exc:
         print(f"dbpulse advise: {exc}", file=sys.stderr)
+        return 2
+    except psycopg.OperationalError as exc:  # the server went away mid-run
+        first = (str(exc).strip().splitlines() or ["connection lost"])[0]
+        print(f"dbpulse advise: lost {target}: {scrub(first, args.postgres)}", file=sys.stderr)
         return 2
     render = {"md": render_markdown, "json": render_json, "html": render_html}[args.format]
     text = render(report)

@@ -71,9 +71,9 @@ def hygiene_findings(cat: Catalog, settings: AdvisorSettings) -> list[Finding]:
     valid = [i for i in cat.indexes if i.is_valid and i.oid not in reported and table_of(i)]
     groups: dict[tuple[object, ...], list[Index]] = {}
     for index in valid:
-        sig = (index.table_oid, index.method, index.key_signature(), index.opclasses,
+        group_key = (index.table_oid, index.method, index.key_signature(), index.opclasses,
                index.collations, index.predicate or "")
-        groups.setdefault(sig, []).append(index)
+        groups.setdefault(group_key, []).append(index)
     for members in groups.values():
         if len(members) < 2:
             continue
@@ -81,7 +81,7 @@ def hygiene_findings(cat: Catalog, settings: AdvisorSettings) -> list[Finding]:
         for other in members[1:]:
             keep, _ = _keep_first(keep, other)
         for index in members:
-            if index is keep or index.protected and keep.protected:
+            if index is keep or (index.protected and keep.protected):
                 continue
             if index.constraint_backed:
                 continue

@@ -134,32 +134,38 @@ def _contains(node: Any, kinds: tuple[type, ...]) -> bool:
     return False
 
 
-class _Unqualify(Visitor):  # type: ignore[misc]
+class _Unqualify(Visitor):
     """Rewrites ``o.email`` to ``email`` so an expression can become an index element."""
 
     def visit_ColumnRef(self, ancestors: Ancestor, node: ast.ColumnRef) -> ast.ColumnRef | None:
-        if len(node.fields) > 1:
-            return ast.ColumnRef(fields=(node.fields[-1],))
+        fields = node.fields or ()
+        if len(fields) > 1:
+            return ast.ColumnRef(fields=(fields[-1],))
         return None
 
 
-class _StripCasts(Visitor):  # type: ignore[misc]
+class _StripCasts(Visitor):
     """Drops type casts: the catalog prints ``lower((email)::text)`` for ``lower(email)``."""
 
     def visit_TypeCast(self, ancestors: Ancestor, node: ast.TypeCast) -> Any:
         return node.arg
 
 
+def _parse_expression(text: str) -> Any:
+    stmt: Any = parse_sql("SELECT " + text)[0].stmt
+    return stmt.targetList[0].val
+
+
 def expression_text(node: ast.Node) -> str:
     """SQL text of an expression with column qualifiers removed."""
-    tree = _Unqualify()(parse_sql("SELECT " + RawStream()(node))[0].stmt.targetList[0].val)
+    tree = _Unqualify()(_parse_expression(RawStream()(node)))
     return str(RawStream()(tree))
 
 
 def canonical_expression(text: str) -> str:
     """Comparable form of an expression from a query or from ``pg_get_indexdef``."""
     try:
-        node = parse_sql("SELECT " + text)[0].stmt.targetList[0].val
+        node = _parse_expression(text)
         node = _StripCasts()(_Unqualify()(node))
         return str(RawStream()(node)).lower()
     except Exception:
@@ -171,7 +177,7 @@ def _is_value(node: Any) -> bool:
     return not any(True for _ in _column_refs(node))
 
 
-class _Analyzer(Visitor):  # type: ignore[misc]
+class _Analyzer(Visitor):
     def __init__(self, columns_of: ColumnsOf | None) -> None:
         self.columns_of = columns_of
         self.scopes: dict[int, _Scope] = {}
@@ -257,9 +263,10 @@ class _Analyzer(Visitor):  # type: ignore[misc]
 
     def _resolve(self, scope: _Scope, ref: ast.ColumnRef) -> tuple[TableUsage, bool] | None:
         """(usage, is_local) for a column reference, walking out to enclosing blocks."""
-        if any(not isinstance(f, ast.String) for f in ref.fields):
+        raw = ref.fields or ()
+        if not raw or any(not isinstance(f, ast.String) for f in raw):
             return None  # a.* and friends
-        fields = tuple(_name(f) for f in ref.fields)
+        fields = tuple(_name(f) for f in raw)
         current: _Scope | None = scope
         local = True
         while current is not None:
@@ -286,14 +293,14 @@ class _Analyzer(Visitor):  # type: ignore[misc]
         if len(owners) != 1:
             return None
         usage, local = resolved[0]  # type: ignore[misc]
-        if isinstance(node, ast.ColumnRef):
+        if isinstance(node, ast.ColumnRef) and node.fields:
             return usage, Key(_name(node.fields[-1])), local
         return usage, Key(expression_text(node), True), local
 
     # -- predicates -----------------------------------------------------------------------
     def _conjuncts(self, node: Any) -> Iterator[Any]:
         if isinstance(node, ast.BoolExpr) and node.boolop == BoolExprType.AND_EXPR:
-            for arg in node.args:
+            for arg in node.args or ():
                 yield from self._conjuncts(arg)
         elif node is not None:
             yield node
@@ -337,9 +344,9 @@ class _Analyzer(Visitor):  # type: ignore[misc]
         elif (kind == A_Expr_Kind.AEXPR_OP_ANY and op == "=") or (kind == A_Expr_Kind.AEXPR_IN and op == "="):
             if left and left[2] and _is_value(node.rexpr):
                 left[0].add(left[0].in_list, left[1])
-        elif kind in (A_Expr_Kind.AEXPR_BETWEEN, A_Expr_Kind.AEXPR_BETWEEN_SYM):
-            if left and left[2] and _is_value(node.rexpr):
-                left[0].add(left[0].ranges, left[1])
+        elif kind in (A_Expr_Kind.AEXPR_BETWEEN, A_Expr_Kind.AEXPR_BETWEEN_SYM) and left and left[2] \
+                and _is_value(node.rexpr):
+            left[0].add(left[0].ranges, left[1])
 
     def _sorting(self, scope: _Scope, node: ast.SelectStmt) -> None:
         limited = node.limitCount is not None
@@ -391,12 +398,13 @@ class _Analyzer(Visitor):  # type: ignore[misc]
         self._block(scope, [*quals, node.whereClause])
 
     def visit_InsertStmt(self, ancestors: Ancestor, node: ast.InsertStmt) -> None:
-        scope = self._new_scope(ancestors, node)
-        ref = TableRef(str(node.relation.schemaname) if node.relation.schemaname else None,
-                       str(node.relation.relname))
+        self._new_scope(ancestors, node)
+        rel = node.relation
+        if rel is None:
+            return
+        ref = TableRef(str(rel.schemaname) if rel.schemaname else None, str(rel.relname))
         if ref not in self.result.relations:
             self.result.relations.append(ref)
-        del scope
 
     def _block(self, scope: _Scope, clauses: list[Any]) -> None:
         for clause in clauses:

@@ -100,7 +100,8 @@ def render_markdown(report: AdviceReport) -> str:
     if report.skipped:
         lines += ["## Skipped statements", ""]
         for sk in report.skipped:
-            lines.append(f"- {_code(str(sk.queryid))} ({sk.calls} calls): {_md_text(sk.reason)}: {_code(sk.query[:200])}")
+            reason, query = _md_text(sk.reason), _code(sk.query[:200])
+            lines.append(f"- {_code(str(sk.queryid))} ({sk.calls} calls): {reason}: {query}")
         lines.append("")
     return "\n".join(lines)
 

@@ -53,14 +53,14 @@ def read_statements(
     exec_time = "total_exec_time" if server_version_num >= 130000 else "total_time"
     toplevel = "AND toplevel" if server_version_num >= 140000 else ""
     sql = STATEMENTS_SQL.format(exec_time=exec_time, toplevel=toplevel)
-    rows = conn.execute(sql, (limit,)).fetchall()  # type: ignore[call-overload]
+    rows = conn.execute(sql, (limit,)).fetchall()
     return [StatementStat(int(q), str(t), int(c), float(e), int(r)) for q, t, c, e, r in rows]
 
 
 def read_statements_reset(conn: psycopg.Connection[Any], server_version_num: int) -> datetime | None:
     if server_version_num < 140000:
         return None
-    row = conn.execute(STATEMENTS_RESET_SQL).fetchone()  # type: ignore[arg-type]
+    row = conn.execute(STATEMENTS_RESET_SQL).fetchone()
     return row[0] if row else None
 
 

@@ -62,19 +62,19 @@ class WhatIf:
         self.budget.explains += 1
         try:
             if self.generic_explain:
-                row = self.conn.execute(  # type: ignore[call-overload]
+                row = self.conn.execute(
                     f"EXPLAIN (GENERIC_PLAN, FORMAT JSON) /* {TAG} */ {query}"
                 ).fetchone()
             else:
                 name = f"{TAG}_{next(_names)}"
-                self.conn.execute(f"PREPARE {name} AS {query}")  # type: ignore[call-overload]
+                self.conn.execute(f"PREPARE {name} AS {query}")
                 try:
                     args = "(" + ", ".join(["NULL"] * n_params) + ")" if n_params else ""
-                    row = self.conn.execute(  # type: ignore[call-overload]
+                    row = self.conn.execute(
                         f"EXPLAIN (FORMAT JSON) EXECUTE {name}{args}"
                     ).fetchone()
                 finally:
-                    self.conn.execute(f"DEALLOCATE {name}")  # type: ignore[call-overload]
+                    self.conn.execute(f"DEALLOCATE {name}")
         except psycopg.Error as exc:
             if isinstance(exc, psycopg.errors.QueryCanceled):
                 raise

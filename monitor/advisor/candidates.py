@@ -140,30 +140,54 @@ def select_verified(
     by_table: dict[int, list[Candidate]] = {}
     for cand in candidates:
         by_table.setdefault(cand.table.oid, []).append(cand)
-    for table_oid, cands in sorted(by_table.items(), key=lambda kv: kv[0]):
+    stmts_of = {oid: workload.on_table(cat.tables[oid], cat) for oid in by_table}
+    # Under a budget, the tables where the workload spends most time go first.
+    order = sorted(by_table, key=lambda oid: (-sum(s.total_exec_ms for s, _ in stmts_of[oid]), oid))
+    for table_oid in order:
+        cands = by_table[table_oid]
         table = cat.tables[table_oid]
-        stmts = [(s, a) for s, a in workload.on_table(table, cat) if s.queryid not in unplannable]
+        stmts = [(s, a) for s, a in stmts_of[table_oid] if s.queryid not in unplannable]
         base: dict[int, float] = {}
-        for stat, analysis in stmts:
-            if whatif.budget.exhausted():
-                return findings
-            try:
-                base[stat.queryid] = whatif.cost(stat.query, analysis.n_params)
-            except PlanError as exc:
-                unplannable[stat.queryid] = f"cannot be planned: {exc}"
-        calls = {s.queryid: s.calls for s, _ in stmts if s.queryid in base}
+        calls = {s.queryid: s.calls for s, _ in stmts}
+        time_of = {s.queryid: s.total_exec_ms / max(s.calls, 1) for s, _ in stmts}
+
+        def relevant(cand: Candidate, table: Table = table,
+                     stmts: list[tuple[StatementStat, StatementAnalysis]] = stmts,
+                     base: dict[int, float] = base) -> list[tuple[StatementStat, StatementAnalysis]]:
+            """Statements a btree led by the candidate's first key can help, with a base cost."""
+            lead = cand.keys[0][0]
+            out = []
+            mentioning = [(s, a) for s, a in stmts if _mentions(a, table, lead, cat)]
+            mentioning.sort(key=lambda sa: (-sa[0].total_exec_ms, sa[0].queryid))
+            for stat, analysis in mentioning[: settings.max_statements_per_candidate]:
+                if stat.queryid in unplannable:
+                    continue
+                if stat.queryid not in base:
+                    if whatif.budget.exhausted():
+                        continue
+                    try:
+                        base[stat.queryid] = whatif.cost(stat.query, analysis.n_params)
+                    except PlanError as exc:
+                        unplannable[stat.queryid] = f"cannot be planned: {exc}"
+                        continue
+                out.append((stat, analysis))
+            return out
+
         kept: list[int] = []
-        remaining = list(cands)
+        # Most promising first (calls x time of the statements that asked for it), a bounded number.
+        prior = {id(c): sum(calls.get(q, 0) * t for q, t in time_of.items() if q in c.queryids) for c in cands}
+        remaining = sorted(cands, key=lambda c: (-prior[id(c)], c.columns))[: settings.max_candidates_per_table]
         while remaining and not whatif.budget.exhausted():
             scored: list[tuple[float, Candidate, dict[int, float], int]] = []
             for cand in remaining:
-                if whatif.budget.exhausted():
-                    break
+                rel = relevant(cand)
+                if whatif.budget.exhausted() or not rel:
+                    continue
                 oid, size = whatif.create(cand.hypothetical_sql())
                 after: dict[int, float] = {}
-                for stat, analysis in stmts:
-                    if stat.queryid not in base or whatif.budget.exhausted():
-                        continue
+                for stat, analysis in rel:
+                    if whatif.budget.exhausted():
+                        break
                     try:
                         after[stat.queryid] = whatif.cost(stat.query, analysis.n_params)
                     except PlanError:
@@ -196,10 +220,22 @@ def select_verified(
             ))
             for q in affected:
                 base[q] = after[q]
-            remaining = [c for c in remaining if c is not best]
+            # Later rounds re-score only the runners-up that helped on their own.
+            remaining = [c for g, c, _, _ in scored[1: 1 + settings.rescored_candidates] if g > 0]
         for oid in kept:
             whatif.drop(oid)
     return findings
+
+
+def _mentions(analysis: StatementAnalysis, table: Table, key: Key, cat: Catalog) -> bool:
+    for usage in analysis.usages:
+        if cat.table(usage.table) is not table:
+            continue
+        keys = [*usage.equality, *usage.in_list, *usage.joins, *usage.ranges, *usage.group_by,
+                *(k for k, _ in usage.order_by)]
+        if key in keys:
+            return True
+    return False
 
 
 def select_heuristic(

@@ -18,6 +18,9 @@ class AdvisorSettings:
     min_improvement_ratio: float = 0.2  # an index must cut its statements' cost by 20 %
     write_penalty_per_row: float = 0.5  # cost units charged per written row per extra index
     size_penalty_per_page: float = 0.01  # cost units charged per 8 kB page of the index
+    max_candidates_per_table: int = 10  # costed with HypoPG, most promising first
+    max_statements_per_candidate: int = 20  # heaviest statements a candidate is costed against
+    rescored_candidates: int = 8  # runners-up costed again on top of each kept index
     verification_max_explains: int = 2000
     verification_max_seconds: float = 30.0
     use_hypopg: bool = True

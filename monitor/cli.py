@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from monitor import __version__, logs
-from monitor.config import DEFAULT_LISTEN, ConfigError, load, read_file, target_from_flag, validate
+from monitor.config import (
+    DEFAULT_LISTEN,
+    ConfigError,
+    load,
+    named_url_from_flag,
+    read_file,
+    target_from_flag,
+    validate,
+)
 
 EPILOG = "Documentation: README.md and docs/ in the dbpulse repository."
 
@@ -21,8 +29,15 @@ def _run_flags(args: argparse.Namespace) -> dict[str, Any]:
         flags.setdefault("log", {})["level"] = args.log_level
     if args.postgres:
         flags.setdefault("postgres", {})["targets"] = [target_from_flag(d) for d in args.postgres]
+    if args.redis:
+        flags.setdefault("redis", {})["targets"] = [named_url_from_flag(u) for u in args.redis]
+    if args.redis_queue:
+        flags.setdefault("redis", {})["queues"] = list(args.redis_queue)
+    if args.health_url:
+        flags.setdefault("health", {})["targets"] = [named_url_from_flag(u) for u in args.health_url]
     if args.interval is not None:
-        flags.setdefault("postgres", {})["interval"] = args.interval
+        for section in ("postgres", "redis", "health"):
+            flags.setdefault(section, {})["interval"] = args.interval
     return flags
 
 
@@ -35,9 +50,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"dbpulse: {exc}", file=sys.stderr)
         return 2
     logs.setup(config.log.level, config.log.format)
-    if not config.postgres.targets:
-        print("dbpulse: nothing to watch: give --postgres DSN or a config file with postgres.targets",
-              file=sys.stderr)
+    if not (config.postgres.targets or config.redis.targets or config.health.targets):
+        print("dbpulse: nothing to watch: give --postgres DSN, --redis URL, --health-url URL or a config "
+              "file with postgres.targets, redis.targets or health.targets", file=sys.stderr)
         return 2
     try:
         return service.run(config)
@@ -52,7 +67,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"dbpulse: {exc}", file=sys.stderr)
         return 1
-    print(f"{args.file}: OK ({len(config.postgres.targets)} PostgreSQL target(s))")
+    print(f"{args.file}: OK ({len(config.postgres.targets)} PostgreSQL target(s), "
+          f"{len(config.redis.targets)} Redis target(s), {len(config.health.targets)} health target(s))")
     return 0
 
 
@@ -76,7 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="PostgreSQL to watch (repeatable); NAME= before a URI sets the target label. "
                      "Prefer PGPASSWORD, ~/.pgpass or password_env/password_file in the config file "
                      "to a password in the DSN")
-    run.add_argument("--interval", type=float, metavar="SECONDS", help="poll interval (default 15)")
+    run.add_argument("--redis", action="append", metavar="[NAME=]URL",
+                     help="Redis to watch (repeatable): redis://, rediss:// or unix://; NAME= sets the target "
+                     "label. Prefer password_env/password_file in the config file to a password in the URL")
+    run.add_argument("--redis-queue", action="append", metavar="KEY",
+                     help="list or stream key whose length to report on every Redis target (repeatable)")
+    run.add_argument("--health-url", action="append", metavar="[NAME=]BASE_URL",
+                     help="application base URL whose /health, /health/live and /health/ready to probe "
+                     "(repeatable; paths, headers and timeouts in the config file)")
+    run.add_argument("--interval", type=float, metavar="SECONDS", help="poll interval of every source (default 15)")
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     run.set_defaults(func=cmd_run)
 

@@ -99,6 +99,183 @@ class PostgresSettings(PollSettings):
     app_pools: list[AppPool] = Field(default_factory=list)
 
 
+# --- Redis and application health (issue 3) -------------------------------
+
+
+def _check_name(value: str | None) -> str | None:
+    if value is not None and not TARGET_NAME.match(value):
+        raise ValueError("must be 1-63 characters of letters, digits and _ . : / -")
+    return value
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.:/-]", "_", name).lstrip("_.:/-")[:63] or "target"
+
+
+class RedisTarget(Strict):
+    name: str | None = Field(None, description="label `target`; derived from host:port/db if absent")
+    url: str = Field(description="redis://[[user]:password@]host[:port][/db], rediss://..., unix://path")
+    username: str | None = Field(None, description="ACL user; overrides the URL's")
+    password_env: str | None = None
+    password_file: Path | None = None
+    queues: list[str] = Field(default_factory=list, description="list or stream keys of this target")
+    interval: float | None = Field(None, gt=0)
+    timeout: float | None = Field(None, gt=0)
+
+    _name = field_validator("name")(_check_name)
+
+    @field_validator("url")
+    @classmethod
+    def _parseable(cls, value: str) -> str:
+        from redis.asyncio.connection import parse_url
+
+        try:
+            parse_url(value)
+        except Exception:
+            # Never echo the URL: it may hold a password.
+            raise ValueError("is not a valid redis://, rediss:// or unix:// URL") from None
+        return value
+
+    @property
+    def target(self) -> str:
+        return self.name or derive_redis_name(self.url)
+
+
+class RedisSettings(PollSettings):
+    targets: list[RedisTarget] = Field(default_factory=list)
+    queues: list[str] = Field(default_factory=list, description="list or stream keys read on every target")
+    sampling: bool = Field(True, description="sample keys with SCAN/PTTL for per-prefix TTL discipline")
+    sample_budget_ms: float = Field(50.0, gt=0, le=5000, description="wall time per poll for sampling")
+    sample_max_keys: int = Field(10_000, ge=1, le=1_000_000)
+    scan_count: int = Field(200, ge=1, le=10_000, description="COUNT hint of each SCAN call")
+    prefixes: list[str] = Field(default_factory=list, description="glob patterns, first match wins")
+    prefix_depth: int = Field(2, ge=0, le=8, description="segments before ':' of automatic prefixes; 0: off")
+    prefix_separator: str = Field(":", min_length=1, max_length=4)
+    top_prefixes: int = Field(20, ge=1, le=1000)
+
+
+class HealthEndpoint(Strict):
+    path: str
+    timeout: float | None = Field(None, gt=0, description="seconds; default health.endpoint_timeout")
+    json_body: bool = Field(True, alias="json", description="a body that is not JSON is a parse error")
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/") or len(value) > 200:
+            raise ValueError("must start with / (at most 200 characters)")
+        return value
+
+
+def _endpoints(value: Any) -> Any:
+    """Endpoints may be written as bare paths."""
+    if isinstance(value, list):
+        return [{"path": v} if isinstance(v, str) else v for v in value]
+    return value
+
+
+class HealthTarget(Strict):
+    name: str | None = Field(None, description="label `target`; derived from the URL's host:port if absent")
+    url: str = Field(description="the application's base URL, e.g. http://app:8000")
+    endpoints: list[HealthEndpoint] | None = None
+    headers: dict[str, str] = Field(default_factory=dict, description="sent with every probe")
+    headers_env: dict[str, str] = Field(default_factory=dict, description="header name -> env variable")
+    interval: float | None = Field(None, gt=0)
+    timeout: float | None = Field(None, gt=0)
+
+    _name = field_validator("name")(_check_name)
+    _endpoints = field_validator("endpoints", mode="before")(_endpoints)
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(value)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError("must be an http:// or https:// base URL")
+        return value
+
+    @property
+    def target(self) -> str:
+        return self.name or derive_health_name(self.url)
+
+
+class HealthSettings(PollSettings):
+    targets: list[HealthTarget] = Field(default_factory=list)
+    endpoints: list[HealthEndpoint] = Field(
+        default_factory=lambda: [HealthEndpoint(path=p) for p in ("/health", "/health/live", "/health/ready")])
+    endpoint_timeout: float = Field(5.0, gt=0, description="seconds; capped below the poll timeout")
+    max_body_bytes: int = Field(65536, ge=256, le=16 * 1024 * 1024)
+    max_components: int = Field(20, ge=1, le=500)
+    pool_paths: list[str] = Field(
+        default_factory=lambda: ["pool", "components.database.pool", "database.pool"],
+        description="dotted paths of SQLAlchemy pool blocks in the JSON bodies")
+    verify_tls: bool = True
+
+    _endpoints = field_validator("endpoints", mode="before")(_endpoints)
+
+
+def derive_redis_name(url: str) -> str:
+    """``host:port/db`` (or ``unix:path/db``), never the user or password."""
+    from redis.asyncio.connection import parse_url
+
+    try:
+        parts = parse_url(url)
+    except Exception:
+        return "redis"
+    db = parts.get("db") or 0
+    if "path" in parts:
+        return _safe(f"unix:{parts['path']}/{db}")
+    return _safe(f"{parts.get('host') or 'localhost'}:{parts.get('port') or 6379}/{db}")
+
+
+def derive_health_name(url: str) -> str:
+    """``host:port`` plus the base path, never credentials or the query."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return "app"
+    return _safe(f"{parts.hostname}:{port}{parts.path.rstrip('/')}")
+
+
+_NAMED_URL = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)=(?P<url>[a-z][a-z0-9+.-]*://.*)$")
+
+
+def named_url_from_flag(value: str) -> dict[str, Any]:
+    """``--redis [NAME=]URL``, ``--health-url [NAME=]URL``."""
+    match = _NAMED_URL.match(value)
+    if match:
+        return {"name": match["name"], "url": match["url"]}
+    return {"url": value}
+
+
+def resolve_secret(what: str, password_env: str | None, password_file: Path | None,
+                   environ: dict[str, str] | None = None) -> str | None:
+    """A secret from an environment variable or a file; None if neither is configured."""
+    env = dict(os.environ) if environ is None else environ
+    if password_env:
+        if password_env not in env:
+            raise ConfigError("environment", [ConfigProblem(
+                f"{what}: password_env", f"environment variable {password_env} is not set")])
+        return env[password_env]
+    if password_file:
+        try:
+            return password_file.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(str(password_file), [ConfigProblem(
+                f"{what}: password_file", f"cannot read: {exc.strerror}")]) from None
+    return None
+
+
 class LogSettings(Strict):
     level: str = "info"
     format: str = "text"
@@ -122,6 +299,8 @@ class Config(Strict):
     listen: str = DEFAULT_LISTEN
     log: LogSettings = Field(default_factory=LogSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
 
     @field_validator("listen")
     @classmethod
@@ -135,6 +314,15 @@ class Config(Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"postgres target names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    @model_validator(mode="after")
+    def _unique_redis_health_targets(self) -> Config:
+        for section, targets in (("redis", self.redis.targets), ("health", self.health.targets)):
+            names = [t.target for t in targets]
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"{section} target names must be unique; repeated: {', '.join(dupes)}")
         return self
 
 

@@ -5,11 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from collectors.health.poller import HealthOptions, HealthPoller
+from collectors.health.probe import Endpoint
 from collectors.postgres.poller import PostgresOptions, PostgresPoller
-from monitor.config import Config, parse_listen, resolve_password
+from collectors.redis.poller import RedisOptions, RedisPoller
+from collectors.redis.prefixes import PrefixRules
+from collectors.redis.sampling import SamplingOptions
+from monitor.config import Config, PollSettings, parse_listen, resolve_password, resolve_secret
 from monitor.exporter import make_registry
 from monitor.http import make_app
 from monitor.poller import Poller
@@ -36,7 +42,56 @@ def build_pollers(config: Config) -> list[Poller]:
         password = resolve_password(t)
         register_secret(password)
         pollers.append(PostgresPoller(t.target, t.dsn, interval, timeout, options, password))
+    pollers += redis_pollers(config) + health_pollers(config)
     return pollers
+
+
+def _interval_timeout(settings: PollSettings, interval: float | None, timeout: float | None) -> tuple[float, float]:
+    interval = interval or settings.interval
+    if timeout and timeout < interval:
+        return interval, timeout
+    if settings.timeout and settings.timeout < interval:
+        return interval, settings.timeout
+    return interval, round(interval * 0.8, 3)
+
+
+def redis_pollers(config: Config) -> list[Poller]:
+    rs = config.redis
+    sampling = SamplingOptions(
+        budget_seconds=rs.sample_budget_ms / 1000, max_keys=rs.sample_max_keys, scan_count=rs.scan_count,
+        top_prefixes=rs.top_prefixes,
+        rules=PrefixRules(tuple(rs.prefixes), rs.prefix_depth, rs.prefix_separator),
+    ) if rs.sampling else None
+    pollers: list[Poller] = []
+    for t in rs.targets:
+        interval, timeout = _interval_timeout(rs, t.interval, t.timeout)
+        password = resolve_secret(f"redis target {t.target}", t.password_env, t.password_file)
+        register_secret(password)
+        register_secret(urlsplit(t.url).password)
+        queues = tuple(dict.fromkeys([*rs.queues, *t.queues]))
+        pollers.append(RedisPoller(t.target, t.url, interval, timeout, RedisOptions(sampling, queues),
+                                   username=t.username, password=password))
+    return pollers
+
+
+def health_pollers(config: Config) -> list[Poller]:
+    hs = config.health
+    options = HealthOptions(max_body_bytes=hs.max_body_bytes, max_components=hs.max_components,
+                            pool_paths=tuple(hs.pool_paths), verify_tls=hs.verify_tls)
+    pollers: list[Poller] = []
+    for t in hs.targets:
+        interval, timeout = _interval_timeout(hs, t.interval, t.timeout)
+        headers = dict(t.headers)
+        for header, env in t.headers_env.items():
+            headers[header] = resolve_secret(f"health target {t.target}: header {header}", env, None) or ""
+        for value in headers.values():
+            register_secret(value)
+        register_secret(urlsplit(t.url).password)
+        endpoints = [Endpoint(e.path, e.timeout or hs.endpoint_timeout, e.json_body)
+                     for e in (t.endpoints if t.endpoints is not None else hs.endpoints)]
+        pollers.append(HealthPoller(t.target, t.url, endpoints, interval, timeout, options, headers))
+    return pollers
+
 
 
 async def serve(config: Config, stop: asyncio.Event) -> None:

@@ -1,0 +1,103 @@
+"""Health poller: one per application base URL; its endpoints are probed concurrently.
+
+An endpoint that is down is data (``dbpulse_health_up 0``), not a failed poll:
+the poll itself only fails if it cannot run at all. Every endpoint timeout is
+kept below the poll timeout, so a hanging endpoint is cut off by its own
+timeout and reported, while the other endpoints and sources go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import aiohttp
+
+from collectors.health.body import PoolBlock
+from collectors.health.probe import Endpoint, ProbeResult, probe
+from collectors.health.snapshot import HealthSnapshot
+from monitor.poller import Poller
+
+log = logging.getLogger("dbpulse.health")
+
+DEFAULT_ENDPOINTS = ("/health", "/health/live", "/health/ready")
+USER_AGENT = "dbpulse-health-probe"
+
+
+@dataclass(frozen=True)
+class HealthOptions:
+    max_body_bytes: int = 65536
+    max_components: int = 20
+    pool_paths: tuple[str, ...] = ("pool", "components.database.pool", "database.pool")
+    verify_tls: bool = True
+
+
+class HealthPoller(Poller):
+    source = "health"
+
+    def __init__(
+        self, target: str, base_url: str, endpoints: list[Endpoint], interval: float, timeout: float,
+        options: HealthOptions | None = None, headers: dict[str, str] | None = None,
+    ) -> None:
+        self.target = target
+        self.interval = interval
+        self.timeout = timeout
+        self.options = options or HealthOptions()
+        self.base_url = base_url
+        cap = timeout * 0.9  # leave the poll time to report a timed-out endpoint
+        self.endpoints = [Endpoint(e.path, min(e.timeout, cap), e.json_body) for e in endpoints]
+        self._headers = {"User-Agent": USER_AGENT, **(headers or {})}
+        self._session: aiohttp.ClientSession | None = None
+        self._parse_errors = {e.path: 0 for e in self.endpoints}
+        self._oversized = {e.path: 0 for e in self.endpoints}
+        self._last_problem: dict[str, str | None] = {}
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=len(self.endpoints) + 1,
+                                             ssl=self.options.verify_tls)
+            self._session = aiohttp.ClientSession(connector=connector, headers=self._headers,
+                                                  timeout=aiohttp.ClientTimeout(total=None))
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    async def poll(self) -> HealthSnapshot:
+        session = self._client()
+        o = self.options
+        results = list(await asyncio.gather(*(
+            probe(session, self.base_url, e, max_body_bytes=o.max_body_bytes, pool_paths=o.pool_paths,
+                  max_components=o.max_components)
+            for e in self.endpoints
+        )))
+        pools: dict[str, PoolBlock] = {}
+        for r in results:
+            self._parse_errors[r.path] += r.parse_error
+            self._oversized[r.path] += r.too_large
+            self._report(r)
+            for path, block in (r.body.pools if r.body else {}).items():
+                pools.setdefault(path, block)  # the first endpoint (in configured order) wins
+        return HealthSnapshot(self.target, results, dict(self._parse_errors), dict(self._oversized), pools)
+
+    def _report(self, r: ProbeResult) -> None:
+        """One log line when an endpoint's situation changes, not one per poll."""
+        if not r.reachable:
+            problem: str | None = f"unreachable ({r.error})"
+        elif r.too_large:
+            problem = f"body larger than {self.options.max_body_bytes} bytes"
+        elif r.parse_error:
+            problem = "body is not JSON"
+        elif not r.up:
+            problem = f"status {r.status_code}"
+        else:
+            problem = None
+        if problem != self._last_problem.get(r.path, None):
+            if problem:
+                log.warning("%s %s: %s", self.target, r.path, problem)
+            elif r.path in self._last_problem:
+                log.info("%s %s: healthy again", self.target, r.path)
+            self._last_problem[r.path] = problem

@@ -1,0 +1,85 @@
+"""One HTTP probe: bounded in time and in body size; failures are results, not exceptions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from collectors.health.body import BodyInfo, interpret
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    path: str
+    timeout: float
+    json_body: bool = True
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    path: str
+    reachable: bool  # an HTTP response arrived within the timeout (tells down from not ready)
+    status_code: int | None
+    duration: float
+    error: str | None = None  # "timeout", "connection refused"... when not reachable
+    body: BodyInfo | None = None
+    parse_error: bool = False  # JSON was expected and the body was not JSON
+    too_large: bool = False  # the body exceeded the size limit and was not parsed
+
+    @property
+    def up(self) -> bool:
+        return self.reachable and self.status_code is not None and 200 <= self.status_code < 300
+
+
+async def _read_limited(response: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(16384):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"", True  # stop reading: the connection is released, not drained
+    return b"".join(chunks), False
+
+
+def _parse(raw: bytes) -> tuple[Any, bool]:
+    try:
+        return json.loads(raw), False
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return None, True
+
+
+async def probe(
+    session: aiohttp.ClientSession, base_url: str, endpoint: Endpoint, *, max_body_bytes: int,
+    pool_paths: tuple[str, ...], max_components: int, headers: dict[str, str] | None = None,
+) -> ProbeResult:
+    url = base_url.rstrip("/") + endpoint.path
+    started = time.perf_counter()
+
+    def elapsed() -> float:
+        return time.perf_counter() - started
+
+    try:
+        async with asyncio.timeout(endpoint.timeout):
+            async with session.get(url, headers=headers, allow_redirects=False) as response:
+                status = response.status
+                raw, too_large = await _read_limited(response, max_body_bytes)
+    except TimeoutError:
+        return ProbeResult(endpoint.path, False, None, elapsed(), error="timeout")
+    except aiohttp.ClientResponseError as exc:  # e.g. a malformed response
+        return ProbeResult(endpoint.path, False, None, elapsed(), error=f"bad response: {exc.status}")
+    except (aiohttp.ClientError, OSError) as exc:
+        return ProbeResult(endpoint.path, False, None, elapsed(), error=type(exc).__name__)
+    duration = elapsed()
+    if too_large:
+        return ProbeResult(endpoint.path, True, status, duration, too_large=True)
+    doc, failed = _parse(raw)
+    if failed:
+        return ProbeResult(endpoint.path, True, status, duration, parse_error=endpoint.json_body)
+    return ProbeResult(endpoint.path, True, status, duration,
+                       body=interpret(doc, pool_paths, max_components))

@@ -1,0 +1,1 @@
+"""Redis collector: INFO, PING, sampled key prefixes (TTL discipline), queue lengths."""

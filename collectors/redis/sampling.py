@@ -116,9 +116,9 @@ def _record(out: KeySample, rules: PrefixRules, key: bytes, pttl_ms: int) -> Non
 
 def top_prefixes(prefixes: dict[str, PrefixStats], k: int) -> dict[str, PrefixStats]:
     """The ``k`` most sampled prefixes, the rest folded into ``__other__``."""
-    ranked = sorted(prefixes.items(), key=lambda item: (-item[1].sampled, item[0]))
-    out = {name: stats for name, stats in ranked[:k] if name != OTHER}
-    rest = [stats for name, stats in ranked if name not in out]
+    ranked = sorted(((n, s) for n, s in prefixes.items() if n != OTHER), key=lambda i: (-i[1].sampled, i[0]))
+    out = dict(ranked[:k])
+    rest = [stats for name, stats in prefixes.items() if name not in out]
     if rest:
         other = PrefixStats()
         for stats in rest:

@@ -1,0 +1,74 @@
+"""A real aiohttp application shaped like the seeds' health endpoints, plus misbehaving ones."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from monitor.localservers import free_port
+
+READY = {
+    "status": "ready", "timestamp": "2025-11-14T10:00:00", "is_ready": True,
+    "components": {"database": {"status": "healthy", "database": "connected"},
+                   "redis": {"status": "healthy", "redis": "connected", "memory_used": "50M"}},
+    "pool": {"size": 20, "max_overflow": 10, "checked_out": 24, "checked_in": 0, "overflow": 4},
+}
+NOT_READY = {
+    "status": "not_ready", "is_ready": False,
+    "components": {"database": {"status": "healthy"}, "redis": {"status": "unhealthy", "error": "refused"}},
+}
+
+
+def json_route(body: Any, status: int = 200, delay: float = 0.0) -> Any:
+    async def handler(request: web.Request) -> web.Response:
+        if delay:
+            await asyncio.sleep(delay)
+        return web.json_response(body, status=status)
+    return handler
+
+
+async def hang(request: web.Request) -> web.Response:
+    await asyncio.sleep(3600)
+    raise AssertionError("unreachable")
+
+
+async def text(request: web.Request) -> web.Response:
+    return web.Response(text="OK")
+
+
+async def huge(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    await response.write(b'{"status": "healthy", "padding": "')
+    for _ in range(64):  # 4 MiB, far above the limit
+        await response.write(b"x" * 65536)
+    await response.write(b'"}')
+    return response
+
+
+def build_app() -> web.Application:
+    app = web.Application()
+    app.router.add_get("/health", json_route({"status": "healthy", "service": "api", "version": "1.0.0"}))
+    app.router.add_get("/health/live", json_route({"status": "alive", "service": "api"}))
+    app.router.add_get("/health/ready", json_route(READY))
+    app.router.add_get("/down/health/ready", json_route(NOT_READY, status=503))
+    app.router.add_get("/slow", json_route({"status": "ok"}, delay=0.3))
+    app.router.add_get("/hang", hang)
+    app.router.add_get("/text", text)
+    app.router.add_get("/huge", huge)
+    return app
+
+
+@pytest.fixture
+async def app_url() -> AsyncIterator[str]:
+    runner = web.AppRunner(build_app(), shutdown_timeout=0.1)
+    await runner.setup()
+    port = free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()

@@ -1,0 +1,136 @@
+"""Health probes against a real aiohttp application."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from collectors.health.poller import HealthOptions, HealthPoller
+from collectors.health.probe import Endpoint
+from monitor.localservers import free_port
+from monitor.samples import OTHER, Sample
+from monitor.scheduler import Scheduler
+
+
+def metric(samples: list[Sample], name: str, *labels: str) -> float | None:
+    return {(s.name, s.labels): s.value for s in samples}.get((name, ("app", *labels)))
+
+
+def poller(url: str, *paths: str, timeout: float = 1.0, **options: object) -> HealthPoller:
+    endpoints = [Endpoint(p, timeout) for p in paths]
+    return HealthPoller("app", url, endpoints, 5.0, 4.0, HealthOptions(**options))  # type: ignore[arg-type]
+
+
+async def test_healthy_app_with_seed_shapes_and_pool_block(app_url: str) -> None:
+    p = poller(app_url, "/health", "/health/live", "/health/ready")
+    s = (await p.poll()).samples()
+    for path in ("/health", "/health/live", "/health/ready"):
+        assert metric(s, "dbpulse_health_up", path) == 1
+        assert metric(s, "dbpulse_health_reachable", path) == 1
+        assert metric(s, "dbpulse_health_status_code", path) == 200
+        assert metric(s, "dbpulse_health_body_status_up", path) == 1  # healthy, alive, ready
+        duration = metric(s, "dbpulse_health_duration_seconds", path)
+        assert duration is not None and 0 < duration < 1
+        assert metric(s, "dbpulse_health_parse_errors_total", path) == 0
+        assert metric(s, "dbpulse_health_body_too_large_total", path) == 0
+    assert metric(s, "dbpulse_health_body_ready", "/health/ready") == 1
+    assert metric(s, "dbpulse_health_body_ready", "/health") is None
+    assert metric(s, "dbpulse_health_component_up", "/health/ready", "database") == 1
+    assert metric(s, "dbpulse_health_component_up", "/health/ready", "redis") == 1
+    assert metric(s, "dbpulse_app_pool_size", "pool") == 20
+    assert metric(s, "dbpulse_app_pool_max_overflow", "pool") == 10
+    assert metric(s, "dbpulse_app_pool_capacity", "pool") == 30
+    assert metric(s, "dbpulse_app_pool_checked_out", "pool") == 24
+    assert metric(s, "dbpulse_app_pool_checked_in", "pool") == 0
+    assert metric(s, "dbpulse_app_pool_overflow", "pool") == 4
+    assert metric(s, "dbpulse_app_pool_usage_ratio", "pool") == pytest.approx(0.8)
+    await p.close()
+
+
+async def test_not_ready_is_reachable_but_down_with_the_unhealthy_component(app_url: str) -> None:
+    p = poller(app_url + "/down", "/health/ready")
+    s = (await p.poll()).samples()
+    assert metric(s, "dbpulse_health_up", "/health/ready") == 0
+    assert metric(s, "dbpulse_health_reachable", "/health/ready") == 1
+    assert metric(s, "dbpulse_health_status_code", "/health/ready") == 503
+    assert metric(s, "dbpulse_health_body_ready", "/health/ready") == 0
+    assert metric(s, "dbpulse_health_body_status_up", "/health/ready") == 0
+    assert metric(s, "dbpulse_health_component_up", "/health/ready", "database") == 1
+    assert metric(s, "dbpulse_health_component_up", "/health/ready", "redis") == 0
+    await p.close()
+
+
+async def test_refused_app_is_unreachable_without_status_code() -> None:
+    p = poller(f"http://127.0.0.1:{free_port()}", "/health", "/health/ready")
+    s = (await p.poll()).samples()
+    for path in ("/health", "/health/ready"):
+        assert metric(s, "dbpulse_health_up", path) == 0
+        assert metric(s, "dbpulse_health_reachable", path) == 0
+        assert metric(s, "dbpulse_health_status_code", path) is None
+    await p.close()
+
+
+async def test_hanging_endpoint_is_cut_at_its_timeout_and_others_still_report(app_url: str) -> None:
+    p = poller(app_url, "/hang", "/slow", "/health", timeout=0.6)
+    started = time.perf_counter()
+    s = (await p.poll()).samples()
+    elapsed = time.perf_counter() - started
+    assert 0.6 <= elapsed < 0.9  # endpoints run concurrently: one timeout, not the sum
+    assert metric(s, "dbpulse_health_reachable", "/hang") == 0
+    assert metric(s, "dbpulse_health_up", "/hang") == 0
+    assert metric(s, "dbpulse_health_duration_seconds", "/hang") == pytest.approx(0.6, abs=0.1)
+    assert metric(s, "dbpulse_health_up", "/slow") == 1
+    assert metric(s, "dbpulse_health_duration_seconds", "/slow") == pytest.approx(0.3, abs=0.15)
+    assert metric(s, "dbpulse_health_up", "/health") == 1
+    await p.close()
+
+
+async def test_endpoint_timeout_is_kept_below_the_poll_timeout(app_url: str) -> None:
+    p = HealthPoller("app", app_url, [Endpoint("/hang", 30.0)], 1.0, 0.5)
+    assert p.endpoints[0].timeout == pytest.approx(0.45)
+    s = (await asyncio.wait_for(p.poll(), 0.5)).samples()  # the scheduler's bound is never hit
+    assert metric(s, "dbpulse_health_reachable", "/hang") == 0
+    await p.close()
+
+
+async def test_non_json_body_is_a_parse_error_and_huge_body_is_cut(app_url: str) -> None:
+    p = poller(app_url, "/text", "/huge", max_body_bytes=65536)
+    for polls in (1, 2):
+        s = (await p.poll()).samples()
+        assert metric(s, "dbpulse_health_up", "/text") == 1  # 200 is up; the body is the problem
+        assert metric(s, "dbpulse_health_parse_errors_total", "/text") == polls
+        assert metric(s, "dbpulse_health_body_status_up", "/text") is None
+        assert metric(s, "dbpulse_health_status_code", "/huge") == 200
+        assert metric(s, "dbpulse_health_body_too_large_total", "/huge") == polls
+        assert metric(s, "dbpulse_health_parse_errors_total", "/huge") == 0
+        assert metric(s, "dbpulse_health_body_status_up", "/huge") is None
+    relaxed = HealthPoller("app", app_url, [Endpoint("/text", 1.0, json_body=False)], 5.0, 4.0)
+    s = (await relaxed.poll()).samples()
+    assert metric(s, "dbpulse_health_parse_errors_total", "/text") == 0
+    await p.close()
+    await relaxed.close()
+
+
+async def test_hanging_health_target_never_delays_another_source(app_url: str) -> None:
+    hanging = HealthPoller("slowapp", app_url, [Endpoint("/hang", 5.0)], 2.0, 1.5)
+    healthy = HealthPoller("app", app_url, [Endpoint("/health", 1.0)], 0.2, 0.15)
+    scheduler = Scheduler([hanging, healthy])
+    scheduler.start()
+    await asyncio.sleep(1.6)  # the hanging endpoint is cut at 0.9 x 1.5 s
+    await scheduler.stop()
+    by_target = {s.poller.target: s for s in scheduler.states}
+    assert by_target["app"].polls >= 7 and by_target["app"].overruns == 0
+    assert by_target["slowapp"].polls == 1 and by_target["slowapp"].up  # reported, not failed
+    reachable = {(s.name, s.labels): s.value for s in by_target["slowapp"].samples}
+    assert reachable[("dbpulse_health_reachable", ("slowapp", "/hang"))] == 0
+
+
+async def test_components_beyond_the_limit_fold_into_other(app_url: str) -> None:
+    p = poller(app_url, "/health/ready", max_components=1)
+    s = (await p.poll()).samples()
+    assert metric(s, "dbpulse_health_component_up", "/health/ready", "database") == 1
+    assert metric(s, "dbpulse_health_component_up", "/health/ready", OTHER) == 1
+    assert metric(s, "dbpulse_health_component_up", "/health/ready", "redis") is None
+    await p.close()

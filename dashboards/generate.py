@@ -1,0 +1,418 @@
+#!/usr/bin/env python3
+"""Generate dbpulse's Grafana dashboards (JSON model) into dashboards/json/.
+
+Standard library only. The generated JSON is committed; tests/dashboards checks it is
+current, that every query parses as PromQL and uses only catalogued metric names.
+
+    python dashboards/generate.py          # write dashboards/json/*.json
+    python dashboards/generate.py --check  # exit 1 if the committed JSON is out of date
+
+Conventions: a `datasource` variable (no datasource UID is hard-coded), `job`,
+`instance` and `target` variables on every dashboard, a unit on every panel,
+rates over `$__rate_interval`, ratios from the recording rules in rules/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+OUT = Path(__file__).resolve().parent / "json"
+DS = {"type": "prometheus", "uid": "${datasource}"}
+SEL = 'job=~"$job", instance=~"$instance", target=~"$target"'
+RI = "$__rate_interval"
+
+
+def target(expr: str, legend: str = "", instant: bool = False) -> dict[str, Any]:
+    t: dict[str, Any] = {"datasource": DS, "expr": expr, "legendFormat": legend or "__auto",
+                         "refId": ""}
+    if instant:
+        t.update(instant=True, range=False, format="table")
+    return t
+
+
+class Layout:
+    """Left-to-right, top-to-bottom placement on Grafana's 24-column grid."""
+
+    def __init__(self) -> None:
+        self.x = self.y = self.row_h = 0
+        self.next_id = 1
+
+    def place(self, panel: dict[str, Any], w: int, h: int) -> dict[str, Any]:
+        if self.x + w > 24:
+            self.x, self.y, self.row_h = 0, self.y + self.row_h, 0
+        panel["gridPos"] = {"x": self.x, "y": self.y, "w": w, "h": h}
+        panel["id"] = self.next_id
+        self.next_id += 1
+        self.x += w
+        self.row_h = max(self.row_h, h)
+        for i, t in enumerate(panel.get("targets", [])):
+            t["refId"] = chr(ord("A") + i)
+        return panel
+
+    def row(self, title: str) -> dict[str, Any]:
+        self.x, self.y, self.row_h = 0, self.y + self.row_h, 0
+        panel = {"type": "row", "title": title, "collapsed": False, "panels": []}
+        return self.place(panel, 24, 1)
+
+
+def timeseries(title: str, targets: list[dict[str, Any]], unit: str, description: str = "",
+               stack: bool = False, max_: float | None = None) -> dict[str, Any]:
+    defaults: dict[str, Any] = {"unit": unit, "custom": {"fillOpacity": 10, "showPoints": "never"}}
+    if stack:
+        defaults["custom"]["stacking"] = {"mode": "normal", "group": "A"}
+    if max_ is not None:
+        defaults.update(min=0, max=max_)
+    return {"type": "timeseries", "title": title, "description": description, "datasource": DS,
+            "targets": targets, "fieldConfig": {"defaults": defaults, "overrides": []},
+            "options": {"legend": {"displayMode": "list", "placement": "bottom"},
+                        "tooltip": {"mode": "multi", "sort": "desc"}}}
+
+
+def stat(title: str, targets: list[dict[str, Any]], unit: str, description: str = "",
+         thresholds: list[tuple[float | None, str]] | None = None,
+         mappings: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    steps = [{"value": v, "color": c} for v, c in (thresholds or [(None, "green")])]
+    return {"type": "stat", "title": title, "description": description, "datasource": DS,
+            "targets": targets,
+            "fieldConfig": {"defaults": {"unit": unit, "mappings": mappings or [],
+                                         "thresholds": {"mode": "absolute", "steps": steps}},
+                            "overrides": []},
+            "options": {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+                        "colorMode": "background", "graphMode": "none", "textMode": "value_and_name"}}
+
+
+def table(title: str, targets: list[dict[str, Any]], unit: str, description: str = "") -> dict[str, Any]:
+    return {"type": "table", "title": title, "description": description, "datasource": DS,
+            "targets": targets, "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+            "options": {"showHeader": True},
+            "transformations": [{"id": "organize", "options": {"excludeByName": {"Time": True}}}]}
+
+
+UP_MAPPING = [{"type": "value", "options": {"0": {"text": "DOWN", "color": "red"},
+                                            "1": {"text": "UP", "color": "green"}}}]
+UP_THRESHOLDS: list[tuple[float | None, str]] = [(None, "red"), (1, "green")]
+
+
+def ratio_thresholds(bad: float, good: float) -> list[tuple[float | None, str]]:
+    return [(None, "red"), (bad, "orange"), (good, "green")]
+
+
+def usage_thresholds(warn: float, crit: float) -> list[tuple[float | None, str]]:
+    return [(None, "green"), (warn, "orange"), (crit, "red")]
+
+
+def variables(target_metric: str) -> list[dict[str, Any]]:
+    def query_var(name: str, query: str, label: str) -> dict[str, Any]:
+        return {"name": name, "label": label, "type": "query", "datasource": DS,
+                "query": {"query": query, "refId": f"{name}-var"}, "definition": query,
+                "refresh": 2, "includeAll": True, "multi": True, "allValue": ".*",
+                "current": {"text": "All", "value": "$__all"}, "sort": 1}
+
+    return [
+        {"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus",
+         "current": {}, "hide": 0, "refresh": 1},
+        query_var("job", "label_values(dbpulse_build_info, job)", "Job"),
+        query_var("instance", 'label_values(dbpulse_build_info{job=~"$job"}, instance)', "Instance"),
+        query_var("target", f'label_values({target_metric}{{job=~"$job", instance=~"$instance"}}, target)',
+                  "Target"),
+    ]
+
+
+def dashboard(uid: str, title: str, description: str, target_metric: str,
+              panels: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "uid": uid, "title": title, "description": description, "tags": ["dbpulse"],
+        "editable": True, "graphTooltip": 1, "schemaVersion": 39, "version": 1,
+        "time": {"from": "now-3h", "to": "now"}, "refresh": "30s", "timezone": "",
+        "templating": {"list": variables(target_metric)},
+        "annotations": {"list": []},
+        "links": [{"type": "dashboards", "tags": ["dbpulse"], "asDropdown": True, "title": "dbpulse",
+                   "includeVars": True, "keepTime": True}],
+        "panels": panels,
+    }
+
+
+# --- overview ------------------------------------------------------------------
+def overview() -> dict[str, Any]:
+    lay = Layout()
+    p = [
+        lay.row("Sources"),
+        lay.place(stat("Source health", [target(f"dbpulse_source_up{{{SEL}}}", "{{source}} {{target}}")],
+                       "none", "1 if the last poll of the source succeeded.", UP_THRESHOLDS, UP_MAPPING), 24, 4),
+        lay.place(stat("Snapshot age", [target(f"dbpulse:source_snapshot_age:seconds{{{SEL}}}",
+                                               "{{source}} {{target}}")],
+                       "s", "Time since the last successful poll of each source.",
+                       [(None, "green"), (120, "orange"), (600, "red")]), 12, 4),
+        lay.place(stat("dbpulse scrape", [target('up{job=~"$job", instance=~"$instance"}', "{{instance}}")],
+                       "none", "Prometheus's own up for the dbpulse scrape.", UP_THRESHOLDS, UP_MAPPING),
+                  12, 4),
+        lay.row("Key ratios"),
+        lay.place(stat("PostgreSQL connections used",
+                       [target(f"dbpulse:pg_connections:usage_ratio{{{SEL}}}", "{{target}}")],
+                       "percentunit", "Client connections / max_connections.", usage_thresholds(0.8, 0.95)),
+                  6, 5),
+        lay.place(stat("PostgreSQL buffer cache hit ratio",
+                       [target(f"dbpulse:pg_database_cache_hit:ratio_rate5m{{{SEL}}}", "{{target}} {{datname}}")],
+                       "percentunit", "Block accesses served from shared buffers over 5 minutes.",
+                       ratio_thresholds(0.95, 0.99)), 6, 5),
+        lay.place(stat("Redis cache hit ratio",
+                       [target(f"dbpulse:redis_cache_hit:ratio_rate5m{{{SEL}}}", "{{target}}")],
+                       "percentunit", "Key lookups that hit over 5 minutes; the app expects at least 85%.",
+                       ratio_thresholds(0.85, 0.95)), 6, 5),
+        lay.place(stat("App readiness",
+                       [target(f'dbpulse_health_up{{{SEL}, endpoint=~".*/(ready|readyz|readiness)"}}',
+                               "{{target}}")],
+                       "none", "2xx from the readiness endpoint.", UP_THRESHOLDS, UP_MAPPING), 6, 5),
+        lay.row("Alerts"),
+        lay.place(table("Firing alerts",
+                        [target('sum by (alertname, severity, source, target) (ALERTS{alertstate="firing", '
+                                'alertname=~"Dbpulse.*|Postgres.*|Redis.*|App.*"})', instant=True)],
+                        "none", "dbpulse alerts firing now (from the rules in rules/)."), 24, 8),
+        lay.row("dbpulse itself"),
+        lay.place(timeseries("Poll duration",
+                             [target(f"dbpulse_source_poll_duration_seconds{{{SEL}}}", "{{source}} {{target}}"),
+                              target(f"dbpulse_source_interval_seconds{{{SEL}}}", "interval {{source}} {{target}}")],
+                             "s", "Wall time of the last poll, against the poll interval."), 12, 8),
+        lay.place(timeseries("Poll errors and overruns",
+                             [target(f"rate(dbpulse_source_poll_errors_total{{{SEL}}}[{RI}])",
+                                     "errors {{source}} {{target}}"),
+                              target(f"rate(dbpulse_source_poll_overruns_total{{{SEL}}}[{RI}])",
+                                     "overruns {{source}} {{target}}")],
+                             "ops", "Failed polls and skipped ticks per second."), 12, 8),
+    ]
+    return dashboard("dbpulse-overview", "dbpulse / Overview",
+                     "Health of every source dbpulse watches, the key ratios and the firing alerts.",
+                     "dbpulse_source_up", p)
+
+
+# --- PostgreSQL ------------------------------------------------------------------
+def postgres() -> dict[str, Any]:
+    lay = Layout()
+    top = "topk(10, {})"
+    p = [
+        lay.row("Server"),
+        lay.place(stat("Up", [target(f"dbpulse_pg_up{{{SEL}}}", "{{target}}")], "none", "",
+                       UP_THRESHOLDS, UP_MAPPING), 6, 5),
+        lay.place(stat("Connections used", [target(f"dbpulse:pg_connections:usage_ratio{{{SEL}}}", "{{target}}")],
+                       "percentunit", "Client connections / max_connections.", usage_thresholds(0.8, 0.95)), 6, 5),
+        lay.place(stat("Oldest transaction", [target(f"dbpulse_pg_oldest_transaction_seconds{{{SEL}}}",
+                                                     "{{target}}")],
+                       "s", "", usage_thresholds(60, 300)), 6, 5),
+        lay.place(stat("Oldest idle in transaction",
+                       [target(f"dbpulse_pg_idle_in_transaction_oldest_seconds{{{SEL}}}", "{{target}}")],
+                       "s", "", usage_thresholds(10, 60)), 6, 5),
+        lay.place(timeseries("Connections by state",
+                             [target(f"sum by (target, state) (dbpulse_pg_connections{{{SEL}}})",
+                                     "{{target}} {{state}}"),
+                              target(f"dbpulse_pg_max_connections{{{SEL}}}", "max_connections {{target}}")],
+                             "short", "Client backends by state, against max_connections."), 12, 8),
+        lay.place(timeseries("Connections by application",
+                             [target(f"sum by (target, application_name) (dbpulse_pg_connections{{{SEL}}})",
+                                     "{{target}} {{application_name}}")], "short", "", stack=True), 12, 8),
+        lay.place(timeseries("Application pool usage (server side)",
+                             [target(f"dbpulse_pg_app_pool_usage_ratio{{{SEL}}}",
+                                     "{{target}} {{application_name}}")],
+                             "percentunit", "Server connections of an application / its pool capacity.", max_=1),
+                  12, 8),
+        lay.place(timeseries("Lock waits and deadlocks",
+                             [target(f"dbpulse_pg_lock_waiting_sessions{{{SEL}}}", "waiting {{target}}"),
+                              target(f"increase(dbpulse_pg_database_deadlocks_total{{{SEL}}}[{RI}])",
+                                     "deadlocks {{target}} {{datname}}")], "short", ""), 12, 8),
+        lay.row("Databases"),
+        lay.place(timeseries("Transactions",
+                             [target(f"rate(dbpulse_pg_database_xact_commit_total{{{SEL}}}[{RI}])",
+                                     "commit {{target}} {{datname}}"),
+                              target(f"rate(dbpulse_pg_database_xact_rollback_total{{{SEL}}}[{RI}])",
+                                     "rollback {{target}} {{datname}}")], "ops", ""), 8, 8),
+        lay.place(timeseries("Rollback ratio",
+                             [target(f"dbpulse:pg_database_rollback:ratio_rate5m{{{SEL}}}",
+                                     "{{target}} {{datname}}"),
+                              target(f"dbpulse:pg_database_rollback:ratio_rate5m{{{SEL}}} offset 1w",
+                                     "a week ago {{target}} {{datname}}")],
+                             "percentunit", "SQLAlchemy sessions closed without commit count as rollbacks.",
+                             max_=1), 8, 8),
+        lay.place(timeseries("Buffer cache hit ratio",
+                             [target(f"dbpulse:pg_database_cache_hit:ratio_rate5m{{{SEL}}}",
+                                     "{{target}} {{datname}}")], "percentunit", "", max_=1), 8, 8),
+        lay.row("Statements (pg_stat_statements, top-K)"),
+        lay.place(timeseries("Top statements by total time",
+                             [target(top.format(f"rate(dbpulse_pg_statement_exec_seconds_total{{{SEL}}}[{RI}])"),
+                                     "{{queryid}}")],
+                             "s", "Execution seconds per second (load each statement puts on the server)."),
+                  12, 8),
+        lay.place(timeseries("Top statements by mean time",
+                             [target(top.format(f"dbpulse:pg_statement_mean_seconds:rate5m{{{SEL}}}"),
+                                     "{{queryid}}")], "s", "Mean execution time per call over 5 minutes."),
+                  12, 8),
+        lay.place(timeseries("Top statements by calls",
+                             [target(top.format(f"rate(dbpulse_pg_statement_calls_total{{{SEL}}}[{RI}])"),
+                                     "{{queryid}}")], "ops", ""), 8, 8),
+        lay.place(timeseries("Top statements by rows",
+                             [target(top.format(f"rate(dbpulse_pg_statement_rows_total{{{SEL}}}[{RI}])"),
+                                     "{{queryid}}")], "short", "Rows returned or affected per second."), 8, 8),
+        lay.place(timeseries("Statement cache hit ratio",
+                             [target(f"rate(dbpulse_pg_statement_shared_blocks_hit_total{{{SEL}}}[{RI}]) / ("
+                                     f"rate(dbpulse_pg_statement_shared_blocks_hit_total{{{SEL}}}[{RI}]) + "
+                                     f"rate(dbpulse_pg_statement_shared_blocks_read_total{{{SEL}}}[{RI}]))",
+                                     "{{queryid}}")], "percentunit", "", max_=1), 8, 8),
+        lay.row("Tables and indexes"),
+        lay.place(timeseries("Index scans (top indexes)",
+                             [target(top.format(f"rate(dbpulse_pg_index_scans_total{{{SEL}}}[{RI}])"),
+                                     "{{table}}.{{index}}")], "ops", ""), 12, 8),
+        lay.place(timeseries("Sequential vs index scans by table",
+                             [target(top.format(f"rate(dbpulse_pg_table_seq_scans_total{{{SEL}}}[{RI}])"),
+                                     "seq {{table}}"),
+                              target(top.format(f"rate(dbpulse_pg_table_index_scans_total{{{SEL}}}[{RI}])"),
+                                     "idx {{table}}")], "ops", "Big tables read by sequential scans "
+                                                              "are where missing indexes hide."), 12, 8),
+        lay.place(table("Index sizes", [target(top.format(f"dbpulse_pg_index_size_bytes{{{SEL}}}"),
+                                               instant=True)], "bytes", ""), 12, 8),
+        lay.place(timeseries("Dead rows (top tables)",
+                             [target(top.format(f"dbpulse_pg_table_dead_rows{{{SEL}}}"), "{{table}}")],
+                             "short", ""), 12, 8),
+        lay.row("Index advice"),
+        lay.place(stat("Advisor findings by kind",
+                       [target(f"sum by (kind) (dbpulse_advice_findings{{{SEL}}})", "{{kind}}")], "none",
+                       "`dbpulse report` has the details and the DDL.",
+                       [(None, "green"), (1, "orange")]), 16, 6),
+        lay.place(stat("Largest missing-index benefit",
+                       [target(f"dbpulse_advice_missing_index_benefit_ratio{{{SEL}}}", "{{target}}")],
+                       "percentunit", "Relative cost reduction of the best missing-index finding.",
+                       usage_thresholds(0.2, 0.5)), 4, 6),
+        lay.place(stat("Advisor last run",
+                       [target(f"time() - dbpulse_advice_last_run_timestamp_seconds{{{SEL}}}", "{{target}}")],
+                       "s", "", usage_thresholds(3600, 86400)), 4, 6),
+    ]
+    return dashboard("dbpulse-postgres", "dbpulse / PostgreSQL queries and indexes",
+                     "Connections, transactions, top statements, index use and index advice.",
+                     "dbpulse_pg_up", p)
+
+
+# --- Redis -----------------------------------------------------------------------
+def redis() -> dict[str, Any]:
+    lay = Layout()
+    p = [
+        lay.row("Cache"),
+        lay.place(stat("Up", [target(f"dbpulse_redis_up{{{SEL}}}", "{{target}}")], "none", "",
+                       UP_THRESHOLDS, UP_MAPPING), 6, 5),
+        lay.place(stat("Hit ratio (5m)", [target(f"dbpulse:redis_cache_hit:ratio_rate5m{{{SEL}}}", "{{target}}")],
+                       "percentunit", "The app expects at least 85%.", ratio_thresholds(0.85, 0.95)), 6, 5),
+        lay.place(stat("Memory used of maxmemory",
+                       [target(f"dbpulse:redis_memory:usage_ratio{{{SEL}}}", "{{target}}")], "percentunit",
+                       "Absent when maxmemory is 0 (no limit).", usage_thresholds(0.8, 0.9)), 6, 5),
+        lay.place(stat("PING", [target(f"dbpulse_redis_ping_seconds{{{SEL}}}", "{{target}}")], "s", "",
+                       usage_thresholds(0.01, 0.1)), 6, 5),
+        lay.place(timeseries("Hit ratio",
+                             [target(f"dbpulse:redis_cache_hit:ratio_rate5m{{{SEL}}}", "5m {{target}}"),
+                              target(f"dbpulse_redis_cache_hit_ratio{{{SEL}}}", "last poll {{target}}")],
+                             "percentunit", "dbpulse's own sampling lookups are excluded.", max_=1), 12, 8),
+        lay.place(timeseries("Lookups",
+                             [target(f"rate(dbpulse_redis_keyspace_hits_total{{{SEL}}}[{RI}])", "hits {{target}}"),
+                              target(f"rate(dbpulse_redis_keyspace_misses_total{{{SEL}}}[{RI}])",
+                                     "misses {{target}}")], "ops", "", stack=True), 12, 8),
+        lay.row("Memory and keys"),
+        lay.place(timeseries("Memory",
+                             [target(f"dbpulse_redis_memory_used_bytes{{{SEL}}}", "used {{target}}"),
+                              target(f"dbpulse_redis_memory_max_bytes{{{SEL}}} > 0", "maxmemory {{target}}")],
+                             "bytes", ""), 12, 8),
+        lay.place(timeseries("Evictions and expirations",
+                             [target(f"rate(dbpulse_redis_evicted_keys_total{{{SEL}}}[{RI}])", "evicted {{target}}"),
+                              target(f"rate(dbpulse_redis_expired_keys_total{{{SEL}}}[{RI}])",
+                                     "expired {{target}}")], "ops", "Evictions mean maxmemory is too small."),
+                  12, 8),
+        lay.place(timeseries("Keys by database",
+                             [target(f"dbpulse_redis_db_keys{{{SEL}}}", "keys {{target}} db{{db}}"),
+                              target(f"dbpulse_redis_db_keys_expiring{{{SEL}}}", "with TTL {{target}} db{{db}}")],
+                             "short", ""), 12, 8),
+        lay.place(timeseries("Clients",
+                             [target(f"dbpulse_redis_connected_clients{{{SEL}}}", "connected {{target}}"),
+                              target(f"rate(dbpulse_redis_rejected_connections_total{{{SEL}}}[{RI}])",
+                                     "rejected/s {{target}}")], "short", ""), 12, 8),
+        lay.row("TTL discipline by prefix"),
+        lay.place(timeseries("Keys without TTL by prefix",
+                             [target(f"dbpulse_redis_prefix_without_ttl_ratio{{{SEL}}}", "{{target}} {{prefix}}")],
+                             "percentunit", "Share of sampled keys of the prefix without TTL.", max_=1), 12, 8),
+        lay.place(timeseries("Keys by prefix",
+                             [target(f"dbpulse_redis_prefix_keys{{{SEL}}}", "{{target}} {{prefix}}")],
+                             "short", "Estimated from a bounded sample.", stack=True), 12, 8),
+        lay.row("Queues"),
+        lay.place(timeseries("Queue length",
+                             [target(f"dbpulse_redis_queue_length{{{SEL}}}", "{{target}} {{key}}")], "short",
+                             "LLEN/XLEN of the configured queue keys."), 12, 8),
+        lay.place(timeseries("Queue growth",
+                             [target(f"deriv(dbpulse_redis_queue_length{{{SEL}}}[15m]) * 60",
+                                     "{{target}} {{key}}")], "short", "Messages per minute (positive: backlog grows)."),
+                  12, 8),
+    ]
+    return dashboard("dbpulse-redis", "dbpulse / Redis cache",
+                     "Hit ratio, memory, evictions, TTL discipline by prefix and queues.", "dbpulse_redis_up", p)
+
+
+# --- application -------------------------------------------------------------------
+def application() -> dict[str, Any]:
+    lay = Layout()
+    p = [
+        lay.row("Health endpoints"),
+        lay.place(stat("Endpoints", [target(f"dbpulse_health_up{{{SEL}}}", "{{target}} {{endpoint}}")], "none",
+                       "2xx within the timeout.", UP_THRESHOLDS, UP_MAPPING), 12, 5),
+        lay.place(stat("Components", [target(f"dbpulse_health_component_up{{{SEL}}}", "{{target}} {{component}}")],
+                       "none", "components.<name>.status in the readiness JSON.", UP_THRESHOLDS, UP_MAPPING),
+                  12, 5),
+        lay.place(timeseries("Latency", [target(f"dbpulse_health_duration_seconds{{{SEL}}}",
+                                                "{{target}} {{endpoint}}")],
+                             "s", "1 s is the default Kubernetes probe timeout."), 12, 8),
+        lay.place(timeseries("Status code", [target(f"dbpulse_health_status_code{{{SEL}}}",
+                                                    "{{target}} {{endpoint}}")], "none", ""), 12, 8),
+        lay.row("Connection pool"),
+        lay.place(timeseries("Pool usage",
+                             [target(f"dbpulse_app_pool_usage_ratio{{{SEL}}}", "app {{target}} {{pool}}"),
+                              target(f"dbpulse_pg_app_pool_usage_ratio{{{SEL}}}",
+                                     "server {{target}} {{application_name}}")],
+                             "percentunit", "From the app's own pool block and from PostgreSQL's side.",
+                             max_=1), 12, 8),
+        lay.place(timeseries("Pool connections",
+                             [target(f"dbpulse_app_pool_checked_out{{{SEL}}}", "checked out {{target}} {{pool}}"),
+                              target(f"dbpulse_app_pool_overflow{{{SEL}}}", "overflow {{target}} {{pool}}"),
+                              target(f"dbpulse_app_pool_size{{{SEL}}}", "pool_size {{target}} {{pool}}"),
+                              target(f"dbpulse_app_pool_capacity{{{SEL}}}", "capacity {{target}} {{pool}}")],
+                             "short", ""), 12, 8),
+    ]
+    return dashboard("dbpulse-app", "dbpulse / Application",
+                     "The application's health endpoints, latency, components and pool use.",
+                     "dbpulse_source_up", p)
+
+
+def build_all() -> dict[str, dict[str, Any]]:
+    return {f"{d['uid']}.json": d for d in (overview(), postgres(), redis(), application())}
+
+
+def render(model: dict[str, Any]) -> str:
+    return json.dumps(model, indent=2, sort_keys=True) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if the committed JSON is out of date")
+    args = parser.parse_args(argv)
+    stale = []
+    OUT.mkdir(exist_ok=True)
+    for name, model in build_all().items():
+        path = OUT / name
+        text = render(model)
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(name)
+        else:
+            path.write_text(text)
+    if stale:
+        print("out of date (run python dashboards/generate.py): " + ", ".join(stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -137,3 +137,11 @@ def test_rules_use_only_catalogued_metrics() -> None:
 ])
 def test_metric_names_tokenizer(expr: str, names: set[str]) -> None:
     assert metric_names(expr) == names
+
+
+def test_alerting_doc_lists_every_rule() -> None:
+    doc = (RUNBOOK.parent / "alerting.md").read_text()
+    for rule in alerting_rules():
+        assert f"[{rule['alert']}](runbook.md#{rule['alert'].lower()})" in doc, rule["alert"]
+    for name in recording_rule_names():
+        assert f"`{name}`" in doc, name

@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Exit 0 if FILE is valid; otherwise list every problem with its key.")
     check.add_argument("file", type=Path, metavar="FILE")
     check.set_defaults(func=cmd_check_config)
+    from monitor.demo.cli import add_demo_parser  # the demo stack (monitor/demo/)
+    add_demo_parser(sub)
     return parser
 
 

@@ -63,7 +63,8 @@ def make_app(scheduler: Scheduler, registry: CollectorRegistry) -> web.Applicati
     app = web.Application()
     app[SCHEDULER] = scheduler
     app[REGISTRY] = registry
-    app.router.add_get("/", index)
+    from monitor.web.ui import add_ui_routes  # the built-in web UI at / (monitor/web/)
+    add_ui_routes(app)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

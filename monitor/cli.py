@@ -29,6 +29,8 @@ def _run_flags(args: argparse.Namespace) -> dict[str, Any]:
         flags.setdefault("log", {})["level"] = args.log_level
     if args.postgres:
         flags.setdefault("postgres", {})["targets"] = [target_from_flag(d) for d in args.postgres]
+    if args.web_config:
+        flags["web_config"] = str(args.web_config)
     if args.redis:
         flags.setdefault("redis", {})["targets"] = [named_url_from_flag(u) for u in args.redis]
     if args.redis_queue:
@@ -101,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="application base URL whose /health, /health/live and /health/ready to probe "
                      "(repeatable; paths, headers and timeouts in the config file)")
     run.add_argument("--interval", type=float, metavar="SECONDS", help="poll interval of every source (default 15)")
+    run.add_argument("--web-config", type=Path, metavar="FILE",
+                     help="TLS and basic auth for the HTTP server, in the Prometheus exporter-toolkit format")
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     run.set_defaults(func=cmd_run)
 

@@ -297,6 +297,7 @@ class LogSettings(Strict):
 
 class Config(Strict):
     listen: str = DEFAULT_LISTEN
+    web_config: Path | None = Field(None, description="exporter-toolkit web config: TLS and basic auth")
     log: LogSettings = Field(default_factory=LogSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
@@ -377,7 +378,7 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def _problems(exc: ValidationError) -> list[ConfigProblem]:
+def problems_from(exc: ValidationError) -> list[ConfigProblem]:
     problems = []
     for err in exc.errors():
         msg = err["msg"].removeprefix("Value error, ")
@@ -411,7 +412,7 @@ def validate(data: dict[str, Any], source: str) -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, _problems(exc)) from None
+        raise ConfigError(source, problems_from(exc)) from None
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -6,8 +6,10 @@ Handlers only read the scheduler's state; they never talk to a database.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
@@ -59,8 +61,9 @@ async def index(request: web.Request) -> web.Response:
     return web.Response(text=INDEX.format(version=__version__), content_type="text/html")
 
 
-def make_app(scheduler: Scheduler, registry: CollectorRegistry) -> web.Application:
-    app = web.Application()
+def make_app(scheduler: Scheduler, registry: CollectorRegistry,
+             middlewares: Iterable[Middleware] = ()) -> web.Application:
+    app = web.Application(middlewares=list(middlewares))
     app[SCHEDULER] = scheduler
     app[REGISTRY] = registry
     from monitor.web.ui import add_ui_routes  # the built-in web UI at / (monitor/web/)

@@ -21,6 +21,8 @@ from monitor.http import make_app
 from monitor.poller import Poller
 from monitor.redact import register_secret
 from monitor.scheduler import Scheduler
+from monitor.webconfig import WebConfig, load_web_config, ssl_context
+from monitor.webconfig import middleware as web_middleware
 
 log = logging.getLogger("dbpulse")
 
@@ -93,18 +95,20 @@ def health_pollers(config: Config) -> list[Poller]:
     return pollers
 
 
-
 async def serve(config: Config, stop: asyncio.Event) -> None:
     """Run until ``stop`` is set; then stop polling and close every connection."""
+    web_config = load_web_config(config.web_config) if config.web_config else WebConfig()
     scheduler = Scheduler(build_pollers(config))
-    app = make_app(scheduler, make_registry(scheduler))
+    app = make_app(scheduler, make_registry(scheduler), [web_middleware(web_config)])
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     host, port = parse_listen(config.listen)
-    site = web.TCPSite(runner, host, port)
+    tls = ssl_context(web_config)
+    site = web.TCPSite(runner, host, port, ssl_context=tls)
     await site.start()
     scheduler.start()
-    log.info("dbpulse listening on http://%s:%d, watching %d source(s)", host, port, len(scheduler.states))
+    log.info("dbpulse listening on %s://%s:%d%s, watching %d source(s)", "https" if tls else "http", host, port,
+             " with basic auth" if web_config.basic_auth_users else "", len(scheduler.states))
     try:
         await stop.wait()
     finally:

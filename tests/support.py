@@ -99,7 +99,7 @@ class DbpulseProcess:
         return time.monotonic() - started
 
     def __enter__(self) -> DbpulseProcess:
-        return self.start()
+        return self if self.proc else self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:

@@ -1,0 +1,134 @@
+"""Benchmark 4: memory (RSS) of dbpulse and postgres_exporter after 10 and after 1,000 polls.
+
+Same large database as benchmark 1. dbpulse polls back to back (a short
+interval; overruns skip ticks) and is scraped about ten times a second
+while it does; postgres_exporter (statement collector on) is scraped in a loop
+by another thread, each of its scrapes being one poll of the database. RSS is
+read with psutil when each reaches 10, 100, 300 and ``--polls`` polls.
+
+On the large database one peer scrape costs about half a second of this
+2-core machine, so 1,000 of them would take ten minutes: the peer is scraped
+``--peer-scrapes`` times (default 300) and the two are compared at the same
+poll counts (10 and 300); dbpulse goes on to ``--polls`` (default 1,000).
+
+"Flat" means the RSS after ``--polls`` polls is within 10% (or 5 MiB) of the
+RSS after 10 polls.
+
+Usage: .venv/bin/python -m bench.memory [--tables 2000] [--statements 5000] [--polls 1000] [--peer-scrapes 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import common, exporters, report
+from bench.pgdata import big_database
+
+FIRST = 10
+FLAT_RATIO = 0.10
+FLAT_MIB = 5.0
+
+
+def checkpoints(polls: int) -> list[int]:
+    return sorted({p for p in (FIRST, 100, 300, polls) if p <= polls})
+
+
+def flat(first_mib: float, last_mib: float) -> bool:
+    return last_mib - first_mib <= max(FLAT_RATIO * first_mib, FLAT_MIB)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tables", type=int, default=2000)
+    parser.add_argument("--statements", type=int, default=5000)
+    parser.add_argument("--polls", type=int, default=1000)
+    parser.add_argument("--peer-scrapes", type=int, default=300, help="scrapes of the peer (at most --polls)")
+    parser.add_argument("--interval", type=float, default=0.1, help="dbpulse poll interval during the run")
+    parser.add_argument("--results-dir", type=Path, default=None, help="default bench/results")
+    parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    common.require(exporters.PG_EXPORTER, "postgres_exporter")
+    marks = checkpoints(args.polls)
+    peer_scrapes = min(args.peer_scrapes, args.polls)
+    peer_marks = [m for m in marks if m <= peer_scrapes] + ([peer_scrapes] if peer_scrapes not in marks else [])
+
+    with big_database(args.tables, args.statements) as db:
+        counts = db.counts()
+        print(f"database: {counts} (built in {sum(db.build_seconds.values()):.1f} s)")
+        ours = exporters.dbpulse_pg("dbpulse", db.dsn("dbpulse_bench"), interval=args.interval)
+        peer = exporters.postgres_exporter("postgres_exporter", db.dsn("pgexp_bench"))
+        rss: dict[str, dict[int, float]] = {"dbpulse": {}, "postgres_exporter": {}}
+        started = time.perf_counter()
+        with common.running(ours, peer):
+            common.wait_http(ours)
+            common.wait_http(peer)
+            peer_errors = 0
+
+            def scrape_peer() -> None:
+                nonlocal peer_errors
+                for n in range(1, peer_scrapes + 1):
+                    try:
+                        common.fetch_metrics(peer.url)
+                    except OSError:
+                        peer_errors += 1
+                    if n in peer_marks:
+                        rss["postgres_exporter"][n] = peer.rss_bytes() / 2**20
+
+            thread = threading.Thread(target=scrape_peer, daemon=True)
+            thread.start()
+            deadline = time.monotonic() + max(600.0, args.polls * 2.0)
+            pending = list(marks)
+            while pending and time.monotonic() < deadline:
+                polls = 0
+                with contextlib.suppress(OSError):
+                    polls = common.dbpulse_polls(ours.port)  # also a scrape of dbpulse
+                while pending and polls >= pending[0]:
+                    rss["dbpulse"][pending.pop(0)] = ours.rss_bytes() / 2**20
+                time.sleep(0.1)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+            if pending or thread.is_alive():
+                raise RuntimeError(f"did not reach {args.polls} polls of both in time: {rss}")
+        wall = time.perf_counter() - started
+        pg_version = db.version()
+
+    out: dict[str, dict[str, Any]] = {}
+    for name, points in rss.items():
+        first, last = points[min(points)], points[max(points)]
+        out[name] = {"rss_mib": {str(k): v for k, v in points.items()}, "polls": max(points),
+                     "growth_mib": last - first, "flat": flat(first, last)}
+    same = peer_marks[-1]  # the last poll count both reached
+    r_first = common.ratio(rss["postgres_exporter"][marks[0]], rss["dbpulse"][marks[0]])
+    r_last = common.ratio(rss["postgres_exporter"][same], rss["dbpulse"][same])
+    result = {
+        "params": vars(args) | {"results_dir": None},
+        "database": counts,
+        "versions": {"postgresql": pg_version, "postgres_exporter": common.pg_exporter_version(),
+                     "dbpulse": common.dbpulse_version()},
+        "exporters": out,
+        "peer_scrape_errors": peer_errors,
+        "ratios_peer_over_dbpulse": {str(marks[0]): r_first, str(same): r_last},
+        "wall_seconds": wall,
+        "target": {"what": f"dbpulse RSS flat between {marks[0]} and {marks[-1]} polls "
+                           f"(within {FLAT_RATIO:.0%} or {FLAT_MIB:.0f} MiB)", "met": out["dbpulse"]["flat"]},
+    }
+
+    print()
+    common.print_table(["exporter", *[f"RSS MiB @{m}" for m in marks], "growth MiB", "flat"],
+                       [[n, *[rss[n].get(m) for m in marks], o["growth_mib"], o["flat"]] for n, o in out.items()])
+    print(f"postgres_exporter / dbpulse RSS: @{marks[0]} {common.fmt_ratio(r_first)}, "
+          f"@{same} {common.fmt_ratio(r_last)}; dbpulse flat: {out['dbpulse']['flat']} ({wall:.0f} s)")
+
+    path = common.write_result("memory", result, args.results_dir)
+    print(f"results: {path}")
+    if not args.no_docs:
+        report.update_docs()
+    return result
+
+
+if __name__ == "__main__":
+    main()

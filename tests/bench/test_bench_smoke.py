@@ -1,0 +1,78 @@
+"""The benchmark scripts still run: each in a tiny mode, results in a temporary directory.
+
+The real benchmarks (`make bench`) take minutes; these only prove that every
+script starts its servers and exporters, measures both sides and writes its
+JSON, so a change elsewhere cannot silently break them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import advisor_large, common, memory, pg_dbtime, pg_scrape, redis_keys, report
+
+needs_pg_exporter = pytest.mark.skipif(not common.PG_EXPORTER.exists(), reason="postgres_exporter not installed")
+needs_redis_exporter = pytest.mark.skipif(not common.REDIS_EXPORTER.exists(), reason="redis_exporter not installed")
+TINY_PG = ["--tables", "20", "--statements", "50"]
+
+
+def run(main: Callable[[list[str]], dict[str, Any]], tmp_path: Path, *args: str) -> dict[str, Any]:
+    result = main([*args, "--results-dir", str(tmp_path), "--no-docs"])
+    name = json.loads(next(tmp_path.glob("*.json")).read_text())["benchmark"]
+    assert (tmp_path / f"{name}.json").exists()
+    assert result["versions"]
+    return result
+
+
+@needs_pg_exporter
+def test_pg_scrape(tmp_path: Path) -> None:
+    r = run(pg_scrape.main, tmp_path, *TINY_PG, "--requests", "20", "--concurrency", "2", "--rounds", "2")
+    assert r["database"] == {"tables": 20, "indexes": 40, "statements": r["database"]["statements"]}
+    assert r["database"]["statements"] >= 50
+    for e in r["exporters"].values():
+        assert e["requests"] == 20 and e["errors"] == 0
+    assert r["ratios_peer_over_dbpulse"]["dbpulse"]["median"] is not None
+
+
+@needs_pg_exporter
+def test_pg_dbtime(tmp_path: Path) -> None:
+    r = run(pg_dbtime.main, tmp_path, *TINY_PG, "--polls", "3", "--interval", "0.3")
+    assert r["exporters"]["dbpulse"]["polls"] >= 3
+    assert r["exporters"]["dbpulse"]["db_ms_per_poll"] > 0
+    assert r["exporters"]["postgres_exporter"]["db_ms_per_poll"] > 0
+
+
+@needs_pg_exporter
+def test_memory(tmp_path: Path) -> None:
+    r = run(memory.main, tmp_path, *TINY_PG, "--polls", "12", "--peer-scrapes", "12")
+    assert set(r["exporters"]["dbpulse"]["rss_mib"]) == {"10", "12"}
+    assert set(r["exporters"]["postgres_exporter"]["rss_mib"]) == {"10", "12"}
+
+
+@needs_redis_exporter
+def test_redis_keys(tmp_path: Path) -> None:
+    r = run(redis_keys.main, tmp_path, "--keys", "1000,2000", "--polls", "2", "--interval", "0.3")
+    assert set(r["runs"]) == {"1000", "2000"}
+    assert r["runs"]["2000"]["keys"] == 2000
+    for run_ in r["runs"].values():
+        assert run_["dbpulse"]["polls"] >= 2 and run_["dbpulse"]["redis_usec_per_poll"] > 0
+        assert run_["redis_exporter"]["redis_calls_per_poll"] > 0  # the peer did scrape
+
+
+def test_advisor_large(tmp_path: Path) -> None:
+    r = run(advisor_large.main, tmp_path, *TINY_PG)
+    assert r["runs"]["defaults, cold"]["statements_analyzed"] >= 50
+
+
+def test_report_renders(tmp_path: Path) -> None:
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\nhand-written\n\n" + report.BEGIN + "\nold\n" + report.END + "\n\nmore\n")
+    report.update_docs(tmp_path, doc)
+    text = doc.read_text()
+    assert "hand-written" in text and "more" in text and "old" not in text
+    assert "No results yet" in text

@@ -41,6 +41,13 @@ log = logging.getLogger("dbpulse.demo")
 DB_NAME = "shop"
 MONITOR_ROLE = "dbpulse"
 MONITOR_PASSWORD_ENV = "DBPULSE_DEMO_PG_PASSWORD"
+# The demo's statistics are minutes old, not weeks: thresholds scaled to match (see docs/demo.md).
+ADVISOR_THRESHOLDS = {
+    "min_table_rows": 5000,  # the seeded tables are 8k-160k rows
+    "n_plus_one_min_calls": 200,
+    "slow_mean_seconds": 0.01,
+    "unused_min_stats_age_seconds": 30,
+}
 INSTALL_HINT = "run `make setup` (scripts/setup.sh) to install them"
 
 
@@ -62,6 +69,8 @@ def preflight() -> list[str]:
     missing = []
     try:
         pg_bin = find_pg_bin()
+        if not (pg_bin / "initdb").exists() or not (pg_bin / "pg_ctl").exists():
+            raise ServerError(f"no initdb/pg_ctl in {pg_bin}")
     except ServerError:
         missing.append("PostgreSQL server binaries (initdb, pg_ctl; Debian package postgresql-15)")
     else:
@@ -78,6 +87,20 @@ def preflight() -> list[str]:
         except KeyError:
             missing.append("a 'postgres' system user to run PostgreSQL as (created by postgresql-common)")
     return missing
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """True when something already listens on ``host:port`` (then dbpulse could not bind it)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp does: TIME_WAIT is no conflict
+        try:
+            sock.bind((host or "0.0.0.0", port))
+        except OSError:
+            return True
+    return False
 
 
 def _pg_sharedir(pg_bin: Path) -> Path | None:
@@ -101,18 +124,11 @@ def _http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes, str]:
         return exc.code, exc.read(), exc.headers.get("Content-Type", "")
 
 
-def count_findings(doc: Any) -> int | None:
-    """Findings in an ``/advice`` JSON document (one report, a list, or reports keyed by target)."""
-    if isinstance(doc, dict) and isinstance(doc.get("findings"), list):
-        return len(doc["findings"])
-    reports: list[Any] = []
-    if isinstance(doc, list):
-        reports = doc
-    elif isinstance(doc, dict):
-        inner = doc.get("reports", doc.get("targets", doc))
-        reports = list(inner.values()) if isinstance(inner, dict) else list(inner) if isinstance(inner, list) else []
-    counts = [len(r["findings"]) for r in reports if isinstance(r, dict) and isinstance(r.get("findings"), list)]
-    return sum(counts) if counts else None
+def finding_kinds(doc: Any) -> list[str]:
+    """The ``kind`` of every finding in an ``/advice`` JSON document (one report or a list of them)."""
+    reports = doc if isinstance(doc, list) else [doc]
+    return [str(f.get("kind")) for r in reports if isinstance(r, dict)
+            for f in r.get("findings", []) if isinstance(f, dict)]
 
 
 def dbpulse_config(pg_dsn: str, redis_url: str, app_url: str, listen: str, options: DemoOptions) -> dict[str, Any]:
@@ -138,13 +154,9 @@ def dbpulse_config(pg_dsn: str, redis_url: str, app_url: str, listen: str, optio
         config["health"] = {"interval": options.interval, "targets": [{"name": "demo-api", "url": app_url}]}
     if "advisor" in fields:
         advisor_fields = _model_fields(fields["advisor"].annotation)
-        advisor: dict[str, Any] = {}
-        for key, value in (("enabled", True), ("interval", options.advisor_interval),
-                           ("interval_seconds", options.advisor_interval), ("min_table_rows", 5000),
-                           ("n_plus_one_min_calls", 200), ("slow_mean_seconds", 0.05),
-                           ("unused_min_stats_age_seconds", 0)):
-            if key in advisor_fields:
-                advisor[key] = value
+        advisor: dict[str, Any] = {"interval": options.advisor_interval}
+        if "thresholds" in advisor_fields:
+            advisor["thresholds"] = dict(ADVISOR_THRESHOLDS)
         config["advisor"] = advisor
     return config
 
@@ -204,6 +216,8 @@ class DemoStack:
                          "index advice will be heuristic, not verified with hypothetical indexes")
         sizes = demo_app.create_schema(self.postgres.dsn(DB_NAME), self.options.scale)
         with psycopg.connect(self.postgres.dsn(DB_NAME), autocommit=True) as conn:
+            # EXPLAIN (the advisor's what-if plans) needs SELECT on the tables; pg_monitor alone cannot plan.
+            conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {MONITOR_ROLE}")
             conn.execute("SELECT pg_stat_statements_reset()")  # the seeding is not the application's workload
         return sizes
 
@@ -247,20 +261,25 @@ class DemoStack:
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""
 
     async def watch_advice(self) -> None:
-        """Tell the user when the first advice is in, and how long it took."""
+        """Tell the user when the first advice is in, and when the first missing-index advice is."""
+        announced_first = False
         while True:
             await asyncio.sleep(1.0)
             with contextlib.suppress(OSError, ValueError):
                 status, body, ctype = await asyncio.to_thread(_http_get, self.dbpulse_url + "/advice", 3.0)
-                if status == 200 and "json" in ctype:
-                    found = count_findings(json.loads(body))
-                    if found:
-                        elapsed = time.monotonic() - self.started
-                        self.say(f"demo: first index advice after {elapsed:.0f} s: {found} finding(s) — "
-                                 f"{self.dbpulse_url}/#advice")
-                        return
-                elif status == 404:
-                    return  # this dbpulse has no advisor endpoint
+                if status != 200 or "json" not in ctype:
+                    continue
+                kinds = finding_kinds(json.loads(body))
+                elapsed = time.monotonic() - self.started
+                if kinds and not announced_first:
+                    announced_first = True
+                    self.say(f"demo: first index advice after {elapsed:.0f} s: {len(kinds)} finding(s) "
+                             f"({', '.join(sorted(set(kinds)))}) - {self.dbpulse_url}/#advice")
+                if "missing_index" in kinds:
+                    self.say(f"demo: first missing-index advice (verified with HypoPG when installed) after "
+                             f"{elapsed:.0f} s: {kinds.count('missing_index')} index(es) to create - "
+                             f"{self.dbpulse_url}/advice.html")
+                    return
 
     # --- stop ----------------------------------------------------------------
     async def close(self) -> None:
@@ -296,7 +315,7 @@ def banner(stack: DemoStack, sizes: dict[str, int], elapsed: float) -> str:
         "",
         f"  web UI          {url}/",
         f"  metrics         {url}/metrics",
-        f"  index report    {url}/advice.html   (JSON: {url}/advice; the UI shows it under Index advice)",
+        f"  index report    {url}/advice.html   (JSON at {url}/advice, and in the UI)",
         f"  readiness       {url}/readyz",
         "",
         f"  demo app        {stack.app_url}/health/ready   (SQLAlchemy pool {demo_app.POOL_SIZE}"
@@ -321,6 +340,10 @@ async def run_demo(options: DemoOptions, on_ready: Callable[[DemoStack], None] |
         for item in missing:
             print(f"  - {item}", file=sys.stderr)
         print(f"  {INSTALL_HINT}; or set DBPULSE_PG_BIN to a directory holding initdb and pg_ctl.", file=sys.stderr)
+        return 1
+    if options.port and port_in_use(options.host, options.port):
+        print(f"dbpulse demo: port {options.port} on {options.host} is already in use (another dbpulse?); "
+              "pass --port PORT, or --port 0 for any free port", file=sys.stderr)
         return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

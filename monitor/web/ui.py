@@ -343,7 +343,7 @@ def _finding(f: Any, n: int, ident: str) -> str:
             facts.append(f"{label} {fmt(value)}")
     parts = [f'<article class="finding {esc(kind)}" id="{esc(ident)}">',
              f'<h4><span class="kind">{esc(title)}</span> {subject}'
-             f' <span class="muted">on {esc(getattr(f, "table", ""))}</span></h4>',
+             + (f' <span class="muted">on {esc(getattr(f, "table", ""))}</span>' if index else "") + "</h4>",
              f'<p class="evidence">{esc(getattr(f, "evidence", ""))}</p>']
     if facts:
         parts.append(f'<p class="facts">{" · ".join(facts)}</p>')

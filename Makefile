@@ -4,7 +4,7 @@ PG_DSN ?= postgresql://postgres@127.0.0.1:5432/postgres
 LISTEN ?= 127.0.0.1:9630
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint unit bench clean
+.PHONY: setup run demo test lint unit bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -12,6 +12,10 @@ setup:
 ## run the service against the PostgreSQL on localhost (override PG_DSN=...)
 run: setup
 	.venv/bin/dbpulse run --postgres "$(PG_DSN)" --listen "$(LISTEN)"
+
+## the whole job in a minute: throwaway PostgreSQL + Redis + demo app + load, watched by dbpulse (Ctrl-C stops it)
+demo: setup
+	.venv/bin/dbpulse demo
 
 ## lint, type-check and run the whole test suite against throwaway servers
 test: setup lint

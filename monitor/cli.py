@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor import __version__, logs
+from monitor.advisor.cli import add_advise_parser
 from monitor.config import (
     DEFAULT_LISTEN,
     ConfigError,
@@ -17,6 +18,7 @@ from monitor.config import (
     target_from_flag,
     validate,
 )
+from monitor.demo.cli import add_demo_parser
 
 EPILOG = "Documentation: README.md and docs/ in the dbpulse repository."
 
@@ -37,6 +39,12 @@ def _run_flags(args: argparse.Namespace) -> dict[str, Any]:
         flags.setdefault("redis", {})["queues"] = list(args.redis_queue)
     if args.health_url:
         flags.setdefault("health", {})["targets"] = [named_url_from_flag(u) for u in args.health_url]
+    if args.advice_interval is not None:
+        advisor = flags.setdefault("advisor", {})
+        if args.advice_interval == 0:
+            advisor["enabled"] = False
+        else:
+            advisor["interval"] = args.advice_interval
     if args.interval is not None:
         for section in ("postgres", "redis", "health"):
             flags.setdefault(section, {})["interval"] = args.interval
@@ -103,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="application base URL whose /health, /health/live and /health/ready to probe "
                      "(repeatable; paths, headers and timeouts in the config file)")
     run.add_argument("--interval", type=float, metavar="SECONDS", help="poll interval of every source (default 15)")
+    run.add_argument("--advice-interval", type=float, metavar="SECONDS",
+                     help="seconds between index-advisor runs per PostgreSQL target (default 300; 0 disables)")
     run.add_argument("--web-config", type=Path, metavar="FILE",
                      help="TLS and basic auth for the HTTP server, in the Prometheus exporter-toolkit format")
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
@@ -112,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Exit 0 if FILE is valid; otherwise list every problem with its key.")
     check.add_argument("file", type=Path, metavar="FILE")
     check.set_defaults(func=cmd_check_config)
-    from monitor.demo.cli import add_demo_parser  # the demo stack (monitor/demo/)
+    add_advise_parser(sub)
     add_demo_parser(sub)
     return parser
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from psycopg.conninfo import conninfo_to_dict
@@ -25,6 +25,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+if TYPE_CHECKING:
+    from monitor.advisor.settings import AdvisorSettings
 
 DEFAULT_LISTEN = "0.0.0.0:9630"
 TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,62}$")
@@ -276,6 +279,47 @@ def resolve_secret(what: str, password_env: str | None, password_file: Path | No
     return None
 
 
+class AdvisorConfig(Strict):
+    """The index advisor in the service: one run per PostgreSQL target every ``interval``."""
+
+    enabled: bool = True
+    interval: float = Field(300.0, ge=1, description="seconds between advisor runs")
+    timeout: float | None = Field(None, gt=0, description="seconds a run may take; default min(120, 80% of interval)")
+    thresholds: dict[str, float] = Field(
+        default_factory=dict, description="overrides of AdvisorSettings fields, e.g. slow_mean_seconds: 0.2")
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_below_interval(cls, value: float | None, info: ValidationInfo) -> float | None:
+        interval = info.data.get("interval")
+        if value is not None and interval is not None and value >= interval:
+            raise ValueError(f"must be shorter than interval ({interval} s)")
+        return value
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_thresholds(cls, value: dict[str, float]) -> dict[str, float]:
+        from monitor.advisor.settings import AdvisorSettings  # the advisor owns its thresholds
+
+        known = set(AdvisorSettings.__dataclass_fields__) - {"interval_seconds"}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown threshold(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return value
+
+    @property
+    def effective_timeout(self) -> float:
+        return self.timeout if self.timeout is not None else min(120.0, round(self.interval * 0.8, 3))
+
+    def settings(self) -> AdvisorSettings:
+        """AdvisorSettings with the overrides, each cast to its field's type (YAML gives numbers)."""
+        from monitor.advisor.settings import AdvisorSettings
+
+        defaults = AdvisorSettings(interval_seconds=self.interval)
+        overrides = {name: type(getattr(defaults, name))(value) for name, value in self.thresholds.items()}
+        return replace(defaults, **overrides)
+
+
 class LogSettings(Strict):
     level: str = "info"
     format: str = "text"
@@ -302,6 +346,7 @@ class Config(Strict):
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
+    advisor: AdvisorConfig = Field(default_factory=AdvisorConfig)
 
     @field_validator("listen")
     @classmethod
@@ -311,15 +356,9 @@ class Config(Strict):
 
     @model_validator(mode="after")
     def _unique_targets(self) -> Config:
-        names = [t.target for t in self.postgres.targets]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"postgres target names must be unique; repeated: {', '.join(dupes)}")
-        return self
-
-    @model_validator(mode="after")
-    def _unique_redis_health_targets(self) -> Config:
-        for section, targets in (("redis", self.redis.targets), ("health", self.health.targets)):
+        sections: tuple[tuple[str, list[Any]], ...] = (
+            ("postgres", self.postgres.targets), ("redis", self.redis.targets), ("health", self.health.targets))
+        for section, targets in sections:
             names = [t.target for t in targets]
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
@@ -459,22 +498,3 @@ def load(
     data = _merge(data, env_overrides(dict(os.environ) if environ is None else environ))
     data = _merge(data, flags or {})
     return validate(data, str(path) if path else "command line")
-
-
-def resolve_password(target: PostgresTarget, environ: dict[str, str] | None = None) -> str | None:
-    """The password from ``password_env`` or ``password_file``; None lets libpq decide
-    (DSN, PGPASSWORD, ~/.pgpass)."""
-    env = dict(os.environ) if environ is None else environ
-    if target.password_env:
-        if target.password_env not in env:
-            raise ConfigError("environment", [ConfigProblem(
-                f"postgres target {target.target}: password_env",
-                f"environment variable {target.password_env} is not set")])
-        return env[target.password_env]
-    if target.password_file:
-        try:
-            return target.password_file.read_text().strip()
-        except OSError as exc:
-            raise ConfigError(str(target.password_file), [ConfigProblem(
-                f"postgres target {target.target}: password_file", f"cannot read: {exc.strerror}")]) from None
-    return None

@@ -7,25 +7,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from html import escape
+from urllib.parse import quote
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from monitor import __version__
+from monitor.advisor.findings import AdviceReport
+from monitor.advisor.poller import AdviceSnapshot
+from monitor.advisor.report import render_html
 from monitor.scheduler import Scheduler
 
 SCHEDULER: web.AppKey[Scheduler] = web.AppKey("scheduler", Scheduler)
 REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("registry", CollectorRegistry)
-
-INDEX = """<!doctype html><html><head><meta charset="utf-8"><title>dbpulse</title></head>
-<body><h1>dbpulse {version}</h1><ul>
-<li><a href="metrics">/metrics</a> Prometheus metrics</li>
-<li><a href="healthz">/healthz</a> liveness</li>
-<li><a href="readyz">/readyz</a> readiness</li>
-</ul></body></html>"""
-
 
 async def metrics(request: web.Request) -> web.Response:
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
@@ -57,8 +53,39 @@ async def readyz(request: web.Request) -> web.Response:
     )
 
 
-async def index(request: web.Request) -> web.Response:
-    return web.Response(text=INDEX.format(version=__version__), content_type="text/html")
+def _reports(scheduler: Scheduler, target: str | None) -> list[AdviceReport]:
+    return [
+        state.snapshot.report for state in scheduler.states
+        if isinstance(state.snapshot, AdviceSnapshot) and target in (None, state.poller.target)
+    ]
+
+
+async def advice_json(request: web.Request) -> web.Response:
+    """The last advice report of every target (a list), or of one with ``?target=NAME`` (an object)."""
+    target = request.query.get("target")
+    reports = _reports(request.app[SCHEDULER], target)
+    if target is None:
+        return web.json_response([r.to_json_dict() for r in reports])
+    if not reports:
+        return web.json_response({"error": "no advice for this target yet"}, status=404)
+    return web.json_response(reports[0].to_json_dict())
+
+
+async def advice_html(request: web.Request) -> web.Response:
+    """The report page of one target (``?target=NAME``, or the only one), else links to each."""
+    scheduler = request.app[SCHEDULER]
+    target = request.query.get("target")
+    reports = _reports(scheduler, target)
+    if len(reports) == 1:
+        return web.Response(text=render_html(reports[0]), content_type="text/html")
+    if target is not None:
+        return web.Response(text="no advice for this target yet\n", status=404)
+    targets = [s.poller.target for s in scheduler.states if s.poller.source == "advisor"]
+    items = "".join(
+        f'<li><a href="advice.html?target={quote(t)}">{escape(t)}</a></li>' for t in targets
+    ) or "<li>no advisor runs yet (the advisor runs every advisor.interval seconds)</li>"
+    page = f'<!doctype html><meta charset="utf-8"><title>dbpulse advice</title><h1>Index advice</h1><ul>{items}</ul>'
+    return web.Response(text=page, content_type="text/html")
 
 
 def make_app(scheduler: Scheduler, registry: CollectorRegistry,
@@ -71,4 +98,6 @@ def make_app(scheduler: Scheduler, registry: CollectorRegistry,
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/advice", advice_json)
+    app.router.add_get("/advice.html", advice_html)
     return app

@@ -15,7 +15,9 @@ from collectors.postgres.poller import PostgresOptions, PostgresPoller
 from collectors.redis.poller import RedisOptions, RedisPoller
 from collectors.redis.prefixes import PrefixRules
 from collectors.redis.sampling import SamplingOptions
-from monitor.config import Config, PollSettings, parse_listen, resolve_password, resolve_secret
+from monitor.advisor.advisor import Advisor
+from monitor.advisor.poller import AdvisorPoller
+from monitor.config import Config, PollSettings, parse_listen, resolve_secret
 from monitor.exporter import make_registry
 from monitor.http import make_app
 from monitor.poller import Poller
@@ -30,21 +32,28 @@ SHUTDOWN_SECONDS = 4.0
 
 
 def build_pollers(config: Config) -> list[Poller]:
-    pg = config.postgres
+    return postgres_pollers(config) + redis_pollers(config) + health_pollers(config)
+
+
+def postgres_pollers(config: Config) -> list[Poller]:
+    """One statistics poller per PostgreSQL target, and one advisor poller unless disabled."""
+    pg, adv = config.postgres, config.advisor
     options = PostgresOptions(
         top_statements=pg.top_statements, top_tables=pg.top_tables, top_indexes=pg.top_indexes,
         top_applications=pg.top_applications, statement_text_info=pg.statement_text_info,
         statement_text_length=pg.statement_text_length,
         app_pools=tuple((p.application_name, p.capacity) for p in pg.app_pools),
     )
+    settings = adv.settings()
     pollers: list[Poller] = []
     for t in pg.targets:
-        interval = t.interval or pg.interval
-        timeout = t.timeout or (pg.timeout if pg.timeout and pg.timeout < interval else interval * 0.8)
-        password = resolve_password(t)
+        interval, timeout = _interval_timeout(pg, t.interval, t.timeout)
+        password = resolve_secret(f"postgres target {t.target}", t.password_env, t.password_file)
         register_secret(password)
         pollers.append(PostgresPoller(t.target, t.dsn, interval, timeout, options, password))
-    pollers += redis_pollers(config) + health_pollers(config)
+        if adv.enabled:
+            advisor = Advisor(t.dsn, t.target, settings, password=password)
+            pollers.append(AdvisorPoller(advisor, adv.interval, adv.effective_timeout))
     return pollers
 
 

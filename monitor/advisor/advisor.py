@@ -60,15 +60,18 @@ def scrub(message: str, dsn: str) -> str:
 
 
 class Advisor:
-    def __init__(self, dsn: str, target: str, settings: AdvisorSettings | None = None) -> None:
+    def __init__(self, dsn: str, target: str, settings: AdvisorSettings | None = None,
+                 password: str | None = None) -> None:
         self.dsn = dsn
+        self._password = password
         self.target = target
         self.settings = settings or AdvisorSettings()
         self._previous: dict[int, StatementStat] | None = None
         self._analysis_cache: dict[str, StatementAnalysis] = {}
 
     def connect(self) -> psycopg.Connection[Any]:
-        kwargs = session_kwargs(self.settings.statement_timeout_seconds, application_name=APPLICATION_NAME)
+        kwargs = session_kwargs(self.settings.statement_timeout_seconds, application_name=APPLICATION_NAME,
+                                password=self._password)
         try:
             return psycopg.connect(self.dsn, **kwargs)
         except Exception as exc:

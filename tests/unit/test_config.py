@@ -9,7 +9,7 @@ from monitor.config import (
     ConfigError,
     derive_target_name,
     load,
-    resolve_password,
+    resolve_secret,
     target_from_flag,
     validate,
 )
@@ -107,10 +107,10 @@ def test_password_from_env_and_file(tmp_path: Path) -> None:
         {"name": "c", "dsn": "postgresql://u@h/db", "password_env": "MISSING"},
     ]}}, "x")
     a, b, c = config.postgres.targets
-    assert resolve_password(a, {"PGPW": "fromenv"}) == "fromenv"
-    assert resolve_password(b, {}) == "fromfile"
+    assert resolve_secret("a", a.password_env, a.password_file, {"PGPW": "fromenv"}) == "fromenv"
+    assert resolve_secret("b", b.password_env, b.password_file, {}) == "fromfile"
     with pytest.raises(ConfigError, match="MISSING is not set"):
-        resolve_password(c, {})
+        resolve_secret("c", c.password_env, c.password_file, {})
 
 
 def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from monitor.localservers import LocalPostgres, LocalRedis
+from tests.support import StandInApp
 
 _db_counter = itertools.count()
 
@@ -47,3 +48,9 @@ def redis_server() -> Iterator[LocalRedis]:
     server.start()
     yield server
     server.cleanup()
+
+
+@pytest.fixture
+def stand_in_app() -> Iterator[StandInApp]:
+    """An application serving the seeds' /health, /health/live, /health/ready (with a pool block)."""
+    yield from StandInApp().serve()

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
+from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.localservers import free_port
@@ -105,3 +111,56 @@ class DbpulseProcess:
                  tb: TracebackType | None) -> None:
         if self.proc and self.proc.poll() is None:
             self.stop()
+
+
+@dataclass
+class StandInApp:
+    """The seeds' health endpoints; `ready = False` makes /health/ready answer 503."""
+
+    ready: bool = True
+    port: int = field(default_factory=free_port)
+
+    def _components(self) -> dict[str, Any]:
+        redis_status = "healthy" if self.ready else "unhealthy"
+        return {
+            "database": {"status": "healthy", "database": "connected"},
+            "redis": {"status": redis_status, "redis": "connected" if self.ready else "error: refused"},
+        }
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "healthy", "service": "onquota-api", "version": "1.0.0",
+                                  "pool": {"size": 20, "max_overflow": 10, "checked_out": 3,
+                                           "checked_in": 17, "overflow": 0}})
+
+    async def live(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "alive", "service": "onquota-api", "version": "1.0.0",
+                                  "timestamp": "2025-11-14T00:00:00"})
+
+    async def ready_(self, request: web.Request) -> web.Response:
+        body = {"status": "ready" if self.ready else "not_ready", "timestamp": "2025-11-14T00:00:00",
+                "components": self._components(), "is_ready": self.ready}
+        return web.json_response(body, status=200 if self.ready else 503)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def serve(self) -> Iterator[StandInApp]:
+        """Serve the endpoints from a background thread until the generator is closed."""
+        loop = asyncio.new_event_loop()
+        app = web.Application()
+        app.router.add_get("/health", self.health)
+        app.router.add_get("/health/live", self.live)
+        app.router.add_get("/health/ready", self.ready_)
+        runner = web.AppRunner(app)
+        loop.run_until_complete(runner.setup())
+        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
+        thread = threading.Thread(target=loop.run_forever, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(10)
+            loop.close()

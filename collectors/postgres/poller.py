@@ -29,6 +29,10 @@ PGSS_HINTS = {
 }
 
 
+QUERY_NAMES = ("server", "activity", "activity_ages", "databases", "tables", "indexes", "statements",
+               "statements_reset")
+
+
 @dataclass(frozen=True)
 class PostgresOptions:
     top_statements: int = 100
@@ -60,7 +64,8 @@ class PostgresPoller(Poller):
         self._password = password
         self._conn: psycopg.AsyncConnection[dict[str, Any]] | None = None
         self._previous_db: dict[str, DatabaseRow] = {}
-        self._query_errors: dict[str, int] = {}
+        # Every counter exists from the start (at 0), so rate() works from the first error.
+        self._query_errors: dict[str, int] = dict.fromkeys(QUERY_NAMES, 0)
         self._pgss_state: str | None = None  # last reported pg_stat_statements problem
 
     async def _connection(self) -> psycopg.AsyncConnection[dict[str, Any]]:

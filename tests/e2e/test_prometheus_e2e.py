@@ -9,7 +9,6 @@ dbpulse watches the harness's PostgreSQL and Redis, a PostgreSQL that is not the
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import shutil
@@ -20,77 +19,22 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from aiohttp import web
 
 from monitor.localservers import LocalRedis, free_port
 from tests.rules.promql_check import ROOT, RULE_FILES
+from tests.support import StandInApp
 
 pytestmark = pytest.mark.slow
 
 SHORT_FOR = "2s"
 
 
-# --- the stand-in application -------------------------------------------------
-@dataclass
-class StandInApp:
-    """The seeds' health endpoints; `ready = False` makes /health/ready answer 503."""
-
-    ready: bool = True
-    port: int = field(default_factory=free_port)
-
-    def _components(self) -> dict[str, Any]:
-        redis_status = "healthy" if self.ready else "unhealthy"
-        return {
-            "database": {"status": "healthy", "database": "connected"},
-            "redis": {"status": redis_status, "redis": "connected" if self.ready else "error: refused"},
-        }
-
-    async def health(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "healthy", "service": "onquota-api", "version": "1.0.0",
-                                  "pool": {"size": 20, "max_overflow": 10, "checked_out": 3,
-                                           "checked_in": 17, "overflow": 0}})
-
-    async def live(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "alive", "service": "onquota-api", "version": "1.0.0",
-                                  "timestamp": "2025-11-14T00:00:00"})
-
-    async def ready_(self, request: web.Request) -> web.Response:
-        body = {"status": "ready" if self.ready else "not_ready", "timestamp": "2025-11-14T00:00:00",
-                "components": self._components(), "is_ready": self.ready}
-        return web.json_response(body, status=200 if self.ready else 503)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
-@pytest.fixture
-def stand_in_app() -> Iterator[StandInApp]:
-    app_state = StandInApp()
-    loop = asyncio.new_event_loop()
-    app = web.Application()
-    app.router.add_get("/health", app_state.health)
-    app.router.add_get("/health/live", app_state.live)
-    app.router.add_get("/health/ready", app_state.ready_)
-    runner = web.AppRunner(app)
-    loop.run_until_complete(runner.setup())
-    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", app_state.port).start())
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield app_state
-    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-    loop.close()
-
-
-# --- processes ------------------------------------------------------------------
 def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while True:

@@ -1,0 +1,98 @@
+"""The metric catalogue is the truth: a real service with every source configured must export
+exactly the catalogued names, with the catalogued types and label names."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import psycopg
+import redis
+
+from monitor.catalogue import catalogue
+from monitor.localservers import LocalRedis
+from tests.support import DbpulseProcess, StandInApp
+
+CONFIG = """
+postgres:
+  statement_text_info: true
+  app_pools:
+    - application_name: quotes-api
+      capacity: 30
+advisor:
+  interval: 2
+  thresholds:
+    min_table_rows: 100
+    unused_min_stats_age_seconds: 0
+"""
+
+
+def exported(svc: DbpulseProcess) -> dict[str, tuple[str, frozenset[str]]]:
+    """family name -> (type, label names) from a real scrape."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    _, body = svc.get("/metrics")
+    out: dict[str, tuple[str, frozenset[str]]] = {}
+    for family in text_string_to_metric_families(body.decode()):
+        name = family.name + ("_total" if family.type == "counter" else "")
+        labels = frozenset(k for s in family.samples for k in s.labels)
+        if family.samples:
+            out[name] = (family.type, labels)
+    return out
+
+
+def test_exported_metrics_equal_the_catalogue(fresh_db: str, redis_server: LocalRedis,
+                                              stand_in_app: StandInApp, tmp_path: Path) -> None:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE quotes (id int PRIMARY KEY, tenant int, total int)")
+        conn.execute("INSERT INTO quotes SELECT g, g % 50, g FROM generate_series(1, 2000) g")
+        conn.execute("SELECT pg_stat_reset()")  # so the database has a stats_reset time
+        conn.execute("VACUUM ANALYZE quotes")
+        for i in range(5):
+            conn.execute("SELECT * FROM quotes WHERE tenant = %s", (i,)).fetchall()
+    app_conn = psycopg.connect(fresh_db, application_name="quotes-api")
+    cache = redis.Redis.from_url(redis_server.url())
+    cache.set("dashboard:kpi:1", "x", ex=300)
+    cache.set("session:abc", "y")
+    cache.rpush("celery", "task")
+    config = tmp_path / "dbpulse.yaml"
+    config.write_text(CONFIG)
+    try:
+        with DbpulseProcess("--config", str(config), "--postgres", f"shop={fresh_db}",
+                            "--redis", f"cache={redis_server.url()}", "--redis-queue", "celery",
+                            "--health-url", f"api={stand_in_app.url}", "--interval", "1") as svc:
+            deadline = time.monotonic() + 20
+            names: dict[str, tuple[str, frozenset[str]]] = {}
+            while time.monotonic() < deadline:
+                app_conn.execute("SELECT sum(total) FROM quotes").fetchone()  # block accesses between polls
+                app_conn.execute("SELECT pg_stat_force_next_flush()")
+                app_conn.commit()
+                cache.get("dashboard:kpi:1")
+                cache.get("missing")
+                names = exported(svc)
+                if set(catalogue()) <= set(names):
+                    break
+                time.sleep(0.3)
+    finally:
+        app_conn.close()
+    specs = catalogue()
+    assert sorted(set(names) - set(specs)) == [], "exported but not in monitor/metrics.yaml"
+    assert sorted(set(specs) - set(names)) == [], "catalogued but never exported"
+    for name, (kind, labels) in names.items():
+        spec = specs[name]
+        assert kind == ("counter" if spec.type == "counter" else "gauge"), name
+        assert labels == frozenset(spec.labels), name
+
+
+def test_catalogue_entries_follow_prometheus_naming() -> None:
+    for name, spec in catalogue().items():
+        assert spec.type in {"gauge", "counter"}, name
+        assert (spec.type == "counter") == name.endswith("_total"), name
+        if spec.unit:
+            assert spec.unit in {"seconds", "bytes", "ratio"}, name
+            stem = name.removesuffix("_total")
+            assert stem.endswith(f"_{spec.unit}") or stem.endswith(f"_{spec.unit}_total"), name
+        if not name.startswith("process_"):
+            assert name.startswith("dbpulse_"), name
+            assert "target" in spec.labels or name == "dbpulse_build_info", name
+        assert spec.help.strip(), name

@@ -1,4 +1,4 @@
-# dbpulse: the two commands a new machine needs are `make run` and `make test`;
+# dbpulse: the two commands a new machine needs are `make demo` and `make test`;
 # both install what they need first (scripts/setup.sh).
 PG_DSN ?= postgresql://postgres@127.0.0.1:5432/postgres
 LISTEN ?= 127.0.0.1:9630

@@ -54,20 +54,30 @@ class PollSettings(Strict):
         return self.timeout if self.timeout is not None else round(self.interval * 0.8, 3)
 
 
-class PostgresTarget(Strict):
-    name: str | None = Field(None, description="label `target`; derived from host/port/dbname if absent")
-    dsn: str
-    password_env: str | None = None
-    password_file: Path | None = None
+def _check_name(value: str | None) -> str | None:
+    if value is not None and not TARGET_NAME.match(value):
+        raise ValueError("must be 1-63 characters of letters, digits and _ . : / -")
+    return value
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.:/-]", "_", name).lstrip("_.:/-")[:63] or "target"
+
+
+class TargetBase(Strict):
+    """What every target has: a safe name for the `target` label and its own cadence."""
+
+    name: str | None = Field(None, description="label `target`; derived from the address if absent")
     interval: float | None = Field(None, gt=0)
     timeout: float | None = Field(None, gt=0)
 
-    @field_validator("name")
-    @classmethod
-    def _safe_name(cls, value: str | None) -> str | None:
-        if value is not None and not TARGET_NAME.match(value):
-            raise ValueError("must be 1-63 characters of letters, digits and _ . : / -")
-        return value
+    _name = field_validator("name")(_check_name)
+
+
+class PostgresTarget(TargetBase):
+    dsn: str
+    password_env: str | None = None
+    password_file: Path | None = None
 
     @field_validator("dsn")
     @classmethod
@@ -102,30 +112,15 @@ class PostgresSettings(PollSettings):
     app_pools: list[AppPool] = Field(default_factory=list)
 
 
-# --- Redis and application health (issue 3) -------------------------------
+# --- Redis and application health -------------------------------------
 
 
-def _check_name(value: str | None) -> str | None:
-    if value is not None and not TARGET_NAME.match(value):
-        raise ValueError("must be 1-63 characters of letters, digits and _ . : / -")
-    return value
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.:/-]", "_", name).lstrip("_.:/-")[:63] or "target"
-
-
-class RedisTarget(Strict):
-    name: str | None = Field(None, description="label `target`; derived from host:port/db if absent")
+class RedisTarget(TargetBase):
     url: str = Field(description="redis://[[user]:password@]host[:port][/db], rediss://..., unix://path")
     username: str | None = Field(None, description="ACL user; overrides the URL's")
     password_env: str | None = None
     password_file: Path | None = None
     queues: list[str] = Field(default_factory=list, description="list or stream keys of this target")
-    interval: float | None = Field(None, gt=0)
-    timeout: float | None = Field(None, gt=0)
-
-    _name = field_validator("name")(_check_name)
 
     @field_validator("url")
     @classmethod
@@ -177,16 +172,12 @@ def _endpoints(value: Any) -> Any:
     return value
 
 
-class HealthTarget(Strict):
-    name: str | None = Field(None, description="label `target`; derived from the URL's host:port if absent")
+class HealthTarget(TargetBase):
     url: str = Field(description="the application's base URL, e.g. http://app:8000")
     endpoints: list[HealthEndpoint] | None = None
     headers: dict[str, str] = Field(default_factory=dict, description="sent with every probe")
     headers_env: dict[str, str] = Field(default_factory=dict, description="header name -> env variable")
-    interval: float | None = Field(None, gt=0)
-    timeout: float | None = Field(None, gt=0)
 
-    _name = field_validator("name")(_check_name)
     _endpoints = field_validator("endpoints", mode="before")(_endpoints)
 
     @field_validator("url")
@@ -403,8 +394,7 @@ def derive_target_name(dsn: str) -> str:
         host = "localhost"
     port = str(parts.get("port") or "5432").split(",")[0]
     dbname = str(parts.get("dbname") or parts.get("user") or "postgres")
-    name = re.sub(r"[^A-Za-z0-9_.:/-]", "_", f"{host}:{port}/{dbname}")
-    return name[:63]
+    return _safe(f"{host}:{port}/{dbname}")
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:

@@ -13,7 +13,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from collectors.postgres import queries
-from collectors.postgres.session import session_kwargs
+from collectors.postgres.session import session_kwargs, unwrap_statement_text
 from collectors.postgres.snapshot import DatabaseRow, IndexRow, PostgresSnapshot, StatementRow, TableRow
 from collectors.postgres.topk import top_k_interleaved
 from monitor.poller import Poller
@@ -283,7 +283,7 @@ class PostgresPoller(Poller):
         statements = [
             StatementRow(queryid=r["queryid"], calls=r["calls"] or 0, exec_seconds=r["exec_seconds"] or 0,
                          rows=r["rows"] or 0, blks_hit=r["blks_hit"] or 0, blks_read=r["blks_read"] or 0,
-                         query=r["query"] or "")
+                         query=unwrap_statement_text(r["query"] or ""))
             for r in rows
         ]
         statements.sort(key=lambda s: s.exec_seconds, reverse=True)

@@ -7,9 +7,24 @@ Shared by the collector and the advisor so the guarantees in the design notes
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 APPLICATION_NAME = "dbpulse"
+
+# pg_stat_statements keeps the text it saw first for a queryid. After a reset,
+# that can be the advisor's what-if wrapper around an application statement
+# ("PREPARE dbpulse_advisor_7 AS SELECT ...", "EXPLAIN (GENERIC_PLAN) ... SELECT ...")
+# while the counters are the application's: show and analyze the statement itself.
+_WRAPPER = re.compile(
+    r"^\s*(?:PREPARE\s+\w+(?:\s*\([^)]*\))?\s+AS\s+|EXPLAIN\s*(?:\([^)]*\))?\s*/\*\s*dbpulse_advisor\s*\*/\s*)",
+    re.IGNORECASE,
+)
+
+
+def unwrap_statement_text(text: str) -> str:
+    """The statement inside a ``PREPARE name AS`` or the advisor's ``EXPLAIN`` wrapper."""
+    return _WRAPPER.sub("", text, count=1)
 
 
 def session_kwargs(

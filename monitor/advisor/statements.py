@@ -1,7 +1,8 @@
 """Reading ``pg_stat_statements`` for the current database, and deltas between polls.
 
 Counters are summed per queryid across users; the advisor's own statements
-(tagged ``dbpulse_advisor``) are left out. On PG 14+ only top-level statements
+(tagged ``dbpulse_advisor``) are left out, and an application statement whose
+stored text is the advisor's what-if wrapper is read as the statement itself. On PG 14+ only top-level statements
 are read: with ``track = all`` the nested ones are mostly extension scripts and
 function bodies, which an application engineer does not index for.
 """
@@ -14,13 +15,15 @@ from typing import Any
 
 import psycopg
 
+from collectors.postgres.session import unwrap_statement_text
+
 from .catalog import TAG
 
 STATEMENTS_SQL = f"""
 SELECT /* {TAG} */ queryid, min(query), sum(calls)::bigint, sum({{exec_time}})::float8, sum(rows)::bigint
 FROM pg_stat_statements
 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-  AND queryid IS NOT NULL AND strpos(query, '{TAG}') = 0 {{toplevel}}
+  AND queryid IS NOT NULL {{toplevel}}
 GROUP BY queryid
 ORDER BY sum({{exec_time}}) DESC
 LIMIT %s
@@ -54,7 +57,9 @@ def read_statements(
     toplevel = "AND toplevel" if server_version_num >= 140000 else ""
     sql = STATEMENTS_SQL.format(exec_time=exec_time, toplevel=toplevel)
     rows = conn.execute(sql, (limit,)).fetchall()
-    return [StatementStat(int(q), str(t), int(c), float(e), int(r)) for q, t, c, e, r in rows]
+    stats = [StatementStat(int(q), unwrap_statement_text(str(t)), int(c), float(e), int(r)) for q, t, c, e, r in rows]
+    # The advisor's own catalog queries carry the tag; the application's never do.
+    return [s for s in stats if TAG not in s.query]
 
 
 def read_statements_reset(conn: psycopg.Connection[Any], server_version_num: int) -> datetime | None:

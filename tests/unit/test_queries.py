@@ -4,6 +4,7 @@ import pglast
 import pytest
 
 from collectors.postgres import queries
+from collectors.postgres.session import unwrap_statement_text
 
 BANDS = {name: value for name, value in vars(queries).items() if name.isupper() and isinstance(value, dict)}
 
@@ -27,3 +28,16 @@ def test_pick_newest_band_at_or_below_version() -> None:
 def test_older_servers_are_refused_clearly() -> None:
     with pytest.raises(ValueError, match="older than the supported 13"):
         queries.pick(queries.SERVER, 120000)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("PREPARE dbpulse_advisor_33 AS SELECT * FROM payments WHERE external_id = $1",
+     "SELECT * FROM payments WHERE external_id = $1"),
+    ("prepare q1 (int) as select 1 where $1 > 0", "select 1 where $1 > 0"),
+    ("EXPLAIN (GENERIC_PLAN, FORMAT JSON) /* dbpulse_advisor */ SELECT a FROM t WHERE b = $1",
+     "SELECT a FROM t WHERE b = $1"),
+    ("EXPLAIN SELECT 1", "EXPLAIN SELECT 1"),  # someone else's EXPLAIN stays as it is
+    ("SELECT /* dbpulse_advisor */ 1", "SELECT /* dbpulse_advisor */ 1"),
+])
+def test_unwrap_statement_text(text: str, expected: str) -> None:
+    assert unwrap_statement_text(text) == expected

@@ -37,17 +37,18 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _timeout_below_interval(value: float | None, info: ValidationInfo) -> float | None:
+    interval = info.data.get("interval")
+    if value is not None and interval is not None and value >= interval:
+        raise ValueError(f"must be shorter than interval ({interval} s)")
+    return value
+
+
 class PollSettings(Strict):
     interval: float = Field(15.0, gt=0, description="seconds between polls")
     timeout: float | None = Field(None, gt=0, description="seconds a poll may take; default 80% of interval")
 
-    @field_validator("timeout")
-    @classmethod
-    def _timeout_below_interval(cls, value: float | None, info: ValidationInfo) -> float | None:
-        interval = info.data.get("interval")
-        if value is not None and interval is not None and value >= interval:
-            raise ValueError(f"must be shorter than interval ({interval} s)")
-        return value
+    _timeout = field_validator("timeout")(_timeout_below_interval)
 
     @property
     def effective_timeout(self) -> float:
@@ -279,13 +280,7 @@ class AdvisorConfig(Strict):
     thresholds: dict[str, float] = Field(
         default_factory=dict, description="overrides of AdvisorSettings fields, e.g. slow_mean_seconds: 0.2")
 
-    @field_validator("timeout")
-    @classmethod
-    def _timeout_below_interval(cls, value: float | None, info: ValidationInfo) -> float | None:
-        interval = info.data.get("interval")
-        if value is not None and interval is not None and value >= interval:
-            raise ValueError(f"must be shorter than interval ({interval} s)")
-        return value
+    _timeout = field_validator("timeout")(_timeout_below_interval)
 
     @field_validator("thresholds")
     @classmethod

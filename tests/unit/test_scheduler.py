@@ -65,7 +65,7 @@ async def test_hanging_or_failing_source_never_delays_another() -> None:
     # Fixed cadence: ~6 polls in 0.55 s at 0.1 s, whatever the others do.
     assert 5 <= by_target["good"].polls <= 7
     gaps = [b - a for a, b in zip(good.started, good.started[1:], strict=False)]
-    assert all(0.08 < g < 0.13 for g in gaps), gaps
+    assert all(0.07 < g < 0.16 for g in gaps), gaps  # fixed cadence, with room for a loaded CI machine
     assert by_target["good"].up and by_target["good"].errors == 0
     assert not by_target["hang"].up
     assert by_target["hang"].errors == by_target["hang"].polls >= 4

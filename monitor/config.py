@@ -111,6 +111,8 @@ class PostgresSettings(PollSettings):
     statement_text_info: bool = Field(False, description="export dbpulse_pg_statement_info with query text")
     statement_text_length: int = Field(80, ge=10, le=1000)
     app_pools: list[AppPool] = Field(default_factory=list)
+    size_interval: float = Field(300.0, ge=0, description="seconds between reads of table, index and database "
+                                 "sizes (they cost a stat() per file); 0 reads them every poll")
 
 
 # --- Redis and application health -------------------------------------

@@ -43,6 +43,7 @@ def postgres_pollers(config: Config) -> list[Poller]:
         top_applications=pg.top_applications, statement_text_info=pg.statement_text_info,
         statement_text_length=pg.statement_text_length,
         app_pools=tuple((p.application_name, p.capacity) for p in pg.app_pools),
+        size_interval=pg.size_interval,
     )
     settings = adv.settings()
     pollers: list[Poller] = []

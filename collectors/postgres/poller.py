@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,8 +30,8 @@ PGSS_HINTS = {
 }
 
 
-QUERY_NAMES = ("server", "activity", "activity_ages", "databases", "tables", "indexes", "statements",
-               "statements_reset")
+QUERY_NAMES = ("server", "activity", "activity_ages", "databases", "tables", "indexes", "sizes",
+               "database_sizes", "statements", "statements_reset")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class PostgresOptions:
     statement_text_info: bool = False
     statement_text_length: int = 80
     app_pools: tuple[tuple[str, int], ...] = ()  # (application_name, pool capacity)
+    size_interval: float = 300.0  # seconds between reads of relation and database sizes
 
 
 class PostgresPoller(Poller):
@@ -67,6 +69,9 @@ class PostgresPoller(Poller):
         # Every counter exists from the start (at 0), so rate() works from the first error.
         self._query_errors: dict[str, int] = dict.fromkeys(QUERY_NAMES, 0)
         self._pgss_state: str | None = None  # last reported pg_stat_statements problem
+        self._rel_sizes: dict[int, float] = {}  # relid/indexrelid -> bytes
+        self._db_sizes: dict[str, float] = {}
+        self._sizes_read_at: float | None = None  # monotonic
 
     async def _connection(self) -> psycopg.AsyncConnection[dict[str, Any]]:
         if self._conn is None or self._conn.closed or self._conn.broken:
@@ -130,6 +135,7 @@ class PostgresPoller(Poller):
         databases = await self._fetch(conn, "databases", sql(queries.DATABASES) or "") or []
         tables = await self._fetch(conn, "tables", sql(queries.TABLES) or "") or []
         indexes = await self._fetch(conn, "indexes", sql(queries.INDEXES) or "") or []
+        await self._refresh_sizes(conn, version)
         statements, pgss_ok = await self._read_statements(conn, server, version)
         reset_sql = sql(queries.STATEMENTS_RESET)
         reset_rows = await self._fetch(conn, "statements_reset", reset_sql) if reset_sql and pgss_ok else None
@@ -195,6 +201,20 @@ class PostgresPoller(Poller):
             return None, False
         return self._top_statements(rows), problem is None
 
+    async def _refresh_sizes(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int) -> None:
+        """Read sizes when they are older than size_interval (they cost a stat() per file)."""
+        now = time.monotonic()
+        if self._sizes_read_at is not None and now - self._sizes_read_at < self.options.size_interval:
+            return
+        rels = await self._fetch(conn, "sizes", queries.pick(queries.SIZES, version) or "")
+        dbs = await self._fetch(conn, "database_sizes", queries.pick(queries.DATABASE_SIZES, version) or "")
+        if rels is not None:
+            self._rel_sizes = {int(r["relid"]): float(r["size_bytes"] or 0) for r in rels}
+        if dbs is not None:
+            self._db_sizes = {r["datname"]: float(r["size_bytes"]) for r in dbs}
+        if rels is not None and dbs is not None:
+            self._sizes_read_at = now
+
     def _report_pgss(self, problem: str | None) -> None:
         """One log line when the pg_stat_statements situation changes, not one per poll."""
         if problem == self._pgss_state:
@@ -235,7 +255,7 @@ class PostgresPoller(Poller):
                 xact_rollback=float(r["xact_rollback"]), blks_hit=float(r["blks_hit"]),
                 blks_read=float(r["blks_read"]), deadlocks=float(r["deadlocks"]),
                 temp_bytes=float(r["temp_bytes"]),
-                size_bytes=None if r["size_bytes"] is None else float(r["size_bytes"]),
+                size_bytes=self._db_sizes.get(r["datname"]),
                 stats_reset=r["stats_reset"],
             )
             current[row.datname] = row
@@ -248,35 +268,35 @@ class PostgresPoller(Poller):
             TableRow(
                 schema=r["schemaname"], table=r["relname"], seq_scans=float(r["seq_scan"] or 0),
                 index_scans=float(r["idx_scan"] or 0), live_rows=float(r["n_live_tup"] or 0),
-                dead_rows=float(r["n_dead_tup"] or 0), size_bytes=float(r["size_bytes"] or 0),
+                dead_rows=float(r["n_dead_tup"] or 0), size_bytes=self._rel_sizes.get(int(r["relid"])),
                 last_vacuum=r["last_vacuum"], last_autovacuum=r["last_autovacuum"],
                 last_analyze=r["last_analyze"], last_autoanalyze=r["last_autoanalyze"],
             )
             for r in rows
         ]
         kept, rest = top_k_interleaved(
-            tables, self.options.top_tables, lambda t: t.size_bytes, lambda t: t.seq_scans + t.index_scans
+            tables, self.options.top_tables, lambda t: t.size_bytes or 0, lambda t: t.seq_scans + t.index_scans
         )
         if rest:
             kept.append(TableRow(
                 schema=OTHER, table=OTHER, seq_scans=sum(t.seq_scans for t in rest),
                 index_scans=sum(t.index_scans for t in rest), live_rows=sum(t.live_rows for t in rest),
-                dead_rows=sum(t.dead_rows for t in rest), size_bytes=sum(t.size_bytes for t in rest),
+                dead_rows=sum(t.dead_rows for t in rest), size_bytes=sum(t.size_bytes or 0 for t in rest),
             ))
         return kept, len(tables)
 
     def _top_indexes(self, rows: list[dict[str, Any]]) -> tuple[list[IndexRow], int]:
         indexes = [
             IndexRow(schema=r["schemaname"], table=r["relname"], index=r["indexrelname"],
-                     scans=float(r["idx_scan"] or 0), size_bytes=float(r["size_bytes"] or 0))
+                     scans=float(r["idx_scan"] or 0), size_bytes=self._rel_sizes.get(int(r["indexrelid"])))
             for r in rows
         ]
         kept, rest = top_k_interleaved(
-            indexes, self.options.top_indexes, lambda i: i.size_bytes, lambda i: i.scans
+            indexes, self.options.top_indexes, lambda i: i.size_bytes or 0, lambda i: i.scans
         )
         if rest:
             kept.append(IndexRow(schema=OTHER, table=OTHER, index=OTHER, scans=sum(i.scans for i in rest),
-                                 size_bytes=sum(i.size_bytes for i in rest)))
+                                 size_bytes=sum(i.size_bytes or 0 for i in rest)))
         return kept, len(indexes)
 
     def _top_statements(self, rows: list[dict[str, Any]]) -> tuple[list[StatementRow], int]:

@@ -53,9 +53,6 @@ WHERE backend_type = 'client backend'
 DATABASES = {
     MIN_SUPPORTED: """
 SELECT d.datname, d.xact_commit, d.xact_rollback, d.blks_hit, d.blks_read, d.deadlocks, d.temp_bytes,
-       CASE WHEN has_database_privilege(d.datid, 'CONNECT')
-                 OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')
-            THEN pg_database_size(d.datid) END AS size_bytes,
        extract(epoch FROM d.stats_reset)::float8 AS stats_reset
 FROM pg_stat_database d
 JOIN pg_database db ON db.oid = d.datid
@@ -63,36 +60,58 @@ WHERE d.datname IS NOT NULL AND db.datallowconn
 """,
 }
 
-# Sizing a relation takes an ACCESS SHARE lock. To never queue behind the
-# application's ACCESS EXCLUSIVE locks (ALTER TABLE, REINDEX, ...), a locked
-# relation is sized from pg_class.relpages (as of its last VACUUM/ANALYZE);
-# a lock taken between the check and the call is cut by lock_timeout.
-_EXCLUSIVE = """EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'relation' AND l.database = (
-    SELECT oid FROM pg_database WHERE datname = current_database())
-    AND l.relation IN ({rels}) AND l.mode = 'AccessExclusiveLock')"""
-
 TABLES = {
     MIN_SUPPORTED: """
-SELECT schemaname, relname, seq_scan, coalesce(idx_scan, 0) AS idx_scan, n_live_tup, n_dead_tup,
-       CASE WHEN """ + _EXCLUSIVE.format(rels="s.relid") + """
-            THEN (SELECT relpages::bigint * current_setting('block_size')::int FROM pg_class WHERE oid = s.relid)
-            ELSE pg_total_relation_size(s.relid) END AS size_bytes,
+SELECT relid, schemaname, relname, seq_scan, coalesce(idx_scan, 0) AS idx_scan, n_live_tup, n_dead_tup,
        extract(epoch FROM last_vacuum)::float8 AS last_vacuum,
        extract(epoch FROM last_autovacuum)::float8 AS last_autovacuum,
        extract(epoch FROM last_analyze)::float8 AS last_analyze,
        extract(epoch FROM last_autoanalyze)::float8 AS last_autoanalyze
-FROM pg_stat_user_tables s
+FROM pg_stat_user_tables
 """,
 }
 
 INDEXES = {
     MIN_SUPPORTED: """
-SELECT schemaname, relname, indexrelname, idx_scan,
-       CASE WHEN """ + _EXCLUSIVE.format(rels="s.relid, s.indexrelid") + """
-            THEN (SELECT relpages::bigint * current_setting('block_size')::int FROM pg_class
-                  WHERE oid = s.indexrelid)
-            ELSE pg_relation_size(s.indexrelid) END AS size_bytes
-FROM pg_stat_user_indexes s
+SELECT indexrelid, schemaname, relname, indexrelname, idx_scan
+FROM pg_stat_user_indexes
+""",
+}
+
+# Sizes cost a stat() per file and change slowly: they are read every
+# postgres.size_interval seconds, not every poll. Sizing a relation takes an
+# ACCESS SHARE lock; to never queue behind the application's ACCESS EXCLUSIVE
+# locks (ALTER TABLE, REINDEX, ...), a locked relation is sized from
+# pg_class.relpages (as of its last VACUUM/ANALYZE). A lock taken between the
+# check and the call is cut by lock_timeout.
+SIZES = {
+    MIN_SUPPORTED: """
+WITH locked AS (
+    SELECT DISTINCT relation FROM pg_locks
+    WHERE locktype = 'relation' AND mode = 'AccessExclusiveLock'
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+)
+SELECT rel.oid AS relid,
+       CASE WHEN rel.oid IN (SELECT relation FROM locked) OR rel.table_oid IN (SELECT relation FROM locked)
+            THEN rel.relpages::bigint * current_setting('block_size')::int
+            WHEN rel.is_index THEN pg_relation_size(rel.oid)
+            ELSE pg_total_relation_size(rel.oid) END AS size_bytes
+FROM (
+    SELECT relid AS oid, relid AS table_oid, false AS is_index, c.relpages
+    FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+    UNION ALL
+    SELECT indexrelid, relid, true, c.relpages
+    FROM pg_stat_user_indexes s JOIN pg_class c ON c.oid = s.indexrelid
+) rel
+""",
+}
+
+DATABASE_SIZES = {
+    MIN_SUPPORTED: """
+SELECT datname, pg_database_size(oid) AS size_bytes
+FROM pg_database
+WHERE datallowconn AND (has_database_privilege(oid, 'CONNECT')
+                        OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE'))
 """,
 }
 

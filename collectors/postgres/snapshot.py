@@ -29,7 +29,7 @@ class TableRow:
     index_scans: float
     live_rows: float
     dead_rows: float
-    size_bytes: float
+    size_bytes: float | None  # None until the first size read (postgres.size_interval)
     last_vacuum: float | None = None
     last_autovacuum: float | None = None
     last_analyze: float | None = None
@@ -42,7 +42,7 @@ class IndexRow:
     table: str
     index: str
     scans: float
-    size_bytes: float
+    size_bytes: float | None
 
 
 @dataclass(frozen=True)

@@ -216,3 +216,20 @@ async def test_reconnects_after_the_connection_is_killed(poller: PostgresPoller,
         await poller.poll()
     snap = await poller.poll()
     assert one(snap.samples(), "dbpulse_pg_up") == 1
+
+
+async def test_sizes_are_read_on_their_own_slower_cadence(fresh_db: str, db: psycopg.Connection) -> None:
+    db.execute("CREATE TABLE grow (id int)")
+    slow = PostgresPoller("shop", fresh_db, 5, 4, PostgresOptions(size_interval=3600))
+    every = PostgresPoller("shop", fresh_db, 5, 4, PostgresOptions(size_interval=0))
+    try:
+        first = values((await slow.poll()).samples(), "dbpulse_pg_table_size_bytes")
+        db.execute("INSERT INTO grow SELECT g FROM generate_series(1, 20000) g")
+        cached = values((await slow.poll()).samples(), "dbpulse_pg_table_size_bytes")
+        fresh = values((await every.poll()).samples(), "dbpulse_pg_table_size_bytes")
+    finally:
+        await slow.close()
+        await every.close()
+    key = ("shop", db.info.dbname, "public", "grow")
+    assert cached[key] == first[key] == 0
+    assert fresh[key] > 500_000

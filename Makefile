@@ -25,12 +25,13 @@ lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/mypy
 
-## every benchmark, side by side with the peer exporters (about 15 minutes; results in bench/results/, docs/benchmarks.md)
+## every benchmark, side by side with the peer exporters (about 25 minutes; results in bench/results/, docs/benchmarks.md)
 bench: setup
 	.venv/bin/python -m bench.pg_scrape
 	.venv/bin/python -m bench.pg_dbtime
 	.venv/bin/python -m bench.redis_keys
 	.venv/bin/python -m bench.memory
+	.venv/bin/python -m bench.memory --no-advisor
 	.venv/bin/python -m bench.advisor_large
 	.venv/bin/python bench/advisor_bench.py
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -198,6 +199,7 @@ class ScrapeResult:
     errors: int
     bytes_last: int
     wall: float
+    sizes: list[int] = field(default_factory=list)  # body bytes of each successful scrape
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -208,11 +210,14 @@ class ScrapeResult:
             "max_ms": (max(self.latencies) if self.latencies else float("nan")) * 1000,
             "throughput_rps": len(self.latencies) / self.wall if self.wall else None,
             "response_bytes": self.bytes_last,
+            "response_bytes_min": min(self.sizes) if self.sizes else None,
+            "response_bytes_max": max(self.sizes) if self.sizes else None,
         }
 
 
 async def _scrape(url: str, requests: int, concurrency: int, timeout: float) -> ScrapeResult:
     latencies: list[float] = []
+    sizes: list[int] = []
     errors = 0
     size = 0
     todo = iter(range(requests))
@@ -238,11 +243,12 @@ async def _scrape(url: str, requests: int, concurrency: int, timeout: float) -> 
                     continue
                 latencies.append(time.perf_counter() - started)
                 size = len(body)
+                sizes.append(size)
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - started
-    return ScrapeResult(latencies, errors, size, wall)
+    return ScrapeResult(latencies, errors, size, wall, sizes)
 
 
 def scrape(url: str, requests: int, concurrency: int, timeout: float = 60.0) -> ScrapeResult:
@@ -292,10 +298,14 @@ def redis_exporter_version() -> str:
     return m.group(1) if m else "unknown"
 
 
+@functools.cache
 def dbpulse_version() -> str:
+    """dbpulse's version and commit, read once: call it before starting dbpulse so it names what runs."""
     out = _run(str(DBPULSE), "--version")
     commit = _run("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD")
-    return f"{out.split()[-1] if out else 'unknown'} (git {commit or 'unknown'})"
+    # Uncommitted changes to the service's code are part of what was measured: say so.
+    dirty = _run("git", "-C", str(ROOT), "status", "--porcelain", "--", "monitor", "collectors")
+    return f"{out.split()[-1] if out else 'unknown'} (git {commit or 'unknown'}{'+dirty' if dirty else ''})"
 
 
 # --------------------------------------------------------------------------- results
@@ -309,6 +319,8 @@ def write_result(name: str, payload: dict[str, Any], results_dir: Path | None = 
         "benchmark": name,
         "when": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         "machine": machine(),
+        # Other work on the machine skews wall times: keep the load next to the numbers.
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         **payload,
     }
     path = out_dir / f"{name}.json"

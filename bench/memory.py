@@ -48,19 +48,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--statements", type=int, default=5000)
     parser.add_argument("--polls", type=int, default=1000)
     parser.add_argument("--peer-scrapes", type=int, default=300, help="scrapes of the peer (at most --polls)")
+    parser.add_argument("--no-advisor", action="store_true",
+                        help="switch off dbpulse's built-in advisor (on by default: at start, then every 5 min)")
     parser.add_argument("--interval", type=float, default=0.1, help="dbpulse poll interval during the run")
     parser.add_argument("--results-dir", type=Path, default=None, help="default bench/results")
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
     args = parser.parse_args(argv)
+    common.dbpulse_version()  # the code about to run
     common.require(exporters.PG_EXPORTER, "postgres_exporter")
-    marks = checkpoints(args.polls)
     peer_scrapes = min(args.peer_scrapes, args.polls)
-    peer_marks = [m for m in marks if m <= peer_scrapes] + ([peer_scrapes] if peer_scrapes not in marks else [])
+    marks = sorted({*checkpoints(args.polls), peer_scrapes})  # compared at the same poll counts
+    peer_marks = [m for m in marks if m <= peer_scrapes]
 
     with big_database(args.tables, args.statements) as db:
         counts = db.counts()
         print(f"database: {counts} (built in {sum(db.build_seconds.values()):.1f} s)")
-        ours = exporters.dbpulse_pg("dbpulse", db.dsn("dbpulse_bench"), interval=args.interval)
+        ours = exporters.dbpulse("dbpulse", {
+            "postgres": {"interval": args.interval, "targets": [{"name": "bench", "dsn": db.dsn("dbpulse_bench")}]},
+            **({"advisor": {"enabled": False}} if args.no_advisor else {}),
+        })
+        advisor_runs: dict[int, int] = {}
         peer = exporters.postgres_exporter("postgres_exporter", db.dsn("pgexp_bench"))
         rss: dict[str, dict[int, float]] = {"dbpulse": {}, "postgres_exporter": {}}
         started = time.perf_counter()
@@ -84,10 +91,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             deadline = time.monotonic() + max(600.0, args.polls * 2.0)
             pending = list(marks)
             while pending and time.monotonic() < deadline:
-                polls = 0
+                polls = advised = 0
                 with contextlib.suppress(OSError):
-                    polls = common.dbpulse_polls(ours.port)  # also a scrape of dbpulse
+                    text = common.fetch_metrics(ours.url)  # also a scrape of dbpulse
+                    polls = int(sum(common.metric_values(text, "dbpulse_source_polls_total", source="postgres")))
+                    advised = int(sum(common.metric_values(text, "dbpulse_source_polls_total", source="advisor")))
                 while pending and polls >= pending[0]:
+                    advisor_runs[pending[0]] = advised
                     rss["dbpulse"][pending.pop(0)] = ours.rss_bytes() / 2**20
                 time.sleep(0.1)
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
@@ -101,6 +111,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         first, last = points[min(points)], points[max(points)]
         out[name] = {"rss_mib": {str(k): v for k, v in points.items()}, "polls": max(points),
                      "growth_mib": last - first, "flat": flat(first, last)}
+    out["dbpulse"]["advisor_runs_done"] = {str(k): v for k, v in advisor_runs.items()}
     same = peer_marks[-1]  # the last poll count both reached
     r_first = common.ratio(rss["postgres_exporter"][marks[0]], rss["dbpulse"][marks[0]])
     r_last = common.ratio(rss["postgres_exporter"][same], rss["dbpulse"][same])
@@ -123,7 +134,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"postgres_exporter / dbpulse RSS: @{marks[0]} {common.fmt_ratio(r_first)}, "
           f"@{same} {common.fmt_ratio(r_last)}; dbpulse flat: {out['dbpulse']['flat']} ({wall:.0f} s)")
 
-    path = common.write_result("memory", result, args.results_dir)
+    path = common.write_result("memory_no_advisor" if args.no_advisor else "memory", result, args.results_dir)
     print(f"results: {path}")
     if not args.no_docs:
         report.update_docs()

@@ -5,14 +5,22 @@ Same large database as benchmark 1. Each exporter logs in with its own
 ``pg_stat_statements`` tells the database time of each (top-level
 statements, execution + planning time, summed per ``userid``).
 
-After both have warmed up, ``pg_stat_statements`` is reset; then dbpulse makes
+After both have warmed up, ``pg_stat_statements`` is read; then dbpulse makes
 ``--polls`` polls (a short interval, counted from its own
 ``dbpulse_source_polls_total``) while postgres_exporter is scraped
 ``--polls`` times, one after the other (every peer scrape runs its queries).
-We report the database milliseconds per poll / per scrape of each, and the
+``pg_stat_statements`` is read again, and the difference (not a reset, which
+would drop the 5,000 statements under test) gives the database milliseconds
+per poll / per scrape of each, and the
 ratio peer / dbpulse (above 1: dbpulse costs the database less).
 
-Usage: .venv/bin/python -m bench.pg_dbtime [--tables 2000] [--statements 5000] [--polls 30]
+dbpulse reads relation and database sizes on their own slower cadence
+(``postgres.size_interval``, 300 s, against a 15 s poll interval): the run
+keeps that ratio (``--size-ratio 20``: 1 s and 20 s), so ``--polls 40``
+include two size reads and the per-poll figure is their cost spread over the
+polls, as it is in production.
+
+Usage: .venv/bin/python -m bench.pg_dbtime [--tables 2000] [--statements 5000] [--polls 40]
 """
 
 from __future__ import annotations
@@ -22,25 +30,65 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from bench import common, exporters, report
-from bench.pgdata import big_database
+from bench.pgdata import BigDatabase, big_database, stats_delta
+from collectors.postgres import queries
+
+
+def breakdown(db: BigDatabase, repeat: int = 5) -> dict[str, float]:
+    """Median server execution ms of dbpulse's statistics queries, and of the functions they call.
+
+    Run as dbpulse's role after the measurement (nothing else polling): where
+    the database time of a poll goes. dbpulse's SQL is taken from
+    ``collectors.postgres.queries`` as it is now; the parts are independent of it.
+    """
+    variants: dict[str, str] = {}
+    for name in ("TABLES", "INDEXES", "SIZES", "DATABASES", "STATEMENTS"):
+        bands = getattr(queries, name, None)
+        sql = queries.pick(bands, 150000) if isinstance(bands, dict) else None
+        if sql:
+            variants[f"dbpulse {name} query"] = sql.replace("%(text_length)s", "80")
+    variants |= {
+        "pg_total_relation_size() of every table": "SELECT pg_total_relation_size(relid) FROM pg_stat_user_tables",
+        "pg_relation_size() of every index": "SELECT pg_relation_size(indexrelid) FROM pg_stat_user_indexes",
+        "pg_database_size() of every database": "SELECT pg_database_size(oid) FROM pg_database WHERE datallowconn",
+        "pg_stat_user_tables alone": "SELECT * FROM pg_stat_user_tables",
+        "pg_stat_user_indexes alone": "SELECT * FROM pg_stat_user_indexes",
+    }
+    out: dict[str, float] = {}
+    with psycopg.connect(db.dsn("dbpulse_bench"), autocommit=True) as conn:
+        for name, sql in variants.items():
+            times: list[float] = []
+            for _ in range(repeat):  # the server's own execution time, without sending rows
+                rows = conn.execute(f"EXPLAIN (ANALYZE, TIMING OFF, SUMMARY ON) {sql}".encode()).fetchall()
+                times += [float(str(r[0]).split(":")[1].split()[0]) for r in rows
+                          if str(r[0]).startswith("Execution Time")]
+            out[name] = common.median(times)
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tables", type=int, default=2000)
     parser.add_argument("--statements", type=int, default=5000)
-    parser.add_argument("--polls", type=int, default=30, help="polls of dbpulse and scrapes of the peer")
+    parser.add_argument("--polls", type=int, default=40, help="polls of dbpulse and scrapes of the peer")
     parser.add_argument("--interval", type=float, default=1.0, help="dbpulse poll interval during the run")
+    parser.add_argument("--size-ratio", type=float, default=20.0,
+                        help="dbpulse's postgres.size_interval as a multiple of its interval; the defaults "
+                        "(300 s / 15 s) make 20: sizes are read on 1 poll in 20 and their cost is spread")
     parser.add_argument("--results-dir", type=Path, default=None, help="default bench/results")
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
     args = parser.parse_args(argv)
+    common.dbpulse_version()  # the code about to run
     common.require(exporters.PG_EXPORTER, "postgres_exporter")
 
     with big_database(args.tables, args.statements) as db:
         counts = db.counts()
         print(f"database: {counts} (built in {sum(db.build_seconds.values()):.1f} s)")
-        ours = exporters.dbpulse_pg("dbpulse", db.dsn("dbpulse_bench"), interval=args.interval)
+        ours = exporters.dbpulse_pg("dbpulse", db.dsn("dbpulse_bench"), interval=args.interval,
+                                    size_interval=args.interval * args.size_ratio)
         peer = exporters.postgres_exporter("postgres_exporter", db.dsn("pgexp_bench"))
         with common.running(ours, peer):
             common.wait_http(ours)
@@ -48,8 +96,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             common.wait_dbpulse_polls(ours.port, 2, timeout=120)
             common.fetch_metrics(peer.url)  # warm-up scrape: the peer reads settings and versions once
 
-            # dbpulse: count polls between two resets-separated readings.
-            db.reset_statements()
+            # Start right after a dbpulse poll ends (the counter moves at the end of a poll), so no
+            # poll is cut in half; read again right after the last counted poll ends. No reset:
+            # it would drop the 5,000 statements the exporters are to read.
+            start = common.dbpulse_polls(ours.port)
+            common.wait_dbpulse_polls(ours.port, start + 1, timeout=60)
+            stats0 = db.statement_stats()
             before = common.dbpulse_polls(ours.port)
             started = time.perf_counter()
             peer_scrape_s: list[float] = []
@@ -57,21 +109,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 common.fetch_metrics(peer.url)
                 peer_scrape_s.append(time.perf_counter() - t0)
-            common.wait_dbpulse_polls(ours.port, before + args.polls, timeout=args.polls * args.interval * 4 + 60)
-            time.sleep(0.2)  # let the last poll's statements be counted
-            after = common.dbpulse_polls(ours.port)
-            # The poll in flight at the reset may have run part of its queries before it:
-            # count it as half a poll either way (it is small against --polls).
+            after = common.wait_dbpulse_polls(ours.port, before + args.polls,
+                                              timeout=args.polls * args.interval * 4 + 60)
+            delta = stats_delta(stats0, db.statement_stats())
             dbpulse_polls = after - before
-            by_role = db.db_time_by_role()
-            tops = {role: db.top_queries_by_role(role) for role in ("dbpulse_bench", "pgexp_bench")}
+            by_role = {role: {"ms": sum(float(q["total_ms"]) for q in rows),
+                              "calls": float(sum(int(q["calls"]) for q in rows))}
+                       for role, rows in delta.items()}
+            tops = {role: rows[:5] for role, rows in delta.items()}
+            size_reads = sum(int(q["calls"]) for q in delta["dbpulse_bench"]
+                             if "relation_size" in str(q["query"]) or "pg_locks" in str(q["query"]))
             wall = time.perf_counter() - started
             ours_metrics = common.fetch_metrics(ours.url)
             poll_s = common.metric_values(ours_metrics, "dbpulse_source_poll_duration_seconds", source="postgres")
+        parts = breakdown(db)
         pg_version = db.version()
 
-    d = by_role.get("dbpulse_bench", {"ms": 0.0, "calls": 0.0, "entries": 0.0})
-    p = by_role.get("pgexp_bench", {"ms": 0.0, "calls": 0.0, "entries": 0.0})
+    d, p = by_role["dbpulse_bench"], by_role["pgexp_bench"]
     ours_ms = d["ms"] / max(dbpulse_polls, 1)
     peer_ms = p["ms"] / args.polls
     r = common.ratio(peer_ms, ours_ms)
@@ -82,7 +136,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "versions": {"postgresql": pg_version, "postgres_exporter": common.pg_exporter_version(),
                      "dbpulse": common.dbpulse_version()},
         "exporters": {
-            "dbpulse": {"polls": dbpulse_polls, "db_ms_total": d["ms"], "db_ms_per_poll": ours_ms,
+            "dbpulse": {"polls": dbpulse_polls, "size_reads": size_reads,
+                        "size_interval_s": args.interval * args.size_ratio,
+                        "db_ms_total": d["ms"], "db_ms_per_poll": ours_ms,
                         "statements_per_poll": d["calls"] / max(dbpulse_polls, 1),
                         "last_poll_wall_ms": (poll_s[0] * 1000) if poll_s else None,
                         "top_queries": tops["dbpulse_bench"]},
@@ -92,6 +148,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                   "top_queries": tops["pgexp_bench"]},
         },
         "wall_seconds": wall,
+        "dbpulse_query_breakdown_ms": parts,
         "ratio_peer_over_dbpulse": r,
         "target": {"what": "dbpulse database time per poll no more than the peer's per scrape", "met": met},
     }
@@ -108,6 +165,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"\nmost expensive statements of {role}:")
         for q in top[:3]:
             print(f"  {q['total_ms']:9.1f} ms  {q['calls']:5d} calls  {q['query']}")
+    print(f"\ndbpulse read sizes {size_reads} times in its {dbpulse_polls} polls")
+    print("\nwhere dbpulse's database time goes (server execution ms, median of 5):")
+    for name, ms in parts.items():
+        print(f"  {ms:8.1f}  {name}")
     print(f"\npostgres_exporter / dbpulse: {common.fmt_ratio(r)}; target (<= peer): {'met' if met else 'NOT met'}")
 
     path = common.write_result("pg_dbtime", result, args.results_dir)

@@ -13,7 +13,7 @@ scrapes each in alternating rounds; we report median and p99 latency, and the
 ratio peer / dbpulse (above 1: dbpulse is faster). Also the RSS of each after
 the run (benchmark 4 measures RSS over many polls).
 
-Usage: .venv/bin/python -m bench.pg_scrape [--tables 2000] [--statements 5000] [--requests 400] [--concurrency 8]
+Usage: .venv/bin/python -m bench.pg_scrape [--tables 2000] [--statements 5000] [--requests 200] [--concurrency 8]
 """
 
 from __future__ import annotations
@@ -32,12 +32,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tables", type=int, default=2000)
     parser.add_argument("--statements", type=int, default=5000)
-    parser.add_argument("--requests", type=int, default=400, help="scrapes of each exporter (default 400)")
+    parser.add_argument("--requests", type=int, default=200, help="scrapes of each exporter (default 200)")
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent scrapers (default 8)")
     parser.add_argument("--rounds", type=int, default=4, help="alternating rounds the requests are split into")
     parser.add_argument("--results-dir", type=Path, default=None, help="default bench/results")
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
     args = parser.parse_args(argv)
+    common.dbpulse_version()  # the code about to run
     common.require(exporters.PG_EXPORTER, "postgres_exporter")
 
     with big_database(args.tables, args.statements) as db:
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             errors = dict.fromkeys(latencies, 0)
             walls = dict.fromkeys(latencies, 0.0)
             sizes = dict.fromkeys(latencies, 0)
+            all_sizes: dict[str, list[int]] = {s.name: [] for s in services}
             per_round = max(1, args.requests // args.rounds)
             for r in range(args.rounds):
                 order = services if r % 2 == 0 else list(reversed(services))
@@ -70,16 +72,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     errors[s.name] += res.errors
                     walls[s.name] += res.wall
                     sizes[s.name] = res.bytes_last
+                    all_sizes[s.name] += res.sizes
             rss = {s.name: s.rss_bytes() for s in services}
+            # A dbpulse whose poll failed serves only its "down" series: count such short answers.
+            ups = {s.name: common.metric_values(common.fetch_metrics(s.url), "dbpulse_source_up") for s in services[:2]}
+            errors_total = {s.name: sum(common.metric_values(common.fetch_metrics(s.url),
+                                                             "dbpulse_source_poll_errors_total")) for s in services[:2]}
             cpu = {s.name: s.cpu_seconds() for s in services}
 
         pg_version = db.version()
 
     exporters_out: dict[str, dict[str, Any]] = {}
     for name, lat in latencies.items():
-        res = common.ScrapeResult(lat, errors[name], sizes[name], walls[name])
+        res = common.ScrapeResult(lat, errors[name], sizes[name], walls[name], all_sizes[name])
         exporters_out[name] = {**res.summary(), "series": series[name], "rss_mib": rss[name] / 2**20,
-                               "cpu_seconds": cpu[name]}
+                               "cpu_seconds": cpu[name],
+                               "short_responses": sum(1 for b in all_sizes[name] if b < 0.5 * max(all_sizes[name]))}
+        if name in ups:
+            exporters_out[name]["source_up_at_end"] = ups[name]
+            exporters_out[name]["poll_errors_total"] = errors_total[name]
     peer = exporters_out["postgres_exporter"]
     ratios = {}
     for ours in ("dbpulse", "dbpulse (all series)"):
@@ -101,9 +112,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     print()
     common.print_table(
-        ["exporter", "median ms", "p99 ms", "max ms", "req/s", "errors", "series", "bytes", "RSS MiB"],
-        [[n, e["median_ms"], e["p99_ms"], e["max_ms"], e["throughput_rps"], e["errors"], e["series"],
-          e["response_bytes"], e["rss_mib"]] for n, e in exporters_out.items()],
+        ["exporter", "median ms", "p99 ms", "max ms", "req/s", "errors", "short", "series", "max bytes", "RSS MiB"],
+        [[n, e["median_ms"], e["p99_ms"], e["max_ms"], e["throughput_rps"], e["errors"], e["short_responses"],
+          e["series"], e["response_bytes_max"], e["rss_mib"]] for n, e in exporters_out.items()],
     )
     for ours, r in ratios.items():
         print(f"postgres_exporter / {ours}: median {common.fmt_ratio(r['median'])}, p99 {common.fmt_ratio(r['p99'])}")

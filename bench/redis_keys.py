@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--results-dir", type=Path, default=None, help="default bench/results")
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
     args = parser.parse_args(argv)
+    common.dbpulse_version()  # the code about to run
     common.require(exporters.REDIS_EXPORTER, "redis_exporter")
     sizes = sorted(int(k) for k in args.keys.split(","))
 

@@ -12,20 +12,18 @@ from urllib.parse import quote
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
 
 from monitor.advisor.findings import AdviceReport
 from monitor.advisor.poller import AdviceSnapshot
 from monitor.advisor.report import render_html
+from monitor.exporter import Exposition
 from monitor.scheduler import Scheduler
 
 SCHEDULER: web.AppKey[Scheduler] = web.AppKey("scheduler", Scheduler)
-REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("registry", CollectorRegistry)
+EXPOSITION: web.AppKey[Exposition] = web.AppKey("exposition", Exposition)
 
 async def metrics(request: web.Request) -> web.Response:
-    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-    body = encoder(request.app[REGISTRY])
+    body, content_type = await request.app[EXPOSITION].render(request.headers.get("Accept", ""))
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
@@ -88,11 +86,11 @@ async def advice_html(request: web.Request) -> web.Response:
     return web.Response(text=page, content_type="text/html")
 
 
-def make_app(scheduler: Scheduler, registry: CollectorRegistry,
+def make_app(scheduler: Scheduler, exposition: Exposition,
              middlewares: Iterable[Middleware] = ()) -> web.Application:
     app = web.Application(middlewares=list(middlewares))
     app[SCHEDULER] = scheduler
-    app[REGISTRY] = registry
+    app[EXPOSITION] = exposition
     from monitor.web.ui import add_ui_routes  # the built-in web UI at / (monitor/web/)
     add_ui_routes(app)
     app.router.add_get("/metrics", metrics)

@@ -18,7 +18,7 @@ from collectors.redis.sampling import SamplingOptions
 from monitor.advisor.advisor import Advisor
 from monitor.advisor.poller import AdvisorPoller
 from monitor.config import Config, PollSettings, parse_listen, resolve_secret
-from monitor.exporter import make_registry
+from monitor.exporter import Exposition
 from monitor.http import make_app
 from monitor.poller import Poller
 from monitor.redact import register_secret
@@ -109,7 +109,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
     """Run until ``stop`` is set; then stop polling and close every connection."""
     web_config = load_web_config(config.web_config) if config.web_config else WebConfig()
     scheduler = Scheduler(build_pollers(config))
-    app = make_app(scheduler, make_registry(scheduler), [web_middleware(web_config)])
+    app = make_app(scheduler, Exposition(scheduler), [web_middleware(web_config)])
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     host, port = parse_listen(config.listen)

@@ -95,12 +95,16 @@ def hygiene_findings(cat: Catalog, settings: AdvisorSettings) -> list[Finding]:
                 ddl=drop_index(index.schema, index.name), duplicate_of=keep.qualified,
             ))
 
+    # Compared within a table only: linear in the number of indexes, not quadratic.
+    by_table: dict[int, list[Index]] = {}
+    for index in valid:
+        by_table.setdefault(index.table_oid, []).append(index)
     for index in valid:
         if index.oid in reported or index.protected or index.predicate is not None:
             continue
         sig = index.key_signature()
-        for other in valid:
-            if other is index or other.oid in reported or other.table_oid != index.table_oid:
+        for other in by_table[index.table_oid]:
+            if other is index or other.oid in reported:
                 continue
             if other.method != index.method or other.method != "btree" or other.predicate is not None:
                 continue

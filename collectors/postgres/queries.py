@@ -115,18 +115,24 @@ WHERE datallowconn AND (has_database_privilege(oid, 'CONNECT')
 """,
 }
 
-# Summed over userid and toplevel: one series per statement of this database.
-STATEMENTS = {
-    MIN_SUPPORTED: """
+# Summed over userid: one series per statement of this database. From PG 14
+# on, only top-level statements: with pg_stat_statements.track = all the
+# nested ones (inside functions, or planned inside another session's EXPLAIN,
+# such as the advisor's what-if plans) would add calls the application never
+# made, under the same queryid.
+_STATEMENTS = """
 SELECT queryid::text AS queryid, sum(calls)::float8 AS calls,
        sum(total_exec_time)::float8 / 1000 AS exec_seconds, sum(rows)::float8 AS rows,
        sum(shared_blks_hit)::float8 AS blks_hit, sum(shared_blks_read)::float8 AS blks_read,
        min(left(query, %(text_length)s)) AS query
 FROM pg_stat_statements
 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-  AND queryid IS NOT NULL
+  AND queryid IS NOT NULL {toplevel}
 GROUP BY queryid
-""",
+"""
+STATEMENTS = {
+    MIN_SUPPORTED: _STATEMENTS.format(toplevel=""),
+    140000: _STATEMENTS.format(toplevel="AND toplevel"),
 }
 
 STATEMENTS_RESET: dict[int, str | None] = {

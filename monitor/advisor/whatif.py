@@ -13,11 +13,15 @@ with NULL arguments (NULLs are never looked at: the generic plan does not
 depend on the values). A prepared statement caches its generic plan and
 HypoPG does not invalidate it, so every measurement prepares afresh and
 deallocates afterwards.
+
+pg_stat_statements records every EXPLAIN as a utility statement by its text,
+so the prepared statement always has the same name: thousands of what-if
+plans then add a handful of entries (one per number of arguments) instead of
+one each, which would evict the application's statements from the view.
 """
 
 from __future__ import annotations
 
-import itertools
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,8 +29,6 @@ from typing import Any
 import psycopg
 
 from .catalog import TAG
-
-_names = itertools.count(1)
 
 
 @dataclass
@@ -66,7 +68,7 @@ class WhatIf:
                     f"EXPLAIN (GENERIC_PLAN, FORMAT JSON) /* {TAG} */ {query}"
                 ).fetchone()
             else:
-                name = f"{TAG}_{next(_names)}"
+                name = TAG  # one name, so pg_stat_statements sees one EXPLAIN text per arity
                 self.conn.execute(f"PREPARE {name} AS {query}")
                 try:
                     args = "(" + ", ".join(["NULL"] * n_params) + ")" if n_params else ""

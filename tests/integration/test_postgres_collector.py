@@ -233,3 +233,23 @@ async def test_sizes_are_read_on_their_own_slower_cadence(fresh_db: str, db: psy
     key = ("shop", db.info.dbname, "public", "grow")
     assert cached[key] == first[key] == 0
     assert fresh[key] > 500_000
+
+
+async def test_nested_statements_do_not_add_calls(fresh_db: str, db: psycopg.Connection) -> None:
+    """With track = all, a statement planned inside EXPLAIN EXECUTE (the advisor's what-if) is
+    recorded as nested; the exported calls stay the application's own."""
+    db.execute("CREATE TABLE pay (id int PRIMARY KEY, ext text)")
+    for i in range(3):
+        db.execute("SELECT * FROM pay WHERE ext = %s", (f"x{i}",)).fetchall()
+    for _ in range(4):
+        db.execute("PREPARE w AS SELECT * FROM pay WHERE ext = $1")
+        db.execute("EXPLAIN (FORMAT JSON) EXECUTE w(NULL)")
+        db.execute("DEALLOCATE w")
+    p = PostgresPoller("shop", fresh_db, 5, 4, PostgresOptions(statement_text_info=True, statement_text_length=200))
+    try:
+        snap = await p.poll()
+    finally:
+        await p.close()
+    (stmt,) = [s for s in snap.statements if "FROM pay WHERE ext" in s.query]
+    assert stmt.calls == 3
+    assert stmt.query == "SELECT * FROM pay WHERE ext = $1"

@@ -14,7 +14,7 @@ from monitor.localservers import LocalPostgres
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from scenario import build, run_workload
+from tests.integration.advisor.scenario import build, run_workload
 
 _counter = itertools.count()
 

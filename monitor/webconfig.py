@@ -16,6 +16,7 @@ Supported keys (others are rejected, so a typo never silently disables auth):
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -130,14 +131,24 @@ def ssl_context(config: WebConfig) -> ssl.SSLContext | None:
 
 
 class BasicAuth:
-    """Checks ``Authorization: Basic`` against bcrypt hashes; remembers good credentials,
-    since bcrypt is deliberately slow and Prometheus scrapes often."""
+    """Checks ``Authorization: Basic`` against bcrypt hashes.
+
+    bcrypt is deliberately slow (tens of ms), so it never runs on the event
+    loop: checks go to a worker thread, one at a time, so a flood of bad
+    passwords cannot stall the pollers or the scrapes. Good credentials are
+    remembered, since Prometheus sends the same ones every scrape. Unknown
+    users are checked against a dummy hash so timing does not tell which
+    names exist.
+    """
 
     def __init__(self, users: dict[str, str]) -> None:
         self.users = {name: hashed.encode() for name, hashed in users.items()}
         self._verified: set[bytes] = set()
+        self._dummy = bcrypt.hashpw(b"dbpulse-dummy", next(iter(self.users.values()))[:29]) \
+            if self.users else b""
+        self._one_at_a_time = asyncio.Semaphore(1)
 
-    def check(self, header: str | None) -> bool:
+    async def check(self, header: str | None) -> bool:
         if not header or not header.startswith("Basic "):
             return False
         try:
@@ -145,12 +156,12 @@ class BasicAuth:
         except (binascii.Error, UnicodeDecodeError):
             return False
         hashed = self.users.get(user)
-        if hashed is None:
-            return False
-        key = hashlib.sha256(hashed + b"\0" + password.encode()).digest()
-        if any(hmac.compare_digest(key, seen) for seen in self._verified):
+        key = hashlib.sha256((hashed or b"") + b"\0" + password.encode()).digest()
+        if hashed is not None and any(hmac.compare_digest(key, seen) for seen in self._verified):
             return True
-        if bcrypt.checkpw(password.encode(), hashed):
+        async with self._one_at_a_time:
+            ok = await asyncio.to_thread(bcrypt.checkpw, password.encode(), hashed or self._dummy)
+        if ok and hashed is not None:
             self._verified.add(key)
             return True
         return False
@@ -162,7 +173,7 @@ def middleware(config: WebConfig) -> Middleware:
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if auth and request.path not in UNAUTHENTICATED_PATHS and not auth.check(
+        if auth and request.path not in UNAUTHENTICATED_PATHS and not await auth.check(
                 request.headers.get("Authorization")):
             return web.Response(status=401, text="Unauthorized\n",
                                 headers={"WWW-Authenticate": 'Basic realm="dbpulse"'})

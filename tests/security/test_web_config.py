@@ -123,3 +123,25 @@ def test_bad_web_config_is_a_clear_error(content: str, expected: str, tmp_path: 
     assert main(["run", "--postgres", "postgresql:///x", "--web-config", str(web)]) == 2
     err = capsys.readouterr().err
     assert str(web) in err and expected in err
+
+
+def test_bad_passwords_never_stall_the_event_loop(fresh_db: str, tmp_path: Path) -> None:
+    """bcrypt runs off the event loop: a flood of wrong passwords leaves /healthz and polls responsive."""
+    import concurrent.futures
+
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=12)).decode()
+    web = tmp_path / "web.yaml"
+    web.write_text(f"basic_auth_users:\n  prometheus: '{hashed}'\n")
+    with DbpulseProcess("--postgres", f"shop={fresh_db}", "--web-config", str(web), "--interval", "0.5").start(
+            wait_ready=False) as svc:
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            flood = [pool.submit(fetch, svc.base + "/metrics", None, ("prometheus", f"wrong{i}")) for i in range(8)]
+            time.sleep(0.3)
+            slowest = 0.0
+            for _ in range(10):
+                started = time.monotonic()
+                assert fetch(svc.base + "/healthz") == 200
+                slowest = max(slowest, time.monotonic() - started)
+                time.sleep(0.05)
+            assert all(f.result() == 401 for f in flood)
+        assert slowest < 0.15, slowest

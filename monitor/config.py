@@ -304,8 +304,12 @@ class AdvisorConfig(Strict):
         from monitor.advisor.settings import AdvisorSettings
 
         defaults = AdvisorSettings(interval_seconds=self.interval)
-        overrides = {name: type(getattr(defaults, name))(value) for name, value in self.thresholds.items()}
-        return replace(defaults, **overrides)
+        # The session and the what-if budget fit inside the run's timeout unless set explicitly.
+        half = self.effective_timeout / 2
+        bounded = {"statement_timeout_seconds": min(defaults.statement_timeout_seconds, half),
+                   "verification_max_seconds": min(defaults.verification_max_seconds, half)}
+        explicit = {name: type(getattr(defaults, name))(value) for name, value in self.thresholds.items()}
+        return replace(defaults, **{**bounded, **explicit})
 
 
 class LogSettings(Strict):

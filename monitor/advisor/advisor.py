@@ -68,6 +68,7 @@ class Advisor:
         self.settings = settings or AdvisorSettings()
         self._previous: dict[int, StatementStat] | None = None
         self._analysis_cache: dict[str, StatementAnalysis] = {}
+        self._conn: psycopg.Connection[Any] | None = None  # the running session, for cancel()
 
     def connect(self) -> psycopg.Connection[Any]:
         kwargs = session_kwargs(self.settings.statement_timeout_seconds, application_name=APPLICATION_NAME,
@@ -83,9 +84,19 @@ class Advisor:
     def run(self) -> AdviceReport:
         started = time.monotonic()
         with self.connect() as conn:
-            report = self._run(conn)
+            self._conn = conn
+            try:
+                report = self._run(conn)
+            finally:
+                self._conn = None
         report.duration_seconds = time.monotonic() - started
         return report
+
+    def cancel(self) -> None:
+        """Cancel the statement the running session is executing (safe from another thread)."""
+        conn = self._conn
+        if conn is not None:
+            conn.cancel()
 
     def _analyze(self, text: str, cat: Catalog) -> StatementAnalysis:
         cached = self._analysis_cache.get(text)

@@ -1,14 +1,17 @@
 """The advisor as a scheduled source: one run per target on its own (long) interval.
 
-A run is synchronous (psycopg, HypoPG what-if plans) and goes to a worker
-thread, so the event loop, the scrapes and the other sources never wait on
-it. It is never on the scrape path: ``/metrics``, ``/advice`` and the UI read
-the last report.
+A run is synchronous (psycopg, HypoPG what-if plans) and goes to a daemon
+thread, so the event loop, the scrapes, the other sources and the shutdown
+never wait on it; its session is bounded by a statement_timeout and an
+EXPLAIN time budget derived from advisor.timeout. It is never on the scrape
+path: ``/metrics``, ``/advice`` and the UI read the last report.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 from dataclasses import dataclass
 
 from monitor.advisor.advisor import Advisor
@@ -52,10 +55,41 @@ class AdvisorPoller(Poller):
         self._running: asyncio.Future[AdviceReport] | None = None
 
     async def poll(self) -> AdviceSnapshot:
-        # A thread cannot be cancelled: if a run outlived its timeout, wait for it
-        # rather than starting a second one beside it.
-        if self._running is not None and not self._running.done():
-            raise RuntimeError("the previous advisor run is still going")
-        self._running = asyncio.ensure_future(asyncio.to_thread(self.advisor.run))
+        if self._running is not None:
+            if not self._running.done():
+                raise RuntimeError("the previous advisor run is still going")
+            # A run that outlived its timeout finished since: publish it now.
+            late, self._running = self._running, None
+            return AdviceSnapshot(late.result())
+        self._running = self._start()
         report = await asyncio.shield(self._running)
+        self._running = None
         return AdviceSnapshot(report)
+
+    def _start(self) -> asyncio.Future[AdviceReport]:
+        """Run the advisor in a daemon thread: it never holds up shutdown, unlike the default executor."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[AdviceReport] = loop.create_future()
+
+        def deliver(result: AdviceReport | None, error: BaseException | None) -> None:
+            if future.done():
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                assert result is not None
+                future.set_result(result)
+
+        def work() -> None:
+            try:
+                result, error = self.advisor.run(), None
+            except BaseException as exc:  # handed to the event loop, never lost in the thread
+                result, error = None, exc
+            with contextlib.suppress(RuntimeError):  # the loop is closed: we are shutting down
+                loop.call_soon_threadsafe(deliver, result, error)
+
+        threading.Thread(target=work, name=f"advisor-{self.target}", daemon=True).start()
+        return future
+
+    async def close(self) -> None:
+        self.advisor.cancel()

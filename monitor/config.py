@@ -50,6 +50,18 @@ class PollSettings(Strict):
 
     _timeout = field_validator("timeout")(_timeout_below_interval)
 
+    @model_validator(mode="after")
+    def _target_timeouts_below_intervals(self) -> PollSettings:
+        bad = []
+        for i, target in enumerate(getattr(self, "targets", [])):
+            interval = target.interval or self.interval
+            if target.timeout is not None and target.timeout >= interval:
+                bad.append(f"targets[{i}].timeout ({target.timeout:g}) must be shorter than its interval "
+                           f"({interval:g} s)")
+        if bad:
+            raise ValueError("; ".join(bad))
+        return self
+
     @property
     def effective_timeout(self) -> float:
         return self.timeout if self.timeout is not None else round(self.interval * 0.8, 3)

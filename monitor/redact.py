@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote, urlsplit
 
 _URI_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@", re.I)
 _KV_PASSWORD = re.compile(r"(?P<key>password\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.I)
@@ -16,10 +17,23 @@ def register_secret(secret: str | None) -> None:
         _known_secrets.add(secret)
 
 
+def register_url_secrets(url: str) -> None:
+    """The password of a URL as written, percent-decoded, and as a lenient parser reads it
+    (everything between the first ':' after the scheme and the last '@' of the authority)."""
+    parts = urlsplit(url)
+    register_secret(parts.password)
+    if parts.password:
+        register_secret(unquote(parts.password))
+    userinfo, _, _ = parts.netloc.rpartition("@")
+    if ":" in userinfo:
+        raw = userinfo.split(":", 1)[1]
+        register_secret(raw)
+        register_secret(unquote(raw))
+
+
 def redact(text: str) -> str:
-    """Mask passwords in URIs, ``password=...`` pairs and every registered secret."""
-    text = _URI_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
-    text = _KV_PASSWORD.sub(lambda m: f"{m['key']}***", text)
+    """Mask every registered secret, then passwords in URIs and ``password=...`` pairs."""
     for secret in sorted(_known_secrets, key=len, reverse=True):
         text = text.replace(secret, "***")
-    return text
+    text = _URI_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    return _KV_PASSWORD.sub(lambda m: f"{m['key']}***", text)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -21,7 +20,7 @@ from monitor.config import Config, PollSettings, parse_listen, resolve_secret
 from monitor.exporter import Exposition
 from monitor.http import make_app
 from monitor.poller import Poller
-from monitor.redact import register_secret
+from monitor.redact import register_secret, register_url_secrets
 from monitor.scheduler import Scheduler
 from monitor.webconfig import WebConfig, load_web_config, ssl_context
 from monitor.webconfig import middleware as web_middleware
@@ -79,7 +78,7 @@ def redis_pollers(config: Config) -> list[Poller]:
         interval, timeout = _interval_timeout(rs, t.interval, t.timeout)
         password = resolve_secret(f"redis target {t.target}", t.password_env, t.password_file)
         register_secret(password)
-        register_secret(urlsplit(t.url).password)
+        register_url_secrets(t.url)
         queues = tuple(dict.fromkeys([*rs.queues, *t.queues]))
         pollers.append(RedisPoller(t.target, t.url, interval, timeout, RedisOptions(sampling, queues),
                                    username=t.username, password=password))
@@ -98,7 +97,7 @@ def health_pollers(config: Config) -> list[Poller]:
             headers[header] = resolve_secret(f"health target {t.target}: header {header}", env, None) or ""
         for value in headers.values():
             register_secret(value)
-        register_secret(urlsplit(t.url).password)
+        register_url_secrets(t.url)
         endpoints = [Endpoint(e.path, e.timeout or hs.endpoint_timeout, e.json_body)
                      for e in (t.endpoints if t.endpoints is not None else hs.endpoints)]
         pollers.append(HealthPoller(t.target, t.url, endpoints, interval, timeout, options, headers))
@@ -123,9 +122,12 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
         await stop.wait()
     finally:
         log.info("shutting down")
-        await asyncio.wait_for(
-            asyncio.gather(scheduler.stop(), runner.cleanup(), return_exceptions=True), SHUTDOWN_SECONDS
-        )
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(scheduler.stop(), runner.cleanup(), return_exceptions=True), SHUTDOWN_SECONDS
+            )
+        except TimeoutError:  # an OSError subclass: must not read as "cannot start"
+            log.warning("shutdown took over %g s; exiting anyway", SHUTDOWN_SECONDS)
 
 
 def run(config: Config) -> int:

@@ -74,10 +74,13 @@ async def sample_keys(
     seen: set[bytes] = set()
     started = clock()
     start_cursor = cursor
+    truncated = False  # some keys of this pass were left out by max_keys: shares are an estimate
     while True:
         cursor, keys = await client.scan(cursor, count=options.scan_count)
         cursor = int(cursor)
-        fresh = [k for k in keys if k not in seen][: max(0, options.max_keys - len(seen))]
+        new = [k for k in keys if k not in seen]
+        fresh = new[: max(0, options.max_keys - len(seen))]
+        truncated = truncated or len(fresh) < len(new)
         seen.update(fresh)
         if fresh:
             pipe = client.pipeline(transaction=False)
@@ -87,7 +90,7 @@ async def sample_keys(
             for key, reply in zip(fresh, replies, strict=True):
                 _record(out, options.rules, key, int(reply))
         if cursor == 0 and start_cursor == 0:
-            out.complete = True
+            out.complete = not truncated
             break
         if cursor == 0:
             start_cursor = 0  # wrapped around: one more pass from the start may complete

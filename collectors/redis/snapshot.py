@@ -13,7 +13,7 @@ INFO_METRICS = {
     "used_memory": "dbpulse_redis_memory_used_bytes",
     "used_memory_peak": "dbpulse_redis_memory_peak_bytes",
     "maxmemory": "dbpulse_redis_memory_max_bytes",
-    "mem_fragmentation_ratio": "dbpulse_redis_memory_fragmentation_ratio",
+    "mem_fragmentation_ratio": "dbpulse_redis_memory_fragmentation",
     "evicted_keys": "dbpulse_redis_evicted_keys_total",
     "expired_keys": "dbpulse_redis_expired_keys_total",
     "connected_clients": "dbpulse_redis_connected_clients",

@@ -132,9 +132,7 @@ def finding_kinds(doc: Any) -> list[str]:
 
 
 def dbpulse_config(pg_dsn: str, redis_url: str, app_url: str, listen: str, options: DemoOptions) -> dict[str, Any]:
-    """The configuration file dbpulse runs with (keys the installed version knows)."""
-    from monitor.config import Config
-
+    """The configuration file dbpulse runs with."""
     config: dict[str, Any] = {
         "listen": listen,
         "log": {"level": "info"},
@@ -145,25 +143,12 @@ def dbpulse_config(pg_dsn: str, redis_url: str, app_url: str, listen: str, optio
                            "capacity": demo_app.POOL_SIZE + demo_app.MAX_OVERFLOW}],
             "targets": [{"name": "shop", "dsn": pg_dsn, "password_env": MONITOR_PASSWORD_ENV}],
         },
+        "redis": {"interval": options.interval,
+                  "targets": [{"name": "cache", "url": redis_url, "queues": list(demo_app.QUEUES)}]},
+        "health": {"interval": options.interval, "targets": [{"name": "demo-api", "url": app_url}]},
+        "advisor": {"interval": options.advisor_interval, "thresholds": dict(ADVISOR_THRESHOLDS)},
     }
-    fields = Config.model_fields
-    if "redis" in fields:
-        config["redis"] = {"interval": options.interval,
-                           "targets": [{"name": "cache", "url": redis_url, "queues": list(demo_app.QUEUES)}]}
-    if "health" in fields:
-        config["health"] = {"interval": options.interval, "targets": [{"name": "demo-api", "url": app_url}]}
-    if "advisor" in fields:
-        advisor_fields = _model_fields(fields["advisor"].annotation)
-        advisor: dict[str, Any] = {"interval": options.advisor_interval}
-        if "thresholds" in advisor_fields:
-            advisor["thresholds"] = dict(ADVISOR_THRESHOLDS)
-        config["advisor"] = advisor
     return config
-
-
-def _model_fields(annotation: Any) -> set[str]:
-    model_fields = getattr(annotation, "model_fields", None)
-    return set(model_fields) if isinstance(model_fields, dict) else set()
 
 
 class DemoStack:

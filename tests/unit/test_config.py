@@ -129,3 +129,14 @@ def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 def test_check_config_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-config", str(tmp_path / "nope.yaml")]) == 1
     assert "cannot read file" in capsys.readouterr().err
+
+
+def test_target_timeout_must_be_below_its_interval() -> None:
+    found = problems({"postgres": {"interval": 15, "targets": [
+        {"dsn": "postgresql:///a", "timeout": 60},
+        {"name": "b", "dsn": "postgresql:///b", "interval": 100, "timeout": 60},
+    ]}, "redis": {"targets": [{"url": "redis://h", "interval": 2, "timeout": 2}]}})
+    assert found == [
+        "postgres: targets[0].timeout (60) must be shorter than its interval (15 s)",
+        "redis: targets[0].timeout (2) must be shorter than its interval (2 s)",
+    ]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.redact import redact, register_secret
+from monitor.redact import redact, register_secret, register_url_secrets
 
 
 @pytest.mark.parametrize("text", [
@@ -23,3 +23,18 @@ def test_registered_secrets_are_masked_anywhere() -> None:
 
 def test_text_without_secrets_is_unchanged() -> None:
     assert redact("connection to 127.0.0.1:5432 refused") == "connection to 127.0.0.1:5432 refused"
+
+
+@pytest.mark.parametrize("url", [
+    "redis://:s3cr@tpass-771@cache:6379/0",  # a raw '@' in the password
+    "redis://user:p%40ssw0rd-772@cache/0",  # percent-encoded; the client uses p@ssw0rd-772
+    "http://admin:h%3Ar%3Ad-773@app:8000",
+])
+def test_url_passwords_are_masked_in_every_spelling(url: str) -> None:
+    register_url_secrets(url)
+    from urllib.parse import unquote
+
+    password = url.split("://", 1)[1].rpartition("@")[0].split(":", 1)[1]
+    for text in (url, f"error: auth failed ({unquote(password)})", unquote(url)):
+        out = redact(text)
+        assert password not in out and unquote(password) not in out, out

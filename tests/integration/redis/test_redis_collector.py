@@ -8,7 +8,7 @@ from redis.exceptions import AuthenticationError
 
 from collectors.redis.poller import RedisOptions, RedisPoller
 from collectors.redis.prefixes import PrefixRules
-from collectors.redis.sampling import SamplingOptions
+from collectors.redis.sampling import SamplingOptions, sample_keys
 from monitor.localservers import LocalRedis
 from monitor.redact import redact
 from monitor.samples import OTHER, Sample
@@ -181,10 +181,25 @@ async def test_server_and_memory_metrics_are_read_from_info(
         used = one(samples, "dbpulse_redis_memory_used_bytes")
         peak = one(samples, "dbpulse_redis_memory_peak_bytes")
         assert used is not None and peak is not None and 0 < used <= peak
-        assert (one(samples, "dbpulse_redis_memory_fragmentation_ratio") or 0) > 0
+        assert (one(samples, "dbpulse_redis_memory_fragmentation") or 0) > 0
         assert one(samples, "dbpulse_redis_info", info["redis_version"], "standalone", "master") == 1
         ping = one(samples, "dbpulse_redis_ping_seconds")
         assert ping is not None and 0 < ping < 1
     finally:
         await fresh_redis.config_set("maxmemory", "0")
         await p.close()
+
+
+async def test_sample_cut_by_max_keys_is_not_taken_as_complete(redis_server: LocalRedis) -> None:
+    client = aioredis.Redis.from_url(redis_server.url(5))
+    try:
+        await client.flushdb()
+        await client.mset({f"user:{i}:name": "x" for i in range(150)})
+        sample = await sample_keys(client, SamplingOptions(max_keys=100, scan_count=1000, budget_seconds=5))
+        assert sample.sampled == 100
+        assert not sample.complete  # 150 keys exist: counts must be estimated from dbsize
+        whole = await sample_keys(client, SamplingOptions(max_keys=1000, scan_count=1000, budget_seconds=5))
+        assert whole.sampled == 150 and whole.complete
+    finally:
+        await client.flushdb()
+        await client.aclose()

@@ -70,6 +70,7 @@ class RedisPoller(Poller):
         self._client: aioredis.Redis | None = None
         self._counters = _Counters()
         self._cursor = 0
+        self._unsubtracted = (0, 0)  # (hits, misses) of our own lookups not yet subtracted
 
     def _connect(self) -> aioredis.Redis:
         if self._client is None:
@@ -108,15 +109,18 @@ class RedisPoller(Poller):
         await client.ping()
         ping_seconds = time.perf_counter() - started
         keys: KeySample | None = None
-        hits = misses = 0
+        # Our lookups are kept as soon as their replies arrive: if this poll fails before
+        # INFO, the next successful poll still subtracts them.
         if self.options.sampling is not None:
             keys = await sample_keys(client, self.options.sampling, self._cursor)
             self._cursor = keys.cursor
-            hits, misses = keys.hits, keys.misses
+            self._unsubtracted = (self._unsubtracted[0] + keys.hits, self._unsubtracted[1] + keys.misses)
         queues, queue_hits, queue_misses = await self._queues(client)
+        self._unsubtracted = (self._unsubtracted[0] + queue_hits, self._unsubtracted[1] + queue_misses)
         raw_info: Any = await client.info()  # raw text: see _connect
         info = parse_info(raw_info)
-        adjusted = self._adjust(info, hits + queue_hits, misses + queue_misses)
+        adjusted = self._adjust(info, *self._unsubtracted)
+        self._unsubtracted = (0, 0)
         dbsize = info.keyspace[self.db].keys if self.db in info.keyspace else 0.0
         return RedisSnapshot(
             target=self.target, info=info, ping_seconds=ping_seconds,

@@ -203,3 +203,28 @@ async def test_sample_cut_by_max_keys_is_not_taken_as_complete(redis_server: Loc
     finally:
         await client.flushdb()
         await client.aclose()
+
+
+async def test_own_lookups_of_a_poll_that_failed_before_info_are_still_subtracted(
+    fresh_redis: aioredis.Redis, redis_pw: LocalRedis
+) -> None:
+    """A poll cut between sampling and INFO (a timeout; a real server cannot be made to fail
+    exactly there, so INFO is made to fail once) must not leave its lookups in the counts."""
+    await fresh_redis.mset({f"k:{i}": "v" for i in range(200)})
+    await fresh_redis.get("k:1")
+    p = poller(redis_pw)
+    await p.poll()
+    client = p._connect()
+    real_info = client.info
+
+    async def failing_info(*args: object, **kwargs: object) -> object:
+        client.info = real_info  # type: ignore[method-assign]
+        raise TimeoutError("cut before INFO")
+
+    client.info = failing_info  # type: ignore[method-assign]
+    with pytest.raises(TimeoutError):
+        await p._read(client)  # sampled 200 keys (200 hits), then failed
+    samples = (await p.poll()).samples()
+    assert one(samples, "dbpulse_redis_keyspace_hits_total") == 1  # only the application's GET
+    assert one(samples, "dbpulse_redis_keyspace_misses_total") == 0
+    await p.close()

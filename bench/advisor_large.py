@@ -96,10 +96,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     if profile_text:
         print(profile_text)
-    path = common.write_result("advisor_large", result, args.results_dir)
-    print(f"results: {path}")
-    if not args.no_docs:
-        report.update_docs()
+    report.publish("advisor_large", result, args.results_dir, docs=not args.no_docs)
     return result
 
 

@@ -134,10 +134,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"postgres_exporter / dbpulse RSS: @{marks[0]} {common.fmt_ratio(r_first)}, "
           f"@{same} {common.fmt_ratio(r_last)}; dbpulse flat: {out['dbpulse']['flat']} ({wall:.0f} s)")
 
-    path = common.write_result("memory_no_advisor" if args.no_advisor else "memory", result, args.results_dir)
-    print(f"results: {path}")
-    if not args.no_docs:
-        report.update_docs()
+    name = "memory_no_advisor" if args.no_advisor else "memory"
+    report.publish(name, result, args.results_dir, docs=not args.no_docs)
     return result
 
 

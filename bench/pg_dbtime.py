@@ -171,10 +171,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"  {ms:8.1f}  {name}")
     print(f"\npostgres_exporter / dbpulse: {common.fmt_ratio(r)}; target (<= peer): {'met' if met else 'NOT met'}")
 
-    path = common.write_result("pg_dbtime", result, args.results_dir)
-    print(f"results: {path}")
-    if not args.no_docs:
-        report.update_docs()
+    report.publish("pg_dbtime", result, args.results_dir, docs=not args.no_docs)
     return result
 
 

@@ -120,10 +120,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"postgres_exporter / {ours}: median {common.fmt_ratio(r['median'])}, p99 {common.fmt_ratio(r['p99'])}")
     print(f"target (>= {TARGET_RATIO:.0f}x): {'met' if met else 'NOT met'}")
 
-    path = common.write_result("pg_scrape", result, args.results_dir)
-    print(f"results: {path}")
-    if not args.no_docs:
-        report.update_docs()
+    report.publish("pg_scrape", result, args.results_dir, docs=not args.no_docs)
     return result
 
 

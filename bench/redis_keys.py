@@ -202,10 +202,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"CPU {common.fmt_ratio(g['cpu_ms_per_poll'])}")
     print(f"target (flat): {'met' if flat else 'NOT met' if flat is not None else 'n/a (one size)'}")
 
-    path = common.write_result("redis_keys", result, args.results_dir)
-    print(f"results: {path}")
-    if not args.no_docs:
-        report.update_docs()
+    report.publish("redis_keys", result, args.results_dir, docs=not args.no_docs)
     return result
 
 

@@ -264,15 +264,25 @@ def _is_control(query: str) -> bool:
 STATEMENT_HEADERS = ["queryid", "query", "calls>", "total time>", "mean>", "rows>", "rows/call>", "cache hit>"]
 
 
+def _section_head(state: SourceState, title: str) -> str:
+    """The opening of a source's section: anchor, title, target and status badge."""
+    target = state.poller.target
+    return (f'<section class="source" id="{esc(_anchor(state.poller.source, target))}">'
+            f'<h2>{esc(title)} <span class="target">{esc(target)}</span> '
+            f'{badge(state.up if state.polls else None)}</h2>')
+
+
+def _not_yet(state: SourceState, what: str) -> str:
+    """The whole section while there is no snapshot to show."""
+    error = f": {esc(state.last_error)}" if state.last_error else ""
+    return f'<p class="empty">{what}{error}</p></section>'
+
+
 def render_postgres(state: SourceState, now: float) -> str:
     snap = state.snapshot
-    target = state.poller.target
-    out = [f'<section class="source" id="{esc(_anchor("postgres", target))}">'
-           f'<h2>PostgreSQL <span class="target">{esc(target)}</span> {badge(state.up if state.polls else None)}</h2>']
+    out = [_section_head(state, "PostgreSQL")]
     if not isinstance(snap, PostgresSnapshot):
-        out.append(f'<p class="empty">no successful poll yet{": " + esc(state.last_error) if state.last_error else ""}'
-                   "</p></section>")
-        return "".join(out)
+        return out[0] + _not_yet(state, "no successful poll yet")
     features = " ".join(badge(on, esc(name), esc(name)) for name, on in sorted(snap.features.items()))
     out.append(f'<p class="meta">server {esc(snap.server_version)} · database {esc(snap.datname)} · '
                f'{_pg_summary(snap)} · oldest transaction {fmt_seconds(snap.oldest_transaction_seconds)} · '
@@ -404,13 +414,9 @@ def render_advice(states: list[SourceState], now: float) -> str:
 # --- Redis ---------------------------------------------------------------------------------
 def render_redis(state: SourceState, now: float) -> str:
     snap = state.snapshot
-    target = state.poller.target
-    out = [f'<section class="source" id="{esc(_anchor("redis", target))}">'
-           f'<h2>Redis <span class="target">{esc(target)}</span> {badge(state.up if state.polls else None)}</h2>']
+    out = [_section_head(state, "Redis")]
     if not isinstance(snap, RedisSnapshot):
-        out.append(f'<p class="empty">no successful poll yet{": " + esc(state.last_error) if state.last_error else ""}'
-                   "</p></section>")
-        return "".join(out)
+        return out[0] + _not_yet(state, "no successful poll yet")
     info = snap.info
     fields = info.fields
     out.append(f'<p class="meta">version {esc(fields.get("redis_version", "?"))} · {_redis_summary(snap)} · '
@@ -439,14 +445,9 @@ def render_redis(state: SourceState, now: float) -> str:
 # --- application health ---------------------------------------------------------------------------
 def render_health(state: SourceState, now: float) -> str:
     snap = state.snapshot
-    target = state.poller.target
-    out = [f'<section class="source" id="{esc(_anchor("health", target))}">'
-           f'<h2>Application <span class="target">{esc(target)}</span> '
-           f'{badge(state.up if state.polls else None)}</h2>']
+    out = [_section_head(state, "Application")]
     if snap is None:
-        out.append(f'<p class="empty">no probe yet{": " + esc(state.last_error) if state.last_error else ""}'
-                   "</p></section>")
-        return "".join(out)
+        return out[0] + _not_yet(state, "no probe yet")
     results = probe_results(snap)
     rows, components, pools = [], [], []
     for r in results:
@@ -488,10 +489,7 @@ RENDERERS = {"postgres": render_postgres, "redis": render_redis, "health": rende
 
 
 def _generic(state: SourceState, now: float) -> str:
-    target = state.poller.target
-    return (f'<section class="source" id="{esc(_anchor(state.poller.source, target))}">'
-            f'<h2>{esc(state.poller.source)} <span class="target">{esc(target)}</span> '
-            f"{badge(state.up if state.polls else None)}</h2></section>")
+    return _section_head(state, state.poller.source) + "</section>"
 
 
 def render_sections(scheduler: Scheduler, now: float | None = None) -> str:

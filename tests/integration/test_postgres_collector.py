@@ -19,6 +19,18 @@ def flush_stats(conn: psycopg.Connection) -> None:
     conn.execute("SELECT pg_stat_force_next_flush()")
 
 
+async def poll_once(target: str, dsn: str, interval: float, timeout: float,
+                    options: PostgresOptions | None = None, polls: int = 1) -> PostgresSnapshot:
+    """Poll a new poller ``polls`` times, close it, and return the last snapshot."""
+    p = PostgresPoller(target, dsn, interval, timeout, options)
+    try:
+        for _ in range(polls):
+            snap = await p.poll()
+    finally:
+        await p.close()
+    return snap
+
+
 def values(samples: list[Sample], name: str) -> dict[tuple[str, ...], float]:
     return {s.labels: s.value for s in samples if s.name == name}
 
@@ -112,11 +124,7 @@ async def test_statements_are_bounded_to_top_k_plus_other(poller: PostgresPoller
 
 async def test_statement_text_info_is_opt_in(fresh_db: str, db: psycopg.Connection) -> None:
     db.execute("SELECT 42 AS answer")
-    p = PostgresPoller("shop", fresh_db, 5, 4, PostgresOptions(statement_text_info=True, statement_text_length=20))
-    try:
-        snap = await p.poll()
-    finally:
-        await p.close()
+    snap = await poll_once("shop", fresh_db, 5, 4, PostgresOptions(statement_text_info=True, statement_text_length=20))
     texts = [s.labels[3] for s in snap.samples() if s.name == "dbpulse_pg_statement_info"]
     assert "SELECT $1 AS answer" in texts
     assert all(len(t) <= 20 for t in texts)
@@ -157,12 +165,7 @@ async def test_without_pg_stat_statements_the_rest_works(
     pg_server: LocalPostgres, fresh_db: str, db: psycopg.Connection, caplog: pytest.LogCaptureFixture
 ) -> None:
     db.execute("DROP EXTENSION pg_stat_statements")
-    p = PostgresPoller("shop", fresh_db, 5, 4)
-    try:
-        snap = await p.poll()
-        await p.poll()
-    finally:
-        await p.close()
+    snap = await poll_once("shop", fresh_db, 5, 4, polls=2)
     samples = snap.samples()
     assert values(samples, "dbpulse_pg_feature_enabled")[("shop", "pg_stat_statements")] == 0
     assert not values(samples, "dbpulse_pg_statement_calls_total")
@@ -176,21 +179,13 @@ async def test_without_pg_stat_statements_the_rest_works(
 async def test_low_privilege_role(fresh_db: str, db: psycopg.Connection, pg_server: LocalPostgres) -> None:
     db.execute("DROP ROLE IF EXISTS plain; CREATE ROLE plain LOGIN PASSWORD 'plain-pw'")
     dbname = db.info.dbname
-    p = PostgresPoller("low", pg_server.dsn(dbname, "plain", "plain-pw"), 5, 4)
-    try:
-        snap = await p.poll()
-    finally:
-        await p.close()
+    snap = await poll_once("low", pg_server.dsn(dbname, "plain", "plain-pw"), 5, 4)
     features = values(snap.samples(), "dbpulse_pg_feature_enabled")
     assert features[("low", "read_all_stats")] == 0
     assert features[("low", "pg_stat_statements")] == 0
     assert one(snap.samples(), "dbpulse_pg_up") == 1
     db.execute("GRANT pg_monitor TO plain")
-    p = PostgresPoller("mon", pg_server.dsn(dbname, "plain", "plain-pw"), 5, 4)
-    try:
-        snap = await p.poll()
-    finally:
-        await p.close()
+    snap = await poll_once("mon", pg_server.dsn(dbname, "plain", "plain-pw"), 5, 4)
     features = values(snap.samples(), "dbpulse_pg_feature_enabled")
     assert features[("mon", "read_all_stats")] == 1
     assert features[("mon", "pg_stat_statements")] == 1
@@ -245,11 +240,7 @@ async def test_nested_statements_do_not_add_calls(fresh_db: str, db: psycopg.Con
         db.execute("PREPARE w AS SELECT * FROM pay WHERE ext = $1")
         db.execute("EXPLAIN (FORMAT JSON) EXECUTE w(NULL)")
         db.execute("DEALLOCATE w")
-    p = PostgresPoller("shop", fresh_db, 5, 4, PostgresOptions(statement_text_info=True, statement_text_length=200))
-    try:
-        snap = await p.poll()
-    finally:
-        await p.close()
+    snap = await poll_once("shop", fresh_db, 5, 4, PostgresOptions(statement_text_info=True, statement_text_length=200))
     (stmt,) = [s for s in snap.statements if "FROM pay WHERE ext" in s.query]
     assert stmt.calls == 3
     assert stmt.query == "SELECT * FROM pay WHERE ext = $1"

@@ -31,6 +31,17 @@ def register_url_secrets(url: str) -> None:
         register_secret(unquote(raw))
 
 
+def register_dsn_secrets(dsn: str) -> None:
+    """The password of a libpq URI or key=value string, as libpq reads it (percent-decoded, unquoted)."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        password = conninfo_to_dict(dsn).get("password")
+    except Exception:  # an invalid DSN is reported by the config check, never echoed
+        return
+    register_secret(str(password) if password else None)
+
+
 def redact(text: str) -> str:
     """Mask every registered secret, then passwords in URIs and ``password=...`` pairs."""
     for secret in sorted(_known_secrets, key=len, reverse=True):

@@ -20,7 +20,7 @@ from monitor.config import Config, PollSettings, parse_listen, resolve_secret
 from monitor.exporter import Exposition
 from monitor.http import make_app
 from monitor.poller import Poller
-from monitor.redact import register_secret, register_url_secrets
+from monitor.redact import register_dsn_secrets, register_secret, register_url_secrets
 from monitor.scheduler import Scheduler
 from monitor.webconfig import WebConfig, load_web_config, ssl_context
 from monitor.webconfig import middleware as web_middleware
@@ -50,6 +50,7 @@ def postgres_pollers(config: Config) -> list[Poller]:
         interval, timeout = _interval_timeout(pg, t.interval, t.timeout)
         password = resolve_secret(f"postgres target {t.target}", t.password_env, t.password_file)
         register_secret(password)
+        register_dsn_secrets(t.dsn)
         pollers.append(PostgresPoller(t.target, t.dsn, interval, timeout, options, password))
         if adv.enabled:
             advisor = Advisor(t.dsn, t.target, settings, password=password)

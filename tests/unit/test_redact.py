@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.redact import redact, register_secret, register_url_secrets
+from monitor.redact import redact, register_dsn_secrets, register_secret, register_url_secrets
 
 
 @pytest.mark.parametrize("text", [
@@ -38,3 +38,12 @@ def test_url_passwords_are_masked_in_every_spelling(url: str) -> None:
     for text in (url, f"error: auth failed ({unquote(password)})", unquote(url)):
         out = redact(text)
         assert password not in out and unquote(password) not in out, out
+
+
+@pytest.mark.parametrize(("dsn", "password"), [
+    ("postgresql://app:p%40ss-w0rd-881@db/x", "p@ss-w0rd-881"),
+    ("host=db user=app password='it\\'s-882 quoted' dbname=x", "it's-882 quoted"),
+])
+def test_dsn_passwords_are_masked_as_libpq_reads_them(dsn: str, password: str) -> None:
+    register_dsn_secrets(dsn)
+    assert password not in redact(f"authentication failed, tried {password!s}")

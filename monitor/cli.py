@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 from typing import Any
 
-from monitor import __version__, logs
-from monitor.advisor.cli import add_advise_parser
-from monitor.config import (
-    DEFAULT_LISTEN,
-    ConfigError,
-    load,
-    named_url_from_flag,
-    read_file,
-    target_from_flag,
-    validate,
-)
-from monitor.demo.cli import add_demo_parser
+from collectors.postgres.settings import target_from_flag
+from monitor import __version__
+from monitor.advise import add_advise_parser
+from monitor.config import DEFAULT_LISTEN, ConfigError, load, read_file, validate
+from monitor.core import logs
+from monitor.core.settings import named_url
 
 EPILOG = "Documentation: README.md and docs/ in the dbpulse repository."
 
@@ -34,11 +29,11 @@ def _run_flags(args: argparse.Namespace) -> dict[str, Any]:
     if args.web_config:
         flags["web_config"] = str(args.web_config)
     if args.redis:
-        flags.setdefault("redis", {})["targets"] = [named_url_from_flag(u) for u in args.redis]
+        flags.setdefault("redis", {})["targets"] = [named_url(u) for u in args.redis]
     if args.redis_queue:
         flags.setdefault("redis", {})["queues"] = list(args.redis_queue)
     if args.health_url:
-        flags.setdefault("health", {})["targets"] = [named_url_from_flag(u) for u in args.health_url]
+        flags.setdefault("health", {})["targets"] = [named_url(u) for u in args.health_url]
     if args.advice_interval is not None:
         advisor = flags.setdefault("advisor", {})
         if args.advice_interval == 0:
@@ -60,7 +55,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"dbpulse: {exc}", file=sys.stderr)
         return 2
     logs.setup(config.log.level, config.log.format)
-    if not (config.postgres.targets or config.redis.targets or config.health.targets):
+    if not config.has_targets:
         print("dbpulse: nothing to watch: give --postgres DSN, --redis URL, --health-url URL or a config "
               "file with postgres.targets, redis.targets or health.targets", file=sys.stderr)
         return 2
@@ -80,6 +75,55 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"{args.file}: OK ({len(config.postgres.targets)} PostgreSQL target(s), "
           f"{len(config.redis.targets)} Redis target(s), {len(config.health.targets)} health target(s))")
     return 0
+
+
+DEMO_DESCRIPTION = (
+    "Start, in a temporary directory removed on exit, a throwaway PostgreSQL (pg_stat_statements, "
+    "HypoPG), a Redis, a small demo business application (SQLAlchemy pool, Redis caches, Celery-style "
+    "queues, /health endpoints) and a load generator, with dbpulse watching all three. Prints where "
+    "to look (web UI, /metrics, the index report). Ctrl-C stops everything. Needs the PostgreSQL and "
+    "Redis server binaries (make setup installs them) and a clone of the dbpulse repository: the demo "
+    "(demo/) and its throwaway servers (harness/) are not part of the installed service."
+)
+
+
+def _positive(value: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return number
+
+
+def add_demo_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser("demo", help="run dbpulse against a throwaway demo stack", description=DEMO_DESCRIPTION,
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter, epilog=EPILOG)
+    parser.add_argument("--port", type=int, default=9630, help="port of dbpulse's web UI and /metrics (0: any free)")
+    parser.add_argument("--host", default="127.0.0.1", help="address dbpulse listens on")
+    parser.add_argument("--app-port", type=int, default=0, help="port of the demo application (0: any free)")
+    parser.add_argument("--duration", type=_positive, metavar="SECONDS",
+                        help="stop after SECONDS (default: run until Ctrl-C)")
+    parser.add_argument("--interval", type=_positive, default=2.0, help="dbpulse poll interval, seconds")
+    parser.add_argument("--advisor-interval", type=_positive, default=10.0, help="advisor interval, seconds")
+    parser.add_argument("--scale", type=_positive, default=1.0, help="seed data size factor")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent load generator clients")
+    parser.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    # The demo lives beside the service in the repository, not inside it (the installed service never
+    # needs it): found when the checkout is on sys.path, as scripts/setup.sh arranges for .venv.
+    try:
+        stack = importlib.import_module("demo.stack")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("demo", "demo.stack", "harness", "harness.servers"):
+            raise
+        print("dbpulse demo: the demo is not installed here; it runs from a clone of the dbpulse repository "
+              "(`make demo`)", file=sys.stderr)
+        return 2
+    options = stack.DemoOptions(host=args.host, port=args.port, app_port=args.app_port, duration=args.duration,
+                                interval=args.interval, advisor_interval=args.advisor_interval, scale=args.scale,
+                                clients=max(1, args.clients))
+    return int(stack.main(options))
 
 
 def build_parser() -> argparse.ArgumentParser:

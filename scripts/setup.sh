@@ -41,4 +41,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q -e '.[test]'
   touch "$stamp"
 fi
+# The demo (demo/) and the throwaway servers (harness/) are not part of the installed service; this
+# development venv gets the checkout on its path so `dbpulse demo`, the tests and bench/ find them.
+site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+printf '%s\n' "$PWD" > "$site/dbpulse-checkout.pth"
 echo "setup: ready (.venv/bin/dbpulse $(.venv/bin/dbpulse --version | cut -d' ' -f2))"

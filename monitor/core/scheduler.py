@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from monitor.poller import Poller, Snapshot
-from monitor.redact import redact
-from monitor.samples import Sample, SampleList
+from monitor.core.poller import Poller, Snapshot
+from monitor.core.redact import redact
+from monitor.core.samples import Sample, SampleList
 
 log = logging.getLogger("dbpulse.scheduler")
 
@@ -52,8 +52,16 @@ class SourceState:
         return out.samples
 
 
+def loop_time() -> float:
+    """The running event loop's clock (monotonic), which its sleeps and timeouts follow."""
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:  # no loop running (construction, tests): the same clock as a default loop's
+        return time.monotonic()
+
+
 class Scheduler:
-    def __init__(self, pollers: list[Poller], clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, pollers: list[Poller], clock: Callable[[], float] = loop_time) -> None:
         self.states = [SourceState(p) for p in pollers]
         self._clock = clock
         self._tasks: list[asyncio.Task[None]] = []

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from monitor.demo.app import SIZES, external_id
+from demo.app import SIZES, external_id
 
 log = logging.getLogger("dbpulse.demo.load")
 

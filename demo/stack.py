@@ -32,9 +32,9 @@ import psycopg
 import yaml
 from aiohttp import web
 
-from monitor.demo import app as demo_app
-from monitor.demo.load import LoadStats, run_load
-from monitor.localservers import LocalPostgres, LocalRedis, ServerError, find_pg_bin, free_port
+from demo import app as demo_app
+from demo.load import LoadStats, run_load
+from harness.servers import LocalPostgres, LocalRedis, ServerError, find_pg_bin, free_port
 
 log = logging.getLogger("dbpulse.demo")
 

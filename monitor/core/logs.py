@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 
-from monitor.redact import redact
+from monitor.core.redact import redact
 
 
 class _JsonFormatter(logging.Formatter):

@@ -1,0 +1,1 @@
+"""Throwaway servers for the tests, the benchmarks and the demo; not part of the installed service."""

@@ -10,44 +10,47 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 
 import aiohttp
 
 from collectors.health.body import PoolBlock
-from collectors.health.probe import Endpoint, ProbeResult, probe
+from collectors.health.probe import ProbeResult, probe
+from collectors.health.settings import HealthSettings, HealthTarget
 from collectors.health.snapshot import HealthSnapshot
-from monitor.poller import Poller
+from monitor.core.poller import Poller
+from monitor.core.redact import register_secret, register_url_secrets
+from monitor.core.settings import resolve_secret
 
 log = logging.getLogger("dbpulse.health")
 
-DEFAULT_ENDPOINTS = ("/health", "/health/live", "/health/ready")
 USER_AGENT = "dbpulse-health-probe"
 
 
-@dataclass(frozen=True)
-class HealthOptions:
-    max_body_bytes: int = 65536
-    max_components: int = 20
-    pool_paths: tuple[str, ...] = ("pool", "components.database.pool", "database.pool")
-    verify_tls: bool = True
+def pollers(settings: HealthSettings) -> list[Poller]:
+    """One poller per application; secret headers resolved from the environment and registered."""
+    out: list[Poller] = []
+    for target in settings.targets:
+        headers = dict(target.headers)
+        for header, env in target.headers_env.items():
+            headers[header] = resolve_secret(f"health target {target.target}: header {header}", env, None) or ""
+        for value in headers.values():
+            register_secret(value)
+        register_url_secrets(target.url)
+        out.append(HealthPoller(target, settings, headers))
+    return out
 
 
 class HealthPoller(Poller):
     source = "health"
 
-    def __init__(
-        self, target: str, base_url: str, endpoints: list[Endpoint], interval: float, timeout: float,
-        options: HealthOptions | None = None, headers: dict[str, str] | None = None,
-    ) -> None:
-        self.target = target
-        self.interval = interval
-        self.timeout = timeout
-        self.options = options or HealthOptions()
-        self.base_url = base_url
-        cap = timeout * 0.9  # leave the poll time to report a timed-out endpoint
-        self.endpoints = [Endpoint(e.path, min(e.timeout, cap), e.json_body) for e in endpoints]
-        self._headers = {"User-Agent": USER_AGENT, **(headers or {})}
+    def __init__(self, target: HealthTarget, settings: HealthSettings, headers: dict[str, str] | None = None) -> None:
+        self.target = target.target
+        self.interval = settings.interval_of(target)
+        self.timeout = settings.timeout_of(target)
+        self.settings = settings
+        self.base_url = target.url
+        self.endpoints = settings.endpoints_of(target)
+        self._headers = {"User-Agent": USER_AGENT, **(headers if headers is not None else target.headers)}
         self._session: aiohttp.ClientSession | None = None
         self._parse_errors = {e.path: 0 for e in self.endpoints}
         self._oversized = {e.path: 0 for e in self.endpoints}
@@ -55,8 +58,7 @@ class HealthPoller(Poller):
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=len(self.endpoints) + 1,
-                                             ssl=self.options.verify_tls)
+            connector = aiohttp.TCPConnector(limit=len(self.endpoints) + 1, ssl=self.settings.verify_tls)
             self._session = aiohttp.ClientSession(connector=connector, headers=self._headers,
                                                   timeout=aiohttp.ClientTimeout(total=None))
         return self._session
@@ -68,10 +70,10 @@ class HealthPoller(Poller):
 
     async def poll(self) -> HealthSnapshot:
         session = self._client()
-        o = self.options
+        s = self.settings
         results = list(await asyncio.gather(*(
-            probe(session, self.base_url, e, max_body_bytes=o.max_body_bytes, pool_paths=o.pool_paths,
-                  max_components=o.max_components)
+            probe(session, self.base_url, e, max_body_bytes=s.max_body_bytes, pool_paths=tuple(s.pool_paths),
+                  max_components=s.max_components)
             for e in self.endpoints
         )))
         pools: dict[str, PoolBlock] = {}
@@ -88,7 +90,7 @@ class HealthPoller(Poller):
         if not r.reachable:
             problem: str | None = f"unreachable ({r.error})"
         elif r.too_large:
-            problem = f"body larger than {self.options.max_body_bytes} bytes"
+            problem = f"body larger than {self.settings.max_body_bytes} bytes"
         elif r.parse_error:
             problem = "body is not JSON"
         elif not r.up:

@@ -11,13 +11,7 @@ from typing import Any
 import aiohttp
 
 from collectors.health.body import BodyInfo, interpret
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    path: str
-    timeout: float
-    json_body: bool = True
+from collectors.health.settings import HealthEndpoint
 
 
 @dataclass(frozen=True)
@@ -55,10 +49,12 @@ def _parse(raw: bytes) -> tuple[Any, bool]:
 
 
 async def probe(
-    session: aiohttp.ClientSession, base_url: str, endpoint: Endpoint, *, max_body_bytes: int,
+    session: aiohttp.ClientSession, base_url: str, endpoint: HealthEndpoint, *, max_body_bytes: int,
     pool_paths: tuple[str, ...], max_components: int, headers: dict[str, str] | None = None,
 ) -> ProbeResult:
+    """GET one endpoint within ``endpoint.timeout`` (set: see ``HealthSettings.endpoints_of``)."""
     url = base_url.rstrip("/") + endpoint.path
+    assert endpoint.timeout is not None
     started = time.perf_counter()
 
     def elapsed() -> float:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from collectors.health.body import PoolBlock
 from collectors.health.probe import ProbeResult
-from monitor.samples import Sample, SampleList
+from monitor.core.samples import Sample, SampleList
 
 
 def _flag(value: bool | None) -> float | None:

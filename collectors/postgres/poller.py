@@ -7,19 +7,20 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 
 from collectors.postgres import queries
-from collectors.postgres.session import session_kwargs, unwrap_statement_text
-from collectors.postgres.snapshot import DatabaseRow, IndexRow, PostgresSnapshot, StatementRow, TableRow
-from collectors.postgres.topk import top_k_interleaved
-from monitor.poller import Poller
-from monitor.redact import redact
-from monitor.samples import OTHER, Sample, SampleList
+from collectors.postgres.access import error_line, session_kwargs
+from collectors.postgres.settings import PostgresSettings, PostgresTarget
+from collectors.postgres.snapshot import DatabaseRow, IndexRow, PostgresSnapshot, TableRow
+from collectors.postgres.statements import StatementStat, statements_params, to_stats
+from monitor.core.poller import Poller
+from monitor.core.samples import OTHER, Sample, SampleList
+from monitor.core.topk import fold, from_row, top_k_interleaved
 
 log = logging.getLogger("dbpulse.postgres")
 
@@ -34,35 +35,20 @@ QUERY_NAMES = ("server", "activity", "activity_ages", "databases", "tables", "in
                "database_sizes", "statements", "statements_reset")
 
 
-@dataclass(frozen=True)
-class PostgresOptions:
-    top_statements: int = 100
-    top_tables: int = 50
-    top_indexes: int = 100
-    top_applications: int = 20
-    statement_text_info: bool = False
-    statement_text_length: int = 80
-    app_pools: tuple[tuple[str, int], ...] = ()  # (application_name, pool capacity)
-    size_interval: float = 300.0  # seconds between reads of relation and database sizes
+def pollers(settings: PostgresSettings) -> list[Poller]:
+    """One statistics poller per target."""
+    return [PostgresPoller(target, settings, target.password()) for target in settings.targets]
 
 
 class PostgresPoller(Poller):
     source = "postgres"
 
-    def __init__(
-        self,
-        target: str,
-        dsn: str,
-        interval: float,
-        timeout: float,
-        options: PostgresOptions | None = None,
-        password: str | None = None,
-    ) -> None:
-        self.target = target
-        self.interval = interval
-        self.timeout = timeout
-        self.options = options or PostgresOptions()
-        self._dsn = dsn
+    def __init__(self, target: PostgresTarget, settings: PostgresSettings, password: str | None = None) -> None:
+        self.target = target.target
+        self.interval = settings.interval_of(target)
+        self.timeout = settings.timeout_of(target)
+        self.settings = settings
+        self._dsn = target.dsn
         self._password = password
         self._conn: psycopg.AsyncConnection[dict[str, Any]] | None = None
         self._previous_db: dict[str, DatabaseRow] = {}
@@ -115,8 +101,7 @@ class PostgresPoller(Poller):
             if conn.broken or conn.closed:
                 raise
             self._query_errors[name] = self._query_errors.get(name, 0) + 1
-            log.warning("%s: statistics query %s failed: %s", self.target, name,
-                        redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__))
+            log.warning("%s: statistics query %s failed: %s", self.target, name, error_line(exc))
             return None
 
     async def _read(self, conn: psycopg.AsyncConnection[dict[str, Any]]) -> PostgresSnapshot:
@@ -126,18 +111,18 @@ class PostgresPoller(Poller):
         server = server_rows[0]
         version = int(server["version_num"])
 
-        def sql(bands: Mapping[int, str | None]) -> str | None:
-            return queries.pick(bands, version)
+        def sql(bands: Mapping[int, str]) -> str:
+            return queries.pick_required(bands, version)
 
-        activity = await self._fetch(conn, "activity", sql(queries.ACTIVITY) or "") or []
-        ages_rows = await self._fetch(conn, "activity_ages", sql(queries.ACTIVITY_AGES) or "") or [{}]
+        activity = await self._fetch(conn, "activity", sql(queries.ACTIVITY)) or []
+        ages_rows = await self._fetch(conn, "activity_ages", sql(queries.ACTIVITY_AGES)) or [{}]
         ages = ages_rows[0]
-        databases = await self._fetch(conn, "databases", sql(queries.DATABASES) or "") or []
-        tables = await self._fetch(conn, "tables", sql(queries.TABLES) or "") or []
-        indexes = await self._fetch(conn, "indexes", sql(queries.INDEXES) or "") or []
+        databases = await self._fetch(conn, "databases", sql(queries.DATABASES)) or []
+        tables = await self._fetch(conn, "tables", sql(queries.TABLES)) or []
+        indexes = await self._fetch(conn, "indexes", sql(queries.INDEXES)) or []
         await self._refresh_sizes(conn, version)
         statements, pgss_ok = await self._read_statements(conn, server, version)
-        reset_sql = sql(queries.STATEMENTS_RESET)
+        reset_sql = queries.pick(queries.STATEMENTS_RESET, version)
         reset_rows = await self._fetch(conn, "statements_reset", reset_sql) if reset_sql and pgss_ok else None
 
         features = {
@@ -145,8 +130,9 @@ class PostgresPoller(Poller):
             "read_all_stats": bool(server["read_all_stats"]),
             "hypopg": bool(server["hypopg_available"]),
         }
-        table_rows, table_count = self._top_tables(tables)
-        index_rows, index_count = self._top_indexes(indexes)
+        table_rows, tables_other = self._top_tables(tables)
+        index_rows, indexes_other = self._top_indexes(indexes)
+        top, statements_other = self._top_statements(statements or [])
         return PostgresSnapshot(
             target=self.target,
             datname=server["datname"],
@@ -159,30 +145,31 @@ class PostgresPoller(Poller):
             lock_waiting_sessions=int(ages.get("lock_waiting") or 0),
             databases=self._databases(databases),
             tables=table_rows,
-            table_count=table_count,
+            tables_other=tables_other,
+            table_count=len(tables),
             indexes=index_rows,
-            index_count=index_count,
-            statements=statements[0] if statements else [],
-            statement_count=statements[1] if statements else None,
+            indexes_other=indexes_other,
+            index_count=len(indexes),
+            statements=top,
+            statements_other=statements_other,
+            statement_count=len(statements) if statements is not None else None,
             statements_reset=(reset_rows[0]["stats_reset"] if reset_rows else None),
             query_errors=dict(self._query_errors),
-            statement_text_info=self.options.statement_text_info,
+            statement_text_info=self.settings.statement_text_info,
             app_pools=self._app_pools(activity),
         )
 
     async def _read_statements(
         self, conn: psycopg.AsyncConnection[dict[str, Any]], server: dict[str, Any], version: int
-    ) -> tuple[tuple[list[StatementRow], int] | None, bool]:
+    ) -> tuple[list[StatementStat] | None, bool]:
         problem: str | None = None
         rows: list[dict[str, Any]] | None = None
         if not server["pgss_installed"]:
             problem = "not_installed"
         else:
             try:
-                cur = await conn.execute(
-                    (queries.pick(queries.STATEMENTS, version) or "").encode(),
-                    {"text_length": self.options.statement_text_length},
-                )
+                cur = await conn.execute(queries.pick_required(queries.STATEMENTS, version).encode(),
+                                         statements_params(self.settings.statement_text_length, None))
                 rows = await cur.fetchall()
             except psycopg.errors.ObjectNotInPrerequisiteState:
                 problem = "not_preloaded"
@@ -192,22 +179,22 @@ class PostgresPoller(Poller):
                 if conn.broken or conn.closed:
                     raise
                 self._query_errors["statements"] = self._query_errors.get("statements", 0) + 1
-                log.warning("%s: pg_stat_statements query failed: %s", self.target, redact(str(exc)))
+                log.warning("%s: pg_stat_statements query failed: %s", self.target, error_line(exc))
                 return None, False
         if rows is not None and not server["read_all_stats"]:
             problem = "no_privilege"  # works, but only our own role's statements are visible
         self._report_pgss(problem)
         if rows is None:
             return None, False
-        return self._top_statements(rows), problem is None
+        return to_stats(rows), problem is None
 
     async def _refresh_sizes(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int) -> None:
         """Read sizes when they are older than size_interval (they cost a stat() per file)."""
         now = time.monotonic()
-        if self._sizes_read_at is not None and now - self._sizes_read_at < self.options.size_interval:
+        if self._sizes_read_at is not None and now - self._sizes_read_at < self.settings.size_interval:
             return
-        rels = await self._fetch(conn, "sizes", queries.pick(queries.SIZES, version) or "")
-        dbs = await self._fetch(conn, "database_sizes", queries.pick(queries.DATABASE_SIZES, version) or "")
+        rels = await self._fetch(conn, "sizes", queries.pick_required(queries.SIZES, version))
+        dbs = await self._fetch(conn, "database_sizes", queries.pick_required(queries.DATABASE_SIZES, version))
         if rels is not None:
             self._rel_sizes = {int(r["relid"]): float(r["size_bytes"] or 0) for r in rels}
         if dbs is not None:
@@ -230,7 +217,7 @@ class PostgresPoller(Poller):
         per_app: dict[str, int] = {}
         for r in rows:
             per_app[r["application_name"]] = per_app.get(r["application_name"], 0) + int(r["n"])
-        top = set(sorted(per_app, key=lambda a: -per_app[a])[: self.options.top_applications])
+        top = set(sorted(per_app, key=lambda a: -per_app[a])[: self.settings.top_applications])
         grouped: dict[tuple[str, str, str], int] = {}
         for r in rows:
             app = r["application_name"] if r["application_name"] in top else OTHER
@@ -241,81 +228,39 @@ class PostgresPoller(Poller):
     def _app_pools(self, rows: list[dict[str, Any]]) -> list[tuple[str, int, int]]:
         """Server connections of each configured application against its pool capacity."""
         out = []
-        for app, capacity in self.options.app_pools:
-            used = sum(int(r["n"]) for r in rows if r["application_name"] == app and r["datname"])
-            out.append((app, used, capacity))
+        for pool in self.settings.app_pools:
+            used = sum(int(r["n"]) for r in rows if r["application_name"] == pool.application_name and r["datname"])
+            out.append((pool.application_name, used, pool.capacity))
         return out
 
     def _databases(self, rows: list[dict[str, Any]]) -> list[DatabaseRow]:
         out = []
         current: dict[str, DatabaseRow] = {}
         for r in rows:
-            row = DatabaseRow(
-                datname=r["datname"], xact_commit=float(r["xact_commit"]),
-                xact_rollback=float(r["xact_rollback"]), blks_hit=float(r["blks_hit"]),
-                blks_read=float(r["blks_read"]), deadlocks=float(r["deadlocks"]),
-                temp_bytes=float(r["temp_bytes"]),
-                size_bytes=self._db_sizes.get(r["datname"]),
-                stats_reset=r["stats_reset"],
-            )
+            row = from_row(DatabaseRow, r, size_bytes=self._db_sizes.get(r["datname"]))
             current[row.datname] = row
             out.append(_with_hit_ratio(row, self._previous_db.get(row.datname)))
         self._previous_db = current
         return out
 
-    def _top_tables(self, rows: list[dict[str, Any]]) -> tuple[list[TableRow], int]:
-        tables = [
-            TableRow(
-                schema=r["schemaname"], table=r["relname"], seq_scans=float(r["seq_scan"] or 0),
-                index_scans=float(r["idx_scan"] or 0), live_rows=float(r["n_live_tup"] or 0),
-                dead_rows=float(r["n_dead_tup"] or 0), size_bytes=self._rel_sizes.get(int(r["relid"])),
-                last_vacuum=r["last_vacuum"], last_autovacuum=r["last_autovacuum"],
-                last_analyze=r["last_analyze"], last_autoanalyze=r["last_autoanalyze"],
-            )
-            for r in rows
-        ]
+    def _top_tables(self, rows: list[dict[str, Any]]) -> tuple[list[TableRow], TableRow | None]:
+        tables = [from_row(TableRow, r, size_bytes=self._rel_sizes.get(int(r["relid"]))) for r in rows]
         kept, rest = top_k_interleaved(
-            tables, self.options.top_tables, lambda t: t.size_bytes or 0, lambda t: t.seq_scans + t.index_scans
+            tables, self.settings.top_tables, lambda t: t.size_bytes or 0, lambda t: t.seq_scans + t.index_scans
         )
-        if rest:
-            kept.append(TableRow(
-                schema=OTHER, table=OTHER, seq_scans=sum(t.seq_scans for t in rest),
-                index_scans=sum(t.index_scans for t in rest), live_rows=sum(t.live_rows for t in rest),
-                dead_rows=sum(t.dead_rows for t in rest), size_bytes=sum(t.size_bytes or 0 for t in rest),
-            ))
-        return kept, len(tables)
+        return kept, fold(rest, TableRow, schema=OTHER, table=OTHER)
 
-    def _top_indexes(self, rows: list[dict[str, Any]]) -> tuple[list[IndexRow], int]:
-        indexes = [
-            IndexRow(schema=r["schemaname"], table=r["relname"], index=r["indexrelname"],
-                     scans=float(r["idx_scan"] or 0), size_bytes=self._rel_sizes.get(int(r["indexrelid"])))
-            for r in rows
-        ]
+    def _top_indexes(self, rows: list[dict[str, Any]]) -> tuple[list[IndexRow], IndexRow | None]:
+        indexes = [from_row(IndexRow, r, size_bytes=self._rel_sizes.get(int(r["indexrelid"]))) for r in rows]
         kept, rest = top_k_interleaved(
-            indexes, self.options.top_indexes, lambda i: i.size_bytes or 0, lambda i: i.scans
+            indexes, self.settings.top_indexes, lambda i: i.size_bytes or 0, lambda i: i.scans
         )
-        if rest:
-            kept.append(IndexRow(schema=OTHER, table=OTHER, index=OTHER, scans=sum(i.scans for i in rest),
-                                 size_bytes=sum(i.size_bytes or 0 for i in rest)))
-        return kept, len(indexes)
+        return kept, fold(rest, IndexRow, schema=OTHER, table=OTHER, index=OTHER)
 
-    def _top_statements(self, rows: list[dict[str, Any]]) -> tuple[list[StatementRow], int]:
-        statements = [
-            StatementRow(queryid=r["queryid"], calls=r["calls"] or 0, exec_seconds=r["exec_seconds"] or 0,
-                         rows=r["rows"] or 0, blks_hit=r["blks_hit"] or 0, blks_read=r["blks_read"] or 0,
-                         query=unwrap_statement_text(r["query"] or ""))
-            for r in rows
-        ]
-        statements.sort(key=lambda s: s.exec_seconds, reverse=True)
-        kept, rest = statements[: self.options.top_statements], statements[self.options.top_statements:]
-        if rest:
-            kept.append(StatementRow(
-                queryid=OTHER, calls=sum(s.calls for s in rest),
-                exec_seconds=sum(s.exec_seconds for s in rest),
-                rows=sum(s.rows for s in rest), blks_hit=sum(s.blks_hit for s in rest),
-                blks_read=sum(s.blks_read for s in rest),
-            ))
-        return kept, len(statements)
+    def _top_statements(self, statements: list[StatementStat]) -> tuple[list[StatementStat], StatementStat | None]:
+        ranked = sorted(statements, key=lambda s: s.exec_seconds, reverse=True)
+        k = self.settings.top_statements
+        return ranked[:k], fold(ranked[k:], StatementStat, queryid=0, query=OTHER)
 
 
 def _with_hit_ratio(row: DatabaseRow, previous: DatabaseRow | None) -> DatabaseRow:
@@ -326,4 +271,4 @@ def _with_hit_ratio(row: DatabaseRow, previous: DatabaseRow | None) -> DatabaseR
     read = row.blks_read - previous.blks_read
     if hit < 0 or read < 0 or hit + read <= 0:
         return row
-    return DatabaseRow(**{**row.__dict__, "cache_hit_ratio": hit / (hit + read)})
+    return replace(row, cache_hit_ratio=hit / (hit + read))

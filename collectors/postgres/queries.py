@@ -60,9 +60,11 @@ WHERE d.datname IS NOT NULL AND db.datallowconn
 """,
 }
 
+# Column names are the field names of snapshot.TableRow / IndexRow.
 TABLES = {
     MIN_SUPPORTED: """
-SELECT relid, schemaname, relname, seq_scan, coalesce(idx_scan, 0) AS idx_scan, n_live_tup, n_dead_tup,
+SELECT relid, schemaname AS schema, relname AS "table", seq_scan AS seq_scans,
+       coalesce(idx_scan, 0) AS index_scans, n_live_tup AS live_rows, n_dead_tup AS dead_rows,
        extract(epoch FROM last_vacuum)::float8 AS last_vacuum,
        extract(epoch FROM last_autovacuum)::float8 AS last_autovacuum,
        extract(epoch FROM last_analyze)::float8 AS last_analyze,
@@ -73,7 +75,7 @@ FROM pg_stat_user_tables
 
 INDEXES = {
     MIN_SUPPORTED: """
-SELECT indexrelid, schemaname, relname, indexrelname, idx_scan
+SELECT indexrelid, schemaname AS schema, relname AS "table", indexrelname AS "index", idx_scan AS scans
 FROM pg_stat_user_indexes
 """,
 }
@@ -115,20 +117,23 @@ WHERE datallowconn AND (has_database_privilege(oid, 'CONNECT')
 """,
 }
 
-# Summed over userid: one series per statement of this database. From PG 14
-# on, only top-level statements: with pg_stat_statements.track = all the
-# nested ones (inside functions, or planned inside another session's EXPLAIN,
-# such as the advisor's what-if plans) would add calls the application never
-# made, under the same queryid.
+# The one pg_stat_statements reader (collectors/postgres/statements.py), for
+# the collector and the advisor. Summed over userid: one row per statement of
+# this database. From PG 14 on, only top-level statements: with
+# pg_stat_statements.track = all the nested ones (inside functions, or planned
+# inside another session's EXPLAIN, such as the advisor's what-if plans) would
+# add calls the application never made, under the same queryid.
+# Parameters: text_length (characters of text), limit (rows; NULL for all).
 _STATEMENTS = """
-SELECT queryid::text AS queryid, sum(calls)::float8 AS calls,
-       sum(total_exec_time)::float8 / 1000 AS exec_seconds, sum(rows)::float8 AS rows,
-       sum(shared_blks_hit)::float8 AS blks_hit, sum(shared_blks_read)::float8 AS blks_read,
-       min(left(query, %(text_length)s)) AS query
+SELECT queryid, sum(calls)::bigint AS calls, sum(total_exec_time)::float8 / 1000 AS exec_seconds,
+       sum(rows)::bigint AS rows, sum(shared_blks_hit)::bigint AS blks_hit,
+       sum(shared_blks_read)::bigint AS blks_read, min(left(query, %(text_length)s)) AS query
 FROM pg_stat_statements
 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
   AND queryid IS NOT NULL {toplevel}
 GROUP BY queryid
+ORDER BY sum(total_exec_time) DESC, queryid
+LIMIT %(limit)s
 """
 STATEMENTS = {
     MIN_SUPPORTED: _STATEMENTS.format(toplevel=""),
@@ -142,7 +147,14 @@ STATEMENTS_RESET: dict[int, str | None] = {
 
 
 def pick(bands: Mapping[int, str | None], version_num: int) -> str | None:
-    """The SQL of the newest band at or below ``version_num``."""
+    """The SQL of the newest band at or below ``version_num``; None where the version lacks the view."""
     if version_num < MIN_SUPPORTED:
         raise ValueError(f"PostgreSQL {version_num} is older than the supported 13")
     return bands[max(v for v in bands if v <= version_num)]
+
+
+def pick_required(bands: Mapping[int, str], version_num: int) -> str:
+    """``pick`` for a query every supported version has."""
+    sql = pick(bands, version_num)
+    assert sql is not None
+    return sql

@@ -1,23 +1,34 @@
-"""What one PostgreSQL poll read, and how it becomes samples."""
+"""What one PostgreSQL poll read, and how it becomes samples.
+
+The row types' field names are the column names of their SQL in
+``queries.py``: a new column is a new field here plus one ``out.add`` line
+(and its entry in ``monitor/metrics.yaml``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from monitor.samples import OTHER, Sample, SampleList
+from collectors.postgres.statements import StatementStat
+from monitor.core.samples import OTHER, Sample, SampleList
+from monitor.core.topk import summed
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class DatabaseRow:
     datname: str
-    xact_commit: float
-    xact_rollback: float
-    blks_hit: float
-    blks_read: float
-    deadlocks: float
-    temp_bytes: float
-    size_bytes: float | None
-    stats_reset: float | None
+    xact_commit: float = 0.0
+    xact_rollback: float = 0.0
+    blks_hit: float = 0.0
+    blks_read: float = 0.0
+    deadlocks: float = 0.0
+    temp_bytes: float = 0.0
+    stats_reset: float | None = None
+    size_bytes: float | None = None  # from the size cache (postgres.size_interval)
     cache_hit_ratio: float | None = None  # over the last interval, from deltas
 
 
@@ -25,11 +36,12 @@ class DatabaseRow:
 class TableRow:
     schema: str
     table: str
-    seq_scans: float
-    index_scans: float
-    live_rows: float
-    dead_rows: float
-    size_bytes: float | None  # None until the first size read (postgres.size_interval)
+    relid: int = 0
+    seq_scans: float = summed()
+    index_scans: float = summed()
+    live_rows: float = summed()
+    dead_rows: float = summed()
+    size_bytes: float | None = summed(None)  # None until the first size read (postgres.size_interval)
     last_vacuum: float | None = None
     last_autovacuum: float | None = None
     last_analyze: float | None = None
@@ -41,19 +53,9 @@ class IndexRow:
     schema: str
     table: str
     index: str
-    scans: float
-    size_bytes: float | None
-
-
-@dataclass(frozen=True)
-class StatementRow:
-    queryid: str
-    calls: float
-    exec_seconds: float
-    rows: float
-    blks_hit: float
-    blks_read: float
-    query: str = ""
+    indexrelid: int = 0
+    scans: float = summed()
+    size_bytes: float | None = summed(None)
 
 
 @dataclass
@@ -68,16 +70,24 @@ class PostgresSnapshot:
     idle_in_transaction_oldest_seconds: float
     lock_waiting_sessions: int
     databases: list[DatabaseRow]
-    tables: list[TableRow]  # top-K plus the __other__ aggregate
+    tables: list[TableRow]  # the top-K; the rest summed in tables_other
     table_count: int
     indexes: list[IndexRow]
     index_count: int
-    statements: list[StatementRow]  # top-K plus the __other__ aggregate
+    statements: list[StatementStat]  # the top-K by total time; the rest summed in statements_other
     statement_count: int | None
     statements_reset: float | None
     query_errors: dict[str, int]  # cumulative per statistics query
+    tables_other: TableRow | None = None
+    indexes_other: IndexRow | None = None
+    statements_other: StatementStat | None = None
     statement_text_info: bool = False
     app_pools: list[tuple[str, int, int]] = field(default_factory=list)  # app, connections, capacity
+
+    @property
+    def database(self) -> DatabaseRow | None:
+        """The row of the database this target connects to."""
+        return next((d for d in self.databases if d.datname == self.datname), None)
 
     def samples(self) -> list[Sample]:
         out = SampleList(target=self.target)
@@ -119,21 +129,24 @@ class PostgresSnapshot:
         db = {"datname": self.datname}
         out.add("dbpulse_pg_tables", self.table_count, **db)
         out.add("dbpulse_pg_indexes", self.index_count, **db)
-        for t in self.tables:
-            labels = {**db, "schema": t.schema, "table": t.table}
+        vacuum = "dbpulse_pg_table_last_vacuum_timestamp_seconds"
+        analyze = "dbpulse_pg_table_last_analyze_timestamp_seconds"
+        for t, labels in _labelled(self.tables, self.tables_other, lambda t: {"schema": t.schema, "table": t.table},
+                                   {"schema": OTHER, "table": OTHER}):
+            labels.update(db)
             out.add("dbpulse_pg_table_seq_scans_total", t.seq_scans, **labels)
             out.add("dbpulse_pg_table_index_scans_total", t.index_scans, **labels)
             out.add("dbpulse_pg_table_live_rows", t.live_rows, **labels)
             out.add("dbpulse_pg_table_dead_rows", t.dead_rows, **labels)
             out.add("dbpulse_pg_table_size_bytes", t.size_bytes, **labels)
-            vacuum, analyze = "dbpulse_pg_table_last_vacuum_timestamp_seconds", \
-                "dbpulse_pg_table_last_analyze_timestamp_seconds"
             out.add(vacuum, t.last_vacuum, **labels, mode="manual")
             out.add(vacuum, t.last_autovacuum, **labels, mode="auto")
             out.add(analyze, t.last_analyze, **labels, mode="manual")
             out.add(analyze, t.last_autoanalyze, **labels, mode="auto")
-        for i in self.indexes:
-            labels = {**db, "schema": i.schema, "table": i.table, "index": i.index}
+        for i, labels in _labelled(self.indexes, self.indexes_other,
+                                   lambda i: {"schema": i.schema, "table": i.table, "index": i.index},
+                                   {"schema": OTHER, "table": OTHER, "index": OTHER}):
+            labels.update(db)
             out.add("dbpulse_pg_index_scans_total", i.scans, **labels)
             out.add("dbpulse_pg_index_size_bytes", i.size_bytes, **labels)
 
@@ -141,12 +154,23 @@ class PostgresSnapshot:
         db = {"datname": self.datname}
         out.add("dbpulse_pg_statements", self.statement_count, **db)
         out.add("dbpulse_pg_statements_reset_timestamp_seconds", self.statements_reset)
-        for s in self.statements:
-            labels = {**db, "queryid": s.queryid}
+        for s, labels in _labelled(self.statements, self.statements_other, lambda s: {"queryid": str(s.queryid)},
+                                   {"queryid": OTHER}):
+            labels.update(db)
             out.add("dbpulse_pg_statement_calls_total", s.calls, **labels)
             out.add("dbpulse_pg_statement_exec_seconds_total", s.exec_seconds, **labels)
             out.add("dbpulse_pg_statement_rows_total", s.rows, **labels)
             out.add("dbpulse_pg_statement_shared_blocks_hit_total", s.blks_hit, **labels)
             out.add("dbpulse_pg_statement_shared_blocks_read_total", s.blks_read, **labels)
-            if self.statement_text_info and s.queryid != OTHER:
-                out.add("dbpulse_pg_statement_info", 1, **labels, query=" ".join(s.query.split()))
+        if self.statement_text_info:
+            for s in self.statements:
+                out.add("dbpulse_pg_statement_info", 1, **db, queryid=str(s.queryid), query=" ".join(s.query.split()))
+
+
+def _labelled(rows: list[T], other: T | None, labels_of: Callable[[T], dict[str, str]],
+              other_labels: dict[str, str]) -> Iterator[tuple[T, dict[str, str]]]:
+    """Each top-K row with its labels, then the ``__other__`` aggregate with its own."""
+    for row in rows:
+        yield row, labels_of(row)
+    if other is not None:
+        yield other, dict(other_labels)

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -20,20 +20,20 @@ from redis.asyncio.connection import ConnectionPool, parse_url
 from redis.exceptions import RedisError, ResponseError
 
 from collectors.redis.info import RedisInfo, parse_info
-from collectors.redis.sampling import KeySample, SamplingOptions, sample_keys, top_prefixes
+from collectors.redis.sampling import KeySample, sample_keys, top_prefixes
+from collectors.redis.settings import RedisSettings, RedisTarget
 from collectors.redis.snapshot import RedisSnapshot
-from monitor.poller import Poller
-from monitor.samples import Sample, SampleList
+from monitor.core.poller import Poller
+from monitor.core.samples import Sample, SampleList
 
 log = logging.getLogger("dbpulse.redis")
 
 CLIENT_NAME = "dbpulse"
 
 
-@dataclass(frozen=True)
-class RedisOptions:
-    sampling: SamplingOptions | None = field(default_factory=SamplingOptions)  # None: no key sampling
-    queues: tuple[str, ...] = ()
+def pollers(settings: RedisSettings) -> list[Poller]:
+    """One poller per target."""
+    return [RedisPoller(target, settings, target.password()) for target in settings.targets]
 
 
 @dataclass
@@ -52,17 +52,15 @@ class _Counters:
 class RedisPoller(Poller):
     source = "redis"
 
-    def __init__(
-        self, target: str, url: str, interval: float, timeout: float,
-        options: RedisOptions | None = None, username: str | None = None, password: str | None = None,
-    ) -> None:
-        self.target = target
-        self.interval = interval
-        self.timeout = timeout
-        self.options = options or RedisOptions()
-        kwargs: dict[str, Any] = dict(parse_url(url))
-        if username is not None:
-            kwargs["username"] = username
+    def __init__(self, target: RedisTarget, settings: RedisSettings, password: str | None = None) -> None:
+        self.target = target.target
+        self.interval = settings.interval_of(target)
+        self.timeout = settings.timeout_of(target)
+        self.settings = settings
+        self.queues = settings.queues_of(target)
+        kwargs: dict[str, Any] = dict(parse_url(target.url))
+        if target.username is not None:
+            kwargs["username"] = target.username
         if password is not None:
             kwargs["password"] = password
         self.db = int(kwargs.get("db") or 0)
@@ -111,8 +109,8 @@ class RedisPoller(Poller):
         keys: KeySample | None = None
         # Our lookups are kept as soon as their replies arrive: if this poll fails before
         # INFO, the next successful poll still subtracts them.
-        if self.options.sampling is not None:
-            keys = await sample_keys(client, self.options.sampling, self._cursor)
+        if self.settings.sampling:
+            keys = await sample_keys(client, self.settings, self._cursor)
             self._cursor = keys.cursor
             self._unsubtracted = (self._unsubtracted[0] + keys.hits, self._unsubtracted[1] + keys.misses)
         queues, queue_hits, queue_misses = await self._queues(client)
@@ -135,17 +133,17 @@ class RedisPoller(Poller):
         between: all three are hits if TYPE saw the key, all three misses if
         not (LLEN/XLEN look the key up before failing with WRONGTYPE).
         """
-        if not self.options.queues:
+        if not self.queues:
             return {}, 0, 0
         pipe = client.pipeline(transaction=True)
-        for key in self.options.queues:
+        for key in self.queues:
             pipe.type(key)
             pipe.llen(key)
             pipe.xlen(key)
         replies = await pipe.execute(raise_on_error=False)
         lengths: dict[str, float] = {}
         hits = misses = 0
-        for i, key in enumerate(self.options.queues):
+        for i, key in enumerate(self.queues):
             raw_kind, llen, xlen = replies[3 * i: 3 * i + 3]
             kind = raw_kind.decode() if isinstance(raw_kind, bytes) else str(raw_kind)
             if kind == "none":
@@ -188,10 +186,10 @@ class RedisPoller(Poller):
 
     def _prefixes(self, keys: KeySample | None, dbsize: float) -> dict[str, tuple[float, float, float | None]]:
         """Per prefix: estimated keys (share of the sample x dbsize), share without TTL, mean TTL."""
-        if keys is None or not keys.sampled or self.options.sampling is None:
+        if keys is None or not keys.sampled:
             return {}
         out: dict[str, tuple[float, float, float | None]] = {}
-        for prefix, stats in top_prefixes(keys.prefixes, self.options.sampling.top_prefixes).items():
+        for prefix, stats in top_prefixes(keys.prefixes, self.settings.top_prefixes).items():
             count = float(stats.sampled) if keys.complete else stats.sampled / keys.sampled * dbsize
             out[prefix] = (count, stats.without_ttl_ratio or 0.0, stats.mean_ttl_seconds)
         return out

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collectors.redis.prefixes import PrefixRules
-from monitor.samples import OTHER
+from collectors.redis.settings import RedisSettings
+from monitor.core.samples import OTHER
 
 
 @dataclass
@@ -56,30 +57,23 @@ class KeySample:
     cursor: int = 0  # where the next poll continues
 
 
-@dataclass(frozen=True)
-class SamplingOptions:
-    budget_seconds: float = 0.05
-    max_keys: int = 10_000
-    scan_count: int = 200
-    top_prefixes: int = 20
-    rules: PrefixRules = field(default_factory=PrefixRules)
-
-
 async def sample_keys(
-    client: Any, options: SamplingOptions, cursor: int = 0,
+    client: Any, settings: RedisSettings, cursor: int = 0,
     clock: Callable[[], float] = time.perf_counter,
 ) -> KeySample:
-    """Scan from ``cursor`` until the budget, ``max_keys`` or a full pass is reached."""
+    """Scan from ``cursor`` until the budget (``sample_budget_ms``), ``sample_max_keys`` or a full pass."""
+    budget_seconds, max_keys = settings.sample_budget_ms / 1000, settings.sample_max_keys
+    rules = settings.prefix_rules()
     out = KeySample()
     seen: set[bytes] = set()
     started = clock()
     start_cursor = cursor
     truncated = False  # some keys of this pass were left out by max_keys: shares are an estimate
     while True:
-        cursor, keys = await client.scan(cursor, count=options.scan_count)
+        cursor, keys = await client.scan(cursor, count=settings.scan_count)
         cursor = int(cursor)
         new = [k for k in keys if k not in seen]
-        fresh = new[: max(0, options.max_keys - len(seen))]
+        fresh = new[: max(0, max_keys - len(seen))]
         truncated = truncated or len(fresh) < len(new)
         seen.update(fresh)
         if fresh:
@@ -88,13 +82,13 @@ async def sample_keys(
                 pipe.pttl(key)
             replies = await pipe.execute()
             for key, reply in zip(fresh, replies, strict=True):
-                _record(out, options.rules, key, int(reply))
+                _record(out, rules, key, int(reply))
         if cursor == 0 and start_cursor == 0:
             out.complete = not truncated
             break
         if cursor == 0:
             start_cursor = 0  # wrapped around: one more pass from the start may complete
-        if clock() - started >= options.budget_seconds or len(seen) >= options.max_keys:
+        if clock() - started >= budget_seconds or len(seen) >= max_keys:
             break
     out.cursor = cursor
     out.duration = clock() - started

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from collectors.redis.info import RedisInfo
 from collectors.redis.sampling import KeySample
-from monitor.samples import Sample, SampleList
+from monitor.core.samples import Sample, SampleList
 
 # INFO field -> metric; counters are exported as read, gauges as read.
 INFO_METRICS = {

@@ -14,10 +14,21 @@ import contextlib
 import threading
 from dataclasses import dataclass
 
+from collectors.postgres.settings import PostgresSettings
 from monitor.advisor.advisor import Advisor
 from monitor.advisor.findings import AdviceReport
-from monitor.poller import Poller
-from monitor.samples import Sample, SampleList
+from monitor.advisor.settings import AdvisorSettings
+from monitor.core.poller import Poller
+from monitor.core.samples import Sample, SampleList
+
+
+def pollers(settings: AdvisorSettings, postgres: PostgresSettings) -> list[Poller]:
+    """One advisor per PostgreSQL target, on the advisor's own interval; none when disabled."""
+    if not settings.enabled:
+        return []
+    thresholds = settings.run_thresholds()
+    return [AdvisorPoller(Advisor(t.dsn, t.target, thresholds, password=t.password()), settings.interval,
+                          settings.effective_timeout) for t in postgres.targets]
 
 
 @dataclass(frozen=True)

@@ -1,43 +1,74 @@
-"""Every advisor threshold, with defaults; one frozen object shared by a run."""
+"""The ``advisor`` section: when the advisor runs, and every threshold it judges by.
+
+``Thresholds`` is one frozen object shared by a run (``dbpulse advise`` sets it
+from flags, the service from ``advisor.thresholds``).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pydantic import Field, field_validator
+
+from monitor.core.settings import Strict, default_timeout, timeout_below_interval
 
 
-@dataclass(frozen=True)
-class AdvisorSettings:
-    # scheduling (used by the service) and session bounds
-    interval_seconds: float = 300.0
-    statement_timeout_seconds: float = 10.0
-    max_statements: int = 5000  # heaviest statements read from pg_stat_statements per run
+class Thresholds(Strict):
+    # session bounds
+    statement_timeout_seconds: float = Field(10.0, gt=0, description="statement_timeout of the advisor's session")
+    max_statements: int = Field(5000, ge=1, description="heaviest statements read from pg_stat_statements per run")
 
     # missing_index
-    min_table_rows: int = 10_000  # smaller tables get no index advice
-    max_index_columns: int = 3
-    min_improvement_ratio: float = 0.2  # an index must cut its statements' cost by 20 %
-    write_penalty_per_row: float = 0.5  # cost units charged per written row per extra index
-    size_penalty_per_page: float = 0.01  # cost units charged per 8 kB page of the index
-    max_candidates_per_table: int = 10  # costed with HypoPG, most promising first
-    max_statements_per_candidate: int = 20  # heaviest statements a candidate is costed against
-    rescored_candidates: int = 8  # runners-up costed again on top of each kept index
-    verification_max_explains: int = 2000
-    verification_max_seconds: float = 30.0
+    min_table_rows: int = Field(10_000, ge=0, description="smaller tables get no index advice")
+    max_index_columns: int = Field(3, ge=1, le=32)
+    min_improvement_ratio: float = Field(0.2, ge=0, le=1, description="an index must cut its statements' cost by this")
+    write_penalty_per_row: float = Field(0.5, ge=0, description="cost units charged per written row per extra index")
+    size_penalty_per_page: float = Field(0.01, ge=0, description="cost units charged per 8 kB page of the index")
+    max_candidates_per_table: int = Field(10, ge=1, description="costed with HypoPG, most promising first")
+    max_statements_per_candidate: int = Field(20, ge=1, description="heaviest statements a candidate is costed on")
+    rescored_candidates: int = Field(8, ge=0, description="runners-up costed again on top of each kept index")
+    verification_max_explains: int = Field(2000, ge=0)
+    verification_max_seconds: float = Field(30.0, ge=0)
     use_hypopg: bool = True
 
     # unused_index
-    unused_min_stats_age_seconds: float = 7 * 86400.0  # statistics younger than this prove nothing
-    unused_min_size_bytes: int = 0
+    unused_min_stats_age_seconds: float = Field(7 * 86400.0, ge=0,
+                                                description="statistics younger than this prove nothing")
+    unused_min_size_bytes: int = Field(0, ge=0)
 
     # low_selectivity_index
-    low_selectivity_max_distinct: float = 10.0
-    low_selectivity_min_rows: int = 10_000
+    low_selectivity_max_distinct: float = Field(10.0, ge=0)
+    low_selectivity_min_rows: int = Field(10_000, ge=0)
 
     # n_plus_one
-    n_plus_one_min_calls: int = 1000
-    n_plus_one_min_share: float = 0.05  # of all calls in the window
-    n_plus_one_max_rows_per_call: float = 2.0
+    n_plus_one_min_calls: int = Field(1000, ge=1)
+    n_plus_one_min_share: float = Field(0.05, ge=0, le=1, description="of all calls in the window")
+    n_plus_one_max_rows_per_call: float = Field(2.0, ge=0)
 
     # slow_statement
-    slow_mean_seconds: float = 0.5
-    slow_min_calls: int = 1
+    slow_mean_seconds: float = Field(0.5, ge=0)
+    slow_min_calls: int = Field(1, ge=1)
+
+
+class AdvisorSettings(Strict):
+    """The index advisor in the service: one run per PostgreSQL target every ``interval``."""
+
+    enabled: bool = True
+    interval: float = Field(300.0, ge=1, description="seconds between advisor runs")
+    timeout: float | None = Field(None, gt=0, description="seconds a run may take; default min(120, 80% of interval)")
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+
+    _timeout = field_validator("timeout")(timeout_below_interval)
+
+    @property
+    def effective_timeout(self) -> float:
+        return self.timeout if self.timeout is not None else min(120.0, default_timeout(self.interval))
+
+    def run_thresholds(self) -> Thresholds:
+        """The thresholds, with the session and the what-if budget fitted inside the run's timeout
+        unless they were set explicitly."""
+        t, half = self.thresholds, self.effective_timeout / 2
+        bounded: dict[str, float] = {}
+        if "statement_timeout_seconds" not in t.model_fields_set:
+            bounded["statement_timeout_seconds"] = min(t.statement_timeout_seconds, half)
+        if "verification_max_seconds" not in t.model_fields_set:
+            bounded["verification_max_seconds"] = min(t.verification_max_seconds, half)
+        return t.model_copy(update=bounded)

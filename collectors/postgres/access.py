@@ -1,0 +1,86 @@
+"""How dbpulse talks to PostgreSQL, for the collector and the advisor alike.
+
+Every session is read-only, time-bounded and named (the design notes'
+guarantees hold for every connection we make); a target has one name
+everywhere (``run``, ``advise``, the UI, the metrics); error messages never
+carry a password.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from psycopg.conninfo import conninfo_to_dict
+
+from monitor.core.redact import redact, register_dsn_secrets
+from monitor.core.settings import safe_name
+
+APPLICATION_NAME = "dbpulse"
+ADVISOR_APPLICATION_NAME = "dbpulse-advisor"
+# In every SQL text the advisor sends, so its own statements can be told apart in pg_stat_statements.
+ADVISOR_TAG = "dbpulse_advisor"
+
+# pg_stat_statements keeps the text it saw first for a queryid. After a reset,
+# that can be the advisor's what-if wrapper around an application statement
+# ("PREPARE dbpulse_advisor AS SELECT ...", "EXPLAIN (GENERIC_PLAN) /* dbpulse_advisor */ SELECT ...")
+# while the counters are the application's: show and analyze the statement itself.
+_WRAPPER = re.compile(
+    r"^\s*(?:PREPARE\s+\w+(?:\s*\([^)]*\))?\s+AS\s+|EXPLAIN\s*(?:\([^)]*\))?\s*/\*\s*"
+    + ADVISOR_TAG + r"\s*\*/\s*)",
+    re.IGNORECASE,
+)
+
+
+def unwrap_statement_text(text: str) -> str:
+    """The statement inside a ``PREPARE name AS`` or the advisor's ``EXPLAIN`` wrapper."""
+    return _WRAPPER.sub("", text, count=1)
+
+
+def target_name(dsn: str) -> str:
+    """The ``target`` label of a DSN: ``host:port/dbname``, never the user or password."""
+    try:
+        parts = conninfo_to_dict(dsn)
+    except Exception:
+        return "postgres"
+    host = str(parts.get("host") or "localhost").split(",")[0]
+    if host.startswith("/"):
+        host = "localhost"
+    port = str(parts.get("port") or "5432").split(",")[0]
+    dbname = str(parts.get("dbname") or parts.get("user") or "postgres")
+    return safe_name(f"{host}:{port}/{dbname}")
+
+
+def error_line(exc: BaseException, dsn: str | None = None) -> str:
+    """The first line of a driver error, with any password of ``dsn`` (or registered) masked."""
+    if dsn is not None:
+        register_dsn_secrets(dsn)
+    lines = str(exc).strip().splitlines()
+    return redact(lines[0] if lines else type(exc).__name__)
+
+
+def session_kwargs(
+    timeout_seconds: float,
+    application_name: str = APPLICATION_NAME,
+    password: str | None = None,
+) -> dict[str, Any]:
+    """Keyword arguments for ``psycopg.connect`` / ``AsyncConnection.connect``.
+
+    ``statement_timeout`` is the poll timeout; ``lock_timeout`` is at most one
+    second so a statistics query never queues behind the application's locks.
+    """
+    statement_ms = max(100, int(timeout_seconds * 1000))
+    lock_ms = min(1000, statement_ms)
+    options = (
+        f"-c default_transaction_read_only=on -c statement_timeout={statement_ms} "
+        f"-c lock_timeout={lock_ms} -c idle_in_transaction_session_timeout={statement_ms * 2}"
+    )
+    kwargs: dict[str, Any] = {
+        "application_name": application_name,
+        "options": options,
+        "connect_timeout": max(1, int(timeout_seconds)),
+        "autocommit": True,
+    }
+    if password is not None:
+        kwargs["password"] = password
+    return kwargs

@@ -1,0 +1,72 @@
+"""The ``postgres`` section: targets and what to read from each, used as is by the poller."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from psycopg.conninfo import conninfo_to_dict
+from pydantic import Field, field_validator
+
+from collectors.postgres.access import target_name
+from monitor.core.redact import register_dsn_secrets, register_secret
+from monitor.core.settings import PollSettings, Strict, TargetBase, resolve_secret
+
+
+class PostgresTarget(TargetBase):
+    dsn: str
+    password_env: str | None = None
+    password_file: Path | None = None
+
+    @field_validator("dsn")
+    @classmethod
+    def _parseable(cls, value: str) -> str:
+        try:
+            conninfo_to_dict(value)
+        except Exception:
+            # Never echo the DSN: it may hold a password.
+            raise ValueError("is not a valid PostgreSQL connection string or URI") from None
+        return value
+
+    def derived_name(self) -> str:
+        return target_name(self.dsn)
+
+    def password(self) -> str | None:
+        """The password from password_env / password_file (else libpq's own sources), registered as a secret
+        along with any password in the DSN so that no log line or page shows it."""
+        password = resolve_secret(f"postgres target {self.target}", self.password_env, self.password_file)
+        register_secret(password)
+        register_dsn_secrets(self.dsn)
+        return password
+
+
+class AppPool(Strict):
+    """An application's server-side pool capacity (e.g. SQLAlchemy pool_size + max_overflow)."""
+
+    application_name: str
+    capacity: int = Field(gt=0)
+
+
+class PostgresSettings(PollSettings):
+    targets: list[PostgresTarget] = Field(default_factory=list)
+    top_statements: int = Field(100, ge=1, le=10000)
+    top_tables: int = Field(50, ge=1, le=10000)
+    top_indexes: int = Field(100, ge=1, le=10000)
+    top_applications: int = Field(20, ge=1, le=1000)
+    statement_text_info: bool = Field(False, description="export dbpulse_pg_statement_info with query text")
+    statement_text_length: int = Field(80, ge=10, le=1000)
+    app_pools: list[AppPool] = Field(default_factory=list)
+    size_interval: float = Field(300.0, ge=0, description="seconds between reads of table, index and database "
+                                 "sizes (they cost a stat() per file); 0 reads them every poll")
+
+
+_NAMED_URI = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)=(?P<dsn>postgres(?:ql)?://.*)$")
+
+
+def target_from_flag(value: str) -> dict[str, Any]:
+    """``--postgres [NAME=]DSN`` (and DBPULSE_POSTGRES): an optional target name before a URI."""
+    match = _NAMED_URI.match(value)
+    if match:
+        return {"name": match["name"], "dsn": match["dsn"]}
+    return {"dsn": value}

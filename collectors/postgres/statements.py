@@ -1,0 +1,96 @@
+"""The one ``pg_stat_statements`` reader, for the collector (every poll) and the advisor (every run).
+
+One SQL text per server-version band (``queries.STATEMENTS``) and one row type.
+Counters are summed per queryid across users; from PG 14 only top-level
+statements are read (see ``queries.STATEMENTS``). The collector asks for short
+texts and every row (it exports a top-K and sums the rest); the advisor asks
+for whole texts of the heaviest statements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from collectors.postgres import queries
+from collectors.postgres.access import unwrap_statement_text
+from monitor.core.topk import summed
+
+WHOLE_TEXT = 1_000_000  # characters: pg_stat_statements keeps at most track_activity_query_size of them
+
+
+@dataclass(frozen=True)
+class StatementStat:
+    queryid: int
+    query: str = ""
+    calls: int = summed(0)
+    exec_seconds: float = summed()
+    rows: int = summed(0)
+    blks_hit: int = summed(0)
+    blks_read: int = summed(0)
+
+    @property
+    def mean_exec_seconds(self) -> float:
+        return self.exec_seconds / self.calls if self.calls else 0.0
+
+    @property
+    def rows_per_call(self) -> float:
+        return self.rows / self.calls if self.calls else 0.0
+
+
+def statements_params(text_length: int, limit: int | None) -> dict[str, Any]:
+    """Parameters of ``queries.STATEMENTS``: text length, and how many rows (None: all)."""
+    return {"text_length": text_length, "limit": limit}
+
+
+def to_stats(rows: Iterable[Mapping[str, Any]]) -> list[StatementStat]:
+    return [
+        StatementStat(
+            queryid=int(r["queryid"]), query=unwrap_statement_text(r["query"] or ""), calls=int(r["calls"] or 0),
+            exec_seconds=float(r["exec_seconds"] or 0), rows=int(r["rows"] or 0),
+            blks_hit=int(r["blks_hit"] or 0), blks_read=int(r["blks_read"] or 0),
+        )
+        for r in rows
+    ]
+
+
+def read_statements(conn: psycopg.Connection[Any], version_num: int, limit: int | None,
+                    text_length: int = WHOLE_TEXT) -> list[StatementStat]:
+    """Statements of the current database, heaviest (total execution time) first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(queries.pick_required(queries.STATEMENTS, version_num).encode(),
+                    statements_params(text_length, limit))
+        return to_stats(cur.fetchall())
+
+
+def read_statements_reset(conn: psycopg.Connection[Any], version_num: int) -> datetime | None:
+    """When pg_stat_statements was last reset (PG 14+), else None."""
+    sql = queries.pick(queries.STATEMENTS_RESET, version_num)
+    if sql is None:
+        return None
+    row = conn.execute(sql.encode()).fetchone()
+    return datetime.fromtimestamp(float(row[0]), UTC) if row and row[0] is not None else None
+
+
+def deltas(current: list[StatementStat], previous: Mapping[int, StatementStat] | None) -> list[StatementStat]:
+    """Counters since ``previous``; a statement whose counters went back was reset and counts whole."""
+    if previous is None:
+        return current
+    out = []
+    for stat in current:
+        before = previous.get(stat.queryid)
+        if before is None or stat.calls < before.calls:
+            out.append(stat)
+            continue
+        calls = stat.calls - before.calls
+        if calls > 0:
+            out.append(StatementStat(
+                stat.queryid, stat.query, calls, stat.exec_seconds - before.exec_seconds, stat.rows - before.rows,
+                stat.blks_hit - before.blks_hit, stat.blks_read - before.blks_read,
+            ))
+    return out

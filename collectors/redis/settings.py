@@ -1,0 +1,73 @@
+"""The ``redis`` section: targets, queues and the key-sampling budget, used as is by the poller."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from redis.asyncio.connection import parse_url
+
+from collectors.redis.prefixes import PrefixRules
+from monitor.core.redact import register_secret, register_url_secrets
+from monitor.core.settings import PollSettings, TargetBase, resolve_secret, safe_name
+
+
+def target_name(url: str) -> str:
+    """The ``target`` label of a Redis URL: ``host:port/db`` (or ``unix:path/db``), never credentials."""
+    try:
+        parts = parse_url(url)
+    except Exception:
+        return "redis"
+    db = parts.get("db") or 0
+    if "path" in parts:
+        return safe_name(f"unix:{parts['path']}/{db}")
+    return safe_name(f"{parts.get('host') or 'localhost'}:{parts.get('port') or 6379}/{db}")
+
+
+class RedisTarget(TargetBase):
+    url: str = Field(description="redis://[[user]:password@]host[:port][/db], rediss://..., unix://path")
+    username: str | None = Field(None, description="ACL user; overrides the URL's")
+    password_env: str | None = None
+    password_file: Path | None = None
+    queues: list[str] = Field(default_factory=list, description="list or stream keys of this target")
+
+    @field_validator("url")
+    @classmethod
+    def _parseable(cls, value: str) -> str:
+        try:
+            parse_url(value)
+        except Exception:
+            # Never echo the URL: it may hold a password.
+            raise ValueError("is not a valid redis://, rediss:// or unix:// URL") from None
+        return value
+
+    def derived_name(self) -> str:
+        return target_name(self.url)
+
+    def password(self) -> str | None:
+        """The password from password_env / password_file (else the URL's), registered as a secret along
+        with any password in the URL so that no log line or page shows it."""
+        password = resolve_secret(f"redis target {self.target}", self.password_env, self.password_file)
+        register_secret(password)
+        register_url_secrets(self.url)
+        return password
+
+
+class RedisSettings(PollSettings):
+    targets: list[RedisTarget] = Field(default_factory=list)
+    queues: list[str] = Field(default_factory=list, description="list or stream keys read on every target")
+    sampling: bool = Field(True, description="sample keys with SCAN/PTTL for per-prefix TTL discipline")
+    sample_budget_ms: float = Field(50.0, gt=0, le=5000, description="wall time per poll for sampling")
+    sample_max_keys: int = Field(10_000, ge=1, le=1_000_000)
+    scan_count: int = Field(200, ge=1, le=10_000, description="COUNT hint of each SCAN call")
+    prefixes: list[str] = Field(default_factory=list, description="glob patterns, first match wins")
+    prefix_depth: int = Field(2, ge=0, le=8, description="segments before ':' of automatic prefixes; 0: off")
+    prefix_separator: str = Field(":", min_length=1, max_length=4)
+    top_prefixes: int = Field(20, ge=1, le=1000)
+
+    def prefix_rules(self) -> PrefixRules:
+        return PrefixRules(tuple(self.prefixes), self.prefix_depth, self.prefix_separator)
+
+    def queues_of(self, target: RedisTarget) -> tuple[str, ...]:
+        """The section's queues, then the target's own, each once."""
+        return tuple(dict.fromkeys([*self.queues, *target.queues]))

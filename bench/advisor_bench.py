@@ -1,6 +1,6 @@
 """Advisor benchmark: 5,000 distinct statements through parsing, candidates and bounded verification.
 
-Starts a throwaway PostgreSQL (monitor.localservers), builds a schema of a few
+Starts a throwaway PostgreSQL (harness.servers), builds a schema of a few
 tables, generates distinct normalized statements of the shapes a SQLAlchemy
 backend sends, then times:
 
@@ -23,14 +23,14 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from collectors.postgres.session import session_kwargs
+from collectors.postgres.access import ADVISOR_APPLICATION_NAME, session_kwargs
+from collectors.postgres.statements import StatementStat
+from harness.servers import LocalPostgres
 from monitor.advisor.candidates import Workload, build_candidates, select_verified
 from monitor.advisor.catalog import read_catalog
 from monitor.advisor.query_analysis import analyze
-from monitor.advisor.settings import AdvisorSettings
-from monitor.advisor.statements import StatementStat
+from monitor.advisor.settings import Thresholds
 from monitor.advisor.whatif import Budget, WhatIf
-from monitor.localservers import LocalPostgres
 
 TABLES = 8
 COLUMNS = [f"c{i}" for i in range(8)]
@@ -76,23 +76,23 @@ def statements(n: int, seed: int = 1) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--statements", type=int, default=5000)
-    parser.add_argument("--max-explains", type=int, default=AdvisorSettings().verification_max_explains)
-    parser.add_argument("--max-seconds", type=float, default=AdvisorSettings().verification_max_seconds)
+    parser.add_argument("--max-explains", type=int, default=Thresholds().verification_max_explains)
+    parser.add_argument("--max-seconds", type=float, default=Thresholds().verification_max_seconds)
     args = parser.parse_args()
-    settings = AdvisorSettings(verification_max_explains=args.max_explains,
-                               verification_max_seconds=args.max_seconds)
+    settings = Thresholds(verification_max_explains=args.max_explains,
+                          verification_max_seconds=args.max_seconds)
     texts = statements(args.statements)
     with LocalPostgres() as pg:
         with psycopg.connect(pg.dsn(), autocommit=True) as conn:
             conn.execute("CREATE EXTENSION hypopg")
             conn.execute(schema_sql().encode())
-        with psycopg.connect(pg.dsn(), **session_kwargs(30, application_name="dbpulse-advisor")) as conn:
+        with psycopg.connect(pg.dsn(), **session_kwargs(30, application_name=ADVISOR_APPLICATION_NAME)) as conn:
             cat = read_catalog(conn)
             t0 = time.perf_counter()
             analyses = [analyze(text, cat.columns_of) for text in texts]
             t1 = time.perf_counter()
             rng = random.Random(2)
-            items = [(StatementStat(i, text, rng.randint(1, 5000), 1.0, 1), a)
+            items = [(StatementStat(i, text, rng.randint(1, 5000), 0.001, 1), a)
                      for i, (text, a) in enumerate(zip(texts, analyses, strict=True)) if a.ok]
             workload = Workload(items)
             candidates = build_candidates(workload, cat, settings)

@@ -25,13 +25,13 @@ import argparse
 import cProfile
 import io
 import pstats
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from bench import common, report
 from bench.pgdata import big_database
-from monitor.advisor.advisor import Advisor, AdvisorSettings
+from monitor.advisor.advisor import Advisor
+from monitor.advisor.settings import Thresholds
 
 
 def one(advisor: Advisor) -> dict[str, Any]:
@@ -66,8 +66,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         counts = db.counts()
         print(f"database: {counts} (built in {sum(db.build_seconds.values()):.1f} s)")
         dsn = db.dsn("dbpulse_bench")
-        for label, settings in (("defaults", AdvisorSettings()),
-                                ("min_table_rows=0", replace(AdvisorSettings(), min_table_rows=0))):
+        for label, settings in (("defaults", Thresholds()), ("min_table_rows=0", Thresholds(min_table_rows=0))):
             advisor = Advisor(dsn, "bench", settings)
             if args.profile and label == "defaults":
                 prof = cProfile.Profile()

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from bench.common import DBPULSE, PG_EXPORTER, REDIS_EXPORTER, ROOT, Service
-from monitor.localservers import free_port
+from harness.servers import free_port
 
 PEER_QUERIES = ROOT / "bench" / "postgres_exporter_queries.yaml"
 

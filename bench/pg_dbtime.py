@@ -49,7 +49,7 @@ def breakdown(db: BigDatabase, repeat: int = 5) -> dict[str, float]:
         bands = getattr(queries, name, None)
         sql = queries.pick(bands, 150000) if isinstance(bands, dict) else None
         if sql:
-            variants[f"dbpulse {name} query"] = sql.replace("%(text_length)s", "80")
+            variants[f"dbpulse {name} query"] = sql.replace("%(text_length)s", "80").replace("%(limit)s", "NULL")
     variants |= {
         "pg_total_relation_size() of every table": "SELECT pg_total_relation_size(relid) FROM pg_stat_user_tables",
         "pg_relation_size() of every index": "SELECT pg_relation_size(indexrelid) FROM pg_stat_user_indexes",

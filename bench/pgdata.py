@@ -1,6 +1,6 @@
 """The large PostgreSQL the benchmarks run against.
 
-A throwaway PostgreSQL 15 (``monitor.localservers.LocalPostgres``) with a
+A throwaway PostgreSQL 15 (``harness.servers.LocalPostgres``) with a
 database ``bench`` of ``tables`` tables, each with a primary key and one
 secondary index (2 indexes per table), a few rows each, and ``statements``
 distinct statements recorded in ``pg_stat_statements`` (literals are
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from monitor.localservers import LocalPostgres
+from harness.servers import LocalPostgres
 
 DBNAME = "bench"
 PASSWORD = "bench-only"  # throwaway cluster on 127.0.0.1, gone when the benchmark ends

@@ -1,6 +1,6 @@
 """Benchmark 3: Redis key analysis, dbpulse's per-poll cost vs redis_exporter --check-keys per scrape.
 
-A throwaway Redis (``monitor.localservers.LocalRedis``) is filled with the keys
+A throwaway Redis (``harness.servers.LocalRedis``) is filled with the keys
 of a FastAPI/Celery backend (server-side, by a Lua loop): ``session:<n>``
 (TTL 1 h, 40%), ``cache:user:<n>`` (TTL 5 min, 30%), ``cache:product:<n>``
 (no TTL, 20%), ``celery-task-meta-<n>`` (TTL 1 day, 10%). For each keyspace
@@ -33,7 +33,7 @@ from typing import Any
 import redis
 
 from bench import common, exporters, report
-from monitor.localservers import LocalRedis
+from harness.servers import LocalRedis
 
 PATTERNS = ("session:*", "cache:user:*", "cache:product:*", "celery-task-meta-*")
 FLAT_LIMIT = 1.5  # cost at the largest size / at the smallest, for "flat"

@@ -1,10 +1,11 @@
 """The index advisor: query analysis, HypoPG what-if verification, findings and reports."""
 
-from .advisor import Advisor, AdvisorConnectionError, AdvisorSettings
+from .advisor import Advisor, AdvisorConnectionError
 from .findings import AdviceReport, Finding, Skipped
-from .report import render_html, render_json, render_markdown
+from .report import render_json, render_markdown
+from .settings import AdvisorSettings, Thresholds
 
 __all__ = [
-    "AdviceReport", "Advisor", "AdvisorConnectionError", "AdvisorSettings", "Finding", "Skipped",
-    "render_html", "render_json", "render_markdown",
+    "AdviceReport", "Advisor", "AdvisorConnectionError", "AdvisorSettings", "Finding", "Skipped", "Thresholds",
+    "render_json", "render_markdown",
 ]

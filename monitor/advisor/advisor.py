@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 
-from collectors.postgres.session import session_kwargs
+from collectors.postgres.access import ADVISOR_APPLICATION_NAME, ADVISOR_TAG, error_line, session_kwargs
+from collectors.postgres.statements import StatementStat, deltas, read_statements, read_statements_reset
 
 from .candidates import Workload, build_candidates, select_heuristic, select_verified
 from .catalog import Catalog, read_catalog
@@ -25,61 +25,37 @@ from .findings import AdviceReport, Skipped, VerificationStats
 from .hygiene import hygiene_findings
 from .patterns import n_plus_one_findings, slow_findings
 from .query_analysis import StatementAnalysis, analyze
-from .settings import AdvisorSettings
-from .statements import StatementStat, deltas, read_statements, read_statements_reset
+from .settings import Thresholds
 from .whatif import Budget, WhatIf
 
-__all__ = ["AdviceReport", "Advisor", "AdvisorConnectionError", "AdvisorSettings", "describe_dsn"]
+__all__ = ["AdviceReport", "Advisor", "AdvisorConnectionError", "Thresholds"]
 
-APPLICATION_NAME = "dbpulse-advisor"
 SYSTEM_SCHEMAS = frozenset({"pg_catalog", "information_schema"})
-log = logging.getLogger(__name__)
+log = logging.getLogger("dbpulse.advisor")
 
 
 class AdvisorConnectionError(RuntimeError):
     """The database could not be reached; the message never carries a password."""
 
 
-def describe_dsn(dsn: str) -> str:
-    """``user@host:port/dbname`` for messages: no password, no other parameters."""
-    try:
-        info = conninfo_to_dict(dsn)
-    except Exception:
-        return "<unparseable DSN>"
-    return f"{info.get('user', '')}@{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
-
-
-def scrub(message: str, dsn: str) -> str:
-    try:
-        password = conninfo_to_dict(dsn).get("password")
-    except Exception:
-        password = None
-    if password:
-        message = message.replace(str(password), "***")
-    return message.replace(dsn, describe_dsn(dsn))
-
-
 class Advisor:
-    def __init__(self, dsn: str, target: str, settings: AdvisorSettings | None = None,
+    def __init__(self, dsn: str, target: str, settings: Thresholds | None = None,
                  password: str | None = None) -> None:
         self.dsn = dsn
         self._password = password
         self.target = target
-        self.settings = settings or AdvisorSettings()
+        self.settings = settings or Thresholds()
         self._previous: dict[int, StatementStat] | None = None
         self._analysis_cache: dict[str, StatementAnalysis] = {}
         self._conn: psycopg.Connection[Any] | None = None  # the running session, for cancel()
 
     def connect(self) -> psycopg.Connection[Any]:
-        kwargs = session_kwargs(self.settings.statement_timeout_seconds, application_name=APPLICATION_NAME,
+        kwargs = session_kwargs(self.settings.statement_timeout_seconds, application_name=ADVISOR_APPLICATION_NAME,
                                 password=self._password)
         try:
             return psycopg.connect(self.dsn, **kwargs)
         except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise AdvisorConnectionError(
-                f"cannot connect to {describe_dsn(self.dsn)}: {scrub(first, self.dsn)}"
-            ) from None
+            raise AdvisorConnectionError(f"cannot connect to {self.target}: {error_line(exc, self.dsn)}") from None
 
     def run(self) -> AdviceReport:
         started = time.monotonic()
@@ -123,11 +99,12 @@ class Advisor:
         report.findings.extend(hygiene_findings(cat, s))
 
         try:
-            current = read_statements(conn, cat.server_version_num, s.max_statements)
+            current = [st for st in read_statements(conn, cat.server_version_num, s.max_statements)
+                       if ADVISOR_TAG not in st.query]  # the advisor's own catalog queries carry the tag
             statements_reset = read_statements_reset(conn, cat.server_version_num)
         except psycopg.Error as exc:
             report.notes.append(
-                f"pg_stat_statements not readable ({exc.sqlstate}: {str(exc).strip().splitlines()[0]}): "
+                f"pg_stat_statements not readable ({exc.sqlstate}: {error_line(exc)}): "
                 "missing_index, n_plus_one and slow_statement disabled"
             )
             return report

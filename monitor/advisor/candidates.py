@@ -19,12 +19,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from collectors.postgres.statements import StatementStat
+
 from .catalog import Catalog, Index, Table, key_signature
 from .ddl import create_index
 from .findings import Finding
 from .query_analysis import Key, StatementAnalysis, TableUsage
-from .settings import AdvisorSettings
-from .statements import StatementStat
+from .settings import Thresholds
 from .whatif import PlanError, WhatIf
 
 
@@ -66,7 +67,7 @@ class Workload:
         return out
 
 
-def _equality_keys(usage: TableUsage, table: Table, settings: AdvisorSettings) -> list[Key]:
+def _equality_keys(usage: TableUsage, table: Table, settings: Thresholds) -> list[Key]:
     keys: list[Key] = []
     for key in (*usage.equality, *usage.in_list, *usage.joins):
         if key not in keys:
@@ -79,7 +80,7 @@ def _equality_keys(usage: TableUsage, table: Table, settings: AdvisorSettings) -
     return sorted(keys, key=low)  # stable: appearance order, low-cardinality keys last
 
 
-def candidates_for_usage(usage: TableUsage, table: Table, settings: AdvisorSettings) -> list[Candidate]:
+def candidates_for_usage(usage: TableUsage, table: Table, settings: Thresholds) -> list[Candidate]:
     eq = _equality_keys(usage, table, settings)
     tail: list[tuple[Key, bool]] = []
     if usage.ranges:
@@ -115,7 +116,7 @@ def served_by(candidate: Candidate, indexes: Sequence[Index]) -> Index | None:
     return None
 
 
-def build_candidates(workload: Workload, cat: Catalog, settings: AdvisorSettings) -> list[Candidate]:
+def build_candidates(workload: Workload, cat: Catalog, settings: Thresholds) -> list[Candidate]:
     found: dict[object, Candidate] = {}
     for stat, analysis in workload.items:
         for usage in analysis.usages:
@@ -133,7 +134,7 @@ def build_candidates(workload: Workload, cat: Catalog, settings: AdvisorSettings
 
 def select_verified(
     candidates: list[Candidate], workload: Workload, cat: Catalog, whatif: WhatIf,
-    settings: AdvisorSettings, unplannable: dict[int, str],
+    settings: Thresholds, unplannable: dict[int, str],
 ) -> list[Finding]:
     """Greedy per-table selection with HypoPG; returns missing_index findings."""
     findings: list[Finding] = []
@@ -142,14 +143,14 @@ def select_verified(
         by_table.setdefault(cand.table.oid, []).append(cand)
     stmts_of = {oid: workload.on_table(cat.tables[oid], cat) for oid in by_table}
     # Under a budget, the tables where the workload spends most time go first.
-    order = sorted(by_table, key=lambda oid: (-sum(s.total_exec_ms for s, _ in stmts_of[oid]), oid))
+    order = sorted(by_table, key=lambda oid: (-sum(s.exec_seconds * 1000 for s, _ in stmts_of[oid]), oid))
     for table_oid in order:
         cands = by_table[table_oid]
         table = cat.tables[table_oid]
         stmts = [(s, a) for s, a in stmts_of[table_oid] if s.queryid not in unplannable]
         base: dict[int, float] = {}
         calls = {s.queryid: s.calls for s, _ in stmts}
-        time_of = {s.queryid: s.total_exec_ms / max(s.calls, 1) for s, _ in stmts}
+        time_of = {s.queryid: s.exec_seconds * 1000 / max(s.calls, 1) for s, _ in stmts}
 
         def relevant(cand: Candidate, table: Table = table,
                      stmts: list[tuple[StatementStat, StatementAnalysis]] = stmts,
@@ -158,7 +159,7 @@ def select_verified(
             lead = cand.keys[0][0]
             out = []
             mentioning = [(s, a) for s, a in stmts if _mentions(a, table, lead, cat)]
-            mentioning.sort(key=lambda sa: (-sa[0].total_exec_ms, sa[0].queryid))
+            mentioning.sort(key=lambda sa: (-sa[0].exec_seconds * 1000, sa[0].queryid))
             for stat, analysis in mentioning[: settings.max_statements_per_candidate]:
                 if stat.queryid in unplannable:
                     continue
@@ -239,10 +240,10 @@ def _mentions(analysis: StatementAnalysis, table: Table, key: Key, cat: Catalog)
 
 
 def select_heuristic(
-    candidates: list[Candidate], workload: Workload, settings: AdvisorSettings
+    candidates: list[Candidate], workload: Workload, settings: Thresholds
 ) -> list[Finding]:
     """Without HypoPG: the widest candidate per leading key, ranked by the time its statements take."""
-    time_of = {s.queryid: s.total_exec_ms for s, _ in workload.items}
+    time_of = {s.queryid: s.exec_seconds * 1000 for s, _ in workload.items}
     calls_of = {s.queryid: s.calls for s, _ in workload.items}
     findings: list[Finding] = []
     chosen: list[Candidate] = []

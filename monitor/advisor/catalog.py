@@ -15,9 +15,9 @@ from typing import Any
 
 import psycopg
 
-from .query_analysis import Key, TableRef, canonical_expression
+from collectors.postgres.access import ADVISOR_TAG as TAG
 
-TAG = "dbpulse_advisor"
+from .query_analysis import Key, TableRef, canonical_expression
 
 TABLES_SQL = f"""
 SELECT /* {TAG} */ c.oid, n.nspname, c.relname, greatest(c.reltuples, 0)::float8,

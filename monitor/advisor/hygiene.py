@@ -12,7 +12,7 @@ from datetime import datetime
 from .catalog import Catalog, Index, Table
 from .ddl import drop_index
 from .findings import Finding
-from .settings import AdvisorSettings
+from .settings import Thresholds
 
 
 def _age_text(seconds: float | None) -> str:
@@ -39,7 +39,7 @@ def _keep_first(a: Index, b: Index) -> tuple[Index, Index]:
     return (a, b) if rank(a) <= rank(b) else (b, a)
 
 
-def hygiene_findings(cat: Catalog, settings: AdvisorSettings) -> list[Finding]:
+def hygiene_findings(cat: Catalog, settings: Thresholds) -> list[Finding]:
     findings: list[Finding] = []
     reported: set[int] = set()
     age = (cat.now - cat.stats_reset).total_seconds() if cat.now and cat.stats_reset else None

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collectors.postgres.statements import StatementStat
+
 from .catalog import Catalog
 from .findings import Finding
 from .query_analysis import StatementAnalysis
-from .settings import AdvisorSettings
-from .statements import StatementStat
+from .settings import Thresholds
 
 
 def n_plus_one_findings(
-    items: list[tuple[StatementStat, StatementAnalysis]], cat: Catalog, settings: AdvisorSettings,
+    items: list[tuple[StatementStat, StatementAnalysis]], cat: Catalog, settings: Thresholds,
     total_calls: int,
 ) -> list[Finding]:
     """Very frequent single-row lookups of one table by a primary, unique or foreign key."""
@@ -58,7 +59,7 @@ def n_plus_one_findings(
 
 
 def slow_findings(
-    items: list[tuple[StatementStat, StatementAnalysis | None]], cat: Catalog, settings: AdvisorSettings,
+    items: list[tuple[StatementStat, StatementAnalysis | None]], cat: Catalog, settings: Thresholds,
     window: str,
 ) -> list[Finding]:
     findings = []
@@ -77,7 +78,7 @@ def slow_findings(
                       f"average over {stat.calls} calls {window} (threshold "
                       f"{settings.slow_mean_seconds * 1000:.0f} ms)."),
             queryids=[stat.queryid], calls=stat.calls, mean_exec_seconds=stat.mean_exec_seconds,
-            rows_per_call=round(stat.rows_per_call, 3), benefit=stat.total_exec_ms,
+            rows_per_call=round(stat.rows_per_call, 3), benefit=stat.exec_seconds * 1000,
             query=stat.query[:1000],
         ))
     return findings

@@ -28,7 +28,7 @@ from typing import Any
 
 import psycopg
 
-from .catalog import TAG
+from collectors.postgres.access import ADVISOR_TAG as TAG
 
 
 @dataclass

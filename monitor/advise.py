@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import fields, replace
 from pathlib import Path
 
 import psycopg
+from pydantic import ValidationError
 
-from .advisor import Advisor, AdvisorConnectionError, AdvisorSettings, describe_dsn, scrub
-from .report import render_html, render_json, render_markdown
+from collectors.postgres.access import error_line, target_name
+from monitor.advisor import Advisor, AdvisorConnectionError, Thresholds, render_json, render_markdown
+from monitor.web.pages import render_advice_report
 
-# Threshold flags: (settings field, flag, help). Defaults come from AdvisorSettings.
+# Threshold flags: (Thresholds field, flag, help). Defaults and types come from Thresholds.
 _FLAGS = (
     ("min_table_rows", "--min-table-rows", "tables with fewer rows get no missing-index advice"),
     ("max_index_columns", "--max-index-columns", "widest index the advisor proposes"),
@@ -31,7 +32,7 @@ _FLAGS = (
 
 
 def add_advise_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    defaults = AdvisorSettings()
+    defaults = Thresholds()
     parser = subparsers.add_parser(
         "advise",
         help="analyze pg_stat_statements and the catalog once and print index advice",
@@ -49,47 +50,41 @@ def add_advise_parser(subparsers: argparse._SubParsersAction) -> None:  # type: 
     parser.add_argument("--format", choices=("md", "json", "html"), default="md", help="report format")
     parser.add_argument("--output", metavar="FILE", help="write the report to FILE instead of stdout")
     parser.add_argument("--target", metavar="NAME",
-                        help="name of the target in the report (default: user@host:port/db)")
+                        help="name of the target in the report (default: host:port/db, as in `dbpulse run`)")
     parser.add_argument("--no-hypopg", action="store_true", help="skip HypoPG verification (heuristic advice)")
-    names = {f.name: f.type for f in fields(AdvisorSettings)}
     for name, flag, text in _FLAGS:
         default = getattr(defaults, name)
         parser.add_argument(flag, dest=name, type=type(default), default=default, help=text)
-    assert all(name in names for name, _, _ in _FLAGS)
     parser.set_defaults(func=run_advise_command)
 
 
 def run_advise_command(args: argparse.Namespace) -> int:
-    overrides = {name: getattr(args, name) for name, _, _ in _FLAGS if hasattr(args, name)}
-    settings = replace(AdvisorSettings(), **overrides)
-    if getattr(args, "no_hypopg", False):
-        settings = replace(settings, use_hypopg=False)
-    target = args.target or describe_dsn(args.postgres)
+    overrides = {name: getattr(args, name) for name, _, _ in _FLAGS}
+    if args.no_hypopg:
+        overrides["use_hypopg"] = False
+    try:
+        settings = Thresholds.model_validate(overrides)
+    except ValidationError as exc:
+        flags = {name: flag for name, flag, _ in _FLAGS}
+        for err in exc.errors():
+            name = str(err["loc"][0]) if err["loc"] else ""
+            print(f"dbpulse advise: {flags.get(name, name)}: {err['msg']}", file=sys.stderr)
+        return 2
+    target = args.target or target_name(args.postgres)
     try:
         report = Advisor(args.postgres, target, settings).run()
     except AdvisorConnectionError as exc:
         print(f"dbpulse advise: {exc}", file=sys.stderr)
         return 2
     except psycopg.OperationalError as exc:  # the server went away mid-run
-        first = (str(exc).strip().splitlines() or ["connection lost"])[0]
-        print(f"dbpulse advise: lost {target}: {scrub(first, args.postgres)}", file=sys.stderr)
+        print(f"dbpulse advise: lost {target}: {error_line(exc, args.postgres)}", file=sys.stderr)
         return 2
-    render = {"md": render_markdown, "json": render_json, "html": render_html}[args.format]
-    text = render(report)
+    if args.format == "html":
+        text = render_advice_report(report, standalone=True)
+    else:
+        text = render_json(report) if args.format == "json" else render_markdown(report)
     if args.output:
         Path(args.output).write_text(text + "\n", encoding="utf-8")
     else:
         sys.stdout.write(text + "\n")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point (``python -m monitor.advisor.cli advise ...``) until the main CLI wires it."""
-    parser = argparse.ArgumentParser(prog="dbpulse")
-    add_advise_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.func(args))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -16,16 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-KINDS = (
-    "missing_index",
-    "n_plus_one",
-    "slow_statement",
-    "invalid_index",
-    "duplicate_index",
-    "redundant_index",
-    "unused_index",
-    "low_selectivity_index",
-)
+from .kinds import KINDS, kind
 
 _OPTIONAL = (
     "index", "columns", "ddl", "queryids", "verified", "cost_before", "cost_after",
@@ -56,6 +47,9 @@ class Finding:
     scans: int | None = None
     query: str | None = None  # normalized text (untrusted), for n_plus_one and slow_statement
     benefit: float = 0.0  # ordering key for people; not part of the JSON contract
+
+    def __post_init__(self) -> None:
+        kind(self.kind)  # raises for a kind the registry (kinds.py) lacks
 
     def to_json_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "table": self.table, "evidence": self.evidence}
@@ -102,7 +96,7 @@ class AdviceReport:
     def counts_by_kind(self) -> dict[str, int]:
         """Findings per kind, every kind present (zero included) for stable metric series."""
         counts = Counter(f.kind for f in self.findings)
-        return {kind: counts.get(kind, 0) for kind in KINDS}
+        return {name: counts.get(name, 0) for name in KINDS}
 
     @property
     def skipped_count(self) -> int:

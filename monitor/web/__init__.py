@@ -1,1 +1,1 @@
-"""dbpulse's built-in web UI: server-rendered from the scheduler's latest snapshots."""
+"""HTTP: the Prometheus exposition, the probes, the web UI and the advice pages; TLS and basic auth."""

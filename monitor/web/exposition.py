@@ -18,8 +18,8 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from monitor import __version__
-from monitor.samples import Sample, SampleList, families
-from monitor.scheduler import Scheduler
+from monitor.core.samples import Sample, SampleList, families
+from monitor.core.scheduler import Scheduler
 
 EOF_LINE = b"# EOF\n"
 

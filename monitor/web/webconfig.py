@@ -27,9 +27,9 @@ from pathlib import Path
 import bcrypt
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
-from monitor.config import ConfigError, ConfigProblem, problems_from, read_file
+from monitor.core.settings import ConfigError, ConfigProblem, Strict, problems_from, read_file
 
 # Liveness must work for orchestrators that cannot hold credentials (kubelet probes).
 UNAUTHENTICATED_PATHS = frozenset({"/healthz"})
@@ -47,11 +47,7 @@ CLIENT_AUTH = {
 }
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TLSServerConfig(_Strict):
+class TLSServerConfig(Strict):
     cert_file: Path
     key_file: Path
     client_auth_type: str = "NoClientCert"
@@ -74,11 +70,11 @@ class TLSServerConfig(_Strict):
         return value
 
 
-class HTTPServerConfig(_Strict):
+class HTTPServerConfig(Strict):
     headers: dict[str, str] = Field(default_factory=dict)
 
 
-class WebConfig(_Strict):
+class WebConfig(Strict):
     tls_server_config: TLSServerConfig | None = None
     http_server_config: HTTPServerConfig = Field(default_factory=HTTPServerConfig)
     basic_auth_users: dict[str, str] = Field(default_factory=dict)

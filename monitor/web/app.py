@@ -1,4 +1,4 @@
-"""The HTTP face of dbpulse: /metrics, /healthz, /readyz.
+"""The HTTP face of dbpulse: /metrics, /healthz, /readyz, the web UI at /, and the advice.
 
 Handlers only read the scheduler's state; they never talk to a database.
 """
@@ -7,20 +7,34 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from html import escape
-from urllib.parse import quote
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from monitor.advisor.findings import AdviceReport
 from monitor.advisor.poller import AdviceSnapshot
-from monitor.advisor.report import render_html
-from monitor.exporter import Exposition
-from monitor.scheduler import Scheduler
+from monitor.core.scheduler import Scheduler
+from monitor.web import pages
+from monitor.web.exposition import Exposition
 
 SCHEDULER: web.AppKey[Scheduler] = web.AppKey("scheduler", Scheduler)
 EXPOSITION: web.AppKey[Exposition] = web.AppKey("exposition", Exposition)
+# Every page dbpulse serves: nothing but its own stylesheet and script, no inline code, no framing.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+STATIC_TYPES = {"ui.css": "text/css", "ui.js": "text/javascript"}
+
+
+def _html(text: str, status: int = 200) -> web.Response:
+    return web.Response(text=text, status=status, content_type="text/html", headers=SECURITY_HEADERS)
+
 
 async def metrics(request: web.Request) -> web.Response:
     body, content_type = await request.app[EXPOSITION].render(request.headers.get("Accept", ""))
@@ -75,15 +89,27 @@ async def advice_html(request: web.Request) -> web.Response:
     target = request.query.get("target")
     reports = _reports(scheduler, target)
     if len(reports) == 1:
-        return web.Response(text=render_html(reports[0]), content_type="text/html")
+        return _html(pages.render_advice_report(reports[0]))
     if target is not None:
         return web.Response(text="no advice for this target yet\n", status=404)
-    targets = [s.poller.target for s in scheduler.states if s.poller.source == "advisor"]
-    items = "".join(
-        f'<li><a href="advice.html?target={quote(t)}">{escape(t)}</a></li>' for t in targets
-    ) or "<li>no advisor runs yet (the advisor runs every advisor.interval seconds)</li>"
-    page = f'<!doctype html><meta charset="utf-8"><title>dbpulse advice</title><h1>Index advice</h1><ul>{items}</ul>'
-    return web.Response(text=page, content_type="text/html")
+    return _html(pages.render_advice_index([s.poller.target for s in scheduler.states if s.poller.source == "advisor"]))
+
+
+async def index(request: web.Request) -> web.Response:
+    return _html(pages.render_index(request.app[SCHEDULER]))
+
+
+async def sections(request: web.Request) -> web.Response:
+    """The live part of the page, which ui.js re-fetches."""
+    return _html(pages.render_sections(request.app[SCHEDULER]))
+
+
+async def static(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if name not in STATIC_TYPES:
+        raise web.HTTPNotFound()
+    return web.Response(text=(pages.STATIC / name).read_text(encoding="utf-8"), content_type=STATIC_TYPES[name],
+                        charset="utf-8", headers={**SECURITY_HEADERS, "Cache-Control": "max-age=300"})
 
 
 def make_app(scheduler: Scheduler, exposition: Exposition,
@@ -91,8 +117,9 @@ def make_app(scheduler: Scheduler, exposition: Exposition,
     app = web.Application(middlewares=list(middlewares))
     app[SCHEDULER] = scheduler
     app[EXPOSITION] = exposition
-    from monitor.web.ui import add_ui_routes  # the built-in web UI at / (monitor/web/)
-    add_ui_routes(app)
+    app.router.add_get("/", index)
+    app.router.add_get("/ui/sections", sections)
+    app.router.add_get("/ui/static/{name}", static)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -1,0 +1,272 @@
+"""Every HTML page dbpulse makes: the web UI at ``/`` and the advice report, from Jinja2 templates.
+
+One way to make HTML: templates in ``templates/`` with autoescaping on (every
+name and query text comes from a monitored system and is untrusted; it only
+reaches a page escaped), ``StrictUndefined`` (a misspelt attribute fails the
+tests, not a page), one template per source section (``templates/sections/``)
+holding its ``section`` and ``summary`` macros. The renderers take the
+project's own snapshot types; the pages never query a database.
+
+Served pages link ``ui/static/ui.css`` and ``ui.js`` under a strict
+Content-Security-Policy (``app.SECURITY_HEADERS``); the report written by
+``dbpulse advise --format html`` is one standalone file with the same
+stylesheet inlined.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from collectors.health.snapshot import HealthSnapshot
+from collectors.postgres.snapshot import PostgresSnapshot, TableRow
+from collectors.postgres.statements import StatementStat
+from collectors.redis.snapshot import RedisSnapshot
+from monitor import __version__
+from monitor.advisor.findings import AdviceReport, Finding
+from monitor.advisor.kinds import KINDS, pattern_kinds
+from monitor.advisor.poller import AdviceSnapshot
+from monitor.core.poller import Snapshot
+from monitor.core.scheduler import Scheduler, SourceState
+
+STATIC = Path(__file__).parent / "static"
+TOP_STATEMENTS = 15
+TOP_TABLES = 10
+QUERY_CHARS = 400
+DASH = "\N{EN DASH}"  # an absent value
+SOURCE_ORDER = {"postgres": 0, "redis": 1, "health": 2, "advisor": 3}
+# The snapshot type each source's section template is written for.
+SECTIONS: dict[str, type[Snapshot]] = {"postgres": PostgresSnapshot, "redis": RedisSnapshot, "health": HealthSnapshot}
+CONTROL_STATEMENTS = frozenset({"BEGIN", "COMMIT", "ROLLBACK", "START", "END", "SET", "RESET", "SHOW", "DISCARD",
+                                "SAVEPOINT", "RELEASE"})
+
+
+# --- formatting (filters) ---------------------------------------------------------
+def _finite(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def fmt_num(value: object, digits: int = 0) -> str:
+    number = _finite(value)
+    return DASH if number is None else f"{number:,.{digits}f}"
+
+
+def fmt_ratio(value: object) -> str:
+    number = _finite(value)
+    return DASH if number is None else f"{number * 100:.1f} %"
+
+
+def fmt_ms(seconds: object) -> str:
+    number = _finite(seconds)
+    if number is None:
+        return DASH
+    ms = number * 1000
+    return f"{ms:,.2f} ms" if ms < 100 else f"{ms:,.0f} ms"
+
+
+def fmt_seconds(seconds: object) -> str:
+    number = _finite(seconds)
+    if number is None:
+        return DASH
+    if number < 1:
+        return fmt_ms(number)
+    if number < 120:
+        return f"{number:.1f} s"
+    if number < 7200:
+        return f"{number / 60:.1f} min"
+    return f"{number / 3600:.1f} h"
+
+
+def fmt_bytes(value: object) -> str:
+    number = _finite(value)
+    if number is None:
+        return DASH
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(number) < 1024 or unit == "TB":
+            return f"{number:,.0f} {unit}" if unit == "B" else f"{number:,.1f} {unit}"
+        number /= 1024
+    return DASH  # pragma: no cover
+
+
+def fmt_age(timestamp: float | None, now: float) -> str:
+    if timestamp is None:
+        return "never"
+    return f"{fmt_seconds(max(0.0, now - timestamp))} ago"
+
+
+def compact(text: str, limit: int = QUERY_CHARS) -> str:
+    """A query text on one line, cut at ``limit`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit] + "…"
+
+
+def anchor(*parts: str) -> str:
+    """An id made of letters, digits and dashes."""
+    return "".join(c if c.isalnum() else "-" for c in "-".join(parts))
+
+
+def ratio(part: float | None, whole: float | None) -> float | None:
+    return part / whole if part is not None and whole else None
+
+
+# --- what the PostgreSQL section shows ----------------------------------------------------------
+@dataclass(frozen=True)
+class PostgresView:
+    snap: PostgresSnapshot
+    top: list[StatementStat]
+    slowest: list[StatementStat]
+    busiest: list[StatementStat]  # N+1 suspects: many calls
+    tables: list[TableRow]
+
+    @property
+    def connections(self) -> int:
+        return sum(c[3] for c in self.snap.connections)
+
+
+def postgres_view(snap: PostgresSnapshot) -> PostgresView:
+    ranked = sorted(snap.statements, key=lambda s: -s.exec_seconds)
+    return PostgresView(
+        snap=snap,
+        top=ranked[:TOP_STATEMENTS],
+        slowest=sorted((s for s in ranked if s.calls), key=lambda s: -s.mean_exec_seconds)[:5],
+        busiest=sorted((s for s in ranked if not _is_control(s.query)), key=lambda s: -s.calls)[:5],
+        tables=sorted(snap.tables, key=lambda t: -t.seq_scans)[:TOP_TABLES],
+    )
+
+
+def _is_control(query: str) -> bool:
+    """Transaction control and session statements: never N+1 suspects."""
+    words = query.split(None, 1)
+    return bool(words) and words[0].upper() in CONTROL_STATEMENTS
+
+
+# --- what the advice section shows ---------------------------------------------------------------
+@dataclass(frozen=True)
+class AdvisorView:
+    state: SourceState
+    report: AdviceReport | None
+
+    @property
+    def index_findings(self) -> list[Finding]:
+        return [f for f in self.ordered() if f.kind not in pattern_kinds()]
+
+    @property
+    def pattern_findings(self) -> list[Finding]:
+        return [f for f in self.ordered() if f.kind in pattern_kinds()]
+
+    def ordered(self) -> list[Finding]:
+        return self.report.ordered_findings() if self.report else []
+
+    def counts(self) -> list[tuple[str, int]]:
+        """(title, count) of every kind with findings, in registry order."""
+        if self.report is None:
+            return []
+        return [(KINDS[name].title, n) for name, n in self.report.counts_by_kind().items() if n]
+
+
+def report_of(state: SourceState) -> AdviceReport | None:
+    return state.snapshot.report if isinstance(state.snapshot, AdviceSnapshot) else None
+
+
+def finding_facts(f: Finding) -> list[tuple[str, str]]:
+    """The numbers of a finding, formatted, for the UI and the report page."""
+    facts: list[tuple[str, str]] = []
+    if f.verified:
+        facts.append(("verified", f.verified))
+    for label, value in (("duplicate of", f.duplicate_of), ("covered by", f.covered_by)):
+        if value:
+            facts.append((label, value))
+    if f.cost_before is not None and f.cost_after is not None:
+        facts.append(("weighted cost", f"{fmt_num(f.cost_before)} → {fmt_num(f.cost_after)}"))
+    if f.calls is not None:
+        facts.append(("calls", fmt_num(f.calls)))
+    if f.mean_exec_seconds is not None:
+        facts.append(("mean", fmt_ms(f.mean_exec_seconds)))
+    if f.rows_per_call is not None:
+        facts.append(("rows/call", fmt_num(f.rows_per_call, 2)))
+    if f.share_of_calls is not None:
+        facts.append(("share of calls", fmt_ratio(f.share_of_calls)))
+    if f.index_size_bytes is not None:
+        facts.append(("size", fmt_bytes(f.index_size_bytes)))
+    if f.scans is not None:
+        facts.append(("scans", fmt_num(f.scans)))
+    if f.queryids:
+        facts.append(("queryids", ", ".join(str(q) for q in f.queryids)))
+    return facts
+
+
+# --- the environment ---------------------------------------------------------------------------
+@cache
+def environment() -> Environment:
+    """The template environment, made once (on first use, so importing this module stays cheap)."""
+    env = Environment(
+        loader=PackageLoader("monitor.web", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        extensions=["jinja2.ext.do"],
+    )
+    env.filters.update(num=fmt_num, ratio=fmt_ratio, ms=fmt_ms, seconds=fmt_seconds, bytes=fmt_bytes,
+                       compact=compact)
+    env.globals.update(
+        age=fmt_age, anchor=anchor, ratio=ratio, kinds=KINDS, facts=finding_facts, version=__version__,
+        postgres_view=postgres_view, report_of=report_of, snapshot_of=_snapshot_for, root="",
+    )
+    return env
+
+
+
+def _states_in_page_order(scheduler: Scheduler) -> list[SourceState]:
+    return sorted(scheduler.states, key=lambda s: (SOURCE_ORDER.get(s.poller.source, 9), s.poller.target))
+
+
+def _snapshot_for(state: SourceState) -> Snapshot | None:
+    """The state's snapshot if it is the type its section template is written for."""
+    expected = SECTIONS.get(state.poller.source)
+    return state.snapshot if expected is not None and isinstance(state.snapshot, expected) else None
+
+
+def render_sections(scheduler: Scheduler, now: float | None = None) -> str:
+    """The live part of the page (what the script re-fetches)."""
+    now = time.time() if now is None else now
+    states = _states_in_page_order(scheduler)
+    advisors = [AdvisorView(s, report_of(s)) for s in states if s.poller.source == "advisor"]
+    sources = [(s, _snapshot_for(s)) for s in states if s.poller.source in SECTIONS]
+    return environment().get_template("sections.html").render(
+        states=states, advisors=advisors, sources=sources, now=now, version_stamp=scheduler.version,
+        stamp=time.strftime("%H:%M:%S", time.localtime(now)))
+
+
+def refresh_seconds(scheduler: Scheduler) -> int:
+    intervals = [s.poller.interval for s in scheduler.states if s.poller.source != "advisor"]
+    return int(min(max(min(intervals, default=5.0), 2.0), 30.0))
+
+
+def render_index(scheduler: Scheduler) -> str:
+    return environment().get_template("index.html").render(
+        refresh=refresh_seconds(scheduler), sections=Markup(render_sections(scheduler)), standalone=False)
+
+
+def render_advice_report(report: AdviceReport, standalone: bool = False) -> str:
+    """The report of one target; ``standalone`` inlines the stylesheet (a file, not a served page)."""
+    return environment().get_template("advice_report.html").render(
+        report=report, data=report.to_json_dict(), standalone=standalone, css=_css() if standalone else "")
+
+
+def render_advice_index(targets: Sequence[str]) -> str:
+    return environment().get_template("advice_index.html").render(targets=targets, standalone=False)
+
+
+def _css() -> Markup:
+    return Markup((STATIC / "ui.css").read_text(encoding="utf-8"))  # our own file, not input

@@ -21,9 +21,11 @@ demo: setup
 test: setup lint
 	.venv/bin/python -m pytest -q $(PYTEST_ARGS)
 
+## ruff, mypy (strict) and the layer contract (import-linter; see docs/design.md)
 lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/mypy
+	.venv/bin/lint-imports
 
 ## every benchmark, side by side with the peer exporters (about 25 minutes; results in bench/results/, docs/benchmarks.md)
 bench: setup

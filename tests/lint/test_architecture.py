@@ -1,0 +1,67 @@
+"""The layer contract of ``make lint`` (import-linter, configured in pyproject.toml) can fail.
+
+A copy of the packages with one import added is linted: an upward import
+hidden inside a function, and an import cycle between two sibling modules,
+each break the contract; the unchanged copy keeps it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("monitor", "collectors", "demo", "harness")
+
+
+def lint(tree: Path) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("lint-imports")
+    return subprocess.run([str(exe), "--no-cache"], cwd=tree, capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"})
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    for name in PACKAGES:
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    return tmp_path
+
+
+def append(path: Path, code: str) -> None:
+    path.write_text(path.read_text() + "\n\n" + code + "\n")
+
+
+def test_the_tree_as_it_is_keeps_the_contract(tree: Path) -> None:
+    result = lint(tree)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "BROKEN" not in result.stdout
+
+
+def test_an_upward_import_inside_a_function_breaks_it(tree: Path) -> None:
+    append(tree / "monitor" / "core" / "samples.py",
+           "def _render() -> object:\n    from monitor.web import pages\n\n    return pages")
+    result = lint(tree)
+    assert result.returncode != 0
+    assert "monitor.core is not allowed to import monitor.web" in result.stdout, result.stdout
+    assert "monitor.core.samples -> monitor.web.pages" in result.stdout
+
+
+def test_a_cycle_between_sibling_modules_breaks_it(tree: Path) -> None:
+    # monitor.core.scheduler already imports monitor.core.samples; closing the loop is a cycle.
+    append(tree / "monitor" / "core" / "samples.py",
+           "def _states() -> object:\n    from monitor.core import scheduler\n\n    return scheduler")
+    result = lint(tree)
+    assert result.returncode != 0
+    assert "No import cycles between sibling modules BROKEN" in result.stdout, result.stdout
+
+
+def test_a_source_importing_another_breaks_it(tree: Path) -> None:
+    append(tree / "collectors" / "redis" / "info.py", "from collectors.postgres import access  # noqa")
+    result = lint(tree)
+    assert result.returncode != 0
+    assert "collectors.redis is not allowed to import collectors.postgres" in result.stdout, result.stdout

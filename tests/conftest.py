@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from monitor.localservers import LocalPostgres, LocalRedis
+from harness.servers import LocalPostgres, LocalRedis
 from tests.support import StandInApp
 
 _db_counter = itertools.count()

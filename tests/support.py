@@ -20,7 +20,13 @@ from typing import Any
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.localservers import free_port
+from collectors.health.poller import HealthPoller
+from collectors.health.settings import HealthEndpoint, HealthSettings, HealthTarget
+from collectors.postgres.poller import PostgresPoller
+from collectors.postgres.settings import PostgresSettings, PostgresTarget
+from collectors.redis.poller import RedisPoller
+from collectors.redis.settings import RedisSettings, RedisTarget
+from harness.servers import free_port
 
 
 class DbpulseProcess:
@@ -164,3 +170,25 @@ class StandInApp:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(10)
             loop.close()
+
+
+def pg_poller(dsn: str, name: str = "shop", interval: float = 5, timeout: float = 4,
+              **settings: Any) -> PostgresPoller:
+    """A PostgreSQL poller of one target, its section's other settings as keyword arguments."""
+    return PostgresPoller(PostgresTarget(name=name, dsn=dsn),
+                          PostgresSettings(interval=interval, timeout=timeout, **settings))
+
+
+def redis_poller(url: str, name: str = "r", interval: float = 10, timeout: float = 5, password: str | None = None,
+                 **settings: Any) -> RedisPoller:
+    return RedisPoller(RedisTarget(name=name, url=url), RedisSettings(interval=interval, timeout=timeout, **settings),
+                       password)
+
+
+def health_poller(url: str, endpoints: list[tuple[str, float]] | None = None, name: str = "app",
+                  interval: float = 5, timeout: float = 4, json_body: bool = True, **settings: Any) -> HealthPoller:
+    """A health poller; ``endpoints`` as (path, timeout) pairs, else the section's defaults."""
+    chosen = None if endpoints is None else [
+        HealthEndpoint.model_validate({"path": p, "timeout": t, "json": json_body}) for p, t in endpoints]
+    return HealthPoller(HealthTarget(name=name, url=url, endpoints=chosen),
+                        HealthSettings(interval=interval, timeout=timeout, **settings))

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from harness.servers import free_port
 from monitor.config import validate
-from monitor.localservers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import redis
 
-from monitor.localservers import LocalRedis, free_port
+from harness.servers import LocalRedis, free_port
 from tests.rules.promql_check import ROOT, RULE_FILES
 from tests.support import StandInApp
 

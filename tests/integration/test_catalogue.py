@@ -9,8 +9,8 @@ from pathlib import Path
 import psycopg
 import redis
 
-from monitor.catalogue import catalogue
-from monitor.localservers import LocalRedis
+from harness.servers import LocalRedis
+from monitor.core.catalogue import catalogue
 from tests.support import DbpulseProcess, StandInApp
 
 CONFIG = """

@@ -7,13 +7,13 @@ import asyncio
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
-from collectors.postgres.poller import PostgresPoller
-from monitor.exporter import Exposition
-from monitor.scheduler import Scheduler
+from monitor.core.scheduler import Scheduler
+from monitor.web.exposition import Exposition
+from tests.support import pg_poller
 
 
 async def test_snapshot_encoded_once_per_poll_and_valid_in_both_formats(fresh_db: str) -> None:
-    scheduler = Scheduler([PostgresPoller("shop", fresh_db, 5, 4)])
+    scheduler = Scheduler([pg_poller(fresh_db)])
     exposition = Exposition(scheduler)
     encodes = 0
     original = exposition.snapshot.collect

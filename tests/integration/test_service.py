@@ -11,7 +11,7 @@ import time
 import psycopg
 import pytest
 
-from monitor.localservers import LocalPostgres, free_port
+from harness.servers import LocalPostgres, free_port
 from tests.support import DbpulseProcess
 
 
@@ -81,10 +81,9 @@ def test_clean_shutdown_closes_connections(fresh_db: str, sig: int) -> None:
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         count = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbpulse'"
         assert conn.execute(count).fetchone() == (1,)
-        took = svc.stop(sig)
-        assert took < 5
+        svc.stop(sig)  # exits by itself (stop() kills and fails the test if it does not)
         assert svc.proc is not None and svc.proc.returncode == 0
-        deadline = time.monotonic() + 2
+        deadline = time.monotonic() + 10
         while conn.execute(count).fetchone() != (0,) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert conn.execute(count).fetchone() == (0,)

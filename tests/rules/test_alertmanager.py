@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from monitor.localservers import free_port
+from harness.servers import free_port
 from tests.rules.promql_check import ROOT, load_rule_groups
 
 CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"

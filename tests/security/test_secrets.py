@@ -6,7 +6,7 @@ from pathlib import Path
 
 import psycopg
 
-from monitor.localservers import LocalPostgres, free_port
+from harness.servers import LocalPostgres, free_port
 from tests.support import DbpulseProcess
 
 CANARY = "Canary-Secret-4417"

@@ -4,15 +4,11 @@ from pathlib import Path
 
 import pytest
 
+from collectors.postgres.access import target_name
+from collectors.postgres.settings import target_from_flag
 from monitor.cli import main
-from monitor.config import (
-    ConfigError,
-    derive_target_name,
-    load,
-    resolve_secret,
-    target_from_flag,
-    validate,
-)
+from monitor.config import ConfigError, load, validate
+from monitor.core.settings import resolve_secret
 
 
 def problems(data: dict[str, object]) -> list[str]:
@@ -22,10 +18,10 @@ def problems(data: dict[str, object]) -> list[str]:
 
 
 def test_defaults_are_valid() -> None:
-    config = validate({}, "x")
+    config = validate({"postgres": {"targets": [{"dsn": "postgresql:///shop"}]}}, "x")
     assert config.listen == "0.0.0.0:9630"
     assert config.postgres.interval == 15
-    assert config.postgres.effective_timeout == 12
+    assert config.postgres.timeout_of(config.postgres.targets[0]) == 12
 
 
 def test_every_error_is_reported_at_once_with_its_path() -> None:
@@ -67,8 +63,8 @@ def test_duplicate_target_names_rejected() -> None:
     ("postgresql:///orders", "localhost:5432/orders"),
 ])
 def test_derived_target_name_is_safe(dsn: str, name: str) -> None:
-    assert derive_target_name(dsn) == name
-    assert "s3cr3t" not in derive_target_name(dsn)
+    assert target_name(dsn) == name
+    assert "s3cr3t" not in target_name(dsn)
 
 
 def test_named_flag() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from monitor.localservers import LocalPostgres
+from harness.servers import LocalPostgres
 
 sys.path.insert(0, str(Path(__file__).parent))
 

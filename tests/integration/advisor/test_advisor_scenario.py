@@ -10,11 +10,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from collectors.postgres.session import session_kwargs
-from monitor.advisor import AdviceReport, Advisor, AdvisorSettings, render_html, render_markdown
-from monitor.advisor.cli import main as cli_main
+from collectors.postgres.access import session_kwargs
+from monitor.advisor import AdviceReport, Advisor, Thresholds, render_markdown
+from monitor.cli import main as cli_main
+from monitor.web.pages import render_advice_report
 
-SETTINGS = AdvisorSettings(
+SETTINGS = Thresholds(
     min_table_rows=1000, unused_min_stats_age_seconds=0, n_plus_one_min_calls=500, slow_mean_seconds=0.1
 )
 
@@ -169,7 +170,7 @@ def test_service_mode_uses_deltas_between_runs(scenario_db: str) -> None:
 
 
 def test_without_hypopg_advice_is_heuristic(scenario_db: str) -> None:
-    report = Advisor(scenario_db, "h", AdvisorSettings(**{**SETTINGS.__dict__, "use_hypopg": False})).run()
+    report = Advisor(scenario_db, "h", SETTINGS.model_copy(update={"use_hypopg": False})).run()
     missing = sorted(tuple(f.columns or []) for f in report.findings if f.kind == "missing_index")
     assert {f.verified for f in report.findings if f.kind == "missing_index"} == {"heuristic"}
     assert ("tenant_id", "created_at") in missing and ("customer_id",) in missing
@@ -177,7 +178,7 @@ def test_without_hypopg_advice_is_heuristic(scenario_db: str) -> None:
 
 
 def test_renderers_escape_and_carry_the_ddl(report: AdviceReport) -> None:
-    page = render_html(report)
+    page = render_advice_report(report, standalone=True)
     assert page.startswith("<!DOCTYPE html>") and "<script" not in page and "http" not in page
     assert "CREATE INDEX CONCURRENTLY ON public.orders (tenant_id, created_at);" in page
     md = render_markdown(report)
@@ -192,9 +193,10 @@ def test_cli_json_and_connection_failure(scenario_db: str, tmp_path: Any, capsys
     data = json.loads(out.read_text())
     assert {f["kind"] for f in data["findings"]} >= {"missing_index", "invalid_index", "duplicate_index"}
     bad = "postgresql://someone:s3cr3t-pw@127.0.0.1:1/nowhere"
-    proc = subprocess.run([sys.executable, "-m", "monitor.advisor.cli", "advise", "--postgres", bad],
+    proc = subprocess.run([sys.executable, "-m", "monitor.cli", "advise", "--postgres", bad],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "s3cr3t-pw" not in proc.stderr + proc.stdout
-    assert proc.stderr.startswith("dbpulse advise: cannot connect to someone@127.0.0.1:1/nowhere")
+    # the same target name as `dbpulse run` gives it, never the user or password
+    assert proc.stderr.startswith("dbpulse advise: cannot connect to 127.0.0.1:1/nowhere: ")
     assert proc.stderr.count("\n") == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import psycopg
 
-from monitor.advisor import Advisor, AdvisorSettings
+from monitor.advisor import Advisor, Thresholds
 
 
 def test_what_if_plans_add_a_handful_of_entries(fresh_db: str) -> None:
@@ -17,7 +17,7 @@ def test_what_if_plans_add_a_handful_of_entries(fresh_db: str) -> None:
             for j in range(3):
                 conn.execute(f"SELECT * FROM t{i} WHERE a = %s", (j,)).fetchall()
                 conn.execute(f"SELECT * FROM t{i} WHERE b = %s ORDER BY a LIMIT 5", (j,)).fetchall()
-    report = Advisor(fresh_db, "shop", AdvisorSettings(min_table_rows=1000)).run()
+    report = Advisor(fresh_db, "shop", Thresholds(min_table_rows=1000)).run()
     assert report.verification.explains >= 20
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         rows = conn.execute(

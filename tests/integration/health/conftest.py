@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from monitor.localservers import free_port
+from harness.servers import free_port
 
 READY = {
     "status": "ready", "timestamp": "2025-11-14T10:00:00", "is_ready": True,
@@ -50,8 +50,26 @@ async def huge(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def together() -> Any:
+    """Two requests that only answer once both have arrived: probed one after the other, the first
+    would wait for the second until its timeout."""
+    arrived: list[web.Request] = []
+    both = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.Response:
+        arrived.append(request)
+        if len(arrived) >= 2:
+            both.set()
+        await both.wait()
+        return web.json_response({"status": "ok"})
+    return handler
+
+
 def build_app() -> web.Application:
     app = web.Application()
+    meet = together()
+    app.router.add_get("/together/a", meet)
+    app.router.add_get("/together/b", meet)
     app.router.add_get("/health", json_route({"status": "healthy", "service": "api", "version": "1.0.0"}))
     app.router.add_get("/health/live", json_route({"status": "alive", "service": "api"}))
     app.router.add_get("/health/ready", json_route(READY))

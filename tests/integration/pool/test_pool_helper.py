@@ -9,10 +9,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from collectors.health.poller import HealthPoller
-from collectors.health.probe import Endpoint
-from monitor.localservers import free_port
+from harness.servers import free_port
 from monitor.sqlalchemy_pool import pool_status
+from tests.support import health_poller
 
 
 def sqlalchemy_url(dsn: str) -> str:
@@ -60,7 +59,7 @@ async def test_async_engine_pool_block_is_exported_by_the_health_probe(fresh_db:
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    probe = HealthPoller("api", f"http://127.0.0.1:{port}", [Endpoint("/health/ready", 2.0)], 5.0, 4.0)
+    probe = health_poller(f"http://127.0.0.1:{port}", [("/health/ready", 2.0)], name="api")
     try:
         async with AsyncExitStack() as stack:
             for _ in range(22):  # 20 from the pool, 2 overflow

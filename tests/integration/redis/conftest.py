@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import redis.asyncio as aioredis
 
-from monitor.localservers import LocalRedis
+from harness.servers import LocalRedis
 
 PASSWORD = "redis-s3cret-pw"
 LARGE_KEYS = {"cache:user:*": 100_000, "session:*": 60_000, "celery-task-meta-*": 40_000}

@@ -6,12 +6,13 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import AuthenticationError
 
-from collectors.redis.poller import RedisOptions, RedisPoller
-from collectors.redis.prefixes import PrefixRules
-from collectors.redis.sampling import SamplingOptions, sample_keys
-from monitor.localservers import LocalRedis
-from monitor.redact import redact
-from monitor.samples import OTHER, Sample
+from collectors.redis.poller import RedisPoller
+from collectors.redis.sampling import sample_keys
+from collectors.redis.settings import RedisSettings
+from harness.servers import LocalRedis
+from monitor.core.redact import redact
+from monitor.core.samples import OTHER, Sample
+from tests.support import redis_poller
 
 from .conftest import PASSWORD
 
@@ -29,8 +30,8 @@ async def server_stats(client: aioredis.Redis) -> tuple[int, int]:
     return int(stats["keyspace_hits"]), int(stats["keyspace_misses"])
 
 
-def poller(server: LocalRedis, **options: object) -> RedisPoller:
-    return RedisPoller("r", server.url(), 10.0, 5.0, RedisOptions(**options))  # type: ignore[arg-type]
+def poller(server: LocalRedis, **settings: object) -> RedisPoller:
+    return redis_poller(server.url(), **settings)
 
 
 async def test_password_from_url_and_wrong_password_is_down_and_redacted(
@@ -42,7 +43,7 @@ async def test_password_from_url_and_wrong_password_is_down_and_redacted(
     await good.close()
 
     url = f"redis://:wrong-{PASSWORD}@127.0.0.1:{redis_pw.port}/0"
-    bad = RedisPoller("r", url, 10.0, 5.0)
+    bad = redis_poller(url)
     with pytest.raises(AuthenticationError) as info:
         await bad.poll()
     assert PASSWORD not in redact(str(info.value))
@@ -50,7 +51,7 @@ async def test_password_from_url_and_wrong_password_is_down_and_redacted(
     await bad.close()
 
     # The password given apart from the URL (password_env / password_file) wins over none in it.
-    apart = RedisPoller("r", f"redis://127.0.0.1:{redis_pw.port}/0", 10.0, 5.0, password=PASSWORD)
+    apart = redis_poller(f"redis://127.0.0.1:{redis_pw.port}/0", password=PASSWORD)
     assert one((await apart.poll()).samples(), "dbpulse_redis_up") == 1
     await apart.close()
 
@@ -58,7 +59,7 @@ async def test_password_from_url_and_wrong_password_is_down_and_redacted(
 async def test_hit_ratio_of_a_known_mix_is_exact_across_polls(fresh_redis: aioredis.Redis,
                                                               redis_pw: LocalRedis) -> None:
     await fresh_redis.mset({f"cache:item:{i}": "v" for i in range(50)})
-    p = poller(redis_pw, queues=("celery",))
+    p = poller(redis_pw, queues=["celery"])
     first = (await p.poll()).samples()
     assert one(first, "dbpulse_redis_cache_hit_ratio") is None  # no interval yet
     assert one(first, "dbpulse_redis_keyspace_hits_total") == 0
@@ -87,7 +88,7 @@ async def test_sampling_does_not_move_the_reported_counters_on_a_quiet_server(
     await fresh_redis.rpush("celery", "t1")
     await fresh_redis.get("k:1")
     await fresh_redis.get("nope")
-    p = poller(redis_pw, queues=("celery", "missing-queue"))
+    p = poller(redis_pw, queues=["celery", "missing-queue"])
     before = await server_stats(fresh_redis)
     assert before == (1, 1)
     reported = []
@@ -135,8 +136,7 @@ async def test_configured_patterns_and_top_k_fold_into_other(
         for i in range(group + 1):  # group g has g+1 keys, so ranks are stable
             pipe.set(f"g{group}:{i}", "v")
     await pipe.execute()
-    rules = PrefixRules(patterns=("g9:*",), depth=1)
-    p = poller(redis_pw, sampling=SamplingOptions(top_prefixes=3, rules=rules))
+    p = poller(redis_pw, top_prefixes=3, prefixes=["g9:*"], prefix_depth=1)
     samples = values((await p.poll()).samples())
     prefixes = {labels[1]: v for (name, labels), v in samples.items() if name == "dbpulse_redis_prefix_keys"}
     assert prefixes == {"g9:*": 10, "g8:*": 9, "g7:*": 8, OTHER: sum(range(1, 8))}
@@ -148,7 +148,7 @@ async def test_queue_lengths_of_lists_and_streams(fresh_redis: aioredis.Redis, r
     for i in range(3):
         await fresh_redis.xadd("events", {"n": i})
     await fresh_redis.set("not-a-queue", "v")
-    p = poller(redis_pw, queues=("celery", "events", "gone", "not-a-queue"), sampling=None)
+    p = poller(redis_pw, queues=["celery", "events", "gone", "not-a-queue"], sampling=False)
     samples = (await p.poll()).samples()
     assert one(samples, "dbpulse_redis_queue_length", "celery") == 7
     assert one(samples, "dbpulse_redis_queue_length", "events") == 3
@@ -195,10 +195,10 @@ async def test_sample_cut_by_max_keys_is_not_taken_as_complete(redis_server: Loc
     try:
         await client.flushdb()
         await client.mset({f"user:{i}:name": "x" for i in range(150)})
-        sample = await sample_keys(client, SamplingOptions(max_keys=100, scan_count=1000, budget_seconds=5))
+        sample = await sample_keys(client, RedisSettings(sample_max_keys=100, scan_count=1000, sample_budget_ms=5000))
         assert sample.sampled == 100
         assert not sample.complete  # 150 keys exist: counts must be estimated from dbsize
-        whole = await sample_keys(client, SamplingOptions(max_keys=1000, scan_count=1000, budget_seconds=5))
+        whole = await sample_keys(client, RedisSettings(sample_max_keys=1000, scan_count=1000, sample_budget_ms=5000))
         assert whole.sampled == 150 and whole.complete
     finally:
         await client.flushdb()

@@ -13,8 +13,8 @@ import pytest
 import redis
 from aiohttp import web
 
-from monitor.catalogue import catalogue
-from monitor.localservers import LocalRedis, free_port
+from harness.servers import LocalRedis, free_port
+from monitor.core.catalogue import catalogue
 from tests.integration.health.conftest import build_app
 from tests.support import DbpulseProcess
 

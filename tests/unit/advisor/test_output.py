@@ -12,9 +12,9 @@ from monitor.advisor.catalog import Column, Index, Table
 from monitor.advisor.ddl import create_index, drop_index, quote_ident
 from monitor.advisor.findings import AdviceReport, Finding, Skipped
 from monitor.advisor.query_analysis import Key, TableRef, TableUsage
-from monitor.advisor.report import render_html, render_json, render_markdown
-from monitor.advisor.settings import AdvisorSettings
-from monitor.advisor.statements import StatementStat, deltas
+from monitor.advisor.report import render_json, render_markdown
+from monitor.advisor.settings import Thresholds
+from monitor.web.pages import render_advice_report
 
 
 @pytest.mark.parametrize(
@@ -50,7 +50,7 @@ def _report() -> AdviceReport:
 
 
 def test_html_escapes_every_untrusted_text() -> None:
-    page = render_html(_report())
+    page = render_advice_report(_report(), standalone=True)
     assert "<script>" not in page and "&lt;script&gt;" in page and "<b>" not in page
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
 
@@ -70,19 +70,6 @@ def test_markdown_fences_survive_backticks_and_json_is_clean() -> None:
     }
 
 
-def test_deltas_between_polls() -> None:
-    prev = {1: StatementStat(1, "q1", 10, 100.0, 10), 2: StatementStat(2, "q2", 50, 50.0, 5)}
-    cur = [StatementStat(1, "q1", 15, 400.0, 15), StatementStat(2, "q2", 3, 3.0, 3),
-           StatementStat(3, "q3", 4, 4.0, 4), StatementStat(4, "q4", 0, 0.0, 0)]
-    prev[4] = StatementStat(4, "q4", 0, 0.0, 0)
-    assert deltas(cur, prev) == [
-        StatementStat(1, "q1", 5, 300.0, 5),  # mean 60 ms in the window, 10 ms lifetime before
-        StatementStat(2, "q2", 3, 3.0, 3),  # counters went back: reset, take as is
-        StatementStat(3, "q3", 4, 4.0, 4),  # new
-    ]
-    assert deltas(cur, None) == cur
-
-
 def _table() -> Table:
     table = Table(1, "public", "orders", 50_000, 0, 0, 0, 0)
     table.columns = {c: Column(c) for c in ("tenant_id", "status", "created_at", "customer_id")}
@@ -99,14 +86,14 @@ def _index(keys: tuple[str, ...], valid: bool = True, predicate: str | None = No
 def test_candidates_equality_first_low_cardinality_last_then_sort() -> None:
     usage = TableUsage(TableRef(None, "orders"), equality=[Key("status"), Key("tenant_id")],
                        order_by=[(Key("created_at"), True)], limited=True)
-    got = [c.columns for c in candidates_for_usage(usage, _table(), AdvisorSettings())]
+    got = [c.columns for c in candidates_for_usage(usage, _table(), Thresholds())]
     assert got == [["tenant_id", "status", "created_at"], ["tenant_id", "status"]]
 
 
 def test_mixed_sort_directions_keep_desc() -> None:
     usage = TableUsage(TableRef(None, "orders"), equality=[Key("tenant_id")],
                        order_by=[(Key("created_at"), True), (Key("status"), False)], limited=True)
-    got = [c.columns for c in candidates_for_usage(usage, _table(), AdvisorSettings())]
+    got = [c.columns for c in candidates_for_usage(usage, _table(), Thresholds())]
     assert got == [["tenant_id", "created_at DESC", "status"], ["tenant_id"]]
 
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from collectors.health.body import PoolBlock, interpret
 from collectors.health.probe import _parse
-from monitor.samples import OTHER
+from monitor.core.samples import OTHER
 
 PATHS = ("pool", "components.database.pool")
 

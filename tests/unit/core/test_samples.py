@@ -4,7 +4,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.registry import Collector
 
-from monitor.samples import Sample, SampleList, families
+from monitor.core.samples import Sample, SampleList, families
 
 
 def test_labels_follow_catalogue_order_and_none_is_skipped() -> None:

@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator, Iterator
 import psycopg
 import pytest
 
-from collectors.postgres.poller import PostgresOptions, PostgresPoller
+from collectors.postgres.poller import PostgresPoller
 from collectors.postgres.snapshot import PostgresSnapshot
-from monitor.localservers import LocalPostgres
-from monitor.samples import OTHER, Sample
+from harness.servers import LocalPostgres
+from monitor.core.samples import OTHER, Sample
+from tests.support import pg_poller
 
 
 def flush_stats(conn: psycopg.Connection) -> None:
@@ -19,10 +20,9 @@ def flush_stats(conn: psycopg.Connection) -> None:
     conn.execute("SELECT pg_stat_force_next_flush()")
 
 
-async def poll_once(target: str, dsn: str, interval: float, timeout: float,
-                    options: PostgresOptions | None = None, polls: int = 1) -> PostgresSnapshot:
+async def poll_once(dsn: str, polls: int = 1, **settings: object) -> PostgresSnapshot:
     """Poll a new poller ``polls`` times, close it, and return the last snapshot."""
-    p = PostgresPoller(target, dsn, interval, timeout, options)
+    p = pg_poller(dsn, **settings)
     try:
         for _ in range(polls):
             snap = await p.poll()
@@ -43,8 +43,7 @@ def one(samples: list[Sample], name: str) -> float:
 
 @pytest.fixture
 async def poller(fresh_db: str) -> AsyncIterator[PostgresPoller]:
-    p = PostgresPoller("shop", fresh_db, interval=5, timeout=4,
-                       options=PostgresOptions(top_statements=5, top_tables=3, top_indexes=4))
+    p = pg_poller(fresh_db, top_statements=5, top_tables=3, top_indexes=4)
     yield p
     await p.close()
 
@@ -124,7 +123,7 @@ async def test_statements_are_bounded_to_top_k_plus_other(poller: PostgresPoller
 
 async def test_statement_text_info_is_opt_in(fresh_db: str, db: psycopg.Connection) -> None:
     db.execute("SELECT 42 AS answer")
-    snap = await poll_once("shop", fresh_db, 5, 4, PostgresOptions(statement_text_info=True, statement_text_length=20))
+    snap = await poll_once(fresh_db, statement_text_info=True, statement_text_length=20)
     texts = [s.labels[3] for s in snap.samples() if s.name == "dbpulse_pg_statement_info"]
     assert "SELECT $1 AS answer" in texts
     assert all(len(t) <= 20 for t in texts)
@@ -165,7 +164,7 @@ async def test_without_pg_stat_statements_the_rest_works(
     pg_server: LocalPostgres, fresh_db: str, db: psycopg.Connection, caplog: pytest.LogCaptureFixture
 ) -> None:
     db.execute("DROP EXTENSION pg_stat_statements")
-    snap = await poll_once("shop", fresh_db, 5, 4, polls=2)
+    snap = await poll_once(fresh_db, polls=2)
     samples = snap.samples()
     assert values(samples, "dbpulse_pg_feature_enabled")[("shop", "pg_stat_statements")] == 0
     assert not values(samples, "dbpulse_pg_statement_calls_total")
@@ -179,13 +178,13 @@ async def test_without_pg_stat_statements_the_rest_works(
 async def test_low_privilege_role(fresh_db: str, db: psycopg.Connection, pg_server: LocalPostgres) -> None:
     db.execute("DROP ROLE IF EXISTS plain; CREATE ROLE plain LOGIN PASSWORD 'plain-pw'")
     dbname = db.info.dbname
-    snap = await poll_once("low", pg_server.dsn(dbname, "plain", "plain-pw"), 5, 4)
+    snap = await poll_once(pg_server.dsn(dbname, "plain", "plain-pw"), name="low")
     features = values(snap.samples(), "dbpulse_pg_feature_enabled")
     assert features[("low", "read_all_stats")] == 0
     assert features[("low", "pg_stat_statements")] == 0
     assert one(snap.samples(), "dbpulse_pg_up") == 1
     db.execute("GRANT pg_monitor TO plain")
-    snap = await poll_once("mon", pg_server.dsn(dbname, "plain", "plain-pw"), 5, 4)
+    snap = await poll_once(pg_server.dsn(dbname, "plain", "plain-pw"), name="mon")
     features = values(snap.samples(), "dbpulse_pg_feature_enabled")
     assert features[("mon", "read_all_stats")] == 1
     assert features[("mon", "pg_stat_statements")] == 1
@@ -215,8 +214,8 @@ async def test_reconnects_after_the_connection_is_killed(poller: PostgresPoller,
 
 async def test_sizes_are_read_on_their_own_slower_cadence(fresh_db: str, db: psycopg.Connection) -> None:
     db.execute("CREATE TABLE grow (id int)")
-    slow = PostgresPoller("shop", fresh_db, 5, 4, PostgresOptions(size_interval=3600))
-    every = PostgresPoller("shop", fresh_db, 5, 4, PostgresOptions(size_interval=0))
+    slow = pg_poller(fresh_db, size_interval=3600)
+    every = pg_poller(fresh_db, size_interval=0)
     try:
         first = values((await slow.poll()).samples(), "dbpulse_pg_table_size_bytes")
         db.execute("INSERT INTO grow SELECT g FROM generate_series(1, 20000) g")
@@ -240,7 +239,7 @@ async def test_nested_statements_do_not_add_calls(fresh_db: str, db: psycopg.Con
         db.execute("PREPARE w AS SELECT * FROM pay WHERE ext = $1")
         db.execute("EXPLAIN (FORMAT JSON) EXECUTE w(NULL)")
         db.execute("DEALLOCATE w")
-    snap = await poll_once("shop", fresh_db, 5, 4, PostgresOptions(statement_text_info=True, statement_text_length=200))
+    snap = await poll_once(fresh_db, statement_text_info=True, statement_text_length=200)
     (stmt,) = [s for s in snap.statements if "FROM pay WHERE ext" in s.query]
     assert stmt.calls == 3
     assert stmt.query == "SELECT * FROM pay WHERE ext = $1"

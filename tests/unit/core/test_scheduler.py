@@ -2,16 +2,21 @@
 
 These pollers stand in for sources only to produce timings a real server
 cannot be made to produce on demand (a poll that hangs forever, one that
-raises); the real collectors are covered by the integration tests.
+raises); the real collectors are covered by the integration tests. The tests
+that count polls run on the event loop's fake clock (looptime): the loop's
+time moves only through sleeps and timeouts, so a loaded machine changes
+nothing they count.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from monitor.poller import Poller
-from monitor.samples import Sample, SampleList
-from monitor.scheduler import Scheduler
+import pytest
+
+from monitor.core.poller import Poller
+from monitor.core.samples import Sample, SampleList
+from monitor.core.scheduler import Scheduler
 
 
 class Snap:
@@ -53,22 +58,23 @@ class ScriptedPoller(Poller):
         self.closed = True
 
 
+@pytest.mark.looptime
 async def test_hanging_or_failing_source_never_delays_another() -> None:
     good = ScriptedPoller("good", interval=0.1, timeout=0.05)
     hang = ScriptedPoller("hang", interval=0.1, timeout=0.05, behaviour="hang")
     fail = ScriptedPoller("fail", interval=0.1, timeout=0.05, behaviour="fail")
     scheduler = Scheduler([good, hang, fail])
     scheduler.start()
-    await asyncio.sleep(0.55)
+    await asyncio.sleep(0.58)  # the sixth polls started at 0.5 s; the hanging one timed out at 0.55 s
     await scheduler.stop()
     by_target = {s.poller.target: s for s in scheduler.states}
-    # Fixed cadence: ~6 polls in 0.55 s at 0.1 s, whatever the others do.
-    assert 5 <= by_target["good"].polls <= 7
+    # Fixed cadence: a poll at 0, 0.1, ... 0.5 s, whatever the others do.
+    assert by_target["good"].polls == 6
     gaps = [b - a for a, b in zip(good.started, good.started[1:], strict=False)]
-    assert all(0.07 < g < 0.16 for g in gaps), gaps  # fixed cadence, with room for a loaded CI machine
+    assert gaps == pytest.approx([0.1] * 5), gaps
     assert by_target["good"].up and by_target["good"].errors == 0
     assert not by_target["hang"].up
-    assert by_target["hang"].errors == by_target["hang"].polls >= 4
+    assert by_target["hang"].errors == by_target["hang"].polls == 6
     assert by_target["hang"].last_error == "timed out after 0.05 s"
     assert by_target["fail"].last_error is not None
     assert "hunter22" not in by_target["fail"].last_error
@@ -76,6 +82,7 @@ async def test_hanging_or_failing_source_never_delays_another() -> None:
     assert all(p.closed for p in (good, hang, fail))
 
 
+@pytest.mark.looptime
 async def test_overruns_are_counted_and_ticks_skipped() -> None:
     slow = ScriptedPoller("slow", interval=0.1, timeout=1.0, delay=0.25)
     scheduler = Scheduler([slow])
@@ -83,8 +90,9 @@ async def test_overruns_are_counted_and_ticks_skipped() -> None:
     await asyncio.sleep(0.9)
     await scheduler.stop()
     state = scheduler.states[0]
-    assert state.overruns >= 4  # each 0.25 s poll skips two 0.1 s ticks
-    assert 2 <= state.polls <= 4
+    assert state.polls == 3  # at 0, 0.3 and 0.6 s: each 0.25 s poll skips two 0.1 s ticks
+    assert state.overruns == 6
+    assert slow.started == pytest.approx([0.0, 0.3, 0.6])
     meta = {s.name: s.value for s in state.meta_samples()}
     assert meta["dbpulse_source_poll_overruns_total"] == state.overruns
 

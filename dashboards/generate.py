@@ -277,7 +277,7 @@ def postgres() -> dict[str, Any]:
         lay.row("Index advice"),
         lay.place(stat("Advisor findings by kind",
                        [target(f"sum by (kind) (dbpulse_advice_findings{{{SEL}}})", "{{kind}}")], "none",
-                       "`dbpulse report` has the details and the DDL.",
+                       "`dbpulse advise` has the details and the DDL.",
                        [(None, "green"), (1, "orange")]), 16, 6),
         lay.place(stat("Largest missing-index benefit",
                        [target(f"dbpulse_advice_missing_index_benefit_ratio{{{SEL}}}", "{{target}}")],

@@ -7,12 +7,6 @@
   var every = Math.max(2, Number(body.getAttribute("data-refresh")) || 5) * 1000;
   var refreshes = 0;
 
-  function openDetails() {
-    var open = [];
-    live.querySelectorAll("details[open][id]").forEach(function (d) { open.push(d.id); });
-    return open;
-  }
-
   function refresh() {
     fetch("ui/sections", { cache: "no-store", credentials: "same-origin" })
       .then(function (response) {
@@ -20,9 +14,7 @@
         return response.text();
       })
       .then(function (html) {
-        var open = openDetails();
         live.innerHTML = html;
-        open.forEach(function (id) { var d = document.getElementById(id); if (d) { d.open = true; } });
         refreshes += 1;
         document.documentElement.setAttribute("data-refreshes", String(refreshes));
         status.textContent = "refreshed " + new Date().toLocaleTimeString() + " (every " + every / 1000 + " s)";

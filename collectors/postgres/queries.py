@@ -65,6 +65,8 @@ TABLES = {
     MIN_SUPPORTED: """
 SELECT relid, schemaname AS schema, relname AS "table", seq_scan AS seq_scans,
        coalesce(idx_scan, 0) AS index_scans, n_live_tup AS live_rows, n_dead_tup AS dead_rows,
+       n_tup_ins AS rows_inserted, n_tup_upd AS rows_updated, n_tup_del AS rows_deleted,
+       n_tup_hot_upd AS rows_hot_updated,
        extract(epoch FROM last_vacuum)::float8 AS last_vacuum,
        extract(epoch FROM last_autovacuum)::float8 AS last_autovacuum,
        extract(epoch FROM last_analyze)::float8 AS last_analyze,

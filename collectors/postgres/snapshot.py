@@ -41,6 +41,10 @@ class TableRow:
     index_scans: float = summed()
     live_rows: float = summed()
     dead_rows: float = summed()
+    rows_inserted: float = summed()
+    rows_updated: float = summed()
+    rows_deleted: float = summed()
+    rows_hot_updated: float = summed()  # updates that wrote no index entry (heap-only tuples)
     size_bytes: float | None = summed(None)  # None until the first size read (postgres.size_interval)
     last_vacuum: float | None = None
     last_autovacuum: float | None = None
@@ -138,6 +142,9 @@ class PostgresSnapshot:
             out.add("dbpulse_pg_table_index_scans_total", t.index_scans, **labels)
             out.add("dbpulse_pg_table_live_rows", t.live_rows, **labels)
             out.add("dbpulse_pg_table_dead_rows", t.dead_rows, **labels)
+            for operation, rows in (("insert", t.rows_inserted), ("update", t.rows_updated),
+                                    ("delete", t.rows_deleted), ("hot_update", t.rows_hot_updated)):
+                out.add("dbpulse_pg_table_rows_written_total", rows, **labels, operation=operation)
             out.add("dbpulse_pg_table_size_bytes", t.size_bytes, **labels)
             out.add(vacuum, t.last_vacuum, **labels, mode="manual")
             out.add(vacuum, t.last_autovacuum, **labels, mode="auto")

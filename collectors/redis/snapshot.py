@@ -19,6 +19,8 @@ INFO_METRICS = {
     "connected_clients": "dbpulse_redis_connected_clients",
     "blocked_clients": "dbpulse_redis_blocked_clients",
     "rejected_connections": "dbpulse_redis_rejected_connections_total",
+    "total_commands_processed": "dbpulse_redis_commands_processed_total",
+    "total_connections_received": "dbpulse_redis_connections_received_total",
     "instantaneous_ops_per_sec": "dbpulse_redis_ops_per_second",
     "uptime_in_seconds": "dbpulse_redis_uptime_seconds",
 }

@@ -28,7 +28,7 @@ def test_every_kind_has_its_section_in_the_advisor_docs() -> None:
 
 
 def test_a_kind_missing_from_the_registry_cannot_be_emitted() -> None:
-    with pytest.raises(ValueError, match="not in monitor/advisor/kinds.py"):
+    with pytest.raises(ValueError, match=r"not in monitor/advisor/kinds\.py"):
         Finding(kind="missing_idx", table="public.t", evidence="typo")
 
 

@@ -96,8 +96,8 @@ def load_web_config(path: Path) -> WebConfig:
     problems = []
     tls = config.tls_server_config
     if tls:
-        for key in ("cert_file", "key_file", "client_ca_file"):
-            file = getattr(tls, key)
+        files = {"cert_file": tls.cert_file, "key_file": tls.key_file, "client_ca_file": tls.client_ca_file}
+        for key, file in files.items():
             if file is not None and not file.is_file():
                 problems.append(ConfigProblem(f"tls_server_config.{key}", f"file not found: {file}"))
         if tls.client_auth_type in ("VerifyClientCertIfGiven", "RequireAndVerifyClientCert") \

@@ -182,7 +182,7 @@ async def test_server_and_memory_metrics_are_read_from_info(
         peak = one(samples, "dbpulse_redis_memory_peak_bytes")
         assert used is not None and peak is not None and 0 < used <= peak
         assert (one(samples, "dbpulse_redis_memory_fragmentation") or 0) > 0
-        assert one(samples, "dbpulse_redis_info", info["redis_version"], "standalone", "master") == 1
+        assert one(samples, "dbpulse_redis_info", info["redis_version"], "standalone", "master", "redis") == 1
         ping = one(samples, "dbpulse_redis_ping_seconds")
         assert ping is not None and 0 < ping < 1
     finally:

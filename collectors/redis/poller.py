@@ -119,10 +119,10 @@ class RedisPoller(Poller):
 
     def _connect(self) -> aioredis.Redis:
         if self._client is None:
-            pool = ConnectionPool(
-                **self._pool_kwargs, socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
-                client_name=CLIENT_NAME, max_connections=2, **quiet_handshake(),
-            )
+            # Ours win over the same options in the URL's query string (?protocol=3&socket_timeout=...).
+            options = {**self._pool_kwargs, "socket_timeout": self.timeout, "socket_connect_timeout": self.timeout,
+                       "client_name": CLIENT_NAME, "max_connections": 2, **quiet_handshake()}
+            pool = ConnectionPool(**options)
             client = aioredis.Redis(connection_pool=pool)
             client.set_response_callback("INFO", lambda response, **_: response)  # parsed by us
             self._client = client

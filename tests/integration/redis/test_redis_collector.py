@@ -31,7 +31,8 @@ async def server_stats(client: aioredis.Redis) -> tuple[int, int]:
 
 
 def poller(server: LocalRedis, **settings: object) -> RedisPoller:
-    return redis_poller(server.url(), **settings)
+    """A poller whose sampling budget no loaded machine runs out of: these keyspaces are read whole."""
+    return redis_poller(server.url(), **{"sample_budget_ms": 5000, **settings})
 
 
 async def test_password_from_url_and_wrong_password_is_down_and_redacted(
@@ -49,6 +50,11 @@ async def test_password_from_url_and_wrong_password_is_down_and_redacted(
     assert PASSWORD not in redact(str(info.value))
     assert values(bad.down_samples()) == {("dbpulse_redis_up", ("r",)): 0.0}
     await bad.close()
+
+    # Connection options in the URL's query string do not clash with the poller's own.
+    query = redis_poller(f"redis://:{PASSWORD}@127.0.0.1:{redis_pw.port}/0?protocol=3&socket_timeout=9&client_name=x")
+    assert one((await query.poll()).samples(), "dbpulse_redis_up") == 1
+    await query.close()
 
     # The password given apart from the URL (password_env / password_file) wins over none in it.
     apart = redis_poller(f"redis://127.0.0.1:{redis_pw.port}/0", password=PASSWORD)

@@ -3,19 +3,21 @@
 A throwaway Redis (``harness.servers.LocalRedis``) is filled with the keys
 of a FastAPI/Celery backend (server-side, by a Lua loop), of very different
 value sizes: ``session:<n>`` (32 B, TTL 1 h, 40%), ``cache:user:<n>`` (256 B,
-TTL 5 min, 30%), ``cache:product:<n>`` (1 kB, no TTL, 20%),
-``celery-task-meta-<n>`` (64 B, TTL 1 day, 10%). For each keyspace size
-(default 100,000 then 1,000,000 keys, the same keys plus more), one at a time:
+TTL 1 h, 30%), ``cache:product:<n>`` (1 kB, no TTL, 20%),
+``celery-task-meta-<n>`` (64 B, TTL 1 day, 10%); no key expires during a run
+(a TTL of 5 minutes did, between dbpulse's polls and a later peer's scrape). For
+each keyspace size (default 100,000 then 1,000,000 keys, the same keys plus
+more), one at a time, in this order:
 
 - dbpulse watches it with its defaults (SCAN + PTTL + MEMORY USAGE under a
   50 ms budget, at most 10,000 keys per poll: TTL discipline and memory by
   prefix), polling every second;
-- redis_exporter with ``--check-keys`` on the same four prefixes (TTL and size
-  of every matching key) is scraped ``--peer-scrapes`` times (at 1,000,000 keys
-  one scrape takes minutes on 2 cores, hence one by default);
 - redis_exporter with ``--check-key-groups`` (its memory by key group: a Lua
   script that SCANs everything and runs MEMORY USAGE on every key, in batches
-  of 1,000) on the same four prefixes, scraped ``--peer-scrapes`` times.
+  of 1,000) on the same four prefixes, scraped ``--peer-scrapes`` times;
+- redis_exporter with ``--check-keys`` on the same four prefixes (TTL and size
+  of every matching key) is scraped ``--peer-scrapes`` times (at 1,000,000 keys
+  one scrape takes minutes on 2 cores, hence one by default).
 
 Per poll / per scrape we report: Redis time (``INFO commandstats`` usec
 deltas after ``CONFIG RESETSTAT``; a script's time is EVALSHA's), the Redis
@@ -57,7 +59,7 @@ local session, user, product, task = string.rep('s', 32), string.rep('u', 256), 
 for i = first, last do
   local m = i % 10
   if m < 4 then redis.call('SET', 'session:' .. i, session, 'EX', 3600)
-  elseif m < 7 then redis.call('SET', 'cache:user:' .. i, user, 'EX', 300)
+  elseif m < 7 then redis.call('SET', 'cache:user:' .. i, user, 'EX', 3600)
   elseif m < 9 then redis.call('SET', 'cache:product:' .. i, product)
   else redis.call('SET', 'celery-task-meta-' .. i, task, 'EX', 86400) end
 end
@@ -204,8 +206,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             have = size
             print(f"keyspace: {client.dbsize():,} keys (filled in {time.perf_counter() - t0:.1f} s)")
             ours = measure_dbpulse(server, client, args.polls, args.interval)
+            groups = measure_peer(server, client, args.peer_scrapes, key_groups=True)  # right after: same keys
             peer = measure_peer(server, client, args.peer_scrapes)
-            groups = measure_peer(server, client, args.peer_scrapes, key_groups=True)
             runs[str(size)] = {
                 "keys": int(client.dbsize()), "dbpulse": ours, "redis_exporter": peer,
                 "redis_exporter_key_groups": groups,

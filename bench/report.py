@@ -111,29 +111,47 @@ def pg_dbtime(r: dict[str, Any]) -> list[str]:
     return [*lines, _met(r["target"])]
 
 
+REDIS_PEERS = {"dbpulse": "dbpulse", "redis_exporter": "redis_exporter --check-keys",
+               "redis_exporter_key_groups": "redis_exporter --check-key-groups"}
+
+
 def redis_keys(r: dict[str, Any]) -> list[str]:
     p = r["params"]
+    groups = f"; `--check-key-groups={','.join(r['key_groups'])}` likewise" if r.get("key_groups") else ""
     lines = [f"### 3. Redis key analysis ({r['when']})", "",
              f"`python -m bench.redis_keys`: keyspace sizes {p['keys']}; redis_exporter "
-             f"`--check-keys={','.join(r['patterns'])}` scraped {p['peer_scrapes']} time(s) per size; dbpulse "
-             f"{p['polls']} polls per size (sampling defaults: 50 ms budget, ≤ 10,000 keys).", ""]
+             f"`--check-keys={','.join(r['patterns'])}` scraped {p['peer_scrapes']} time(s) per size{groups}; "
+             f"dbpulse {p['polls']} polls per size (its defaults: 50 ms budget, ≤ 10,000 keys, TTL and memory "
+             "by prefix).", ""]
     rows = []
     for size, run in r["runs"].items():
-        for name in ("dbpulse", "redis_exporter"):
+        for name, title in REDIS_PEERS.items():
+            if name not in run:
+                continue
             e = run[name]
-            rows.append([_n(int(size)), name, _n(e["polls"]), _n(e["redis_usec_per_poll"] / 1000, 2),
+            rows.append([_n(int(size)), title, _n(e["polls"]), _n(e["redis_usec_per_poll"] / 1000, 2),
                          _n(e["redis_calls_per_poll"], 0), _n(e["wall_ms_median"]), _n(e["cpu_ms_per_poll"]),
                          _n(e["series"]), _n(e["rss_mib"])])
     lines += _table(["keys", "exporter", "polls", "Redis ms/poll", "commands/poll", "wall ms/poll", "CPU ms/poll",
                      "series", "RSS MiB"], rows)
     lines.append("")
     for size, run in r["runs"].items():
-        x = run["ratios_peer_over_dbpulse"]
-        lines.append(f"- {_n(int(size))} keys, redis_exporter / dbpulse: Redis time {_x(x['redis_usec_per_poll'])}, "
-                     f"wall {_x(x['wall_ms_median'])}, CPU {_x(x['cpu_ms_per_poll'])}")
+        for key, title in (("ratios_peer_over_dbpulse", "redis_exporter --check-keys"),
+                           ("ratios_key_groups_over_dbpulse", "redis_exporter --check-key-groups")):
+            if key in run:
+                x = run[key]
+                lines.append(f"- {_n(int(size))} keys, {title} / dbpulse: Redis time {_x(x['redis_usec_per_poll'])}, "
+                             f"wall {_x(x['wall_ms_median'])}, CPU {_x(x['cpu_ms_per_poll'])}")
     for name, g in r["growth_largest_over_smallest"].items():
-        lines.append(f"- {name}, cost at the largest / smallest keyspace: Redis time "
+        lines.append(f"- {REDIS_PEERS.get(name, name)}, cost at the largest / smallest keyspace: Redis time "
                      f"{_x(g['redis_usec_per_poll'])}, wall {_x(g['wall_ms_median'])}, CPU {_x(g['cpu_ms_per_poll'])}")
+    memory_rows = [[_n(int(size)), f"`{prefix}`", _n(m["dbpulse"], 0), _n(m["redis_exporter"], 0),
+                    _n(m["estimate_over_exact"], 3)]
+                   for size, run in r["runs"].items() for prefix, m in run.get("memory_by_prefix", {}).items()]
+    if memory_rows:
+        lines += ["", "Memory by prefix: dbpulse's estimate (median of its polls) against the exact sum of "
+                  "`MEMORY USAGE` over every key that redis_exporter's key groups read:", ""]
+        lines += _table(["keys", "prefix", "dbpulse bytes", "redis_exporter bytes", "estimate / exact"], memory_rows)
     return [*lines, "", _met(r["target"])]
 
 

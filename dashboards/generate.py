@@ -95,6 +95,10 @@ def table(title: str, targets: list[dict[str, Any]], unit: str, description: str
 UP_MAPPING = [{"type": "value", "options": {"0": {"text": "DOWN", "color": "red"},
                                             "1": {"text": "UP", "color": "green"}}}]
 UP_THRESHOLDS: list[tuple[float | None, str]] = [(None, "red"), (1, "green")]
+OK_MAPPING = [{"type": "value", "options": {"0": {"text": "FAILED", "color": "red"},
+                                            "1": {"text": "OK", "color": "green"}}}]
+REFUSED_MAPPING = [{"type": "value", "options": {"0": {"text": "accepted", "color": "green"},
+                                                 "1": {"text": "REFUSED", "color": "red"}}}]
 
 
 def ratio_thresholds(bad: float, good: float) -> list[tuple[float | None, str]]:
@@ -339,6 +343,85 @@ def redis() -> dict[str, Any]:
         lay.place(timeseries("Keys by prefix",
                              [target(f"dbpulse_redis_prefix_keys{{{SEL}}}", "{{target}} {{prefix}}")],
                              "short", "Estimated from a bounded sample.", stack=True), 12, 8),
+        lay.place(timeseries("Memory by prefix",
+                             [target(f"dbpulse_redis_prefix_memory_bytes{{{SEL}}}", "{{target}} {{prefix}}")],
+                             "bytes", "Mean MEMORY USAGE of the sampled keys x the estimated keys of the prefix.",
+                             stack=True), 12, 8),
+        lay.place(timeseries("Memory growth of prefixes mostly without TTL",
+                             [target(f"deriv(dbpulse_redis_prefix_memory_bytes{{{SEL}}}[1h]) * 3600 and on(job, "
+                                     f"instance, target, prefix) dbpulse_redis_prefix_without_ttl_ratio{{{SEL}}} > 0.5",
+                                     "{{target}} {{prefix}}")],
+                             "bytes", "Bytes per hour (1-hour trend) of the prefixes whose sampled keys mostly have no "
+                             "TTL: the RedisPrefixWithoutTTLGrowing alert."), 12, 8),
+        lay.row("Latency and commands"),
+        lay.place(timeseries("Redis busy time by command",
+                             [target(f"rate(dbpulse_redis_command_seconds_total{{{SEL}}}[{RI}])",
+                                     "{{target}} {{command}}")],
+                             "percentunit", "Share of Redis's single thread spent in each command (commandstats); "
+                             "dbpulse's own commands included.", stack=True), 12, 8),
+        lay.place(timeseries("Mean latency by command",
+                             [target(f"rate(dbpulse_redis_command_seconds_total{{{SEL}}}[{RI}]) / "
+                                     f"rate(dbpulse_redis_command_calls_total{{{SEL}}}[{RI}])",
+                                     "{{target}} {{command}}")],
+                             "s", "Over the interval, from the commandstats counters."), 12, 8),
+        lay.place(timeseries("p99 latency by command",
+                             [target(f'dbpulse_redis_command_latency_seconds{{{SEL}, quantile="0.99"}}',
+                                     "{{target}} {{command}}")],
+                             "s", "INFO latencystats (Redis 7.0+): since the statistics were last reset, not over "
+                             "the interval."), 12, 8),
+        lay.place(timeseries("Latency spikes",
+                             [target(f"dbpulse_redis_latency_event_seconds{{{SEL}}}", "{{target}} {{event}}")],
+                             "s", "LATENCY LATEST: the latest spike of each event (needs latency-monitor-threshold)."),
+                  12, 8),
+        lay.place(timeseries("Slow commands",
+                             [target(f"rate(dbpulse_redis_slowlog_entries_total{{{SEL}}}[{RI}]) * 60", "{{target}}")],
+                             "short", "Slowlog entries per minute; the commands are in dbpulse's UI (names only)."),
+                  8, 8),
+        lay.place(timeseries("Rejected and failed calls",
+                             [target(f"sum by (target, command) (rate(dbpulse_redis_command_rejected_calls_total"
+                                     f"{{{SEL}}}[{RI}]))", "rejected {{target}} {{command}}"),
+                              target(f"sum by (target, command) (rate(dbpulse_redis_command_failed_calls_total"
+                                     f"{{{SEL}}}[{RI}]))", "failed {{target}} {{command}}")],
+                             "ops", "Redis 6.2+: refused before running (arguments, ACL, OOM, MISCONF) or failed "
+                             "while running (WRONGTYPE)."), 8, 8),
+        lay.place(timeseries("Error replies",
+                             [target(f"rate(dbpulse_redis_errors_total{{{SEL}}}[{RI}])", "{{target}} {{error}}")],
+                             "ops", "INFO errorstats (Redis 6.2+), by the error's first word."), 8, 8),
+        lay.row("Replication and persistence"),
+        lay.place(stat("Replica link", [target(f"dbpulse_redis_master_link_up{{{SEL}}}", "{{target}}")], "none",
+                       "On replicas: the link to the primary.", UP_THRESHOLDS, UP_MAPPING), 6, 5),
+        lay.place(stat("Connected replicas", [target(f"dbpulse_redis_connected_replicas{{{SEL}}}", "{{target}}")],
+                       "none", "On primaries."), 6, 5),
+        lay.place(stat("Last save", [target(f"dbpulse_redis_rdb_last_save_ok{{{SEL}}}", "RDB {{target}}"),
+                                     target(f"dbpulse_redis_aof_last_write_ok{{{SEL}}} and on(job, instance, target) "
+                                            f"dbpulse_redis_aof_enabled{{{SEL}}} == 1", "AOF {{target}}")],
+                       "none", "The last RDB save and, where AOF is on, the last AOF write.", UP_THRESHOLDS,
+                       OK_MAPPING),
+                  6, 5),
+        lay.place(stat("Writes", [target(f"dbpulse_redis_writes_refused{{{SEL}}}", "{{target}}")], "none",
+                       "Refused (MISCONF) when persistence fails.", [(None, "green"), (1, "red")], REFUSED_MAPPING),
+                  6, 5),
+        lay.place(timeseries("Replica lag",
+                             [target(f"dbpulse_redis_replica_lag_bytes{{{SEL}}}", "{{target}} {{replica}}"),
+                              target(f"dbpulse_redis_repl_backlog_bytes{{{SEL}}} and on(job, instance, target) "
+                                     f"dbpulse_redis_connected_replicas{{{SEL}}} > 0", "backlog {{target}}")],
+                             "bytes", "Replication stream not acknowledged by each replica (up to a second high); "
+                             "beyond the backlog a reconnect needs a full resync."), 12, 8),
+        lay.place(timeseries("Replication silence",
+                             [target(f"dbpulse_redis_replica_lag_seconds{{{SEL}}}", "last ack {{target}} {{replica}}"),
+                              target(f"dbpulse_redis_master_last_io_seconds{{{SEL}}}", "last I/O {{target}}")],
+                             "s", "Seconds since the primary heard from each replica (acks every second), and since "
+                             "a replica heard from its primary (about 10 s on an idle link)."), 12, 8),
+        lay.place(timeseries("Since the last successful RDB save",
+                             [target(f"time() - dbpulse_redis_rdb_last_save_timestamp_seconds{{{SEL}}}", "{{target}}")],
+                             "s", "A failed save does not reset it."), 8, 8),
+        lay.place(timeseries("Changes since the last save",
+                             [target(f"dbpulse_redis_rdb_changes_since_last_save{{{SEL}}}", "{{target}}")],
+                             "short", "Writes a restart would lose without AOF."), 8, 8),
+        lay.place(timeseries("Latest fork",
+                             [target(f"dbpulse_redis_latest_fork_seconds{{{SEL}}}", "{{target}}")],
+                             "s", "Redis is blocked while it forks for a save or a rewrite; grows with memory."),
+                  8, 8),
         lay.row("Queues"),
         lay.place(timeseries("Queue length",
                              [target(f"dbpulse_redis_queue_length{{{SEL}}}", "{{target}} {{key}}")], "short",
@@ -349,7 +432,8 @@ def redis() -> dict[str, Any]:
                   12, 8),
     ]
     return dashboard("dbpulse-redis", "dbpulse / Redis cache",
-                     "Hit ratio, memory, evictions, TTL discipline by prefix and queues.", "dbpulse_redis_up", p)
+                     "Hit ratio, memory, evictions, TTL discipline and memory by prefix, queues, latency by "
+                     "command, slowlog, errors, replication and persistence.", "dbpulse_redis_up", p)
 
 
 # --- application -------------------------------------------------------------------

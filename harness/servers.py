@@ -8,13 +8,16 @@ as root, so when we are root the cluster is initialised and started as the
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import pwd
+import re
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 PG_BIN_CANDIDATES = ("/usr/lib/postgresql/{v}/bin",)
@@ -174,36 +177,119 @@ class LocalPostgres:
         self.cleanup()
 
 
-class LocalRedis:
-    """A redis-server on 127.0.0.1:port that keeps nothing on disk."""
+# The Redis and Valkey servers scripts/install-redis-versions.sh installs (scripts/setup.sh runs it).
+REDIS_SERVERS = ("redis-6.0", "redis-6.2", "redis-7.0", "redis-7.2", "redis-7.4", "redis-8.2",
+                 "valkey-8.1", "valkey-9.1")
 
-    def __init__(
-        self, port: int | None = None, password: str | None = None, extra: dict[str, str] | None = None
-    ) -> None:
+
+def redis_cache() -> Path:
+    """Where install-redis-versions.sh keeps the servers (the same rule as the script)."""
+    env = os.environ.get("DBPULSE_REDIS_CACHE")
+    if env:
+        return Path(env)
+    if os.geteuid() == 0:
+        return Path("/var/cache/dbpulse/redis")
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dbpulse" / "redis"
+
+
+def find_redis_server(server: str | None = None) -> Path:
+    """The redis-server of an installed version (``redis-6.0``, ``valkey-9.1``...), or PATH's when None."""
+    if server is None:
         exe = shutil.which("redis-server")
         if not exe:
             raise ServerError("redis-server not found: install redis-server (make setup does it)")
-        self.exe = exe
+        return Path(exe)
+    if server not in REDIS_SERVERS:
+        raise ServerError(f"unknown Redis server {server!r} (known: {', '.join(REDIS_SERVERS)})")
+    path = redis_cache() / server / "bin" / "redis-server"
+    if not os.access(path, os.X_OK):
+        raise ServerError(f"{server} is not installed in {redis_cache()}: run "
+                          f"scripts/install-redis-versions.sh {server} (make setup does it)")
+    return path
+
+
+@dataclass(frozen=True)
+class RedisVersion:
+    product: str  # "redis" or "valkey"
+    version: tuple[int, ...]
+
+    @property
+    def text(self) -> str:
+        return ".".join(map(str, self.version))
+
+    def at_least(self, *version: int) -> bool:
+        """Whether it has what Redis ``version`` has (Valkey 7.2+ forked from Redis 7.2.4)."""
+        return version <= (7, 2, 4) if self.product == "valkey" else self.version >= version
+
+
+@functools.cache
+def redis_version(exe: Path) -> RedisVersion:
+    """What ``exe --version`` says: ``Redis server v=7.0.15 ...`` or ``Valkey server v=9.1.2 ...``."""
+    out = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=30).stdout
+    m = re.match(r"(Redis|Valkey) server v=(\d+(?:\.\d+)*)", out)
+    if not m:
+        raise ServerError(f"{exe} --version said {out!r}")
+    return RedisVersion(m.group(1).lower(), tuple(int(x) for x in m.group(2).split(".")))
+
+
+class LocalRedis:
+    """A redis-server on 127.0.0.1:port that keeps nothing on disk unless told to.
+
+    ``server`` names an installed version (see ``REDIS_SERVERS``); None runs the
+    ``redis-server`` on PATH (Debian's). ``debug`` allows ``DEBUG`` from local
+    connections: it is off by default from 7.0 and can only be switched on at
+    start, with an option that 6.x refuses. ``replica_of`` starts it as a replica
+    of another LocalRedis. Its data directory is ``datadir`` (the log lives
+    beside it), so a test can remove it to make saves fail.
+    """
+
+    def __init__(
+        self, port: int | None = None, password: str | None = None, extra: dict[str, str] | None = None,
+        server: str | None = None, debug: bool = False, replica_of: LocalRedis | None = None,
+    ) -> None:
+        self.exe = str(find_redis_server(server))
+        self.server = server or "redis-server"
         self.port = port or free_port()
         self.password = password
         self.extra = extra or {}
+        self.debug = debug
+        self.replica_of = replica_of
         self.workdir = Path(tempfile.mkdtemp(prefix="dbpulse-redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
 
+    @property
+    def version(self) -> RedisVersion:
+        return redis_version(Path(self.exe))
+
+    @property
+    def datadir(self) -> Path:
+        return self.workdir / "data"
+
+    @property
+    def logfile(self) -> Path:
+        return self.workdir / "redis.log"
+
     def start(self, timeout: float = 15.0) -> None:
+        self.datadir.mkdir(parents=True, exist_ok=True)
         args = [
             self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", str(self.workdir), "--daemonize", "no",
-            "--logfile", str(self.workdir / "redis.log"),
+            "--appendonly", "no", "--dir", str(self.datadir), "--daemonize", "no",
+            "--logfile", str(self.logfile),
         ]
         if self.password:
             args += ["--requirepass", self.password]
+        if self.debug and self.version.at_least(7, 0):
+            args += ["--enable-debug-command", "local"]
+        if self.replica_of is not None:
+            args += ["--replicaof", "127.0.0.1", str(self.replica_of.port)]
+            if self.replica_of.password:
+                args += ["--masterauth", self.replica_of.password]
         for key, value in self.extra.items():
             args += [f"--{key}", value]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not _wait_port(self.port, timeout):
             self.stop()
-            raise ServerError(f"redis-server did not listen on port {self.port}")
+            raise ServerError(f"{self.server} did not listen on port {self.port}; see {self.logfile}")
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

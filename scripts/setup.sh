@@ -3,7 +3,8 @@
 # system packages (PostgreSQL 15 with pg_stat_statements and HypoPG, Redis,
 # Prometheus/promtool, Alertmanager/amtool, Chromium for the UI test, and the
 # peer exporters the benchmarks compare against), then a virtualenv with the
-# project and its test extra. Safe to run again: it installs only what is missing.
+# project and its test extra, then the Redis and Valkey versions the tests run
+# against (scripts/install-redis-versions.sh). Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,6 +42,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q -e '.[test]'
   touch "$stamp"
 fi
+# Redis and Valkey servers of every version the tests run against (a cache outside the checkout; a second
+# run only checks them). Redis 7.0 is Debian's, installed above.
+PYTHON=.venv/bin/python bash scripts/install-redis-versions.sh
 # The demo (demo/) and the throwaway servers (harness/) are not part of the installed service; this
 # development venv gets the checkout on its path so `dbpulse demo`, the tests and bench/ find them.
 site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')

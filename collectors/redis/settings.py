@@ -1,4 +1,4 @@
-"""The ``redis`` section: targets, queues and the key-sampling budget, used as is by the poller."""
+"""The ``redis`` section: targets, queues, the key-sampling budget and what a poll reads, used as is by the poller."""
 
 from __future__ import annotations
 
@@ -64,6 +64,14 @@ class RedisSettings(PollSettings):
     prefix_depth: int = Field(2, ge=0, le=8, description="segments before ':' of automatic prefixes; 0: off")
     prefix_separator: str = Field(":", min_length=1, max_length=4)
     top_prefixes: int = Field(20, ge=1, le=1000)
+    memory: bool = Field(True, description="MEMORY USAGE on the sampled keys: estimated bytes per prefix")
+    memory_samples: int = Field(5, ge=0, le=1000, description=(
+        "MEMORY USAGE SAMPLES: nested values read per aggregate key (Redis's default 5); 0 reads every one, "
+        "exact but O(n) per key: a 100k-field hash blocks Redis for tens of milliseconds"))
+    largest_keys: int = Field(3, ge=0, le=20, description="largest sampled keys per prefix shown in the UI")
+    top_commands: int = Field(20, ge=1, le=500, description="commands exported (by total time); the rest summed")
+    top_errors: int = Field(10, ge=1, le=200, description="error types exported (by count); the rest summed")
+    slowlog_entries: int = Field(10, ge=0, le=128, description="newest slowlog entries shown in the UI")
 
     def prefix_rules(self) -> PrefixRules:
         return PrefixRules(tuple(self.prefixes), self.prefix_depth, self.prefix_separator)

@@ -62,6 +62,9 @@ def test_redis_keys(tmp_path: Path) -> None:
     for run_ in r["runs"].values():
         assert run_["dbpulse"]["polls"] >= 2 and run_["dbpulse"]["redis_usec_per_poll"] > 0
         assert run_["redis_exporter"]["redis_calls_per_poll"] > 0  # the peer did scrape
+        assert run_["redis_exporter_key_groups"]["redis_calls_per_poll"] > 0  # and with --check-key-groups
+        for prefix, sized in run_["memory_by_prefix"].items():  # both sides sized every prefix
+            assert sized["dbpulse"] and sized["redis_exporter"], prefix
 
 
 def test_advisor_large(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ exactly the catalogued names, with the catalogued types and label names."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import redis
 
 from harness.servers import LocalRedis
 from monitor.core.catalogue import catalogue
+from tests.integration.redis.plant import every_redis_metric
 from tests.support import DbpulseProcess, StandInApp
 
 CONFIG = """
@@ -50,6 +52,7 @@ def test_exported_metrics_equal_the_catalogue(fresh_db: str, redis_server: Local
         conn.execute("VACUUM ANALYZE quotes")
         for i in range(5):
             conn.execute("SELECT * FROM quotes WHERE tenant = %s", (i,)).fetchall()
+    stack = contextlib.ExitStack()
     app_conn = psycopg.connect(fresh_db, application_name="quotes-api")
     cache = redis.Redis.from_url(redis_server.url())
     cache.set("dashboard:kpi:1", "x", ex=300)
@@ -58,8 +61,10 @@ def test_exported_metrics_equal_the_catalogue(fresh_db: str, redis_server: Local
     config = tmp_path / "dbpulse.yaml"
     config.write_text(CONFIG)
     try:
+        replica = stack.enter_context(every_redis_metric(redis_server))  # replication, slowlog, errors, latency
         with DbpulseProcess("--config", str(config), "--postgres", f"shop={fresh_db}",
-                            "--redis", f"cache={redis_server.url()}", "--redis-queue", "celery",
+                            "--redis", f"cache={redis_server.url()}", "--redis", f"replica={replica.url()}",
+                            "--redis-queue", "celery",
                             "--health-url", f"api={stand_in_app.url}", "--interval", "1") as svc:
             deadline = time.monotonic() + 20
             names: dict[str, tuple[str, frozenset[str]]] = {}
@@ -75,6 +80,7 @@ def test_exported_metrics_equal_the_catalogue(fresh_db: str, redis_server: Local
                 time.sleep(0.3)
     finally:
         app_conn.close()
+        stack.close()
     specs = catalogue()
     assert sorted(set(names) - set(specs)) == [], "exported but not in monitor/metrics.yaml"
     assert sorted(set(specs) - set(names)) == [], "catalogued but never exported"

@@ -1,13 +1,20 @@
-"""Redis servers for the collector tests: one with a password, one holding a large keyspace."""
+"""Redis servers for the collector tests: one with a password, one holding a large keyspace, and any
+version (``start_redis``) for the tests that run on several."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
-from harness.servers import LocalRedis
+from collectors.redis.poller import quiet_handshake
+from harness.servers import REDIS_SERVERS, LocalRedis
 
 PASSWORD = "redis-s3cret-pw"
 LARGE_KEYS = {"cache:user:*": 100_000, "session:*": 60_000, "celery-task-meta-*": 40_000}
@@ -52,3 +59,48 @@ def redis_large() -> Iterator[LocalRedis]:
     client.close()
     yield server
     server.cleanup()
+
+
+# --- several versions -----------------------------------------------------------------------------
+def _matrix() -> tuple[str, ...]:
+    """The servers the deeper tests run on: the oldest Redis (6.0: no errorstats, no latencystats, no
+    rejected/failed calls), Debian's Redis 7 and the newest Valkey. ``DBPULSE_REDIS_MATRIX="redis-6.2
+    redis-8.2"`` (or ``all``) runs them on others; every version runs tests/integration/redis/test_redis_versions.py."""
+    names = os.environ.get("DBPULSE_REDIS_MATRIX", "").split()
+    if names == ["all"]:
+        return REDIS_SERVERS
+    return tuple(names) or ("redis-6.0", "redis-7.0", "valkey-9.1")
+
+
+MATRIX = _matrix()
+
+def quiet_client(server: LocalRedis, **kwargs: Any) -> aioredis.Redis:
+    """An application client whose handshake leaves no error reply on any version (see the poller)."""
+    return aioredis.Redis.from_url(server.url(), **quiet_handshake(), **kwargs)
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 20, what: str = "") -> None:
+    """Poll ``check`` until it holds; a generous deadline for a loaded machine."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+def start_redis() -> Iterator[Callable[..., LocalRedis]]:
+    """Start LocalRedis servers for one test (a replica's primary first); all cleaned up after it."""
+    started: list[LocalRedis] = []
+
+    def start(server: str | None = None, **kwargs: Any) -> LocalRedis:
+        instance = LocalRedis(server=server, **kwargs)
+        started.append(instance)
+        instance.start()
+        return instance
+
+    yield start
+    for instance in reversed(started):
+        if instance.proc is not None and instance.proc.poll() is None:
+            instance.proc.send_signal(signal.SIGCONT)  # a test may have left it stopped
+        instance.cleanup()

@@ -31,7 +31,8 @@ async def server_stats(client: aioredis.Redis) -> tuple[int, int]:
 
 
 def poller(server: LocalRedis, **settings: object) -> RedisPoller:
-    return redis_poller(server.url(), **settings)
+    """A poller whose sampling budget no loaded machine runs out of: these keyspaces are read whole."""
+    return redis_poller(server.url(), **{"sample_budget_ms": 5000, **settings})
 
 
 async def test_password_from_url_and_wrong_password_is_down_and_redacted(
@@ -49,6 +50,11 @@ async def test_password_from_url_and_wrong_password_is_down_and_redacted(
     assert PASSWORD not in redact(str(info.value))
     assert values(bad.down_samples()) == {("dbpulse_redis_up", ("r",)): 0.0}
     await bad.close()
+
+    # Connection options in the URL's query string do not clash with the poller's own.
+    query = redis_poller(f"redis://:{PASSWORD}@127.0.0.1:{redis_pw.port}/0?protocol=3&socket_timeout=9&client_name=x")
+    assert one((await query.poll()).samples(), "dbpulse_redis_up") == 1
+    await query.close()
 
     # The password given apart from the URL (password_env / password_file) wins over none in it.
     apart = redis_poller(f"redis://127.0.0.1:{redis_pw.port}/0", password=PASSWORD)
@@ -182,7 +188,7 @@ async def test_server_and_memory_metrics_are_read_from_info(
         peak = one(samples, "dbpulse_redis_memory_peak_bytes")
         assert used is not None and peak is not None and 0 < used <= peak
         assert (one(samples, "dbpulse_redis_memory_fragmentation") or 0) > 0
-        assert one(samples, "dbpulse_redis_info", info["redis_version"], "standalone", "master") == 1
+        assert one(samples, "dbpulse_redis_info", info["redis_version"], "standalone", "master", "redis") == 1
         ping = one(samples, "dbpulse_redis_ping_seconds")
         assert ping is not None and 0 < ping < 1
     finally:

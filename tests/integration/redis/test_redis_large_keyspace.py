@@ -25,9 +25,9 @@ MAX_KEYS = 2000
 
 
 async def sampling_calls(client: aioredis.Redis) -> int:
-    """SCAN and PTTL calls Redis has served (INFO commandstats), its own accounting."""
+    """SCAN, PTTL and MEMORY USAGE calls Redis has served (INFO commandstats), its own accounting."""
     stats = await client.info("commandstats")
-    return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("scan", "pttl"))
+    return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("scan", "pttl", "memory|usage"))
 
 
 def metric(samples: list[Sample], name: str, *labels: str) -> float | None:

@@ -1,5 +1,6 @@
 """``dbpulse run`` as a real process with Redis and health targets: every catalogued Redis, health
-and application-pool metric is exported, with the values the servers hold, and no secret leaks."""
+and application-pool metric is exported (the Redis replication ones from a replica and its primary),
+with the values the servers hold, and no secret leaks."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tests.integration.health.conftest import build_app
 from tests.support import DbpulseProcess
 
 from .conftest import PASSWORD
+from .plant import every_redis_metric
 
 MINE = ("dbpulse_redis_", "dbpulse_health_", "dbpulse_app_pool_")
 
@@ -46,31 +48,37 @@ def test_run_exports_every_redis_and_health_metric(redis_pw: LocalRedis, app_in_
     client.mset({f"cache:item:{i}": "v" for i in range(20)})
     client.set("cache:ttl", "v", ex=3600)
     client.rpush("celery", "t1", "t2", "t3")
-    config = tmp_path / "dbpulse.yaml"
-    config.write_text(f"""
+    catalogued = {name for name in catalogue() if name.startswith(MINE)}
+    with every_redis_metric(redis_pw) as replica:
+        config = tmp_path / "dbpulse.yaml"
+        config.write_text(f"""
 redis:
   targets:
     - name: cache
       url: redis://127.0.0.1:{redis_pw.port}/0
       password_env: TEST_REDIS_PASSWORD
+    - name: replica
+      url: redis://127.0.0.1:{replica.port}/0
+      password_env: TEST_REDIS_PASSWORD
 health:
   endpoint_timeout: 0.3
   endpoints: [/health, /health/live, /health/ready, /text, /huge, /hang]
 """)
-    args = ["--config", str(config), "--redis-queue", "celery", "--health-url", f"api={app_in_thread}",
-            "--interval", "0.5", "--log-level", "debug"]
-    with DbpulseProcess(*args, env={"TEST_REDIS_PASSWORD": PASSWORD}, log_dir=tmp_path) as proc:
-        deadline = time.monotonic() + 10
-        ratio = None
-        while time.monotonic() < deadline and ratio is None:
-            for i in range(3):  # the application's traffic: 3 hits, 1 miss
-                client.get(f"cache:item:{i}")
-            client.get("cache:absent")
-            ratio = proc.value("dbpulse_redis_cache_hit_ratio", target="cache")
-        metrics = proc.metrics()
-        log = proc.log
+        args = ["--config", str(config), "--redis-queue", "celery", "--health-url", f"api={app_in_thread}",
+                "--interval", "0.5", "--log-level", "debug"]
+        with DbpulseProcess(*args, env={"TEST_REDIS_PASSWORD": PASSWORD}, log_dir=tmp_path) as proc:
+            deadline = time.monotonic() + 20
+            ratio = None
+            exported: set[str] = set()
+            while time.monotonic() < deadline and (ratio is None or not catalogued <= exported):
+                for i in range(3):  # the application's traffic: 3 hits, 1 miss
+                    client.get(f"cache:item:{i}")
+                client.get("cache:absent")
+                ratio = proc.value("dbpulse_redis_cache_hit_ratio", target="cache")
+                exported = {name for name in proc.metrics() if name.startswith(MINE)}
+            metrics = proc.metrics()
+            log = proc.log
     exported = {name for name in metrics if name.startswith(MINE)}
-    catalogued = {name for name in catalogue() if name.startswith(MINE)}
     assert exported == catalogued, (catalogued - exported, exported - catalogued)
 
     def value(name: str, **labels: str) -> float | None:

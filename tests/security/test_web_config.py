@@ -39,12 +39,13 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-def fetch(url: str, context: ssl.SSLContext | None = None, auth: tuple[str, str] | None = None) -> int:
+def fetch(url: str, context: ssl.SSLContext | None = None, auth: tuple[str, str] | None = None,
+          timeout: float = 5) -> int:
     headers = {}
     if auth:
         headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5,
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout,
                                     context=context) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
@@ -135,7 +136,10 @@ def test_bad_passwords_never_stall_the_event_loop(fresh_db: str, tmp_path: Path)
     with DbpulseProcess("--postgres", f"shop={fresh_db}", "--web-config", str(web), "--interval", "0.5").start(
             wait_ready=False) as svc:
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            flood = [pool.submit(fetch, svc.base + "/metrics", None, ("prometheus", f"wrong{i}")) for i in range(8)]
+            # One check at a time, each deliberately slow: the last of the flood waits for seven others, which
+            # takes a while on a loaded machine, hence its long timeout.
+            flood = [pool.submit(fetch, svc.base + "/metrics", None, ("prometheus", f"wrong{i}"), 120)
+                     for i in range(8)]
             for _ in range(10):
                 assert fetch(svc.base + "/healthz") == 200
             pending = sum(not f.done() for f in flood)  # eight checks, one at a time: most still queued

@@ -179,27 +179,55 @@ class LocalPostgres:
 
     def standby(self, slot: str = "standby", name: str = "standby", settings: dict[str, str] | None = None,
                 timeout: float = 60.0) -> LocalPostgres:
-        """A streaming standby of this running server, made by ``pg_basebackup -R`` with a new
-        physical slot ``slot``; not started. Needs this major's pg_basebackup (Debian's packages
-        have it; the version cache's builds do not)."""
+        """A streaming standby of this running server with a new physical slot ``slot``; not started.
+
+        Made by ``pg_basebackup -R`` where this major has one (Debian's packages). The version
+        cache's builds have none: then by a cold copy (this server is stopped for the copy and
+        started again), with the same result: ``standby.signal``, ``primary_conninfo`` and
+        ``primary_slot_name``.
+        """
         basebackup = self.bin / "pg_basebackup"
-        if not basebackup.exists():
-            raise ServerError(f"{basebackup} not found: a standby needs this major's pg_basebackup")
         standby = LocalPostgres(preload=self.preload, settings=settings, version=self.version)
         standby._chown(standby.workdir)
         standby.workdir.chmod(0o755)
-        subprocess.run(
-            standby._cmd(str(basebackup), "-D", str(standby.datadir), "-h", "127.0.0.1", "-p", str(self.port),
-                         "-U", "postgres", "-R", "-X", "stream", "-C", "-S", slot, "-c", "fast", "--no-sync"),
-            check=True, capture_output=True, timeout=timeout,
-        )
-        # The copy carries this server's postgresql.conf: the last setting of a name wins.
         conf = {"port": str(standby.port), "unix_socket_directories": f"'{standby.workdir}'",
-                "cluster_name": f"'{name}'", **(settings or {})}
+                "cluster_name": f"'{name}'"}
+        if basebackup.exists():
+            subprocess.run(
+                standby._cmd(str(basebackup), "-D", str(standby.datadir), "-h", "127.0.0.1", "-p", str(self.port),
+                             "-U", "postgres", "-R", "-X", "stream", "-C", "-S", slot, "-c", "fast", "--no-sync"),
+                check=True, capture_output=True, timeout=timeout,
+            )
+        else:
+            self._cold_copy(standby, slot)
+            conf |= {"primary_conninfo": f"'host=127.0.0.1 port={self.port} user=postgres'",
+                     "primary_slot_name": f"'{slot}'"}
+        # The copy carries this server's postgresql.conf: the last setting of a name wins.
+        conf |= settings or {}
         with (standby.datadir / "postgresql.conf").open("a") as f:
             for key, value in conf.items():
                 f.write(f"{key} = {value}\n")
         return standby
+
+    def _cold_copy(self, standby: LocalPostgres, slot: str) -> None:
+        import psycopg  # only here: the rest of the harness needs no driver
+
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            conn.execute("SELECT pg_create_physical_replication_slot(%s, true)", (slot,))
+        self.stop()
+        try:
+            subprocess.run(self._cmd("cp", "-a", str(self.datadir), str(standby.datadir)), check=True,
+                           capture_output=True)
+        finally:
+            self.start()
+        for stale in (standby.datadir / "postmaster.pid", *(standby.datadir / "pg_replslot").iterdir()):
+            if stale.is_dir():
+                shutil.rmtree(stale)
+            else:
+                stale.unlink(missing_ok=True)
+        signal = standby.datadir / "standby.signal"
+        signal.touch()
+        self._chown(signal)
 
     def stop(self, mode: str = "fast") -> None:
         if (self.datadir / "postmaster.pid").exists():

@@ -109,6 +109,7 @@ class HealthReader:
         self._maintenance = Maintenance()
         self._maintenance_at: float | None = None  # monotonic
         self._reported: dict[str, str | None] = {}
+        self._in_recovery: bool | None = None  # the role at the last poll
 
     async def _rows(self, conn: psycopg.AsyncConnection[dict[str, Any]], name: str, sql: str,
                     problems: dict[str, str | None], feature: str,
@@ -157,6 +158,10 @@ class HealthReader:
         if state is None:
             return None
         in_recovery = bool(state["in_recovery"])
+        if self._in_recovery is not None and in_recovery != self._in_recovery:
+            log.info("%s: %s", self.target, "entered recovery: it is a standby now" if in_recovery
+                     else "left recovery (promoted): it is a primary now")
+        self._in_recovery = in_recovery
         senders = await self._rows(conn, "replication_senders",
                                    queries.pick_required(queries.REPLICATION_SENDERS, version), problems, "replication")
         receiver: ReceiverRow | None = None

@@ -219,7 +219,8 @@ _CURRENT_LSN = "CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE
 
 # One row, every poll: role, replay state, the settings the health metrics are measured against.
 # replay_lag_seconds is 0 when everything received is replayed (on an idle primary,
-# now() - pg_last_xact_replay_timestamp() grows forever on a standby that is caught up).
+# now() - pg_last_xact_replay_timestamp() grows forever on a standby that is caught up), NULL while
+# nothing was replayed since the standby started (no transaction to date the lag by).
 _SERVER_STATE = """
 SELECT pg_is_in_recovery() AS in_recovery,
        {paused} AS replay_paused,
@@ -227,7 +228,7 @@ SELECT pg_is_in_recovery() AS in_recovery,
        CASE WHEN NOT pg_is_in_recovery() THEN NULL
             WHEN pg_last_wal_receive_lsn() IS NOT NULL
                  AND pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0
-            ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0)
+            ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())
        END::float8 AS replay_lag_seconds,
        current_setting('autovacuum_freeze_max_age')::float8 AS freeze_max_age,
        current_setting('autovacuum_multixact_freeze_max_age')::float8 AS multixact_freeze_max_age,

@@ -17,6 +17,7 @@ class Attention:
     unit: str = ""  # bytes | seconds | ratio | count | "" (no value)
     limit: float | None = None  # the threshold it crossed
     advice: str = ""
+    query: str = ""  # a statement it is about (a blocker's), untrusted text
 
     @property
     def score(self) -> float:

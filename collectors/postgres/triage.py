@@ -124,8 +124,9 @@ def _locks(snap: PostgresSnapshot) -> list[Attention]:
         who = "prepared transaction" if b.pid == 0 else f"pid {b.pid} ({b.application_name or 'no application_name'})"
         items.append(Attention("warning" if severe else "info", "locks", who,
                                f"{b.state} session blocks {b.blocked_total} (longest wait)", wait, "seconds",
-                               LOCK_WAIT_SECONDS,
-                               f"its statement: {b.query}" if b.query else "see pg_stat_activity"))
+                               LOCK_WAIT_SECONDS, "end it if it is stuck: SELECT pg_terminate_backend(pid)"
+                               if b.pid else "COMMIT PREPARED or ROLLBACK PREPARED it (pg_prepared_xacts)",
+                               query=b.query))
     return items
 
 

@@ -144,8 +144,13 @@ def pair(version: str | None) -> Iterator[Pair]:
         standby = primary.standby(settings={"archive_mode": "off", "hot_standby_feedback": "off"})
         standby.start()
         with psycopg.connect(primary.dsn(), autocommit=True) as conn:
-            wait_for("the standby to stream", lambda: one(
-                conn, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"))
+            # A transaction for the standby to replay: its replay lag is dated by the last one replayed.
+            # Waiting for the insert position: with synchronous_commit off the commit may be unwritten.
+            conn.execute("INSERT INTO narrow DEFAULT VALUES")
+            target = one(conn, "SELECT pg_current_wal_insert_lsn()")
+            wait_for("the standby to stream and replay", lambda: one(
+                conn, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming' AND replay_lsn >= %s",
+                (target,)))
         yield Pair(primary, standby, version_num, truth)
     finally:
         if standby is not None:

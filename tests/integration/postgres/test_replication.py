@@ -50,9 +50,11 @@ def servers() -> Iterator[tuple[LocalPostgres, LocalPostgres]]:
         standby.start()
         write_wal(primary, 1)  # a transaction for the standby to replay: its replay lag is dated by it
         with psycopg.connect(primary.dsn(), autocommit=True) as conn:
-            wait_for("the standby to stream and replay", lambda: one(
-                conn, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"
-                      " AND replay_lsn = pg_current_wal_lsn()"))
+            # The insert position: with synchronous_commit off the commit may not be written yet.
+            target = one(conn, "SELECT pg_current_wal_insert_lsn()")
+            wait_for("the standby to stream and replay it", lambda: one(
+                conn, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming' AND replay_lsn >= %s",
+                (target,)))
         yield primary, standby
     finally:
         if standby is not None:
@@ -137,8 +139,9 @@ def test_a_stopped_standby(servers: tuple[LocalPostgres, LocalPostgres], tmp_pat
     pp, ps = pg_poller(primary.dsn(), name="primary"), pg_poller(standby.dsn(), name="standby")
     try:
         with psycopg.connect(primary.dsn(), autocommit=True) as conn:
+            target = one(conn, "SELECT pg_current_wal_insert_lsn()")
             wait_for("the standby to catch up", lambda: one(
-                conn, "SELECT replay_lsn = pg_current_wal_lsn() FROM pg_stat_replication"))
+                conn, "SELECT replay_lsn >= %s FROM pg_stat_replication", (target,)))
         before_p, before_s = poll(pp, ps)
         standby.stop()
         with psycopg.connect(primary.dsn(), autocommit=True) as conn:

@@ -2,8 +2,9 @@
 archiving, I/O, sequences and bloat, read by the PostgreSQL poller on the same connection.
 
 Cheap views are read every poll; the lock queries only while someone waits on
-a lock; the expensive estimates (oldest tables by frozen XID age, sequences,
-bloat) every ``postgres.maintenance_interval`` and kept in between.
+a lock; the expensive ones (autovacuum's per-table thresholds, oldest tables
+by frozen XID age, sequences, bloat) every ``postgres.maintenance_interval``
+and kept in between (``maintain``, before the poll builds its table rows).
 
 Every area is a feature (``dbpulse_pg_feature_enabled{feature}``): a view the
 server's version lacks, a query that fails (counted in
@@ -41,7 +42,8 @@ log = logging.getLogger("dbpulse.postgres")
 # Counted in dbpulse_pg_query_errors_total{query} from the start (so rate() works from the first error).
 QUERY_NAMES = ("server_state", "replication_senders", "wal_receiver", "replication_slots", "database_conflicts",
                "frozen_ages", "vacuum_progress", "lock_waits", "lock_blockers", "wal", "archive_pending", "io",
-               "oldest_tables", "sequences", "bloat")
+               "autovacuum_thresholds", "oldest_tables", "sequences", "bloat")
+THRESHOLD_FIELDS = ("autovacuum_enabled", "vacuum_threshold", "insert_threshold", "analyze_threshold")
 FEATURES = ("replication", "replication_slots", "wraparound", "autovacuum", "locks", "wal", "archiver",
             "archive_pending", "io", "sequences", "bloat")
 GRANT_MONITOR = "GRANT pg_monitor TO the dbpulse role (other sessions' states are hidden from it)"
@@ -53,6 +55,7 @@ GRANT_READ = ("GRANT pg_read_all_data (PostgreSQL 14+) or SELECT on the tables a
 class Maintenance:
     """The expensive reads, kept between maintenance reads."""
 
+    thresholds: dict[int, dict[str, Any]] = field(default_factory=dict)  # relid -> TableRow's threshold fields
     oldest_tables: list[OldestTableRow] | None = None
     sequences: list[SequenceRow] | None = None
     bloat: Bloat | None = None
@@ -141,7 +144,6 @@ class HealthReader:
         vacuum = await self._vacuum(conn, version, state, read_all_stats, tables, problems)
         locks = await self._locks(conn, version, read_all_stats, lock_waiting, problems)
         wal = await self._wal(conn, version, state, problems)
-        await self._refresh_maintenance(conn, version)
         if vacuum is not None:
             vacuum.oldest_tables = self._maintenance.oldest_tables
         for feature, problem in self._maintenance.problems.items():
@@ -247,13 +249,22 @@ class HealthReader:
             wal.pending_segments = int(pending[0]["pending_segments"]) if pending else None
         return wal
 
-    async def _refresh_maintenance(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int) -> None:
-        """The expensive reads, when older than maintenance_interval (a failed one waits for the next)."""
+    @property
+    def thresholds(self) -> dict[int, dict[str, Any]]:
+        """Autovacuum's thresholds of each table (relid), as of the last maintenance read."""
+        return self._maintenance.thresholds
+
+    async def maintain(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int) -> None:
+        """The expensive reads, when older than maintenance_interval (a failed one waits for the next);
+        before the poll's tables are built, which take their autovacuum thresholds from here."""
         now = time.monotonic()
         if self._maintenance_at is not None and now - self._maintenance_at < self.settings.maintenance_interval:
             return
         k = self.settings.top_maintenance
-        problems: dict[str, str | None] = {"wraparound": None, "sequences": None, "bloat": None}
+        problems: dict[str, str | None] = {"autovacuum": None, "wraparound": None, "sequences": None, "bloat": None}
+        thresholds = await self._rows(conn, "autovacuum_thresholds",
+                                      queries.pick_required(queries.AUTOVACUUM_THRESHOLDS, version),
+                                      problems, "autovacuum")
         oldest = await self._rows(conn, "oldest_tables", queries.pick_required(queries.OLDEST_TABLES, version),
                                   problems, "wraparound", {"limit": k})
         seqs = await self._rows(conn, "sequences", queries.pick_required(queries.SEQUENCES, version),
@@ -266,6 +277,7 @@ class HealthReader:
         if any(not b.readable for b in bloat_rows):
             problems["bloat"] = problems["bloat"] or GRANT_READ
         self._maintenance = Maintenance(
+            thresholds={int(r["relid"]): {f: r[f] for f in THRESHOLD_FIELDS} for r in thresholds or []},
             oldest_tables=[from_row(OldestTableRow, r) for r in oldest] if oldest is not None else None,
             sequences=top_sequences(sequence_rows, k) if seqs is not None else None,
             bloat=top_bloat(bloat_rows, k) if bloat is not None else None,

@@ -133,7 +133,10 @@ class PostgresPoller(Poller):
             "read_all_stats": bool(server["read_all_stats"]),
             "hypopg": bool(server["hypopg_available"]),
         }
-        all_tables = [from_row(TableRow, r, size_bytes=self._rel_sizes.get(int(r["relid"]))) for r in tables]
+        await self._health.maintain(conn, version)
+        thresholds = self._health.thresholds
+        all_tables = [from_row(TableRow, r, size_bytes=self._rel_sizes.get(int(r["relid"])),
+                               **thresholds.get(int(r["relid"]), {})) for r in tables]
         table_rows, tables_other = self._top_tables(all_tables)
         server_health = await self._health.read(conn, version, features["read_all_stats"],
                                                 int(ages.get("lock_waiting") or 0), _table_counts(all_tables))

@@ -65,62 +65,21 @@ WHERE d.datname IS NOT NULL AND db.datallowconn
 }
 
 # Column names are the field names of snapshot.TableRow / IndexRow.
-# The autovacuum thresholds are autovacuum's own (autovacuum.c,
-# relation_needs_vacanalyze), from the table's reloptions else the settings:
-# VACUUM when dead rows > vacuum_threshold or rows inserted since the last
-# vacuum > insert_threshold (NULL: disabled with -1), ANALYZE when rows
-# modified since > analyze_threshold. reltuples is -1 until the first
-# VACUUM/ANALYZE (14+), counted as 0 as autovacuum does. 18 caps the vacuum
-# threshold at autovacuum_vacuum_max_threshold (-1: no cap) and scales the
-# insert threshold by the share of pages not all-frozen.
-_TABLES = """
-SELECT s.relid, s.schemaname AS schema, s.relname AS "table", s.seq_scan AS seq_scans,
-       coalesce(s.idx_scan, 0) AS index_scans, s.n_live_tup AS live_rows, s.n_dead_tup AS dead_rows,
-       s.n_tup_ins AS rows_inserted, s.n_tup_upd AS rows_updated, s.n_tup_del AS rows_deleted,
-       s.n_tup_hot_upd AS rows_hot_updated,
-       extract(epoch FROM s.last_vacuum)::float8 AS last_vacuum,
-       extract(epoch FROM s.last_autovacuum)::float8 AS last_autovacuum,
-       extract(epoch FROM s.last_analyze)::float8 AS last_analyze,
-       extract(epoch FROM s.last_autoanalyze)::float8 AS last_autoanalyze,
-       s.vacuum_count AS vacuums, s.autovacuum_count AS autovacuums,
-       s.analyze_count AS analyzes, s.autoanalyze_count AS autoanalyzes,
-       s.n_ins_since_vacuum AS inserted_since_vacuum, s.n_mod_since_analyze AS modified_since_analyze,
-       current_setting('autovacuum')::bool AND coalesce(o.enabled, true) AS autovacuum_enabled,
-       {vacuum_threshold} AS vacuum_threshold,
-       CASE WHEN o.ins_base >= 0 THEN o.ins_base + o.ins_scale * o.reltuples * {unfrozen_share} END
-           AS insert_threshold,
-       o.anl_base + o.anl_scale * o.reltuples AS analyze_threshold
-FROM pg_stat_user_tables s
-JOIN pg_class c ON c.oid = s.relid
-CROSS JOIN LATERAL (
-    SELECT greatest(c.reltuples, 0)::float8 AS reltuples,
-           max(option_value) FILTER (WHERE option_name = 'autovacuum_enabled')::bool AS enabled,
-           coalesce(max(option_value) FILTER (WHERE option_name = 'autovacuum_vacuum_threshold')::float8,
-                    current_setting('autovacuum_vacuum_threshold')::float8) AS vac_base,
-           coalesce(max(option_value) FILTER (WHERE option_name = 'autovacuum_vacuum_scale_factor')::float8,
-                    current_setting('autovacuum_vacuum_scale_factor')::float8) AS vac_scale,
-           {vac_max} AS vac_max,
-           coalesce(max(option_value) FILTER (WHERE option_name = 'autovacuum_vacuum_insert_threshold')::float8,
-                    current_setting('autovacuum_vacuum_insert_threshold')::float8) AS ins_base,
-           coalesce(max(option_value) FILTER (WHERE option_name = 'autovacuum_vacuum_insert_scale_factor')::float8,
-                    current_setting('autovacuum_vacuum_insert_scale_factor')::float8) AS ins_scale,
-           coalesce(max(option_value) FILTER (WHERE option_name = 'autovacuum_analyze_threshold')::float8,
-                    current_setting('autovacuum_analyze_threshold')::float8) AS anl_base,
-           coalesce(max(option_value) FILTER (WHERE option_name = 'autovacuum_analyze_scale_factor')::float8,
-                    current_setting('autovacuum_analyze_scale_factor')::float8) AS anl_scale
-    FROM pg_options_to_table(c.reloptions)
-) o
-"""
 TABLES = {
-    MIN_SUPPORTED: _TABLES.format(vacuum_threshold="o.vac_base + o.vac_scale * o.reltuples", unfrozen_share="1",
-                                  vac_max="-1::float8"),
-    180000: _TABLES.format(
-        vacuum_threshold="CASE WHEN o.vac_max >= 0 THEN least(o.vac_base + o.vac_scale * o.reltuples, o.vac_max)"
-                         " ELSE o.vac_base + o.vac_scale * o.reltuples END",
-        unfrozen_share="CASE WHEN c.relpages > 0 AND c.relallfrozen > 0"
-                       " THEN 1 - least(c.relallfrozen, c.relpages)::float8 / c.relpages ELSE 1 END",
-        vac_max="coalesce(max(option_value) FILTER (WHERE option_name = 'autovacuum_vacuum_max_threshold')::float8,"
-                " current_setting('autovacuum_vacuum_max_threshold')::float8)"),
+    MIN_SUPPORTED: """
+SELECT relid, schemaname AS schema, relname AS "table", seq_scan AS seq_scans,
+       coalesce(idx_scan, 0) AS index_scans, n_live_tup AS live_rows, n_dead_tup AS dead_rows,
+       n_tup_ins AS rows_inserted, n_tup_upd AS rows_updated, n_tup_del AS rows_deleted,
+       n_tup_hot_upd AS rows_hot_updated,
+       extract(epoch FROM last_vacuum)::float8 AS last_vacuum,
+       extract(epoch FROM last_autovacuum)::float8 AS last_autovacuum,
+       extract(epoch FROM last_analyze)::float8 AS last_analyze,
+       extract(epoch FROM last_autoanalyze)::float8 AS last_autoanalyze,
+       vacuum_count AS vacuums, autovacuum_count AS autovacuums,
+       analyze_count AS analyzes, autoanalyze_count AS autoanalyzes,
+       n_ins_since_vacuum AS inserted_since_vacuum, n_mod_since_analyze AS modified_since_analyze
+FROM pg_stat_user_tables
+""",
 }
 
 INDEXES = {
@@ -467,6 +426,54 @@ WHERE c.relkind IN ('r', 'm', 't')
 ORDER BY age(c.relfrozenxid) DESC
 LIMIT %(limit)s
 """,
+}
+
+# Autovacuum's own thresholds of every table (autovacuum.c, relation_needs_vacanalyze), from its
+# reloptions else the settings: VACUUM when dead rows > vacuum_threshold or rows inserted since the
+# last vacuum > insert_threshold (NULL: disabled with -1), ANALYZE when rows modified since >
+# analyze_threshold. They change with reltuples, that is at VACUUM and ANALYZE, so they are read on
+# the maintenance cadence (joining pg_class and the reloptions every poll doubled TABLES' cost) and
+# compared with each poll's counters. reltuples is -1 until the first VACUUM/ANALYZE (14+), counted
+# as 0 as autovacuum does. 18 caps the vacuum threshold at autovacuum_vacuum_max_threshold (-1: no
+# cap) and scales the insert threshold by the share of pages not all-frozen.
+_AUTOVACUUM_THRESHOLDS = """
+SELECT s.relid,
+       current_setting('autovacuum')::bool AND coalesce(o.enabled, true) AS autovacuum_enabled,
+       {vacuum_threshold} AS vacuum_threshold,
+       CASE WHEN o.ins_base >= 0 THEN o.ins_base + o.ins_scale * o.reltuples * {unfrozen_share} END
+           AS insert_threshold,
+       o.anl_base + o.anl_scale * o.reltuples AS analyze_threshold
+FROM pg_stat_user_tables s
+JOIN pg_class c ON c.oid = s.relid
+CROSS JOIN LATERAL (
+    SELECT greatest(c.reltuples, 0)::float8 AS reltuples,
+           max(option_value) FILTER (WHERE option_name = 'autovacuum_enabled')::bool AS enabled,
+           coalesce(max(option_value) FILTER (WHERE option_name = 'autovacuum_vacuum_threshold')::float8,
+                    current_setting('autovacuum_vacuum_threshold')::float8) AS vac_base,
+           coalesce(max(option_value) FILTER (WHERE option_name = 'autovacuum_vacuum_scale_factor')::float8,
+                    current_setting('autovacuum_vacuum_scale_factor')::float8) AS vac_scale,
+           {vac_max} AS vac_max,
+           coalesce(max(option_value) FILTER (WHERE option_name = 'autovacuum_vacuum_insert_threshold')::float8,
+                    current_setting('autovacuum_vacuum_insert_threshold')::float8) AS ins_base,
+           coalesce(max(option_value) FILTER (WHERE option_name = 'autovacuum_vacuum_insert_scale_factor')::float8,
+                    current_setting('autovacuum_vacuum_insert_scale_factor')::float8) AS ins_scale,
+           coalesce(max(option_value) FILTER (WHERE option_name = 'autovacuum_analyze_threshold')::float8,
+                    current_setting('autovacuum_analyze_threshold')::float8) AS anl_base,
+           coalesce(max(option_value) FILTER (WHERE option_name = 'autovacuum_analyze_scale_factor')::float8,
+                    current_setting('autovacuum_analyze_scale_factor')::float8) AS anl_scale
+    FROM pg_options_to_table(c.reloptions)
+) o
+"""
+AUTOVACUUM_THRESHOLDS = {
+    MIN_SUPPORTED: _AUTOVACUUM_THRESHOLDS.format(vacuum_threshold="o.vac_base + o.vac_scale * o.reltuples",
+                                                 unfrozen_share="1", vac_max="-1::float8"),
+    180000: _AUTOVACUUM_THRESHOLDS.format(
+        vacuum_threshold="CASE WHEN o.vac_max >= 0 THEN least(o.vac_base + o.vac_scale * o.reltuples, o.vac_max)"
+                         " ELSE o.vac_base + o.vac_scale * o.reltuples END",
+        unfrozen_share="CASE WHEN c.relpages > 0 AND c.relallfrozen > 0"
+                       " THEN 1 - least(c.relallfrozen, c.relpages)::float8 / c.relpages ELSE 1 END",
+        vac_max="coalesce(max(option_value) FILTER (WHERE option_name = 'autovacuum_vacuum_max_threshold')::float8,"
+                " current_setting('autovacuum_vacuum_max_threshold')::float8)"),
 }
 
 # How much of its range each sequence has used, counting the range of the columns it feeds: a

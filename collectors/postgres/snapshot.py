@@ -58,8 +58,9 @@ class TableRow:
     autoanalyzes: float = summed()
     inserted_since_vacuum: float = 0.0
     modified_since_analyze: float = 0.0
+    # autovacuum's thresholds from the table's own settings (AUTOVACUUM_THRESHOLDS, a maintenance read)
     autovacuum_enabled: bool = True
-    vacuum_threshold: float | None = None  # dead rows past which autovacuum vacuums it (its own settings)
+    vacuum_threshold: float | None = None  # dead rows past which autovacuum vacuums it
     insert_threshold: float | None = None  # rows inserted since the last vacuum, likewise (None: off)
     analyze_threshold: float | None = None  # rows modified since the last analyze, likewise
 

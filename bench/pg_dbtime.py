@@ -136,6 +136,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             wall = time.perf_counter() - started
             ours_metrics = common.fetch_metrics(ours.url)
             poll_s = common.metric_values(ours_metrics, "dbpulse_source_poll_duration_seconds", source="postgres")
+            # A loaded machine can push queries past statement_timeout: then fewer ran, and the figure is low.
+            failures = {"query_errors": sum(common.metric_values(ours_metrics, "dbpulse_pg_query_errors_total")),
+                        "poll_errors": sum(common.metric_values(ours_metrics, "dbpulse_source_poll_errors_total",
+                                                                source="postgres"))}
         parts = breakdown(db)
         pg_version = db.version()
 
@@ -152,6 +156,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                      "dbpulse": common.dbpulse_version()},
         "exporters": {
             "dbpulse": {"polls": dbpulse_polls, "size_reads": size_reads, "maintenance_reads": maintenance_reads,
+                        **failures,
                         "size_interval_s": args.interval * args.size_ratio,
                         "db_ms_total": d["ms"], "db_ms_per_poll": ours_ms,
                         "statements_per_poll": d["calls"] / max(dbpulse_polls, 1),

@@ -97,6 +97,9 @@ def pg_dbtime(r: dict[str, Any]) -> list[str]:
     if "maintenance_reads" in d:
         lines.append(f"- dbpulse made its maintenance reads (oldest tables, sequences, bloat; "
                      f"`maintenance_interval` at the same ratio) on {d['maintenance_reads']} of its polls")
+    if "query_errors" in d:
+        lines.append(f"- dbpulse's failed statistics queries and polls since it started: {_n(d['query_errors'], 0)} "
+                     f"and {_n(d['poll_errors'], 0)} (a query cut by statement_timeout costs less than one that ran)")
     b = r.get("baseline")
     if b:
         lines.append(f"- against the previous result ({b['when']}, dbpulse {b['dbpulse']}: "

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             size_reads = sum(int(q["calls"]) for q in delta["dbpulse_bench"]
                              if "relation_size" in str(q["query"]) or "pg_locks" in str(q["query"]))
             maintenance_reads = sum(int(q["calls"]) for q in delta["dbpulse_bench"]
-                                    if "pg_sequences" in str(q["query"]))
+                                    if str(q["query"]).startswith("WITH feeds AS"))  # SEQUENCES (texts are cut)
             wall = time.perf_counter() - started
             ours_metrics = common.fetch_metrics(ours.url)
             poll_s = common.metric_values(ours_metrics, "dbpulse_source_poll_duration_seconds", source="postgres")

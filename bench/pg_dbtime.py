@@ -14,11 +14,18 @@ would drop the 5,000 statements under test) gives the database milliseconds
 per poll / per scrape of each, and the
 ratio peer / dbpulse (above 1: dbpulse costs the database less).
 
-dbpulse reads relation and database sizes on their own slower cadence
-(``postgres.size_interval``, 300 s, against a 15 s poll interval): the run
-keeps that ratio (``--size-ratio 20``: 1 s and 20 s), so ``--polls 40``
-include two size reads and the per-poll figure is their cost spread over the
-polls, as it is in production.
+dbpulse reads relation and database sizes, and its expensive health estimates
+(oldest tables by frozen XID age, sequences, bloat), on their own slower
+cadences (``postgres.size_interval`` and ``postgres.maintenance_interval``,
+300 s each, against a 15 s poll interval): the run keeps that ratio
+(``--size-ratio 20``: 1 s and 20 s), so ``--polls 40`` include two reads of
+each and the per-poll figure is their cost spread over the polls, as it is in
+production.
+
+The previous result (``bench/results/pg_dbtime.json``, before it is
+overwritten) is the baseline: the result records dbpulse's cost against it,
+in milliseconds and relative to the peer measured in the same run (the peer's
+queries did not change, so that ratio cancels the machine's load).
 
 Usage: .venv/bin/python -m bench.pg_dbtime [--tables 2000] [--statements 5000] [--polls 40]
 """
@@ -26,6 +33,7 @@ Usage: .venv/bin/python -m bench.pg_dbtime [--tables 2000] [--statements 5000] [
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -45,11 +53,14 @@ def breakdown(db: BigDatabase, repeat: int = 5) -> dict[str, float]:
     ``collectors.postgres.queries`` as it is now; the parts are independent of it.
     """
     variants: dict[str, str] = {}
-    for name in ("TABLES", "INDEXES", "SIZES", "DATABASES", "STATEMENTS"):
+    for name in ("TABLES", "INDEXES", "SIZES", "DATABASES", "STATEMENTS", "ACTIVITY", "SERVER_STATE",
+                 "REPLICATION_SLOTS", "FROZEN_AGES", "VACUUM_PROGRESS", "WAL", "OLDEST_TABLES", "SEQUENCES",
+                 "BLOAT"):
         bands = getattr(queries, name, None)
         sql = queries.pick(bands, 150000) if isinstance(bands, dict) else None
         if sql:
-            variants[f"dbpulse {name} query"] = sql.replace("%(text_length)s", "80").replace("%(limit)s", "NULL")
+            variants[f"dbpulse {name} query"] = (sql.replace("%(text_length)s", "80")
+                                                 .replace("%(limit)s", "NULL" if name == "STATEMENTS" else "20"))
     variants |= {
         "pg_total_relation_size() of every table": "SELECT pg_total_relation_size(relid) FROM pg_stat_user_tables",
         "pg_relation_size() of every index": "SELECT pg_relation_size(indexrelid) FROM pg_stat_user_indexes",
@@ -88,7 +99,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         counts = db.counts()
         print(f"database: {counts} (built in {sum(db.build_seconds.values()):.1f} s)")
         ours = exporters.dbpulse_pg("dbpulse", db.dsn("dbpulse_bench"), interval=args.interval,
-                                    size_interval=args.interval * args.size_ratio)
+                                    size_interval=args.interval * args.size_ratio,
+                                    maintenance_interval=args.interval * args.size_ratio)
         peer = exporters.postgres_exporter("postgres_exporter", db.dsn("pgexp_bench"))
         with common.running(ours, peer):
             common.wait_http(ours)
@@ -119,9 +131,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             tops = {role: rows[:5] for role, rows in delta.items()}
             size_reads = sum(int(q["calls"]) for q in delta["dbpulse_bench"]
                              if "relation_size" in str(q["query"]) or "pg_locks" in str(q["query"]))
+            maintenance_reads = sum(int(q["calls"]) for q in delta["dbpulse_bench"]
+                                    if str(q["query"]).startswith("WITH feeds AS"))  # SEQUENCES (texts are cut)
             wall = time.perf_counter() - started
             ours_metrics = common.fetch_metrics(ours.url)
             poll_s = common.metric_values(ours_metrics, "dbpulse_source_poll_duration_seconds", source="postgres")
+            # A loaded machine can push queries past statement_timeout: then fewer ran, and the figure is low.
+            failures = {"query_errors": sum(common.metric_values(ours_metrics, "dbpulse_pg_query_errors_total")),
+                        "poll_errors": sum(common.metric_values(ours_metrics, "dbpulse_source_poll_errors_total",
+                                                                source="postgres"))}
         parts = breakdown(db)
         pg_version = db.version()
 
@@ -130,13 +148,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     peer_ms = p["ms"] / args.polls
     r = common.ratio(peer_ms, ours_ms)
     met = r is not None and r >= 1.0
+    baseline = _baseline(args.results_dir)
     result = {
         "params": vars(args) | {"results_dir": None},
         "database": counts,
         "versions": {"postgresql": pg_version, "postgres_exporter": common.pg_exporter_version(),
                      "dbpulse": common.dbpulse_version()},
         "exporters": {
-            "dbpulse": {"polls": dbpulse_polls, "size_reads": size_reads,
+            "dbpulse": {"polls": dbpulse_polls, "size_reads": size_reads, "maintenance_reads": maintenance_reads,
+                        **failures,
                         "size_interval_s": args.interval * args.size_ratio,
                         "db_ms_total": d["ms"], "db_ms_per_poll": ours_ms,
                         "statements_per_poll": d["calls"] / max(dbpulse_polls, 1),
@@ -152,6 +172,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "ratio_peer_over_dbpulse": r,
         "target": {"what": "dbpulse database time per poll no more than the peer's per scrape", "met": met},
     }
+    if baseline is not None:
+        # Cost against the baseline: in ms, and relative to the peer measured alongside each time.
+        b_ours, b_ratio = baseline["db_ms_per_poll"], baseline["ratio_peer_over_dbpulse"]
+        result["baseline"] = baseline | {
+            "cost_ratio_ms": common.ratio(ours_ms, b_ours),
+            "cost_ratio_peer_relative": common.ratio(b_ratio, r) if r and b_ratio else None,
+        }
 
     print()
     common.print_table(
@@ -171,8 +198,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"  {ms:8.1f}  {name}")
     print(f"\npostgres_exporter / dbpulse: {common.fmt_ratio(r)}; target (<= peer): {'met' if met else 'NOT met'}")
 
+    if "baseline" in result:
+        b = result["baseline"]
+        print(f"against the baseline ({b['when']}, {b['dbpulse']}): {b['db_ms_per_poll']:.1f} ms per poll before, "
+              f"x{b['cost_ratio_ms'] or 0:.2f} in ms, x{b['cost_ratio_peer_relative'] or 0:.2f} relative to the peer")
+
     report.publish("pg_dbtime", result, args.results_dir, docs=not args.no_docs)
     return result
+
+
+def _baseline(results_dir: Path | None) -> dict[str, Any] | None:
+    """The previous result of this benchmark, if any: what dbpulse cost then."""
+    path = (results_dir or common.RESULTS) / "pg_dbtime.json"
+    if not path.exists():
+        return None
+    previous = json.loads(path.read_text())
+    if previous.get("params", {}).get("tables") is None:
+        return None
+    return {"when": previous["when"], "dbpulse": previous["versions"]["dbpulse"],
+            "db_ms_per_poll": previous["exporters"]["dbpulse"]["db_ms_per_poll"],
+            "ratio_peer_over_dbpulse": previous["ratio_peer_over_dbpulse"],
+            "peer_db_ms_per_scrape": previous["exporters"]["postgres_exporter"]["db_ms_per_poll"]}
 
 
 if __name__ == "__main__":

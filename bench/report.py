@@ -94,6 +94,18 @@ def pg_dbtime(r: dict[str, Any]) -> list[str]:
         lines.append(f"- dbpulse read relation and database sizes on {d['size_reads']} of its {d['polls']} polls "
                      f"(`size_interval` {_n(d['size_interval_s'])} s at a {_n(r['params']['interval'])} s "
                      "interval: the ratio of the defaults, 300 s / 15 s); their cost is spread over the polls")
+    if "maintenance_reads" in d:
+        lines.append(f"- dbpulse made its maintenance reads (oldest tables, sequences, bloat; "
+                     f"`maintenance_interval` at the same ratio) on {d['maintenance_reads']} of its polls")
+    if "query_errors" in d:
+        lines.append(f"- dbpulse's failed statistics queries and polls since it started: {_n(d['query_errors'], 0)} "
+                     f"and {_n(d['poll_errors'], 0)} (a query cut by statement_timeout costs less than one that ran)")
+    b = r.get("baseline")
+    if b:
+        lines.append(f"- against the previous result ({b['when']}, dbpulse {b['dbpulse']}: "
+                     f"{_n(b['db_ms_per_poll'])} ms per poll, peer {_n(b['peer_db_ms_per_scrape'])} ms): "
+                     f"dbpulse's cost x{_n(b['cost_ratio_ms'], 2)} in ms, "
+                     f"x{_n(b['cost_ratio_peer_relative'], 2)} relative to the peer measured alongside")
     lines.append("")
     parts = r.get("dbpulse_query_breakdown_ms")
     if parts:

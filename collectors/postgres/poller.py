@@ -13,11 +13,12 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from collectors.postgres import queries
+from collectors.postgres import health, queries
 from collectors.postgres.access import error_line, session_kwargs
 from collectors.postgres.settings import PostgresSettings, PostgresTarget
 from collectors.postgres.snapshot import DatabaseRow, IndexRow, PostgresSnapshot, TableRow
 from collectors.postgres.statements import StatementStat, statements_params, to_stats
+from collectors.postgres.triage import triage
 from monitor.core.poller import Poller
 from monitor.core.samples import OTHER, Sample, SampleList
 from monitor.core.topk import fold, from_row, top_k_interleaved
@@ -58,6 +59,8 @@ class PostgresPoller(Poller):
         self._rel_sizes: dict[int, float] = {}  # relid/indexrelid -> bytes
         self._db_sizes: dict[str, float] = {}
         self._sizes_read_at: float | None = None  # monotonic
+        self._health = health.HealthReader(self.target, settings, self._query_errors)
+        self._track_planning: bool | None = None  # last reported pg_stat_statements.track_planning
 
     async def _connection(self) -> psycopg.AsyncConnection[dict[str, Any]]:
         if self._conn is None or self._conn.closed or self._conn.broken:
@@ -130,10 +133,18 @@ class PostgresPoller(Poller):
             "read_all_stats": bool(server["read_all_stats"]),
             "hypopg": bool(server["hypopg_available"]),
         }
-        table_rows, tables_other = self._top_tables(tables)
+        await self._health.maintain(conn, version)
+        thresholds = self._health.thresholds
+        all_tables = [from_row(TableRow, r, size_bytes=self._rel_sizes.get(int(r["relid"])),
+                               **thresholds.get(int(r["relid"]), {})) for r in tables]
+        table_rows, tables_other = self._top_tables(all_tables)
+        server_health = await self._health.read(conn, version, features["read_all_stats"],
+                                                int(ages.get("lock_waiting") or 0), _table_counts(all_tables))
+        features.update(server_health.features)
+        features["track_planning"] = self._report_track_planning(server)
         index_rows, indexes_other = self._top_indexes(indexes)
         top, statements_other = self._top_statements(statements or [])
-        return PostgresSnapshot(
+        snapshot = PostgresSnapshot(
             target=self.target,
             datname=server["datname"],
             server_version=str(server["version"]).split()[0],
@@ -157,7 +168,12 @@ class PostgresPoller(Poller):
             query_errors=dict(self._query_errors),
             statement_text_info=self.settings.statement_text_info,
             app_pools=self._app_pools(activity),
+            longest_active=self._longest_active(activity),
+            track_planning=features["track_planning"],
+            health=server_health,
         )
+        snapshot.attention = triage(snapshot)
+        return snapshot
 
     async def _read_statements(
         self, conn: psycopg.AsyncConnection[dict[str, Any]], server: dict[str, Any], version: int
@@ -168,7 +184,8 @@ class PostgresPoller(Poller):
             problem = "not_installed"
         else:
             try:
-                cur = await conn.execute(queries.pick_required(queries.STATEMENTS, version).encode(),
+                band = queries.pgss_band(version, server["pgss_version"])
+                cur = await conn.execute(queries.pick_required(queries.STATEMENTS, band).encode(),
                                          statements_params(self.settings.statement_text_length, None))
                 rows = await cur.fetchall()
             except psycopg.errors.ObjectNotInPrerequisiteState:
@@ -225,6 +242,32 @@ class PostgresPoller(Poller):
             grouped[key] = grouped.get(key, 0) + int(r["n"])
         return [(d, s, a, n) for (d, s, a), n in sorted(grouped.items())]
 
+    def _report_track_planning(self, server: dict[str, Any]) -> bool:
+        """Whether planning time is measured; one log line when that changes."""
+        on = str(server["track_planning"]) == "on"
+        if on != self._track_planning and server["pgss_installed"]:
+            if not on:
+                log.info("%s: statements' planning time is not measured: set pg_stat_statements.track_planning = on",
+                         self.target)
+            elif self._track_planning is not None:
+                log.info("%s: statements' planning time is measured now", self.target)
+            self._track_planning = on
+        return on
+
+    def _longest_active(self, rows: list[dict[str, Any]]) -> list[tuple[str, float]]:
+        """The longest-running active statement of each application (the top ones; the rest as __other__)."""
+        longest: dict[str, float] = {}
+        for r in rows:
+            if r.get("longest_active_seconds") is not None:
+                app = r["application_name"]
+                longest[app] = max(longest.get(app, 0.0), float(r["longest_active_seconds"]))
+        top = sorted(longest, key=lambda a: (-longest[a], a))
+        kept = {a: longest[a] for a in top[: self.settings.top_applications]}
+        rest = [longest[a] for a in top[self.settings.top_applications:]]
+        if rest:
+            kept[OTHER] = max(rest)
+        return [(app or "(none)", seconds) for app, seconds in sorted(kept.items())]
+
     def _app_pools(self, rows: list[dict[str, Any]]) -> list[tuple[str, int, int]]:
         """Server connections of each configured application against its pool capacity."""
         out = []
@@ -243,8 +286,7 @@ class PostgresPoller(Poller):
         self._previous_db = current
         return out
 
-    def _top_tables(self, rows: list[dict[str, Any]]) -> tuple[list[TableRow], TableRow | None]:
-        tables = [from_row(TableRow, r, size_bytes=self._rel_sizes.get(int(r["relid"]))) for r in rows]
+    def _top_tables(self, tables: list[TableRow]) -> tuple[list[TableRow], TableRow | None]:
         kept, rest = top_k_interleaved(
             tables, self.settings.top_tables, lambda t: t.size_bytes or 0, lambda t: t.seq_scans + t.index_scans
         )
@@ -261,6 +303,15 @@ class PostgresPoller(Poller):
         ranked = sorted(statements, key=lambda s: s.exec_seconds, reverse=True)
         k = self.settings.top_statements
         return ranked[:k], fold(ranked[k:], StatementStat, queryid=0, query=OTHER)
+
+
+def _table_counts(tables: list[TableRow]) -> health.TableCounts:
+    """Every table of the database (not only the top-K): how many autovacuum should process now."""
+    return health.TableCounts(
+        vacuum_due=sum(t.vacuum_due for t in tables),
+        analyze_due=sum(t.analyze_due for t in tables),
+        autovacuum_disabled=sum(not t.autovacuum_enabled for t in tables),
+    )
 
 
 def _with_hit_ratio(row: DatabaseRow, previous: DatabaseRow | None) -> DatabaseRow:

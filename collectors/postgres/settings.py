@@ -59,6 +59,11 @@ class PostgresSettings(PollSettings):
     app_pools: list[AppPool] = Field(default_factory=list)
     size_interval: float = Field(300.0, ge=0, description="seconds between reads of table, index and database "
                                  "sizes (they cost a stat() per file); 0 reads them every poll")
+    maintenance_interval: float = Field(300.0, ge=0, description="seconds between the expensive health reads "
+                                        "(tables with the oldest frozen XID, sequences, bloat estimates); "
+                                        "0 reads them every poll")
+    top_maintenance: int = Field(20, ge=1, le=10000, description="objects exported of each maintenance ranking: "
+                                 "oldest tables, most used sequences, most bloated tables and indexes")
 
 
 _NAMED_URI = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)=(?P<dsn>postgres(?:ql)?://.*)$")

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from collectors.postgres.attention import Attention
+from collectors.postgres.health import ServerHealth
 from collectors.postgres.statements import StatementStat
 from monitor.core.samples import OTHER, Sample, SampleList
 from monitor.core.topk import summed
@@ -50,6 +52,30 @@ class TableRow:
     last_autovacuum: float | None = None
     last_analyze: float | None = None
     last_autoanalyze: float | None = None
+    vacuums: float = summed()
+    autovacuums: float = summed()
+    analyzes: float = summed()
+    autoanalyzes: float = summed()
+    inserted_since_vacuum: float = 0.0
+    modified_since_analyze: float = 0.0
+    # autovacuum's thresholds from the table's own settings (AUTOVACUUM_THRESHOLDS, a maintenance read)
+    autovacuum_enabled: bool = True
+    vacuum_threshold: float | None = None  # dead rows past which autovacuum vacuums it
+    insert_threshold: float | None = None  # rows inserted since the last vacuum, likewise (None: off)
+    analyze_threshold: float | None = None  # rows modified since the last analyze, likewise
+
+    @property
+    def vacuum_due(self) -> bool:
+        """Past autovacuum's threshold: the next autovacuum round should vacuum it."""
+        if not self.autovacuum_enabled or self.vacuum_threshold is None:
+            return False
+        return self.dead_rows > self.vacuum_threshold or (
+            self.insert_threshold is not None and self.inserted_since_vacuum > self.insert_threshold)
+
+    @property
+    def analyze_due(self) -> bool:
+        return (self.autovacuum_enabled and self.analyze_threshold is not None
+                and self.modified_since_analyze > self.analyze_threshold)
 
 
 @dataclass(frozen=True)
@@ -87,6 +113,10 @@ class PostgresSnapshot:
     statements_other: StatementStat | None = None
     statement_text_info: bool = False
     app_pools: list[tuple[str, int, int]] = field(default_factory=list)  # app, connections, capacity
+    longest_active: list[tuple[str, float]] = field(default_factory=list)  # application_name, seconds
+    track_planning: bool = False  # pg_stat_statements.track_planning: planning time is measured
+    health: ServerHealth | None = None
+    attention: list[Attention] = field(default_factory=list)  # what needs attention, worst first
 
     @property
     def database(self) -> DatabaseRow | None:
@@ -107,6 +137,8 @@ class PostgresSnapshot:
         out.add("dbpulse_pg_oldest_transaction_seconds", self.oldest_transaction_seconds)
         out.add("dbpulse_pg_idle_in_transaction_oldest_seconds", self.idle_in_transaction_oldest_seconds)
         out.add("dbpulse_pg_lock_waiting_sessions", self.lock_waiting_sessions)
+        for app, seconds in self.longest_active:
+            out.add("dbpulse_pg_active_query_longest_seconds", seconds, application_name=app)
         self._database_samples(out)
         self._table_samples(out)
         self._statement_samples(out)
@@ -114,6 +146,8 @@ class PostgresSnapshot:
             out.add("dbpulse_pg_app_connections", connections, application_name=app)
             out.add("dbpulse_pg_app_pool_capacity", capacity, application_name=app)
             out.add("dbpulse_pg_app_pool_usage_ratio", connections / capacity, application_name=app)
+        if self.health is not None:
+            self.health.add_samples(out, self.datname)
         return out.samples
 
     def _database_samples(self, out: SampleList) -> None:
@@ -150,6 +184,12 @@ class PostgresSnapshot:
             out.add(vacuum, t.last_autovacuum, **labels, mode="auto")
             out.add(analyze, t.last_analyze, **labels, mode="manual")
             out.add(analyze, t.last_autoanalyze, **labels, mode="auto")
+            out.add("dbpulse_pg_table_vacuums_total", t.vacuums, **labels, mode="manual")
+            out.add("dbpulse_pg_table_vacuums_total", t.autovacuums, **labels, mode="auto")
+            out.add("dbpulse_pg_table_analyzes_total", t.analyzes, **labels, mode="manual")
+            out.add("dbpulse_pg_table_analyzes_total", t.autoanalyzes, **labels, mode="auto")
+            out.add("dbpulse_pg_table_autovacuum_threshold_rows",
+                    t.vacuum_threshold if t.autovacuum_enabled else None, **labels)
         for i, labels in _labelled(self.indexes, self.indexes_other,
                                    lambda i: {"schema": i.schema, "table": i.table, "index": i.index},
                                    {"schema": OTHER, "table": OTHER, "index": OTHER}):
@@ -169,6 +209,11 @@ class PostgresSnapshot:
             out.add("dbpulse_pg_statement_rows_total", s.rows, **labels)
             out.add("dbpulse_pg_statement_shared_blocks_hit_total", s.blks_hit, **labels)
             out.add("dbpulse_pg_statement_shared_blocks_read_total", s.blks_read, **labels)
+            out.add("dbpulse_pg_statement_plan_seconds_total", s.plan_seconds if self.track_planning else None,
+                    **labels)
+            out.add("dbpulse_pg_statement_temp_blocks_read_total", s.temp_blks_read, **labels)
+            out.add("dbpulse_pg_statement_temp_blocks_written_total", s.temp_blks_written, **labels)
+            out.add("dbpulse_pg_statement_wal_bytes_total", s.wal_bytes, **labels)
         if self.statement_text_info:
             for s in self.statements:
                 out.add("dbpulse_pg_statement_info", 1, **db, queryid=str(s.queryid), query=" ".join(s.query.split()))

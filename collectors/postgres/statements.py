@@ -18,7 +18,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from collectors.postgres import queries
-from collectors.postgres.access import unwrap_statement_text
+from collectors.postgres.access import ADVISOR_TAG, unwrap_statement_text
 from monitor.core.topk import summed
 
 WHOLE_TEXT = 1_000_000  # characters: pg_stat_statements keeps at most track_activity_query_size of them
@@ -33,6 +33,10 @@ class StatementStat:
     rows: int = summed(0)
     blks_hit: int = summed(0)
     blks_read: int = summed(0)
+    plan_seconds: float = summed()  # 0 unless pg_stat_statements.track_planning is on
+    temp_blks_read: int = summed(0)
+    temp_blks_written: int = summed(0)
+    wal_bytes: float = summed()
 
     @property
     def mean_exec_seconds(self) -> float:
@@ -54,6 +58,8 @@ def to_stats(rows: Iterable[Mapping[str, Any]]) -> list[StatementStat]:
             queryid=int(r["queryid"]), query=unwrap_statement_text(r["query"] or ""), calls=int(r["calls"] or 0),
             exec_seconds=float(r["exec_seconds"] or 0), rows=int(r["rows"] or 0),
             blks_hit=int(r["blks_hit"] or 0), blks_read=int(r["blks_read"] or 0),
+            plan_seconds=float(r["plan_seconds"] or 0), temp_blks_read=int(r["temp_blks_read"] or 0),
+            temp_blks_written=int(r["temp_blks_written"] or 0), wal_bytes=float(r["wal_bytes"] or 0),
         )
         for r in rows
     ]
@@ -63,7 +69,11 @@ def read_statements(conn: psycopg.Connection[Any], version_num: int, limit: int 
                     text_length: int = WHOLE_TEXT) -> list[StatementStat]:
     """Statements of the current database, heaviest (total execution time) first."""
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(queries.pick_required(queries.STATEMENTS, version_num).encode(),
+        cur.execute(f"SELECT /* {ADVISOR_TAG} */ extversion FROM pg_extension WHERE extname = 'pg_stat_statements'"
+                    .encode())
+        found = cur.fetchone()
+        band = queries.pgss_band(version_num, found["extversion"] if found else None)
+        cur.execute(queries.pick_required(queries.STATEMENTS, band).encode(),
                     statements_params(text_length, limit))
         return to_stats(cur.fetchall())
 
@@ -92,5 +102,7 @@ def deltas(current: list[StatementStat], previous: Mapping[int, StatementStat] |
             out.append(StatementStat(
                 stat.queryid, stat.query, calls, stat.exec_seconds - before.exec_seconds, stat.rows - before.rows,
                 stat.blks_hit - before.blks_hit, stat.blks_read - before.blks_read,
+                stat.plan_seconds - before.plan_seconds, stat.temp_blks_read - before.temp_blks_read,
+                stat.temp_blks_written - before.temp_blks_written, stat.wal_bytes - before.wal_bytes,
             ))
     return out

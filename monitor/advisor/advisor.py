@@ -21,12 +21,12 @@ from collectors.postgres.statements import StatementStat, deltas, read_statement
 
 from .candidates import Workload, build_candidates, select_heuristic, select_verified
 from .catalog import Catalog, read_catalog
-from .findings import AdviceReport, Skipped, VerificationStats
+from .findings import AdviceReport, Finding, Skipped, VerificationStats
 from .hygiene import hygiene_findings
 from .patterns import n_plus_one_findings, slow_findings
 from .query_analysis import StatementAnalysis, analyze
 from .settings import Thresholds
-from .whatif import Budget, WhatIf
+from .whatif import Budget, PlanError, WhatIf
 
 __all__ = ["AdviceReport", "Advisor", "AdvisorConnectionError", "Thresholds"]
 
@@ -145,9 +145,14 @@ class Advisor:
                 )
         elif candidates:
             reason = "disabled by settings" if not s.use_hypopg else "the hypopg extension is not installed"
-            report.notes.append(f"HypoPG verification unavailable ({reason}): missing_index advice is heuristic")
-            report.findings.extend(select_heuristic(candidates, workload, s))
-            stats = VerificationStats(mode="heuristic")
+            budget = Budget(s.verification_max_explains, s.verification_max_seconds)
+            heuristic = select_heuristic(candidates, workload, s)
+            planned = _plan_heuristic(heuristic, workload, WhatIf(conn, cat.server_version_num, budget), unplannable)
+            how = "EXPLAIN (GENERIC_PLAN)" if cat.server_version_num >= 160000 else "PREPARE + EXPLAIN EXECUTE"
+            report.notes.append(f"HypoPG verification unavailable ({reason}): missing_index advice is heuristic; "
+                                f"{planned} of its statements planned ({how}) for their current cost")
+            report.findings.extend(heuristic)
+            stats = VerificationStats(budget.explains, budget.seconds, budget.exhausted(), "heuristic")
         report.verification = stats
         for stat, _ in items:
             if stat.queryid in unplannable:
@@ -159,3 +164,24 @@ class Advisor:
         report.findings.extend(n_plus_one_findings(windowed, cat, s, total_calls))
         report.findings.extend(slow_findings(list(windowed), cat, s, window))
         return report
+
+
+def _plan_heuristic(findings: list[Finding], workload: Workload, whatif: WhatIf, unplannable: dict[int, str]) -> int:
+    """Without HypoPG nothing can be verified, but the statements behind heuristic advice are still
+    planned: a statement that cannot be planned is listed as skipped, and each finding gets the
+    calls-weighted generic-plan cost it would cut (cost_before). Returns the statements planned."""
+    by_id = {stat.queryid: (stat, analysis) for stat, analysis in workload.items}
+    costs: dict[int, float] = {}
+    for finding in findings:
+        for queryid in finding.queryids or []:
+            if queryid in costs or queryid in unplannable or queryid not in by_id or whatif.budget.exhausted():
+                continue
+            stat, analysis = by_id[queryid]
+            try:
+                costs[queryid] = stat.calls * whatif.cost(stat.query, analysis.n_params)
+            except PlanError as exc:
+                unplannable[queryid] = f"cannot be planned: {exc}"
+        planned = [costs[q] for q in finding.queryids or [] if q in costs]
+        if planned:
+            finding.cost_before = round(sum(planned), 2)
+    return len(costs)

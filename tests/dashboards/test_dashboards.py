@@ -64,9 +64,9 @@ def queries(model: dict[str, Any]) -> Iterator[tuple[str, str]]:
             yield f"{model['uid']}/${var['name']}", m.group(1)
 
 
-def test_there_are_four_dashboards() -> None:
-    assert {p.stem for p in JSON_FILES} == {"dbpulse-overview", "dbpulse-postgres", "dbpulse-redis",
-                                            "dbpulse-app"}
+def test_the_generated_dashboards() -> None:
+    assert {p.stem for p in JSON_FILES} == {"dbpulse-overview", "dbpulse-postgres", "dbpulse-postgres-health",
+                                            "dbpulse-redis", "dbpulse-app"}
 
 
 def test_generated_json_is_current() -> None:

@@ -12,6 +12,7 @@ import redis
 
 from harness.servers import LocalRedis
 from monitor.core.catalogue import catalogue
+from tests.integration.postgres.health_scenario import live_trouble, pair
 from tests.integration.redis.plant import every_redis_metric
 from tests.support import DbpulseProcess, StandInApp
 
@@ -60,9 +61,14 @@ def test_exported_metrics_equal_the_catalogue(fresh_db: str, redis_server: Local
     cache.rpush("celery", "task")
     config = tmp_path / "dbpulse.yaml"
     config.write_text(CONFIG)
+    # PostgreSQL health: a 17 primary (pg_stat_io is 16+) and its standby, in trouble (slots, paused
+    # replay, a blocking chain, a running VACUUM, a failed archiving...): every health metric has a value.
     try:
         replica = stack.enter_context(every_redis_metric(redis_server))  # replication, slowlog, errors, latency
+        pg = stack.enter_context(pair("17"))
+        stack.enter_context(live_trouble(pg))
         with DbpulseProcess("--config", str(config), "--postgres", f"shop={fresh_db}",
+                            "--postgres", f"primary={pg.primary.dsn()}", "--postgres", f"standby={pg.standby.dsn()}",
                             "--redis", f"cache={redis_server.url()}", "--redis", f"replica={replica.url()}",
                             "--redis-queue", "celery",
                             "--health-url", f"api={stand_in_app.url}", "--interval", "1") as svc:

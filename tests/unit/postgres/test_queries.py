@@ -8,7 +8,8 @@ import pytest
 from collectors.postgres import queries
 from collectors.postgres.access import unwrap_statement_text
 
-BANDS = {name: value for name, value in vars(queries).items() if name.isupper() and isinstance(value, dict)}
+BANDS = {name: value for name, value in vars(queries).items()
+         if name.isupper() and isinstance(value, dict) and all(isinstance(k, int) for k in value)}
 
 
 @pytest.mark.parametrize("name", sorted(BANDS))

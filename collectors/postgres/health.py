@@ -1,0 +1,302 @@
+"""PostgreSQL server health: replication, vacuum and wraparound, locks, WAL and checkpoints,
+archiving, I/O, sequences and bloat, read by the PostgreSQL poller on the same connection.
+
+Cheap views are read every poll; the lock queries only while someone waits on
+a lock; the expensive ones (autovacuum's per-table thresholds, oldest tables
+by frozen XID age, sequences, bloat) every ``postgres.maintenance_interval``
+and kept in between (``maintain``, before the poll builds its table rows).
+
+Every area is a feature (``dbpulse_pg_feature_enabled{feature}``): a view the
+server's version lacks, a query that fails (counted in
+``dbpulse_pg_query_errors_total``), or a role that cannot see what the area
+needs sets it to 0, with one log line saying what to do when that changes:
+never an error per poll, and the other areas go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from collectors.postgres import bloat as bloat_estimates
+from collectors.postgres import queries
+from collectors.postgres import sequences as sequence_usage
+from collectors.postgres.access import error_line
+from collectors.postgres.bloat import Bloat, BloatRow, top_bloat
+from collectors.postgres.locks import BlockerRow, Locks, LockWaitRow
+from collectors.postgres.replication import ConflictRow, ReceiverRow, Replication, SenderRow, SlotRow
+from collectors.postgres.sequences import SequenceRow, top_sequences
+from collectors.postgres.settings import PostgresSettings
+from collectors.postgres.vacuum import FrozenAgeRow, OldestTableRow, Vacuum, VacuumRow
+from collectors.postgres.wal import IoRow, Wal, WalRow
+from monitor.core.samples import SampleList
+from monitor.core.topk import from_row
+
+log = logging.getLogger("dbpulse.postgres")
+
+# Counted in dbpulse_pg_query_errors_total{query} from the start (so rate() works from the first error).
+QUERY_NAMES = ("server_state", "replication_senders", "wal_receiver", "replication_slots", "database_conflicts",
+               "frozen_ages", "vacuum_progress", "lock_waits", "lock_blockers", "wal", "archive_pending", "io",
+               "autovacuum_thresholds", "oldest_tables", "sequences", "bloat")
+THRESHOLD_FIELDS = ("autovacuum_enabled", "vacuum_threshold", "insert_threshold", "analyze_threshold")
+FEATURES = ("replication", "replication_slots", "wraparound", "autovacuum", "locks", "wal", "archiver",
+            "archive_pending", "io", "sequences", "bloat")
+GRANT_MONITOR = "GRANT pg_monitor TO the dbpulse role (other sessions' states are hidden from it)"
+GRANT_READ = ("GRANT pg_read_all_data (PostgreSQL 14+) or SELECT on the tables and sequences to the dbpulse role "
+              "(pg_monitor does not let it read sequences or the statistics of tables)")
+
+
+@dataclass
+class Maintenance:
+    """The expensive reads, kept between maintenance reads."""
+
+    thresholds: dict[int, dict[str, Any]] = field(default_factory=dict)  # relid -> TableRow's threshold fields
+    oldest_tables: list[OldestTableRow] | None = None
+    sequences: list[SequenceRow] | None = None
+    bloat: Bloat | None = None
+    problems: dict[str, str | None] = field(default_factory=dict)
+
+
+@dataclass
+class ServerHealth:
+    replication: Replication | None
+    vacuum: Vacuum | None
+    locks: Locks
+    wal: Wal | None
+    sequences: list[SequenceRow] | None
+    bloat: Bloat | None
+    problems: dict[str, str | None]  # feature -> what to do, None when it works
+    top_applications: int = 20
+
+    @property
+    def features(self) -> dict[str, bool]:
+        return {name: self.problems.get(name) is None for name in FEATURES}
+
+    def add_samples(self, out: SampleList, datname: str) -> None:
+        if self.replication is not None:
+            self.replication.add_samples(out)
+        if self.vacuum is not None:
+            self.vacuum.add_samples(out, datname)
+        self.locks.add_samples(out, self.top_applications)
+        if self.wal is not None:
+            self.wal.add_samples(out)
+        if self.sequences is not None:
+            sequence_usage.add_samples(out, self.sequences, datname)
+        if self.bloat is not None:
+            bloat_estimates.add_samples(out, self.bloat, datname)
+
+
+@dataclass(frozen=True)
+class TableCounts:
+    """What TABLES (every table of the database, before the top-K) says about autovacuum."""
+
+    vacuum_due: int = 0
+    analyze_due: int = 0
+    autovacuum_disabled: int = 0
+
+
+class HealthReader:
+    """Reads the health areas of one target; remembers the maintenance reads and the features' state."""
+
+    def __init__(self, target: str, settings: PostgresSettings, query_errors: dict[str, int]) -> None:
+        self.target = target
+        self.settings = settings
+        self._errors = query_errors
+        for name in QUERY_NAMES:
+            self._errors.setdefault(name, 0)
+        self._maintenance = Maintenance()
+        self._maintenance_at: float | None = None  # monotonic
+        self._reported: dict[str, str | None] = {}
+        self._in_recovery: bool | None = None  # the role at the last poll
+
+    async def _rows(self, conn: psycopg.AsyncConnection[dict[str, Any]], name: str, sql: str,
+                    problems: dict[str, str | None], feature: str,
+                    params: Mapping[str, Any] | None = None) -> list[dict[str, Any]] | None:
+        """Run one query; a failure that leaves the connection usable is counted and disables ``feature``."""
+        try:
+            cur = await conn.execute(sql.encode(), params)
+            return await cur.fetchall()
+        except psycopg.Error as exc:
+            if conn.broken or conn.closed:
+                raise
+            self._errors[name] = self._errors.get(name, 0) + 1
+            problems[feature] = f"{name} failed ({error_line(exc)})"
+            return None
+
+    async def read(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int, read_all_stats: bool,
+                   lock_waiting: int, tables: TableCounts) -> ServerHealth:
+        problems: dict[str, str | None] = dict.fromkeys(FEATURES)
+
+        def sql(bands: Mapping[int, str]) -> str:
+            return queries.pick_required(bands, version)
+
+        state_rows = await self._rows(conn, "server_state", sql(queries.SERVER_STATE), problems, "replication")
+        state = state_rows[0] if state_rows else None
+        if state is None:
+            for feature in ("wraparound", "autovacuum", "archiver"):
+                problems[feature] = problems["replication"]
+        replication = await self._replication(conn, version, state, read_all_stats, problems)
+        vacuum = await self._vacuum(conn, version, state, read_all_stats, tables, problems)
+        locks = await self._locks(conn, version, read_all_stats, lock_waiting, problems)
+        wal = await self._wal(conn, version, state, problems)
+        if vacuum is not None:
+            vacuum.oldest_tables = self._maintenance.oldest_tables
+        for feature, problem in self._maintenance.problems.items():
+            problems[feature] = problems[feature] or problem
+        self._report(problems)
+        return ServerHealth(replication, vacuum, locks, wal, self._maintenance.sequences, self._maintenance.bloat,
+                            problems, self.settings.top_applications)
+
+    async def _replication(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int,
+                           state: dict[str, Any] | None, read_all_stats: bool,
+                           problems: dict[str, str | None]) -> Replication | None:
+        slots = await self._rows(conn, "replication_slots", queries.pick_required(queries.REPLICATION_SLOTS, version),
+                                 problems, "replication_slots")
+        if state is None:
+            return None
+        in_recovery = bool(state["in_recovery"])
+        if self._in_recovery is not None and in_recovery != self._in_recovery:
+            log.info("%s: %s", self.target, "entered recovery: it is a standby now" if in_recovery
+                     else "left recovery (promoted): it is a primary now")
+        self._in_recovery = in_recovery
+        senders = await self._rows(conn, "replication_senders",
+                                   queries.pick_required(queries.REPLICATION_SENDERS, version), problems, "replication")
+        receiver: ReceiverRow | None = None
+        conflicts: list[dict[str, Any]] | None = []
+        if in_recovery:
+            found = await self._rows(conn, "wal_receiver", queries.pick_required(queries.WAL_RECEIVER, version),
+                                     problems, "replication")
+            receiver = from_row(ReceiverRow, found[0]) if found else None
+            conflicts = await self._rows(conn, "database_conflicts",
+                                         queries.pick_required(queries.DATABASE_CONFLICTS, version),
+                                         problems, "replication")
+        if not read_all_stats:
+            problems["replication"] = problems["replication"] or GRANT_MONITOR
+        return Replication(
+            in_recovery=in_recovery,
+            replay_paused=state["replay_paused"],
+            replay_backlog_bytes=state["replay_backlog_bytes"],
+            replay_lag_seconds=state["replay_lag_seconds"],
+            receiver=receiver,
+            senders=[from_row(SenderRow, r) for r in senders or []],
+            slots=[from_row(SlotRow, r) for r in slots or []],
+            conflicts=[from_row(ConflictRow, r) for r in conflicts or []],
+        )
+
+    async def _vacuum(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int,
+                      state: dict[str, Any] | None, read_all_stats: bool, tables: TableCounts,
+                      problems: dict[str, str | None]) -> Vacuum | None:
+        ages = await self._rows(conn, "frozen_ages", queries.pick_required(queries.FROZEN_AGES, version),
+                                problems, "wraparound")
+        running = await self._rows(conn, "vacuum_progress", queries.pick_required(queries.VACUUM_PROGRESS, version),
+                                   problems, "autovacuum")
+        if not read_all_stats:
+            problems["autovacuum"] = problems["autovacuum"] or GRANT_MONITOR
+        if state is None:
+            return None
+        return Vacuum(
+            freeze_max_age=float(state["freeze_max_age"]),
+            multixact_freeze_max_age=float(state["multixact_freeze_max_age"]),
+            workers=int(state["autovacuum_workers"]),
+            max_workers=int(state["autovacuum_max_workers"]),
+            databases=[from_row(FrozenAgeRow, r) for r in ages or []],
+            running=[from_row(VacuumRow, r) for r in running or []],
+            vacuum_due=tables.vacuum_due, analyze_due=tables.analyze_due,
+            autovacuum_disabled=tables.autovacuum_disabled,
+        )
+
+    async def _locks(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int, read_all_stats: bool,
+                     lock_waiting: int, problems: dict[str, str | None]) -> Locks:
+        if not read_all_stats:
+            problems["locks"] = GRANT_MONITOR  # other roles' waits are invisible: "nobody waits" would be a guess
+        if not lock_waiting:
+            return Locks()
+        waits = await self._rows(conn, "lock_waits", queries.pick_required(queries.LOCK_WAITS, version),
+                                 problems, "locks")
+        roots = await self._rows(conn, "lock_blockers", queries.pick_required(queries.LOCK_BLOCKERS, version),
+                                 problems, "locks")
+        return Locks([from_row(LockWaitRow, r) for r in waits or []], [from_row(BlockerRow, r) for r in roots or []])
+
+    async def _wal(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int,
+                   state: dict[str, Any] | None, problems: dict[str, str | None]) -> Wal | None:
+        rows = await self._rows(conn, "wal", queries.pick_required(queries.WAL, version), problems, "wal")
+        if rows is None:
+            problems["archiver"] = problems["archiver"] or problems["wal"]
+        io_sql = queries.pick(queries.IO, version)
+        io: list[dict[str, Any]] | None = []
+        if io_sql is None:
+            problems["io"] = "pg_stat_io needs PostgreSQL 16 or later"
+        else:
+            io = await self._rows(conn, "io", io_sql, problems, "io")
+        if rows is None or state is None:
+            return None
+        wal = Wal(from_row(WalRow, rows[0]), archive_mode=str(state["archive_mode"]),
+                  io=[from_row(IoRow, r) for r in io or []])
+        if not wal.archiving:
+            pass  # nothing is archived: nothing to read
+        elif not state["archive_status_readable"]:
+            problems["archive_pending"] = ("GRANT pg_monitor (or EXECUTE ON FUNCTION pg_ls_archive_statusdir()) "
+                                           "TO the dbpulse role")
+        else:
+            pending = await self._rows(conn, "archive_pending",
+                                       queries.pick_required(queries.ARCHIVE_PENDING, version), problems,
+                                       "archive_pending")
+            wal.pending_segments = int(pending[0]["pending_segments"]) if pending else None
+        return wal
+
+    @property
+    def thresholds(self) -> dict[int, dict[str, Any]]:
+        """Autovacuum's thresholds of each table (relid), as of the last maintenance read."""
+        return self._maintenance.thresholds
+
+    async def maintain(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int) -> None:
+        """The expensive reads, when older than maintenance_interval (a failed one waits for the next);
+        before the poll's tables are built, which take their autovacuum thresholds from here."""
+        now = time.monotonic()
+        if self._maintenance_at is not None and now - self._maintenance_at < self.settings.maintenance_interval:
+            return
+        k = self.settings.top_maintenance
+        problems: dict[str, str | None] = {"autovacuum": None, "wraparound": None, "sequences": None, "bloat": None}
+        thresholds = await self._rows(conn, "autovacuum_thresholds",
+                                      queries.pick_required(queries.AUTOVACUUM_THRESHOLDS, version),
+                                      problems, "autovacuum")
+        oldest = await self._rows(conn, "oldest_tables", queries.pick_required(queries.OLDEST_TABLES, version),
+                                  problems, "wraparound", {"limit": k})
+        seqs = await self._rows(conn, "sequences", queries.pick_required(queries.SEQUENCES, version),
+                                problems, "sequences")
+        bloat = await self._rows(conn, "bloat", queries.pick_required(queries.BLOAT, version), problems, "bloat")
+        sequence_rows = [from_row(SequenceRow, r) for r in seqs or []]
+        bloat_rows = [from_row(BloatRow, r) for r in bloat or []]
+        if any(not s.readable for s in sequence_rows):
+            problems["sequences"] = problems["sequences"] or GRANT_READ
+        if any(not b.readable for b in bloat_rows):
+            problems["bloat"] = problems["bloat"] or GRANT_READ
+        self._maintenance = Maintenance(
+            thresholds={int(r["relid"]): {f: r[f] for f in THRESHOLD_FIELDS} for r in thresholds or []},
+            oldest_tables=[from_row(OldestTableRow, r) for r in oldest] if oldest is not None else None,
+            sequences=top_sequences(sequence_rows, k) if seqs is not None else None,
+            bloat=top_bloat(bloat_rows, k) if bloat is not None else None,
+            problems=problems,
+        )
+        self._maintenance_at = now
+
+    def _report(self, problems: dict[str, str | None]) -> None:
+        """One log line per distinct hint when features change state, not one per poll."""
+        changed = {f: p for f, p in problems.items() if self._reported.get(f, None) != p or f not in self._reported}
+        by_hint: dict[str, list[str]] = {}
+        recovered = []
+        for feature, problem in changed.items():
+            if problem is not None:
+                by_hint.setdefault(problem, []).append(feature)
+            elif feature in self._reported:
+                recovered.append(feature)
+        for hint, features in by_hint.items():
+            log.warning("%s: %s unavailable: %s", self.target, ", ".join(features), hint)
+        if recovered:
+            log.info("%s: %s available again", self.target, ", ".join(recovered))
+        self._reported = dict(problems)

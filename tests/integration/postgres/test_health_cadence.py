@@ -1,0 +1,47 @@
+"""What the health reads cost: the expensive ones on their own cadence, the lock queries only while
+someone waits (pg_stat_statements counts what dbpulse ran)."""
+
+from __future__ import annotations
+
+import psycopg
+
+from tests.support import pg_poller
+
+
+def calls(conn: psycopg.Connection, like: str) -> int:
+    row = conn.execute("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE %s",
+                       (like,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+async def test_maintenance_reads_wait_for_their_interval(fresh_db: str) -> None:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("CREATE SEQUENCE ids AS integer")
+        slow = pg_poller(fresh_db, maintenance_interval=3600)
+        every = pg_poller(fresh_db, maintenance_interval=0)
+        try:
+            first = await slow.poll()
+            conn.execute("SELECT setval('ids', 2000000000)")
+            cached = await slow.poll()
+            fresh = await every.poll()
+            await every.poll()
+        finally:
+            await slow.close()
+            await every.close()
+        assert [s.used_ratio for s in first.health.sequences or []] == [0.0]  # type: ignore[union-attr]
+        assert [s.used_ratio for s in cached.health.sequences or []] == [0.0]  # type: ignore[union-attr]
+        assert [round(s.used_ratio or 0, 3) for s in fresh.health.sequences or []] == [0.931]  # type: ignore[union-attr]
+        # Two polls each: the slow poller read sequences once, the other twice.
+        assert calls(conn, "%pg_sequences%") == 3
+
+
+async def test_lock_queries_run_only_while_someone_waits(fresh_db: str) -> None:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        p = pg_poller(fresh_db)
+        try:
+            for _ in range(3):
+                snap = await p.poll()
+        finally:
+            await p.close()
+        assert snap.health is not None and snap.health.locks.blockers == []
+        assert calls(conn, "%pg_blocking_pids%") == 0 and calls(conn, "%NOT l.granted%") == 0

@@ -1,0 +1,85 @@
+"""The Health section's list: the alerts' thresholds, worst first."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from collectors.postgres import triage
+from collectors.postgres.health import ServerHealth
+from collectors.postgres.locks import BlockerRow, Locks
+from collectors.postgres.replication import Replication, SlotRow
+from collectors.postgres.sequences import SequenceRow
+from collectors.postgres.snapshot import PostgresSnapshot
+from collectors.postgres.vacuum import FrozenAgeRow, Vacuum
+from tests.rules.promql_check import RULES_DIR
+
+ALERTS = {r["alert"]: r for g in yaml.safe_load((RULES_DIR / "dbpulse-alerts.rules.yml").read_text())["groups"]
+          for r in g["rules"] if "alert" in r and r["labels"]["severity"] == "warning"}
+
+
+def threshold(alert: str) -> float:
+    """The number an alert's expression compares with (arithmetic like 64 * 1024 * 1024 evaluated)."""
+    m = re.search(r"(?:>=?|<)\s*([0-9][0-9.\s*]*)", ALERTS[alert]["expr"])
+    assert m, ALERTS[alert]["expr"]
+    value = 1.0
+    for factor in m.group(1).split("*"):
+        value *= float(factor)
+    return value
+
+
+@pytest.mark.parametrize(("alert", "value"), [
+    ("PostgresReplicationLag", triage.REPLICATION_LAG_BYTES),
+    ("PostgresStandbyReplayLag", triage.REPLAY_LAG_SECONDS),
+    ("PostgresReplicationSlotInactive", triage.SLOT_RETAINED_BYTES),
+    ("PostgresTransactionIdWraparound", triage.WRAPAROUND_WARNING),
+    ("PostgresMultixactIdWraparound", triage.WRAPAROUND_WARNING),
+    ("PostgresBlockingChain", triage.BLOCKED_SESSIONS),
+    ("PostgresLongLockWait", triage.LOCK_WAIT_SECONDS),
+    ("PostgresSequenceNearExhaustion", triage.SEQUENCE_USED),
+])
+def test_the_page_uses_the_alerts_thresholds(alert: str, value: float) -> None:
+    assert threshold(alert) == value
+
+
+def test_freeze_and_critical_thresholds_match() -> None:
+    assert "1.2 * dbpulse_pg_freeze_max_age" in ALERTS["PostgresAutovacuumFreezeOverdue"]["expr"]
+    assert triage.FREEZE_OVERDUE == 1.2
+    text = (RULES_DIR / "dbpulse-alerts.rules.yml").read_text()
+    assert f'dbpulse_pg_database_wraparound_ratio{{kind="xid"}} > {triage.WRAPAROUND_CRITICAL}' in text
+
+
+def snapshot(health: ServerHealth) -> PostgresSnapshot:
+    return PostgresSnapshot(target="t", datname="app", server_version="17.10", max_connections=100, features={},
+                            connections=[], oldest_transaction_seconds=0, idle_in_transaction_oldest_seconds=0,
+                            lock_waiting_sessions=0, databases=[], tables=[], table_count=0, indexes=[],
+                            index_count=0, statements=[], statement_count=0, statements_reset=None,
+                            query_errors={}, health=health, longest_active=[("report", 900.0)])
+
+
+def test_worst_first_and_only_what_needs_attention() -> None:
+    health = ServerHealth(
+        replication=Replication(in_recovery=False, slots=[
+            SlotRow("gone", "physical", wal_status="lost"), SlotRow("ok", "physical", active=True, retained_bytes=1e6),
+            SlotRow("idle", "logical", retained_bytes=5e9, wal_status="reserved")]),
+        vacuum=Vacuum(200e6, 400e6, 1, 3, databases=[FrozenAgeRow("app", 0.8 * 2**31), FrozenAgeRow("calm", 1e6),
+                                                      FrozenAgeRow("slow", 0.55 * 2**31)]),
+        locks=Locks(blockers=[BlockerRow(4242, "billing", "idle in transaction", 30.0, 1, 7, 95.0, "UPDATE x")]),
+        wal=None,
+        sequences=[SequenceRow("public", "ids", used_ratio=0.9), SequenceRow("public", "fine", used_ratio=0.1)],
+        bloat=None, problems={"sequences": None, "io": "pg_stat_io needs PostgreSQL 16 or later",
+                              "locks": "GRANT pg_monitor TO the dbpulse role"})
+    items = triage.triage(snapshot(health))
+    assert [(a.severity, a.subject) for a in items][:1] == [("critical", "database app")]
+    subjects = [a.subject for a in items]
+    for expected in ("database slow", "physical slot gone", "logical slot idle", "pid 4242 (billing)",
+                     "sequence public.ids", "report", "locks"):
+        assert expected in subjects, subjects
+    for quiet in ("database calm", "physical slot ok", "sequence public.fine", "io"):
+        assert quiet not in subjects
+    severities = [triage.SEVERITY_RANK[a.severity] for a in items]
+    assert severities == sorted(severities)
+    warnings = [a for a in items if a.severity == "warning"]
+    assert [a.score for a in warnings] == sorted((a.score for a in warnings), reverse=True)

@@ -3,8 +3,10 @@
 ``Advisor.run`` is synchronous and opens its own short-lived, read-only,
 time-bounded session (``session_kwargs``). An ``Advisor`` object kept by the
 service remembers the previous ``pg_stat_statements`` counters, so
-``slow_statement`` and ``n_plus_one`` look at the window since the last run;
-the one-shot command uses lifetime counters.
+``slow_statement`` and ``n_plus_one`` look at the window since the last run,
+and keeps the statements' windows and the tables' index OIDs for outcomes
+(``outcomes.py``); the one-shot command uses lifetime counters and has no
+outcomes.
 """
 
 from __future__ import annotations
@@ -19,12 +21,16 @@ import psycopg
 from collectors.postgres.access import ADVISOR_APPLICATION_NAME, ADVISOR_TAG, error_line, session_kwargs
 from collectors.postgres.statements import StatementStat, deltas, read_statements, read_statements_reset
 
-from .candidates import Workload, build_candidates, select_heuristic, select_verified
-from .catalog import Catalog, read_catalog
-from .findings import AdviceReport, Skipped, VerificationStats
-from .hygiene import hygiene_findings
+from .candidates import Workload, build_candidates
+from .catalog import Catalog, key_signature, read_catalog
+from .evidence import Rates
+from .findings import AdviceReport, Finding, Skipped, VerificationStats
+from .hygiene import hygiene_findings, stats_age_seconds, unused_held_back_note
+from .outcomes import OutcomeTracker, Regression
 from .patterns import n_plus_one_findings, slow_findings
+from .plan import build_plan
 from .query_analysis import StatementAnalysis, analyze
+from .selection import Selection, select_heuristic, select_verified
 from .settings import Thresholds
 from .whatif import Budget, WhatIf
 
@@ -48,6 +54,8 @@ class Advisor:
         self._previous: dict[int, StatementStat] | None = None
         self._analysis_cache: dict[str, StatementAnalysis] = {}
         self._conn: psycopg.Connection[Any] | None = None  # the running session, for cancel()
+        self._table_counts: tuple[float, dict[int, int]] | None = None  # (monotonic time, inserts + updates)
+        self.outcomes = OutcomeTracker(self.settings)
 
     def connect(self) -> psycopg.Connection[Any]:
         kwargs = session_kwargs(self.settings.statement_timeout_seconds, application_name=ADVISOR_APPLICATION_NAME,
@@ -97,6 +105,10 @@ class Advisor:
         report = AdviceReport(target=self.target, generated_at=datetime.now(UTC), stats_reset=cat.stats_reset)
         report.notes.extend(cat.notes)
         report.findings.extend(hygiene_findings(cat, s))
+        held = unused_held_back_note(cat, s)
+        if held:
+            report.notes.append(held)
+        table_rates = self._table_writes_per_hour(cat)
 
         try:
             current = [st for st in read_statements(conn, cat.server_version_num, s.max_statements)
@@ -105,8 +117,10 @@ class Advisor:
         except psycopg.Error as exc:
             report.notes.append(
                 f"pg_stat_statements not readable ({exc.sqlstate}: {error_line(exc)}): "
-                "missing_index, n_plus_one and slow_statement disabled"
+                "missing_index, n_plus_one, slow_statement and outcomes disabled; "
+                "CREATE EXTENSION pg_stat_statements (preloaded) and GRANT pg_read_all_stats to the role"
             )
+            report.plan = build_plan(report.findings, Selection(), cat, Workload([]), s, Rates(None, table_rates))
             return report
         first_run = self._previous is None
         window_stats = deltas(current, self._previous)
@@ -130,32 +144,113 @@ class Advisor:
         candidates = build_candidates(workload, cat, s)
         unplannable: dict[int, str] = {}
         stats = VerificationStats()
-        if candidates and s.use_hypopg and cat.hypopg_version:
+        selection = Selection()
+        since = statements_reset or cat.stats_reset
+        rates = Rates((cat.now - since).total_seconds() if since and cat.now else None, table_rates)
+        if s.use_hypopg and cat.hypopg_version:
             budget = Budget(s.verification_max_explains, s.verification_max_seconds)
-            whatif = WhatIf(conn, cat.server_version_num, budget)
+            whatif = WhatIf(conn, cat.server_version_num, budget, can_hide=cat.hypopg_can_hide)
             try:
-                report.findings.extend(select_verified(candidates, workload, cat, whatif, s, unplannable))
+                if candidates:
+                    report.findings.extend(select_verified(candidates, workload, cat, whatif, s, unplannable,
+                                                           selection))
+                stats = VerificationStats(budget.explains, budget.seconds, budget.exhausted(), "hypopg")
+                report.plan = build_plan(report.findings, selection, cat, workload, s, rates, whatif, unplannable)
             finally:
                 whatif.reset()
-            stats = VerificationStats(budget.explains, budget.seconds, budget.exhausted(), "hypopg")
             if budget.exhausted():
                 report.notes.append(
                     f"verification budget exhausted ({budget.explains} EXPLAINs, {budget.seconds:.1f} s): "
-                    "advice covers the tables verified so far"
+                    "advice covers the tables verified so far, heaviest first; raise verification_max_explains "
+                    "or verification_max_seconds (and the advisor's timeout) to cover the rest"
                 )
-        elif candidates:
-            reason = "disabled by settings" if not s.use_hypopg else "the hypopg extension is not installed"
-            report.notes.append(f"HypoPG verification unavailable ({reason}): missing_index advice is heuristic")
-            report.findings.extend(select_heuristic(candidates, workload, s))
+            method = ("hypopg_hide_index (HypoPG >= 1.4): each drop costed without the index"
+                      if cat.hypopg_can_hide else
+                      f"HypoPG {cat.hypopg_version} has no hypopg_hide_index (1.4+): drops were checked with "
+                      "the catalog (scans, covering indexes) and the statements whose plans use the index")
+            if report.plan.actions:
+                report.notes.append(f"plan checked as a whole: creates with HypoPG; {method}")
+        else:
+            reason = ("disabled by settings (use_hypopg: false)" if not s.use_hypopg else
+                      "the hypopg extension is not installed: CREATE EXTENSION hypopg in this database")
+            report.notes.append(f"HypoPG verification unavailable ({reason}): missing_index advice is heuristic "
+                                "and the plan's drops are checked with the catalog only")
+            if candidates:
+                report.findings.extend(select_heuristic(candidates, workload, s, selection))
             stats = VerificationStats(mode="heuristic")
+            report.plan = build_plan(report.findings, selection, cat, workload, s, rates)
         report.verification = stats
         for stat, _ in items:
             if stat.queryid in unplannable:
                 report.skipped.append(Skipped(stat.queryid, stat.query[:1000], unplannable[stat.queryid], stat.calls))
+        report.notes.extend(skipped_notes(report.skipped))
 
         window = "since statistics were reset" if first_run else "since the previous advisor run"
         windowed = [(st, by_id[st.queryid]) for st in window_stats if st.queryid in by_id]
         total_calls = sum(st.calls for st, _ in windowed)
         report.findings.extend(n_plus_one_findings(windowed, cat, s, total_calls))
         report.findings.extend(slow_findings(list(windowed), cat, s, window))
+
+        tables_of = {st.queryid: {t.oid for t in (cat.table(r) for r in a.relations) if t is not None}
+                     for st, a in items}
+        report.outcomes, regressions = self.outcomes.update(
+            [st for st in window_stats if st.queryid in by_id], tables_of, cat, report.generated_at)
+        report.findings.extend(regression_findings(regressions))
+        self.outcomes.remember_advice(
+            [(c.candidate.table.oid, tuple(key_signature(k) for k, _ in c.candidate.keys))
+             for c in selection.chosen if c.finding.action is not None],
+            [i.oid for i in cat.indexes if any(i.qualified in a.drops for a in report.plan.actions)])
         return report
+
+    def _table_writes_per_hour(self, cat: Catalog) -> dict[int, float]:
+        """Inserts + updates per hour per table: since the previous run (the service), else since the reset."""
+        now = time.monotonic()
+        counts = {oid: t.inserts + t.updates for oid, t in cat.tables.items()}
+        out: dict[int, float] = {}
+        previous, self._table_counts = self._table_counts, (now, counts)
+        if previous is not None and now - previous[0] > 1:
+            elapsed = now - previous[0]
+            for oid, n in counts.items():
+                before = previous[1].get(oid)
+                if before is not None and n >= before:
+                    out[oid] = (n - before) * 3600 / elapsed
+            return out
+        age = stats_age_seconds(cat.stats_reset, cat.now)
+        if age and age > 0:
+            out = {oid: n * 3600 / age for oid, n in counts.items()}
+        return out
+
+
+def skipped_notes(skipped: list[Skipped]) -> list[str]:
+    """One note per class of statements the advice does not cover (utility statements are expected)."""
+    notes = []
+    for category, what, todo in (
+        ("parse", "could not be parsed or analyzed", "usually texts truncated by track_activity_query_size"),
+        ("privilege", "could not be planned for lack of privilege",
+         "GRANT SELECT on their tables to the advisor's role (EXPLAIN needs it; nothing is executed)"),
+        ("syntax", "could not be planned (syntax of the normalized text)", "see the skipped list"),
+        ("types", "could not be planned (parameter types)", "see the skipped list"),
+        ("other", "could not be planned", "see the skipped list"),
+    ):
+        group = sorted((sk for sk in skipped if sk.category == category), key=lambda sk: -sk.calls)
+        if not group:
+            continue
+        top = "; ".join(f"{sk.queryid} ({sk.calls} calls): {sk.query[:80]}" for sk in group[:3])
+        notes.append(f"{len(group)} statement(s) {what}, so the advice does not cover them ({todo}). "
+                     f"Heaviest: {top}")
+    return notes
+
+
+def regression_findings(regressions: list[Regression]) -> list[Finding]:
+    out = []
+    for r in regressions:
+        ratio = r.current.mean_exec_seconds / r.baseline.mean_exec_seconds if r.baseline.mean_exec_seconds else 0.0
+        out.append(Finding(
+            kind="statement_regression", table=r.table,
+            evidence=(f"Statement {r.queryid} now takes {r.current.mean_exec_seconds * 1000:.2f} ms per call "
+                      f"({r.current.calls} calls in the last window), {ratio:.1f}x its "
+                      f"{r.baseline.mean_exec_seconds * 1000:.2f} ms before, {r.cause}."),
+            queryids=[r.queryid], calls=r.current.calls, mean_exec_seconds=r.current.mean_exec_seconds,
+            benefit=r.current.exec_seconds * 1000, query=r.query,
+        ))
+    return out

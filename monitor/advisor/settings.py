@@ -29,6 +29,11 @@ class Thresholds(Strict):
     verification_max_seconds: float = Field(30.0, ge=0)
     use_hypopg: bool = True
 
+    # the plan: the final index set checked as a whole
+    plan_check_max_explains: int = Field(400, ge=0, description="EXPLAINs for checking the plan as a whole")
+    plan_drop_max_cost_increase: float = Field(
+        0.1, ge=0, description="with hypopg_hide_index: a drop may raise a statement's cost by this fraction")
+
     # unused_index
     unused_min_stats_age_seconds: float = Field(7 * 86400.0, ge=0,
                                                 description="statistics younger than this prove nothing")
@@ -46,6 +51,21 @@ class Thresholds(Strict):
     # slow_statement
     slow_mean_seconds: float = Field(0.5, ge=0)
     slow_min_calls: int = Field(1, ge=1)
+
+    # outcomes (the service only: it keeps statement windows across runs)
+    outcome_windows: int = Field(12, ge=2, description="advisor windows kept per statement")
+    outcome_baseline_windows: int = Field(3, ge=1, description="windows before an index change that make its baseline")
+    outcome_follow_seconds: float = Field(3600.0, ge=0, description="windows after a change are added for this long")
+    outcome_keep_seconds: float = Field(86400.0, ge=0, description="an outcome is reported for this long")
+    outcome_min_calls: int = Field(5, ge=1, description="calls before and after to judge a statement")
+    outcome_min_delta_seconds: float = Field(0.0005, ge=0, description="smaller mean-time changes are noise")
+    outcome_improvement_ratio: float = Field(0.8, gt=0, le=1, description="after/before mean time at most this")
+    outcome_regression_ratio: float = Field(1.5, ge=1, description="after/before mean time at least this")
+
+    # statement_regression against a statement's own baseline
+    regression_factor: float = Field(3.0, ge=1, description="mean time this many times its baseline's median")
+    regression_min_windows: int = Field(3, ge=1, description="earlier windows needed for a baseline")
+    regression_min_calls: int = Field(10, ge=1, description="calls a window needs to count")
 
 
 class AdvisorSettings(Strict):

@@ -1,4 +1,4 @@
-// dbpulse web UI: re-fetch the server-rendered sections (escaped on the server), copy DDL.
+// dbpulse web UI: re-fetch the server-rendered sections (escaped on the server), copy DDL, keep plans open.
 (function () {
   "use strict";
   var body = document.body;
@@ -14,7 +14,10 @@
         return response.text();
       })
       .then(function (html) {
+        // An engineer reading a full plan keeps it open across refreshes (details carry stable ids).
+        var open = Array.prototype.map.call(live.querySelectorAll("details[open][id]"), function (d) { return d.id; });
         live.innerHTML = html;
+        open.forEach(function (id) { var d = document.getElementById(id); if (d) { d.open = true; } });
         refreshes += 1;
         document.documentElement.setAttribute("data-refreshes", String(refreshes));
         status.textContent = "refreshed " + new Date().toLocaleTimeString() + " (every " + every / 1000 + " s)";

@@ -115,6 +115,7 @@ def test_json_contract(report: AdviceReport) -> None:
     assert report.counts_by_kind() == {
         "missing_index": 4, "n_plus_one": 1, "slow_statement": 1, "invalid_index": 1,
         "duplicate_index": 1, "redundant_index": 1, "unused_index": 3, "low_selectivity_index": 1,
+        "statement_regression": 0,
     }
 
 

@@ -2,7 +2,8 @@
 # Install everything dbpulse needs to run and to be tested, on a fresh Debian machine:
 # system packages (PostgreSQL 15 with pg_stat_statements and HypoPG, Redis,
 # Prometheus/promtool, Alertmanager/amtool, Chromium for the UI test, and the
-# peer exporters the benchmarks compare against), then a virtualenv with the
+# peers the benchmarks compare against: the exporters and pg_qualstats' index
+# advisor), then a virtualenv with the
 # project and its test extra. Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   postgresql-15 postgresql-contrib postgresql-15-hypopg redis-server
   prometheus prometheus-alertmanager chromium chromium-driver
-  prometheus-postgres-exporter prometheus-redis-exporter
+  prometheus-postgres-exporter prometheus-redis-exporter postgresql-15-pg-qualstats
 )
 PYTHON=${PYTHON:-python3}
 

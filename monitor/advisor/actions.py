@@ -66,6 +66,7 @@ class NewIndex:
     columns: list[str]
     ddl: str
     why_this_order: str = ""
+    predicate: str | None = None  # a partial index's WHERE
     index_size_bytes: int | None = None  # hypopg_relation_size (HypoPG ignores btree deduplication)
     verified: str | None = None  # "hypopg" | "heuristic"
     statements: list[ServedStatement] = field(default_factory=list)
@@ -75,7 +76,8 @@ class NewIndex:
 
     @property
     def label(self) -> str:
-        return f"{self.table} ({', '.join(self.columns)})"
+        where = f" WHERE {self.predicate}" if self.predicate else ""
+        return f"{self.table} ({', '.join(self.columns)}){where}"
 
     @property
     def write_overhead_rows_per_hour(self) -> float | None:
@@ -85,7 +87,7 @@ class NewIndex:
 
     def to_json_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"table": self.table, "columns": list(self.columns), "ddl": self.ddl}
-        for name in ("why_this_order", "index_size_bytes", "verified", "table_writes_per_hour",
+        for name in ("predicate", "why_this_order", "index_size_bytes", "verified", "table_writes_per_hour",
                      "write_overhead_ratio", "write_overhead_rows_per_hour", "saved_seconds_per_hour"):
             value = getattr(self, name)
             if value is not None and value != "":

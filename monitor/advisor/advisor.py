@@ -23,16 +23,18 @@ from collectors.postgres.statements import StatementStat, deltas, read_statement
 
 from .candidates import Workload, build_candidates
 from .catalog import Catalog, key_signature, read_catalog
-from .evidence import Rates
 from .findings import AdviceReport, Finding, Skipped, VerificationStats
 from .hygiene import hygiene_findings, stats_age_seconds, unused_held_back_note
+from .normalize import planned_form
 from .outcomes import OutcomeTracker, Regression
 from .patterns import n_plus_one_findings, slow_findings
 from .plan import build_plan
 from .query_analysis import StatementAnalysis, analyze
-from .selection import Selection, select_heuristic, select_verified
+from .rates import Rates
+from .selection import Measured, Selection, explain_statement, select_heuristic, select_verified, unplannable_reason
 from .settings import Thresholds
-from .whatif import Budget, WhatIf
+from .skew import Samples, analyze_skew, partial_candidates, partial_served, read_qualstats
+from .whatif import Budget, PlanError, WhatIf
 
 __all__ = ["AdviceReport", "Advisor", "AdvisorConnectionError", "Thresholds"]
 
@@ -56,6 +58,7 @@ class Advisor:
         self._conn: psycopg.Connection[Any] | None = None  # the running session, for cancel()
         self._table_counts: tuple[float, dict[int, int]] | None = None  # (monotonic time, inserts + updates)
         self.outcomes = OutcomeTracker(self.settings)
+        self._plannable: dict[str, str | None] = {}  # statement text -> why it cannot be planned (None: it can)
 
     def connect(self) -> psycopg.Connection[Any]:
         kwargs = session_kwargs(self.settings.statement_timeout_seconds, application_name=ADVISOR_APPLICATION_NAME,
@@ -141,7 +144,26 @@ class Advisor:
         by_id = {st.queryid: a for st, a in items}
 
         workload = Workload(items)
+        for stat, _ in items:  # typed literals (date $1) become casts: the forms the server can prepare
+            planned = planned_form(stat.query)
+            if planned.rewrites:
+                workload.planned_texts[stat.queryid] = planned.text
+                workload.rewrites[stat.queryid] = planned.rewrites
+        samples: Samples = {}
+        if cat.qualstats_version:
+            samples, problem = read_qualstats(conn)
+            if problem:
+                report.notes.append(problem)
+        skewed = analyze_skew(workload, cat, s, samples)
         candidates = build_candidates(workload, cat, s)
+        known = {c.signature for c in candidates}
+        candidates += [c for c in partial_candidates(skewed, s)
+                       if c.signature not in known and not partial_served(c, cat.indexes_of(c.table))]
+        if workload.variants:
+            sources = sorted({sk.source for sk in skewed}) or ["pg_qualstats" if samples else "rows per call"]
+            report.notes.append(f"{len(workload.variants)} statement(s) compare a parameter with a skewed column: "
+                                f"costed with the values they are called with ({', '.join(sources)}), not only "
+                                "the generic plan")
         unplannable: dict[int, str] = {}
         stats = VerificationStats()
         selection = Selection()
@@ -153,7 +175,7 @@ class Advisor:
             try:
                 if candidates:
                     report.findings.extend(select_verified(candidates, workload, cat, whatif, s, unplannable,
-                                                           selection))
+                                                           selection, rates))
                 stats = VerificationStats(budget.explains, budget.seconds, budget.exhausted(), "hypopg")
                 report.plan = build_plan(report.findings, selection, cat, workload, s, rates, whatif, unplannable)
             finally:
@@ -180,10 +202,17 @@ class Advisor:
             stats = VerificationStats(mode="heuristic")
             report.plan = build_plan(report.findings, selection, cat, workload, s, rates)
         report.verification = stats
+        report.statements_planned = self._cover(conn, cat, workload, selection, unplannable)
         for stat, _ in items:
             if stat.queryid in unplannable:
                 report.skipped.append(Skipped(stat.queryid, stat.query[:1000], unplannable[stat.queryid], stat.calls))
         report.notes.extend(skipped_notes(report.skipped))
+        rewritten = {q: r for q, r in workload.rewrites.items() if q not in unplannable}
+        report.statements_rewritten = len(rewritten)
+        if rewritten:
+            rules = sorted({rule for r in rewritten.values() for rule in r})
+            report.notes.append(f"{len(rewritten)} statement(s) were planned in an equivalent rewritten form "
+                                f"({', '.join(rules)}): pg_stat_statements' normalized text does not prepare")
 
         window = "since statistics were reset" if first_run else "since the previous advisor run"
         windowed = [(st, by_id[st.queryid]) for st in window_stats if st.queryid in by_id]
@@ -201,6 +230,49 @@ class Advisor:
              for c in selection.chosen if c.finding.action is not None],
             [i.oid for i in cat.indexes if any(i.qualified in a.drops for a in report.plan.actions)])
         return report
+
+    def _cover(self, conn: psycopg.Connection[Any], cat: Catalog, workload: Workload, selection: Selection,
+               unplannable: dict[int, str]) -> int:
+        """Plan every analyzed statement once, so what cannot be planned is counted whatever its table.
+
+        The verification plans only the statements on tables with candidates. A text's result is kept
+        across runs (the service): a plannable text is not planned again, a failure is reported again.
+        Returns the number of statements known to plan."""
+        s = self.settings
+        budget = Budget(s.coverage_max_explains, max(1.0, s.verification_max_seconds / 4))
+        whatif = WhatIf(conn, cat.server_version_num, budget)
+        planned = 0
+        for stat, analysis in sorted(workload.items, key=lambda sa: -sa[0].exec_seconds):
+            q = stat.queryid
+            if q in unplannable:
+                self._plannable[stat.query] = unplannable[q]
+                continue
+            if q in selection.initial:
+                self._plannable[stat.query] = None
+                planned += 1
+                continue
+            if stat.query in self._plannable:
+                known = self._plannable[stat.query]
+                if known is None:
+                    planned += 1
+                else:
+                    unplannable[q] = known
+                continue
+            if budget.exhausted():
+                continue
+            try:
+                plan = explain_statement(whatif, workload, stat, analysis)
+            except PlanError as exc:
+                if isinstance(exc.__cause__, psycopg.errors.QueryCanceled):
+                    continue
+                unplannable[q] = self._plannable[stat.query] = unplannable_reason(exc)
+                continue
+            self._plannable[stat.query] = None
+            selection.initial.setdefault(q, Measured(float(plan["Total Cost"]), plan))
+            planned += 1
+        if len(self._plannable) > 4 * s.max_statements:
+            self._plannable.clear()
+        return planned
 
     def _table_writes_per_hour(self, cat: Catalog) -> dict[int, float]:
         """Inserts + updates per hour per table: since the previous run (the service), else since the reset."""

@@ -24,6 +24,17 @@ from .ddl import create_index
 from .query_analysis import Key, StatementAnalysis, TableUsage
 from .settings import Thresholds
 
+
+@dataclass(frozen=True)
+class Variant:
+    """A statement with one parameter replaced by a value it is called with, and the share of its calls."""
+
+    text: str
+    n_params: int
+    weight: float
+    label: str  # e.g. status = 'pending'
+
+
 Role = Literal["equality", "in", "join", "range", "order", "group"]
 _ROLE_TEXT: dict[str, str] = {
     "equality": "compared with =", "in": "compared with IN / = ANY", "join": "a join key",
@@ -39,9 +50,38 @@ class Candidate:
     queryids: set[int] = field(default_factory=set)
     roles: tuple[Role, ...] = ()  # per key, why it is there (empty: unknown)
     low_cardinality: frozenset[str] = frozenset()  # equality keys moved after the selective ones
+    predicate: str | None = None  # a partial index's WHERE clause (SQL text)
+    # Indexes advised together with this one: the other branches of an OR (a BitmapOr needs them all).
+    companions: tuple[Candidate, ...] = ()
+    why: str = ""  # an extra sentence for people: the OR, the skewed value
+    predicate_fraction: float = 1.0  # of the table's rows a partial index holds (pg_stats)
+
+    def estimated_bytes(self) -> float:
+        """A btree size estimate that, unlike HypoPG 1.3.1's, counts deduplication (PostgreSQL 13+): each
+        distinct key is stored once, its other rows as 6-byte heap pointers in a posting list."""
+        total = 0.0
+        for member in self.members:
+            rows = member.table.rows * member.predicate_fraction
+            width = member.table.entry_width([k for k, _ in member.keys]) or 8.0 + 8 * len(member.keys)
+            width = -(-width // 8) * 8 + 4  # MAXALIGN, plus the line pointer
+            distinct = 1.0
+            for key, _ in member.keys:
+                d = None if key.is_expression else member.table.distinct_values(key.text)
+                distinct *= d if d else rows
+            distinct = min(max(distinct, 1.0), max(rows, 1.0))
+            total += (distinct * width + (rows - distinct) * 6) / 0.9  # leaves are filled to 90%
+        return total
+
+    @property
+    def members(self) -> tuple[Candidate, ...]:
+        return (self, *self.companions)
 
     def order_reason(self) -> str:
-        """One line: why the columns are in this order."""
+        """One line: why the columns are in this order (and why this index at all, for an OR or a skew)."""
+        reason = self._order_reason()
+        return f"{reason.rstrip('.')}; {self.why}." if self.why else reason
+
+    def _order_reason(self) -> str:
         if not self.roles:
             return "equality columns first, then the range or sort column"
         parts: list[str] = []
@@ -67,15 +107,25 @@ class Candidate:
         return "; ".join(parts) + "."
 
     @property
-    def signature(self) -> tuple[int, tuple[tuple[str, bool], ...]]:
-        return self.table.oid, tuple((key_signature(k), d) for k, d in self.keys)
+    def key_signature(self) -> tuple[tuple[str, bool], ...]:
+        return tuple((key_signature(k), d) for k, d in self.keys)
+
+    @property
+    def signature(self) -> tuple[object, ...]:
+        own = (self.table.oid, self.key_signature, self.predicate or "")
+        return own if not self.companions else (own, *(c.signature for c in self.companions))
 
     @property
     def columns(self) -> list[str]:
         return [k.text + (" DESC" if d else "") for k, d in self.keys]
 
+    @property
+    def label(self) -> str:
+        where = f" WHERE {self.predicate}" if self.predicate else ""
+        return f"{self.table.qualified} ({', '.join(self.columns)}){where}"
+
     def ddl(self) -> str:
-        return create_index(self.table.schema, self.table.name, list(self.keys))
+        return create_index(self.table.schema, self.table.name, list(self.keys), where=self.predicate)
 
     def hypothetical_sql(self) -> str:
         return self.ddl().replace("CREATE INDEX CONCURRENTLY", "CREATE INDEX").rstrip(";")
@@ -88,6 +138,9 @@ class Workload:
     items: list[tuple[StatementStat, StatementAnalysis]]
     # queryid -> the text to plan, when it differs from the statement's own (see normalize.py)
     planned_texts: dict[int, str] = field(default_factory=dict)
+    rewrites: dict[int, tuple[str, ...]] = field(default_factory=dict)  # queryid -> the rules that made it
+    # queryid -> the values a skewed column is compared with, weighted by how often (skew.py)
+    variants: dict[int, list[Variant]] = field(default_factory=dict)
 
     def planned(self, stat: StatementStat, analysis: StatementAnalysis) -> tuple[str, int]:
         """(text, number of parameters) to EXPLAIN for a statement."""
@@ -136,13 +189,47 @@ def candidates_for_usage(usage: TableUsage, table: Table, settings: Thresholds) 
     out = []
     eq_part: list[tuple[tuple[Key, bool], Role]] = [((k, False), r) for k, r in eq]
     tail_part: list[tuple[tuple[Key, bool], Role]] = [(kd, tail_role) for kd in tail]
-    for parts in (eq_part + tail_part, eq_part):
+    shapes = [eq_part + tail_part, eq_part]
+    # In a join, the filters alone (for a hash join that reads this table once) and the join keys alone
+    # (the inner side of a nested loop) are candidates too: the whole statement's cost decides.
+    filters = [p for p in eq_part if p[1] != "join"]
+    joins = [p for p in eq_part if p[1] == "join"]
+    if joins and (filters or tail_part):
+        shapes += [filters + tail_part, joins]
+    for parts in shapes:
         parts = parts[: settings.max_index_columns]
+        n_eq = sum(1 for _, r in parts if r in ("equality", "in", "join"))
         if parts:
-            out.append(Candidate(table, tuple(kd for kd, _ in parts), min(len(eq), len(parts)),
+            out.append(Candidate(table, tuple(kd for kd, _ in parts), n_eq,
                                  roles=tuple(r for _, r in parts), low_cardinality=low))
     if not eq and not tail:
         return []
+    return out
+
+
+def or_candidates(usage: TableUsage, table: Table, settings: Thresholds, indexes: Sequence[Index]) -> list[Candidate]:
+    """One bundle per OR group: the widest candidate of every disjunct no existing index serves yet."""
+    out = []
+    for parts in usage.or_groups:
+        members: dict[object, Candidate] = {}
+        for part in parts:
+            own = candidates_for_usage(part, table, settings)
+            if not own:
+                break
+            if any(served_by(c, indexes) is not None for c in own):
+                continue  # this branch already has an index: the BitmapOr uses it
+            members.setdefault(own[0].signature, own[0])
+        else:
+            if not members:
+                continue
+            first, *rest = members.values()
+            if rest:
+                names = " OR ".join(f"({', '.join(m.columns)})" for m in members.values())
+                first = Candidate(first.table, first.keys, first.n_equality, set(), first.roles,
+                                  first.low_cardinality, companions=tuple(rest),
+                                  why=f"the statement ORs its conditions ({names}): a BitmapOr needs an index on "
+                                      "every branch, so they are advised together")
+            out.append(first)
     return out
 
 
@@ -168,8 +255,9 @@ def build_candidates(workload: Workload, cat: Catalog, settings: Thresholds) -> 
             if table is None or table.rows < settings.min_table_rows:
                 continue
             indexes = cat.indexes_of(table)
-            for cand in candidates_for_usage(usage, table, settings):
-                if served_by(cand, indexes) is not None:
+            for cand in [*candidates_for_usage(usage, table, settings),
+                         *or_candidates(usage, table, settings, indexes)]:
+                if not cand.companions and served_by(cand, indexes) is not None:
                     continue
                 known = found.setdefault(cand.signature, cand)
                 known.queryids.add(stat.queryid)

@@ -32,7 +32,7 @@ WHERE c.relkind IN ('r', 'p', 'm')
 """
 
 COLUMNS_SQL = f"""
-SELECT /* {TAG} */ a.attrelid, a.attname
+SELECT /* {TAG} */ a.attrelid, a.attname, a.attnum
 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'm')
@@ -40,7 +40,8 @@ WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'm')
 """
 
 STATS_SQL = f"""
-SELECT /* {TAG} */ schemaname, tablename, attname, n_distinct, null_frac, avg_width
+SELECT /* {TAG} */ schemaname, tablename, attname, n_distinct, null_frac, avg_width,
+       most_common_vals::text, most_common_freqs
 FROM pg_stats WHERE schemaname NOT IN ('pg_catalog', 'information_schema')
 """
 
@@ -94,6 +95,8 @@ class Column:
     n_distinct: float | None = None  # pg_stats convention: negative = fraction of rows
     null_frac: float | None = None
     avg_width: int | None = None  # bytes, from pg_stats
+    attnum: int = 0
+    most_common: list[tuple[str, float]] | None = None  # pg_stats most_common_vals (as text) and freqs
 
 
 @dataclass
@@ -191,6 +194,7 @@ class Catalog:
     server_version_num: int = 0
     hypopg_version: str | None = None
     hypopg_can_hide: bool = False  # HypoPG >= 1.4: hypopg_hide_index()
+    qualstats_version: str | None = None  # pg_qualstats in this database: samples of real constants
     notes: list[str] = field(default_factory=list)
     _by_name: dict[tuple[str, str], Table] = field(default_factory=dict)
     search_path: tuple[str, ...] = ("public",)
@@ -211,6 +215,36 @@ class Catalog:
         return [i for i in self.indexes if i.table_oid == table.oid]
 
 
+def parse_array(text: str) -> list[str] | None:
+    """Elements of a one-dimensional PostgreSQL array literal (``{a,"b c",NULL}``); None if it is not one."""
+    if len(text) < 2 or text[0] != "{" or text[-1] != "}":
+        return None
+    out: list[str] = []
+    i, body = 0, text[1:-1]
+    while i < len(body):
+        if body[i] == '"':
+            i += 1
+            value = []
+            while i < len(body) and body[i] != '"':
+                if body[i] == "\\" and i + 1 < len(body):
+                    i += 1
+                value.append(body[i])
+                i += 1
+            out.append("".join(value))
+            i += 1  # the closing quote
+        else:
+            end = body.find(",", i)
+            end = len(body) if end < 0 else end
+            item = body[i:end]
+            if item.startswith("{"):
+                return None  # nested: not one-dimensional
+            out.append(item)
+            i = end
+        if i < len(body) and body[i] == ",":
+            i += 1
+    return out
+
+
 def _rows(conn: psycopg.Connection[Any], sql: str) -> list[tuple[Any, ...]]:
     return conn.execute(sql).fetchall()
 
@@ -225,17 +259,20 @@ def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
         table = Table(oid, schema, name, float(rows), int(size), int(writes), int(seq), int(idx), int(ins), int(upd))
         cat.tables[oid] = table
         cat._by_name[(schema, name)] = table
-    for relid, attname in _rows(conn, COLUMNS_SQL):
+    for relid, attname, attnum in _rows(conn, COLUMNS_SQL):
         if relid in cat.tables:
-            cat.tables[relid].columns[attname] = Column(attname)
+            cat.tables[relid].columns[attname] = Column(attname, attnum=int(attnum))
     try:
-        for schema, tablename, attname, n_distinct, null_frac, avg_width in _rows(conn, STATS_SQL):
+        for schema, tablename, attname, n_distinct, null_frac, avg_width, mcv, freqs in _rows(conn, STATS_SQL):
             stats_of = cat._by_name.get((schema, tablename))
             if stats_of is not None and attname in stats_of.columns:
                 column = stats_of.columns[attname]
                 column.n_distinct = float(n_distinct)
                 column.null_frac = float(null_frac)
                 column.avg_width = int(avg_width) if avg_width is not None else None
+                values = parse_array(mcv) if mcv else None
+                if values is not None and freqs is not None and len(values) == len(freqs):
+                    column.most_common = [(v, float(f)) for v, f in zip(values, freqs, strict=True)]
     except psycopg.Error as exc:
         cat.notes.append(f"pg_stats not readable ({exc.sqlstate}): low-selectivity checks disabled")
     for relid, contype, cols in _rows(conn, CONSTRAINTS_SQL):
@@ -267,4 +304,6 @@ def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
     found = _rows(conn, HYPOPG_SQL)
     cat.hypopg_version = str(found[0][0]) if found else None
     cat.hypopg_can_hide = bool(found[0][1]) if found else False
+    found = _rows(conn, f"SELECT /* {TAG} */ extversion FROM pg_extension WHERE extname = 'pg_qualstats'")
+    cat.qualstats_version = str(found[0][0]) if found else None
     return cat

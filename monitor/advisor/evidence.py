@@ -11,44 +11,49 @@ key columns) over the row size, times the table's inserts and updates per hour.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from collectors.postgres.statements import StatementStat
 
 from . import plans
 from .actions import NewIndex, ServedStatement
+from .candidates import Candidate
 from .catalog import Table
 from .plans import Plan
+from .rates import Rates
 from .selection import Chosen, Selection
 
 QUERY_CHARS = 300
 
 
-@dataclass
-class Rates:
-    """Time bases for per-hour figures (None: unknown, the figure is left out)."""
+def new_indexes(chosen: Chosen, selection: Selection, stats: Mapping[int, StatementStat], rates: Rates,
+                final: Mapping[int, Plan], labels: Mapping[int, str]) -> list[NewIndex]:
+    """The evidence of a chosen candidate (and of the other indexes of its OR bundle, which serve the
+    same statements); ``final`` holds the plans with the whole plan applied."""
+    first = new_index(chosen, selection, stats, rates, final, labels)
+    out = [first]
+    for member, size in zip(chosen.candidate.companions, chosen.companion_sizes, strict=True):
+        companion = _bare(member, rates, size or None, chosen.finding.verified)
+        companion.why_this_order += f" Serves the same statements as {first.label}, together with it."
+        out.append(companion)
+    return out
 
-    statements_seconds: float | None = None  # the window the statements' counters cover
-    table_writes_per_hour: dict[int, float] = field(default_factory=dict)  # table oid -> inserts + updates
 
-    def calls_per_hour(self, stat: StatementStat) -> float | None:
-        if not self.statements_seconds or self.statements_seconds <= 0:
-            return None
-        return stat.calls * 3600 / self.statements_seconds
+def _bare(cand: Candidate, rates: Rates, size: int | None, verified: str | None) -> NewIndex:
+    table: Table = cand.table
+    out = NewIndex(table=table.qualified, columns=cand.columns, ddl=cand.ddl(), why_this_order=cand.order_reason(),
+                   index_size_bytes=size, verified=verified, predicate=cand.predicate)
+    entry = table.entry_width([k for k, _ in cand.keys])
+    row = table.row_width
+    if entry is not None and row > 0:
+        out.write_overhead_ratio = entry / row * (cand.predicate_fraction if cand.predicate else 1.0)
+    out.table_writes_per_hour = rates.table_writes_per_hour.get(table.oid)
+    return out
 
 
 def new_index(chosen: Chosen, selection: Selection, stats: Mapping[int, StatementStat], rates: Rates,
               final: Mapping[int, Plan], labels: Mapping[int, str]) -> NewIndex:
     """The evidence of one chosen candidate; ``final`` holds the plans with the whole plan applied."""
-    cand = chosen.candidate
-    table: Table = cand.table
-    out = NewIndex(table=table.qualified, columns=cand.columns, ddl=cand.ddl(), why_this_order=cand.order_reason(),
-                   index_size_bytes=chosen.size_bytes or None, verified=chosen.finding.verified)
-    entry = table.entry_width([k for k, _ in cand.keys])
-    row = table.row_width
-    if entry is not None and row > 0:
-        out.write_overhead_ratio = entry / row
-    out.table_writes_per_hour = rates.table_writes_per_hour.get(table.oid)
+    out = _bare(chosen.candidate, rates, chosen.size_bytes or None, chosen.finding.verified)
     saved: list[float] = []
     for q in chosen.affected:
         stat = stats.get(q)
@@ -59,7 +64,7 @@ def new_index(chosen: Chosen, selection: Selection, stats: Mapping[int, Statemen
         served = ServedStatement(
             queryid=q, query=stat.query[:QUERY_CHARS], calls=stat.calls, mean_exec_seconds=stat.mean_exec_seconds,
             cost_before=initial.cost if initial else 0.0,
-            cost_after=float(after_plan["Total Cost"]) if after_plan else chosen.after_costs.get(q),
+            cost_after=plans.cost(after_plan) if after_plan else chosen.after_costs.get(q),
         )
         if initial is not None:
             served.plan_before = plans.summary(initial.plan, labels)

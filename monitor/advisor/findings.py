@@ -101,6 +101,7 @@ class Skipped:
 
 
 SKIP_CATEGORIES = ("utility", "parse", "privilege", "syntax", "types", "other")
+UNPLANNABLE_CATEGORIES = SKIP_CATEGORIES[1:]  # what the advice does not cover; utility statements need none
 
 
 @dataclass
@@ -120,6 +121,8 @@ class AdviceReport:
     skipped: list[Skipped] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # degraded parts, in one line each
     statements_analyzed: int = 0
+    statements_rewritten: int = 0  # planned in a rewritten form (normalize.py)
+    statements_planned: int = 0  # known to plan (generic plan), this run or an earlier one
     verification: VerificationStats = field(default_factory=VerificationStats)
     duration_seconds: float = 0.0
     plan: Plan = field(default_factory=Plan)
@@ -158,6 +161,8 @@ class AdviceReport:
                 "counts_by_kind": self.counts_by_kind(),
                 "statements_analyzed": self.statements_analyzed,
                 "statements_skipped": self.skipped_count,
+                "statements_rewritten": self.statements_rewritten,
+                "statements_planned": self.statements_planned,
                 "explains": self.verification.explains,
                 "verification_seconds": round(self.verification.seconds, 3),
                 "verification_mode": self.verification.mode,

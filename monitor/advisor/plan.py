@@ -33,10 +33,11 @@ from .actions import Action, HeldBack, NewIndex, Plan
 from .candidates import Candidate, Workload
 from .catalog import Catalog, Index, key_signature
 from .ddl import drop_index
-from .evidence import Rates, new_index
+from .evidence import new_indexes
 from .findings import Finding
 from .hygiene import low_selectivity_distinct, zero_scan_droppable
-from .selection import Chosen, Selection
+from .rates import Rates
+from .selection import Chosen, Selection, statement_cost
 from .settings import Thresholds
 from .whatif import Budget, PlanError, WhatIf
 
@@ -52,8 +53,7 @@ class _Create:
 
     @property
     def label(self) -> str:
-        cand = self.chosen.candidate
-        return f"{cand.table.qualified} ({', '.join(cand.columns)})"
+        return self.chosen.candidate.label
 
 
 @dataclass
@@ -115,8 +115,11 @@ def build_plan(findings: list[Finding], selection: Selection, cat: Catalog, work
         final, labels = _check_whole(plan, drops, creates, cat, workload, settings, whatif, unplannable or {})
 
     stats: dict[int, StatementStat] = {s.queryid: s for s, _ in workload.items}
+    for rejected, why in selection.rejected:
+        plan.held_back.append(HeldBack(rejected.label, "missing_index", why))
     for create in creates:
-        create.new = new_index(create.chosen, selection, stats, rates, final, labels)
+        news = new_indexes(create.chosen, selection, stats, rates, final, labels)
+        create.new = news[0]
         old = create.supersedes
         reason = create.chosen.finding.evidence
         if old:
@@ -127,12 +130,14 @@ def build_plan(findings: list[Finding], selection: Selection, cat: Catalog, work
             order=len(plan.actions) + 1, action="replace" if old else "create",
             table=create.chosen.candidate.table.qualified, reason=reason,
             kinds=["missing_index", *sorted({f.kind for f in create.superseded_findings})],
-            checked=create.chosen.finding.verified or "hypopg", creates=[create.new],
+            checked=create.chosen.finding.verified or "hypopg", creates=news,
             drops=[i.qualified for i in old], drop_ddl=[drop_index(i.schema, i.name) for i in old],
             supersedes=[i.qualified for i in old], benefit=create.chosen.finding.benefit,
         )
         plan.actions.append(action)
         create.chosen.finding.action = action.order
+        for companion in create.chosen.companion_findings:
+            companion.action = action.order
         if old:
             create.chosen.finding.supersedes = [i.qualified for i in old]
         for f in create.superseded_findings:
@@ -203,8 +208,10 @@ def _check_whole(plan: Plan, drops: list[_Drop], creates: list[_Create], cat: Ca
     final: dict[int, plans.Plan] = {}
     try:
         for create in creates:
-            oid, _ = whatif.create(create.chosen.candidate.hypothetical_sql())
-            labels[oid] = f"new index ({', '.join(create.chosen.candidate.columns)})"
+            for member in create.chosen.candidate.members:
+                oid, _ = whatif.create(member.hypothetical_sql())
+                where = f" WHERE {member.predicate}" if member.predicate else ""
+                labels[oid] = f"new index ({', '.join(member.columns)}){where}"
         table_oids = {c.chosen.candidate.table.oid for c in creates} | {d.index.table_oid for d in drops} | {
             i.table_oid for c in creates for i in c.supersedes}
         for oid in sorted(table_oids):
@@ -218,7 +225,7 @@ def _check_whole(plan: Plan, drops: list[_Drop], creates: list[_Create], cat: Ca
                 if stat.queryid in final or budget.exhausted():
                     continue
                 try:
-                    final[stat.queryid] = whatif.explain(*workload.planned(stat, analysis))
+                    final[stat.queryid] = statement_cost(whatif, workload, stat, analysis)[1]
                 except PlanError:
                     continue
         plan.statements_checked = len(final)
@@ -270,10 +277,10 @@ def _cost_rise_without(index: Index, users: list[int], final: Mapping[int, plans
                 return None
             stat, analysis = items[q]
             try:
-                cost = whatif.cost(*workload.planned(stat, analysis))
+                cost = statement_cost(whatif, workload, stat, analysis)[0]
             except PlanError:
                 return None
-            before += stat.calls * float(final[q]["Total Cost"])
+            before += stat.calls * plans.cost(final[q])
             after += stat.calls * cost
     finally:
         whatif.unhide_all()

@@ -16,6 +16,14 @@ _HYPOTHETICAL = re.compile(r"^<(\d+)>")
 MAX_TEXT_LINES = 60
 
 
+WEIGHTED = "Weighted Cost"  # set by the advisor on a plan that stands for several value variants (skew.py)
+
+
+def cost(plan: Plan) -> float:
+    """The plan's total cost, or the weighted cost of the variants it stands for."""
+    return float(plan[WEIGHTED] if WEIGHTED in plan else plan["Total Cost"])
+
+
 def nodes(plan: Plan) -> Iterator[Plan]:
     """Every node of the plan, parents before children."""
     stack = [plan]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from collectors.postgres.settings import PostgresSettings
 from monitor.advisor.actions import ACTION_KINDS
 from monitor.advisor.advisor import Advisor
-from monitor.advisor.findings import AdviceReport
+from monitor.advisor.findings import UNPLANNABLE_CATEGORIES, AdviceReport
 from monitor.advisor.outcomes import CHANGES
 from monitor.advisor.settings import AdvisorSettings
 from monitor.core.poller import Poller
@@ -44,6 +44,9 @@ class AdviceSnapshot:
             out.add("dbpulse_advice_findings", count, kind=kind)
         out.add("dbpulse_advice_last_run_timestamp_seconds", report.generated_at.timestamp())
         out.add("dbpulse_advice_statements_skipped", report.skipped_count)
+        for reason in UNPLANNABLE_CATEGORIES:
+            out.add("dbpulse_advice_statements_unplannable", sum(1 for sk in report.skipped if sk.category == reason),
+                    reason=reason)
         out.add("dbpulse_advice_missing_index_benefit_ratio", missing_index_benefit(report))
         for action in ACTION_KINDS:
             out.add("dbpulse_advice_plan_actions", sum(1 for a in report.plan.actions if a.action == action),

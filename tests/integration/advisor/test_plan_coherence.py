@@ -14,6 +14,7 @@ import pytest
 
 from monitor.advisor import AdviceReport, Advisor, Thresholds, render_markdown
 from monitor.web.pages import render_advice_report
+from tests.integration.advisor.conftest import reset_statistics
 
 SCHEMA = """
 CREATE TABLE x (id int PRIMARY KEY, estado int NOT NULL, fecha timestamptz NOT NULL, ref int NOT NULL, note text);
@@ -39,9 +40,8 @@ def report(pg_server: Any) -> AdviceReport:
         conn.execute("CREATE EXTENSION pg_stat_statements")
         conn.execute("CREATE EXTENSION hypopg")
         conn.execute(SCHEMA)
-    with psycopg.connect(dsn, autocommit=True) as conn:  # the seeding session's counters are flushed by now
-        conn.execute("SELECT pg_stat_reset()")  # young statistics: the unused check must wait
-        conn.execute("SELECT pg_stat_statements_reset()")
+    reset_statistics(dsn)  # young statistics: the unused check must wait
+    with psycopg.connect(dsn, autocommit=True) as conn:
         rng = random.Random(3)
         for _ in range(40):
             conn.execute(BY_STATE, (rng.randrange(4), "3 days")).fetchall()

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 from monitor.advisor.actions import Plan
 from monitor.advisor.candidates import Candidate, Workload
 from monitor.advisor.catalog import Catalog, Column, Index, Table
-from monitor.advisor.evidence import Rates
 from monitor.advisor.findings import Finding
 from monitor.advisor.hygiene import hygiene_findings, unused_held_back_note
 from monitor.advisor.plan import build_plan
 from monitor.advisor.query_analysis import Key
+from monitor.advisor.rates import Rates
 from monitor.advisor.selection import Chosen, Selection
 from monitor.advisor.settings import Thresholds
 

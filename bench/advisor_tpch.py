@@ -199,12 +199,30 @@ def compare(pg: LocalPostgres, dbname: str, prepare: Callable[[str], dict[str, A
     return result
 
 
+def reset_statistics(dsn: str, timeout: float = 60) -> None:
+    """Start the workload's window: the load's rows are not the workload's writes (dbpulse weighs an index
+    against the table's inserts and updates), and its statements are not the workload's statements.
+
+    Waits until the loading session's table counters have reached the statistics (a session flushes them
+    at most every second, or at exit), then resets them, pg_stat_statements and pg_qualstats."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute("SELECT coalesce(sum(s.n_tup_ins), 0) >= coalesce(sum(c.reltuples::bigint), 0) "
+                               "FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid").fetchone()
+            if row and row[0]:
+                break
+            time.sleep(0.2)
+        for reset in ("pg_stat_reset()", "pg_stat_statements_reset()", "pg_qualstats_reset()"):
+            conn.execute(f"SELECT {reset}")  # type: ignore[arg-type]
+
+
 def prepare_tpch(scale: float, calls: float, workdir: Path) -> Callable[[str], dict[str, Any]]:
     def run(dsn: str) -> dict[str, Any]:
         with psycopg.connect(dsn, autocommit=True) as conn:
             loaded = tpch.load(conn, scale, workdir)
-            conn.execute("SELECT pg_stat_statements_reset()")
-            conn.execute("SELECT pg_qualstats_reset()")
+        reset_statistics(dsn)
+        with psycopg.connect(dsn, autocommit=True) as conn:
             ran = tpch.run_workload(conn, calls)
         return {"load": loaded, "workload": ran}
     return run
@@ -216,9 +234,7 @@ def prepare_demo(scale: float, requests: int) -> Callable[[str], dict[str, Any]]
 
     def run(dsn: str) -> dict[str, Any]:
         sizes = demo_app.create_schema(dsn, scale)
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("SELECT pg_stat_statements_reset()")
-            conn.execute("SELECT pg_qualstats_reset()")
+        reset_statistics(dsn)
 
         async def drive(redis_url: str) -> LoadStats:
             port = free_port()

@@ -59,6 +59,9 @@
     var button = event.target.closest ? event.target.closest("button[data-copy]") : null;
     if (button) { copy(button); }
   });
+  // A link to a full plan (/#its-id) opens it.
+  var target = window.location.hash ? document.getElementById(window.location.hash.slice(1)) : null;
+  if (target && target.tagName === "DETAILS") { target.open = true; }
   document.documentElement.setAttribute("data-ui", "ready");
   refresh();
 })();

@@ -10,8 +10,9 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from monitor.advisor import Advisor, Thresholds
+from monitor.advisor import Advisor, Thresholds, render_markdown
 from monitor.advisor.poller import AdviceSnapshot
+from monitor.web.pages import render_advice_report
 from tests.integration.advisor.conftest import reset_statistics
 
 LOOKUP = "SELECT id, note FROM tickets WHERE external_ref = %s"
@@ -70,6 +71,9 @@ def test_an_index_created_then_dropped_between_runs(tickets_db: str) -> None:
     assert got[("dbpulse_advice_outcome_statements", "regression")] == 0
     data = second.to_json_dict()
     assert data["outcomes"][0]["statements"][0]["verdict"] == "improvement"
+    page = render_advice_report(second, standalone=True)  # the report page and the UI share these macros
+    assert "<h2>Outcomes</h2>" in page and "advised by dbpulse" in page and '<tr class="improvement">' in page
+    assert "## Outcomes of index changes" in render_markdown(second)
     assert data["summary"]["outcome_statements"]["improvement"] >= 1
 
     with psycopg.connect(tickets_db, autocommit=True) as conn:

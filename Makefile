@@ -27,7 +27,7 @@ lint: setup
 	.venv/bin/mypy
 	.venv/bin/lint-imports
 
-## every benchmark, side by side with the peer exporters (about 25 minutes; results in bench/results/, docs/benchmarks.md)
+## every benchmark, side by side with the peers (about 45 minutes; results in bench/results/, docs/benchmarks.md)
 bench: setup
 	.venv/bin/python -m bench.pg_scrape
 	.venv/bin/python -m bench.pg_dbtime
@@ -36,6 +36,7 @@ bench: setup
 	.venv/bin/python -m bench.memory --no-advisor
 	.venv/bin/python -m bench.advisor_large
 	.venv/bin/python bench/advisor_bench.py
+	.venv/bin/python -m bench.advisor_tpch
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .hypothesis

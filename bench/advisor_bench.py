@@ -26,9 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from collectors.postgres.access import ADVISOR_APPLICATION_NAME, session_kwargs
 from collectors.postgres.statements import StatementStat
 from harness.servers import LocalPostgres
-from monitor.advisor.candidates import Workload, build_candidates, select_verified
+from monitor.advisor.candidates import Workload, build_candidates
 from monitor.advisor.catalog import read_catalog
 from monitor.advisor.query_analysis import analyze
+from monitor.advisor.selection import select_verified
 from monitor.advisor.settings import Thresholds
 from monitor.advisor.whatif import Budget, WhatIf
 

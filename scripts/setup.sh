@@ -2,17 +2,18 @@
 # Install everything dbpulse needs to run and to be tested, on a fresh Debian machine:
 # system packages (PostgreSQL 15 with pg_stat_statements and HypoPG, Redis,
 # Prometheus/promtool, Alertmanager/amtool, Chromium for the UI test, and the
-# peer exporters the benchmarks compare against), the other supported PostgreSQL
-# majors (13, 14, 16, 17, 18) for the version tests, then a virtualenv with the
-# project and its test extra, then the Redis and Valkey versions the tests run
-# against (scripts/install-redis-versions.sh). Safe to run again: it installs only what is missing.
+# peers the benchmarks compare against: the exporters and pg_qualstats' index
+# advisor), the other supported PostgreSQL majors (13, 14, 16, 17, 18) for the
+# version tests, then a virtualenv with the project and its test extra, then the
+# Redis and Valkey versions the tests run against (scripts/install-redis-versions.sh).
+# Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(
   postgresql-15 postgresql-contrib postgresql-15-hypopg redis-server
   prometheus prometheus-alertmanager chromium chromium-driver
-  prometheus-postgres-exporter prometheus-redis-exporter
+  prometheus-postgres-exporter prometheus-redis-exporter postgresql-15-pg-qualstats
 )
 PYTHON=${PYTHON:-python3}
 

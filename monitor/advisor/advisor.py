@@ -3,8 +3,10 @@
 ``Advisor.run`` is synchronous and opens its own short-lived, read-only,
 time-bounded session (``session_kwargs``). An ``Advisor`` object kept by the
 service remembers the previous ``pg_stat_statements`` counters, so
-``slow_statement`` and ``n_plus_one`` look at the window since the last run;
-the one-shot command uses lifetime counters.
+``slow_statement`` and ``n_plus_one`` look at the window since the last run,
+and keeps the statements' windows and the tables' index OIDs for outcomes
+(``outcomes.py``); the one-shot command uses lifetime counters and has no
+outcomes.
 """
 
 from __future__ import annotations
@@ -19,13 +21,19 @@ import psycopg
 from collectors.postgres.access import ADVISOR_APPLICATION_NAME, ADVISOR_TAG, error_line, session_kwargs
 from collectors.postgres.statements import StatementStat, deltas, read_statements, read_statements_reset
 
-from .candidates import Workload, build_candidates, select_heuristic, select_verified
-from .catalog import Catalog, read_catalog
+from .candidates import Workload, build_candidates
+from .catalog import Catalog, key_signature, read_catalog
 from .findings import AdviceReport, Finding, Skipped, VerificationStats
-from .hygiene import hygiene_findings
+from .hygiene import hygiene_findings, stats_age_seconds, unused_held_back_note
+from .normalize import planned_form
+from .outcomes import OutcomeTracker, Regression
 from .patterns import n_plus_one_findings, slow_findings
+from .plan import build_plan
 from .query_analysis import StatementAnalysis, analyze
+from .rates import Rates
+from .selection import Measured, Selection, explain_statement, select_heuristic, select_verified, unplannable_reason
 from .settings import Thresholds
+from .skew import Samples, analyze_skew, partial_candidates, partial_served, read_qualstats
 from .whatif import Budget, PlanError, WhatIf
 
 __all__ = ["AdviceReport", "Advisor", "AdvisorConnectionError", "Thresholds"]
@@ -48,6 +56,9 @@ class Advisor:
         self._previous: dict[int, StatementStat] | None = None
         self._analysis_cache: dict[str, StatementAnalysis] = {}
         self._conn: psycopg.Connection[Any] | None = None  # the running session, for cancel()
+        self._table_counts: tuple[float, dict[int, int]] | None = None  # (monotonic time, inserts + updates)
+        self.outcomes = OutcomeTracker(self.settings)
+        self._plannable: dict[str, str | None] = {}  # statement text -> why it cannot be planned (None: it can)
 
     def connect(self) -> psycopg.Connection[Any]:
         kwargs = session_kwargs(self.settings.statement_timeout_seconds, application_name=ADVISOR_APPLICATION_NAME,
@@ -97,6 +108,10 @@ class Advisor:
         report = AdviceReport(target=self.target, generated_at=datetime.now(UTC), stats_reset=cat.stats_reset)
         report.notes.extend(cat.notes)
         report.findings.extend(hygiene_findings(cat, s))
+        held = unused_held_back_note(cat, s)
+        if held:
+            report.notes.append(held)
+        table_rates = self._table_writes_per_hour(cat)
 
         try:
             current = [st for st in read_statements(conn, cat.server_version_num, s.max_statements)
@@ -105,8 +120,10 @@ class Advisor:
         except psycopg.Error as exc:
             report.notes.append(
                 f"pg_stat_statements not readable ({exc.sqlstate}: {error_line(exc)}): "
-                "missing_index, n_plus_one and slow_statement disabled"
+                "missing_index, n_plus_one, slow_statement and outcomes disabled; "
+                "CREATE EXTENSION pg_stat_statements (preloaded) and GRANT pg_read_all_stats to the role"
             )
+            report.plan = build_plan(report.findings, Selection(), cat, Workload([]), s, Rates(None, table_rates))
             return report
         first_run = self._previous is None
         window_stats = deltas(current, self._previous)
@@ -127,61 +144,206 @@ class Advisor:
         by_id = {st.queryid: a for st, a in items}
 
         workload = Workload(items)
+        for stat, _ in items:  # typed literals (date $1) become casts: the forms the server can prepare
+            planned = planned_form(stat.query)
+            if planned.rewrites:
+                workload.planned_texts[stat.queryid] = planned.text
+                workload.rewrites[stat.queryid] = planned.rewrites
+        samples: Samples = {}
+        if cat.qualstats_version:
+            samples, problem = read_qualstats(conn)
+            if problem:
+                report.notes.append(problem)
+        skewed = analyze_skew(workload, cat, s, samples)
         candidates = build_candidates(workload, cat, s)
+        known = {c.signature for c in candidates}
+        candidates += [c for c in partial_candidates(skewed, s)
+                       if c.signature not in known and not partial_served(c, cat.indexes_of(c.table))]
+        if workload.variants:
+            sources = sorted({sk.source for sk in skewed}) or ["pg_qualstats" if samples else "rows per call"]
+            report.notes.append(f"{len(workload.variants)} statement(s) compare a parameter with a skewed column: "
+                                f"costed with the values they are called with ({', '.join(sources)}), not only "
+                                "the generic plan")
         unplannable: dict[int, str] = {}
         stats = VerificationStats()
-        if candidates and s.use_hypopg and cat.hypopg_version:
+        selection = Selection()
+        since = statements_reset or cat.stats_reset
+        rates = Rates((cat.now - since).total_seconds() if since and cat.now else None, table_rates)
+        if s.use_hypopg and cat.hypopg_version:
             budget = Budget(s.verification_max_explains, s.verification_max_seconds)
-            whatif = WhatIf(conn, cat.server_version_num, budget)
+            whatif = WhatIf(conn, cat.server_version_num, budget, can_hide=cat.hypopg_can_hide)
             try:
-                report.findings.extend(select_verified(candidates, workload, cat, whatif, s, unplannable))
+                if candidates:
+                    report.findings.extend(select_verified(candidates, workload, cat, whatif, s, unplannable,
+                                                           selection, rates))
+                stats = VerificationStats(budget.explains, budget.seconds, budget.exhausted(), "hypopg")
+                report.plan = build_plan(report.findings, selection, cat, workload, s, rates, whatif, unplannable)
             finally:
                 whatif.reset()
-            stats = VerificationStats(budget.explains, budget.seconds, budget.exhausted(), "hypopg")
             if budget.exhausted():
                 report.notes.append(
                     f"verification budget exhausted ({budget.explains} EXPLAINs, {budget.seconds:.1f} s): "
-                    "advice covers the tables verified so far"
+                    "advice covers the tables verified so far, heaviest first; raise verification_max_explains "
+                    "or verification_max_seconds (and the advisor's timeout) to cover the rest"
                 )
-        elif candidates:
-            reason = "disabled by settings" if not s.use_hypopg else "the hypopg extension is not installed"
-            budget = Budget(s.verification_max_explains, s.verification_max_seconds)
-            heuristic = select_heuristic(candidates, workload, s)
-            planned = _plan_heuristic(heuristic, workload, WhatIf(conn, cat.server_version_num, budget), unplannable)
+            method = ("hypopg_hide_index (HypoPG >= 1.4): each drop costed without the index"
+                      if cat.hypopg_can_hide else
+                      f"HypoPG {cat.hypopg_version} has no hypopg_hide_index (1.4+): drops were checked with "
+                      "the catalog (scans, covering indexes) and the statements whose plans use the index")
+            if report.plan.actions:
+                report.notes.append(f"plan checked as a whole: creates with HypoPG; {method}")
+        else:
+            reason = ("disabled by settings (use_hypopg: false)" if not s.use_hypopg else
+                      "the hypopg extension is not installed: CREATE EXTENSION hypopg in this database")
+            report.notes.append(f"HypoPG verification unavailable ({reason}): missing_index advice is heuristic "
+                                "and the plan's drops are checked with the catalog only")
+            if candidates:
+                report.findings.extend(select_heuristic(candidates, workload, s, selection))
+            stats = VerificationStats(mode="heuristic")
+            report.plan = build_plan(report.findings, selection, cat, workload, s, rates)
+        report.statements_planned, cover_explains = self._cover(conn, cat, workload, selection, unplannable)
+        if stats.mode == "heuristic":
+            # Nothing verified, but the statements behind the heuristic advice are planned: each finding
+            # gets the calls-weighted generic-plan cost it would cut, and the note says how they were planned.
+            _heuristic_costs(report.findings, workload, selection)
             how = "EXPLAIN (GENERIC_PLAN)" if cat.server_version_num >= 160000 else "PREPARE + EXPLAIN EXECUTE"
-            report.notes.append(f"HypoPG verification unavailable ({reason}): missing_index advice is heuristic; "
-                                f"{planned} of its statements planned ({how}) for their current cost")
-            report.findings.extend(heuristic)
-            stats = VerificationStats(budget.explains, budget.seconds, budget.exhausted(), "heuristic")
+            report.notes = [f"{n}; {report.statements_planned} statement(s) planned ({how}) for their current cost"
+                            if n.startswith("HypoPG verification unavailable") else n for n in report.notes]
+            stats = VerificationStats(cover_explains, stats.seconds, stats.budget_exhausted, "heuristic")
         report.verification = stats
         for stat, _ in items:
             if stat.queryid in unplannable:
                 report.skipped.append(Skipped(stat.queryid, stat.query[:1000], unplannable[stat.queryid], stat.calls))
+        report.notes.extend(skipped_notes(report.skipped))
+        rewritten = {q: r for q, r in workload.rewrites.items() if q not in unplannable}
+        report.statements_rewritten = len(rewritten)
+        if rewritten:
+            rules = sorted({rule for r in rewritten.values() for rule in r})
+            report.notes.append(f"{len(rewritten)} statement(s) were planned in an equivalent rewritten form "
+                                f"({', '.join(rules)}): pg_stat_statements' normalized text does not prepare")
 
         window = "since statistics were reset" if first_run else "since the previous advisor run"
         windowed = [(st, by_id[st.queryid]) for st in window_stats if st.queryid in by_id]
         total_calls = sum(st.calls for st, _ in windowed)
         report.findings.extend(n_plus_one_findings(windowed, cat, s, total_calls))
         report.findings.extend(slow_findings(list(windowed), cat, s, window))
+
+        tables_of = {st.queryid: {t.oid for t in (cat.table(r) for r in a.relations) if t is not None}
+                     for st, a in items}
+        report.outcomes, regressions = self.outcomes.update(
+            [st for st in window_stats if st.queryid in by_id], tables_of, cat, report.generated_at)
+        report.findings.extend(regression_findings(regressions))
+        self.outcomes.remember_advice(
+            [(c.candidate.table.oid, tuple(key_signature(k) for k, _ in c.candidate.keys))
+             for c in selection.chosen if c.finding.action is not None],
+            [i.oid for i in cat.indexes if any(i.qualified in a.drops for a in report.plan.actions)])
         return report
 
+    def _cover(self, conn: psycopg.Connection[Any], cat: Catalog, workload: Workload, selection: Selection,
+               unplannable: dict[int, str]) -> tuple[int, int]:
+        """Plan every analyzed statement once, so what cannot be planned is counted whatever its table.
 
-def _plan_heuristic(findings: list[Finding], workload: Workload, whatif: WhatIf, unplannable: dict[int, str]) -> int:
-    """Without HypoPG nothing can be verified, but the statements behind heuristic advice are still
-    planned: a statement that cannot be planned is listed as skipped, and each finding gets the
-    calls-weighted generic-plan cost it would cut (cost_before). Returns the statements planned."""
-    by_id = {stat.queryid: (stat, analysis) for stat, analysis in workload.items}
-    costs: dict[int, float] = {}
-    for finding in findings:
-        for queryid in finding.queryids or []:
-            if queryid in costs or queryid in unplannable or queryid not in by_id or whatif.budget.exhausted():
+        The verification plans only the statements on tables with candidates. A text's result is kept
+        across runs (the service): a plannable text is not planned again, a failure is reported again.
+        Returns the number of statements known to plan, and the EXPLAINs it took."""
+        s = self.settings
+        budget = Budget(s.coverage_max_explains, max(1.0, s.verification_max_seconds / 4))
+        whatif = WhatIf(conn, cat.server_version_num, budget)
+        planned = 0
+        for stat, analysis in sorted(workload.items, key=lambda sa: -sa[0].exec_seconds):
+            q = stat.queryid
+            if q in unplannable:
+                self._plannable[stat.query] = unplannable[q]
                 continue
-            stat, analysis = by_id[queryid]
+            if q in selection.initial:
+                self._plannable[stat.query] = None
+                planned += 1
+                continue
+            if stat.query in self._plannable:
+                known = self._plannable[stat.query]
+                if known is None:
+                    planned += 1
+                else:
+                    unplannable[q] = known
+                continue
+            if budget.exhausted():
+                continue
             try:
-                costs[queryid] = stat.calls * whatif.cost(stat.query, analysis.n_params)
+                plan = explain_statement(whatif, workload, stat, analysis)
             except PlanError as exc:
-                unplannable[queryid] = f"cannot be planned: {exc}"
-        planned = [costs[q] for q in finding.queryids or [] if q in costs]
+                if isinstance(exc.__cause__, psycopg.errors.QueryCanceled):
+                    continue
+                unplannable[q] = self._plannable[stat.query] = unplannable_reason(exc)
+                continue
+            self._plannable[stat.query] = None
+            selection.initial.setdefault(q, Measured(float(plan["Total Cost"]), plan))
+            planned += 1
+        if len(self._plannable) > 4 * s.max_statements:
+            self._plannable.clear()
+        return planned, budget.explains
+
+    def _table_writes_per_hour(self, cat: Catalog) -> dict[int, float]:
+        """Inserts + updates per hour per table: since the previous run (the service), else since the reset."""
+        now = time.monotonic()
+        counts = {oid: t.inserts + t.updates for oid, t in cat.tables.items()}
+        out: dict[int, float] = {}
+        previous, self._table_counts = self._table_counts, (now, counts)
+        if previous is not None and now - previous[0] > 1:
+            elapsed = now - previous[0]
+            for oid, n in counts.items():
+                before = previous[1].get(oid)
+                if before is not None and n >= before:
+                    out[oid] = (n - before) * 3600 / elapsed
+            return out
+        age = stats_age_seconds(cat.stats_reset, cat.now)
+        if age and age > 0:
+            out = {oid: n * 3600 / age for oid, n in counts.items()}
+        return out
+
+
+def _heuristic_costs(findings: list[Finding], workload: Workload, selection: Selection) -> None:
+    """A heuristic missing_index finding's cost_before: the calls-weighted generic-plan cost of its
+    statements as planned now (without HypoPG there is no cost after)."""
+    calls = {stat.queryid: stat.calls for stat, _ in workload.items}
+    for finding in findings:
+        if finding.kind != "missing_index" or finding.verified != "heuristic":
+            continue
+        planned = [calls[q] * selection.initial[q].cost for q in finding.queryids or []
+                   if q in selection.initial and q in calls]
         if planned:
             finding.cost_before = round(sum(planned), 2)
-    return len(costs)
+
+
+def skipped_notes(skipped: list[Skipped]) -> list[str]:
+    """One note per class of statements the advice does not cover (utility statements are expected)."""
+    notes = []
+    for category, what, todo in (
+        ("parse", "could not be parsed or analyzed", "usually texts truncated by track_activity_query_size"),
+        ("privilege", "could not be planned for lack of privilege",
+         "GRANT SELECT on their tables to the advisor's role (EXPLAIN needs it; nothing is executed)"),
+        ("syntax", "could not be planned (syntax of the normalized text)", "see the skipped list"),
+        ("types", "could not be planned (parameter types)", "see the skipped list"),
+        ("other", "could not be planned", "see the skipped list"),
+    ):
+        group = sorted((sk for sk in skipped if sk.category == category), key=lambda sk: -sk.calls)
+        if not group:
+            continue
+        top = "; ".join(f"{sk.queryid} ({sk.calls} calls): {sk.query[:80]}" for sk in group[:3])
+        notes.append(f"{len(group)} statement(s) {what}, so the advice does not cover them ({todo}). "
+                     f"Heaviest: {top}")
+    return notes
+
+
+def regression_findings(regressions: list[Regression]) -> list[Finding]:
+    out = []
+    for r in regressions:
+        ratio = r.current.mean_exec_seconds / r.baseline.mean_exec_seconds if r.baseline.mean_exec_seconds else 0.0
+        out.append(Finding(
+            kind="statement_regression", table=r.table,
+            evidence=(f"Statement {r.queryid} now takes {r.current.mean_exec_seconds * 1000:.2f} ms per call "
+                      f"({r.current.calls} calls in the last window), {ratio:.1f}x its "
+                      f"{r.baseline.mean_exec_seconds * 1000:.2f} ms before, {r.cause}."),
+            queryids=[r.queryid], calls=r.current.calls, mean_exec_seconds=r.current.mean_exec_seconds,
+            benefit=r.current.exec_seconds * 1000, query=r.query,
+        ))
+    return out

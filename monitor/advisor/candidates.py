@@ -6,27 +6,40 @@ statements share prefixes), then one range key, or the ORDER BY keys when the
 query has a LIMIT, or the GROUP BY keys. Candidates an existing valid index
 already serves are dropped, and so are small tables.
 
-The choice is made across the workload, per table, greedily: every candidate
-is costed alone against every statement touching its table; the best is kept
-(as a hypothetical index), and the others are costed again on top of what is
-kept, so a wide index that serves several statements beats narrow ones, and a
-candidate whose marginal benefit is small against its size and the table's
-write rate is dropped.
+Each key remembers why it is in the index (its role), so the advice can say in
+one line why the columns come in this order. The choice among candidates is
+made across the workload in ``selection.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from collectors.postgres.statements import StatementStat
 
 from .catalog import Catalog, Index, Table, key_signature
 from .ddl import create_index
-from .findings import Finding
 from .query_analysis import Key, StatementAnalysis, TableUsage
 from .settings import Thresholds
-from .whatif import PlanError, WhatIf
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A statement with one parameter replaced by a value it is called with, and the share of its calls."""
+
+    text: str
+    n_params: int
+    weight: float
+    label: str  # e.g. status = 'pending'
+
+
+Role = Literal["equality", "in", "join", "range", "order", "group"]
+_ROLE_TEXT: dict[str, str] = {
+    "equality": "compared with =", "in": "compared with IN / = ANY", "join": "a join key",
+    "range": "a range (<, >, BETWEEN)", "order": "the ORDER BY of a LIMIT query", "group": "the GROUP BY",
+}
 
 
 @dataclass
@@ -35,17 +48,84 @@ class Candidate:
     keys: tuple[tuple[Key, bool], ...]  # (key, descending)
     n_equality: int
     queryids: set[int] = field(default_factory=set)
+    roles: tuple[Role, ...] = ()  # per key, why it is there (empty: unknown)
+    low_cardinality: frozenset[str] = frozenset()  # equality keys moved after the selective ones
+    predicate: str | None = None  # a partial index's WHERE clause (SQL text)
+    # Indexes advised together with this one: the other branches of an OR (a BitmapOr needs them all).
+    companions: tuple[Candidate, ...] = ()
+    why: str = ""  # an extra sentence for people: the OR, the skewed value
+    predicate_fraction: float = 1.0  # of the table's rows a partial index holds (pg_stats)
+
+    def estimated_bytes(self) -> float:
+        """A btree size estimate that, unlike HypoPG 1.3.1's, counts deduplication (PostgreSQL 13+): each
+        distinct key is stored once, its other rows as 6-byte heap pointers in a posting list."""
+        total = 0.0
+        for member in self.members:
+            rows = member.table.rows * member.predicate_fraction
+            width = member.table.entry_width([k for k, _ in member.keys]) or 8.0 + 8 * len(member.keys)
+            width = -(-width // 8) * 8 + 4  # MAXALIGN, plus the line pointer
+            distinct = 1.0
+            for key, _ in member.keys:
+                d = None if key.is_expression else member.table.distinct_values(key.text)
+                distinct *= d if d else rows
+            distinct = min(max(distinct, 1.0), max(rows, 1.0))
+            total += (distinct * width + (rows - distinct) * 6) / 0.9  # leaves are filled to 90%
+        return total
 
     @property
-    def signature(self) -> tuple[int, tuple[tuple[str, bool], ...]]:
-        return self.table.oid, tuple((key_signature(k), d) for k, d in self.keys)
+    def members(self) -> tuple[Candidate, ...]:
+        return (self, *self.companions)
+
+    def order_reason(self) -> str:
+        """One line: why the columns are in this order (and why this index at all, for an OR or a skew)."""
+        reason = self._order_reason()
+        return f"{reason.rstrip('.')}; {self.why}." if self.why else reason
+
+    def _order_reason(self) -> str:
+        if not self.roles:
+            return "equality columns first, then the range or sort column"
+        parts: list[str] = []
+        eq = [k.text for k, _ in self.keys[: self.n_equality]]
+        if eq:
+            selective = [c for c in eq if c not in self.low_cardinality]
+            low = [c for c in eq if c in self.low_cardinality]
+            kinds = sorted({_ROLE_TEXT[r] for r in self.roles[: self.n_equality]})
+            text = f"{', '.join(selective or low)} first ({' and '.join(kinds)}: every lookup fixes it)"
+            if selective and low:
+                text += f", then {', '.join(low)} (few distinct values: the prefix is shared by more statements)"
+            parts.append(text)
+        tail = list(zip(self.keys[self.n_equality:], self.roles[self.n_equality:], strict=False))
+        if tail:
+            role = tail[0][1]
+            cols = ", ".join(k.text + (" DESC" if d else "") for (k, d), _ in tail)
+            if role == "range":
+                parts.append(f"then {cols} ({_ROLE_TEXT[role]}: a range can only use the last column it reaches)")
+            elif role == "order":
+                parts.append(f"then {cols} ({_ROLE_TEXT[role]}: rows come out in order, the scan stops at the LIMIT)")
+            else:
+                parts.append(f"then {cols} ({_ROLE_TEXT[role]}: rows come out grouped)")
+        return "; ".join(parts) + "."
+
+    @property
+    def key_signature(self) -> tuple[tuple[str, bool], ...]:
+        return tuple((key_signature(k), d) for k, d in self.keys)
+
+    @property
+    def signature(self) -> tuple[object, ...]:
+        own = (self.table.oid, self.key_signature, self.predicate or "")
+        return own if not self.companions else (own, *(c.signature for c in self.companions))
 
     @property
     def columns(self) -> list[str]:
         return [k.text + (" DESC" if d else "") for k, d in self.keys]
 
+    @property
+    def label(self) -> str:
+        where = f" WHERE {self.predicate}" if self.predicate else ""
+        return f"{self.table.qualified} ({', '.join(self.columns)}){where}"
+
     def ddl(self) -> str:
-        return create_index(self.table.schema, self.table.name, list(self.keys))
+        return create_index(self.table.schema, self.table.name, list(self.keys), where=self.predicate)
 
     def hypothetical_sql(self) -> str:
         return self.ddl().replace("CREATE INDEX CONCURRENTLY", "CREATE INDEX").rstrip(";")
@@ -56,6 +136,15 @@ class Workload:
     """Statements that can be analyzed, with the per-table statements they touch."""
 
     items: list[tuple[StatementStat, StatementAnalysis]]
+    # queryid -> the text to plan, when it differs from the statement's own (see normalize.py)
+    planned_texts: dict[int, str] = field(default_factory=dict)
+    rewrites: dict[int, tuple[str, ...]] = field(default_factory=dict)  # queryid -> the rules that made it
+    # queryid -> the values a skewed column is compared with, weighted by how often (skew.py)
+    variants: dict[int, list[Variant]] = field(default_factory=dict)
+
+    def planned(self, stat: StatementStat, analysis: StatementAnalysis) -> tuple[str, int]:
+        """(text, number of parameters) to EXPLAIN for a statement."""
+        return self.planned_texts.get(stat.queryid, stat.query), analysis.n_params
 
     def on_table(self, table: Table, cat: Catalog) -> list[tuple[StatementStat, StatementAnalysis]]:
         out = []
@@ -67,38 +156,80 @@ class Workload:
         return out
 
 
-def _equality_keys(usage: TableUsage, table: Table, settings: Thresholds) -> list[Key]:
-    keys: list[Key] = []
-    for key in (*usage.equality, *usage.in_list, *usage.joins):
-        if key not in keys:
-            keys.append(key)
+def _is_low(key: Key, table: Table, settings: Thresholds) -> bool:
+    distinct = None if key.is_expression else table.distinct_values(key.text)
+    return distinct is not None and distinct <= settings.low_selectivity_max_distinct
 
-    def low(key: Key) -> bool:
-        distinct = None if key.is_expression else table.distinct_values(key.text)
-        return distinct is not None and distinct <= settings.low_selectivity_max_distinct
 
-    return sorted(keys, key=low)  # stable: appearance order, low-cardinality keys last
+def _equality_keys(usage: TableUsage, table: Table, settings: Thresholds) -> list[tuple[Key, Role]]:
+    keys: list[tuple[Key, Role]] = []
+    for bucket, role in ((usage.equality, "equality"), (usage.in_list, "in"), (usage.joins, "join")):
+        for key in bucket:
+            if all(key != k for k, _ in keys):
+                keys.append((key, role))  # type: ignore[arg-type]
+    # stable: appearance order, low-cardinality keys last
+    return sorted(keys, key=lambda kr: _is_low(kr[0], table, settings))
 
 
 def candidates_for_usage(usage: TableUsage, table: Table, settings: Thresholds) -> list[Candidate]:
     eq = _equality_keys(usage, table, settings)
+    eq_keys = [k for k, _ in eq]
     tail: list[tuple[Key, bool]] = []
+    tail_role: Role = "range"
     if usage.ranges:
         tail = [(usage.ranges[0], False)]
     elif usage.order_by and usage.limited:
         # All-descending order is served by a backward scan of an ascending index.
         all_desc = all(d for _, d in usage.order_by)
-        tail = [(k, d and not all_desc) for k, d in usage.order_by]
+        tail, tail_role = [(k, d and not all_desc) for k, d in usage.order_by], "order"
     elif usage.group_by:
-        tail = [(k, False) for k in usage.group_by]
-    tail = [(k, d) for k, d in tail if k not in eq]
+        tail, tail_role = [(k, False) for k in usage.group_by], "group"
+    tail = [(k, d) for k, d in tail if k not in eq_keys]
+    low = frozenset(k.text for k in eq_keys if _is_low(k, table, settings))
     out = []
-    for keys in ([(k, False) for k in eq] + tail, [(k, False) for k in eq]):
-        keys = keys[: settings.max_index_columns]
-        if keys:
-            out.append(Candidate(table, tuple(keys), min(len(eq), len(keys))))
+    eq_part: list[tuple[tuple[Key, bool], Role]] = [((k, False), r) for k, r in eq]
+    tail_part: list[tuple[tuple[Key, bool], Role]] = [(kd, tail_role) for kd in tail]
+    shapes = [eq_part + tail_part, eq_part]
+    # In a join, the filters alone (for a hash join that reads this table once) and the join keys alone
+    # (the inner side of a nested loop) are candidates too: the whole statement's cost decides.
+    filters = [p for p in eq_part if p[1] != "join"]
+    joins = [p for p in eq_part if p[1] == "join"]
+    if joins and (filters or tail_part):
+        shapes += [filters + tail_part, joins]
+    for parts in shapes:
+        parts = parts[: settings.max_index_columns]
+        n_eq = sum(1 for _, r in parts if r in ("equality", "in", "join"))
+        if parts:
+            out.append(Candidate(table, tuple(kd for kd, _ in parts), n_eq,
+                                 roles=tuple(r for _, r in parts), low_cardinality=low))
     if not eq and not tail:
         return []
+    return out
+
+
+def or_candidates(usage: TableUsage, table: Table, settings: Thresholds, indexes: Sequence[Index]) -> list[Candidate]:
+    """One bundle per OR group: the widest candidate of every disjunct no existing index serves yet."""
+    out = []
+    for parts in usage.or_groups:
+        members: dict[object, Candidate] = {}
+        for part in parts:
+            own = candidates_for_usage(part, table, settings)
+            if not own:
+                break
+            if any(served_by(c, indexes) is not None for c in own):
+                continue  # this branch already has an index: the BitmapOr uses it
+            members.setdefault(own[0].signature, own[0])
+        else:
+            if not members:
+                continue
+            first, *rest = members.values()
+            if rest:
+                names = " OR ".join(f"({', '.join(m.columns)})" for m in members.values())
+                first = Candidate(first.table, first.keys, first.n_equality, set(), first.roles,
+                                  first.low_cardinality, companions=tuple(rest),
+                                  why=f"the statement ORs its conditions ({names}): a BitmapOr needs an index on "
+                                      "every branch, so they are advised together")
+            out.append(first)
     return out
 
 
@@ -124,149 +255,12 @@ def build_candidates(workload: Workload, cat: Catalog, settings: Thresholds) -> 
             if table is None or table.rows < settings.min_table_rows:
                 continue
             indexes = cat.indexes_of(table)
-            for cand in candidates_for_usage(usage, table, settings):
-                if served_by(cand, indexes) is not None:
+            for cand in [*candidates_for_usage(usage, table, settings),
+                         *or_candidates(usage, table, settings, indexes)]:
+                if not cand.companions and served_by(cand, indexes) is not None:
                     continue
                 known = found.setdefault(cand.signature, cand)
                 known.queryids.add(stat.queryid)
     return list(found.values())
 
 
-def select_verified(
-    candidates: list[Candidate], workload: Workload, cat: Catalog, whatif: WhatIf,
-    settings: Thresholds, unplannable: dict[int, str],
-) -> list[Finding]:
-    """Greedy per-table selection with HypoPG; returns missing_index findings."""
-    findings: list[Finding] = []
-    by_table: dict[int, list[Candidate]] = {}
-    for cand in candidates:
-        by_table.setdefault(cand.table.oid, []).append(cand)
-    stmts_of = {oid: workload.on_table(cat.tables[oid], cat) for oid in by_table}
-    # Under a budget, the tables where the workload spends most time go first.
-    order = sorted(by_table, key=lambda oid: (-sum(s.exec_seconds * 1000 for s, _ in stmts_of[oid]), oid))
-    for table_oid in order:
-        cands = by_table[table_oid]
-        table = cat.tables[table_oid]
-        stmts = [(s, a) for s, a in stmts_of[table_oid] if s.queryid not in unplannable]
-        base: dict[int, float] = {}
-        calls = {s.queryid: s.calls for s, _ in stmts}
-        time_of = {s.queryid: s.exec_seconds * 1000 / max(s.calls, 1) for s, _ in stmts}
-
-        def relevant(cand: Candidate, table: Table = table,
-                     stmts: list[tuple[StatementStat, StatementAnalysis]] = stmts,
-                     base: dict[int, float] = base) -> list[tuple[StatementStat, StatementAnalysis]]:
-            """Statements a btree led by the candidate's first key can help, with a base cost."""
-            lead = cand.keys[0][0]
-            out = []
-            mentioning = [(s, a) for s, a in stmts if _mentions(a, table, lead, cat)]
-            mentioning.sort(key=lambda sa: (-sa[0].exec_seconds * 1000, sa[0].queryid))
-            for stat, analysis in mentioning[: settings.max_statements_per_candidate]:
-                if stat.queryid in unplannable:
-                    continue
-                if stat.queryid not in base:
-                    if whatif.budget.exhausted():
-                        continue
-                    try:
-                        base[stat.queryid] = whatif.cost(stat.query, analysis.n_params)
-                    except PlanError as exc:
-                        unplannable[stat.queryid] = f"cannot be planned: {exc}"
-                        continue
-                out.append((stat, analysis))
-            return out
-
-        kept: list[int] = []
-        # Most promising first (calls x time of the statements that asked for it), a bounded number.
-        prior = {id(c): sum(calls.get(q, 0) * t for q, t in time_of.items() if q in c.queryids) for c in cands}
-        remaining = sorted(cands, key=lambda c: (-prior[id(c)], c.columns))[: settings.max_candidates_per_table]
-        while remaining and not whatif.budget.exhausted():
-            scored: list[tuple[float, Candidate, dict[int, float], int]] = []
-            for cand in remaining:
-                rel = relevant(cand)
-                if whatif.budget.exhausted() or not rel:
-                    continue
-                oid, size = whatif.create(cand.hypothetical_sql())
-                after: dict[int, float] = {}
-                for stat, analysis in rel:
-                    if whatif.budget.exhausted():
-                        break
-                    try:
-                        after[stat.queryid] = whatif.cost(stat.query, analysis.n_params)
-                    except PlanError:
-                        after[stat.queryid] = base[stat.queryid]
-                whatif.drop(oid)
-                gain = sum(calls[q] * (base[q] - c) for q, c in after.items() if c < base[q])
-                scored.append((gain, cand, after, size))
-            if not scored:
-                break
-            scored.sort(key=lambda x: (-x[0], len(x[1].keys), x[1].columns))
-            gain, best, after, size = scored[0]
-            affected = sorted(q for q, c in after.items() if c < base[q] * 0.999)
-            before_w = sum(calls[q] * base[q] for q in affected)
-            after_w = sum(calls[q] * after[q] for q in affected)
-            penalty = table.writes * settings.write_penalty_per_row + (size / 8192) * settings.size_penalty_per_page
-            if not affected or before_w <= 0 or gain < penalty or \
-                    (before_w - after_w) / before_w < settings.min_improvement_ratio:
-                break  # the best remaining one is not worth it; the others are worth less
-            kept_oid, _ = whatif.create(best.hypothetical_sql())
-            kept.append(kept_oid)
-            findings.append(Finding(
-                kind="missing_index", table=table.qualified,
-                evidence=(f"{len(affected)} statement(s) on {table.qualified} "
-                          f"({sum(calls[q] for q in affected)} calls) would go from a weighted generic-plan "
-                          f"cost of {before_w:.0f} to {after_w:.0f} ({100 * (1 - after_w / before_w):.0f}% "
-                          f"less) with this index (estimated size {size} bytes), checked with HypoPG."),
-                index=None, columns=best.columns, ddl=best.ddl(), queryids=affected, verified="hypopg",
-                cost_before=round(before_w, 2), cost_after=round(after_w, 2), index_size_bytes=size,
-                benefit=before_w - after_w,
-            ))
-            for q in affected:
-                base[q] = after[q]
-            # Later rounds re-score only the runners-up that helped on their own.
-            remaining = [c for g, c, _, _ in scored[1: 1 + settings.rescored_candidates] if g > 0]
-        for oid in kept:
-            whatif.drop(oid)
-    return findings
-
-
-def _mentions(analysis: StatementAnalysis, table: Table, key: Key, cat: Catalog) -> bool:
-    for usage in analysis.usages:
-        if cat.table(usage.table) is not table:
-            continue
-        keys = [*usage.equality, *usage.in_list, *usage.joins, *usage.ranges, *usage.group_by,
-                *(k for k, _ in usage.order_by)]
-        if key in keys:
-            return True
-    return False
-
-
-def select_heuristic(
-    candidates: list[Candidate], workload: Workload, settings: Thresholds
-) -> list[Finding]:
-    """Without HypoPG: the widest candidate per leading key, ranked by the time its statements take."""
-    time_of = {s.queryid: s.exec_seconds * 1000 for s, _ in workload.items}
-    calls_of = {s.queryid: s.calls for s, _ in workload.items}
-    findings: list[Finding] = []
-    chosen: list[Candidate] = []
-    for cand in sorted(candidates, key=lambda c: (-len(c.keys), c.columns)):
-        lead = cand.keys[0][0]
-        distinct = None if lead.is_expression else cand.table.distinct_values(lead.text)
-        if distinct is not None and distinct <= settings.low_selectivity_max_distinct:
-            continue
-        wider = next((c for c in chosen if c.table is cand.table
-                      and c.signature[1][: len(cand.keys)] == cand.signature[1]), None)
-        if wider is not None:
-            wider.queryids |= cand.queryids
-            continue
-        chosen.append(cand)
-    for cand in chosen:
-        ms = sum(time_of.get(q, 0.0) for q in cand.queryids)
-        findings.append(Finding(
-            kind="missing_index", table=cand.table.qualified,
-            evidence=(f"{len(cand.queryids)} statement(s) filter {cand.table.qualified} on "
-                      f"{', '.join(cand.columns)} ({sum(calls_of.get(q, 0) for q in cand.queryids)} calls, "
-                      f"{ms / 1000:.1f} s in total) and no index serves them. Not verified: HypoPG is "
-                      f"not available, so this is a heuristic."),
-            columns=cand.columns, ddl=cand.ddl(), queryids=sorted(cand.queryids), verified="heuristic",
-            benefit=ms,
-        ))
-    return findings

@@ -9,6 +9,7 @@ size. Each query is tagged ``dbpulse_advisor`` so the advisor can recognise
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,7 +23,7 @@ from .query_analysis import Key, TableRef, canonical_expression
 TABLES_SQL = f"""
 SELECT /* {TAG} */ c.oid, n.nspname, c.relname, greatest(c.reltuples, 0)::float8,
        pg_relation_size(c.oid), coalesce(s.n_tup_ins + s.n_tup_upd + s.n_tup_del, 0),
-       coalesce(s.seq_scan, 0), coalesce(s.idx_scan, 0)
+       coalesce(s.seq_scan, 0), coalesce(s.idx_scan, 0), coalesce(s.n_tup_ins, 0), coalesce(s.n_tup_upd, 0)
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
@@ -31,7 +32,7 @@ WHERE c.relkind IN ('r', 'p', 'm')
 """
 
 COLUMNS_SQL = f"""
-SELECT /* {TAG} */ a.attrelid, a.attname
+SELECT /* {TAG} */ a.attrelid, a.attname, a.attnum
 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'm')
@@ -39,7 +40,8 @@ WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'm')
 """
 
 STATS_SQL = f"""
-SELECT /* {TAG} */ schemaname, tablename, attname, n_distinct, null_frac
+SELECT /* {TAG} */ schemaname, tablename, attname, n_distinct, null_frac, avg_width,
+       most_common_vals::text, most_common_freqs
 FROM pg_stats WHERE schemaname NOT IN ('pg_catalog', 'information_schema')
 """
 
@@ -64,7 +66,10 @@ SELECT /* {TAG} */ i.indexrelid, n.nspname, ic.relname, i.indrelid, am.amname,
        pg_get_expr(i.indpred, i.indrelid, true),
        EXISTS (SELECT 1 FROM pg_constraint co WHERE co.conindid = i.indexrelid
                AND co.contype IN ('p', 'u', 'x')),
-       coalesce(s.idx_scan, 0), pg_relation_size(i.indexrelid)
+       coalesce(s.idx_scan, 0), pg_relation_size(i.indexrelid),
+       NOT EXISTS (SELECT 1 FROM unnest(i.indclass::oid[]) WITH ORDINALITY u(opc, ord)
+                   JOIN pg_opclass o ON o.oid = u.opc
+                   WHERE u.ord <= i.indnkeyatts AND NOT o.opcdefault)
 FROM pg_index i
 JOIN pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_namespace n ON n.oid = ic.relnamespace
@@ -77,7 +82,11 @@ BUILDING_SQL = f"SELECT /* {TAG} */ index_relid FROM pg_stat_progress_create_ind
 STATS_RESET_SQL = (
     f"SELECT /* {TAG} */ stats_reset, now() FROM pg_stat_database WHERE datname = current_database()"
 )
-HYPOPG_SQL = f"SELECT /* {TAG} */ extversion FROM pg_extension WHERE extname = 'hypopg'"
+HYPOPG_SQL = f"""
+SELECT /* {TAG} */ e.extversion,
+       EXISTS (SELECT 1 FROM pg_proc p WHERE p.proname = 'hypopg_hide_index' AND p.pronamespace = e.extnamespace)
+FROM pg_extension e WHERE e.extname = 'hypopg'
+"""
 
 
 @dataclass
@@ -85,6 +94,9 @@ class Column:
     name: str
     n_distinct: float | None = None  # pg_stats convention: negative = fraction of rows
     null_frac: float | None = None
+    avg_width: int | None = None  # bytes, from pg_stats
+    attnum: int = 0
+    most_common: list[tuple[str, float]] | None = None  # pg_stats most_common_vals (as text) and freqs
 
 
 @dataclass
@@ -97,6 +109,8 @@ class Table:
     writes: int
     seq_scan: int
     idx_scan: int
+    inserts: int = 0  # n_tup_ins and n_tup_upd: the writes that add index entries
+    updates: int = 0
     columns: dict[str, Column] = field(default_factory=dict)
     unique_keys: list[tuple[str, ...]] = field(default_factory=list)  # primary key and unique
     foreign_keys: list[tuple[str, ...]] = field(default_factory=list)
@@ -104,6 +118,25 @@ class Table:
     @property
     def qualified(self) -> str:
         return f"{self.schema}.{self.name}"
+
+    @property
+    def row_width(self) -> float:
+        """Average heap row size in bytes: the columns' pg_stats widths plus the tuple header, else size / rows."""
+        widths = [c.avg_width for c in self.columns.values()]
+        if widths and all(w is not None for w in widths):
+            return 24.0 + sum(w for w in widths if w is not None)
+        return self.size_bytes / self.rows if self.rows >= 1 else 0.0
+
+    def entry_width(self, keys: Sequence[Key]) -> float | None:
+        """Bytes of one btree entry on ``keys`` (8-byte header plus the keys' average widths), as pganalyze
+        models it; None when a key has no statistics (expressions, columns never analyzed)."""
+        total = 8.0
+        for key in keys:
+            col = None if key.is_expression else self.columns.get(key.text)
+            if col is None or col.avg_width is None:
+                return None
+            total += col.avg_width
+        return total
 
     def distinct_values(self, column: str) -> float | None:
         col = self.columns.get(column)
@@ -132,6 +165,7 @@ class Index:
     constraint_backed: bool
     scans: int
     size_bytes: int
+    default_opclasses: bool = True  # every key column uses its type's default operator class
     building: bool = False
 
     @property
@@ -159,6 +193,8 @@ class Catalog:
     now: datetime | None = None
     server_version_num: int = 0
     hypopg_version: str | None = None
+    hypopg_can_hide: bool = False  # HypoPG >= 1.4: hypopg_hide_index()
+    qualstats_version: str | None = None  # pg_qualstats in this database: samples of real constants
     notes: list[str] = field(default_factory=list)
     _by_name: dict[tuple[str, str], Table] = field(default_factory=dict)
     search_path: tuple[str, ...] = ("public",)
@@ -179,6 +215,36 @@ class Catalog:
         return [i for i in self.indexes if i.table_oid == table.oid]
 
 
+def parse_array(text: str) -> list[str] | None:
+    """Elements of a one-dimensional PostgreSQL array literal (``{a,"b c",NULL}``); None if it is not one."""
+    if len(text) < 2 or text[0] != "{" or text[-1] != "}":
+        return None
+    out: list[str] = []
+    i, body = 0, text[1:-1]
+    while i < len(body):
+        if body[i] == '"':
+            i += 1
+            value = []
+            while i < len(body) and body[i] != '"':
+                if body[i] == "\\" and i + 1 < len(body):
+                    i += 1
+                value.append(body[i])
+                i += 1
+            out.append("".join(value))
+            i += 1  # the closing quote
+        else:
+            end = body.find(",", i)
+            end = len(body) if end < 0 else end
+            item = body[i:end]
+            if item.startswith("{"):
+                return None  # nested: not one-dimensional
+            out.append(item)
+            i = end
+        if i < len(body) and body[i] == ",":
+            i += 1
+    return out
+
+
 def _rows(conn: psycopg.Connection[Any], sql: str) -> list[tuple[Any, ...]]:
     return conn.execute(sql).fetchall()
 
@@ -189,19 +255,24 @@ def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
     cat.server_version_num = int(_rows(conn, f"SELECT /* {TAG} */ current_setting('server_version_num')")[0][0])
     path = _rows(conn, f"SELECT /* {TAG} */ current_schemas(false)")[0][0]
     cat.search_path = tuple(path) or ("public",)
-    for oid, schema, name, rows, size, writes, seq, idx in _rows(conn, TABLES_SQL):
-        table = Table(oid, schema, name, float(rows), int(size), int(writes), int(seq), int(idx))
+    for oid, schema, name, rows, size, writes, seq, idx, ins, upd in _rows(conn, TABLES_SQL):
+        table = Table(oid, schema, name, float(rows), int(size), int(writes), int(seq), int(idx), int(ins), int(upd))
         cat.tables[oid] = table
         cat._by_name[(schema, name)] = table
-    for relid, attname in _rows(conn, COLUMNS_SQL):
+    for relid, attname, attnum in _rows(conn, COLUMNS_SQL):
         if relid in cat.tables:
-            cat.tables[relid].columns[attname] = Column(attname)
+            cat.tables[relid].columns[attname] = Column(attname, attnum=int(attnum))
     try:
-        for schema, tablename, attname, n_distinct, null_frac in _rows(conn, STATS_SQL):
+        for schema, tablename, attname, n_distinct, null_frac, avg_width, mcv, freqs in _rows(conn, STATS_SQL):
             stats_of = cat._by_name.get((schema, tablename))
             if stats_of is not None and attname in stats_of.columns:
-                stats_of.columns[attname].n_distinct = float(n_distinct)
-                stats_of.columns[attname].null_frac = float(null_frac)
+                column = stats_of.columns[attname]
+                column.n_distinct = float(n_distinct)
+                column.null_frac = float(null_frac)
+                column.avg_width = int(avg_width) if avg_width is not None else None
+                values = parse_array(mcv) if mcv else None
+                if values is not None and freqs is not None and len(values) == len(freqs):
+                    column.most_common = [(v, float(f)) for v, f in zip(values, freqs, strict=True)]
     except psycopg.Error as exc:
         cat.notes.append(f"pg_stats not readable ({exc.sqlstate}): low-selectivity checks disabled")
     for relid, contype, cols in _rows(conn, CONSTRAINTS_SQL):
@@ -212,14 +283,14 @@ def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
     building = {row[0] for row in _rows(conn, BUILDING_SQL)}
     for row in _rows(conn, INDEXES_SQL):
         (oid, schema, name, relid, method, unique, primary, valid, ready, n_key,
-         indkey, opclasses, collations, defs, attnames, predicate, backed, scans, size) = row
+         indkey, opclasses, collations, defs, attnames, predicate, backed, scans, size, default_opc) = row
         keys = tuple(
             Key(attnames[k]) if indkey[k] != 0 else Key(defs[k], True) for k in range(n_key)
         )
         index = Index(
             oid, schema, name, relid, method, unique, primary, valid, ready, n_key, keys,
             tuple(defs[n_key:]), tuple(opclasses[:n_key]), tuple(collations[:n_key]), predicate,
-            backed, int(scans), int(size), building=oid in building,
+            backed, int(scans), int(size), default_opclasses=bool(default_opc), building=oid in building,
         )
         cat.indexes.append(index)
         indexed = cat.tables.get(relid)
@@ -232,4 +303,7 @@ def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
     cat.stats_reset, cat.now = _rows(conn, STATS_RESET_SQL)[0]
     found = _rows(conn, HYPOPG_SQL)
     cat.hypopg_version = str(found[0][0]) if found else None
+    cat.hypopg_can_hide = bool(found[0][1]) if found else False
+    found = _rows(conn, f"SELECT /* {TAG} */ extversion FROM pg_extension WHERE extname = 'pg_qualstats'")
+    cat.qualstats_version = str(found[0][0]) if found else None
     return cat

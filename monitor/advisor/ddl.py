@@ -30,10 +30,12 @@ def index_element(key: Key, descending: bool = False) -> str:
     return text + (" DESC" if descending else "")
 
 
-def create_index(schema: str, table: str, keys: list[tuple[Key, bool]], method: str = "btree") -> str:
+def create_index(schema: str, table: str, keys: list[tuple[Key, bool]], method: str = "btree",
+                 where: str | None = None) -> str:
     using = "" if method == "btree" else f" USING {quote_ident(method)}"
     elements = ", ".join(index_element(k, d) for k, d in keys)
-    return f"CREATE INDEX CONCURRENTLY ON {qualified(schema, table)}{using} ({elements});"
+    predicate = f" WHERE {where}" if where else ""
+    return f"CREATE INDEX CONCURRENTLY ON {qualified(schema, table)}{using} ({elements}){predicate};"
 
 
 def drop_index(schema: str, name: str) -> str:

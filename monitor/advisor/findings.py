@@ -3,10 +3,13 @@
 JSON shape (others build on it)::
 
     {"target", "generated_at", "stats_reset", "findings": [...], "skipped": [...],
-     "summary": {...}, "notes": [...]}
+     "summary": {...}, "notes": [...], "plan": {...}, "outcomes": [...]}
 
 A finding always has ``kind``, ``table`` and ``evidence``; the other keys are
-present only where they apply (never ``null``).
+present only where they apply (never ``null``). An index finding the plan acts
+on names its step (``action``, the action's ``order``); one it does not act on
+says why (``held_back``). ``plan`` is in ``actions.py``, ``outcomes`` in
+``outcomes.py``.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .actions import Plan
 from .kinds import KINDS, kind
+from .outcomes import VERDICTS, Outcome
 
 _OPTIONAL = (
     "index", "columns", "ddl", "queryids", "verified", "cost_before", "cost_after",
     "index_size_bytes", "duplicate_of", "covered_by", "calls", "rows_per_call",
-    "mean_exec_seconds", "share_of_calls", "scans", "query",
+    "mean_exec_seconds", "share_of_calls", "scans", "query", "action", "held_back", "supersedes", "replaced_by",
 )
 
 
@@ -46,6 +51,10 @@ class Finding:
     share_of_calls: float | None = None
     scans: int | None = None
     query: str | None = None  # normalized text (untrusted), for n_plus_one and slow_statement
+    action: int | None = None  # the order of the plan action that carries it out
+    held_back: str | None = None  # why the plan does not act on it
+    supersedes: list[str] | None = None  # existing indexes a missing index makes redundant (a replace)
+    replaced_by: str | None = None  # the index that serves a dropped index's lookups afterwards
     benefit: float = 0.0  # ordering key for people; not part of the JSON contract
 
     def __post_init__(self) -> None:
@@ -69,8 +78,30 @@ class Skipped:
     reason: str
     calls: int = 0
 
+    @property
+    def category(self) -> str:
+        """A bounded class of the reason (the metric's label): utility, parse, privilege, syntax, types, other."""
+        reason = self.reason
+        if reason.startswith("utility statement"):
+            return "utility"
+        if reason.startswith("no privilege"):
+            return "privilege"
+        if not reason.startswith("cannot be planned"):
+            return "parse"
+        if "syntax error" in reason:
+            return "syntax"
+        if any(t in reason for t in ("is not unique", "does not exist", "could not determine", "must be type",
+                                     "is of type", "cannot cast", "invalid input syntax")):
+            return "types"
+        return "other"
+
     def to_json_dict(self) -> dict[str, Any]:
-        return {"queryid": self.queryid, "query": self.query, "reason": self.reason, "calls": self.calls}
+        return {"queryid": self.queryid, "query": self.query, "reason": self.reason, "calls": self.calls,
+                "category": self.category}
+
+
+SKIP_CATEGORIES = ("utility", "parse", "privilege", "syntax", "types", "other")
+UNPLANNABLE_CATEGORIES = SKIP_CATEGORIES[1:]  # what the advice does not cover; utility statements need none
 
 
 @dataclass
@@ -90,8 +121,17 @@ class AdviceReport:
     skipped: list[Skipped] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # degraded parts, in one line each
     statements_analyzed: int = 0
+    statements_rewritten: int = 0  # planned in a rewritten form (normalize.py)
+    statements_planned: int = 0  # known to plan (generic plan), this run or an earlier one
     verification: VerificationStats = field(default_factory=VerificationStats)
     duration_seconds: float = 0.0
+    plan: Plan = field(default_factory=Plan)
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def outcome_counts(self) -> dict[str, int]:
+        """Statements in the reported outcomes by verdict, every verdict present (zero included)."""
+        counts = Counter(s.verdict for o in self.outcomes for s in o.statements)
+        return {v: counts.get(v, 0) for v in VERDICTS}
 
     def counts_by_kind(self) -> dict[str, int]:
         """Findings per kind, every kind present (zero included) for stable metric series."""
@@ -121,11 +161,16 @@ class AdviceReport:
                 "counts_by_kind": self.counts_by_kind(),
                 "statements_analyzed": self.statements_analyzed,
                 "statements_skipped": self.skipped_count,
+                "statements_rewritten": self.statements_rewritten,
+                "statements_planned": self.statements_planned,
                 "explains": self.verification.explains,
                 "verification_seconds": round(self.verification.seconds, 3),
                 "verification_mode": self.verification.mode,
                 "budget_exhausted": self.verification.budget_exhausted,
                 "duration_seconds": round(self.duration_seconds, 3),
+                "outcome_statements": self.outcome_counts(),
             },
             "notes": list(self.notes),
+            "plan": self.plan.to_json_dict(),
+            "outcomes": [o.to_json_dict() for o in self.outcomes],
         }

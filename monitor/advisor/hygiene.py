@@ -7,7 +7,7 @@ reported as a duplicate even if it is also unused, so the advice reads once.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .catalog import Catalog, Index, Table
 from .ddl import drop_index
@@ -121,11 +121,8 @@ def hygiene_findings(cat: Catalog, settings: Thresholds) -> list[Finding]:
                 ))
                 break
 
-    old_enough = age is None or age >= settings.unused_min_stats_age_seconds
     for index in valid:
-        if index.oid in reported or index.protected or index.scans > 0 or not old_enough:
-            continue
-        if index.size_bytes < settings.unused_min_size_bytes:
+        if index.oid in reported or not zero_scan_droppable(index, cat, settings):
             continue
         table = table_of(index)
         assert table is not None
@@ -138,18 +135,19 @@ def hygiene_findings(cat: Catalog, settings: Thresholds) -> list[Finding]:
 
     for index in valid:
         table = table_of(index)
-        if index.oid in reported or table is None or index.protected or index.predicate is not None:
+        if index.oid in reported or table is None:
             continue
-        lead = index.keys[0] if index.keys else None
-        if lead is None or lead.is_expression or table.rows < settings.low_selectivity_min_rows:
+        distinct = low_selectivity_distinct(index, table, settings)
+        if distinct is None:
             continue
-        distinct = table.distinct_values(lead.text)
-        if distinct is None or distinct > settings.low_selectivity_max_distinct:
-            continue
+        if len(index.keys) == 1:
+            what = f"The leading column {index.keys[0].text} of {index.qualified} has about {distinct:.0f}"
+        else:
+            what = (f"The key columns ({', '.join(k.text for k in index.keys)}) of {index.qualified} have "
+                    f"at most about {distinct:.0f} combinations of")
         emit(index, Finding(
             kind="low_selectivity_index", table=table.qualified,
-            evidence=(f"The leading column {lead.text} of {index.qualified} has about {distinct:.0f} "
-                      f"distinct values over {table.rows:.0f} rows: a lookup on it reads a large share of "
+            evidence=(f"{what} distinct values over {table.rows:.0f} rows: a lookup on it reads a large share of "
                       f"the table, so the planner rarely wants it ({index.scans} scans). Drop it, or "
                       f"replace it with a partial index on the rare value."),
             ddl=drop_index(index.schema, index.name),
@@ -159,3 +157,63 @@ def hygiene_findings(cat: Catalog, settings: Thresholds) -> list[Finding]:
 
 def stats_age_seconds(stats_reset: datetime | None, now: datetime | None) -> float | None:
     return (now - stats_reset).total_seconds() if stats_reset and now else None
+
+
+def stats_old_enough(cat: Catalog, settings: Thresholds) -> bool:
+    """Statistics cover the unused-index window (an unknown age, never reset, is accepted)."""
+    age = stats_age_seconds(cat.stats_reset, cat.now)
+    return age is None or age >= settings.unused_min_stats_age_seconds
+
+
+def zero_scan(index: Index, settings: Thresholds) -> bool:
+    """Never scanned, droppable, and big enough to mention; says nothing about the statistics' age."""
+    return (index.is_valid and not index.building and not index.protected and index.scans == 0
+            and index.size_bytes >= settings.unused_min_size_bytes)
+
+
+def zero_scan_droppable(index: Index, cat: Catalog, settings: Thresholds) -> bool:
+    """Unused: never scanned over statistics old enough to tell."""
+    return zero_scan(index, settings) and stats_old_enough(cat, settings)
+
+
+def low_selectivity_distinct(index: Index, table: Table, settings: Thresholds) -> float | None:
+    """The distinct key combinations of a low-selectivity index, None when it is selective or unknown.
+
+    A composite is judged by all its columns: the product of the columns' distinct values (an upper
+    bound of the combinations, capped at the table's rows) must stay under the threshold, so
+    ``(estado, fecha)`` with 4 states and many dates is selective even though ``estado`` is not.
+    """
+    if index.protected or index.predicate is not None or not index.keys or index.method != "btree":
+        return None
+    if table.rows < settings.low_selectivity_min_rows:
+        return None
+    combinations = 1.0
+    for key in index.keys:
+        distinct = None if key.is_expression else table.distinct_values(key.text)
+        if distinct is None:
+            return None
+        combinations *= max(distinct, 1.0)
+    combinations = min(combinations, table.rows)
+    return combinations if combinations <= settings.low_selectivity_max_distinct else None
+
+
+def unused_held_back_note(cat: Catalog, settings: Thresholds) -> str | None:
+    """What the unused-index check would look at once the statistics are old enough, and from when."""
+    age = stats_age_seconds(cat.stats_reset, cat.now)
+    if age is None or cat.stats_reset is None or age >= settings.unused_min_stats_age_seconds:
+        return None
+    waiting = sorted(i.qualified for i in cat.indexes if i.table_oid in cat.tables and zero_scan(i, settings))
+    ready = cat.stats_reset + timedelta(seconds=settings.unused_min_stats_age_seconds)
+    names = ", ".join(waiting[:5]) + (f" and {len(waiting) - 5} more" if len(waiting) > 5 else "")
+    found = f"{len(waiting)} zero-scan index(es) wait for it ({names})" if waiting else "no index has zero scans yet"
+    return (f"unused_index held back: statistics are {_duration(age)} old, under the "
+            f"{_duration(settings.unused_min_stats_age_seconds)} window; {found}. They can be judged from "
+            f"{ready.replace(microsecond=0).isoformat()}; to judge earlier, lower unused_min_stats_age_seconds.")
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 86400:
+        return f"{seconds / 86400:.1f} days"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} hours"
+    return f"{seconds / 60:.0f} minutes"

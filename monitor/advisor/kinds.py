@@ -32,6 +32,9 @@ KINDS: dict[str, FindingKind] = {k.name: k for k in (
                 "pattern"),
     FindingKind("slow_statement", "Slow statement", "a statement's mean execution time is above the threshold",
                 "slow_statement", "pattern"),
+    FindingKind("statement_regression", "Statement regression",
+                "a statement's mean time rose several-fold: after an index appeared or vanished on its table, "
+                "or against its own baseline (a deploy, a plan change)", "statement_regression", "pattern"),
     FindingKind("invalid_index", "Invalid index",
                 "an index left invalid (a failed CREATE INDEX CONCURRENTLY): maintained, never used", "invalid_index"),
     FindingKind("duplicate_index", "Duplicate index", "same columns, predicate and method as another index",

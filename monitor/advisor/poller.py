@@ -15,8 +15,10 @@ import threading
 from dataclasses import dataclass
 
 from collectors.postgres.settings import PostgresSettings
+from monitor.advisor.actions import ACTION_KINDS
 from monitor.advisor.advisor import Advisor
-from monitor.advisor.findings import AdviceReport
+from monitor.advisor.findings import UNPLANNABLE_CATEGORIES, AdviceReport
+from monitor.advisor.outcomes import CHANGES
 from monitor.advisor.settings import AdvisorSettings
 from monitor.core.poller import Poller
 from monitor.core.samples import Sample, SampleList
@@ -42,7 +44,18 @@ class AdviceSnapshot:
             out.add("dbpulse_advice_findings", count, kind=kind)
         out.add("dbpulse_advice_last_run_timestamp_seconds", report.generated_at.timestamp())
         out.add("dbpulse_advice_statements_skipped", report.skipped_count)
+        for reason in UNPLANNABLE_CATEGORIES:
+            out.add("dbpulse_advice_statements_unplannable", sum(1 for sk in report.skipped if sk.category == reason),
+                    reason=reason)
         out.add("dbpulse_advice_missing_index_benefit_ratio", missing_index_benefit(report))
+        for action in ACTION_KINDS:
+            out.add("dbpulse_advice_plan_actions", sum(1 for a in report.plan.actions if a.action == action),
+                    action=action)
+        for verdict, count in report.outcome_counts().items():
+            out.add("dbpulse_advice_outcome_statements", count, verdict=verdict)
+        for change in CHANGES:
+            out.add("dbpulse_advice_index_changes", sum(1 for o in report.outcomes if o.change == change),
+                    change=change)
         return out.samples
 
 

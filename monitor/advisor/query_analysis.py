@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from pglast import ast, parse_sql
-from pglast.enums.parsenodes import A_Expr_Kind, SortByDir
+from pglast.enums.parsenodes import A_Expr_Kind, SetOperation, SortByDir
 from pglast.enums.primnodes import BoolExprType, SubLinkType
 from pglast.stream import RawStream
 from pglast.visitors import Ancestor, Visitor
@@ -57,6 +57,10 @@ class TableUsage:
     order_by: list[tuple[Key, bool]] = field(default_factory=list)  # (key, descending)
     limited: bool = False
     group_by: list[Key] = field(default_factory=list)
+    # ``a = $1 OR b = $2``: one part per disjunct, each with that disjunct's keys on this table reference
+    # (a BitmapOr needs every part indexed); keys found in every part are also in the lists above.
+    or_groups: list[list[TableUsage]] = field(default_factory=list)
+    params: dict[Key, int] = field(default_factory=dict)  # an equality key compared with a bare $n: n
 
     def add(self, bucket: list[Key], key: Key) -> None:
         if key not in bucket:
@@ -77,6 +81,9 @@ class StatementAnalysis:
     relations: list[TableRef] = field(default_factory=list)
     n_params: int = 0
     error: str | None = None
+    # the outer SELECT returns table rows one for one: no aggregate, GROUP BY, DISTINCT or LIMIT
+    # (so rows per call tell how many rows a lookup matched)
+    plain_rows: bool = False
 
     @property
     def ok(self) -> bool:
@@ -170,6 +177,39 @@ def canonical_expression(text: str) -> str:
         return str(RawStream()(node)).lower()
     except Exception:
         return text.strip().lower()
+
+
+AGGREGATES = frozenset({"count", "sum", "avg", "min", "max", "array_agg", "string_agg", "bool_and", "bool_or",
+                        "every", "json_agg", "jsonb_agg", "json_object_agg", "jsonb_object_agg", "stddev",
+                        "variance", "percentile_cont", "percentile_disc", "mode"})
+
+
+def _note_param(usage: TableUsage, key: Key, value: Any) -> None:
+    if isinstance(value, ast.TypeCast):
+        value = value.arg
+    if isinstance(value, ast.ParamRef) and not key.is_expression:
+        usage.params.setdefault(key, int(value.number or 0))
+
+
+def _returns_rows(node: ast.SelectStmt) -> bool:
+    if node.groupClause or node.distinctClause or node.limitCount is not None or node.havingClause:
+        return False
+    return not any(_contains_aggregate(target) for target in node.targetList or ())
+
+
+def _contains_aggregate(node: Any) -> bool:
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, ast.FuncCall) and item.funcname and _name(item.funcname[-1]).lower() in AGGREGATES:
+            return True
+        if isinstance(item, ast.SubLink | ast.SelectStmt):
+            continue
+        if isinstance(item, tuple):
+            stack.extend(item)
+        elif isinstance(item, ast.Node):
+            stack.extend(getattr(item, member) for member in item)
+    return False
 
 
 def _is_value(node: Any) -> bool:
@@ -333,8 +373,10 @@ class _Analyzer(Visitor):
                         usage.add(usage.joins, key)
             elif left and _is_value(node.rexpr) and left[2]:
                 left[0].add(left[0].equality, left[1])
+                _note_param(left[0], left[1], node.rexpr)
             elif right and _is_value(node.lexpr) and right[2]:
                 right[0].add(right[0].equality, right[1])
+                _note_param(right[0], right[1], node.lexpr)
         elif kind == A_Expr_Kind.AEXPR_OP and op in RANGE_OPERATORS:
             right = self._key_side(scope, node.rexpr)
             if left and not right and _is_value(node.rexpr) and left[2]:
@@ -409,7 +451,32 @@ class _Analyzer(Visitor):
     def _block(self, scope: _Scope, clauses: list[Any]) -> None:
         for clause in clauses:
             for conjunct in self._conjuncts(clause):
-                self._predicate(scope, conjunct)
+                if isinstance(conjunct, ast.BoolExpr) and conjunct.boolop == BoolExprType.OR_EXPR:
+                    self._disjunction(scope, conjunct)
+                else:
+                    self._predicate(scope, conjunct)
+
+    def _disjunction(self, scope: _Scope, node: ast.BoolExpr) -> None:
+        """``p OR q``: each disjunct's conjuncts are read on copies of the block's table references."""
+        branches: list[list[TableUsage]] = []
+        for arg in node.args or ():
+            copy = _Scope(parent=scope.parent, usages=[TableUsage(u.table, u.alias) for u in scope.usages],
+                          opaque=scope.opaque, ctes=scope.ctes)
+            for conjunct in self._conjuncts(arg):
+                if not (isinstance(conjunct, ast.BoolExpr) and conjunct.boolop == BoolExprType.OR_EXPR):
+                    self._predicate(copy, conjunct)  # a nested OR inside a disjunct is left out
+            branches.append(copy.usages)
+        if len(branches) < 2:
+            return
+        for i, usage in enumerate(scope.usages):
+            parts = [branch[i] for branch in branches]
+            for bucket in ("equality", "in_list", "ranges", "joins"):
+                first, *rest = (getattr(p, bucket) for p in parts)
+                for key in first:
+                    if all(key in other for other in rest):  # in every disjunct: as good as a conjunct
+                        usage.add(getattr(usage, bucket), key)
+            if all(p.equality or p.in_list or p.ranges for p in parts):
+                usage.or_groups.append(parts)
 
 
 def analyze(sql: str, columns_of: ColumnsOf | None = None) -> StatementAnalysis:
@@ -434,6 +501,8 @@ def analyze(sql: str, columns_of: ColumnsOf | None = None) -> StatementAnalysis:
     result = analyzer.result
     result.kind = kind
     result.n_params = analyzer.max_param
+    result.plain_rows = isinstance(stmt, ast.SelectStmt) and stmt.op == SetOperation.SETOP_NONE and \
+        _returns_rows(stmt) and len(result.usages) == 1
     return result
 
 

@@ -1,29 +1,20 @@
-"""Renderers for people: Markdown and a standalone HTML page (no external assets).
+"""Renderers for people and programs: Markdown and JSON (HTML is the templates' job, monitor/web/).
 
 Every name and query text comes from the monitored database and is untrusted:
-HTML escapes everything with ``html.escape``; Markdown puts texts in code
-spans/fences whose delimiters are longer than any backtick run inside.
+Markdown puts texts in code spans/fences whose delimiters are longer than any
+backtick run inside, and escapes plain text.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from typing import Any
 
+from .actions import Action, NewIndex
 from .findings import AdviceReport, Finding
-
-_TITLES = {
-    "missing_index": "Missing index",
-    "n_plus_one": "N+1 query pattern",
-    "slow_statement": "Slow statement",
-    "invalid_index": "Invalid index",
-    "duplicate_index": "Duplicate index",
-    "redundant_index": "Redundant index",
-    "unused_index": "Unused index",
-    "low_selectivity_index": "Low-selectivity index",
-}
+from .kinds import title
+from .outcomes import Outcome
 
 
 def _fence(text: str) -> str:
@@ -64,7 +55,100 @@ def _facts(f: Finding) -> list[tuple[str, str]]:
         out.append(("mean time", f"{f.mean_exec_seconds * 1000:.1f} ms"))
     if f.queryids:
         out.append(("queryids", ", ".join(str(q) for q in f.queryids)))
+    if f.action is not None:
+        out.append(("plan step", str(f.action)))
+    if f.supersedes:
+        out.append(("supersedes", ", ".join(f.supersedes)))
+    if f.replaced_by:
+        out.append(("replaced by", f.replaced_by))
+    if f.held_back:
+        out.append(("held back", f.held_back))
     return out
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+def _per_hour(seconds: float | None) -> str:
+    return "unknown" if seconds is None else f"{seconds:.1f} s per hour (estimate)"
+
+
+def _new_index_lines(new: NewIndex) -> list[str]:
+    lines = [f"New index {_code(new.label)}:", ""]
+    if new.why_this_order:
+        lines.append(f"- column order: {_md_text(new.why_this_order)}")
+    if new.index_size_bytes is not None:
+        lines.append(f"- size: {new.index_size_bytes} bytes (hypopg_relation_size; HypoPG ignores btree "
+                     "deduplication, the real index may be smaller)")
+    if new.write_overhead_ratio is not None:
+        writes = ("unknown" if new.table_writes_per_hour is None else
+                  f"{new.table_writes_per_hour:.0f} inserts + updates per hour on the table, about "
+                  f"{new.write_overhead_rows_per_hour or 0:.0f} row-equivalents per hour written to the index")
+        lines.append(f"- write overhead: {new.write_overhead_ratio:.2f} of each row written ({_md_text(writes)})")
+    lines.append(f"- time saved: {_per_hour(new.saved_seconds_per_hour)}")
+    for st in new.statements:
+        removed = st.cost_removed_ratio
+        lines += ["", f"Statement {_code(str(st.queryid))}: {st.calls} calls, {_ms(st.mean_exec_seconds)} mean, "
+                  f"generic-plan cost {st.cost_before:.0f} -> "
+                  f"{'?' if st.cost_after is None else f'{st.cost_after:.0f}'}"
+                  f"{'' if removed is None else f' ({100 * removed:.0f}% less)'}, "
+                  f"saved {_per_hour(st.saved_seconds_per_hour)}", "", _code(st.query), ""]
+        if st.plan_before:
+            lines.append(f"- plan before: {_code(st.plan_before)}")
+        if st.plan_after:
+            lines.append(f"- plan after: {_code(st.plan_after)}")
+        for label, text in (("before", st.plan_before_text), ("after", st.plan_after_text)):
+            if text:
+                fence = _fence(text)
+                lines += ["", f"Full plan {label}:", "", fence, text, fence]
+    return lines
+
+
+def _action_lines(a: Action) -> list[str]:
+    lines = [f"### {a.order}. {a.action} on {_code(a.table)}", "", _md_text(a.reason), ""]
+    steps = "\n".join(a.steps)
+    fence = _fence(steps)
+    lines += ["Steps, in this order:", "", f"{fence}sql", steps, fence, ""]
+    for label, value in (("supersedes", ", ".join(a.supersedes)), ("replaced by", a.replaced_by or ""),
+                         ("relies on", ", ".join(a.relies_on)), ("checked", a.checked),
+                         ("statements using the dropped index", ", ".join(map(str, a.statements_using)))):
+        if value:
+            lines.append(f"- {label}: {_code(value)}")
+    lines.append("")
+    for new in a.creates:
+        lines += [*_new_index_lines(new), ""]
+    return lines
+
+
+def _outcome_lines(o: Outcome) -> list[str]:
+    advised = "advised by dbpulse" if o.advised else "not advised by dbpulse"
+    lines = [f"### {_code(o.index)} {o.change} on {_code(o.table)}: {o.verdict.replace('_', ' ')}", "",
+             f"Seen at {o.detected_at.replace(microsecond=0).isoformat()} ({advised}).", ""]
+    for st in o.statements:
+        after = "no calls yet" if not st.after.calls else f"{_ms(st.after.mean_exec_seconds)} ({st.after.calls} calls)"
+        lines.append(f"- {_code(str(st.queryid))}: {_ms(st.before.mean_exec_seconds)} ({st.before.calls} calls) "
+                     f"-> {after}: **{st.verdict.replace('_', ' ')}**: {_code(st.query[:120])}")
+    if not o.statements:
+        lines.append("- no statement of this table had calls before the change")
+    return [*lines, ""]
+
+
+def plan_markdown(report: AdviceReport) -> list[str]:
+    plan = report.plan
+    if not plan.actions and not plan.held_back:
+        return []
+    how = (f"checked as a whole with HypoPG ({plan.statements_checked} statements planned with every create in "
+           f"place); drops checked by {plan.drop_check}" if plan.checked_as_whole else
+           "not checked as a whole (no HypoPG, or its budget ran out): drops checked by the catalog")
+    lines = ["## Plan", "", f"Run the actions in this order; each is {_md_text(how)}.", ""]
+    for a in plan.actions:
+        lines += _action_lines(a)
+    if plan.held_back:
+        lines += ["### Held back", ""]
+        lines += [f"- {_code(h.subject)} ({h.kind}): {_md_text(h.reason)}" for h in plan.held_back]
+        lines.append("")
+    return lines
 
 
 def render_json(report: AdviceReport) -> str:
@@ -82,9 +166,16 @@ def render_markdown(report: AdviceReport) -> str:
         lines.append(f"> Note: {_md_text(note)}")
     if report.notes:
         lines.append("")
+    lines += plan_markdown(report)
+    if report.outcomes:
+        lines += ["## Outcomes of index changes", ""]
+        for o in report.outcomes:
+            lines += _outcome_lines(o)
+    if report.findings:
+        lines += ["## Findings", ""]
     for n, f in enumerate(report.ordered_findings(), 1):
         subject = f.index or f.table or "statement"
-        lines += [f"## {n}. {_TITLES.get(f.kind, f.kind)}: {_code(subject)}", ""]
+        lines += [f"### {n}. {title(f.kind)}: {_code(subject)}", ""]
         lines += [_md_text(f.evidence), ""]
         if f.table:
             lines.append(f"- table: {_code(f.table)}")
@@ -104,53 +195,3 @@ def render_markdown(report: AdviceReport) -> str:
             lines.append(f"- {_code(str(sk.queryid))} ({sk.calls} calls): {reason}: {query}")
         lines.append("")
     return "\n".join(lines)
-
-
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem;color:#222}
-h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem}
-.kind{display:inline-block;padding:.1rem .5rem;border-radius:.3rem;background:#eef;font-size:.85rem}
-pre{background:#f6f6f6;padding:.6rem;overflow-x:auto;white-space:pre-wrap}
-table{border-collapse:collapse}td,th{padding:.2rem .6rem;border-bottom:1px solid #ddd;text-align:left}
-.note{background:#fff6e0;padding:.4rem .8rem;border-left:4px solid #e0a000}
-"""
-
-
-def render_html(report: AdviceReport) -> str:
-    e = html.escape
-    data: dict[str, Any] = report.to_json_dict()
-    parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>dbpulse index advice: {e(report.target)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>dbpulse index advice: {e(report.target)}</h1>",
-        f"<p>Generated at {e(data['generated_at'])}; statistics reset: {e(data['stats_reset'] or 'never')}. "
-        f"Statements analyzed: {report.statements_analyzed}, skipped: {report.skipped_count}.</p>",
-        "<table><tr><th>kind</th><th>findings</th></tr>",
-        *(f"<tr><td>{e(k)}</td><td>{v}</td></tr>" for k, v in report.counts_by_kind().items()),
-        "</table>",
-        *(f'<p class="note">{e(n)}</p>' for n in report.notes),
-    ]
-    for n, f in enumerate(report.ordered_findings(), 1):
-        subject = f.index or f.table or "statement"
-        parts.append(f'<section><h2>{n}. <span class="kind">{e(f.kind)}</span> {e(subject)}</h2>')
-        parts.append(f"<p>{e(f.evidence)}</p><table>")
-        if f.table:
-            parts.append(f"<tr><th>table</th><td>{e(f.table)}</td></tr>")
-        parts += [f"<tr><th>{e(label)}</th><td>{e(value)}</td></tr>" for label, value in _facts(f)]
-        parts.append("</table>")
-        if f.query:
-            parts.append(f"<pre><code>{e(f.query)}</code></pre>")
-        if f.ddl:
-            parts.append(f"<pre><code>{e(f.ddl)}</code></pre>")
-        parts.append("</section>")
-    if report.skipped:
-        parts.append("<h2>Skipped statements</h2><table><tr><th>queryid</th><th>calls</th><th>reason</th>"
-                     "<th>query</th></tr>")
-        parts += [
-            f"<tr><td>{e(str(sk.queryid))}</td><td>{sk.calls}</td><td>{e(sk.reason)}</td>"
-            f"<td><code>{e(sk.query[:300])}</code></td></tr>"
-            for sk in report.skipped
-        ]
-        parts.append("</table>")
-    parts.append("</body></html>")
-    return "\n".join(parts)

@@ -20,14 +20,30 @@ class Thresholds(Strict):
     min_table_rows: int = Field(10_000, ge=0, description="smaller tables get no index advice")
     max_index_columns: int = Field(3, ge=1, le=32)
     min_improvement_ratio: float = Field(0.2, ge=0, le=1, description="an index must cut its statements' cost by this")
-    write_penalty_per_row: float = Field(0.5, ge=0, description="cost units charged per written row per extra index")
+    write_penalty_per_row: float = Field(0.5, ge=0, description="cost units per inserted or updated row per new index"
+                                         " entry: an index must save more per hour than this costs")
     size_penalty_per_page: float = Field(0.01, ge=0, description="cost units charged per 8 kB page of the index")
     max_candidates_per_table: int = Field(10, ge=1, description="costed with HypoPG, most promising first")
     max_statements_per_candidate: int = Field(20, ge=1, description="heaviest statements a candidate is costed on")
     rescored_candidates: int = Field(8, ge=0, description="runners-up costed again on top of each kept index")
+    prefer_smaller_within: float = Field(0.05, ge=0, le=1, description="a candidate whose gain is this close to "
+                                         "the best one's and whose btree (deduplicated) is smaller is kept instead")
     verification_max_explains: int = Field(2000, ge=0)
     verification_max_seconds: float = Field(30.0, ge=0)
     use_hypopg: bool = True
+
+    coverage_max_explains: int = Field(1000, ge=0, description="EXPLAINs for planning statements no candidate "
+                                       "needed, so unplannable ones are counted")
+
+    # the plan: the final index set checked as a whole
+    plan_check_max_explains: int = Field(400, ge=0, description="EXPLAINs for checking the plan as a whole")
+    plan_drop_max_cost_increase: float = Field(
+        0.1, ge=0, description="with hypopg_hide_index: a drop may raise a statement's cost by this fraction")
+
+    # skew: a parameter on a column with rare values (pg_stats most_common_vals)
+    skew_rare_max_fraction: float = Field(0.05, ge=0, le=1,
+                                          description="a value on at most this share of the rows is rare")
+    skew_min_share: float = Field(0.5, ge=0, le=1, description="a rare value dominates at this share of the calls")
 
     # unused_index
     unused_min_stats_age_seconds: float = Field(7 * 86400.0, ge=0,
@@ -46,6 +62,21 @@ class Thresholds(Strict):
     # slow_statement
     slow_mean_seconds: float = Field(0.5, ge=0)
     slow_min_calls: int = Field(1, ge=1)
+
+    # outcomes (the service only: it keeps statement windows across runs)
+    outcome_windows: int = Field(12, ge=2, description="advisor windows kept per statement")
+    outcome_baseline_windows: int = Field(3, ge=1, description="windows before an index change that make its baseline")
+    outcome_follow_seconds: float = Field(3600.0, ge=0, description="windows after a change are added for this long")
+    outcome_keep_seconds: float = Field(86400.0, ge=0, description="an outcome is reported for this long")
+    outcome_min_calls: int = Field(5, ge=1, description="calls before and after to judge a statement")
+    outcome_min_delta_seconds: float = Field(0.0005, ge=0, description="smaller mean-time changes are noise")
+    outcome_improvement_ratio: float = Field(0.8, gt=0, le=1, description="after/before mean time at most this")
+    outcome_regression_ratio: float = Field(1.5, ge=1, description="after/before mean time at least this")
+
+    # statement_regression against a statement's own baseline
+    regression_factor: float = Field(3.0, ge=1, description="mean time this many times its baseline's median")
+    regression_min_windows: int = Field(3, ge=1, description="earlier windows needed for a baseline")
+    regression_min_calls: int = Field(10, ge=1, description="calls a window needs to count")
 
 
 class AdvisorSettings(Strict):

@@ -47,20 +47,31 @@ class Budget:
 
 
 class PlanError(Exception):
-    """The statement cannot be planned (normalization artefact, unknown type, ...)."""
+    """The statement cannot be planned (normalization artefact, unknown type, no privilege, ...)."""
+
+    def __init__(self, message: str, sqlstate: str | None = None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
 
 
 class WhatIf:
-    def __init__(self, conn: psycopg.Connection[Any], server_version_num: int, budget: Budget) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], server_version_num: int, budget: Budget,
+                 can_hide: bool = False) -> None:
         self.conn = conn
         self.generic_explain = server_version_num >= 160000
         self.budget = budget
         self.hypothetical: list[int] = []
+        self.can_hide = can_hide  # HypoPG >= 1.4: hypopg_hide_index() takes a real index out of plans
+        self.hidden: list[int] = []
         if not self.generic_explain:
             conn.execute(f"SET /* {TAG} */ plan_cache_mode = force_generic_plan")
 
     def cost(self, query: str, n_params: int) -> float:
         """Total cost of the generic plan of ``query``; raises PlanError, counts one EXPLAIN."""
+        return float(self.explain(query, n_params)["Total Cost"])
+
+    def explain(self, query: str, n_params: int) -> dict[str, Any]:
+        """The generic plan of ``query`` (EXPLAIN's JSON ``Plan`` node); raises PlanError, counts one EXPLAIN."""
         self.budget.explains += 1
         try:
             if self.generic_explain:
@@ -80,9 +91,11 @@ class WhatIf:
         except psycopg.Error as exc:
             if isinstance(exc, psycopg.errors.QueryCanceled):
                 raise
-            raise PlanError((str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]) from exc
+            raise PlanError((str(exc).strip().splitlines() or [type(exc).__name__])[0][:200],
+                            getattr(exc, "sqlstate", None)) from exc
         assert row is not None
-        return float(row[0][0]["Plan"]["Total Cost"])
+        plan: dict[str, Any] = row[0][0]["Plan"]
+        return plan
 
     def create(self, create_index_sql: str) -> tuple[int, int]:
         """(oid, estimated size in bytes) of a new hypothetical index."""
@@ -98,6 +111,17 @@ class WhatIf:
         self.conn.execute(f"SELECT /* {TAG} */ hypopg_drop_index(%s)", (oid,))
         self.hypothetical.remove(oid)
 
+    def hide(self, oid: int) -> None:
+        """Plan as if the real index ``oid`` were gone (HypoPG >= 1.4; this session only)."""
+        self.conn.execute(f"SELECT /* {TAG} */ hypopg_hide_index(%s)", (oid,))
+        self.hidden.append(oid)
+
+    def unhide_all(self) -> None:
+        if self.hidden:
+            self.conn.execute(f"SELECT /* {TAG} */ hypopg_unhide_all_indexes()")
+            self.hidden.clear()
+
     def reset(self) -> None:
+        self.unhide_all()
         self.conn.execute(f"SELECT /* {TAG} */ hypopg_reset()")
         self.hypothetical.clear()

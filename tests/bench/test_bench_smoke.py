@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bench import advisor_large, common, memory, pg_dbtime, pg_scrape, redis_keys, report
+from bench import advisor_large, advisor_tpch, common, memory, pg_dbtime, pg_scrape, redis_keys, report
 
 needs_pg_exporter = pytest.mark.skipif(not common.PG_EXPORTER.exists(), reason="postgres_exporter not installed")
 needs_redis_exporter = pytest.mark.skipif(not common.REDIS_EXPORTER.exists(), reason="redis_exporter not installed")
@@ -70,6 +70,25 @@ def test_redis_keys(tmp_path: Path) -> None:
 def test_advisor_large(tmp_path: Path) -> None:
     r = run(advisor_large.main, tmp_path, *TINY_PG)
     assert r["runs"]["defaults, cold"]["statements_analyzed"] >= 50
+
+
+def test_advisor_tpch(tmp_path: Path) -> None:
+    r = run(advisor_tpch.main, tmp_path, "--scale", "0.01", "--calls", "0.03", "--budgets", "0.1",
+            "--demo-requests", "150", "--demo-scale", "0.2")
+    assert set(r["schemas"]) == {"tpch", "demo"}
+    tpch = r["schemas"]["tpch"]
+    assert tpch["costed"] == tpch["statements"] >= 29 and not tpch["failed"]  # the ruler plans every text
+    assert set(tpch["advisors"]) == {"qualstats", "dbpulse", "dexter"}
+    assert tpch["advisors"]["qualstats"]["indexes"]  # pg_qualstats saw the workload
+    for adv in tpch["advisors"].values():
+        assert [row["budget"] for row in adv["rows"]] == [0.1, "unlimited"]
+        for row in adv["rows"]:
+            assert 0 < row["relative_cost"] <= 1
+    assert tpch["advisors"]["dexter"]["rows"][-1]["relative_cost"] < 1
+    assert tpch["verdict"]["per_budget"][0]["budget"] == 0.1
+    assert r["schemas"]["demo"]["prepared"]["requests"]
+    written = json.loads((tmp_path / "advisor_tpch.json").read_text())
+    assert "### 6. Index advisors side by side" in "\n".join(report.advisor_tpch(written))
 
 
 def test_report_renders(tmp_path: Path) -> None:

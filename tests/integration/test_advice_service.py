@@ -33,10 +33,21 @@ def test_advice_is_served_and_summarized(fresh_db: str) -> None:
         status, body = svc.get("/advice?target=shop")
         assert status == 200 and json.loads(body)["target"] == "shop"
         assert svc.get("/advice?target=nope")[0] == 404
+        plan = reports[0]["plan"]
+        assert [(a["order"], a["action"], a["steps"]) for a in plan["actions"]] == [
+            (1, "create", [missing[0]["ddl"]])]
+        assert missing[0]["action"] == 1
         status, page = svc.get("/advice.html")
         assert status == 200
         assert EVIL.encode() not in page
         assert b"&lt;script&gt;alert(1)&lt;/script&gt;" in page
+        assert b"<h2>Plan</h2>" in page and b"full plans" in page
+        # the UI's advice section carries the same plan, with its evidence, escaped
+        status, section = svc.get("/ui/sections")
+        assert status == 200 and b"Plan, in this order" in section and b"1. create" in section
+        assert b"Column order: external_id first" in section and EVIL.encode() not in section
+        assert svc.value("dbpulse_advice_plan_actions", target="shop", action="create") == 1
+        assert svc.value("dbpulse_advice_outcome_statements", target="shop", verdict="regression") == 0
 
 
 def test_advisor_can_be_disabled(fresh_db: str) -> None:

@@ -1,4 +1,4 @@
-// dbpulse web UI: re-fetch the server-rendered sections (escaped on the server), copy DDL.
+// dbpulse web UI: re-fetch the server-rendered sections (escaped on the server), copy DDL, keep plans open.
 (function () {
   "use strict";
   var body = document.body;
@@ -14,7 +14,10 @@
         return response.text();
       })
       .then(function (html) {
+        // An engineer reading a full plan keeps it open across refreshes (details carry stable ids).
+        var open = Array.prototype.map.call(live.querySelectorAll("details[open][id]"), function (d) { return d.id; });
         live.innerHTML = html;
+        open.forEach(function (id) { var d = document.getElementById(id); if (d) { d.open = true; } });
         refreshes += 1;
         document.documentElement.setAttribute("data-refreshes", String(refreshes));
         status.textContent = "refreshed " + new Date().toLocaleTimeString() + " (every " + every / 1000 + " s)";
@@ -56,6 +59,9 @@
     var button = event.target.closest ? event.target.closest("button[data-copy]") : null;
     if (button) { copy(button); }
   });
+  // A link to a full plan (/#its-id) opens it.
+  var target = window.location.hash ? document.getElementById(window.location.hash.slice(1)) : null;
+  if (target && target.tagName === "DETAILS") { target.open = true; }
   document.documentElement.setAttribute("data-ui", "ready");
   refresh();
 })();

@@ -34,3 +34,23 @@ def scenario_db(pg_server: LocalPostgres) -> Iterator[str]:
     yield dsn
     with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+
+
+def reset_statistics(dsn: str, timeout: float = 30) -> None:
+    """Reset the database's statistics once the seeding sessions' counters have reached them.
+
+    A session flushes its table counters at most every second or when it exits, which can be after the
+    next session started: reset too early and the seed's inserts come back as writes in the window."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while True:
+            row = conn.execute(
+                "SELECT coalesce(sum(s.n_tup_ins), 0) >= coalesce(sum(c.reltuples::bigint), 0) "
+                "FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid").fetchone()
+            if (row and row[0]) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        conn.execute("SELECT pg_stat_reset()")
+        conn.execute("SELECT pg_stat_statements_reset()")

@@ -37,5 +37,5 @@ def test_counts_have_every_registered_kind_and_the_groups_split_them() -> None:
     report.findings.append(Finding(kind="slow_statement", table="", evidence="slow"))
     counts = report.counts_by_kind()
     assert list(counts) == list(KINDS) and counts["slow_statement"] == 1 and sum(counts.values()) == 1
-    assert set(pattern_kinds()) == {"n_plus_one", "slow_statement"}
+    assert set(pattern_kinds()) == {"n_plus_one", "slow_statement", "statement_regression"}
     assert all(k.title and k.meaning for k in KINDS.values())

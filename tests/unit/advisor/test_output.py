@@ -61,7 +61,7 @@ def test_markdown_fences_survive_backticks_and_json_is_clean() -> None:
     assert "index \\<script\\>alert\\(\"x\"\\)\\</script\\> unused" in md
     data = json.loads(render_json(_report()))
     assert data["skipped"] == [{"queryid": 7, "query": 'SELECT <script>alert("x")</script>',
-                                "reason": "cannot be parsed: x", "calls": 2}]
+                                "reason": "cannot be parsed: x", "calls": 2, "category": "parse"}]
     assert data["summary"]["counts_by_kind"]["unused_index"] == 1
     assert [f["kind"] for f in data["findings"]] == ["slow_statement", "unused_index"]
     assert data["findings"][0] == {

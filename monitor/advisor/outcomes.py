@@ -1,0 +1,291 @@
+"""Outcomes: what changed for a table's statements after one of its indexes appeared or vanished.
+
+The service's ``Advisor`` is kept across runs and keeps an ``OutcomeTracker``:
+per statement, its calls, execution time, rows and blocks in each advisor
+window (the ``pg_stat_statements`` deltas between two runs, a bounded number
+of windows), and per table the OIDs of its valid indexes. When a run sees a
+new or vanished index OID on a table (any index, advised by dbpulse or not),
+it records the change with a baseline of that table's statements (their
+windows before this one) and follows them in the windows from then on:
+before against after, judged per statement as an improvement, a regression,
+unchanged, or too few calls to tell.
+
+Separately, a statement whose mean time in the last window rose several-fold
+against its own baseline (the median of its earlier windows) is a regression
+whatever the cause (a deploy, a plan flip, data growth).
+
+The window in which the change was seen is counted as *after*: it may hold
+calls from before the change, which dilutes the difference but never invents
+one. The one-shot command has no history, so it has no outcomes.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from collectors.postgres.statements import StatementStat
+
+from .catalog import Catalog, Index
+from .settings import Thresholds
+
+Verdict = Literal["improvement", "regression", "unchanged", "insufficient_data"]
+VERDICTS: tuple[Verdict, ...] = ("improvement", "regression", "unchanged", "insufficient_data")
+Change = Literal["created", "dropped"]
+CHANGES: tuple[Change, ...] = ("created", "dropped")
+QUERY_CHARS = 300
+
+
+@dataclass(frozen=True)
+class Window:
+    """One statement's counters over one advisor window."""
+
+    calls: int
+    exec_seconds: float
+    rows: int
+    blocks: int  # shared blocks hit + read
+
+    @property
+    def mean_exec_seconds(self) -> float:
+        return self.exec_seconds / self.calls if self.calls else 0.0
+
+    def to_json_dict(self) -> dict[str, Any]:
+        calls = max(self.calls, 1)
+        return {"calls": self.calls, "mean_exec_seconds": round(self.mean_exec_seconds, 9),
+                "rows_per_call": round(self.rows / calls, 3), "blocks_per_call": round(self.blocks / calls, 3)}
+
+
+def merged(windows: Iterable[Window]) -> Window:
+    calls = exec_s = rows = blocks = 0.0
+    for w in windows:
+        calls += w.calls
+        exec_s += w.exec_seconds
+        rows += w.rows
+        blocks += w.blocks
+    return Window(int(calls), exec_s, int(rows), int(blocks))
+
+
+@dataclass
+class StatementOutcome:
+    queryid: int
+    query: str
+    before: Window
+    after: Window
+    verdict: Verdict
+
+    @property
+    def ratio(self) -> float | None:
+        """after / before mean time."""
+        if self.before.mean_exec_seconds <= 0 or not self.after.calls:
+            return None
+        return self.after.mean_exec_seconds / self.before.mean_exec_seconds
+
+    def to_json_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"queryid": self.queryid, "query": self.query, "before": self.before.to_json_dict(),
+                               "after": self.after.to_json_dict(), "verdict": self.verdict}
+        if self.ratio is not None:
+            out["mean_time_ratio"] = round(self.ratio, 4)
+        return out
+
+
+@dataclass
+class Outcome:
+    """An index that appeared or vanished on a table, and its statements before against after."""
+
+    table: str
+    index: str
+    change: Change
+    detected_at: datetime
+    advised: bool  # the plan of the run before the change advised exactly this
+    statements: list[StatementOutcome] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> Verdict:
+        verdicts = {s.verdict for s in self.statements}
+        order: tuple[Verdict, ...] = ("regression", "improvement", "unchanged")
+        for v in order:
+            if v in verdicts:
+                return v
+        return "insufficient_data"
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {"table": self.table, "index": self.index, "change": self.change,
+                "detected_at": self.detected_at.isoformat(), "advised": self.advised, "verdict": self.verdict,
+                "statements": [s.to_json_dict() for s in self.statements]}
+
+
+@dataclass(frozen=True)
+class Regression:
+    """A statement whose mean time rose several-fold: after an index change, or against its own baseline."""
+
+    queryid: int
+    query: str
+    table: str
+    baseline: Window
+    current: Window
+    cause: str  # one line for people
+
+
+@dataclass
+class _Followed:
+    outcome: Outcome
+    table_oid: int
+    before: dict[int, Window]
+    after: dict[int, list[Window]]
+    until: datetime  # windows after this are no longer added
+
+
+@dataclass
+class OutcomeTracker:
+    """Per-statement windows and per-table index OIDs across advisor runs (the service's memory)."""
+
+    settings: Thresholds
+    windows: dict[int, deque[tuple[int, Window]]] = field(default_factory=dict)  # queryid -> (run, window)
+    runs: int = 0
+    changed_at: dict[int, int] = field(default_factory=dict)  # table oid -> run that saw its last index change
+    texts: dict[int, str] = field(default_factory=dict)
+    indexes: dict[int, dict[int, str]] | None = None  # table oid -> {index oid: qualified name}
+    followed: list[_Followed] = field(default_factory=list)
+    advised_creates: set[tuple[int, tuple[str, ...]]] = field(default_factory=set)  # (table oid, key signature)
+    advised_drops: set[int] = field(default_factory=set)  # index oids
+
+    def update(self, window_stats: list[StatementStat], tables_of: Mapping[int, set[int]], cat: Catalog,
+               now: datetime) -> tuple[list[Outcome], list[Regression]]:
+        """Record this run's window; return the outcomes to report and the regressions found."""
+        s = self.settings
+        current = {st.queryid: Window(st.calls, st.exec_seconds, st.rows, st.blks_hit + st.blks_read)
+                   for st in window_stats if st.calls > 0}
+        for st in window_stats:
+            self.texts[st.queryid] = st.query[:QUERY_CHARS]
+        self.runs += 1
+        previous = {q: list(ws) for q, ws in self.windows.items()}
+        for q, w in current.items():
+            self.windows.setdefault(q, deque(maxlen=s.outcome_windows)).append((self.runs, w))
+        for q in [q for q in self.windows if q not in tables_of and q not in current]:
+            del self.windows[q]  # left the workload we read: forget it, memory stays bounded
+            self.texts.pop(q, None)
+
+        statements_of: dict[int, list[int]] = {}
+        for q, tables in tables_of.items():
+            for oid in tables:
+                statements_of.setdefault(oid, []).append(q)
+
+        now_indexes = _valid_indexes(cat)
+        if self.indexes is not None:
+            for table_oid, members in now_indexes.items():
+                before_members = self.indexes.get(table_oid)
+                if before_members is None:
+                    continue  # a new table: nothing to compare with
+                table = cat.tables[table_oid]
+                for oid, name in members.items():
+                    if oid not in before_members:
+                        index = next(i for i in cat.indexes if i.oid == oid)
+                        advised = (table_oid, index.key_signature()) in self.advised_creates
+                        self._follow(table.qualified, table_oid, name, "created", advised, now,
+                                     statements_of.get(table_oid, []), previous, current)
+                for oid, name in before_members.items():
+                    if oid not in members:
+                        self._follow(table.qualified, table_oid, name, "dropped", oid in self.advised_drops, now,
+                                     statements_of.get(table_oid, []), previous, current)
+        self.indexes = now_indexes
+
+        keep_after = now - timedelta(seconds=s.outcome_keep_seconds)
+        self.followed = [f for f in self.followed if f.outcome.detected_at >= keep_after]
+        for f in self.followed:
+            if f.outcome.detected_at < now <= f.until:
+                for q in f.before:
+                    if q in current:
+                        f.after.setdefault(q, []).append(current[q])
+            f.outcome.statements = self._judge(f)
+        outcomes = [f.outcome for f in self.followed]
+        return outcomes, self._regressions(outcomes, current, previous, tables_of, cat)
+
+    def remember_advice(self, creates: Iterable[tuple[int, tuple[str, ...]]], drops: Iterable[int]) -> None:
+        """What the last plan advised, so a change that follows it is marked ``advised``."""
+        self.advised_creates = set(creates)
+        self.advised_drops = set(drops)
+
+    def _follow(self, table: str, table_oid: int, index: str, change: Change, advised: bool, now: datetime,
+                statements: list[int], previous: Mapping[int, list[tuple[int, Window]]],
+                current: Mapping[int, Window]) -> None:
+        s = self.settings
+        # The baseline: the statement's windows since the table's previous index change (the window that
+        # saw it included), not across it.
+        since = self.changed_at.get(table_oid, 0)
+        before: dict[int, Window] = {}
+        for q in statements:
+            windows = [w for run, w in previous.get(q, []) if run >= since]
+            if windows:
+                before[q] = merged(windows[-s.outcome_baseline_windows:])
+        self.changed_at[table_oid] = self.runs
+        after = {q: [current[q]] for q in before if q in current}
+        outcome = Outcome(table, index, change, now, advised)
+        self.followed.append(_Followed(outcome, table_oid, before, after,
+                                       now + timedelta(seconds=s.outcome_follow_seconds)))
+
+    def _judge(self, f: _Followed) -> list[StatementOutcome]:
+        out = []
+        for q, before in sorted(f.before.items(), key=lambda kv: -kv[1].exec_seconds):
+            after = merged(f.after.get(q, []))
+            out.append(StatementOutcome(q, self.texts.get(q, ""), before, after, self.verdict(before, after)))
+        return out
+
+    def verdict(self, before: Window, after: Window) -> Verdict:
+        s = self.settings
+        if before.calls < s.outcome_min_calls or after.calls < s.outcome_min_calls:
+            return "insufficient_data"
+        b, a = before.mean_exec_seconds, after.mean_exec_seconds
+        if abs(a - b) < s.outcome_min_delta_seconds:
+            return "unchanged"
+        if a >= b * s.outcome_regression_ratio:
+            return "regression"
+        if a <= b * s.outcome_improvement_ratio:
+            return "improvement"
+        return "unchanged"
+
+    def _regressions(self, outcomes: list[Outcome], current: Mapping[int, Window],
+                     previous: Mapping[int, list[tuple[int, Window]]], tables_of: Mapping[int, set[int]],
+                     cat: Catalog) -> list[Regression]:
+        s = self.settings
+        found: dict[int, Regression] = {}
+        for outcome in outcomes:
+            for st in outcome.statements:
+                now_w = current.get(st.queryid)
+                still = now_w is not None and now_w.calls >= s.outcome_min_calls and \
+                    now_w.mean_exec_seconds >= st.before.mean_exec_seconds * s.outcome_regression_ratio
+                if st.verdict == "regression" and still:
+                    cause = (f"after index {outcome.index} was {outcome.change} on {outcome.table} "
+                             f"({outcome.detected_at.replace(microsecond=0).isoformat()})")
+                    found.setdefault(st.queryid, Regression(st.queryid, st.query, outcome.table, st.before,
+                                                            st.after, cause))
+        for q, now_w in current.items():
+            if q in found or now_w.calls < s.regression_min_calls:
+                continue
+            earlier = [w for _, w in previous.get(q, []) if w.calls >= s.regression_min_calls]
+            if len(earlier) < s.regression_min_windows:
+                continue
+            baseline = statistics.median(w.mean_exec_seconds for w in earlier)
+            mean = now_w.mean_exec_seconds
+            if mean >= baseline * s.regression_factor and mean - baseline >= s.outcome_min_delta_seconds:
+                table = next((cat.tables[t].qualified for t in sorted(tables_of.get(q, ())) if t in cat.tables), "")
+                found[q] = Regression(q, self.texts.get(q, ""), table, merged(earlier), now_w,
+                                      f"against its own baseline (median of {len(earlier)} earlier windows), "
+                                      "with no index change on its tables: a deploy, a plan change or data growth")
+        return sorted(found.values(), key=lambda r: -r.current.exec_seconds)
+
+
+def _valid_indexes(cat: Catalog) -> dict[int, dict[int, str]]:
+    out: dict[int, dict[int, str]] = {oid: {} for oid in cat.tables}
+    for index in cat.indexes:
+        if _counts(index) and index.table_oid in out:
+            out[index.table_oid][index.oid] = index.qualified
+    return out
+
+
+def _counts(index: Index) -> bool:
+    """An index plans can use: valid, ready, not still being built."""
+    return index.is_valid and index.is_ready and not index.building

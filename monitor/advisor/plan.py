@@ -1,0 +1,298 @@
+"""From findings to one plan: create, drop and replace actions, checked as a whole.
+
+1. **Drops** come from the hygiene findings (invalid, duplicate, redundant,
+   unused, low-selectivity); a duplicate relies on the index it duplicates, a
+   redundant index on its cover.
+2. **Creates** come from the missing-index choice. A new index whose leading
+   columns are exactly an existing droppable btree's (``payments (user_id)``
+   under ``(user_id, id)``) supersedes it: the action becomes a **replace**
+   (create the new one, then drop the old one, in that order).
+3. **Coherence**: no action may drop an index another action relies on. When
+   a drop's cover is itself dropped, the drop relies on the new index that
+   replaces the cover, or stands on its own (never scanned, low selectivity),
+   or is held back with the reason.
+4. **The final index set, checked together** (HypoPG): every create is added
+   hypothetically, the statements on the tables concerned are planned once,
+   and each drop is checked against the statements whose plans use the index:
+   with ``hypopg_hide_index`` (HypoPG >= 1.4) by costing them without it;
+   otherwise by the catalog (a cover that stays serves its lookups; an index
+   with no cover that a plan still uses is not dropped).
+5. **Order**: creates and replaces first (most benefit first), then drops, so
+   no lookup is ever left without its index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from collectors.postgres.statements import StatementStat
+
+from . import plans
+from .actions import Action, HeldBack, NewIndex, Plan
+from .candidates import Candidate, Workload
+from .catalog import Catalog, Index, key_signature
+from .ddl import drop_index
+from .evidence import new_indexes
+from .findings import Finding
+from .hygiene import low_selectivity_distinct, zero_scan_droppable
+from .rates import Rates
+from .selection import Chosen, Selection, statement_cost
+from .settings import Thresholds
+from .whatif import Budget, PlanError, WhatIf
+
+DROP_ORDER = ("invalid_index", "duplicate_index", "redundant_index", "unused_index", "low_selectivity_index")
+
+
+@dataclass
+class _Create:
+    chosen: Chosen
+    supersedes: list[Index] = field(default_factory=list)
+    superseded_findings: list[Finding] = field(default_factory=list)
+    new: NewIndex | None = None
+
+    @property
+    def label(self) -> str:
+        return self.chosen.candidate.label
+
+
+@dataclass
+class _Drop:
+    index: Index
+    finding: Finding
+    kind: str
+    reason: str
+    relies_on: str | None = None  # qualified name of an existing index, or a new index's label
+    new_cover: _Create | None = None
+    users: list[int] = field(default_factory=list)
+
+
+def _supersedes(cand: Candidate, index: Index) -> bool:
+    """The new index's leading columns are exactly the existing index's keys (and nothing is lost)."""
+    if (index.method != "btree" or not index.is_valid or index.protected or index.predicate is not None
+            or index.include or not index.default_opclasses or index.table_oid != cand.table.oid):
+        return False
+    new_sig = tuple(key_signature(k) for k, _ in cand.keys)
+    old_sig = index.key_signature()
+    return len(old_sig) < len(new_sig) and new_sig[: len(old_sig)] == old_sig
+
+
+def _prefix_of(index: Index, cand: Candidate) -> bool:
+    new_sig = tuple(key_signature(k) for k, _ in cand.keys)
+    old_sig = index.key_signature()
+    return len(old_sig) <= len(new_sig) and new_sig[: len(old_sig)] == old_sig
+
+
+def build_plan(findings: list[Finding], selection: Selection, cat: Catalog, workload: Workload,
+               settings: Thresholds, rates: Rates, whatif: WhatIf | None = None,
+               unplannable: Mapping[int, str] | None = None) -> Plan:
+    """The plan of a run; sets ``action`` / ``held_back`` / ``supersedes`` / ``replaced_by`` on the findings."""
+    plan = Plan(drop_check="hypopg_hide_index" if whatif is not None and whatif.can_hide else
+                "catalog and statements")
+    by_name = {i.qualified: i for i in cat.indexes}
+    drops: list[_Drop] = []
+    for f in findings:
+        if f.kind in DROP_ORDER and f.index in by_name:
+            drops.append(_Drop(by_name[f.index], f, f.kind, f.evidence, f.duplicate_of or f.covered_by))
+
+    creates: list[_Create] = []
+    claimed: set[int] = set()
+    for chosen in sorted(selection.chosen, key=lambda c: -c.finding.benefit):
+        create = _Create(chosen)
+        for index in cat.indexes_of(chosen.candidate.table):
+            if index.oid not in claimed and _supersedes(chosen.candidate, index):
+                claimed.add(index.oid)
+                create.supersedes.append(index)
+                for d in [d for d in drops if d.index.oid == index.oid]:
+                    drops.remove(d)  # the replace drops it, after creating what covers it
+                    create.superseded_findings.append(d.finding)
+        creates.append(create)
+
+    _resolve(drops, creates, cat, settings, plan)
+    final: dict[int, plans.Plan] = {}
+    labels: dict[int, str] = {}
+    if whatif is not None:
+        final, labels = _check_whole(plan, drops, creates, cat, workload, settings, whatif, unplannable or {})
+
+    stats: dict[int, StatementStat] = {s.queryid: s for s, _ in workload.items}
+    for rejected, why in selection.rejected:
+        plan.held_back.append(HeldBack(rejected.label, "missing_index", why))
+    for create in creates:
+        news = new_indexes(create.chosen, selection, stats, rates, final, labels)
+        create.new = news[0]
+        old = create.supersedes
+        reason = create.chosen.finding.evidence
+        if old:
+            names = ", ".join(i.qualified for i in old)
+            reason += (f" It supersedes {names}: its columns are the new index's leading columns, so every lookup "
+                       f"it serves is served by the new one. Create the new index first, then drop {names}.")
+        action = Action(
+            order=len(plan.actions) + 1, action="replace" if old else "create",
+            table=create.chosen.candidate.table.qualified, reason=reason,
+            kinds=["missing_index", *sorted({f.kind for f in create.superseded_findings})],
+            checked=create.chosen.finding.verified or "hypopg", creates=news,
+            drops=[i.qualified for i in old], drop_ddl=[drop_index(i.schema, i.name) for i in old],
+            supersedes=[i.qualified for i in old], benefit=create.chosen.finding.benefit,
+        )
+        plan.actions.append(action)
+        create.chosen.finding.action = action.order
+        for companion in create.chosen.companion_findings:
+            companion.action = action.order
+        if old:
+            create.chosen.finding.supersedes = [i.qualified for i in old]
+        for f in create.superseded_findings:
+            f.action = action.order
+            f.replaced_by = create.label
+    rank = {k: n for n, k in enumerate(DROP_ORDER)}
+    for d in sorted(drops, key=lambda d: (rank[d.kind], -d.index.size_bytes, d.index.qualified)):
+        table = cat.tables.get(d.index.table_oid)
+        action = Action(
+            order=len(plan.actions) + 1, action="drop", table=table.qualified if table else "", reason=d.reason,
+            kinds=[d.kind], checked=plan.drop_check if plan.checked_as_whole else "catalog",
+            drops=[d.index.qualified], drop_ddl=[drop_index(d.index.schema, d.index.name)],
+            replaced_by=d.relies_on, relies_on=[d.relies_on] if d.relies_on else [], statements_using=d.users,
+        )
+        plan.actions.append(action)
+        d.finding.action = action.order
+        if d.relies_on:
+            d.finding.replaced_by = d.relies_on
+    return plan
+
+
+def _resolve(drops: list[_Drop], creates: list[_Create], cat: Catalog, settings: Thresholds, plan: Plan) -> None:
+    """No drop may rely on an index another action drops: re-point, re-justify, or hold back."""
+    changed = True
+    while changed:
+        changed = False
+        dropped = {d.index.qualified: d for d in drops}
+        replaced = {i.qualified: c for c in creates for i in c.supersedes}
+        for d in list(drops):
+            cover = d.relies_on
+            if d.new_cover is not None or cover is None or (cover not in dropped and cover not in replaced):
+                continue
+            changed = True
+            table = cat.tables.get(d.index.table_oid)
+            if cover in replaced and _prefix_of(d.index, replaced[cover].chosen.candidate):
+                new = replaced[cover]
+                d.relies_on, d.new_cover = new.label, new
+                d.reason += (f" Its cover {cover} is replaced by {new.label} (created first), whose leading "
+                             f"columns also serve these lookups.")
+            elif zero_scan_droppable(d.index, cat, settings):
+                d.relies_on = None
+                d.reason += (f" Its cover {cover} is dropped too (as {_why(cover, dropped)}), and it has itself "
+                             f"never been scanned, so no lookup relies on it.")
+            elif table is not None and low_selectivity_distinct(d.index, table, settings) is not None:
+                d.relies_on = None
+                d.reason += (f" Its cover {cover} is dropped too (as {_why(cover, dropped)}); it is itself of low "
+                             f"selectivity.")
+            else:
+                drops.remove(d)
+                reason = (f"not dropped: it is covered by {cover}, but the plan drops {cover} "
+                          f"({_why(cover, dropped)}); {d.index.qualified} then serves these lookups itself")
+                d.finding.held_back = reason
+                plan.held_back.append(HeldBack(d.index.qualified, d.kind, reason))
+
+
+def _why(name: str, dropped: Mapping[str, _Drop]) -> str:
+    d = dropped.get(name)
+    return d.kind.replace("_index", "").replace("_", " ") if d else "superseded by a new index"
+
+
+def _check_whole(plan: Plan, drops: list[_Drop], creates: list[_Create], cat: Catalog, workload: Workload,
+                 settings: Thresholds, whatif: WhatIf, unplannable: Mapping[int, str],
+                 ) -> tuple[dict[int, plans.Plan], dict[int, str]]:
+    """Plan the statements on the tables concerned with every create in place; check every drop."""
+    budget = Budget(settings.plan_check_max_explains, max(1.0, settings.verification_max_seconds / 4))
+    saved_budget, whatif.budget = whatif.budget, budget
+    labels: dict[int, str] = {}
+    final: dict[int, plans.Plan] = {}
+    try:
+        for create in creates:
+            for member in create.chosen.candidate.members:
+                oid, _ = whatif.create(member.hypothetical_sql())
+                where = f" WHERE {member.predicate}" if member.predicate else ""
+                labels[oid] = f"new index ({', '.join(member.columns)}){where}"
+        table_oids = {c.chosen.candidate.table.oid for c in creates} | {d.index.table_oid for d in drops} | {
+            i.table_oid for c in creates for i in c.supersedes}
+        for oid in sorted(table_oids):
+            table = cat.tables.get(oid)
+            if table is None:
+                continue
+            stmts = [(s, a) for s, a in workload.on_table(table, cat) if s.queryid not in unplannable]
+            stmts.sort(key=lambda sa: (-sa[0].exec_seconds, sa[0].queryid))
+            stmts = stmts[: settings.max_statements_per_candidate * 2]
+            for stat, analysis in stmts:
+                if stat.queryid in final or budget.exhausted():
+                    continue
+                try:
+                    final[stat.queryid] = statement_cost(whatif, workload, stat, analysis)[1]
+                except PlanError:
+                    continue
+        plan.statements_checked = len(final)
+        plan.checked_as_whole = not budget.exhausted()
+
+        users: dict[str, list[int]] = {}
+        for q, p in final.items():
+            for name in plans.index_names(p):
+                users.setdefault(name, []).append(q)
+        for d in list(drops):
+            d.users = sorted(users.get(d.index.name, []))
+            if not d.users or d.kind == "invalid_index":
+                continue
+            if whatif.can_hide:
+                rise = _cost_rise_without(d.index, d.users, final, workload, whatif)
+                if rise is not None and rise > settings.plan_drop_max_cost_increase:
+                    _hold(plan, drops, d, f"not dropped: without it the statements that use it ({_ids(d.users)}) "
+                                          f"would cost {100 * rise:.0f}% more (hypopg_hide_index)")
+                continue
+            if d.relies_on is None:
+                _hold(plan, drops, d, f"not dropped: statement(s) {_ids(d.users)} use it in their generic plan with "
+                                      "the planned indexes in place, and no other index covers it")
+        for create in creates:
+            for old in create.supersedes:
+                d_users = sorted(users.get(old.name, []))
+                if d_users and whatif.can_hide:
+                    rise = _cost_rise_without(old, d_users, final, workload, whatif)
+                    if rise is not None and rise > settings.plan_drop_max_cost_increase:
+                        create.supersedes.remove(old)
+                        plan.held_back.append(HeldBack(old.qualified, "replace", (
+                            f"kept beside {create.label}: without it statements {_ids(d_users)} would cost "
+                            f"{100 * rise:.0f}% more (hypopg_hide_index)")))
+    finally:
+        for oid in list(labels):
+            whatif.drop(oid)
+        whatif.budget = saved_budget
+    return final, labels
+
+
+def _cost_rise_without(index: Index, users: list[int], final: Mapping[int, plans.Plan], workload: Workload,
+                       whatif: WhatIf) -> float | None:
+    """The calls-weighted cost rise of ``users`` with ``index`` hidden (HypoPG >= 1.4)."""
+    items = {s.queryid: (s, a) for s, a in workload.items}
+    whatif.hide(index.oid)
+    try:
+        before = after = 0.0
+        for q in users:
+            if q not in items or whatif.budget.exhausted():
+                return None
+            stat, analysis = items[q]
+            try:
+                cost = statement_cost(whatif, workload, stat, analysis)[0]
+            except PlanError:
+                return None
+            before += stat.calls * plans.cost(final[q])
+            after += stat.calls * cost
+    finally:
+        whatif.unhide_all()
+    return (after - before) / before if before > 0 else None
+
+
+def _hold(plan: Plan, drops: list[_Drop], d: _Drop, reason: str) -> None:
+    drops.remove(d)
+    d.finding.held_back = reason
+    plan.held_back.append(HeldBack(d.index.qualified, d.kind, reason))
+
+
+def _ids(queryids: list[int]) -> str:
+    shown = ", ".join(str(q) for q in queryids[:5])
+    return shown + (f" and {len(queryids) - 5} more" if len(queryids) > 5 else "")

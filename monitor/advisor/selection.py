@@ -1,0 +1,330 @@
+"""The workload-level choice among index candidates: greedy per table, costed with HypoPG.
+
+Every candidate is costed alone against every statement touching its table;
+the best is kept (as a hypothetical index), and the others are costed again on
+top of what is kept, so a wide index that serves several statements beats
+narrow ones, and a candidate whose marginal benefit is small against its size
+and the table's write rate is dropped. Without HypoPG the choice is a
+heuristic (``select_heuristic``).
+
+What was measured is kept with each choice (``Chosen``): the statements it
+serves and their plans before any hypothetical index, which the plan and its
+evidence build on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from collectors.postgres.statements import StatementStat
+
+from . import plans
+from .candidates import Candidate, Workload
+from .catalog import Catalog, Table
+from .findings import Finding
+from .normalize import Planned, fallback_form
+from .plans import Plan
+from .query_analysis import Key, StatementAnalysis
+from .rates import Rates
+from .settings import Thresholds
+from .whatif import PlanError, WhatIf
+
+
+@dataclass
+class Measured:
+    """A statement's generic plan with the real indexes only (no hypothetical one)."""
+
+    cost: float
+    plan: Plan
+
+
+@dataclass
+class Chosen:
+    """A kept candidate: its finding, the statements it serves and what was measured for them."""
+
+    candidate: Candidate
+    finding: Finding
+    affected: list[int]
+    size_bytes: int = 0
+    after_costs: dict[int, float] = field(default_factory=dict)  # per statement, with this index (and the
+    # ones kept before it on the table)
+    companion_findings: list[Finding] = field(default_factory=list)  # the other indexes of an OR bundle
+    companion_sizes: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Selection:
+    chosen: list[Chosen] = field(default_factory=list)
+    initial: dict[int, Measured] = field(default_factory=dict)  # queryid -> plan with the real indexes
+    rejected: list[tuple[Candidate, str]] = field(default_factory=list)  # worth less than they cost
+
+
+def select_verified(
+    candidates: list[Candidate], workload: Workload, cat: Catalog, whatif: WhatIf,
+    settings: Thresholds, unplannable: dict[int, str], selection: Selection | None = None,
+    rates: Rates | None = None,
+) -> list[Finding]:
+    """Greedy per-table selection with HypoPG; returns missing_index findings (``selection`` gets the detail)."""
+    selection = selection if selection is not None else Selection()
+    rates = rates or Rates()
+    findings: list[Finding] = []
+    by_table: dict[int, list[Candidate]] = {}
+    for cand in candidates:
+        by_table.setdefault(cand.table.oid, []).append(cand)
+    stmts_of = {oid: workload.on_table(cat.tables[oid], cat) for oid in by_table}
+    # Under a budget, the tables where the workload spends most time go first.
+    order = sorted(by_table, key=lambda oid: (-sum(s.exec_seconds * 1000 for s, _ in stmts_of[oid]), oid))
+    for table_oid in order:
+        cands = by_table[table_oid]
+        table = cat.tables[table_oid]
+        stmts = [(s, a) for s, a in stmts_of[table_oid] if s.queryid not in unplannable]
+        base: dict[int, float] = {}
+        first: dict[int, float] = {}  # queryid -> cost with the real indexes only
+        calls = {s.queryid: s.calls for s, _ in stmts}
+        time_of = {s.queryid: s.exec_seconds * 1000 / max(s.calls, 1) for s, _ in stmts}
+
+        def relevant(cand: Candidate, table: Table = table,
+                     stmts: list[tuple[StatementStat, StatementAnalysis]] = stmts,
+                     base: dict[int, float] = base, first: dict[int, float] = first,
+                     ) -> list[tuple[StatementStat, StatementAnalysis]]:
+            """Statements a btree led by one of the candidate's first keys can help, with a base cost."""
+            leads = [m.keys[0][0] for m in cand.members]
+            out = []
+            mentioning = [(s, a) for s, a in stmts if any(_mentions(a, table, lead, cat) for lead in leads)]
+            mentioning.sort(key=lambda sa: (-sa[0].exec_seconds * 1000, sa[0].queryid))
+            for stat, analysis in mentioning[: settings.max_statements_per_candidate]:
+                if stat.queryid in unplannable:
+                    continue
+                if stat.queryid not in base:
+                    if whatif.budget.exhausted():
+                        continue
+                    known = selection.initial.get(stat.queryid)
+                    if known is not None and not whatif.hypothetical:
+                        base[stat.queryid] = known.cost
+                    else:
+                        try:
+                            cost, plan = statement_cost(whatif, workload, stat, analysis)
+                        except PlanError as exc:
+                            unplannable[stat.queryid] = unplannable_reason(exc)
+                            continue
+                        base[stat.queryid] = cost
+                        if not whatif.hypothetical:
+                            selection.initial.setdefault(stat.queryid, Measured(cost, plan))
+                    known = selection.initial.get(stat.queryid)
+                    first.setdefault(stat.queryid, known.cost if known is not None else base[stat.queryid])
+                out.append((stat, analysis))
+            return out
+
+        kept: list[int] = []
+        # Most promising first (calls x time of the statements that asked for it), a bounded number.
+        prior = {id(c): sum(calls.get(q, 0) * t for q, t in time_of.items() if q in c.queryids) for c in cands}
+        remaining = sorted(cands, key=lambda c: (-prior[id(c)], c.columns))[: settings.max_candidates_per_table]
+        while remaining and not whatif.budget.exhausted():
+            scored: list[tuple[float, Candidate, dict[int, float], list[int]]] = []
+            for cand in remaining:
+                rel = relevant(cand)
+                if whatif.budget.exhausted() or not rel:
+                    continue
+                created = [whatif.create(m.hypothetical_sql()) for m in cand.members]
+                after: dict[int, float] = {}
+                memo: dict[str, float] = {}  # one text, several queryids (int2/int4/int8 parameters): plan it once
+                for stat, analysis in rel:
+                    if whatif.budget.exhausted():
+                        break
+                    text = workload.planned(stat, analysis)[0]
+                    if text in memo and stat.queryid not in workload.variants:
+                        after[stat.queryid] = memo[text]
+                        continue
+                    try:
+                        after[stat.queryid] = memo[text] = statement_cost(whatif, workload, stat, analysis)[0]
+                    except PlanError:
+                        after[stat.queryid] = base[stat.queryid]
+                for oid, _ in created:
+                    whatif.drop(oid)
+                gain = sum(calls[q] * (base[q] - c) for q, c in after.items() if c < base[q])
+                scored.append((gain, cand, after, [size for _, size in created]))
+            if not scored:
+                break
+            scored.sort(key=lambda x: (-x[0], len(x[1].members), len(x[1].keys), x[1].columns))
+            # Nearly as good and smaller wins: (customer_id) over (customer_id, created_at) when the sort
+            # the second saves is worth little; the runners-up are costed again on top of it.
+            close = [x for x in scored if x[0] > 0 and x[0] >= (1 - settings.prefer_smaller_within) * scored[0][0]]
+            if len(close) > 1:
+                pick = min(close, key=lambda x: x[1].estimated_bytes())
+                scored.remove(pick)
+                scored.insert(0, pick)
+            gain, best, after, sizes = scored[0]
+            size = sum(sizes)
+            affected = sorted(q for q, c in after.items() if c < base[q] * 0.999)
+            before_w = sum(calls[q] * base[q] for q in affected)
+            after_w = sum(calls[q] * after[q] for q in affected)
+            # Judged against the statements' cost before any advice: refining an index already kept
+            # (a sort the first one leaves) must be worth as much as a first index.
+            first_w = sum(calls[q] * first.get(q, base[q]) for q in affected)
+            if not affected or before_w <= 0 or (before_w - after_w) / first_w < settings.min_improvement_ratio:
+                break  # the best remaining one is not worth it; the others are worth less
+            rejected = write_cost_rejection(best, gain, size, table, settings, rates)
+            if rejected is not None:
+                selection.rejected.append((best, rejected))
+                break
+            for member in best.members:
+                kept.append(whatif.create(member.hypothetical_sql())[0])
+            finding = Finding(
+                kind="missing_index", table=table.qualified,
+                evidence=(f"{len(affected)} statement(s) on {table.qualified} "
+                          f"({sum(calls[q] for q in affected)} calls) would go from a weighted generic-plan "
+                          f"cost of {before_w:.0f} to {after_w:.0f} ({100 * (1 - after_w / before_w):.0f}% "
+                          f"less) with this index (estimated size {sizes[0]} bytes), checked with HypoPG."
+                          + (f" Why: {best.why}." if best.why else "")),
+                index=None, columns=best.columns, ddl=best.ddl(), queryids=affected, verified="hypopg",
+                cost_before=round(before_w, 2), cost_after=round(after_w, 2), index_size_bytes=sizes[0],
+                benefit=before_w - after_w,
+            )
+            extra = [Finding(
+                kind="missing_index", table=table.qualified,
+                evidence=(f"Advised together with {best.label} for the same {len(affected)} statement(s): "
+                          f"{best.why}. Estimated size {member_size} bytes, checked with HypoPG."),
+                columns=member.columns, ddl=member.ddl(), queryids=affected, verified="hypopg",
+                index_size_bytes=member_size, benefit=(before_w - after_w) / 2,
+            ) for member, member_size in zip(best.companions, sizes[1:], strict=True)]
+            findings += [finding, *extra]
+            selection.chosen.append(Chosen(best, finding, affected, sizes[0], {q: after[q] for q in affected},
+                                           extra, sizes[1:]))
+            for q in affected:
+                base[q] = after[q]
+            # Later rounds re-score only the runners-up that helped on their own.
+            remaining = [c for g, c, _, _ in scored[1: 1 + settings.rescored_candidates] if g > 0]
+        for oid in kept:
+            whatif.drop(oid)
+    return findings
+
+
+def write_cost_rejection(cand: Candidate, gain: float, size: int, table: Table, settings: Thresholds,
+                         rates: Rates) -> str | None:
+    """Why a candidate costs more on writes than it saves, or None when it is worth it.
+
+    Per hour when both time bases are known: the planner-cost units the statements save per hour against
+    ``write_penalty_per_row`` units per inserted or updated row per new index; otherwise over the windows
+    the counters cover. Plus ``size_penalty_per_page`` per 8 kB page of the new indexes.
+    """
+    entries = len(cand.members)
+    size_cost = (size / 8192) * settings.size_penalty_per_page
+    writes_per_hour = rates.table_writes_per_hour.get(table.oid)
+    if writes_per_hour is not None and rates.statements_seconds:
+        saved = gain * 3600 / rates.statements_seconds
+        cost = writes_per_hour * entries * settings.write_penalty_per_row
+        if saved >= cost + size_cost:
+            return None
+        return (f"rejected: its statements would save about {saved:,.0f} planner-cost units per hour, less than it "
+                f"costs on writes: {writes_per_hour:,.0f} inserts + updates per hour on {table.qualified} x "
+                f"{entries} index entry(ies) x {settings.write_penalty_per_row:g} (write_penalty_per_row) = "
+                f"{cost:,.0f} per hour")
+    written = table.inserts + table.updates
+    cost = written * entries * settings.write_penalty_per_row
+    if gain >= cost + size_cost:
+        return None
+    return (f"rejected: its statements would save about {gain:,.0f} planner-cost units over their window, less "
+            f"than it costs on writes: {written:,} inserts + updates on {table.qualified} x {entries} index "
+            f"entry(ies) x {settings.write_penalty_per_row:g} (write_penalty_per_row) = {cost:,.0f}")
+
+
+def statement_cost(whatif: WhatIf, workload: Workload, stat: StatementStat,
+                   analysis: StatementAnalysis) -> tuple[float, Plan]:
+    """The statement's cost and a plan that shows it: the generic plan, or, for a statement whose
+    parameter compares a skewed column, the cost weighted over the values it is called with (skew.py),
+    with the plan of the most frequent value."""
+    variants = workload.variants.get(stat.queryid)
+    if not variants:
+        plan = explain_statement(whatif, workload, stat, analysis)
+        return float(plan["Total Cost"]), plan
+    total, shown, heaviest = 0.0, None, -1.0
+    for variant in variants:
+        plan = _explain_text(whatif, variant.text, variant.n_params)
+        total += variant.weight * float(plan["Total Cost"])
+        if variant.weight > heaviest:
+            shown, heaviest = plan, variant.weight
+    assert shown is not None
+    return total, {**shown, plans.WEIGHTED: total}
+
+
+def _explain_text(whatif: WhatIf, text: str, n_params: int) -> Plan:
+    try:
+        return whatif.explain(text, n_params)
+    except PlanError as exc:
+        fallback = fallback_form(Planned(text), exc.sqlstate, str(exc))
+        if fallback is None:
+            raise
+        return whatif.explain(fallback.text, n_params)
+
+
+def explain_statement(whatif: WhatIf, workload: Workload, stat: StatementStat,
+                      analysis: StatementAnalysis) -> Plan:
+    """The generic plan of a statement; a text refused for a parameter-type reason is tried once more in
+    its fallback form (normalize.py), which is kept for the statement's later plans."""
+    text, n_params = workload.planned(stat, analysis)
+    try:
+        return whatif.explain(text, n_params)
+    except PlanError as exc:
+        fallback = fallback_form(Planned(text, workload.rewrites.get(stat.queryid, ())), exc.sqlstate, str(exc))
+        if fallback is None or whatif.budget.exhausted():
+            raise
+        plan = whatif.explain(fallback.text, n_params)  # raises PlanError when this fails too
+        workload.planned_texts[stat.queryid] = fallback.text
+        workload.rewrites[stat.queryid] = fallback.rewrites
+        return plan
+
+
+def unplannable_reason(exc: PlanError) -> str:
+    if exc.sqlstate == "42501":  # insufficient_privilege: EXPLAIN needs SELECT on the tables
+        return f"no privilege to plan it: {exc}"
+    return f"cannot be planned: {exc}"
+
+
+def _mentions(analysis: StatementAnalysis, table: Table, key: Key, cat: Catalog) -> bool:
+    for usage in analysis.usages:
+        if cat.table(usage.table) is not table:
+            continue
+        keys = [*usage.equality, *usage.in_list, *usage.joins, *usage.ranges, *usage.group_by,
+                *(k for k, _ in usage.order_by)]
+        keys += [k for parts in usage.or_groups for p in parts for k in (*p.equality, *p.in_list, *p.ranges)]
+        if key in keys:
+            return True
+    return False
+
+
+def select_heuristic(
+    candidates: list[Candidate], workload: Workload, settings: Thresholds, selection: Selection | None = None,
+) -> list[Finding]:
+    """Without HypoPG: the widest candidate per leading key, ranked by the time its statements take."""
+    time_of = {s.queryid: s.exec_seconds * 1000 for s, _ in workload.items}
+    calls_of = {s.queryid: s.calls for s, _ in workload.items}
+    findings: list[Finding] = []
+    chosen: list[Candidate] = []
+    for cand in sorted(candidates, key=lambda c: (-len(c.keys), c.columns)):
+        if cand.companions or cand.predicate:
+            continue  # OR bundles and partial indexes need HypoPG to be judged
+        lead = cand.keys[0][0]
+        distinct = None if lead.is_expression else cand.table.distinct_values(lead.text)
+        if distinct is not None and distinct <= settings.low_selectivity_max_distinct:
+            continue
+        wider = next((c for c in chosen if c.table is cand.table and not c.predicate and not cand.predicate
+                      and c.key_signature[: len(cand.keys)] == cand.key_signature), None)
+        if wider is not None:
+            wider.queryids |= cand.queryids
+            continue
+        chosen.append(cand)
+    for cand in chosen:
+        ms = sum(time_of.get(q, 0.0) for q in cand.queryids)
+        finding = Finding(
+            kind="missing_index", table=cand.table.qualified,
+            evidence=(f"{len(cand.queryids)} statement(s) filter {cand.table.qualified} on "
+                      f"{', '.join(cand.columns)} ({sum(calls_of.get(q, 0) for q in cand.queryids)} calls, "
+                      f"{ms / 1000:.1f} s in total) and no index serves them. Not verified: HypoPG is "
+                      f"not available, so this is a heuristic."),
+            columns=cand.columns, ddl=cand.ddl(), queryids=sorted(cand.queryids), verified="heuristic",
+            benefit=ms,
+        )
+        findings.append(finding)
+        if selection is not None:
+            selection.chosen.append(Chosen(cand, finding, sorted(cand.queryids)))
+    return findings

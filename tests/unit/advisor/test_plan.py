@@ -1,0 +1,125 @@
+"""The plan's coherence rules on catalog facts (no database needed: the rules read only the catalog,
+the findings and the chosen candidates; the what-if check is covered by the integration tests)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from monitor.advisor.actions import Plan
+from monitor.advisor.candidates import Candidate, Workload
+from monitor.advisor.catalog import Catalog, Column, Index, Table
+from monitor.advisor.findings import Finding
+from monitor.advisor.hygiene import hygiene_findings, unused_held_back_note
+from monitor.advisor.plan import build_plan
+from monitor.advisor.query_analysis import Key
+from monitor.advisor.rates import Rates
+from monitor.advisor.selection import Chosen, Selection
+from monitor.advisor.settings import Thresholds
+
+NOW = datetime(2025, 3, 1, tzinfo=UTC)
+OLD = Thresholds(unused_min_stats_age_seconds=86400)
+
+
+def catalog(indexes: list[tuple[str, tuple[str, ...], int]], reset_days_ago: float = 30) -> Catalog:
+    table = Table(1, "public", "x", 100_000, 8_000_000, 0, 0, 0)
+    table.columns = {c: Column(c, n_distinct=d, avg_width=4) for c, d in
+                     (("estado", 4.0), ("fecha", -0.9), ("ref", 1000.0), ("id", -1.0), ("kind", 3.0))}
+    cat = Catalog(stats_reset=NOW - timedelta(days=reset_days_ago), now=NOW)
+    cat.tables[1] = table
+    cat._by_name[("public", "x")] = table
+    for n, (name, keys, scans) in enumerate(indexes):
+        cat.indexes.append(Index(100 + n, "public", name, 1, "btree", False, False, True, True, len(keys),
+                                 tuple(Key(k) for k in keys), (), (0,) * len(keys), (0,) * len(keys), None, False,
+                                 scans, 8192 * (10 + n)))
+    return cat
+
+
+def plan_of(cat: Catalog, settings: Thresholds = OLD, chosen: list[Chosen] | None = None) -> tuple[Plan, list[Finding]]:
+    findings = hygiene_findings(cat, settings)
+    selection = Selection(chosen=chosen or [])
+    findings += [c.finding for c in selection.chosen]
+    return build_plan(findings, selection, cat, Workload([]), settings, Rates()), findings
+
+
+def assert_coherent(plan: Plan) -> None:
+    dropped = {n for a in plan.actions for n in a.drops}
+    created = {f"{c.label}" for a in plan.actions for c in a.creates}
+    for a in plan.actions:
+        for needed in a.relies_on:
+            assert needed not in dropped, a
+            if needed in created:  # an index created by an earlier action
+                assert any(needed in {c.label for c in b.creates} for b in plan.actions if b.order < a.order)
+
+
+def test_a_used_index_whose_cover_is_dropped_as_unused_is_kept() -> None:
+    cat = catalog([("ix_ref", ("ref",), 50), ("ix_ref_fecha", ("ref", "fecha"), 0)])
+    plan, findings = plan_of(cat)
+    assert_coherent(plan)
+    assert [(a.action, a.drops) for a in plan.actions] == [("drop", ["public.ix_ref_fecha"])]
+    (held,) = plan.held_back
+    assert held.subject == "public.ix_ref" and "public.ix_ref_fecha" in held.reason
+    redundant = next(f for f in findings if f.kind == "redundant_index")
+    assert redundant.held_back and redundant.action is None
+
+
+def test_a_low_selectivity_index_whose_cover_is_dropped_is_dropped_on_its_own_merit() -> None:
+    cat = catalog([("ix_estado", ("estado",), 50), ("ix_estado_fecha", ("estado", "fecha"), 0)])
+    plan, _ = plan_of(cat)
+    assert_coherent(plan)
+    assert sorted(n for a in plan.actions for n in a.drops) == ["public.ix_estado", "public.ix_estado_fecha"]
+    assert "low selectivity" in next(a for a in plan.actions if a.drops == ["public.ix_estado"]).reason
+
+
+def test_both_dropped_when_neither_is_ever_scanned() -> None:
+    cat = catalog([("ix_estado", ("estado",), 0), ("ix_estado_fecha", ("estado", "fecha"), 0)])
+    plan, _ = plan_of(cat)
+    assert_coherent(plan)
+    assert sorted(n for a in plan.actions for n in a.drops) == ["public.ix_estado", "public.ix_estado_fecha"]
+    redundant = next(a for a in plan.actions if a.kinds == ["redundant_index"])
+    assert redundant.relies_on == [] and "never been scanned" in redundant.reason
+
+
+def test_young_statistics_hold_the_unused_check_back_and_say_until_when() -> None:
+    cat = catalog([("ix_ref", ("ref",), 0)], reset_days_ago=2)
+    plan, findings = plan_of(cat, Thresholds())
+    assert plan.actions == [] and findings == []
+    note = unused_held_back_note(cat, Thresholds())
+    assert note is not None and "public.ix_ref" in note and "2025-03-06T00:00:00+00:00" in note
+
+
+def test_a_composite_with_a_low_cardinality_leading_column_is_not_low_selectivity() -> None:
+    cat = catalog([("ix_estado_fecha", ("estado", "fecha"), 9), ("ix_estado_kind", ("estado", "kind"), 9)])
+    _, findings = plan_of(cat)
+    # (estado, kind) has at most 12 combinations: above the 10 of the threshold, so neither is flagged ...
+    assert [f.kind for f in findings] == []
+    _, findings = plan_of(cat, OLD.model_copy(update={"low_selectivity_max_distinct": 12}))
+    # ... until the threshold admits 12: then only the all-low composite is
+    assert [(f.kind, f.index) for f in findings] == [("low_selectivity_index", "public.ix_estado_kind")]
+
+
+def _chosen(cat: Catalog, columns: tuple[str, ...]) -> Chosen:
+    table = cat.tables[1]
+    cand = Candidate(table, tuple((Key(c), False) for c in columns), 1, {1})
+    finding = Finding(kind="missing_index", table="public.x", evidence="cheaper", columns=cand.columns,
+                      ddl=cand.ddl(), queryids=[1], verified="hypopg", benefit=10.0)
+    return Chosen(cand, finding, [1])
+
+
+def test_a_new_index_supersedes_every_existing_prefix_and_drops_them_after_it_is_built() -> None:
+    cat = catalog([("ix_ref", ("ref",), 5), ("ix_ref_fecha", ("ref", "fecha"), 5)])
+    plan, findings = plan_of(cat, chosen=[_chosen(cat, ("ref", "fecha", "estado"))])
+    assert_coherent(plan)
+    (replace,) = plan.actions  # the redundant (ref) is folded into the replace, not a second drop
+    assert (replace.action, replace.supersedes) == ("replace", ["public.ix_ref", "public.ix_ref_fecha"])
+    assert replace.steps == ["CREATE INDEX CONCURRENTLY ON public.x (ref, fecha, estado);",
+                             "DROP INDEX CONCURRENTLY public.ix_ref;", "DROP INDEX CONCURRENTLY public.ix_ref_fecha;"]
+    assert replace.kinds == ["missing_index", "redundant_index"]
+    redundant = next(f for f in findings if f.kind == "redundant_index")
+    assert redundant.action == 1 and redundant.replaced_by == "public.x (ref, fecha, estado)"
+
+
+def test_a_protected_or_partial_index_is_never_superseded() -> None:
+    cat = catalog([("x_estado_key", ("estado",), 5)])
+    cat.indexes[0].is_unique = True
+    plan, _ = plan_of(cat, chosen=[_chosen(cat, ("estado", "fecha"))])
+    assert [a.action for a in plan.actions] == ["create"]

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from monitor.core.history import DEFAULT_SECONDS, History, capacity_for
 from monitor.core.poller import Poller, Snapshot
 from monitor.core.redact import redact
 from monitor.core.samples import Sample, SampleList
@@ -25,6 +26,7 @@ class SourceState:
     """What the exporter and the HTTP layer know about one poller."""
 
     poller: Poller
+    history: History
     snapshot: Snapshot | None = None
     samples: list[Sample] = field(default_factory=list)
     polls: int = 0
@@ -61,8 +63,11 @@ def loop_time() -> float:
 
 
 class Scheduler:
-    def __init__(self, pollers: list[Poller], clock: Callable[[], float] = loop_time) -> None:
-        self.states = [SourceState(p) for p in pollers]
+    def __init__(self, pollers: list[Poller], clock: Callable[[], float] = loop_time,
+                 history_seconds: float = DEFAULT_SECONDS, recorded: Iterable[str] = ()) -> None:
+        """``recorded``: the metric names each source's ``History`` keeps (what the UI draws)."""
+        names = frozenset(recorded)
+        self.states = [SourceState(p, History(capacity_for(history_seconds, p.interval), names)) for p in pollers]
         self._clock = clock
         self._tasks: list[asyncio.Task[None]] = []
         self.version = 0  # bumped after every poll; lets the HTTP layer cache a rendering
@@ -102,6 +107,7 @@ class Scheduler:
                 log.info("%s %s recovered", poller.source, poller.target)
             state.snapshot, state.samples, state.up = snapshot, samples, True
             state.last_success, state.last_error = time.time(), None
+            state.history.record(state.last_success, samples)
         state.polls += 1
         state.last_duration = time.perf_counter() - started
         self.version += 1
@@ -115,6 +121,7 @@ class Scheduler:
             log.debug("%s %s still failing: %s", poller.source, poller.target, message)
         state.up, state.last_error = False, message
         state.samples = poller.down_samples()
+        state.history.record(time.time(), None)  # a gap: charts break here rather than draw a stale line
 
     async def _loop(self, state: SourceState) -> None:
         interval = state.poller.interval

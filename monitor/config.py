@@ -47,10 +47,16 @@ class LogSettings(Strict):
         return value
 
 
+class UiSettings(Strict):
+    history_seconds: float = Field(3600.0, ge=60, le=86400,
+                                   description="how far back the web UI's charts reach (kept in memory per source)")
+
+
 class Config(Strict):
     listen: str = DEFAULT_LISTEN
     web_config: Path | None = Field(None, description="exporter-toolkit web config: TLS and basic auth")
     log: LogSettings = Field(default_factory=LogSettings)
+    ui: UiSettings = Field(default_factory=UiSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)

@@ -119,8 +119,10 @@ def svg(chart: Chart) -> Markup:
     values = [v for line in lines for v in line.values if v is not None]
     peaks = [*values, *(x for x in (chart.threshold, chart.ceiling) if x is not None)]
     top = 1.0 if chart.unit == "ratio" else _nice_top(max(peaks, default=0.0) * 1.05)
-    bottom = 0.0 if chart.unit != "ratio" or not values else max(0.0, math.floor(min(values) * 10) / 10 - 0.1)
-    bottom = min(bottom, chart.threshold) if chart.threshold is not None and chart.unit == "ratio" else bottom
+    bottom = 0.0
+    if chart.unit == "ratio" and values:  # hit ratios live near 100 %: zoom in unless a line is low
+        low = min([*values, *(x for x in (chart.threshold,) if x is not None)])
+        bottom = 0.0 if low < 0.5 else max(0.0, math.floor(low * 10) / 10 - 0.1)
     scale = (y0 - y1) / max(top - bottom, 1e-12)
 
     def x(t: float) -> float:

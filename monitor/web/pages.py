@@ -35,6 +35,8 @@ from monitor.advisor.kinds import KINDS, pattern_kinds
 from monitor.advisor.poller import AdviceSnapshot
 from monitor.core.poller import Snapshot
 from monitor.core.scheduler import Scheduler, SourceState
+from monitor.web import charts
+from monitor.web.trends import charts_of
 
 STATIC = Path(__file__).parent / "static"
 TOP_STATEMENTS = 15
@@ -222,6 +224,7 @@ def environment() -> Environment:
     env.globals.update(
         age=fmt_age, anchor=anchor, ratio=ratio, kinds=KINDS, facts=finding_facts, version=__version__,
         postgres_view=postgres_view, report_of=report_of, snapshot_of=_snapshot_for, root="",
+        charts_of=charts_of, chart_svg=charts.svg,
     )
     return env
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bench import advisor_large, advisor_tpch, common, memory, pg_dbtime, pg_scrape, redis_keys, report
+from bench import advisor_large, advisor_tpch, common, memory, pg_dbtime, pg_scrape, redis_keys, report, ui_render
 
 needs_pg_exporter = pytest.mark.skipif(not common.PG_EXPORTER.exists(), reason="postgres_exporter not installed")
 needs_redis_exporter = pytest.mark.skipif(not common.REDIS_EXPORTER.exists(), reason="redis_exporter not installed")
@@ -98,3 +98,10 @@ def test_report_renders(tmp_path: Path) -> None:
     text = doc.read_text()
     assert "hand-written" in text and "more" in text and "old" not in text
     assert "No results yet" in text
+
+
+def test_ui_render(tmp_path: Path) -> None:
+    r = run(ui_render.main, tmp_path, "--statements", "10", "--renders", "3")
+    assert r["statements_exported"] >= 10 and r["charts"] >= 8
+    assert r["render_ms"]["full"]["median"] > 0 and r["charts_cost_ratio"] is not None
+    assert r["history"]["statements"]["series"] >= 30 and r["history"]["statements"]["bytes"] > 0

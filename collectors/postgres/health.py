@@ -26,7 +26,7 @@ import psycopg
 from collectors.postgres import bloat as bloat_estimates
 from collectors.postgres import queries
 from collectors.postgres import sequences as sequence_usage
-from collectors.postgres.access import error_line
+from collectors.postgres.access import fetch_counted
 from collectors.postgres.bloat import Bloat, BloatRow, top_bloat
 from collectors.postgres.locks import BlockerRow, Locks, LockWaitRow
 from collectors.postgres.replication import ConflictRow, ReceiverRow, Replication, SenderRow, SlotRow
@@ -118,15 +118,10 @@ class HealthReader:
                     problems: dict[str, str | None], feature: str,
                     params: Mapping[str, Any] | None = None) -> list[dict[str, Any]] | None:
         """Run one query; a failure that leaves the connection usable is counted and disables ``feature``."""
-        try:
-            cur = await conn.execute(sql.encode(), params)
-            return await cur.fetchall()
-        except psycopg.Error as exc:
-            if conn.broken or conn.closed:
-                raise
-            self._errors[name] = self._errors.get(name, 0) + 1
-            problems[feature] = f"{name} failed ({error_line(exc)})"
-            return None
+        rows, error = await fetch_counted(conn, name, sql, self._errors, params)
+        if error is not None:
+            problems[feature] = f"{name} failed ({error})"
+        return rows
 
     async def read(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int, read_all_stats: bool,
                    lock_waiting: int, tables: TableCounts) -> ServerHealth:

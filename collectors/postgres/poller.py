@@ -14,7 +14,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from collectors.postgres import health, queries
-from collectors.postgres.access import error_line, session_kwargs
+from collectors.postgres.access import error_line, fetch_counted, session_kwargs
 from collectors.postgres.settings import PostgresSettings, PostgresTarget
 from collectors.postgres.snapshot import DatabaseRow, IndexRow, PostgresSnapshot, TableRow
 from collectors.postgres.statements import StatementStat, statements_params, to_stats
@@ -97,15 +97,10 @@ class PostgresPoller(Poller):
     async def _fetch(self, conn: psycopg.AsyncConnection[dict[str, Any]], name: str, sql: str,
                      params: dict[str, Any] | None = None) -> list[dict[str, Any]] | None:
         """Run one statistics query; a non-fatal error is counted and the poll goes on."""
-        try:
-            cur = await conn.execute(sql.encode(), params)
-            return await cur.fetchall()
-        except psycopg.Error as exc:
-            if conn.broken or conn.closed:
-                raise
-            self._query_errors[name] = self._query_errors.get(name, 0) + 1
-            log.warning("%s: statistics query %s failed: %s", self.target, name, error_line(exc))
-            return None
+        rows, error = await fetch_counted(conn, name, sql, self._query_errors, params)
+        if error is not None:
+            log.warning("%s: statistics query %s failed: %s", self.target, name, error)
+        return rows
 
     async def _read(self, conn: psycopg.AsyncConnection[dict[str, Any]]) -> PostgresSnapshot:
         server_rows = await self._fetch(conn, "server", queries.SERVER[queries.MIN_SUPPORTED])

@@ -9,7 +9,9 @@ from tests.support import pg_poller
 
 
 def calls(conn: psycopg.Connection, like: str) -> int:
-    row = conn.execute("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE %s",
+    # pg_stat_statements is server-wide: count only this test's database, not other tests' pollers.
+    row = conn.execute("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE %s"
+                       " AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
                        (like,)).fetchone()
     return int(row[0]) if row else 0
 

@@ -27,7 +27,7 @@ from typing import Any
 import psycopg
 from pglast.parser import parse_sql_json
 
-from bench.workload_cost import Coster
+from bench.workload_cost import Coster, plan_index_names
 
 QUALSTATS_CALL = "SELECT pg_qualstats_index_advisor(min_filter => 1000, min_selectivity => 30, forbidden_am => '{}')"
 _DDL = re.compile(r"^CREATE INDEX ON (?P<table>\S+) USING (?P<am>\w+) \((?P<cols>.*)\)$")
@@ -124,7 +124,7 @@ def dexter_advice(coster: Coster, savings_pct: float = 50.0) -> dict[str, Any]:
         out = []
         for st in sts:
             plan = coster.plan(st.sql, st.n_params)
-            names = _plan_index_names(plan)
+            names = plan_index_names(plan)
             out.append((float(plan["Total Cost"]), sorted({by_name[n] for n in names if n in by_name})))
         return out
 
@@ -155,20 +155,6 @@ def dexter_advice(coster: Coster, savings_pct: float = 50.0) -> dict[str, Any]:
     final = sorted(x for x in chosen if x not in covered)
     return {"advisor": "dexter-style", "rule": f"min_cost_savings_pct={savings_pct:g}, columns=predicates",
             "candidates": {"single": len(single), "pairs": len(pairs)}, "indexes": [_ddl(*x) for x in final]}
-
-
-def _plan_index_names(plan: Any) -> set[str]:
-    out: set[str] = set()
-    stack = [plan]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if "Index Name" in node:
-                out.add(str(node["Index Name"]))
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return out
 
 
 def parse_ddl(ddl: str) -> dict[str, Any] | None:

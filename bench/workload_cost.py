@@ -78,7 +78,8 @@ def _apply(rules: Sequence[tuple[str, re.Pattern[str], str]], text: str) -> tupl
     return text, used
 
 
-def _index_names(node: Any) -> set[str]:
+def plan_index_names(node: Any) -> set[str]:
+    """Every index a JSON plan (or any part of it) names, subplans included."""
     out: set[str] = set()
     stack = [node]
     while stack:
@@ -159,7 +160,7 @@ class Coster:
         for st in self.statements:
             plan = self.plan(st.sql, st.n_params)
             per.append(float(plan["Total Cost"]))
-            for name in _index_names(plan):
+            for name in plan_index_names(plan):
                 if name in hypo:
                     used.setdefault(hypo[name][0], []).append(st.text[:60])
         self.conn.execute("SELECT hypopg_reset()")

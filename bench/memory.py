@@ -30,6 +30,7 @@ from bench import common, exporters, report
 from bench.pgdata import big_database
 
 FIRST = 10
+HISTORY_POINTS = 240
 FLAT_RATIO = 0.10
 FLAT_MIB = 5.0
 
@@ -65,6 +66,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"database: {counts} (built in {sum(db.build_seconds.values()):.1f} s)")
         ours = exporters.dbpulse("dbpulse", {
             "postgres": {"interval": args.interval, "targets": [{"name": "bench", "dsn": db.dsn("dbpulse_bench")}]},
+            # the web UI's history holds as many points as in production (an hour at 15 s), not an hour of 0.1 s
+            "ui": {"history_seconds": HISTORY_POINTS * args.interval},
             **({"advisor": {"enabled": False}} if args.no_advisor else {}),
         })
         advisor_runs: dict[int, int] = {}
@@ -88,13 +91,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
             thread = threading.Thread(target=scrape_peer, daemon=True)
             thread.start()
-            deadline = time.monotonic() + max(600.0, args.polls * 2.0)
+            deadline = time.monotonic() + max(600.0, args.polls * 2.0 * max(1.0, args.interval / 0.1))
+            max_failed = max(3, args.polls // 100)  # a few overruns on a loaded machine, not a failing source
             pending = list(marks)
             while pending and time.monotonic() < deadline:
                 polls = advised = 0
                 with contextlib.suppress(OSError):
                     text = common.fetch_metrics(ours.url)  # also a scrape of dbpulse
-                    polls = int(sum(common.metric_values(text, "dbpulse_source_polls_total", source="postgres")))
+                    failed = int(sum(common.metric_values(text, "dbpulse_source_poll_errors_total", source="postgres")))
+                    if failed > max_failed:
+                        raise RuntimeError(f"{failed} dbpulse polls failed (timed out?): a memory figure of a failing "
+                                           "poller means nothing; raise --interval")
+                    # successful polls: a poll cut by its timeout reads nothing
+                    attempted = common.metric_values(text, "dbpulse_source_polls_total", source="postgres")
+                    polls = int(sum(attempted)) - failed
                     advised = int(sum(common.metric_values(text, "dbpulse_source_polls_total", source="advisor")))
                 while pending and polls >= pending[0]:
                     advisor_runs[pending[0]] = advised

@@ -48,7 +48,7 @@ class LogSettings(Strict):
 
 
 class UiSettings(Strict):
-    history_seconds: float = Field(3600.0, ge=60, le=86400,
+    history_seconds: float = Field(3600.0, ge=1, le=86400,
                                    description="how far back the web UI's charts reach (kept in memory per source)")
 
 

@@ -16,6 +16,7 @@ from monitor.config import Config, parse_listen
 from monitor.core.poller import Poller
 from monitor.core.scheduler import Scheduler
 from monitor.web.app import make_app
+from monitor.web.detail import DETAIL_METRICS
 from monitor.web.exposition import Exposition
 from monitor.web.webconfig import WebConfig, load_web_config, ssl_context
 from monitor.web.webconfig import middleware as web_middleware
@@ -38,7 +39,7 @@ def build_pollers(config: Config) -> list[Poller]:
 async def serve(config: Config, stop: asyncio.Event) -> None:
     """Run until ``stop`` is set; then stop polling and close every connection."""
     web_config = load_web_config(config.web_config) if config.web_config else WebConfig()
-    scheduler = Scheduler(build_pollers(config))
+    scheduler = Scheduler(build_pollers(config), recorded=(*DETAIL_METRICS,))
     app = make_app(scheduler, Exposition(scheduler), [web_middleware(web_config)])
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()

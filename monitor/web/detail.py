@@ -229,7 +229,10 @@ def table_actions(report: AdviceReport | None, qualified: str) -> list[Action]:
 
 # --- the pages ------------------------------------------------------------------------------------------------
 def _window(history: History, interval: float, now: float) -> tuple[float, float]:
-    return (now - max(interval, (history.capacity - 1) * interval), now)
+    """From the oldest poll held (the whole buffer once it is full) to now."""
+    times = history.times()
+    start = times[0] if times else now - interval
+    return (min(start, now - interval), now)
 
 
 def _chart(key: str, title: str, unit: str, lines: Sequence[Line], state: SourceState, now: float) -> Chart:
@@ -330,24 +333,15 @@ def _source(state: SourceState) -> Source:
 
 
 def _statement_text(queryid: int, last: PostgresSnapshot | None, report: AdviceReport | None) -> str | None:
-    """The statement's normalized text: the snapshot's (also the last one of a source now down: a text is not a
-    measurement), else the advice's; ``None`` if nothing names the statement."""
-    for stat in last.statements if last else ():
-        if stat.queryid == queryid:
-            return stat.query
+    """The statement's normalized text: the longest of the snapshot's (also the last one of a source now down: a
+    text is not a measurement; the collector reads ``statement_text_length`` characters) and the advice's (the
+    advisor reads whole texts); ``None`` if nothing names the statement."""
+    texts = [stat.query for stat in (last.statements if last else ()) if stat.queryid == queryid]
     if report is not None:
-        for f in report.findings:
-            if queryid in (f.queryids or []):
-                return f.query or ""
-        for a in report.plan.actions:
-            for n in a.creates:
-                for s in n.statements:
-                    if s.queryid == queryid:
-                        return s.query
-        for sk in report.skipped:
-            if sk.queryid == queryid:
-                return sk.query
-    return None
+        texts += [f.query or "" for f in report.findings if queryid in (f.queryids or [])]
+        texts += [s.query for a in report.plan.actions for n in a.creates for s in n.statements if s.queryid == queryid]
+        texts += [sk.query for sk in report.skipped if sk.queryid == queryid]
+    return max(texts, key=len) if texts else None
 
 
 def statement_page(states: Iterable[SourceState], target: str, queryid: int, now: float) -> StatementPage | None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 import time
+import urllib.error
+import urllib.request
 from typing import Any
 
 import psycopg
@@ -72,6 +74,15 @@ def _wait(svc: DbpulseProcess, path: str, needle: str, timeout: float = 60) -> s
     raise AssertionError(f"{needle!r} not in {path} within {timeout} s:\n{body[:4000]}\n{svc.log[-3000:]}")
 
 
+def _get(svc: DbpulseProcess, path: str) -> tuple[int, Any, str]:
+    """Status, headers and body (also of an error response)."""
+    try:
+        with urllib.request.urlopen(svc.base + path, timeout=5) as response:
+            return response.status, response.headers, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, exc.read().decode()
+
+
 def _assert_inert(dom: str) -> None:
     """No hostile element exists after scripts ran, nothing of them executed, and only our own script loaded."""
     assert "<img" not in dom and "<b " not in dom and "<i>" not in dom
@@ -109,8 +120,8 @@ def test_statement_and_table_pages_escape_hostile_names_link_and_sort(hostile_db
         assert re.search(r'<svg class="chart"[^>]*data-chart="calls"[^>]*data-points="[1-9]', page), page[:5000]
         # the advice on it links back to its table page, relative to this page's depth
         assert f'href="../../{table_path(target, SCHEMA, TABLE)}"' in page
-        status, headers_page = svc.get(spath)
-        assert status == 200
+        status, headers, _ = _get(svc, spath)
+        assert status == 200 and "script-src 'self'" in headers["Content-Security-Policy"]
 
         # The table page: size, scans, indexes (with sizes), maintenance times, the advice on it.
         table = _wait(svc, tpath, "Advice on this table")
@@ -132,14 +143,10 @@ def test_statement_and_table_pages_escape_hostile_names_link_and_sort(hostile_db
             status, raw = svc.get(path)
             assert status == 404, path
             assert b"<x>" not in raw and b"Not found" in raw
-        import urllib.request
-        request = urllib.request.Request(svc.base + "/tables/" + table_path(target, "<x>", "<y>")[7:])
-        try:
-            urllib.request.urlopen(request, timeout=5)
-        except urllib.error.HTTPError as exc:
-            assert exc.code == 404
-            assert "script-src 'self'" in exc.headers["Content-Security-Policy"]
-            assert "&lt;x&gt;.&lt;y&gt;" in exc.read().decode()
+        status, headers, body = _get(svc, "/" + table_path(target, "<x>", "<y>"))
+        assert status == 404 and "script-src 'self'" in headers["Content-Security-Policy"]
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert "no table &lt;x&gt;.&lt;y&gt; on PostgreSQL target" in body
 
         # Sorting by keyboard: focus a header's button and press Enter (then Space) in a real Chromium.
         async def sort_by_keyboard(page: CdpPage) -> list[Any]:
@@ -183,7 +190,8 @@ def test_a_page_of_a_source_that_went_down_shows_the_error_and_the_gap(fresh_db:
             conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
         _wait(svc, tpath, 'id="source-down"')
         table = _wait(svc, tpath, "does not exist")  # the first failure is the forced disconnect, then this
-        assert re.search(r'id="source-down">source down: [^<]*database &#34;t\d+&#34; does not exist', table), table[:3000]
+        down = r'id="source-down">source down: [^<]*database &#34;t\d+&#34; does not exist'
+        assert re.search(down, table), table[:3000]
         assert 'data-gaps="1"' in table  # the failed polls drawn as a gap, not a stale line
         assert "Rows and maintenance" not in table  # no last values shown as current
         statement = _wait(svc, spath, 'id="source-down"')

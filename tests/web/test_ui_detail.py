@@ -198,6 +198,7 @@ def test_a_page_of_a_source_that_went_down_shows_the_error_and_the_gap(fresh_db:
         assert 'data-gaps="1"' in statement and "FROM orders WHERE id" in statement
         dom = dump_dom(svc.base + tpath)
         assert "source down: " in dom
+        screenshot(svc.base + tpath, "ui-table-down.png")
 
 
 def _queryid_of(dsn: str, fragment: str) -> int:

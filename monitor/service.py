@@ -16,6 +16,7 @@ from monitor.config import Config, parse_listen
 from monitor.core.poller import Poller
 from monitor.core.scheduler import Scheduler
 from monitor.web.app import make_app
+from monitor.web.detail import DETAIL_METRICS
 from monitor.web.exposition import Exposition
 from monitor.web.trends import RECORDED
 from monitor.web.webconfig import WebConfig, load_web_config, ssl_context
@@ -39,7 +40,8 @@ def build_pollers(config: Config) -> list[Poller]:
 async def serve(config: Config, stop: asyncio.Event) -> None:
     """Run until ``stop`` is set; then stop polling and close every connection."""
     web_config = load_web_config(config.web_config) if config.web_config else WebConfig()
-    scheduler = Scheduler(build_pollers(config), history_seconds=config.ui.history_seconds, recorded=RECORDED)
+    scheduler = Scheduler(build_pollers(config), history_seconds=config.ui.history_seconds,
+                          recorded=(*RECORDED, *DETAIL_METRICS))
     app = make_app(scheduler, Exposition(scheduler), [web_middleware(web_config)])
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()

@@ -21,9 +21,10 @@ import psycopg
 from collectors.postgres.access import ADVISOR_APPLICATION_NAME, ADVISOR_TAG, error_line, session_kwargs
 from collectors.postgres.statements import StatementStat, deltas, read_statements, read_statements_reset
 
+from . import plans
 from .candidates import Workload, build_candidates
 from .catalog import Catalog, key_signature, read_catalog
-from .findings import AdviceReport, Finding, Skipped, VerificationStats
+from .findings import STATEMENT_PLAN_CHARS, STATEMENT_PLANS_MAX, AdviceReport, Finding, Skipped, VerificationStats
 from .hygiene import hygiene_findings, stats_age_seconds, unused_held_back_note
 from .normalize import planned_form
 from .outcomes import OutcomeTracker, Regression
@@ -59,6 +60,7 @@ class Advisor:
         self._table_counts: tuple[float, dict[int, int]] | None = None  # (monotonic time, inserts + updates)
         self.outcomes = OutcomeTracker(self.settings)
         self._plannable: dict[str, str | None] = {}  # statement text -> why it cannot be planned (None: it can)
+        self._plan_texts: dict[str, str] = {}  # statement text -> its generic plan as text (the statement page)
 
     def connect(self) -> psycopg.Connection[Any]:
         kwargs = session_kwargs(self.settings.statement_timeout_seconds, application_name=ADVISOR_APPLICATION_NAME,
@@ -202,6 +204,7 @@ class Advisor:
             stats = VerificationStats(mode="heuristic")
             report.plan = build_plan(report.findings, selection, cat, workload, s, rates)
         report.statements_planned, cover_explains = self._cover(conn, cat, workload, selection, unplannable)
+        report.statement_plans = self._statement_plans(workload, selection, unplannable)
         if stats.mode == "heuristic":
             # Nothing verified, but the statements behind the heuristic advice are planned: each finding
             # gets the calls-weighted generic-plan cost it would cut, and the note says how they were planned.
@@ -281,6 +284,28 @@ class Advisor:
         if len(self._plannable) > 4 * s.max_statements:
             self._plannable.clear()
         return planned, budget.explains
+
+    def _statement_plans(self, workload: Workload, selection: Selection,
+                         unplannable: dict[int, str]) -> dict[int, str]:
+        """The generic plan (with the real indexes) of each analyzed statement as bounded text, heaviest first.
+
+        A text planned in an earlier run (not planned again, see ``_cover``) keeps the text of that run; only the
+        texts of this run's statements are kept, so the cache is as bounded as the workload."""
+        texts: dict[str, str] = {}
+        out: dict[int, str] = {}
+        for stat, _ in sorted(workload.items, key=lambda sa: -sa[0].exec_seconds):
+            if stat.queryid in unplannable:
+                continue
+            measured = selection.initial.get(stat.queryid)
+            text = plans.text(measured.plan) if measured is not None else self._plan_texts.get(stat.query)
+            if text is None:
+                continue
+            text = text[:STATEMENT_PLAN_CHARS]
+            texts[stat.query] = text
+            if len(out) < STATEMENT_PLANS_MAX:
+                out[stat.queryid] = text
+        self._plan_texts = texts
+        return out
 
     def _table_writes_per_hour(self, cat: Catalog) -> dict[int, float]:
         """Inserts + updates per hour per table: since the previous run (the service), else since the reset."""

@@ -23,6 +23,9 @@ from .actions import Plan
 from .kinds import KINDS, kind
 from .outcomes import VERDICTS, Outcome
 
+STATEMENT_PLANS_MAX = 500  # statements whose generic plan a report keeps (AdviceReport.statement_plans)
+STATEMENT_PLAN_CHARS = 8000  # each plan's text is cut there (plans.text also stops at 60 lines)
+
 _OPTIONAL = (
     "index", "columns", "ddl", "queryids", "verified", "cost_before", "cost_after",
     "index_size_bytes", "duplicate_of", "covered_by", "calls", "rows_per_call",
@@ -127,6 +130,9 @@ class AdviceReport:
     duration_seconds: float = 0.0
     plan: Plan = field(default_factory=Plan)
     outcomes: list[Outcome] = field(default_factory=list)
+    # queryid -> its generic plan (the real indexes) as text, for the statement page; bounded, heaviest first;
+    # not in the JSON contract (the plans in ``plan`` are the evidence of the advice)
+    statement_plans: dict[int, str] = field(default_factory=dict)
 
     def outcome_counts(self) -> dict[str, int]:
         """Statements in the reported outcomes by verdict, every verdict present (zero included)."""

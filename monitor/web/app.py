@@ -6,6 +6,7 @@ Handlers only read the scheduler's state; they never talk to a database.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 
 from aiohttp import web
@@ -14,7 +15,7 @@ from aiohttp.typedefs import Middleware
 from monitor.advisor.findings import AdviceReport
 from monitor.advisor.poller import AdviceSnapshot
 from monitor.core.scheduler import Scheduler
-from monitor.web import pages
+from monitor.web import detail, pages
 from monitor.web.exposition import Exposition
 
 SCHEDULER: web.AppKey[Scheduler] = web.AppKey("scheduler", Scheduler)
@@ -104,6 +105,34 @@ async def sections(request: web.Request) -> web.Response:
     return _html(pages.render_sections(request.app[SCHEDULER]))
 
 
+def _not_found(request: web.Request, what: str) -> web.Response:
+    return _html(pages.render_not_found(what, detail.root_of(request.raw_path)), status=404)
+
+
+async def statement_page(request: web.Request) -> web.Response:
+    """``/statements/<target>/<queryid>`` (parts percent-encoded: ``detail.statement_path``)."""
+    parsed = detail.parse_statement_path(request.raw_path)
+    if parsed is None:
+        return _not_found(request, "not a statement page: /statements/<target>/<queryid>")
+    target, queryid = parsed
+    page = detail.statement_page(request.app[SCHEDULER].states, target, queryid, time.time())
+    if page is None:
+        return _not_found(request, f"no statement {queryid} on PostgreSQL target {target}")
+    return _html(pages.render_statement_page(page, detail.root_of(request.raw_path)))
+
+
+async def table_page(request: web.Request) -> web.Response:
+    """``/tables/<target>/<schema>.<table>`` (parts percent-encoded: ``detail.table_path``)."""
+    parsed = detail.parse_table_path(request.raw_path)
+    if parsed is None:
+        return _not_found(request, "not a table page: /tables/<target>/<schema>.<table>")
+    target, name = parsed
+    page = detail.table_page(request.app[SCHEDULER].states, target, name, time.time())
+    if page is None:
+        return _not_found(request, f"no table {name} on PostgreSQL target {target}")
+    return _html(pages.render_table_page(page, detail.root_of(request.raw_path)))
+
+
 async def static(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if name not in STATIC_TYPES:
@@ -125,4 +154,6 @@ def make_app(scheduler: Scheduler, exposition: Exposition,
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/advice", advice_json)
     app.router.add_get("/advice.html", advice_html)
+    app.router.add_get("/statements/{rest:.+}", statement_page)
+    app.router.add_get("/tables/{rest:.+}", table_page)
     return app

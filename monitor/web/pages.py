@@ -36,6 +36,7 @@ from monitor.advisor.poller import AdviceSnapshot
 from monitor.core.poller import Snapshot
 from monitor.core.scheduler import Scheduler, SourceState
 from monitor.web import charts
+from monitor.web.detail import StatementPage, TablePage, statement_path, table_path
 from monitor.web.trends import charts_of
 
 STATIC = Path(__file__).parent / "static"
@@ -202,8 +203,6 @@ def finding_facts(f: Finding) -> list[tuple[str, str]]:
         facts.append(("size", fmt_bytes(f.index_size_bytes)))
     if f.scans is not None:
         facts.append(("scans", fmt_num(f.scans)))
-    if f.queryids:
-        facts.append(("queryids", ", ".join(str(q) for q in f.queryids)))
     return facts
 
 
@@ -224,7 +223,7 @@ def environment() -> Environment:
     env.globals.update(
         age=fmt_age, anchor=anchor, ratio=ratio, kinds=KINDS, facts=finding_facts, version=__version__,
         postgres_view=postgres_view, report_of=report_of, snapshot_of=_snapshot_for, root="",
-        charts_of=charts_of, chart_svg=charts.svg,
+        charts_of=charts_of, chart=charts.svg, statement_path=statement_path, table_path=table_path,
     )
     return env
 
@@ -273,3 +272,19 @@ def render_advice_index(targets: Sequence[str]) -> str:
 
 def _css() -> Markup:
     return Markup((STATIC / "ui.css").read_text(encoding="utf-8"))  # our own file, not input
+
+
+def render_statement_page(page: StatementPage, root: str, now: float | None = None) -> str:
+    """``/statements/<target>/<queryid>``; ``root`` leads back to the root from the page's path."""
+    now = time.time() if now is None else now
+    return environment().get_template("statement.html").render(p=page, root=root, now=now, standalone=False)
+
+
+def render_table_page(page: TablePage, root: str, now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    return environment().get_template("table.html").render(p=page, root=root, now=now, standalone=False)
+
+
+def render_not_found(what: str, root: str = "") -> str:
+    """A 404 page; ``what`` (from the request path: untrusted) is escaped like everything else."""
+    return environment().get_template("not_found.html").render(what=what, root=root, standalone=False)

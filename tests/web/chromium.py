@@ -1,13 +1,23 @@
-"""Drive Debian's headless Chromium from tests: the DOM after scripts ran, and screenshots."""
+"""Drive Debian's headless Chromium from tests: the DOM after scripts ran, screenshots, and (``Browser``) real
+keyboard input over the DevTools protocol."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
+import aiohttp
 import pytest
+
+from harness.servers import free_port
+
+T = TypeVar("T")
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 FLAGS = (
@@ -47,3 +57,85 @@ def screenshot(url: str, name: str, size: str = "1400,2000", budget_ms: int = 40
     assert result.returncode == 0 and path.exists(), result.stderr[-2000:]
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     return path
+
+
+class Browser:
+    """A headless Chromium driven over the DevTools protocol (real key events), for what --dump-dom cannot do.
+
+    ``Browser().run(url, steps)`` opens ``url`` and awaits ``steps(page)``; ``page.evaluate`` runs an expression
+    and returns its value, ``page.press`` sends a key as keyboard input to the focused element."""
+
+    def run(self, url: str, steps: Callable[[CdpPage], Awaitable[T]], timeout: float = 60) -> T:
+        return asyncio.run(asyncio.wait_for(self._run(url, steps), timeout))
+
+    async def _run(self, url: str, steps: Callable[[CdpPage], Awaitable[T]]) -> T:
+        port = free_port()
+        with tempfile.TemporaryDirectory(prefix="dbpulse-chromium-") as profile:
+            proc = subprocess.Popen([chromium_binary(), *FLAGS, f"--user-data-dir={profile}",
+                                     f"--remote-debugging-port={port}", "--remote-allow-origins=*",
+                                     "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                async with aiohttp.ClientSession() as session:
+                    ws_url = await _page_socket(session, port)
+                    async with session.ws_connect(ws_url, max_msg_size=0) as ws:
+                        page = CdpPage(ws)
+                        await page.send("Page.enable")
+                        await page.navigate(url)
+                        return await steps(page)
+            finally:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+async def _page_socket(session: aiohttp.ClientSession, port: int) -> str:
+    for _ in range(300):  # Chromium takes a moment to listen (bounded: about 30 s)
+        try:
+            async with session.get(f"http://127.0.0.1:{port}/json/list") as response:
+                pages = [p for p in await response.json() if p.get("type") == "page"]
+                if pages:
+                    return str(pages[0]["webSocketDebuggerUrl"])
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError("Chromium's DevTools endpoint did not come up")
+
+
+class CdpPage:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self._ids = itertools.count(1)
+        self.events: list[dict[str, Any]] = []
+
+    async def send(self, method: str, **params: Any) -> dict[str, Any]:
+        ident = next(self._ids)
+        await self.ws.send_json({"id": ident, "method": method, "params": params})
+        while True:
+            message = await self.ws.receive_json()
+            if message.get("id") == ident:
+                assert "error" not in message, message
+                return dict(message.get("result", {}))
+            self.events.append(message)
+
+    async def navigate(self, url: str) -> None:
+        self.events.clear()
+        await self.send("Page.navigate", url=url)
+        while not any(e.get("method") == "Page.loadEventFired" for e in self.events):
+            self.events.append(await self.ws.receive_json())
+
+    async def evaluate(self, expression: str) -> Any:
+        result = await self.send("Runtime.evaluate", expression=expression, returnByValue=True)
+        assert "exceptionDetails" not in result, result
+        return result["result"].get("value")
+
+    async def press(self, key: str) -> None:
+        """A key pressed and released on the focused element, as a keyboard sends it (Enter, or " " for Space)."""
+        codes = {"Enter": ("Enter", 13, "\r"), " ": ("Space", 32, " ")}
+        code, vk, text = codes[key]
+        await self.send("Input.dispatchKeyEvent", type="keyDown", key=key, code=code, windowsVirtualKeyCode=vk,
+                        nativeVirtualKeyCode=vk, text=text, unmodifiedText=text)
+        await self.send("Input.dispatchKeyEvent", type="keyUp", key=key, code=code, windowsVirtualKeyCode=vk,
+                        nativeVirtualKeyCode=vk)

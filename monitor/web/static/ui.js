@@ -1,4 +1,5 @@
-// dbpulse web UI: re-fetch the server-rendered sections (escaped on the server), copy DDL, keep plans open.
+// dbpulse web UI: re-fetch the server-rendered sections (escaped on the server), copy DDL, keep plans open,
+// sort tables by a header (a button: click, Enter or Space).
 (function () {
   "use strict";
   var body = document.body;
@@ -8,6 +9,7 @@
   var refreshes = 0;
 
   function refresh() {
+    if (!live) { return; }  // the statement and table pages do not refresh
     fetch("ui/sections", { cache: "no-store", credentials: "same-origin" })
       .then(function (response) {
         if (!response.ok) { throw new Error("HTTP " + response.status); }
@@ -55,9 +57,45 @@
     selection.addRange(range);
   }
 
+  // A sortable table: its headers are buttons (macros.sort_thead); numeric cells carry data-value.
+  function cellKey(row, index, numeric) {
+    var cell = row.cells[index];
+    if (!cell) { return numeric ? null : ""; }
+    if (!numeric) { return cell.textContent.trim().toLowerCase(); }
+    var raw = cell.getAttribute("data-value");
+    var value = raw === null || raw === "" ? NaN : Number(raw);
+    return isNaN(value) ? null : value;
+  }
+
+  function sortBy(button) {
+    var th = button.closest("th");
+    var table = th.closest("table");
+    var body = table.tBodies[0];
+    if (!body) { return; }
+    var index = Array.prototype.indexOf.call(th.parentNode.cells, th);
+    var numeric = button.getAttribute("data-sort") === "num";
+    var ascending = th.getAttribute("aria-sort") !== "ascending";
+    Array.prototype.forEach.call(th.parentNode.cells, function (other) { other.setAttribute("aria-sort", "none"); });
+    th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+    var rows = Array.prototype.slice.call(body.rows).map(function (row, n) {
+      return { row: row, key: cellKey(row, index, numeric), n: n };
+    });
+    rows.sort(function (a, b) {
+      if (a.key === b.key) { return a.n - b.n; }
+      if (a.key === null) { return 1; }  // no value: last, either way
+      if (b.key === null) { return -1; }
+      var order = a.key < b.key ? -1 : 1;
+      return ascending ? order : -order;
+    });
+    rows.forEach(function (r) { body.appendChild(r.row); });
+    table.setAttribute("data-sorted", index + (ascending ? "-ascending" : "-descending"));
+  }
+
   document.addEventListener("click", function (event) {
     var button = event.target.closest ? event.target.closest("button[data-copy]") : null;
     if (button) { copy(button); }
+    var sort = event.target.closest ? event.target.closest("th > button.sort") : null;
+    if (sort) { sortBy(sort); }
   });
   // A link to a full plan (/#its-id) opens it.
   var target = window.location.hash ? document.getElementById(window.location.hash.slice(1)) : null;

@@ -1,0 +1,435 @@
+"""What the statement page and the table page show, built from the scheduler's state: no database is touched.
+
+``/statements/<target>/<queryid>`` and ``/tables/<target>/<schema>.<table>``:
+each part of the path is percent-encoded (``quote(..., safe="")``: a target
+such as ``127.0.0.1:5432/postgres`` holds ``:`` and ``/``, a queryid may be
+negative, a schema or table name may hold anything). ``statement_path`` and
+``table_path`` make the links, ``parse_statement_path`` and
+``parse_table_path`` read the raw request path back, so the two agree.
+
+The figures over the buffer come from each source's ``History`` (the metric
+names in ``DETAIL_METRICS``, which the service records); the current values
+from the latest snapshot, shown only while the source is up (a down source
+shows its error and the gap in the charts, never its last values as if they
+were current). The advice on a statement or table is the findings and plan
+actions of the target's last advisor report that name it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import quote, unquote
+
+from collectors.postgres.snapshot import IndexRow, PostgresSnapshot, TableRow
+from collectors.postgres.statements import StatementStat
+from monitor.advisor.actions import Action
+from monitor.advisor.findings import AdviceReport, Finding
+from monitor.advisor.poller import AdviceSnapshot
+from monitor.core.history import History, Series, delta_ratio, increase, rate
+from monitor.core.scheduler import SourceState
+from monitor.web.charts import Chart, Line, gaps
+
+CALLS = "dbpulse_pg_statement_calls_total"
+EXEC = "dbpulse_pg_statement_exec_seconds_total"
+ROWS = "dbpulse_pg_statement_rows_total"
+SIZE = "dbpulse_pg_table_size_bytes"
+SEQ_SCANS = "dbpulse_pg_table_seq_scans_total"
+INDEX_SCANS = "dbpulse_pg_table_index_scans_total"
+DEAD_ROWS = "dbpulse_pg_table_dead_rows"
+LIVE_ROWS = "dbpulse_pg_table_live_rows"
+# The metric names the statement and table pages draw from History (the service records them).
+DETAIL_METRICS: tuple[str, ...] = (CALLS, EXEC, ROWS, SIZE, SEQ_SCANS, INDEX_SCANS, DEAD_ROWS, LIVE_ROWS)
+OTHER = "__other__"
+
+
+# --- paths ----------------------------------------------------------------------------------------------------
+def _part(text: str) -> str:
+    return quote(text, safe="")
+
+
+def statement_path(target: str, queryid: int) -> str:
+    """The statement page's path relative to the root (no leading slash: pages link with ``root``)."""
+    return f"statements/{_part(target)}/{int(queryid)}"
+
+
+def table_path(target: str, schema: str, table: str) -> str:
+    return f"tables/{_part(target)}/{_part(f'{schema}.{table}')}"
+
+
+def _split(raw: str, prefix: str) -> tuple[str, str] | None:
+    """The raw (still encoded) path after ``prefix`` split at its last slash: (target, last part), decoded."""
+    path = raw.split("?", 1)[0].split("#", 1)[0]
+    if not path.startswith(prefix):
+        return None
+    rest = path[len(prefix):]
+    if "/" not in rest:
+        return None
+    target, last = rest.rsplit("/", 1)
+    target, last = unquote(target), unquote(last)
+    return (target, last) if target and last else None
+
+
+def parse_statement_path(raw: str) -> tuple[str, int] | None:
+    """``/statements/<target>/<queryid>`` -> (target, queryid); ``None`` if it is not one."""
+    split = _split(raw, "/statements/")
+    if split is None:
+        return None
+    target, queryid = split
+    digits = queryid[1:] if queryid.startswith("-") else queryid
+    if not digits.isascii() or not digits.isdigit() or len(digits) > 20:
+        return None
+    return target, int(queryid)
+
+
+def parse_table_path(raw: str) -> tuple[str, str] | None:
+    """``/tables/<target>/<schema>.<table>`` -> (target, "schema.table"); the split into schema and table is
+    made against the tables known (a name may hold dots): ``find_table``."""
+    return _split(raw, "/tables/")
+
+
+def root_of(raw: str) -> str:
+    """The relative prefix from a page at ``raw`` back to the root (``../`` per directory level)."""
+    path = raw.split("?", 1)[0].split("#", 1)[0]
+    return "../" * max(0, path.count("/") - 1)
+
+
+# --- the figures ----------------------------------------------------------------------------------------------
+def _per(part: tuple[float, float] | None, whole: tuple[float, float] | None) -> float | None:
+    if part is None or whole is None or whole[0] <= 0:
+        return None
+    return part[0] / whole[0]
+
+
+def total_series(history: History, name: str) -> Series:
+    """The sum of every series of ``name`` at each held poll (the top-K and ``__other__``: an exact total even
+    as statements move in and out of the top-K); ``None`` where the poll failed or held none of them."""
+    times, ups = history.times(), history.ups()
+    totals: list[float | None] = [None] * len(times)
+    for series in history.series(name):
+        for i, value in enumerate(series.values):
+            if value is not None and ups[i]:
+                totals[i] = (totals[i] or 0.0) + value
+    return Series(name, {}, times, totals)
+
+
+@dataclass(frozen=True)
+class StatementFigures:
+    """A statement over the whole buffer: from the first to the last value held."""
+
+    seconds: float | None = None  # the span the figures cover
+    calls: float | None = None
+    calls_per_second: float | None = None
+    mean_exec_seconds: float | None = None
+    rows_per_call: float | None = None
+    share_of_time: float | None = None  # its execution time over all statements' (with __other__)
+
+
+def statement_figures(history: History, queryid: int) -> StatementFigures:
+    key = str(queryid)
+    calls, exec_, rows = (history.one(n, queryid=key) for n in (CALLS, EXEC, ROWS))
+    d_calls = increase(calls) if calls else None
+    d_exec = increase(exec_) if exec_ else None
+    d_rows = increase(rows) if rows else None
+    d_total = increase(total_series(history, EXEC))
+    share = None
+    if d_exec is not None and d_total is not None and d_total[0] > 0:
+        share = min(1.0, d_exec[0] / d_total[0])
+    return StatementFigures(
+        seconds=d_calls[1] if d_calls else None,
+        calls=d_calls[0] if d_calls else None,
+        calls_per_second=d_calls[0] / d_calls[1] if d_calls else None,
+        mean_exec_seconds=_per(d_exec, d_calls),
+        rows_per_call=_per(d_rows, d_calls),
+        share_of_time=share,
+    )
+
+
+def share_since_reset(snap: PostgresSnapshot, queryid: int) -> float | None:
+    """The statement's execution time over every statement's (the top-K and ``__other__``), since the
+    statistics were reset; ``None`` if the statement is not in the snapshot's top-K."""
+    stat = next((s for s in snap.statements if s.queryid == queryid), None)
+    if stat is None:
+        return None
+    total = sum(s.exec_seconds for s in snap.statements)
+    total += snap.statements_other.exec_seconds if snap.statements_other else 0.0
+    return stat.exec_seconds / total if total > 0 else None
+
+
+@dataclass(frozen=True)
+class TableFigures:
+    seconds: float | None = None
+    size_first: float | None = None
+    size_last: float | None = None
+    seq_scans_per_second: float | None = None
+    index_scans_per_second: float | None = None
+
+    @property
+    def growth_bytes(self) -> float | None:
+        if self.size_first is None or self.size_last is None:
+            return None
+        return self.size_last - self.size_first
+
+    @property
+    def growth_per_hour(self) -> float | None:
+        growth = self.growth_bytes
+        return growth / self.seconds * 3600 if growth is not None and self.seconds else None
+
+
+def _held(series: Series | None) -> list[tuple[float, float]]:
+    if series is None:
+        return []
+    return [(t, v) for t, v in zip(series.times, series.values, strict=True) if v is not None]
+
+
+def table_figures(history: History, schema: str, table: str) -> TableFigures:
+    size = _held(history.one(SIZE, schema=schema, table=table))
+    seq, idx = (history.one(n, schema=schema, table=table) for n in (SEQ_SCANS, INDEX_SCANS))
+    d_seq = increase(seq) if seq else None
+    d_idx = increase(idx) if idx else None
+    spans = [d[1] for d in (d_seq, d_idx) if d] + ([size[-1][0] - size[0][0]] if len(size) >= 2 else [])
+    return TableFigures(
+        seconds=max(spans) if spans else None,
+        size_first=size[0][1] if len(size) >= 2 else None,
+        size_last=size[-1][1] if len(size) >= 2 else None,
+        seq_scans_per_second=d_seq[0] / d_seq[1] if d_seq else None,
+        index_scans_per_second=d_idx[0] / d_idx[1] if d_idx else None,
+    )
+
+
+# --- the advice that concerns it ------------------------------------------------------------------------------
+def statement_findings(report: AdviceReport | None, queryid: int) -> list[Finding]:
+    if report is None:
+        return []
+    return [f for f in report.ordered_findings() if queryid in (f.queryids or [])]
+
+
+def statement_actions(report: AdviceReport | None, queryid: int, findings: Iterable[Finding] = ()) -> list[Action]:
+    """Plan actions that create an index serving the statement, drop one its plan uses, or carry out one of
+    its findings."""
+    if report is None:
+        return []
+    orders = {f.action for f in findings if f.action is not None}
+    return [a for a in report.plan.actions
+            if a.order in orders or queryid in a.statements_using
+            or any(s.queryid == queryid for n in a.creates for s in n.statements)]
+
+
+def table_findings(report: AdviceReport | None, qualified: str) -> list[Finding]:
+    if report is None:
+        return []
+    return [f for f in report.ordered_findings() if f.table == qualified]
+
+
+def table_actions(report: AdviceReport | None, qualified: str) -> list[Action]:
+    if report is None:
+        return []
+    return [a for a in report.plan.actions if a.table == qualified or any(n.table == qualified for n in a.creates)]
+
+
+# --- the pages ------------------------------------------------------------------------------------------------
+def _window(history: History, interval: float, now: float) -> tuple[float, float]:
+    """From the oldest poll held (the whole buffer once it is full) to now."""
+    times = history.times()
+    start = times[0] if times else now - interval
+    return (min(start, now - interval), now)
+
+
+def _chart(key: str, title: str, unit: str, lines: Sequence[Line], state: SourceState, now: float) -> Chart:
+    history = state.history
+    return Chart(title=title, unit=unit, lines=lines, window=_window(history, state.poller.interval, now), key=key,
+                 down=gaps(history.times(), history.ups()))
+
+
+def _ratio_line(label: str, part: Series | None, whole: Series | None) -> list[Line]:
+    if part is None or whole is None:
+        return []
+    return [Line(label, part.times, delta_ratio(part, whole))]
+
+
+@dataclass(frozen=True)
+class Advice:
+    """The advisor's word on one statement or table."""
+
+    state: SourceState | None  # the advisor of the target (None: no advisor runs for it)
+    report: AdviceReport | None
+    findings: list[Finding] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Source:
+    """The PostgreSQL source of a page: its state and, while it is up, its latest snapshot."""
+
+    state: SourceState
+    snap: PostgresSnapshot | None  # None while the source is down or before its first poll
+
+    @property
+    def down(self) -> str | None:
+        """Why there are no current values: the source's error, or that it has not been polled yet."""
+        if self.snap is not None:
+            return None
+        if self.state.polls == 0:
+            return "no poll yet"
+        return self.state.last_error or "the last poll failed"
+
+
+@dataclass(frozen=True)
+class StatementPage:
+    target: str
+    queryid: int
+    source: Source
+    text: str  # the normalized text (from the snapshot, else the advice)
+    stat: StatementStat | None  # current counters (None: source down, or the statement is in __other__)
+    share_since_reset: float | None
+    figures: StatementFigures
+    charts: list[Chart]
+    advice: Advice
+    plan: str | None  # the generic plan's text from the advisor's last report
+    no_plan: str  # why there is no plan, when there is none
+
+
+@dataclass(frozen=True)
+class TablePage:
+    target: str
+    schema: str
+    table: str
+    source: Source
+    row: TableRow | None
+    indexes: list[IndexRow]
+    figures: TableFigures
+    charts: list[Chart]
+    advice: Advice
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.table}"
+
+
+def _states(states: Iterable[SourceState], target: str) -> tuple[SourceState | None, SourceState | None]:
+    pg = advisor = None
+    for state in states:
+        if state.poller.target != target:
+            continue
+        if state.poller.source == "postgres":
+            pg = state
+        elif state.poller.source == "advisor":
+            advisor = state
+    return pg, advisor
+
+
+def _report(state: SourceState | None) -> AdviceReport | None:
+    if state is not None and isinstance(state.snapshot, AdviceSnapshot):
+        return state.snapshot.report
+    return None
+
+
+def _last_snapshot(state: SourceState) -> PostgresSnapshot | None:
+    return state.snapshot if isinstance(state.snapshot, PostgresSnapshot) else None
+
+
+def _source(state: SourceState) -> Source:
+    return Source(state, _last_snapshot(state) if state.up else None)
+
+
+def _statement_text(queryid: int, last: PostgresSnapshot | None, report: AdviceReport | None) -> str | None:
+    """The statement's normalized text: the longest of the snapshot's (also the last one of a source now down: a
+    text is not a measurement; the collector reads ``statement_text_length`` characters) and the advice's (the
+    advisor reads whole texts); ``None`` if nothing names the statement."""
+    texts = [stat.query for stat in (last.statements if last else ()) if stat.queryid == queryid]
+    if report is not None:
+        texts += [f.query or "" for f in report.findings if queryid in (f.queryids or [])]
+        texts += [s.query for a in report.plan.actions for n in a.creates for s in n.statements if s.queryid == queryid]
+        texts += [sk.query for sk in report.skipped if sk.queryid == queryid]
+    return max(texts, key=len) if texts else None
+
+
+def statement_page(states: Iterable[SourceState], target: str, queryid: int, now: float) -> StatementPage | None:
+    """The statement page's content; ``None`` (a 404) for a target without a PostgreSQL source, or a statement
+    that neither the snapshot, the history nor the advice knows (while the source is up)."""
+    pg, advisor = _states(states, target)
+    if pg is None:
+        return None
+    source = _source(pg)
+    report = _report(advisor)
+    history = pg.history
+    key = str(queryid)
+    text = _statement_text(queryid, _last_snapshot(pg), report)
+    in_history = history.one(CALLS, queryid=key) is not None
+    if text is None and not in_history and (source.snap is not None or pg.polls == 0):
+        # up (or never polled) and unknown: a 404; a source now down keeps the pages of what its history held
+        return None
+    stat = next((s for s in source.snap.statements if s.queryid == queryid), None) if source.snap else None
+    calls, exec_, rows = (history.one(n, queryid=key) for n in (CALLS, EXEC, ROWS))
+    charts = [
+        _chart("calls", "calls per second", "/s", [Line("calls/s", calls.times, rate(calls).values)] if calls else [],
+               pg, now),
+        _chart("mean", "mean execution time", "seconds", _ratio_line("mean", exec_, calls), pg, now),
+        _chart("rows", "rows per call", "count", _ratio_line("rows/call", rows, calls), pg, now),
+    ]
+    findings = statement_findings(report, queryid)
+    advice = Advice(advisor, report, findings, statement_actions(report, queryid, findings))
+    plan = report.statement_plans.get(queryid) if report else None
+    if plan:
+        no_plan = ""
+    elif advisor is None:
+        no_plan = "no plan: the advisor does not run for this target (advisor.enabled)"
+    elif report is None:
+        no_plan = "no plan: the advisor has not reported yet" + (
+            f" ({advisor.last_error})" if advisor.last_error else "")
+    else:
+        skipped = next((sk for sk in report.skipped if sk.queryid == queryid), None)
+        no_plan = (f"no plan: the advisor could not plan it ({skipped.reason})" if skipped else
+                   "no plan: the advisor's last report did not plan this statement (not among the statements it "
+                   "covered, or over its EXPLAIN budget)")
+    return StatementPage(target=target, queryid=queryid, source=source, text=text or "", stat=stat,
+                         share_since_reset=share_since_reset(source.snap, queryid) if source.snap else None,
+                         figures=statement_figures(history, queryid), charts=charts, advice=advice, plan=plan,
+                         no_plan=no_plan)
+
+
+def find_table(name: str, last: PostgresSnapshot | None, history: History,
+               report: AdviceReport | None) -> tuple[str, str] | None:
+    """(schema, table) whose ``schema.table`` is ``name``, among the tables the snapshot, the history and the
+    advice know."""
+    known: list[tuple[str, str]] = []
+    if last is not None:
+        known += [(t.schema, t.table) for t in last.tables] + [(i.schema, i.table) for i in last.indexes]
+    known += [(s.labels["schema"], s.labels["table"]) for s in history.series(SEQ_SCANS)]
+    for pair in known:
+        if f"{pair[0]}.{pair[1]}" == name and pair[1] != OTHER:
+            return pair
+    if report is not None and any(f.table == name for f in report.findings):
+        schema, dot, table = name.partition(".")  # the advisor names tables schema.table: the first dot
+        if dot:
+            return schema, table
+    return None
+
+
+def table_page(states: Iterable[SourceState], target: str, name: str, now: float) -> TablePage | None:
+    """The table page's content; ``None`` (a 404) for an unknown target or table."""
+    pg, advisor = _states(states, target)
+    if pg is None:
+        return None
+    source = _source(pg)
+    report = _report(advisor)
+    found = find_table(name, _last_snapshot(pg), pg.history, report)
+    if found is None:
+        return None
+    schema, table = found
+    snap = source.snap
+    row = next((t for t in snap.tables if (t.schema, t.table) == found), None) if snap else None
+    indexes = sorted((i for i in snap.indexes if (i.schema, i.table) == found), key=lambda i: i.index) if snap else []
+    history = pg.history
+    size, seq, idx, dead = (history.one(n, schema=schema, table=table) for n in (SIZE, SEQ_SCANS, INDEX_SCANS,
+                                                                                   DEAD_ROWS))
+    scans = [Line(label, s.times, rate(s).values) for label, s in (("seq", seq), ("index", idx)) if s is not None]
+    charts = [
+        _chart("size", "total size", "bytes", [Line("size", size.times, size.values)] if size else [], pg, now),
+        _chart("scans", "scans per second (sequential, index)", "/s", scans, pg, now),
+        _chart("dead", "dead rows", "count", [Line("dead rows", dead.times, dead.values)] if dead else [], pg, now),
+    ]
+    qualified = f"{schema}.{table}"
+    advice = Advice(advisor, report, table_findings(report, qualified), table_actions(report, qualified))
+    return TablePage(target=target, schema=schema, table=table, source=source, row=row, indexes=indexes,
+                     figures=table_figures(history, schema, table), charts=charts, advice=advice)

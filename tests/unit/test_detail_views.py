@@ -1,0 +1,250 @@
+"""What the statement and table pages show, built from History, snapshots and the advice (no server needed)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from collectors.postgres.snapshot import IndexRow, PostgresSnapshot, TableRow
+from collectors.postgres.statements import StatementStat
+from monitor.advisor.actions import Action, NewIndex, Plan, ServedStatement
+from monitor.advisor.findings import AdviceReport, Finding, Skipped
+from monitor.advisor.poller import AdviceSnapshot
+from monitor.core.history import History
+from monitor.core.poller import Poller, Snapshot
+from monitor.core.samples import Sample
+from monitor.core.scheduler import SourceState
+from monitor.web import detail, pages
+from monitor.web.detail import (
+    CALLS,
+    EXEC,
+    ROWS,
+    SEQ_SCANS,
+    SIZE,
+    parse_statement_path,
+    parse_table_path,
+    root_of,
+    share_since_reset,
+    statement_actions,
+    statement_figures,
+    statement_findings,
+    statement_path,
+    table_actions,
+    table_figures,
+    table_findings,
+    table_path,
+)
+
+TARGET = "127.0.0.1:5432/postgres"
+
+
+class FakePoller(Poller):
+    def __init__(self, source: str, target: str = TARGET, interval: float = 10.0) -> None:
+        self.source, self.target, self.interval, self.timeout = source, target, interval, 5.0
+
+    async def poll(self) -> Snapshot:  # pragma: no cover - never polled here
+        raise NotImplementedError
+
+
+def stmt(queryid: str, calls: float, exec_: float, rows: float) -> list[Sample]:
+    labels = (TARGET, "postgres", queryid)
+    return [Sample(CALLS, labels, calls), Sample(EXEC, labels, exec_), Sample(ROWS, labels, rows)]
+
+
+def history_of(polls: list[list[Sample] | None], start: float = 1000.0, step: float = 10.0) -> History:
+    history = History(10, detail.DETAIL_METRICS)
+    for i, samples in enumerate(polls):
+        history.record(start + i * step, samples)
+    return history
+
+
+# --- paths ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("queryid", [0, 42, -8396695824734812087])
+def test_statement_paths_round_trip_with_a_target_holding_colon_and_slash(queryid: int) -> None:
+    path = statement_path(TARGET, queryid)
+    assert path.count("/") == 2 and ":" not in path
+    assert parse_statement_path("/" + path) == (TARGET, queryid)
+    assert parse_statement_path("/" + path + "?x=1") == (TARGET, queryid)
+    # a target written with its slash and colon as they are still reads back
+    assert parse_statement_path(f"/statements/{TARGET}/{queryid}") == (TARGET, queryid)
+
+
+def test_table_paths_round_trip_hostile_names_and_bad_paths_are_refused() -> None:
+    schema, table = "<script>", "a/b.c <img src=x onerror=alert(1)>?#%"
+    path = table_path(TARGET, schema, table)
+    assert "<" not in path and " " not in path and "?" not in path and "#" not in path
+    assert parse_table_path("/" + path) == (TARGET, f"{schema}.{table}")
+    for bad in ("/statements/x", "/statements/t/1x", "/statements/t/--1", "/statements//1", "/statements/t/\u0661"):
+        assert parse_statement_path(bad) is None, bad
+    assert parse_table_path("/tables/only-one-part") is None
+
+
+def test_root_of_leads_back_from_the_page_depth() -> None:
+    assert root_of("/" + statement_path(TARGET, 1)) == "../../"
+    assert root_of(f"/statements/{TARGET}/1") == "../../../"
+    assert root_of("/") == ""
+
+
+# --- figures over the buffer ---------------------------------------------------------------------------------
+def test_statement_figures_over_the_whole_buffer_and_share_with_other() -> None:
+    history = history_of([
+        stmt("1", 100, 10.0, 100) + stmt("__other__", 50, 30.0, 50),
+        stmt("1", 160, 13.0, 220) + stmt("__other__", 80, 33.0, 70),
+        None,  # a failed poll: a gap, not a value
+        stmt("1", 200, 16.0, 300) + stmt("__other__", 100, 36.0, 80),
+    ])
+    f = statement_figures(history, 1)
+    assert f.seconds == 30.0 and f.calls == 100
+    assert f.calls_per_second == pytest.approx(100 / 30)
+    assert f.mean_exec_seconds == pytest.approx(6.0 / 100)
+    assert f.rows_per_call == pytest.approx(2.0)
+    assert f.share_of_time == pytest.approx(6.0 / 12.0)  # 6 s of the 6 + 6 s all statements took
+
+
+def test_share_over_the_buffer_stays_exact_when_a_statement_enters_the_top_k() -> None:
+    # statement 2 was in __other__ at first; the total (top-K + __other__) is what counts
+    history = history_of([
+        stmt("1", 10, 1.0, 0) + stmt("__other__", 20, 10.0, 0),
+        stmt("1", 20, 2.0, 0) + stmt("2", 10, 9.0, 0) + stmt("__other__", 15, 3.0, 0),
+    ])
+    assert statement_figures(history, 1).share_of_time == pytest.approx(1.0 / (14.0 - 11.0))
+    assert statement_figures(history, 2).calls is None  # one point held: no figure over the buffer
+
+
+def test_no_figures_from_a_single_poll_or_an_unknown_statement() -> None:
+    history = history_of([stmt("1", 10, 1.0, 10)])
+    assert statement_figures(history, 1) == detail.StatementFigures()
+    assert statement_figures(history_of([]), 7) == detail.StatementFigures()
+
+
+def snapshot(**kw: Any) -> PostgresSnapshot:
+    base: dict[str, Any] = dict(
+        target=TARGET, datname="postgres", server_version="17.10", max_connections=100, features={},
+        connections=[], oldest_transaction_seconds=0, idle_in_transaction_oldest_seconds=0,
+        lock_waiting_sessions=0, databases=[], tables=[], table_count=0, indexes=[], index_count=0,
+        statements=[], statement_count=0, statements_reset=None, query_errors={})
+    return PostgresSnapshot(**{**base, **kw})
+
+
+def test_share_since_reset_counts_the_other_statements() -> None:
+    snap = snapshot(statements=[StatementStat(1, "SELECT 1", 10, 3.0), StatementStat(2, "SELECT 2", 5, 1.0)],
+                    statements_other=StatementStat(0, "", 100, 4.0))
+    assert share_since_reset(snap, 1) == pytest.approx(3.0 / 8.0)
+    assert share_since_reset(snap, 9) is None
+
+
+def test_table_growth_and_scan_rates_over_the_buffer() -> None:
+    def tbl(size: float, seq: float) -> list[Sample]:
+        labels = (TARGET, "postgres", "s", "t")
+        return [Sample(SIZE, labels, size), Sample(SEQ_SCANS, labels, seq)]
+
+    history = history_of([tbl(1000, 5), tbl(1500, 8), None, tbl(4000, 20)], step=60)
+    f = table_figures(history, "s", "t")
+    assert f.growth_bytes == 3000 and f.seconds == 180
+    assert f.growth_per_hour == pytest.approx(3000 * 20)
+    assert f.seq_scans_per_second == pytest.approx(15 / 180) and f.index_scans_per_second is None
+
+
+# --- the advice that concerns it -----------------------------------------------------------------------------
+def report() -> AdviceReport:
+    missing = Finding("missing_index", "s.t", "e", columns=["a"], queryids=[1, 2], action=1, query="SELECT a")
+    slow = Finding("slow_statement", "s.u", "e", queryids=[3], query="SELECT u")
+    unused = Finding("unused_index", "s.t", "e", index="s.t_b", action=2)
+    serves_2 = [ServedStatement(2, "SELECT a", 1, 0.1, 9)]
+    serves_5 = [ServedStatement(5, "SELECT v", 1, 0.1, 9)]
+    create = Action(1, "create", "s.t", "r", ["missing_index"], "hypopg",
+                    creates=[NewIndex("s.t", ["a"], "CREATE ...", statements=serves_2)])
+    drop = Action(2, "drop", "s.t", "r", ["unused_index"], "catalog", drops=["s.t_b"], statements_using=[4])
+    other = Action(3, "create", "s.v", "r", ["missing_index"], "hypopg",
+                   creates=[NewIndex("s.v", ["x"], "CREATE ...", statements=serves_5)])
+    return AdviceReport(TARGET, datetime.now(UTC), None, findings=[missing, slow, unused],
+                        plan=Plan(actions=[create, drop, other]), statement_plans={1: "Seq Scan on t"},
+                        skipped=[Skipped(6, "SELECT bad", "cannot be planned: syntax error")])
+
+
+def test_findings_and_plan_actions_matched_to_a_statement() -> None:
+    r = report()
+    assert [f.kind for f in statement_findings(r, 1)] == ["missing_index"]
+    assert [a.order for a in statement_actions(r, 1, statement_findings(r, 1))] == [1]  # carries out its finding
+    assert [a.order for a in statement_actions(r, 2, [])] == [1]  # the new index serves it
+    assert [a.order for a in statement_actions(r, 4, [])] == [2]  # its plan uses the dropped index
+    assert [a.order for a in statement_actions(r, 5, [])] == [3]
+    assert statement_findings(r, 99) == [] and statement_actions(None, 1) == []
+
+
+def test_findings_and_plan_actions_matched_to_a_table() -> None:
+    r = report()
+    assert sorted(f.kind for f in table_findings(r, "s.t")) == ["missing_index", "unused_index"]
+    assert [a.order for a in table_actions(r, "s.t")] == [1, 2]
+    assert table_findings(r, "s.x") == [] and table_actions(None, "s.t") == []
+
+
+# --- the pages from the scheduler's state --------------------------------------------------------------------
+def states(snap: PostgresSnapshot | None, history: History, up: bool = True,
+           advice: AdviceReport | None = None) -> list[SourceState]:
+    pg = SourceState(FakePoller("postgres"), history, snapshot=snap, polls=3, up=up,
+                     last_error=None if up else "OperationalError: connection refused", last_success=1020.0)
+    out = [pg]
+    if advice is not None:
+        out.append(SourceState(FakePoller("advisor"), History(2, []), snapshot=AdviceSnapshot(advice), polls=1,
+                               up=True, last_success=1020.0))
+    return out
+
+
+HOSTILE = 'SELECT "<img src=x onerror=alert(1)>" FROM t WHERE id = $1'
+
+
+def test_statement_page_content_404s_and_the_plan() -> None:
+    snap = snapshot(statements=[StatementStat(1, HOSTILE, 10, 3.0, 10)])
+    history = history_of([stmt("1", 5, 1.0, 5), stmt("1", 10, 3.0, 10)])
+    page = detail.statement_page(states(snap, history, advice=report()), TARGET, 1, 1030.0)
+    assert page is not None and page.text == HOSTILE and page.stat is not None
+    assert page.plan == "Seq Scan on t" and page.no_plan == ""
+    assert [c.key for c in page.charts] == ["calls", "mean", "rows"]
+    assert page.charts[0].lines[0].values == [None, 0.5]
+    assert detail.statement_page(states(snap, history), "other-target", 1, 1030.0) is None
+    assert detail.statement_page(states(snap, history), TARGET, 77, 1030.0) is None  # unknown while up
+    no_advisor = detail.statement_page(states(snap, history), TARGET, 1, 1030.0)
+    assert no_advisor is not None and no_advisor.plan is None and no_advisor.no_plan.startswith("no plan: ")
+    skipped = detail.statement_page(states(snap, history, advice=report()), TARGET, 6, 1030.0)
+    assert skipped is not None and "syntax error" in skipped.no_plan and skipped.text == "SELECT bad"
+
+    html = pages.render_statement_page(page, "../../", now=1030.0)
+    assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert 'href="../../ui/static/ui.css"' in html and 'src="../../ui/static/ui.js"' in html
+    assert 'style="' not in html and html.count("<script") == 1
+
+
+def test_a_down_source_shows_its_error_and_no_current_values() -> None:
+    snap = snapshot(statements=[StatementStat(1, "SELECT 1", 10, 3.0, 10)],
+                    tables=[TableRow("s", "t", seq_scans=3, size_bytes=100.0)])
+    labels = (TARGET, "postgres", "s", "t")
+    history = history_of([[*stmt("1", 5, 1.0, 5), Sample(SEQ_SCANS, labels, 1)], None])
+    page = detail.statement_page(states(snap, history, up=False), TARGET, 1, 1030.0)
+    assert page is not None and page.source.down == "OperationalError: connection refused"
+    assert page.stat is None and page.share_since_reset is None and page.text == "SELECT 1"
+    assert page.charts[0].down == [(1000.0, 1010.0)]
+    html = pages.render_statement_page(page, "../../", now=1030.0)
+    assert "source down: OperationalError: connection refused" in html and 'data-gaps="1"' in html
+    table = detail.table_page(states(snap, history, up=False), TARGET, "s.t", 1030.0)
+    assert table is not None and table.row is None and table.source.down
+    assert "Rows and maintenance" not in pages.render_table_page(table, "../../", now=1030.0)
+
+
+def test_table_page_finds_a_table_whose_names_hold_dots() -> None:
+    snap = snapshot(tables=[TableRow("a.b", "c.d", size_bytes=1.0)],
+                    indexes=[IndexRow("a.b", "c.d", "i2", scans=1, size_bytes=9.0),
+                             IndexRow("a.b", "c.d", "i1", scans=5, size_bytes=8.0), IndexRow("x", "y", "i3")])
+    page = detail.table_page(states(snap, history_of([])), TARGET, "a.b.c.d", 1030.0)
+    assert page is not None and (page.schema, page.table) == ("a.b", "c.d")
+    assert [i.index for i in page.indexes] == ["i1", "i2"]
+    assert detail.table_page(states(snap, history_of([])), TARGET, "a.b.c", 1030.0) is None
+    html = pages.render_table_page(page, "../../", now=1030.0)
+    assert 'class="indexes sortable"' in html and '<button type="button" class="sort" data-sort="num">' in html
+
+
+def test_not_found_page_escapes_what_was_asked() -> None:
+    html = pages.render_not_found("no table <script>x</script>", "../")
+    assert "<script>x" not in html and "&lt;script&gt;x&lt;/script&gt;" in html

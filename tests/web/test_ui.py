@@ -71,7 +71,7 @@ def test_ui_renders_sources_statements_and_escapes_hostile_names(hostile_db: str
         assert re.search(r"<td>postgres</td><td><a [^>]*>shop</a></td><td><span class=\"badge ok\">up</span>", dom)
         assert "Top statements by total time" in dom
         for column in ("calls", "total time", "mean", "rows", "cache hit"):
-            assert f">{column}</th>" in dom
+            assert f">{column}</button></th>" in dom  # sortable headers
 
         # Hostile names are text: escaped in the serialized DOM, never elements, never executed.
         assert escaped in dom

@@ -1,4 +1,4 @@
-"""The main page's trend charts in a real headless Chromium, against real PostgreSQL, Redis and an app.
+"""The main page's trend charts and sortable tables in a real headless Chromium, against real servers.
 
 After a few polls every chart has points; when Redis is stopped its charts show the
 gap (a shaded span, the line broken) and the section says the source is down instead
@@ -7,14 +7,18 @@ of presenting the last numbers as current. Screenshots are kept under artifacts/
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import psycopg
 
 from harness.servers import LocalRedis
 from tests.support import DbpulseProcess, StandInApp
-from tests.web.chromium import dump_dom, screenshot
+from tests.web.chromium import Browser, CdpPage, dump_dom, screenshot
 
 CHART = re.compile(r'<svg class="chart"[^>]*data-chart="([^"]+)" data-points="(\d+)" data-gaps="(\d+)"')
 EXPECTED = {
@@ -69,7 +73,11 @@ def test_charts_fill_and_show_a_stopped_source_as_a_gap(fresh_db: str, stand_in_
             dom = dump_dom(svc.base + "/")
             assert dom.count('<svg class="chart"') == len(found)
             assert "<polyline" in dom
-            assert re.search(r'<span class="chart-title">Cache hit ratio</span> <span class="now">\d+\.\d %', dom)
+            # the current value in the caption, in the chart's unit (the cache hit ratio of an idle interval is "-")
+            assert re.search(r'<span class="chart-title">Response time</span> <span class="now">[^<]*\d ms', dom)
+            hit_caption = r'<span class="chart-title">Cache hit ratio</span> <span class="now">(\d+\.\d %|\u2013)<'
+            assert re.search(hit_caption, dom)
+            assert re.search(r'<text class="axis"[^>]*>100.0 %</text>', dom)  # axes carry units
             assert 'class="threshold"' in dom and "alert PostgresCacheHitRatioLow" in dom
             assert "max_connections" in dom
             screenshot(svc.base + "/", "ui-trends.png")
@@ -86,3 +94,41 @@ def test_charts_fill_and_show_a_stopped_source_as_a_gap(fresh_db: str, stand_in_
             screenshot(svc.base + "/#redis-cache", "ui-trends-redis-down.png")
     finally:
         cache.cleanup()
+
+
+def test_main_page_tables_sort_by_keyboard_and_stay_sorted_across_refreshes(fresh_db: str) -> None:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE items (id int PRIMARY KEY)")
+        for n in range(1, 6):  # statements with 1..5 calls, so the order is known
+            for _ in range(n):
+                conn.execute(f"SELECT id FROM items WHERE id = {n} OR id = %s", (n,))
+    with DbpulseProcess("--postgres", f"shop={fresh_db}", "--interval", "2", "--advice-interval", "0") as svc:
+        svc.wait_for("dbpulse_source_up", 1, source="postgres", target="shop")
+        table = "document.querySelector('table.statements')"
+        calls = (f"Array.from({table}.tBodies[0].rows).map(r => r.classList.contains('pinned') ? 'pinned' "
+                 ": Number(r.cells[2].getAttribute('data-value')))")
+
+        async def sort_then_refresh(page: CdpPage) -> list[Any]:
+            await _until(page, "document.documentElement.getAttribute('data-ui') === 'ready'")
+            await page.evaluate(f"{table}.tHead.rows[0].cells[2].querySelector('button').focus()")
+            await page.press("Enter")
+            seen = [await page.evaluate(calls), await page.evaluate(f"{table}.tHead.rows[0].cells[2].ariaSort")]
+            refreshed = int(await page.evaluate("document.documentElement.getAttribute('data-refreshes')") or 0)
+            await _until(page, f"Number(document.documentElement.getAttribute('data-refreshes')) > {refreshed}")
+            seen += [await page.evaluate(calls), await page.evaluate(f"{table}.tHead.rows[0].cells[2].ariaSort")]
+            return seen
+
+        before, sort_before, after, sort_after = Browser().run(svc.base + "/", sort_then_refresh)
+    for order in (before, after):
+        numbers = [c for c in order if c != "pinned"]
+        assert numbers == sorted(numbers) and len(numbers) >= 5, order
+        assert "pinned" not in order or order[-1] == "pinned", order  # __other__ stays last
+    assert sort_before == sort_after == "ascending"
+
+
+async def _until(page: CdpPage, condition: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not await page.evaluate(f"Boolean({condition})"):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout} s: {condition}")
+        await asyncio.sleep(0.2)

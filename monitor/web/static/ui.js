@@ -20,6 +20,7 @@
         var open = Array.prototype.map.call(live.querySelectorAll("details[open][id]"), function (d) { return d.id; });
         live.innerHTML = html;
         open.forEach(function (id) { var d = document.getElementById(id); if (d) { d.open = true; } });
+        reapplySorts();
         refreshes += 1;
         document.documentElement.setAttribute("data-refreshes", String(refreshes));
         status.textContent = "refreshed " + new Date().toLocaleTimeString() + " (every " + every / 1000 + " s)";
@@ -67,17 +68,21 @@
     return isNaN(value) ? null : value;
   }
 
-  function sortBy(button) {
-    var th = button.closest("th");
+  // Sorts chosen on the main page, by table id, so they survive its refreshes.
+  var sorts = {};
+
+  function sortTable(th, ascending) {
     var table = th.closest("table");
     var body = table.tBodies[0];
     if (!body) { return; }
     var index = Array.prototype.indexOf.call(th.parentNode.cells, th);
-    var numeric = button.getAttribute("data-sort") === "num";
-    var ascending = th.getAttribute("aria-sort") !== "ascending";
+    var button = th.querySelector("button.sort");
+    var numeric = button !== null && button.getAttribute("data-sort") === "num";
     Array.prototype.forEach.call(th.parentNode.cells, function (other) { other.setAttribute("aria-sort", "none"); });
     th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
-    var rows = Array.prototype.slice.call(body.rows).map(function (row, n) {
+    var all = Array.prototype.slice.call(body.rows);
+    var pinned = all.filter(function (row) { return row.classList.contains("pinned"); });  // __other__ stays last
+    var rows = all.filter(function (row) { return !row.classList.contains("pinned"); }).map(function (row, n) {
       return { row: row, key: cellKey(row, index, numeric), n: n };
     });
     rows.sort(function (a, b) {
@@ -88,7 +93,22 @@
       return ascending ? order : -order;
     });
     rows.forEach(function (r) { body.appendChild(r.row); });
+    pinned.forEach(function (row) { body.appendChild(row); });
     table.setAttribute("data-sorted", index + (ascending ? "-ascending" : "-descending"));
+    if (table.id) { sorts[table.id] = { index: index, ascending: ascending }; }
+  }
+
+  function sortBy(button) {
+    var th = button.closest("th");
+    sortTable(th, th.getAttribute("aria-sort") !== "ascending");
+  }
+
+  function reapplySorts() {
+    Object.keys(sorts).forEach(function (id) {
+      var table = document.getElementById(id);
+      var head = table && table.tHead ? table.tHead.rows[0] : null;
+      if (head && head.cells[sorts[id].index]) { sortTable(head.cells[sorts[id].index], sorts[id].ascending); }
+    });
   }
 
   document.addEventListener("click", function (event) {

@@ -118,7 +118,7 @@ def svg(chart: Chart) -> Markup:
     lines = list(chart.lines[:MAX_LINES])
     values = [v for line in lines for v in line.values if v is not None]
     peaks = [*values, *(x for x in (chart.threshold, chart.ceiling) if x is not None)]
-    top = 1.0 if chart.unit == "ratio" else _nice_top(max(peaks, default=0.0) * 1.05)
+    top = 1.0 if chart.unit == "ratio" else _nice_top(max(peaks, default=0.0))
     bottom = 0.0
     if chart.unit == "ratio" and values:  # hit ratios live near 100 %: zoom in unless a line is low
         low = min([*values, *(x for x in (chart.threshold,) if x is not None)])

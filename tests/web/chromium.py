@@ -4,8 +4,11 @@ keyboard input over the DevTools protocol."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -70,10 +73,13 @@ class Browser:
 
     async def _run(self, url: str, steps: Callable[[CdpPage], Awaitable[T]]) -> T:
         port = free_port()
-        with tempfile.TemporaryDirectory(prefix="dbpulse-chromium-") as profile:
+        # Chromium's helper processes may still write to the profile as it goes: its own session, killed whole,
+        # and a profile whose removal tolerates a straggler's file.
+        with tempfile.TemporaryDirectory(prefix="dbpulse-chromium-", ignore_cleanup_errors=True) as profile:
             proc = subprocess.Popen([chromium_binary(), *FLAGS, f"--user-data-dir={profile}",
                                      f"--remote-debugging-port={port}", "--remote-allow-origins=*",
-                                     "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                     "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    start_new_session=True)
             try:
                 async with aiohttp.ClientSession() as session:
                     ws_url = await _page_socket(session, port)
@@ -83,11 +89,13 @@ class Browser:
                         await page.navigate(url)
                         return await steps(page)
             finally:
-                proc.terminate()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
                 try:
                     proc.wait(10)
                 except subprocess.TimeoutExpired:
-                    proc.kill()
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
 
 

@@ -112,3 +112,15 @@ def test_redis_charts_are_rates_of_counters_and_memory_against_maxmemory() -> No
     charts = {c.key.rsplit(":", 1)[1]: c for c in redis_charts(_state("redis", [poll(10), poll(30), poll(60)]))}
     assert charts["ops"].lines[0].values == [None, 20, 30]
     assert charts["memory"].ceiling == 100 and charts["memory"].threshold == 100 * thresholds.REDIS_MEMORY.value
+
+
+def test_replication_lag_is_charted_per_standby_only_where_there_are_standbys() -> None:
+    def poll(lag: float) -> list[Sample]:
+        return [Sample("dbpulse_pg_replication_lag_bytes", ("t", "standby-1", "replay"), lag),
+                Sample("dbpulse_pg_replication_lag_bytes", ("t", "standby-1", "write"), lag / 2)]
+    keys = {c.key.rsplit(":", 1)[1]: c for c in postgres_charts(_state("postgres", [poll(1e6), poll(3e6)]), "db")}
+    lag = keys["replication-lag"]
+    assert [(line.label, line.values) for line in lag.lines] == [("standby-1", [1e6, 3e6])]  # the replay stage
+    assert lag.threshold == thresholds.PG_REPLICATION_LAG.value and lag.unit == "bytes"
+    alone = {c.key.rsplit(":", 1)[1] for c in postgres_charts(_state("postgres", [[], []]), "db")}
+    assert "replication-lag" not in alone and "replay-lag" not in alone

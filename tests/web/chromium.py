@@ -4,6 +4,7 @@ keyboard input over the DevTools protocol."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 import os
@@ -147,3 +148,26 @@ class CdpPage:
                         nativeVirtualKeyCode=vk, text=text, unmodifiedText=text)
         await self.send("Input.dispatchKeyEvent", type="keyUp", key=key, code=code, windowsVirtualKeyCode=vk,
                         nativeVirtualKeyCode=vk)
+
+
+def element_screenshot(url: str, element_id: str, name: str, width: int = 1400, height: int = 1200) -> Path:
+    """A screenshot of the page from the element ``element_id`` down (what a link to ``#id`` shows), saved under
+    artifacts/; the page's script has run."""
+    async def steps(page: CdpPage) -> str:
+        await page.send("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
+                        mobile=False)
+        for _ in range(100):  # the page's script marks itself ready
+            if await page.evaluate("document.documentElement.getAttribute('data-ui') === 'ready'"):
+                break
+            await asyncio.sleep(0.1)
+        top = await page.evaluate(f"document.getElementById({element_id!r}).getBoundingClientRect().top"
+                                  " + window.scrollY")
+        shot = await page.send("Page.captureScreenshot", format="png", captureBeyondViewport=True,
+                               clip={"x": 0, "y": top, "width": width, "height": height, "scale": 1})
+        return str(shot["data"])
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    path.write_bytes(base64.b64decode(Browser().run(url, steps)))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return path

@@ -18,7 +18,7 @@ import psycopg
 
 from harness.servers import LocalRedis
 from tests.support import DbpulseProcess, StandInApp
-from tests.web.chromium import Browser, CdpPage, dump_dom, screenshot
+from tests.web.chromium import Browser, CdpPage, dump_dom, element_screenshot, screenshot
 
 CHART = re.compile(r'<svg class="chart"[^>]*data-chart="([^"]+)" data-points="(\d+)" data-gaps="(\d+)"')
 EXPECTED = {
@@ -91,7 +91,8 @@ def test_charts_fill_and_show_a_stopped_source_as_a_gap(fresh_db: str, stand_in_
             redis_part = dom.split('id="redis-cache"', 1)[1].split("</section>", 1)[0]
             assert '<rect class="gap"' in redis_part
             assert "down: " in redis_part and "the charts show the gap" in redis_part
-            screenshot(svc.base + "/#redis-cache", "ui-trends-redis-down.png")
+            shot = element_screenshot(svc.base + "/", "redis-cache", "ui-trends-redis-down.png")
+            assert shot.stat().st_size > 20_000  # a drawn section, not a blank page
     finally:
         cache.cleanup()
 

@@ -100,8 +100,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     text = common.fetch_metrics(ours.url)  # also a scrape of dbpulse
                     failed = int(sum(common.metric_values(text, "dbpulse_source_poll_errors_total", source="postgres")))
                     if failed > max_failed:
-                        raise RuntimeError(f"{failed} dbpulse polls failed (timed out?): a memory figure of a failing "
-                                           "poller means nothing; raise --interval")
+                        ready = common.fetch_metrics(ours.url.replace("/metrics", "/readyz"))
+                        raise RuntimeError(f"{failed} dbpulse polls failed: a memory figure of a failing poller "
+                                           f"means nothing (raise --interval if they timed out): {ready}")
                     # successful polls: a poll cut by its timeout reads nothing
                     attempted = common.metric_values(text, "dbpulse_source_polls_total", source="postgres")
                     polls = int(sum(attempted)) - failed

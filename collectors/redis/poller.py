@@ -65,6 +65,12 @@ def quiet_handshake() -> dict[str, Any]:
     return options
 
 
+async def _close(client: aioredis.Redis) -> None:
+    """Close a client and its connections without waiting on the server."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(client.aclose(close_connection_pool=True), 1.0)
+
+
 def pollers(settings: RedisSettings) -> list[Poller]:
     """One poller per target."""
     return [RedisPoller(target, settings, target.password()) for target in settings.targets]
@@ -117,25 +123,29 @@ class RedisPoller(Poller):
         self._run_id: str | None = None
         self._slowlog_next_id: float | None = None  # newest slowlog id + 1 seen on this run of the server
 
-    def _connect(self) -> aioredis.Redis:
-        if self._client is None:
-            # Ours win over the same options in the URL's query string (?protocol=3&socket_timeout=...).
-            options = {**self._pool_kwargs, "socket_timeout": self.timeout, "socket_connect_timeout": self.timeout,
-                       "client_name": CLIENT_NAME, "max_connections": 2, **quiet_handshake()}
-            pool = ConnectionPool(**options)
-            client = aioredis.Redis(connection_pool=pool)
-            client.set_response_callback("INFO", lambda response, **_: response)  # parsed by us
-            self._client = client
-        return self._client
+    def _checkout(self) -> aioredis.Redis:
+        """The kept client, taken out of the poller for this poll (see ``Poller.poll``), or a new one."""
+        client, self._client = self._client, None
+        if client is not None:
+            return client
+        # Ours win over the same options in the URL's query string (?protocol=3&socket_timeout=...).
+        options = {**self._pool_kwargs, "socket_timeout": self.timeout, "socket_connect_timeout": self.timeout,
+                   "client_name": CLIENT_NAME, "max_connections": 2, **quiet_handshake()}
+        client = aioredis.Redis(connection_pool=ConnectionPool(**options))
+        client.set_response_callback("INFO", lambda response, **_: response)  # parsed by us
+        return client
 
-    async def _drop(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.aclose(close_connection_pool=True), 1.0)
+    async def _checkin(self, client: aioredis.Redis) -> None:
+        """Keep the client for the next poll, unless a newer poll has already made one."""
+        if self._client is None:
+            self._client = client
+        elif self._client is not client:
+            await _close(client)
 
     async def close(self) -> None:
-        await self._drop()
+        if self._client is not None:
+            client, self._client = self._client, None
+            await _close(client)
 
     def down_samples(self) -> list[Sample]:
         out = SampleList(target=self.target)
@@ -143,11 +153,17 @@ class RedisPoller(Poller):
         return out.samples
 
     async def poll(self) -> RedisSnapshot:
+        client = self._checkout()
         try:
-            return await self._read(self._connect())
+            snapshot = await self._read(client)
         except (asyncio.CancelledError, RedisError, OSError):
-            await self._drop()  # a cut-off exchange leaves the connection in an unknown state
+            await _close(client)  # a cut-off (abandoned) exchange leaves the connection in an unknown state
             raise
+        except Exception:
+            await self._checkin(client)
+            raise
+        await self._checkin(client)
+        return snapshot
 
     async def _read(self, client: aioredis.Redis) -> RedisSnapshot:
         started = time.perf_counter()

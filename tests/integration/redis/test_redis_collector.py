@@ -220,7 +220,7 @@ async def test_own_lookups_of_a_poll_that_failed_before_info_are_still_subtracte
     await fresh_redis.get("k:1")
     p = poller(redis_pw)
     await p.poll()
-    client = p._connect()
+    client = p._checkout()  # the client the next poll would use
     real_info = client.info
 
     async def failing_info(*args: object, **kwargs: object) -> object:
@@ -230,6 +230,7 @@ async def test_own_lookups_of_a_poll_that_failed_before_info_are_still_subtracte
     client.info = failing_info  # type: ignore[method-assign]
     with pytest.raises(TimeoutError):
         await p._read(client)  # sampled 200 keys (200 hits), then failed
+    await p._checkin(client)
     samples = (await p.poll()).samples()
     assert one(samples, "dbpulse_redis_keyspace_hits_total") == 1  # only the application's GET
     assert one(samples, "dbpulse_redis_keyspace_misses_total") == 0

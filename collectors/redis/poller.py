@@ -1,4 +1,4 @@
-"""Redis poller: PING, key sampling, queue lengths, INFO, then the slowlog and latency monitor.
+"""Redis poller: PING, key sampling, queue lengths (queues.py), INFO, then the slowlog and latency monitor.
 
 INFO is read after every lookup this poll makes, so that those lookups
 (counted exactly from the replies) are already in ``keyspace_hits``/
@@ -30,6 +30,7 @@ from redis.exceptions import RedisError, ResponseError
 from collectors.redis.diagnostics import LatencyEvent, SlowEntry, config_value, parse_latency_latest, parse_slowlog
 from collectors.redis.features import Features
 from collectors.redis.info import RedisInfo, parse_info
+from collectors.redis.queues import QueueReader
 from collectors.redis.sampling import KeySample, estimate, sample_keys
 from collectors.redis.settings import RedisSettings, RedisTarget
 from collectors.redis.snapshot import RedisSnapshot
@@ -120,6 +121,7 @@ class RedisPoller(Poller):
         self._cursor = 0
         self._unsubtracted = (0, 0)  # (hits, misses) of our own lookups not yet subtracted
         self.features = Features(self.target)
+        self._queues = QueueReader(self.queues, self.features)
         self._run_id: str | None = None
         self._slowlog_next_id: float | None = None  # newest slowlog id + 1 seen on this run of the server
 
@@ -182,8 +184,8 @@ class RedisPoller(Poller):
             keys = await self._sample(client)
             self._cursor = keys.cursor
             self._unsubtracted = (self._unsubtracted[0] + keys.hits, self._unsubtracted[1] + keys.misses)
-        queues, queue_hits, queue_misses = await self._queues(client)
-        self._unsubtracted = (self._unsubtracted[0] + queue_hits, self._unsubtracted[1] + queue_misses)
+        queues = await self._queues.read(client)
+        self._unsubtracted = (self._unsubtracted[0] + queues.hits, self._unsubtracted[1] + queues.misses)
         raw_info: Any = await client.info("all")  # raw text: see _connect
         info = parse_info(raw_info)
         adjusted = self._adjust(info, *self._unsubtracted)
@@ -196,7 +198,7 @@ class RedisPoller(Poller):
         return RedisSnapshot(
             target=self.target, info=info, ping_seconds=ping_seconds,
             hits=adjusted[0], misses=adjusted[1], own_lookups=adjusted[2], hit_ratio=adjusted[3],
-            db=self.db, dbsize=dbsize, keys=keys, prefixes=prefixes, queues=queues,
+            db=self.db, dbsize=dbsize, keys=keys, prefixes=prefixes, queues=queues.lengths, queue_kinds=queues.kinds,
             writes_refused=writes_refused, top_commands=self.settings.top_commands,
             top_errors=self.settings.top_errors, slowlog_length=diagnostics.slowlog_length,
             slowlog_entries_total=self._slowlog_next_id if diagnostics.slowlog_length is not None else None,
@@ -223,6 +225,7 @@ class RedisPoller(Poller):
         run_id = info.fields.get("run_id")
         if self._run_id is not None and run_id != self._run_id:
             self.features.restarted()
+            self._queues.restarted()
             self._slowlog_next_id = None
         self._run_id = run_id
 
@@ -311,39 +314,6 @@ class RedisPoller(Poller):
                               "commands: CONFIG SET slowlog-log-slower-than 10000 logs those over 10 ms")
         else:
             self.features.set("slowlog", True)
-
-    async def _queues(self, client: aioredis.Redis) -> tuple[dict[str, float], int, int]:
-        """LLEN or XLEN of each configured key, with the lookups it costs.
-
-        TYPE, LLEN and XLEN run in one MULTI/EXEC so the key cannot vanish in
-        between: all three are hits if TYPE saw the key, all three misses if
-        not (LLEN/XLEN look the key up before failing with WRONGTYPE).
-        """
-        if not self.queues:
-            return {}, 0, 0
-        pipe = client.pipeline(transaction=True)
-        for key in self.queues:
-            pipe.type(key)
-            pipe.llen(key)
-            pipe.xlen(key)
-        replies = await pipe.execute(raise_on_error=False)
-        lengths: dict[str, float] = {}
-        hits = misses = 0
-        for i, key in enumerate(self.queues):
-            raw_kind, llen, xlen = replies[3 * i: 3 * i + 3]
-            kind = raw_kind.decode() if isinstance(raw_kind, bytes) else str(raw_kind)
-            if kind == "none":
-                misses += 3
-                lengths[key] = 0
-                continue
-            hits += 3
-            if kind == "list" and not isinstance(llen, ResponseError):
-                lengths[key] = float(llen)
-            elif kind == "stream" and not isinstance(xlen, ResponseError):
-                lengths[key] = float(xlen)
-            else:
-                log.debug("%s: queue key %s is a %s, not a list or stream", self.target, key, kind)
-        return lengths, hits, misses
 
     def _adjust(self, info: RedisInfo, hits: int, misses: int) -> tuple[
             float | None, float | None, float, float | None]:

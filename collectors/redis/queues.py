@@ -85,7 +85,7 @@ class QueueReader:
             return QueueReading()
         if not self._script_refused:
             try:
-                replies = await client.eval(SCRIPT, len(self.keys), *self.keys)  # type: ignore[misc]
+                replies = await client.eval(SCRIPT, len(self.keys), *self.keys)
             except ResponseError as exc:
                 if not refused(exc):
                     raise

@@ -160,19 +160,26 @@ class StandInApp:
 
     def serve(self) -> Iterator[StandInApp]:
         """Serve the endpoints from a background thread until the generator is closed."""
-        loop = asyncio.new_event_loop()
-        runner = web.AppRunner(self.app())
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
-        thread = threading.Thread(target=loop.run_forever, daemon=True)
-        thread.start()
-        try:
+        for _ in serve_in_thread(self.app(), self.port):
             yield self
-        finally:
-            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(10)
-            loop.close()
+
+
+def serve_in_thread(app: web.Application, port: int | None = None) -> Iterator[str]:
+    """Serve ``app`` on 127.0.0.1 from a background thread until the generator is closed; yields its base URL."""
+    port = port or free_port()
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
 
 
 def stand_in_process(timeout: float = 30) -> tuple[subprocess.Popen[bytes], str]:

@@ -95,18 +95,14 @@ def frozen(*pids: int) -> Iterator[None]:
 
 @pytest.fixture
 def own_pg() -> Iterator[LocalPostgres]:
-    server = LocalPostgres()
-    server.start()
-    yield server
-    server.cleanup()
+    with LocalPostgres() as server:  # this test's own: it is frozen
+        yield server
 
 
 @pytest.fixture
 def own_redis() -> Iterator[LocalRedis]:
-    server = LocalRedis()
-    server.start()
-    yield server
-    server.cleanup()
+    with LocalRedis() as server:
+        yield server
 
 
 @pytest.fixture
@@ -215,7 +211,7 @@ async def test_frozen_servers_are_down_at_the_timeout_leak_nothing_and_recover(
         await until(lambda: _check(exposition, all_up), "every source up")
         threads_before, fds_before = threads_but_advisor(), psutil.Process().num_fds()
         peak_sockets: dict[int, int] = dict.fromkeys(ports, 0)
-        peak_tasks = peak_threads = peak_advisor_threads = 0
+        peak_tasks = peak_threads = peak_advisor_threads = peak_abandoned = 0
         with frozen(postmaster, own_redis.proc.pid, app_proc.pid):
             frozen_at = loop.time()
             fast.start()
@@ -235,6 +231,7 @@ async def test_frozen_servers_are_down_at_the_timeout_leak_nothing_and_recover(
                 sockets = sockets_to(ports)
                 peak_sockets = {p: max(peak_sockets[p], sockets[p]) for p in ports}
                 peak_tasks = max(peak_tasks, live_tasks("poll-once-") + live_tasks("reap-"))
+                peak_abandoned = max(peak_abandoned, *(s.abandoned for s in scheduler.states + fast.states))
                 peak_threads = max(peak_threads, threads_but_advisor())
                 peak_advisor_threads = max(peak_advisor_threads, threading.active_count() - threads_but_advisor())
                 await asyncio.sleep(0.2)
@@ -243,11 +240,13 @@ async def test_frozen_servers_are_down_at_the_timeout_leak_nothing_and_recover(
             fds_frozen = psutil.Process().num_fds()
         thawed_at = loop.time()
 
-        # Two schedulers: each has one poll of each source running and one being cancelled at most, and a
-        # health poll probes its three endpoints at once; after 20 abandoned polls of each source.
+        # After 20 abandoned polls of each source (a leak would leave 20 of each thing), two schedulers of
+        # 4 and 3 pollers hold one running poll each and a few being cancelled; a health poll probes its three
+        # endpoints at once.
+        assert peak_abandoned <= 2, peak_abandoned
+        assert peak_tasks <= 7 + 2 * 7, peak_tasks  # the running polls; a reaper per abandoned poll still going
         assert peak_sockets[own_pg.port] <= 4 and peak_sockets[own_redis.port] <= 4, peak_sockets
         assert peak_sockets[app_port] <= 2 * len(ENDPOINTS) + 2, peak_sockets
-        assert peak_tasks <= 12, peak_tasks
         assert peak_threads <= threads_before + 1, (threads_before, peak_threads)
         assert peak_advisor_threads <= 1  # the run that hung: no new run starts while it goes on
         assert fds_frozen <= fds_before + 6, (fds_before, fds_frozen)

@@ -186,7 +186,7 @@ class RedisPoller(Poller):
             self._unsubtracted = (self._unsubtracted[0] + keys.hits, self._unsubtracted[1] + keys.misses)
         queues = await self._queues.read(client)
         self._unsubtracted = (self._unsubtracted[0] + queues.hits, self._unsubtracted[1] + queues.misses)
-        raw_info: Any = await client.info("all")  # raw text: see _connect
+        raw_info: Any = await client.info("all")  # raw text: see _checkout
         info = parse_info(raw_info)
         adjusted = self._adjust(info, *self._unsubtracted)
         self._unsubtracted = (0, 0)

@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
 from collectors.postgres import health, queries
@@ -108,9 +109,17 @@ class PostgresPoller(Poller):
         conn = await self._checkout()
         try:
             snapshot = await self._read(conn)
-        except (asyncio.CancelledError, psycopg.OperationalError, psycopg.InterfaceError):
-            # A cancelled (abandoned) or broken poll leaves the connection in an unknown state.
-            await _close(conn)
+        except asyncio.CancelledError:
+            # Abandoned at the timeout. A server that is merely slow has cancelled the query when psycopg asked
+            # it to, and the session is idle again: kept, so the next poll need not reconnect. Otherwise (a
+            # second cancel made psycopg close it, or it is mid-query) it is closed.
+            if not conn.closed and not conn.broken and conn.pgconn.transaction_status == TransactionStatus.IDLE:
+                await self._checkin(conn)
+            else:
+                await _close(conn)
+            raise
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            await _close(conn)  # broken, or in an unknown state
             raise
         except Exception:
             await self._checkin(conn)

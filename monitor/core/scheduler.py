@@ -150,10 +150,11 @@ class Scheduler:
         self.version += 1
 
     def _abandon(self, state: SourceState, task: asyncio.Task[tuple[Snapshot, list[Sample]]],
-                 grace: float = CANCEL_GRACE) -> None:
+                 grace: float | None = None) -> None:
         """Give up on a running poll: it is cancelled in the background while the scheduler goes on."""
         state.abandoned += 1
         task.add_done_callback(_retrieve)
+        grace = CANCEL_GRACE if grace is None else grace
         reaper = asyncio.create_task(self._reap(state, task, grace), name=f"reap-{task.get_name()}")
         self._reapers.add(reaper)
         reaper.add_done_callback(self._reapers.discard)

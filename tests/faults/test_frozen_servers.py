@@ -284,3 +284,35 @@ async def _check(exposition: Exposition, predicate: Callable[[Metrics], bool]) -
 
 async def _sync(value: bool) -> bool:
     return value
+
+
+async def test_a_poll_abandoned_on_a_slow_server_keeps_its_session(own_pg: LocalPostgres,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the session's backend stops for a while (the server is slow, not gone): the poll is abandoned at
+    its timeout, psycopg's cancel request reaches the server, the backend cancels the query when it resumes,
+    and the idle session is kept: the next poll uses it (the same backend) instead of reconnecting."""
+    from monitor.core import scheduler as scheduling
+
+    monkeypatch.setattr(scheduling, "CANCEL_GRACE", 10.0)  # ample time for this test to resume the backend
+    scheduler = Recording([pg_poller(own_pg.dsn(), name="pg", interval=2.0, timeout=0.5)])
+    state = scheduler.states[0]
+    scheduler.start()
+    try:
+        await until(lambda: _sync(state.up), "the first poll")
+        (backend,) = dbpulse_backends(own_pg)
+        with frozen(backend):
+            await until(lambda: _sync(state.abandoned == 1), "the poll abandoned at its timeout")
+            assert not state.up and state.last_error == "timed out after 0.5 s"
+        await until(lambda: _sync(state.abandoned == 0), "the abandoned poll stopped")
+        polls = state.polls
+        await until(lambda: _sync(state.polls > polls), "the next poll")
+        assert state.up
+        assert dbpulse_backends(own_pg) == [backend]  # the same session: no reconnection
+    finally:
+        await scheduler.stop()
+
+
+def dbpulse_backends(server: LocalPostgres) -> list[int]:
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = 'dbpulse'").fetchall()
+        return [int(r[0]) for r in rows]

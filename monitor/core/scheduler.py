@@ -68,13 +68,7 @@ class SourceState:
         return out.samples
 
 
-async def _read(poller: Poller) -> tuple[Snapshot, list[Sample]]:
-    """One poll and its samples (a failure to make them fails the poll, within the same deadline)."""
-    snapshot = await poller.poll()
-    return snapshot, snapshot.samples()
-
-
-def _retrieve(task: asyncio.Task[tuple[Snapshot, list[Sample]]]) -> None:
+def _retrieve(task: asyncio.Task[Snapshot]) -> None:
     """How an abandoned poll ended; it was reported as failed at its deadline."""
     if not task.cancelled() and task.exception() is not None:
         log.debug("an abandoned poll (%s) ended with %r", task.get_name(), task.exception())
@@ -124,7 +118,7 @@ class Scheduler:
         poller = state.poller
         state.last_started = self._clock()
         started = time.perf_counter()
-        task = asyncio.create_task(_read(poller), name=f"poll-once-{poller.source}-{poller.target}")
+        task = asyncio.create_task(poller.poll(), name=f"poll-once-{poller.source}-{poller.target}")
         try:
             done, _ = await asyncio.wait((task,), timeout=poller.timeout)
         except asyncio.CancelledError:  # stop(): the poll must not outlive the scheduler
@@ -133,23 +127,26 @@ class Scheduler:
         if task not in done:
             self._abandon(state, task)
             self._failed(state, f"timed out after {poller.timeout:g} s")
-        elif task.cancelled():
-            self._failed(state, "cancelled")
-        elif (error := task.exception()) is not None:  # one source's failure must never stop the others
-            self._failed(state, redact(f"{type(error).__name__}: {error}".strip()))
         else:
-            snapshot, samples = task.result()
-            if not state.up and state.polls > 0:
-                log.info("%s %s recovered", poller.source, poller.target)
-            state.snapshot, state.samples, state.up = snapshot, samples, True
-            state.last_success, state.last_error = time.time(), None
-            state.history.record(state.last_success, samples)
+            try:
+                snapshot = task.result()
+                samples = snapshot.samples()
+            except asyncio.CancelledError:  # the poll cancelled itself (stop() is handled above)
+                self._failed(state, "cancelled")
+            except Exception as exc:  # one source's failure must never stop the others
+                self._failed(state, redact(f"{type(exc).__name__}: {exc}".strip()))
+            else:
+                if not state.up and state.polls > 0:
+                    log.info("%s %s recovered", poller.source, poller.target)
+                state.snapshot, state.samples, state.up = snapshot, samples, True
+                state.last_success, state.last_error = time.time(), None
+                state.history.record(state.last_success, samples)
         state.polls += 1
         state.last_duration = time.perf_counter() - started
         state.last_ended = self._clock()
         self.version += 1
 
-    def _abandon(self, state: SourceState, task: asyncio.Task[tuple[Snapshot, list[Sample]]],
+    def _abandon(self, state: SourceState, task: asyncio.Task[Snapshot],
                  grace: float | None = None) -> None:
         """Give up on a running poll: it is cancelled in the background while the scheduler goes on."""
         state.abandoned += 1
@@ -159,7 +156,7 @@ class Scheduler:
         self._reapers.add(reaper)
         reaper.add_done_callback(self._reapers.discard)
 
-    async def _reap(self, state: SourceState, task: asyncio.Task[tuple[Snapshot, list[Sample]]],
+    async def _reap(self, state: SourceState, task: asyncio.Task[Snapshot],
                     grace: float) -> None:
         """Cancel an abandoned poll; cancel it again while it lingers past ``grace`` (see CANCEL_GRACE)."""
         loop = asyncio.get_running_loop()

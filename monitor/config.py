@@ -31,7 +31,7 @@ from monitor.core.settings import (
     read_file,
 )
 
-DEFAULT_PORT = 9630
+DEFAULT_PORT = 19630
 DEFAULT_LISTEN = f"0.0.0.0:{DEFAULT_PORT}"
 
 __all__ = ["DEFAULT_LISTEN", "DEFAULT_PORT", "Config", "ConfigError", "ConfigProblem", "Layers", "load",

@@ -67,7 +67,7 @@ CASES = {
     "unknown section": ("postgre:\n  targets: [{dsn: 'postgresql://u@h/db'}]\n", [
         "postgre: unknown key (did you mean postgres?)", "nothing to watch"]),
     "bad listen": ("listen: nowhere\npostgres: {targets: [{dsn: 'postgresql://u@h/db'}]}\n", [
-        "listen: must be HOST:PORT, e.g. 0.0.0.0:9630"]),
+        "listen: must be HOST:PORT, e.g. 0.0.0.0:19630"]),
     "YAML syntax": ("postgres:\n  targets: [\n", ["line 3, column 1: YAML syntax"]),
     "not a mapping": ("- postgres\n", ["top level must be a mapping of keys"]),
     "missing web config": ("web_config: /nonexistent/web.yml\nlisten: nowhere\n"

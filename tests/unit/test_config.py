@@ -19,7 +19,7 @@ def problems(data: dict[str, object]) -> list[str]:
 
 def test_defaults_are_valid() -> None:
     config = validate({"postgres": {"targets": [{"dsn": "postgresql:///shop"}]}}, "x")
-    assert config.listen == "0.0.0.0:9630"
+    assert config.listen == "0.0.0.0:19630"
     assert config.postgres.interval == 15
     assert config.postgres.timeout_of(config.postgres.targets[0]) == 12
 
@@ -35,7 +35,7 @@ def test_every_error_is_reported_at_once_with_its_path() -> None:
         "colour": "blue",
     })
     assert found == [
-        "listen: must be HOST:PORT, e.g. 0.0.0.0:9630",
+        "listen: must be HOST:PORT, e.g. 0.0.0.0:19630",
         "postgres.timeout: must be shorter than interval (5.0 s)",
         "postgres.targets[0].bogus: unknown key",
         "postgres.targets[1].name: must be 1-63 characters of letters, digits and _ . : / -",

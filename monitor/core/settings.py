@@ -320,6 +320,8 @@ def read_file(path: Path) -> dict[str, Any]:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "not valid YAML"
         raise ConfigError(str(path), [ConfigProblem(where, f"YAML syntax: {problem}")]) from None
+    except RecursionError:  # PyYAML's parser recurses once per level of nesting
+        raise ConfigError(str(path), [ConfigProblem("", "YAML nested too deeply")]) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -70,6 +70,7 @@ CASES = {
         "listen: must be HOST:PORT, e.g. 0.0.0.0:19630"]),
     "YAML syntax": ("postgres:\n  targets: [\n", ["line 3, column 1: YAML syntax"]),
     "not a mapping": ("- postgres\n", ["top level must be a mapping of keys"]),
+    "nested too deeply": ("postgres: " + "[" * 5000 + "]" * 5000 + "\n", ["YAML nested too deeply"]),
     "missing web config": ("web_config: /nonexistent/web.yml\nlisten: nowhere\n"
                            "postgres: {targets: [{dsn: 'postgresql://u@h/db'}]}\n", [
         "listen: must be HOST:PORT", "invalid configuration in /nonexistent/web.yml:",

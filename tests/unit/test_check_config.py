@@ -147,3 +147,19 @@ def test_a_good_file_names_where_each_target_comes_from(
     assert out.strip() == (f"{path}: OK (2 PostgreSQL target(s), 0 Redis target(s), 0 health target(s)): "
                            f"postgres shop ({path}) + extra (DBPULSE_* environment); "
                            "targets from flags and DBPULSE_POSTGRES are added to the file's")
+
+
+def test_a_certificate_that_cannot_be_loaded_fails_check_config_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """run used to find it only when it started listening ("cannot start: [SSL] PEM lib")."""
+    (tmp_path / "cert.pem").write_text("not a certificate\n")
+    (tmp_path / "key.pem").write_text("not a key\n")
+    web = tmp_path / "web.yml"
+    web.write_text(f"tls_server_config:\n  cert_file: {tmp_path / 'cert.pem'}\n  key_file: {tmp_path / 'key.pem'}\n")
+    path = tmp_path / "dbpulse.yaml"
+    path.write_text(f"web_config: {web}\npostgres: {{targets: [{{dsn: 'postgresql://u@h/db'}}]}}\n")
+    check, run, err = run_both(path, capsys)
+    assert check == run == 2
+    assert f"invalid configuration in {web}:" in err
+    assert "tls_server_config: cannot load the certificate and key" in err

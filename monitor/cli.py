@@ -52,6 +52,14 @@ def _run_flags(args: argparse.Namespace) -> dict[str, Any]:
     return flags
 
 
+class ConfigErrors(Exception):
+    """The problems of the configuration file and of the web config file it names."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        self.errors = errors
+        super().__init__("\n".join(f"dbpulse: {e}" for e in errors))
+
+
 def prepare(path: Path | None, flags: dict[str, Any] | None = None) -> tuple[Layers, Config, WebConfig]:
     """Everything `run` checks before it connects, for `run` and `check-config` alike: the configuration
     (file, environment, flags), the secrets it names, that there is something to watch, and the web config.
@@ -75,14 +83,6 @@ def prepare(path: Path | None, flags: dict[str, Any] | None = None) -> tuple[Lay
     if errors or config is None:
         raise ConfigErrors(errors)
     return layers, config, web_config
-
-
-class ConfigErrors(Exception):
-    """The problems of the configuration file and of the web config file it names."""
-
-    def __init__(self, errors: list[ConfigError]) -> None:
-        self.errors = errors
-        super().__init__("\n".join(f"dbpulse: {e}" for e in errors))
 
 
 def cmd_run(args: argparse.Namespace) -> int:

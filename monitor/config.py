@@ -78,10 +78,6 @@ class Config(Strict):
         parse_listen(value)
         return value
 
-    @property
-    def has_targets(self) -> bool:
-        return bool(self.postgres.targets or self.redis.targets or self.health.targets)
-
 
 def parse_listen(value: str, any_port: bool = False) -> tuple[str, int]:
     """``HOST:PORT`` (an IPv6 host in brackets; no host: every address); port 0 only with ``any_port``."""

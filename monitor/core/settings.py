@@ -125,7 +125,7 @@ class PollSettings(Strict):
 
     @model_validator(mode="wrap")
     @classmethod
-    def _target_timeouts_below_intervals(cls, data: Any, handler: ModelWrapValidatorHandler[PollSettings]) -> Any:
+    def _target_timeouts_and_names(cls, data: Any, handler: ModelWrapValidatorHandler[PollSettings]) -> Any:
         """Each target's timeout against its interval, checked on the data as given, so that it is reported
         along with every other error (an "after" validator would run only once everything else is valid);
         then the targets' names, unique within the section."""

@@ -1,4 +1,10 @@
-"""One HTTP probe: bounded in time and in body size; failures are results, not exceptions."""
+"""One HTTP probe: bounded in time and in body size; failures are results, not exceptions.
+
+An endpoint is up when it answers 2xx within its timeout with a health response: a JSON body, unless the
+endpoint is configured ``json: false``. A 200 HTML page (a web server's welcome page, a proxy's login page) is
+not a health response. Otherwise ``problem`` says why, with the HTTP status and where a redirect points: the
+log line and the UI show that text.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,9 @@ import errno
 import json
 import time
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
@@ -23,12 +31,59 @@ class ProbeResult:
     duration: float
     error: str | None = None  # "timeout", "connection refused"... when not reachable
     body: BodyInfo | None = None
-    parse_error: bool = False  # JSON was expected and the body was not JSON
+    parse_error: bool = False  # a 2xx answer whose body was to be JSON and was not
     too_large: bool = False  # the body exceeded the size limit and was not parsed
+    location: str | None = None  # where a redirect points: scheme, host and path (never its query)
+    content_type: str = ""  # of the answer, without its parameters
+    body_limit: int = 0  # the size limit the body was read up to
+    expects_json: bool = True  # the endpoint's ``json``: a 2xx answer is a health response only with a JSON body
+
+    @property
+    def problem(self) -> str | None:
+        """Why the endpoint is not up, as logged and shown; None when it is up."""
+        if not self.reachable or self.status_code is None:
+            return f"unreachable ({self.error})"
+        return answer_problem(self.status_code, self.location, self.content_type,
+                              too_large=self.too_large and self.expects_json, parse_error=self.parse_error,
+                              max_body_bytes=self.body_limit)
 
     @property
     def up(self) -> bool:
-        return self.reachable and self.status_code is not None and 200 <= self.status_code < 300
+        return self.problem is None
+
+
+def status_text(code: int) -> str:
+    """``HTTP 503 Service Unavailable``."""
+    try:
+        return f"HTTP {code} {HTTPStatus(code).phrase}"
+    except ValueError:
+        return f"HTTP {code}"
+
+
+def redirect_target(url: str, location: str | None) -> str | None:
+    """Where a redirect points, resolved against the probed URL; the query (tokens, state) and any user dropped."""
+    if location is None:
+        return None
+    try:
+        parts = urlsplit(urljoin(url, location))
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "an unreadable Location"
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"[:200]
+
+
+def answer_problem(code: int, location: str | None, content_type: str, *, too_large: bool, parse_error: bool,
+                   max_body_bytes: int) -> str | None:
+    """Why an answer is not a healthy one, or None."""
+    if 300 <= code < 400:
+        return f"{status_text(code)}, redirect to {location}" if location else f"{status_text(code)}, redirect"
+    if not 200 <= code < 300:
+        return status_text(code)
+    if too_large:
+        return f"{status_text(code)}, body larger than {max_body_bytes} bytes: not read as a health response"
+    if parse_error:
+        return f"{status_text(code)}, body is not JSON ({content_type or 'no Content-Type'}): not a health response"
+    return None
 
 
 async def _read_limited(response: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
@@ -97,6 +152,8 @@ async def probe(
         async with asyncio.timeout(endpoint.timeout):
             async with session.get(url, headers=headers, allow_redirects=False) as response:
                 status = response.status
+                location = redirect_target(url, response.headers.get("Location")) if 300 <= status < 400 else None
+                content_type = response.content_type if "Content-Type" in response.headers else ""
                 raw, too_large = await _read_limited(response, max_body_bytes)
     except TimeoutError:
         return ProbeResult(endpoint.path, False, None, elapsed(), error="timeout")
@@ -105,10 +162,14 @@ async def probe(
     except (aiohttp.ClientError, OSError) as exc:
         return ProbeResult(endpoint.path, False, None, elapsed(), error=connect_error(exc))
     duration = elapsed()
+
+    def answered(**found: Any) -> ProbeResult:
+        return ProbeResult(endpoint.path, True, status, duration, location=location, content_type=content_type,
+                           body_limit=max_body_bytes, expects_json=endpoint.json_body, **found)
+
     if too_large:
-        return ProbeResult(endpoint.path, True, status, duration, too_large=True)
+        return answered(too_large=True)
     doc, failed = _parse(raw)
-    if failed:
-        return ProbeResult(endpoint.path, True, status, duration, parse_error=endpoint.json_body)
-    return ProbeResult(endpoint.path, True, status, duration,
-                       body=interpret(doc, pool_paths, max_components))
+    if failed:  # JSON is expected of a 2xx answer; an error page's body is read only for what it may tell
+        return answered(parse_error=endpoint.json_body and 200 <= status < 300)
+    return answered(body=interpret(doc, pool_paths, max_components))

@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
 from collectors.postgres import health, queries
@@ -24,6 +25,17 @@ from monitor.core.samples import OTHER, Sample, SampleList
 from monitor.core.topk import fold, from_row, top_k_interleaved
 
 log = logging.getLogger("dbpulse.postgres")
+
+
+class _AbandonedQueryNoise(logging.Filter):
+    """Drops psycopg's warnings about cancelling a query: dbpulse cancels one only when the scheduler has
+    abandoned its poll at the timeout, which it has reported already ("timed out after ...")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(("query cancellation", "query not terminated after cancellation"))
+
+
+logging.getLogger("psycopg").addFilter(_AbandonedQueryNoise())
 
 PGSS_HINTS = {
     "not_installed": "run CREATE EXTENSION pg_stat_statements in the database",
@@ -62,20 +74,28 @@ class PostgresPoller(Poller):
         self._health = health.HealthReader(self.target, settings, self._query_errors)
         self._track_planning: bool | None = None  # last reported pg_stat_statements.track_planning
 
-    async def _connection(self) -> psycopg.AsyncConnection[dict[str, Any]]:
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            await self._drop_connection()
-            # statement_timeout a bit below the poll timeout so the server cancels first.
-            kwargs = session_kwargs(self.timeout * 0.9, password=self._password)
-            self._conn = await psycopg.AsyncConnection.connect(self._dsn, row_factory=dict_row, **kwargs)
-        return self._conn
+    async def _checkout(self) -> psycopg.AsyncConnection[dict[str, Any]]:
+        """The kept connection, taken out of the poller for this poll (see ``Poller.poll``), or a new one."""
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.closed and not conn.broken:
+            return conn
+        if conn is not None:
+            await _close(conn)
+        # statement_timeout a bit below the poll timeout so the server cancels first.
+        kwargs = session_kwargs(self.timeout * 0.9, password=self._password)
+        return await psycopg.AsyncConnection.connect(self._dsn, row_factory=dict_row, **kwargs)
+
+    async def _checkin(self, conn: psycopg.AsyncConnection[dict[str, Any]]) -> None:
+        """Keep the connection for the next poll, unless a newer poll has already opened one."""
+        if self._conn is None:
+            self._conn = conn
+        elif self._conn is not conn:
+            await _close(conn)
 
     async def _drop_connection(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
-            # Closing a broken connection may fail; it is gone either way.
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), 1.0)
+            await _close(conn)
 
     async def close(self) -> None:
         await self._drop_connection()
@@ -86,13 +106,26 @@ class PostgresPoller(Poller):
         return out.samples
 
     async def poll(self) -> PostgresSnapshot:
+        conn = await self._checkout()
         try:
-            conn = await self._connection()
-            return await self._read(conn)
-        except (asyncio.CancelledError, psycopg.OperationalError, psycopg.InterfaceError):
-            # A cancelled or broken poll leaves the connection in an unknown state.
-            await self._drop_connection()
+            snapshot = await self._read(conn)
+        except asyncio.CancelledError:
+            # Abandoned at the timeout. A server that is merely slow has cancelled the query when psycopg asked
+            # it to, and the session is idle again: kept, so the next poll need not reconnect. Otherwise (a
+            # second cancel made psycopg close it, or it is mid-query) it is closed.
+            if not conn.closed and not conn.broken and conn.pgconn.transaction_status == TransactionStatus.IDLE:
+                await self._checkin(conn)
+            else:
+                await _close(conn)
             raise
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            await _close(conn)  # broken, or in an unknown state
+            raise
+        except Exception:
+            await self._checkin(conn)
+            raise
+        await self._checkin(conn)
+        return snapshot
 
     async def _fetch(self, conn: psycopg.AsyncConnection[dict[str, Any]], name: str, sql: str,
                      params: dict[str, Any] | None = None) -> list[dict[str, Any]] | None:
@@ -298,6 +331,12 @@ class PostgresPoller(Poller):
         ranked = sorted(statements, key=lambda s: s.exec_seconds, reverse=True)
         k = self.settings.top_statements
         return ranked[:k], fold(ranked[k:], StatementStat, queryid=0, query=OTHER)
+
+
+async def _close(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Close a connection without waiting on the server; a broken one may fail to close: it is gone either way."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(conn.close(), 1.0)
 
 
 def _table_counts(tables: list[TableRow]) -> health.TableCounts:

@@ -177,6 +177,29 @@ class AdvisorView:
         return [(KINDS[name].title, n) for name, n in self.report.counts_by_kind().items() if n]
 
 
+# --- a source's status badge ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class SourceStatus:
+    css: str  # the badge's class: ok, warning, bad or unknown
+    label: str
+    detail: str = ""  # what is failing, when the poll itself did not fail
+
+
+def status_of(state: SourceState) -> SourceStatus:
+    """The poll's outcome and, for a health target, its endpoints: an application whose endpoints fail is not
+    "up" because dbpulse could probe it."""
+    if not state.polls:
+        return SourceStatus("unknown", "starting")
+    if not state.up:
+        return SourceStatus("bad", "down", state.last_error or "")
+    if isinstance(state.snapshot, HealthSnapshot) and (failing := state.snapshot.failing):
+        detail = " · ".join(f"{r.path}: {r.problem}" for r in failing)
+        if len(failing) == len(state.snapshot.results):
+            return SourceStatus("bad", "failing", detail)
+        return SourceStatus("warning", f"{len(failing)} of {len(state.snapshot.results)} failing", detail)
+    return SourceStatus("ok", "up")
+
+
 def report_of(state: SourceState) -> AdviceReport | None:
     return state.snapshot.report if isinstance(state.snapshot, AdviceSnapshot) else None
 
@@ -222,7 +245,7 @@ def environment() -> Environment:
                        compact=compact)
     env.globals.update(
         age=fmt_age, anchor=anchor, ratio=ratio, kinds=KINDS, facts=finding_facts, version=__version__,
-        postgres_view=postgres_view, report_of=report_of, snapshot_of=_snapshot_for, root="",
+        postgres_view=postgres_view, report_of=report_of, snapshot_of=_snapshot_for, status_of=status_of, root="",
         charts_of=charts_of, chart=charts.svg, statement_path=statement_path, table_path=table_path,
     )
     return env

@@ -1,9 +1,10 @@
 """One HTTP probe: bounded in time and in body size; failures are results, not exceptions.
 
-An endpoint is up when it answers 2xx within its timeout with a health response: a JSON body, unless the
-endpoint is configured ``json: false``. A 200 HTML page (a web server's welcome page, a proxy's login page) is
-not a health response. Otherwise ``problem`` says why, with the HTTP status and where a redirect points: the
-log line and the UI show that text.
+An endpoint is up when it answers 2xx within its timeout with anything but an HTML page: a 200 HTML page (a
+web server's welcome page, a proxy's login page) is not a health response, while a plain ``OK`` from a
+liveness route is. A body that is not JSON where JSON is expected (``json: true``, the default) is counted
+as a parse error, not as down: the application answered. Otherwise ``problem`` says why, with the HTTP
+status and where a redirect points: the log line and the UI show that text.
 """
 
 from __future__ import annotations
@@ -31,21 +32,18 @@ class ProbeResult:
     duration: float
     error: str | None = None  # "timeout", "connection refused"... when not reachable
     body: BodyInfo | None = None
-    parse_error: bool = False  # a 2xx answer whose body was to be JSON and was not
+    parse_error: bool = False  # a 2xx answer whose body was to be JSON and was not (counted; not down)
+    html: bool = False  # the answer is an HTML page: never a health response
     too_large: bool = False  # the body exceeded the size limit and was not parsed
     location: str | None = None  # where a redirect points: scheme, host and path (never its query)
     content_type: str = ""  # of the answer, without its parameters
-    body_limit: int = 0  # the size limit the body was read up to
-    expects_json: bool = True  # the endpoint's ``json``: a 2xx answer is a health response only with a JSON body
 
     @property
     def problem(self) -> str | None:
         """Why the endpoint is not up, as logged and shown; None when it is up."""
         if not self.reachable or self.status_code is None:
             return f"unreachable ({self.error})"
-        return answer_problem(self.status_code, self.location, self.content_type,
-                              too_large=self.too_large and self.expects_json, parse_error=self.parse_error,
-                              max_body_bytes=self.body_limit)
+        return answer_problem(self.status_code, self.location, self.content_type, html=self.html)
 
     @property
     def up(self) -> bool:
@@ -72,18 +70,25 @@ def redirect_target(url: str, location: str | None) -> str | None:
     return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"[:200]
 
 
-def answer_problem(code: int, location: str | None, content_type: str, *, too_large: bool, parse_error: bool,
-                   max_body_bytes: int) -> str | None:
+def answer_problem(code: int, location: str | None, content_type: str, *, html: bool) -> str | None:
     """Why an answer is not a healthy one, or None."""
     if 300 <= code < 400:
         return f"{status_text(code)}, redirect to {location}" if location else f"{status_text(code)}, redirect"
     if not 200 <= code < 300:
         return status_text(code)
-    if too_large:
-        return f"{status_text(code)}, body larger than {max_body_bytes} bytes: not read as a health response"
-    if parse_error:
-        return f"{status_text(code)}, body is not JSON ({content_type or 'no Content-Type'}): not a health response"
+    if html:
+        return f"{status_text(code)}, an HTML page ({content_type or 'no Content-Type'}): not a health response"
     return None
+
+
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+
+
+def is_html(content_type: str, head: bytes) -> bool:
+    """An HTML page, by its Content-Type, or by its first bytes when it names none."""
+    if content_type:
+        return content_type in HTML_TYPES
+    return head.lstrip()[:14].lower().startswith((b"<!doctype html", b"<html"))
 
 
 async def _read_limited(response: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
@@ -165,7 +170,7 @@ async def probe(
 
     def answered(**found: Any) -> ProbeResult:
         return ProbeResult(endpoint.path, True, status, duration, location=location, content_type=content_type,
-                           body_limit=max_body_bytes, expects_json=endpoint.json_body, **found)
+                           html=is_html(content_type, raw), **found)
 
     if too_large:
         return answered(too_large=True)

@@ -74,7 +74,7 @@ def test_failing_endpoints_show_as_failing_with_their_status(apps: str) -> None:
     section = _section(dom, "mixed")
     assert "2 of 3 failing" in section.split("</h2>", 1)[0]
     redirect = f"HTTP 302 Found, redirect to http://127.0.0.1:{port}/sso/login"
-    not_health = "HTTP 200 OK, body is not JSON (text/html): not a health response"
+    not_health = "HTTP 200 OK, an HTML page (text/html): not a health response"
     assert redirect in section and not_health in section
     assert "s3cret-state" not in dom
 

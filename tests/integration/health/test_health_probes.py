@@ -99,11 +99,11 @@ async def test_non_json_body_is_a_parse_error_and_huge_body_is_cut(app_url: str)
     p = poller(app_url, "/text", "/huge", max_body_bytes=65536)
     for polls in (1, 2):
         s = (await p.poll()).samples()
-        assert metric(s, "dbpulse_health_up", "/text") == 0  # a 200 "OK" is not a health response
+        assert metric(s, "dbpulse_health_up", "/text") == 1  # a 200 "OK" from a liveness route: it answered
         assert metric(s, "dbpulse_health_reachable", "/text") == 1
-        assert metric(s, "dbpulse_health_parse_errors_total", "/text") == polls
+        assert metric(s, "dbpulse_health_parse_errors_total", "/text") == polls  # but JSON was expected
         assert metric(s, "dbpulse_health_body_status_up", "/text") is None
-        assert metric(s, "dbpulse_health_up", "/huge") == 0  # not read: cannot be told from any other page
+        assert metric(s, "dbpulse_health_up", "/huge") == 1  # answered 2xx, JSON too large to read
         assert metric(s, "dbpulse_health_status_code", "/huge") == 200
         assert metric(s, "dbpulse_health_body_too_large_total", "/huge") == polls
         assert metric(s, "dbpulse_health_parse_errors_total", "/huge") == 0
@@ -111,7 +111,7 @@ async def test_non_json_body_is_a_parse_error_and_huge_body_is_cut(app_url: str)
     relaxed = health_poller(app_url, [("/text", 1.0)], json_body=False)
     s = (await relaxed.poll()).samples()
     assert metric(s, "dbpulse_health_parse_errors_total", "/text") == 0
-    assert metric(s, "dbpulse_health_up", "/text") == 1  # json: false: any 2xx answer
+    assert metric(s, "dbpulse_health_up", "/text") == 1
     await p.close()
     await relaxed.close()
 
@@ -134,7 +134,7 @@ async def test_what_is_not_a_health_response_says_its_status_and_where_it_redire
     assert metric(s, "dbpulse_health_parse_errors_total", "/moved") == 0
     port = app_url.rsplit(":", 1)[1]
     expected = {
-        "/nginx": "HTTP 200 OK, body is not JSON (text/html): not a health response",
+        "/nginx": "HTTP 200 OK, an HTML page (text/html): not a health response",
         "/error": "HTTP 500 Internal Server Error",
         "/moved": f"HTTP 302 Found, redirect to http://127.0.0.1:{port}/login",
     }

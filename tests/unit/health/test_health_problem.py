@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from collectors.health.probe import ProbeResult, redirect_target, status_text
+from collectors.health.probe import ProbeResult, is_html, redirect_target, status_text
 
 
 @pytest.mark.parametrize(("location", "where"), [
@@ -26,20 +26,32 @@ def test_status_text() -> None:
 
 @pytest.mark.parametrize(("result", "problem"), [
     (ProbeResult("/h", True, 200, 0.1), None),
-    (ProbeResult("/h", True, 204, 0.1, expects_json=False), None),
+    (ProbeResult("/h", True, 204, 0.1), None),
     (ProbeResult("/h", False, None, 1.0, error="timeout"), "unreachable (timeout)"),
     (ProbeResult("/h", True, 503, 0.1), "HTTP 503 Service Unavailable"),
     (ProbeResult("/h", True, 301, 0.1, location="https://app/h/"), "HTTP 301 Moved Permanently, redirect to https://app/h/"),
     (ProbeResult("/h", True, 307, 0.1), "HTTP 307 Temporary Redirect, redirect"),
-    (ProbeResult("/h", True, 200, 0.1, parse_error=True, content_type="text/html"),
-     "HTTP 200 OK, body is not JSON (text/html): not a health response"),
-    (ProbeResult("/h", True, 200, 0.1, parse_error=True), "HTTP 200 OK, body is not JSON (no Content-Type): not a "
-     "health response"),
-    (ProbeResult("/h", True, 200, 0.1, too_large=True, body_limit=256),
-     "HTTP 200 OK, body larger than 256 bytes: not read as a health response"),
-    (ProbeResult("/h", True, 200, 0.1, too_large=True, body_limit=256, expects_json=False), None),
-    (ProbeResult("/h", True, 500, 0.1, too_large=True, body_limit=256), "HTTP 500 Internal Server Error"),
+    (ProbeResult("/h", True, 200, 0.1, parse_error=True, html=True, content_type="text/html"),
+     "HTTP 200 OK, an HTML page (text/html): not a health response"),
+    (ProbeResult("/h", True, 200, 0.1, parse_error=True), None),  # a plain "OK": the application answered
+    (ProbeResult("/h", True, 200, 0.1, too_large=True), None),
+    (ProbeResult("/h", True, 200, 0.1, too_large=True, html=True, content_type="text/html"),
+     "HTTP 200 OK, an HTML page (text/html): not a health response"),
+    (ProbeResult("/h", True, 500, 0.1, too_large=True), "HTTP 500 Internal Server Error"),
 ])
 def test_problem_and_up(result: ProbeResult, problem: str | None) -> None:
     assert result.problem == problem
     assert result.up is (problem is None)
+
+
+@pytest.mark.parametrize(("content_type", "head", "html"), [
+    ("text/html", b"", True),
+    ("application/xhtml+xml", b"", True),
+    ("text/plain", b"<html>", False),  # the server says what it is
+    ("", b"  <!DOCTYPE html><html>", True),
+    ("", b"<HTML><body>", True),
+    ("", b"OK", False),
+    ("application/json", b"{}", False),
+])
+def test_is_html(content_type: str, head: bytes, html: bool) -> None:
+    assert is_html(content_type, head) is html

@@ -22,7 +22,7 @@ from collectors.postgres.access import ADVISOR_APPLICATION_NAME, ADVISOR_TAG, er
 from collectors.postgres.statements import StatementStat, deltas, read_statements, read_statements_reset
 
 from . import plans
-from .candidates import Workload, build_candidates
+from .candidates import Candidate, Workload, build_candidates
 from .catalog import Catalog, key_signature, read_catalog
 from .findings import STATEMENT_PLAN_CHARS, STATEMENT_PLANS_MAX, AdviceReport, Finding, Skipped, VerificationStats
 from .hygiene import hygiene_findings, stats_age_seconds, unused_held_back_note
@@ -35,6 +35,7 @@ from .rates import Rates
 from .selection import Measured, Selection, explain_statement, select_heuristic, select_verified, unplannable_reason
 from .settings import Thresholds
 from .skew import Samples, analyze_skew, partial_candidates, partial_served, read_qualstats
+from .validate import check_candidates
 from .whatif import Budget, PlanError, WhatIf
 
 __all__ = ["AdviceReport", "Advisor", "AdvisorConnectionError", "Thresholds"]
@@ -175,6 +176,7 @@ class Advisor:
             budget = Budget(s.verification_max_explains, s.verification_max_seconds)
             whatif = WhatIf(conn, cat.server_version_num, budget, can_hide=cat.hypopg_can_hide)
             try:
+                candidates = self._buildable(conn, cat, candidates, whatif, report)
                 if candidates:
                     report.findings.extend(select_verified(candidates, workload, cat, whatif, s, unplannable,
                                                            selection, rates))
@@ -199,6 +201,7 @@ class Advisor:
                       "the hypopg extension is not installed: CREATE EXTENSION hypopg in this database")
             report.notes.append(f"HypoPG verification unavailable ({reason}): missing_index advice is heuristic "
                                 "and the plan's drops are checked with the catalog only")
+            candidates = self._buildable(conn, cat, candidates, None, report)
             if candidates:
                 report.findings.extend(select_heuristic(candidates, workload, s, selection))
             stats = VerificationStats(mode="heuristic")
@@ -241,6 +244,17 @@ class Advisor:
              for c in selection.chosen if c.finding.action is not None],
             [i.oid for i in cat.indexes if any(i.qualified in a.drops for a in report.plan.actions)])
         return report
+
+    @staticmethod
+    def _buildable(conn: psycopg.Connection[Any], cat: Catalog, candidates: list[Candidate], whatif: WhatIf | None,
+                   report: AdviceReport) -> list[Candidate]:
+        """The candidates the server would build; the refused ones are counted with their reasons."""
+        kept, refused = check_candidates(conn, cat, candidates, whatif)
+        report.candidates_refused = refused.count
+        note = refused.note()
+        if note:
+            report.notes.append(note)
+        return kept
 
     def _cover(self, conn: psycopg.Connection[Any], cat: Catalog, workload: Workload, selection: Selection,
                unplannable: dict[int, str]) -> tuple[int, int]:

@@ -126,6 +126,7 @@ class AdviceReport:
     statements_analyzed: int = 0
     statements_rewritten: int = 0  # planned in a rewritten form (normalize.py)
     statements_planned: int = 0  # known to plan (generic plan), this run or an earlier one
+    candidates_refused: int = 0  # candidate indexes the server would not build (validate.py)
     verification: VerificationStats = field(default_factory=VerificationStats)
     duration_seconds: float = 0.0
     plan: Plan = field(default_factory=Plan)
@@ -169,6 +170,7 @@ class AdviceReport:
                 "statements_skipped": self.skipped_count,
                 "statements_rewritten": self.statements_rewritten,
                 "statements_planned": self.statements_planned,
+                "candidates_refused": self.candidates_refused,
                 "explains": self.verification.explains,
                 "verification_seconds": round(self.verification.seconds, 3),
                 "verification_mode": self.verification.mode,

@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from .catalog import Catalog, Index, Table
-from .ddl import drop_index
 from .findings import Finding
 from .settings import Thresholds
 
@@ -65,7 +64,7 @@ def hygiene_findings(cat: Catalog, settings: Thresholds) -> list[Finding]:
             evidence=(f"Index {index.qualified} is invalid (indisvalid = false), most likely left by a "
                       f"failed CREATE INDEX CONCURRENTLY; it is maintained on every write but never "
                       f"used. Drop it, then create it again."),
-            ddl=drop_index(index.schema, index.name),
+            ddl=index.drop_ddl(),
         ))
 
     valid = [i for i in cat.indexes if i.is_valid and i.oid not in reported and table_of(i)]
@@ -92,7 +91,7 @@ def hygiene_findings(cat: Catalog, settings: Thresholds) -> list[Finding]:
                 evidence=(f"Index {index.qualified} has the same columns, predicate and method as "
                           f"{keep.qualified}; it doubles write cost and storage ({_size(index.size_bytes)}) "
                           f"for nothing."),
-                ddl=drop_index(index.schema, index.name), duplicate_of=keep.qualified,
+                ddl=index.drop_ddl(), duplicate_of=keep.qualified,
             ))
 
     # Compared within a table only: linear in the number of indexes, not quadratic.
@@ -117,7 +116,7 @@ def hygiene_findings(cat: Catalog, settings: Thresholds) -> list[Finding]:
                     kind="redundant_index", table=table.qualified,
                     evidence=(f"The columns of {index.qualified} ({', '.join(k.text for k in index.keys)}) "
                               f"are a leading prefix of {other.qualified}, which serves the same lookups."),
-                    ddl=drop_index(index.schema, index.name), covered_by=other.qualified,
+                    ddl=index.drop_ddl(), covered_by=other.qualified,
                 ))
                 break
 
@@ -130,7 +129,7 @@ def hygiene_findings(cat: Catalog, settings: Thresholds) -> list[Finding]:
             kind="unused_index", table=table.qualified,
             evidence=(f"Index {index.qualified} ({_size(index.size_bytes)}) has not been scanned "
                       f"{_age_text(age)}, while {table.writes} rows were written to {table.qualified}."),
-            ddl=drop_index(index.schema, index.name),
+            ddl=index.drop_ddl(),
         ))
 
     for index in valid:
@@ -150,7 +149,7 @@ def hygiene_findings(cat: Catalog, settings: Thresholds) -> list[Finding]:
             evidence=(f"{what} distinct values over {table.rows:.0f} rows: a lookup on it reads a large share of "
                       f"the table, so the planner rarely wants it ({index.scans} scans). Drop it, or "
                       f"replace it with a partial index on the rare value."),
-            ddl=drop_index(index.schema, index.name),
+            ddl=index.drop_ddl(),
         ))
     return findings
 

@@ -32,7 +32,6 @@ from . import plans
 from .actions import Action, HeldBack, NewIndex, Plan
 from .candidates import Candidate, Workload
 from .catalog import Catalog, Index, key_signature
-from .ddl import drop_index
 from .evidence import new_indexes
 from .findings import Finding
 from .hygiene import low_selectivity_distinct, zero_scan_droppable
@@ -131,7 +130,7 @@ def build_plan(findings: list[Finding], selection: Selection, cat: Catalog, work
             table=create.chosen.candidate.table.qualified, reason=reason,
             kinds=["missing_index", *sorted({f.kind for f in create.superseded_findings})],
             checked=create.chosen.finding.verified or "hypopg", creates=news,
-            drops=[i.qualified for i in old], drop_ddl=[drop_index(i.schema, i.name) for i in old],
+            drops=[i.qualified for i in old], drop_ddl=[i.drop_ddl() for i in old],
             supersedes=[i.qualified for i in old], benefit=create.chosen.finding.benefit,
         )
         plan.actions.append(action)
@@ -149,7 +148,7 @@ def build_plan(findings: list[Finding], selection: Selection, cat: Catalog, work
         action = Action(
             order=len(plan.actions) + 1, action="drop", table=table.qualified if table else "", reason=d.reason,
             kinds=[d.kind], checked=plan.drop_check if plan.checked_as_whole else "catalog",
-            drops=[d.index.qualified], drop_ddl=[drop_index(d.index.schema, d.index.name)],
+            drops=[d.index.qualified], drop_ddl=[d.index.drop_ddl()],
             replaced_by=d.relies_on, relies_on=[d.relies_on] if d.relies_on else [], statements_using=d.users,
         )
         plan.actions.append(action)

@@ -85,6 +85,18 @@ BUILDING_SQL = f"SELECT /* {TAG} */ index_relid FROM pg_stat_progress_create_ind
 STATS_RESET_SQL = (
     f"SELECT /* {TAG} */ stats_reset, now() FROM pg_stat_database WHERE datname = current_database()"
 )
+ROLE_SQL = f"""
+SELECT /* {TAG} */ coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false)
+       OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE'),
+       current_setting('track_commit_timestamp') = 'on'
+"""
+# The commit time of each index's pg_class row; NULL for frozen or too old transaction ids.
+INDEX_COMMIT_SQL = f"""
+SELECT /* {TAG} */ c.oid, pg_xact_commit_timestamp(c.xmin)
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+"""
 HYPOPG_SQL = f"""
 SELECT /* {TAG} */ e.extversion,
        EXISTS (SELECT 1 FROM pg_proc p WHERE p.proname = 'hypopg_hide_index' AND p.pronamespace = e.extnamespace)
@@ -171,6 +183,10 @@ class Index:
     size_bytes: int
     default_opclasses: bool = True  # every key column uses its type's default operator class
     building: bool = False
+    # The earliest time the index is known to have existed (None: unknown): the commit time of its pg_class
+    # row (track_commit_timestamp; a REINDEX or rename makes it later, never earlier), or when the service
+    # first saw it. An index younger than the unused window is never "unused" (hygiene.index_old_enough).
+    known_since: datetime | None = None
     partitioned: bool = False  # a partitioned table's index (relkind 'I'): no CONCURRENTLY
     attached: bool = False  # a partition's index attached to its parent's: only the parent's can be dropped
 
@@ -204,6 +220,8 @@ class Catalog:
     hypopg_version: str | None = None
     hypopg_can_hide: bool = False  # HypoPG >= 1.4: hypopg_hide_index()
     qualstats_version: str | None = None  # pg_qualstats in this database: samples of real constants
+    reads_all_stats: bool = True  # superuser or pg_read_all_stats: other roles' statement texts are visible
+    commit_timestamps: bool = False  # track_commit_timestamp = on: indexes' known_since from their pg_class rows
     notes: list[str] = field(default_factory=list)
     _by_name: dict[tuple[str, str], Table] = field(default_factory=dict)
     search_path: tuple[str, ...] = ("public",)
@@ -313,6 +331,17 @@ def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
             if cols not in indexed.unique_keys:
                 indexed.unique_keys.append(cols)
     cat.stats_reset, cat.now = _rows(conn, STATS_RESET_SQL)[0]
+    reads_all, commit_ts = _rows(conn, ROLE_SQL)[0]
+    cat.reads_all_stats, cat.commit_timestamps = bool(reads_all), bool(commit_ts)
+    if cat.commit_timestamps:
+        try:
+            committed = dict(_rows(conn, INDEX_COMMIT_SQL))
+        except psycopg.Error as exc:
+            cat.notes.append(f"indexes' commit timestamps not readable ({exc.sqlstate}): an index's age is "
+                             "known only from when the service first saw it")
+            committed = {}
+        for index in cat.indexes:
+            index.known_since = committed.get(index.oid)
     found = _rows(conn, HYPOPG_SQL)
     cat.hypopg_version = str(found[0][0]) if found else None
     cat.hypopg_can_hide = bool(found[0][1]) if found else False

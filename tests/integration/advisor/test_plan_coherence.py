@@ -6,8 +6,8 @@ then drop, in that order), and the notes say the unused check was held back unti
 from __future__ import annotations
 
 import random
-from datetime import timedelta
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -57,7 +57,8 @@ def coherence_dsn(pg_server: Any) -> Iterator[str]:
 def report(coherence_dsn: str) -> AdviceReport:
     """Statistics older than a (tiny) window, so the plan may drop; ix_x_ref's own age is unknown to a
     one-shot run, so it is still not called unused."""
-    return Advisor(coherence_dsn, "coherence", Thresholds(min_table_rows=1000, unused_min_stats_age_seconds=0.001)).run()
+    settings = Thresholds(min_table_rows=1000, unused_min_stats_age_seconds=0.001)
+    return Advisor(coherence_dsn, "coherence", settings).run()
 
 
 @pytest.fixture(scope="module")

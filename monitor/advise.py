@@ -79,6 +79,10 @@ def run_advise_command(args: argparse.Namespace) -> int:
     except psycopg.OperationalError as exc:  # the server went away mid-run
         print(f"dbpulse advise: lost {target}: {error_line(exc, args.postgres)}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a bug of ours: one line that names it, never a traceback (docs/advisor.md)
+        print(f"dbpulse advise: the advisor failed on {target}: {type(exc).__name__}: "
+              f"{error_line(exc, args.postgres)} (a dbpulse bug: please report it)", file=sys.stderr)
+        return 1
     if args.format == "html":
         text = render_advice_report(report, standalone=True)
     else:

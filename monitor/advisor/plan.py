@@ -113,8 +113,10 @@ def build_plan(findings: list[Finding], selection: Selection, cat: Catalog, work
                     create.superseded_findings.append(d.finding)
         creates.append(create)
 
+    judged = {f.index for f in findings if f.index}
     for index, why, ready in young_zero_scan(cat, settings):
-        plan.held_back.append(HeldBack(index.qualified, "unused_index", why, ready))
+        if index.qualified not in judged:  # an index with another finding (low selectivity) is judged by it
+            plan.held_back.append(HeldBack(index.qualified, "unused_index", why, ready))
     _safety_holds(plan, drops, creates, cat, no_drops)
     _resolve(drops, creates, cat, settings, plan)
     final: dict[int, plans.Plan] = {}

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -19,6 +18,7 @@ from demo.app import create_schema
 from harness.servers import LocalPostgres
 from monitor.advisor import AdviceReport, Advisor, Thresholds, render_markdown
 from monitor.web.pages import render_advice_report
+from tests.integration.advisor.conftest import new_database as _new_db
 
 SCHEMA = """
 CREATE TABLE accounts (id int PRIMARY KEY, email text NOT NULL, region int NOT NULL, note text);
@@ -55,26 +55,6 @@ def _nothing_to_copy_for(report: AdviceReport, names: list[str]) -> None:
     for name in names:
         short = name.split(".", 1)[1]
         assert not [t for t in texts if f"DROP INDEX CONCURRENTLY public.{short}" in t], name
-
-
-@pytest.fixture(scope="module")
-def commit_ts_server() -> Iterator[LocalPostgres]:
-    """track_commit_timestamp = on: an index's age is known from its pg_class row's commit time."""
-    server = LocalPostgres(settings={"track_commit_timestamp": "on"})
-    server.start()
-    yield server
-    server.cleanup()
-
-
-def _new_db(server: LocalPostgres, name: str) -> str:
-    with psycopg.connect(server.dsn(), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
-        conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
-    dsn = server.dsn(name)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION pg_stat_statements")
-        conn.execute("CREATE EXTENSION hypopg")
-    return dsn
 
 
 def _apply(dsn: str, report: AdviceReport) -> list[str]:

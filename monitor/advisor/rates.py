@@ -29,6 +29,11 @@ class Rates:
             window = (f"per hour: calls since pg_stat_statements' counters began at "
                       f"{_at(statements_since)} ({_hours(seconds)}), inserts + updates since the statistics reset at "
                       f"{_at(stats_since)} ({_hours((now - stats_since).total_seconds())})")
+        elif seconds:
+            window = (f"counts: calls since pg_stat_statements' counters began at {_at(statements_since)} "
+                      f"({_hours(seconds)}), inserts + updates since the statistics began (never reset, so over an "
+                      "unknown and likely longer time: writes weigh more than they would per hour)")
+            table_writes_per_hour = {}
         else:
             window = ("counts since the statistics began (no reset time is known, so nothing is per hour): calls "
                       "and inserts + updates alike")

@@ -37,10 +37,10 @@ def drops_blocked(cat: Catalog, settings: Thresholds, statements_reset: datetime
         reasons.append("the advisor's role lacks pg_read_all_stats, so the statement texts of other roles are "
                        "hidden and which statements use an index is unknown (GRANT pg_read_all_stats TO the role)")
     window = settings.unused_min_stats_age_seconds
-    for what, since in (("the statistics", cat.stats_reset), ("pg_stat_statements", statements_reset)):
+    for what, since in (("the statistics were", cat.stats_reset), ("pg_stat_statements was", statements_reset)):
         if since is not None and cat.now is not None and (cat.now - since).total_seconds() < window:
             age = (cat.now - since).total_seconds()
-            reasons.append(f"{what} were reset {_duration(age)} ago, under the {_duration(window)} window, so a "
+            reasons.append(f"{what} reset {_duration(age)} ago, under the {_duration(window)} window, so a "
                            "statement that runs less often may not be seen yet")
             ready = max(ready or since, since + timedelta(seconds=window))
     if not reasons:

@@ -17,6 +17,7 @@ import pytest
 
 from harness.regress_corpus import load
 from harness.servers import LocalPostgres
+from tests.integration.advisor.conftest import new_database
 
 
 @pytest.fixture(scope="module")
@@ -25,12 +26,7 @@ def regression_dsn() -> Iterator[str]:
     server = LocalPostgres()
     server.start()
     try:
-        with psycopg.connect(server.dsn(), autocommit=True) as conn:
-            conn.execute("CREATE DATABASE regression")
-        dsn = server.dsn("regression")
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("CREATE EXTENSION pg_stat_statements")
-            conn.execute("CREATE EXTENSION hypopg")
+        dsn = new_database(server, "regression")
         load(server, "regression")
         yield dsn
     finally:

@@ -148,3 +148,22 @@ def test_a_role_without_pg_read_all_stats_drops_nothing_and_says_why(fresh_db: s
         with psycopg.connect(fresh_db, autocommit=True) as conn:
             conn.execute("DROP OWNED BY reader")
             conn.execute("DROP ROLE reader")
+
+
+def test_candidates_the_server_refuses_are_counted_never_printed(fresh_db: str) -> None:
+    """age(timestamptz) and a timestamptz's cast to date are STABLE (they depend on the clock and on the
+    TimeZone setting): no index can hold them. HypoPG refuses them; without HypoPG the advisor's own check
+    does."""
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute(SCHEMA)
+        for i in range(40):
+            conn.execute("SELECT id FROM events WHERE age(at) < %s::interval", (f"{i} minutes",)).fetchall()
+            conn.execute("SELECT id FROM events WHERE CAST(at AS date) = %s::date",
+                         (f"2024-01-{1 + i % 28:02d}",)).fetchall()
+    for hypopg in (True, False):
+        report = Advisor(fresh_db, "refused", Thresholds(min_table_rows=1000, use_hypopg=hypopg)).run()
+        assert report.candidates_refused >= 2, (hypopg, report.notes)
+        (note,) = [n for n in report.notes if "refused before costing" in n]
+        assert ("IMMUTABLE" in note) if hypopg else ("not IMMUTABLE" in note and "cast" in note), note
+        ddl = [f.ddl or "" for f in report.findings] + [s for a in report.plan.actions for s in a.steps]
+        assert not [d for d in ddl if "age(" in d or "CAST(at" in d], ddl

@@ -128,18 +128,14 @@ class Advisor:
                 "missing_index, n_plus_one, slow_statement and outcomes disabled; "
                 "CREATE EXTENSION pg_stat_statements (preloaded) and GRANT pg_read_all_stats to the role"
             )
-            no_drops = drops_blocked(cat, s, None, statements_readable=False)
-            if no_drops is not None:
-                report.notes.insert(0, f"NO INDEX IS DROPPED IN THIS RUN: {no_drops[0]}")
+            no_drops = self._no_drops(report, cat, None, statements_readable=False)
             report.plan = build_plan(report.findings, Selection(), cat, Workload([]), s, Rates(None, table_rates),
                                      no_drops=no_drops)
             return report
         first_run = self._previous is None
         window_stats = deltas(current, self._previous)
         self._previous = {st.queryid: st for st in current}
-        no_drops = drops_blocked(cat, s, statements_reset, statements_readable=True)
-        if no_drops is not None:  # loud: the plan holds back every drop for it
-            report.notes.insert(0, f"NO INDEX IS DROPPED IN THIS RUN: {no_drops[0]}")
+        no_drops = self._no_drops(report, cat, statements_reset, statements_readable=True)
 
         items: list[tuple[StatementStat, StatementAnalysis]] = []
         for stat in current:
@@ -253,6 +249,14 @@ class Advisor:
              for c in selection.chosen if c.finding.action is not None],
             [i.oid for i in cat.indexes if any(i.qualified in a.drops for a in report.plan.actions)])
         return report
+
+    def _no_drops(self, report: AdviceReport, cat: Catalog, statements_reset: datetime | None,
+                  statements_readable: bool) -> tuple[str, datetime | None] | None:
+        """Why nothing may be dropped in this run (safety.py), said loudly as the report's first note."""
+        no_drops = drops_blocked(cat, self.settings, statements_reset, statements_readable)
+        if no_drops is not None:
+            report.notes.insert(0, f"NO INDEX IS DROPPED IN THIS RUN: {no_drops[0]}")
+        return no_drops
 
     @staticmethod
     def _buildable(conn: psycopg.Connection[Any], cat: Catalog, candidates: list[Candidate], whatif: WhatIf | None,

@@ -5,7 +5,7 @@ JSON shape (the report's ``plan`` key)::
     {"actions": [{"order", "action", "table", "steps", "reason", "checked", "kinds",
                   "creates"?, "drops"?, "supersedes"?, "replaced_by"?, "relies_on"?,
                   "statements_using"?}, ...],
-     "held_back": [{"subject", "kind", "reason"}, ...],
+     "held_back": [{"subject", "kind", "reason", "judged_from"?}, ...],
      "drop_check", "summary"}
 
 ``action`` is ``create``, ``drop`` or ``replace`` (create the new index, then
@@ -18,6 +18,7 @@ an index another action relies on. Keys are present only where they apply.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 ActionKind = Literal["create", "drop", "replace"]
@@ -148,9 +149,13 @@ class HeldBack:
     subject: str
     kind: str
     reason: str
+    judged_from: datetime | None = None  # when the time that holds it back will have passed
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {"subject": self.subject, "kind": self.kind, "reason": self.reason}
+        out = {"subject": self.subject, "kind": self.kind, "reason": self.reason}
+        if self.judged_from is not None:
+            out["judged_from"] = self.judged_from.replace(microsecond=0).isoformat()
+        return out
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 JSON shape (others build on it)::
 
-    {"target", "generated_at", "stats_reset", "findings": [...], "skipped": [...],
+    {"target", "generated_at", "stats_reset", "findings": [...], "skipped": [...], "time_base",
      "summary": {...}, "notes": [...], "plan": {...}, "outcomes": [...]}
 
 A finding always has ``kind``, ``table`` and ``evidence``; the other keys are
@@ -126,6 +126,8 @@ class AdviceReport:
     statements_analyzed: int = 0
     statements_rewritten: int = 0  # planned in a rewritten form (normalize.py)
     statements_planned: int = 0  # known to plan (generic plan), this run or an earlier one
+    candidates_refused: int = 0  # candidate indexes the server would not build (validate.py)
+    time_base: str = "unknown"  # the window gains and write costs are measured over (rates.py)
     verification: VerificationStats = field(default_factory=VerificationStats)
     duration_seconds: float = 0.0
     plan: Plan = field(default_factory=Plan)
@@ -163,12 +165,14 @@ class AdviceReport:
             "stats_reset": self.stats_reset.isoformat() if self.stats_reset else None,
             "findings": [f.to_json_dict() for f in self.ordered_findings()],
             "skipped": [s.to_json_dict() for s in self.skipped],
+            "time_base": self.time_base,
             "summary": {
                 "counts_by_kind": self.counts_by_kind(),
                 "statements_analyzed": self.statements_analyzed,
                 "statements_skipped": self.skipped_count,
                 "statements_rewritten": self.statements_rewritten,
                 "statements_planned": self.statements_planned,
+                "candidates_refused": self.candidates_refused,
                 "explains": self.verification.explains,
                 "verification_seconds": round(self.verification.seconds, 3),
                 "verification_mode": self.verification.mode,

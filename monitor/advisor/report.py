@@ -146,7 +146,9 @@ def plan_markdown(report: AdviceReport) -> list[str]:
         lines += _action_lines(a)
     if plan.held_back:
         lines += ["### Held back", ""]
-        lines += [f"- {_code(h.subject)} ({h.kind}): {_md_text(h.reason)}" for h in plan.held_back]
+        for h in plan.held_back:
+            when = f"; can be judged from {h.judged_from.replace(microsecond=0).isoformat()}" if h.judged_from else ""
+            lines.append(f"- {_code(h.subject)} ({h.kind}): {_md_text(h.reason + when)}")
         lines.append("")
     return lines
 
@@ -158,7 +160,7 @@ def render_json(report: AdviceReport) -> str:
 def render_markdown(report: AdviceReport) -> str:
     data: dict[str, Any] = report.to_json_dict()
     lines = [f"# dbpulse index advice: {_md_text(report.target)}", ""]
-    lines.append(f"Generated at {data['generated_at']}; statistics reset: {data['stats_reset'] or 'never'}.")
+    lines.append(f"Generated at {data['generated_at']}; time base: {_md_text(report.time_base)}.")
     counts = ", ".join(f"{k}: {v}" for k, v in report.counts_by_kind().items() if v)
     lines += ["", f"Findings: {len(report.findings)} ({counts or 'none'}); "
               f"statements analyzed: {report.statements_analyzed}, skipped: {report.skipped_count}.", ""]

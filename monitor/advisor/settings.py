@@ -31,6 +31,8 @@ class Thresholds(Strict):
     verification_max_explains: int = Field(2000, ge=0)
     verification_max_seconds: float = Field(30.0, ge=0)
     use_hypopg: bool = True
+    heuristic_max_per_table: int = Field(3, ge=1, description="without HypoPG: advised indexes per table at most, "
+                                         "those whose statements take the most time")
 
     coverage_max_explains: int = Field(1000, ge=0, description="EXPLAINs for planning statements no candidate "
                                        "needed, so unplannable ones are counted")

@@ -55,7 +55,7 @@ def test_missing_indexes_are_verified_and_chosen_across_the_workload(report: Adv
 def test_index_hygiene_findings(report: AdviceReport) -> None:
     def rows(kind: str) -> list[tuple[Any, ...]]:
         return sorted(
-            (f["table"], f["index"], tuple(f["columns"]), f["ddl"], f.get("duplicate_of"), f.get("covered_by"))
+            (f["table"], f["index"], tuple(f["columns"]), f.get("ddl"), f.get("duplicate_of"), f.get("covered_by"))
             for f in _by_kind(report, kind)
         )
 
@@ -74,9 +74,9 @@ def test_index_hygiene_findings(report: AdviceReport) -> None:
     assert [f[1] for f in rows("unused_index")] == [
         "public.customers_created_at_idx", "public.customers_last_first_idx", "public.orders_total_idx",
     ]
+    # held back (the is_active count still uses it): no DDL to copy
     assert rows("low_selectivity_index") == [
-        ("public.customers", "public.customers_is_active_idx", ("is_active",),
-         "DROP INDEX CONCURRENTLY public.customers_is_active_idx;", None, None),
+        ("public.customers", "public.customers_is_active_idx", ("is_active",), None, None, None),
     ]
     for f in report.to_json_dict()["findings"]:
         if f["kind"].endswith("_index") and f["kind"] != "missing_index":

@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 
-from collectors.postgres.access import ADVISOR_APPLICATION_NAME, ADVISOR_TAG, error_line, session_kwargs
+from collectors.postgres.access import ADVISOR_APPLICATION_NAME, error_line, session_kwargs
 from collectors.postgres.statements import StatementStat, deltas, read_statements, read_statements_reset
 
 from . import plans
@@ -116,8 +116,7 @@ class Advisor:
         table_rates = self._table_writes_per_hour(cat)
 
         try:
-            current = [st for st in read_statements(conn, cat.server_version_num, s.max_statements)
-                       if ADVISOR_TAG not in st.query]  # the advisor's own catalog queries carry the tag
+            current = read_statements(conn, cat.server_version_num, s.max_statements)  # never dbpulse's own
             statements_reset = read_statements_reset(conn, cat.server_version_num)
         except psycopg.Error as exc:
             report.notes.append(

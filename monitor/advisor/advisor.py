@@ -35,6 +35,7 @@ from .rates import Rates
 from .selection import Measured, Selection, explain_statement, select_heuristic, select_verified, unplannable_reason
 from .settings import Thresholds
 from .skew import Samples, analyze_skew, partial_candidates, partial_served, read_qualstats
+from .variants import StatementVariants
 from .whatif import Budget, PlanError, WhatIf
 
 __all__ = ["AdviceReport", "Advisor", "AdvisorConnectionError", "Thresholds"]
@@ -116,7 +117,7 @@ class Advisor:
         table_rates = self._table_writes_per_hour(cat)
 
         try:
-            current = read_statements(conn, cat.server_version_num, s.max_statements)  # never dbpulse's own
+            statements = read_statements(conn, cat.server_version_num, s.max_statements)  # never dbpulse's own
             statements_reset = read_statements_reset(conn, cat.server_version_num)
         except psycopg.Error as exc:
             report.notes.append(
@@ -127,8 +128,10 @@ class Advisor:
             report.plan = build_plan(report.findings, Selection(), cat, Workload([]), s, Rates(None, table_rates))
             return report
         first_run = self._previous is None
-        window_stats = deltas(current, self._previous)
-        self._previous = {st.queryid: st for st in current}
+        variants = StatementVariants.of(statements)  # one statement per fingerprint (IN lists of other lengths)
+        current = variants.grouped(statements)
+        window_stats = variants.grouped(deltas(statements, self._previous))
+        self._previous = {st.queryid: st for st in statements}
         if statements_reset and (report.stats_reset is None or statements_reset > report.stats_reset):
             report.notes.append(f"pg_stat_statements was reset at {statements_reset.isoformat()}")
 
@@ -239,6 +242,7 @@ class Advisor:
             [(c.candidate.table.oid, tuple(key_signature(k) for k, _ in c.candidate.keys))
              for c in selection.chosen if c.finding.action is not None],
             [i.oid for i in cat.indexes if any(i.qualified in a.drops for a in report.plan.actions)])
+        variants.name_them(report)
         return report
 
     def _cover(self, conn: psycopg.Connection[Any], cat: Catalog, workload: Workload, selection: Selection,

@@ -287,6 +287,7 @@ class StatementPage:
     advice: Advice
     plan: str | None  # the generic plan's text from the advisor's last report
     no_plan: str  # why there is no plan, when there is none
+    variants: list[StatementStat] = field(default_factory=list)  # the others with its fingerprint (top-K)
 
 
 @dataclass(frozen=True)
@@ -385,7 +386,16 @@ def statement_page(states: Iterable[SourceState], target: str, queryid: int, now
     return StatementPage(target=target, queryid=queryid, source=source, text=text or "", stat=stat,
                          share_since_reset=share_since_reset(source.snap, queryid) if source.snap else None,
                          figures=statement_figures(history, queryid), charts=charts, advice=advice, plan=plan,
-                         no_plan=no_plan)
+                         no_plan=no_plan, variants=variants_of(source.snap, queryid) if source.snap else [])
+
+
+def variants_of(snap: PostgresSnapshot, queryid: int) -> list[StatementStat]:
+    """The other exported statements with the fingerprint of ``queryid`` (IN lists of other lengths)."""
+    found = snap.fingerprints.get(queryid)
+    if found is None:
+        return []
+    return sorted((s for s in snap.statements if s.queryid != queryid and snap.fingerprints.get(s.queryid) == found),
+                  key=lambda s: -s.exec_seconds)
 
 
 def find_table(name: str, last: PostgresSnapshot | None, history: History,

@@ -28,7 +28,7 @@ from .findings import STATEMENT_PLAN_CHARS, STATEMENT_PLANS_MAX, AdviceReport, F
 from .hygiene import hygiene_findings, stats_age_seconds, unused_held_back_note
 from .normalize import planned_form
 from .outcomes import OutcomeTracker, Regression
-from .patterns import n_plus_one_findings, slow_findings
+from .patterns import NPlusOne, slow_findings
 from .plan import build_plan
 from .query_analysis import StatementAnalysis, analyze
 from .rates import Rates
@@ -62,6 +62,7 @@ class Advisor:
         self.outcomes = OutcomeTracker(self.settings)
         self._plannable: dict[str, str | None] = {}  # statement text -> why it cannot be planned (None: it can)
         self._plan_texts: dict[str, str] = {}  # statement text -> its generic plan as text (the statement page)
+        self.n_plus_one = NPlusOne(self.settings)  # remembers the previous window's pairs
 
     def connect(self) -> psycopg.Connection[Any]:
         kwargs = session_kwargs(self.settings.statement_timeout_seconds, application_name=ADVISOR_APPLICATION_NAME,
@@ -230,7 +231,7 @@ class Advisor:
         window = "since statistics were reset" if first_run else "since the previous advisor run"
         windowed = [(st, by_id[st.queryid]) for st in window_stats if st.queryid in by_id]
         total_calls = sum(st.calls for st, _ in windowed)
-        report.findings.extend(n_plus_one_findings(windowed, cat, s, total_calls))
+        report.findings.extend(self.n_plus_one.findings(windowed, cat, total_calls))
         report.findings.extend(slow_findings(list(windowed), cat, s, window))
 
         tables_of = {st.queryid: {t.oid for t in (cat.table(r) for r in a.relations) if t is not None}

@@ -187,6 +187,11 @@ def render_markdown(report: AdviceReport) -> str:
         if f.query:
             fence = _fence(f.query)
             lines += ["", f"{fence}sql", f.query, fence]
+        if f.parent_queryid is not None:
+            lines += ["", f"Once per row of statement {_code(str(f.parent_queryid))}:"]
+            if f.parent_query:
+                fence = _fence(f.parent_query)
+                lines += ["", f"{fence}sql", f.parent_query, fence]
         if f.ddl:
             fence = _fence(f.ddl)
             lines += ["", f"{fence}sql", f.ddl, fence]

@@ -201,7 +201,7 @@ def table_figures(history: History, schema: str, table: str) -> TableFigures:
 def statement_findings(report: AdviceReport | None, queryid: int) -> list[Finding]:
     if report is None:
         return []
-    return [f for f in report.ordered_findings() if queryid in (f.queryids or [])]
+    return [f for f in report.ordered_findings() if queryid in (f.queryids or []) or f.parent_queryid == queryid]
 
 
 def statement_actions(report: AdviceReport | None, queryid: int, findings: Iterable[Finding] = ()) -> list[Action]:
@@ -212,7 +212,7 @@ def statement_actions(report: AdviceReport | None, queryid: int, findings: Itera
     orders = {f.action for f in findings if f.action is not None}
     return [a for a in report.plan.actions
             if a.order in orders or queryid in a.statements_using
-            or any(s.queryid == queryid for n in a.creates for s in n.statements)]
+            or any(queryid == s.queryid or queryid in s.variants for n in a.creates for s in n.statements)]
 
 
 def table_findings(report: AdviceReport | None, qualified: str) -> list[Finding]:
@@ -340,6 +340,7 @@ def _statement_text(queryid: int, last: PostgresSnapshot | None, report: AdviceR
     texts = [stat.query for stat in (last.statements if last else ()) if stat.queryid == queryid]
     if report is not None:
         texts += [f.query or "" for f in report.findings if queryid in (f.queryids or [])]
+        texts += [f.parent_query or "" for f in report.findings if f.parent_queryid == queryid]
         texts += [s.query for a in report.plan.actions for n in a.creates for s in n.statements if s.queryid == queryid]
         texts += [sk.query for sk in report.skipped if sk.queryid == queryid]
     return max(texts, key=len) if texts else None

@@ -128,7 +128,7 @@ class PostgresView:
     snap: PostgresSnapshot
     top: list[Variants]  # the statements' variants (one fingerprint) are one entry, counters added up
     slowest: list[Variants]
-    busiest: list[Variants]  # N+1 suspects: many calls
+    busiest: list[Variants]  # the most called
     tables: list[TableRow]
 
     @property
@@ -159,7 +159,7 @@ def postgres_view(snap: PostgresSnapshot) -> PostgresView:
 
 
 def _is_control(query: str) -> bool:
-    """Transaction control and session statements: never N+1 suspects."""
+    """Transaction control and session statements: not what "most called" is about."""
     words = query.split(None, 1)
     return bool(words) and words[0].upper() in CONTROL_STATEMENTS
 

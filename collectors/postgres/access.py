@@ -33,10 +33,10 @@ OWN_STATEMENT_PATTERN = r"dbpulse_(advisor|collector)(?:[^a-zA-Z0-9_]|$)"
 OWN_TAG_CHARS = 100
 _FIRST_WORD = re.compile(r"^\s*[A-Za-z]+")
 
-# pg_stat_statements keeps the text it saw first for a queryid. After a reset,
-# that can be the advisor's what-if wrapper around an application statement
-# ("PREPARE dbpulse_advisor AS SELECT ...", "EXPLAIN (GENERIC_PLAN) /* dbpulse_advisor */ SELECT ...")
-# while the counters are the application's: show and analyze the statement itself.
+# pg_stat_statements records a statement prepared with SQL (``PREPARE q AS SELECT ...``) under the
+# PREPARE's text: show and analyze the statement itself. The advisor's own wrappers ("PREPARE
+# dbpulse_advisor AS ...", "EXPLAIN (GENERIC_PLAN) /* dbpulse_advisor */ ...") carry its tag, so the
+# reader counts them as dbpulse's own (OWN_STATEMENT_PATTERN) and they never reach the application's list.
 _WRAPPER = re.compile(
     r"^\s*(?:PREPARE\s+\w+(?:\s*\([^)]*\))?\s+AS\s+|EXPLAIN\s*(?:\([^)]*\))?\s*/\*\s*"
     + ADVISOR_TAG + r"\s*\*/\s*)",

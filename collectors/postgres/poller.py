@@ -22,10 +22,10 @@ from collectors.postgres.statements import (
     OwnStatements,
     StatementStat,
     application_rows,
-    fingerprint,
     own_statements,
     statements_params,
     to_stats,
+    variant_key,
 )
 from collectors.postgres.triage import triage
 from monitor.core.poller import Poller
@@ -81,7 +81,7 @@ class PostgresPoller(Poller):
         self._sizes_read_at: float | None = None  # monotonic
         self._health = health.HealthReader(self.target, settings, self._query_errors)
         self._track_planning: bool | None = None  # last reported pg_stat_statements.track_planning
-        self._fingerprints: dict[int, int | None] = {}  # queryid -> fingerprint, of the exported statements
+        self._variant_keys: dict[int, int | None] = {}  # queryid -> variant_key, of the exported statements
 
     async def _checkout(self) -> psycopg.AsyncConnection[dict[str, Any]]:
         """The kept connection, taken out of the poller for this poll (see ``Poller.poll``), or a new one."""
@@ -181,7 +181,7 @@ class PostgresPoller(Poller):
         features["track_planning"] = self._report_track_planning(server)
         index_rows, indexes_other = self._top_indexes(indexes)
         top, statements_other = self._top_statements(statements or [])
-        fingerprints = await self._fingerprint(conn, version, top)
+        variant_keys = await self._variant_keys_of(conn, version, top)
         snapshot = PostgresSnapshot(
             target=self.target,
             datname=server["datname"],
@@ -201,7 +201,7 @@ class PostgresPoller(Poller):
             index_count=len(indexes),
             statements=top,
             statements_other=statements_other,
-            fingerprints=fingerprints,
+            variant_keys=variant_keys,
             statement_count=len(statements) + sum(o.statements for o in own) if statements is not None else None,
             own_statements=own,
             statements_reset=(reset_rows[0]["stats_reset"] if reset_rows else None),
@@ -246,11 +246,11 @@ class PostgresPoller(Poller):
             return None, [], False
         return to_stats(application_rows(rows)), own_statements(rows), problem is None
 
-    async def _fingerprint(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int,
-                           top: list[StatementStat]) -> dict[int, int]:
-        """The fingerprint of each exported statement, so the UI shows variants as one. A text cut at
+    async def _variant_keys_of(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int,
+                               top: list[StatementStat]) -> dict[int, int]:
+        """The variant key of each exported statement, so the UI shows variants as one. A text cut at
         statement_text_length is read whole, once: a queryid's text does not change."""
-        known = self._fingerprints
+        known = self._variant_keys
         new = [s for s in top if s.queryid not in known]
         cut = [s.queryid for s in new if len(s.query) >= self.settings.statement_text_length]
         whole: dict[int, str] = {}
@@ -262,9 +262,9 @@ class PostgresPoller(Poller):
                 new = [s for s in new if s.queryid not in cut_off]  # tried again next poll
             whole = {int(r["queryid"]): r["query"] for r in rows or []}
         for s in new:
-            known[s.queryid] = fingerprint(whole.get(s.queryid, s.query))
-        self._fingerprints = {s.queryid: known[s.queryid] for s in top if s.queryid in known}
-        return {q: found for q, found in self._fingerprints.items() if found is not None}
+            known[s.queryid] = variant_key(whole.get(s.queryid, s.query))
+        self._variant_keys = {s.queryid: known[s.queryid] for s in top if s.queryid in known}
+        return {q: found for q, found in self._variant_keys.items() if found is not None}
 
     async def _refresh_sizes(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int) -> None:
         """Read sizes when they are older than size_interval (they cost a stat() per file)."""

@@ -118,7 +118,7 @@ class PostgresSnapshot:
     health: ServerHealth | None = None
     attention: list[Attention] = field(default_factory=list)  # what needs attention, worst first
     own_statements: list[OwnStatements] = field(default_factory=list)  # dbpulse's own, per component
-    fingerprints: dict[int, int] = field(default_factory=dict)  # queryid -> fingerprint of the top-K (variants)
+    variant_keys: dict[int, int] = field(default_factory=dict)  # queryid -> statements.variant_key, top-K
 
     @property
     def database(self) -> DatabaseRow | None:

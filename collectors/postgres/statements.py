@@ -13,9 +13,9 @@ among the application's statements, and are added up per component
 
 Variants: up to PostgreSQL 17 every length of an ``IN ($1, ..., $n)`` list is
 its own entry (its own queryid). Texts with one pglast fingerprint (libpg_query's:
-constants, parameters and IN-list lengths do not count) are one statement to a
-person: ``group_variants`` makes them one entry, counters added up, each
-variant kept by its queryid.
+constants, parameters and IN-list lengths do not count) and the same names are
+one statement to a person: ``group_variants`` makes them one entry, counters
+added up, each variant kept by its queryid.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pglast
+import pglast.parser
 import psycopg
 from psycopg.rows import dict_row
 
@@ -153,11 +154,30 @@ def deltas(current: list[StatementStat], previous: Mapping[int, StatementStat] |
 
 def fingerprint(text: str) -> int | None:
     """pglast's fingerprint of a statement text: equal for texts that differ only in constants, parameters or
-    the length of IN lists; None for a text that does not parse (cut short, for one)."""
+    the length of IN lists, and also (libpg_query groups partitions and shards) in the digits that end a
+    table's name; None for a text that does not parse (cut short, for one)."""
     try:
         return int(pglast.fingerprint(text), 16)
     except Exception:  # pglast.parser.ParseError, or anything odd in the input
         return None
+
+
+_NAME_KINDS = frozenset({"UNRESERVED_KEYWORD", "COL_NAME_KEYWORD", "TYPE_FUNC_NAME_KEYWORD"})  # usable as names
+
+
+def variant_key(text: str) -> int | None:
+    """Equal for variants of one statement: the same fingerprint and the same names (tables, columns, aliases,
+    in order), so ``orders_2023`` and ``orders_2024``, one fingerprint, stay two statements. None for a text
+    that does not parse."""
+    found = fingerprint(text)
+    if found is None:
+        return None
+    try:
+        tokens = pglast.parser.scan(text)
+    except Exception:  # pglast.parser.ParseError
+        return None
+    names = tuple(text[t.start:t.end + 1].lower() for t in tokens if t.name == "IDENT" or t.kind in _NAME_KINDS)
+    return hash((found, names))
 
 
 @dataclass(frozen=True)
@@ -177,11 +197,12 @@ class Variants:
 
 
 def group_variants(stats: Iterable[StatementStat],
-                   fingerprint_of: Callable[[StatementStat], int | None]) -> list[Variants]:
-    """``stats`` grouped by fingerprint (a statement without one stands alone), heaviest group first."""
+                   key_of: Callable[[StatementStat], int | None]) -> list[Variants]:
+    """``stats`` grouped by ``key_of`` (``variant_key``; a statement without one stands alone), heaviest group
+    first."""
     groups: dict[tuple[str, int], list[StatementStat]] = {}
     for stat in stats:
-        found = fingerprint_of(stat)
+        found = key_of(stat)
         groups.setdefault(("queryid", stat.queryid) if found is None else ("fingerprint", found), []).append(stat)
     out = []
     for members in groups.values():

@@ -2,7 +2,8 @@
 
 Up to PostgreSQL 17, ``pg_stat_statements`` keeps every length of an ``IN ($1, ..., $n)`` list as its own
 statement; the demo's selectin loads made 20 of them, and one plan action listed all 20. The advisor plans
-the texts that share a fingerprint as one statement: the heaviest variant's queryid and text, every
+the texts that share a fingerprint (and their names: libpg_query's fingerprint also ignores the digits that
+end a table's name, ``variant_key``) as one statement: the heaviest variant's queryid and text, every
 variant's counters added up (``collectors.postgres.statements.group_variants``). The report still names each
 variant: a finding's ``queryids`` and a served statement's ``variants`` hold them all, and a variant's
 statement page finds its group's plan.
@@ -10,10 +11,11 @@ statement page finds its group's plan.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from collectors.postgres.statements import StatementStat, fingerprint, group_variants
+from collectors.postgres.statements import StatementStat, fingerprint, group_variants, variant_key
 from monitor.core.topk import fold
 
 from .findings import AdviceReport
@@ -30,8 +32,17 @@ class StatementVariants:
 
     @classmethod
     def of(cls, stats: Iterable[StatementStat]) -> StatementVariants:
+        stats = list(stats)
+        # the fingerprint first (20 us a text); the names (variant_key, ten times that) only where it is shared
+        prints = {s.queryid: fingerprint(s.query) for s in stats}
+        shared = Counter(p for p in prints.values() if p is not None)
+
+        def key(stat: StatementStat) -> int | None:
+            found = prints[stat.queryid]
+            return variant_key(stat.query) if found is not None and shared[found] > 1 else found
+
         out = cls()
-        for group in group_variants(stats, lambda s: fingerprint(s.query)):
+        for group in group_variants(stats, key):
             if group.count > 1:
                 out.members[group.total.queryid] = group.queryids
                 for q in group.queryids:

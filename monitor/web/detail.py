@@ -392,10 +392,10 @@ def statement_page(states: Iterable[SourceState], target: str, queryid: int, now
 
 def variants_of(snap: PostgresSnapshot, queryid: int) -> list[StatementStat]:
     """The other exported statements with the fingerprint of ``queryid`` (IN lists of other lengths)."""
-    found = snap.fingerprints.get(queryid)
+    found = snap.variant_keys.get(queryid)
     if found is None:
         return []
-    return sorted((s for s in snap.statements if s.queryid != queryid and snap.fingerprints.get(s.queryid) == found),
+    return sorted((s for s in snap.statements if s.queryid != queryid and snap.variant_keys.get(s.queryid) == found),
                   key=lambda s: -s.exec_seconds)
 
 

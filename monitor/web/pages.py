@@ -148,7 +148,7 @@ class PostgresView:
 
 
 def postgres_view(snap: PostgresSnapshot) -> PostgresView:
-    groups = group_variants(snap.statements, lambda s: snap.fingerprints.get(s.queryid))  # heaviest first
+    groups = group_variants(snap.statements, lambda s: snap.variant_keys.get(s.queryid))  # heaviest first
     return PostgresView(
         snap=snap,
         top=groups[:TOP_STATEMENTS],

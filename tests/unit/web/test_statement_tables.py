@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collectors.postgres.statements import OwnStatements, StatementStat, fingerprint
+from collectors.postgres.statements import OwnStatements, StatementStat, variant_key
 from monitor.web.detail import variants_of
 from monitor.web.pages import postgres_view
 from tests.unit.test_detail_views import snapshot
@@ -11,11 +11,11 @@ IN2 = StatementStat(2, "SELECT a FROM t WHERE b IN ($1, $2)", 10, 1.0, 20)
 IN3 = StatementStat(3, "SELECT a FROM t WHERE b IN ($1, $2, $3)", 20, 5.0, 60)
 OTHER = StatementStat(7, "SELECT a FROM t WHERE c = $1", 100, 2.0, 100)
 STATEMENTS = [IN3, OTHER, IN2]
-FINGERPRINTS = {s.queryid: f for s in STATEMENTS if (f := fingerprint(s.query)) is not None}
+KEYS = {s.queryid: k for s in STATEMENTS if (k := variant_key(s.query)) is not None}
 
 
 def test_variants_are_one_row_with_their_counters_added_up() -> None:
-    view = postgres_view(snapshot(statements=STATEMENTS, fingerprints=FINGERPRINTS, statement_count=42,
+    view = postgres_view(snapshot(statements=STATEMENTS, variant_keys=KEYS, statement_count=42,
                                   own_statements=[OwnStatements("collector", 30, 900, 1.5),
                                                   OwnStatements("advisor", 9, 50, 0.5)]))
     assert [(g.total.queryid, g.queryids) for g in view.top] == [(3, [3, 2]), (7, [7])]
@@ -25,12 +25,12 @@ def test_variants_are_one_row_with_their_counters_added_up() -> None:
     assert [o.component for o in view.own] == ["collector", "advisor"]
 
 
-def test_without_fingerprints_every_statement_stands_alone() -> None:
+def test_without_variant_keys_every_statement_stands_alone() -> None:
     view = postgres_view(snapshot(statements=STATEMENTS))
     assert [g.queryids for g in view.top] == [[3], [7], [2]]
 
 
 def test_a_statement_page_lists_its_variants() -> None:
-    snap = snapshot(statements=STATEMENTS, fingerprints=FINGERPRINTS)
+    snap = snapshot(statements=STATEMENTS, variant_keys=KEYS)
     assert [s.queryid for s in variants_of(snap, 2)] == [3]
     assert variants_of(snap, 7) == [] and variants_of(snap, 99) == []

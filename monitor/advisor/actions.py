@@ -44,6 +44,8 @@ class ServedStatement:
     plan_before_text: str = ""  # the whole plan, indented
     plan_after_text: str = ""
     saved_seconds_per_hour: float | None = None  # estimate: calls/h x mean x fraction of cost removed
+    # queryids of its variants (one pglast fingerprint: IN lists of other lengths), whose calls are added in
+    variants: list[int] = field(default_factory=list)
 
     @property
     def cost_removed_ratio(self) -> float | None:
@@ -52,7 +54,7 @@ class ServedStatement:
         return max(0.0, 1 - self.cost_after / self.cost_before)
 
     def to_json_dict(self) -> dict[str, Any]:
-        out = {k: _rounded(v) for k, v in self.__dict__.items() if v is not None and v != ""}
+        out = {k: _rounded(v) for k, v in self.__dict__.items() if v is not None and v != "" and v != []}
         removed = self.cost_removed_ratio
         if removed is not None:
             out["cost_removed_ratio"] = round(removed, 4)

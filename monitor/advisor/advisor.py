@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 
-from collectors.postgres.access import ADVISOR_APPLICATION_NAME, ADVISOR_TAG, error_line, session_kwargs
+from collectors.postgres.access import ADVISOR_APPLICATION_NAME, error_line, session_kwargs
 from collectors.postgres.statements import StatementStat, deltas, read_statements, read_statements_reset
 
 from . import plans
@@ -28,7 +28,7 @@ from .findings import STATEMENT_PLAN_CHARS, STATEMENT_PLANS_MAX, AdviceReport, F
 from .hygiene import hygiene_findings, stats_age_seconds, unused_held_back_note
 from .normalize import planned_form
 from .outcomes import OutcomeTracker, Regression
-from .patterns import n_plus_one_findings, slow_findings
+from .patterns import NPlusOne, slow_findings
 from .plan import build_plan
 from .query_analysis import StatementAnalysis, analyze
 from .rates import Rates
@@ -37,6 +37,7 @@ from .selection import Measured, Selection, explain_statement, select_heuristic,
 from .settings import Thresholds
 from .skew import Samples, analyze_skew, partial_candidates, partial_served, read_qualstats
 from .validate import check_candidates
+from .variants import StatementVariants
 from .whatif import Budget, PlanError, WhatIf
 
 __all__ = ["AdviceReport", "Advisor", "AdvisorConnectionError", "Thresholds"]
@@ -63,6 +64,7 @@ class Advisor:
         self.outcomes = OutcomeTracker(self.settings)
         self._plannable: dict[str, str | None] = {}  # statement text -> why it cannot be planned (None: it can)
         self._plan_texts: dict[str, str] = {}  # statement text -> its generic plan as text (the statement page)
+        self.n_plus_one = NPlusOne(self.settings)  # remembers the previous window's pairs
 
     def connect(self) -> psycopg.Connection[Any]:
         kwargs = session_kwargs(self.settings.statement_timeout_seconds, application_name=ADVISOR_APPLICATION_NAME,
@@ -119,8 +121,7 @@ class Advisor:
         table_rates = self._table_writes_per_hour(cat)
 
         try:
-            current = [st for st in read_statements(conn, cat.server_version_num, s.max_statements)
-                       if ADVISOR_TAG not in st.query]  # the advisor's own catalog queries carry the tag
+            statements = read_statements(conn, cat.server_version_num, s.max_statements)  # never dbpulse's own
             statements_reset = read_statements_reset(conn, cat.server_version_num)
         except psycopg.Error as exc:
             report.notes.append(
@@ -133,8 +134,10 @@ class Advisor:
                                      no_drops=no_drops)
             return report
         first_run = self._previous is None
-        window_stats = deltas(current, self._previous)
-        self._previous = {st.queryid: st for st in current}
+        variants = StatementVariants.of(statements)  # one statement per fingerprint (IN lists of other lengths)
+        current = variants.grouped(statements)
+        window_stats = variants.grouped(deltas(statements, self._previous))
+        self._previous = {st.queryid: st for st in statements}
         no_drops = self._no_drops(report, cat, statements_reset, statements_readable=True)
 
         items: list[tuple[StatementStat, StatementAnalysis]] = []
@@ -236,7 +239,7 @@ class Advisor:
         window = "since statistics were reset" if first_run else "since the previous advisor run"
         windowed = [(st, by_id[st.queryid]) for st in window_stats if st.queryid in by_id]
         total_calls = sum(st.calls for st, _ in windowed)
-        report.findings.extend(n_plus_one_findings(windowed, cat, s, total_calls))
+        report.findings.extend(self.n_plus_one.findings(windowed, cat, total_calls))
         report.findings.extend(slow_findings(list(windowed), cat, s, window))
 
         tables_of = {st.queryid: {t.oid for t in (cat.table(r) for r in a.relations) if t is not None}
@@ -248,6 +251,7 @@ class Advisor:
             [(c.candidate.table.oid, tuple(key_signature(k) for k, _ in c.candidate.keys))
              for c in selection.chosen if c.finding.action is not None],
             [i.oid for i in cat.indexes if any(i.qualified in a.drops for a in report.plan.actions)])
+        variants.name_them(report)
         return report
 
     def _no_drops(self, report: AdviceReport, cat: Catalog, statements_reset: datetime | None,

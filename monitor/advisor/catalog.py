@@ -81,6 +81,17 @@ LEFT JOIN pg_stat_user_indexes s ON s.indexrelid = i.indexrelid
 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
 """
 
+# Which table each foreign key references, and on which columns (the N+1 detector pairs statements with it).
+REFERENCES_SQL = f"""
+SELECT /* {TAG} */ co.conrelid, co.confrelid,
+       array(SELECT a.attname FROM unnest(co.conkey) WITH ORDINALITY k(attnum, ord)
+             JOIN pg_attribute a ON a.attrelid = co.conrelid AND a.attnum = k.attnum ORDER BY k.ord)::text[],
+       array(SELECT a.attname FROM unnest(co.confkey) WITH ORDINALITY k(attnum, ord)
+             JOIN pg_attribute a ON a.attrelid = co.confrelid AND a.attnum = k.attnum ORDER BY k.ord)::text[]
+FROM pg_constraint co
+WHERE co.contype = 'f' AND co.conrelid <> 0
+"""
+
 BUILDING_SQL = f"SELECT /* {TAG} */ index_relid FROM pg_stat_progress_create_index"
 STATS_RESET_SQL = (
     f"SELECT /* {TAG} */ stats_reset, now() FROM pg_stat_database WHERE datname = current_database()"
@@ -206,6 +217,16 @@ class Index:
         return tuple(key_signature(k) for k in self.keys)
 
 
+@dataclass(frozen=True)
+class Reference:
+    """A foreign key: ``table``'s ``columns`` reference ``referenced``'s ``referenced_columns``."""
+
+    table: int  # oid
+    columns: tuple[str, ...]
+    referenced: int  # oid
+    referenced_columns: tuple[str, ...]
+
+
 def key_signature(key: Key) -> str:
     return "e:" + canonical_expression(key.text) if key.is_expression else "c:" + key.text
 
@@ -223,6 +244,7 @@ class Catalog:
     reads_all_stats: bool = True  # superuser or pg_read_all_stats: other roles' statement texts are visible
     commit_timestamps: bool = False  # track_commit_timestamp = on: indexes' known_since from their pg_class rows
     notes: list[str] = field(default_factory=list)
+    references: list[Reference] = field(default_factory=list)  # every foreign key, with what it references
     _by_name: dict[tuple[str, str], Table] = field(default_factory=dict)
     search_path: tuple[str, ...] = ("public",)
 
@@ -308,6 +330,8 @@ def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
         if owner is None:
             continue
         (owner.foreign_keys if contype == "f" else owner.unique_keys).append(tuple(cols))
+    cat.references = [Reference(int(t), tuple(cols), int(r), tuple(ref_cols))
+                      for t, r, cols, ref_cols in _rows(conn, REFERENCES_SQL)]
     building = {row[0] for row in _rows(conn, BUILDING_SQL)}
     for row in _rows(conn, INDEXES_SQL):
         (oid, schema, name, relid, method, unique, primary, valid, ready, n_key,

@@ -30,6 +30,7 @@ _OPTIONAL = (
     "index", "columns", "ddl", "queryids", "verified", "cost_before", "cost_after",
     "index_size_bytes", "duplicate_of", "covered_by", "calls", "rows_per_call",
     "mean_exec_seconds", "share_of_calls", "scans", "query", "action", "held_back", "supersedes", "replaced_by",
+    "parent_queryid", "parent_query",
 )
 
 
@@ -58,6 +59,8 @@ class Finding:
     held_back: str | None = None  # why the plan does not act on it
     supersedes: list[str] | None = None  # existing indexes a missing index makes redundant (a replace)
     replaced_by: str | None = None  # the index that serves a dropped index's lookups afterwards
+    parent_queryid: int | None = None  # n_plus_one: the statement whose rows the lookups follow
+    parent_query: str | None = None  # its normalized text (untrusted)
     benefit: float = 0.0  # ordering key for people; not part of the JSON contract
 
     def __post_init__(self) -> None:

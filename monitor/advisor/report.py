@@ -94,6 +94,9 @@ def _new_index_lines(new: NewIndex) -> list[str]:
                   f"{'?' if st.cost_after is None else f'{st.cost_after:.0f}'}"
                   f"{'' if removed is None else f' ({100 * removed:.0f}% less)'}, "
                   f"saved {_per_hour(st.saved_seconds_per_hour)}", "", _code(st.query), ""]
+        if st.variants:
+            lines += [f"- its {len(st.variants)} other variant(s) (IN lists of other lengths, calls added up): "
+                      f"{_code(', '.join(map(str, st.variants)))}", ""]
         if st.plan_before:
             lines.append(f"- plan before: {_code(st.plan_before)}")
         if st.plan_after:
@@ -186,6 +189,11 @@ def render_markdown(report: AdviceReport) -> str:
         if f.query:
             fence = _fence(f.query)
             lines += ["", f"{fence}sql", f.query, fence]
+        if f.parent_queryid is not None:
+            lines += ["", f"Once per row of statement {_code(str(f.parent_queryid))}:"]
+            if f.parent_query:
+                fence = _fence(f.parent_query)
+                lines += ["", f"{fence}sql", f.parent_query, fence]
         if f.ddl:
             fence = _fence(f.ddl)
             lines += ["", f"{fence}sql", f.ddl, fence]

@@ -88,15 +88,17 @@ class WhatIf:
                     f"EXPLAIN (GENERIC_PLAN, FORMAT JSON) /* {TAG} */ {query}"
                 ).fetchone()
             else:
-                name = TAG  # one name, so pg_stat_statements sees one EXPLAIN text per arity
+                # One name (the tag), so pg_stat_statements sees one EXPLAIN text per arity; EXECUTE and
+                # DEALLOCATE carry the tag as a comment too (PG 17+ record "DEALLOCATE $1", without the name).
+                name = TAG
                 self.conn.execute(f"PREPARE {name} AS {query}")
                 try:
                     args = "(" + ", ".join(["NULL"] * n_params) + ")" if n_params else ""
                     row = self.conn.execute(
-                        f"EXPLAIN (FORMAT JSON) EXECUTE {name}{args}"
+                        f"EXPLAIN (FORMAT JSON) EXECUTE /* {TAG} */ {name}{args}"
                     ).fetchone()
                 finally:
-                    self.conn.execute(f"DEALLOCATE {name}")
+                    self.conn.execute(f"DEALLOCATE /* {TAG} */ {name}")
         except psycopg.Error as exc:
             raise plan_error(exc) from exc
         assert row is not None

@@ -27,7 +27,7 @@ from markupsafe import Markup
 
 from collectors.health.snapshot import HealthSnapshot
 from collectors.postgres.snapshot import PostgresSnapshot, TableRow
-from collectors.postgres.statements import StatementStat
+from collectors.postgres.statements import OwnStatements, Variants, group_variants
 from collectors.redis.snapshot import RedisSnapshot
 from monitor import __version__
 from monitor.advisor.findings import AdviceReport, Finding
@@ -126,29 +126,40 @@ def ratio(part: float | None, whole: float | None) -> float | None:
 @dataclass(frozen=True)
 class PostgresView:
     snap: PostgresSnapshot
-    top: list[StatementStat]
-    slowest: list[StatementStat]
-    busiest: list[StatementStat]  # N+1 suspects: many calls
+    top: list[Variants]  # the statements' variants (one fingerprint) are one entry, counters added up
+    slowest: list[Variants]
+    busiest: list[Variants]  # the most called
     tables: list[TableRow]
 
     @property
     def connections(self) -> int:
         return sum(c[3] for c in self.snap.connections)
 
+    @property
+    def own(self) -> list[OwnStatements]:
+        """dbpulse's own statements (kept out of the tables), the components that have any."""
+        return [o for o in self.snap.own_statements if o.statements]
+
+    @property
+    def application_statements(self) -> int | None:
+        """The application's statements pg_stat_statements tracks (every entry but dbpulse's own)."""
+        count = self.snap.statement_count
+        return None if count is None else count - sum(o.statements for o in self.snap.own_statements)
+
 
 def postgres_view(snap: PostgresSnapshot) -> PostgresView:
-    ranked = sorted(snap.statements, key=lambda s: -s.exec_seconds)
+    groups = group_variants(snap.statements, lambda s: snap.variant_keys.get(s.queryid))  # heaviest first
     return PostgresView(
         snap=snap,
-        top=ranked[:TOP_STATEMENTS],
-        slowest=sorted((s for s in ranked if s.calls), key=lambda s: -s.mean_exec_seconds)[:5],
-        busiest=sorted((s for s in ranked if not _is_control(s.query)), key=lambda s: -s.calls)[:5],
+        top=groups[:TOP_STATEMENTS],
+        slowest=sorted((g for g in groups if g.total.calls), key=lambda g: -g.total.mean_exec_seconds)[:5],
+        busiest=sorted((g for g in groups if not _is_control(g.total.query)), key=lambda g: -g.total.calls)[:5],
         tables=sorted(snap.tables, key=lambda t: -t.seq_scans)[:TOP_TABLES],
     )
 
 
 def _is_control(query: str) -> bool:
-    """Transaction control and session statements: never N+1 suspects."""
+    """Transaction control and session statements: not what "most called" is about."""
     words = query.split(None, 1)
     return bool(words) and words[0].upper() in CONTROL_STATEMENTS
 

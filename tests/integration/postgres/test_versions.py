@@ -161,6 +161,7 @@ def test_vacuum_and_wraparound(polled: Polled) -> None:
     v = snap.health.vacuum if snap.health else None
     assert v is not None
     assert v.freeze_max_age == 200_000_000 and v.max_workers == 3
+    assert v.naptime_seconds == 3600  # HEALTH_SETTINGS, in seconds whatever unit the setting is written in
     assert {d.datname for d in v.databases} >= {"postgres", "template0", "template1"}
     assert all(d.xid_age > 0 for d in v.databases)
     assert v.oldest_tables and v.oldest_tables[0].xid_age >= v.oldest_tables[-1].xid_age

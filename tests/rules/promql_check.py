@@ -76,18 +76,6 @@ def load_rule_groups() -> list[dict[str, Any]]:
     return groups
 
 
-_DURATION_PART = re.compile(r"([0-9]+)(ms|[smhdwy])")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-
-
-def seconds(duration: str) -> float:
-    """A Prometheus duration (``90s``, ``1h30m``) in seconds."""
-    parts = _DURATION_PART.findall(duration)
-    if not parts or "".join(n + u for n, u in parts) != duration:
-        raise ValueError(f"not a Prometheus duration: {duration!r}")
-    return sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
-
-
 def recording_rule_names() -> set[str]:
     return {r["record"] for g in load_rule_groups() for r in g["rules"] if "record" in r}
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import psycopg
 
 from collectors.postgres.settings import PostgresSettings
-from tests.rules.promql_check import load_rule_groups, seconds
+from harness.prometheus import duration_seconds
+from tests.rules.promql_check import load_rule_groups
 from tests.support import pg_poller
 
 
@@ -45,7 +46,7 @@ async def test_kept_reads_wait_for_their_own_interval(fresh_db: str) -> None:
 def test_the_default_sequence_cadence_keeps_its_alert_prompt() -> None:
     """The read adds at most a tenth of the alert's own `for:` to its delay (it was 300 s on a 10 m `for:`)."""
     (rule,) = [r for g in load_rule_groups() for r in g["rules"] if r.get("alert") == "PostgresSequenceNearExhaustion"]
-    assert PostgresSettings().sequence_interval <= 0.1 * seconds(rule["for"])
+    assert PostgresSettings().sequence_interval <= 0.1 * duration_seconds(rule["for"])
     assert PostgresSettings().sequence_interval < PostgresSettings().maintenance_interval
 
 

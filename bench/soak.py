@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import shutil
 import subprocess
@@ -331,7 +332,8 @@ def evidence(prom: PrometheusAPI, params: Params, start: float, end: float) -> d
 # --------------------------------------------------------------------------- the run
 
 
-def run(params: Params, log: Any = print) -> SoakResult:
+def run(params: Params, log: Any = None) -> SoakResult:
+    log = log or functools.partial(print, flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="dbpulse-soak-"))
     versions = {"dbpulse": dbpulse_version()}
     try:

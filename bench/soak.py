@@ -35,7 +35,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,7 +42,7 @@ from typing import Any
 
 import psycopg
 
-from bench.common import DBPULSE, RESULTS, ROOT, dbpulse_version, write_result
+from bench.common import DBPULSE, RESULTS, ROOT, Service, dbpulse_version, running, wait_http, write_result
 from harness.prometheus import LocalPrometheus, PrometheusAPI, format_duration, scaled_rules
 from harness.servers import LocalPostgres, LocalRedis, free_port
 
@@ -242,36 +241,6 @@ def dbpulse_config(params: Params, port: int, primary: LocalPostgres, standby: L
     }, indent=2)
 
 
-@contextlib.contextmanager
-def dbpulse(config: str, workdir: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    path = workdir / "dbpulse.json"
-    path.write_text(config)
-    log = workdir / "dbpulse.log"
-    proc = subprocess.Popen([str(DBPULSE), "run", "--config", str(path)], stdout=log.open("wb"),
-                            stderr=subprocess.STDOUT, cwd=ROOT)
-    try:
-        _wait("dbpulse to be ready", lambda: _ready(proc, f"http://127.0.0.1:{port}/readyz", log), timeout=60)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-
-
-def _ready(proc: subprocess.Popen[bytes], url: str, log: Path) -> bool:
-    if proc.poll() is not None:
-        raise RuntimeError(f"dbpulse exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
 # --------------------------------------------------------------------------- what Prometheus saw
 
 
@@ -346,8 +315,12 @@ def run(params: Params, log: Any = None) -> SoakResult:
             load.warm_cache()
             load.start()
             port = free_port()
+            config = workdir / "dbpulse.json"
+            config.write_text(dbpulse_config(params, port, primary, standby, redis))
+            service = Service("dbpulse", [str(DBPULSE), "run", "--config", str(config)], port)
             try:
-                with dbpulse(dbpulse_config(params, port, primary, standby, redis), workdir, port) as proc:
+                with running(service):
+                    wait_http(service, path="/readyz")
                     rules = scaled_rules(RULE_FILES, workdir, params.speedup)
                     with LocalPrometheus([f"127.0.0.1:{port}"], rules, scrape_interval=params.poll_seconds,
                                          workdir=workdir) as prometheus:
@@ -358,8 +331,8 @@ def run(params: Params, log: Any = None) -> SoakResult:
                         while time.time() < start + params.wall_seconds:
                             time.sleep(min(5.0, max(0.0, start + params.wall_seconds - time.time())))
                             load.check()
-                            if proc.poll() is not None:
-                                raise RuntimeError(f"dbpulse exited:\n{(workdir / 'dbpulse.log').read_text()[-3000:]}")
+                            if service.proc is not None and service.proc.poll() is not None:
+                                raise RuntimeError(f"dbpulse exited:\n{service.log_tail(40)}")
                             if time.time() >= next_report:
                                 now = prometheus.client.alerts()
                                 log(f"  {time.time() - start:5.0f} s: {len(now)} alert(s) pending or firing now"

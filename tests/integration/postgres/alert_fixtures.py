@@ -31,7 +31,7 @@ def stretched(polls: list[tuple[list[Sample], float]], factor: float) -> list[Ph
     start = polls[0][1]
     minutes = [round((at - start) * factor / 60) for _, at in polls]
     phases = []
-    for i, (samples, at) in enumerate(polls):
+    for i, (samples, _) in enumerate(polls):
         scaled = []
         for s in samples:
             if s.name.endswith("_timestamp_seconds") and s.value is not None:

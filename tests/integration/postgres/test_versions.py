@@ -71,7 +71,7 @@ async def poll(poller: PostgresPoller) -> PostgresSnapshot:
 
 async def poll_both(p: Pair) -> tuple[PostgresSnapshot, PostgresSnapshot]:
     primary, standby = await asyncio.wait_for(asyncio.gather(
-        poll(pg_poller(p.primary.dsn(), name="primary", maintenance_interval=0)),
+        poll(pg_poller(p.primary.dsn(), name="primary", maintenance_interval=0, expected_standbys=1)),
         poll(pg_poller(p.standby.dsn(), name="standby", maintenance_interval=0))), 60)
     return primary, standby
 
@@ -146,6 +146,7 @@ def test_replication_from_both_sides(polled: Polled) -> None:
     assert rp is not None and rs is not None
     assert not rp.in_recovery and rs.in_recovery
     (sender,) = rp.worst_senders()
+    assert (rp.connected_standbys, rp.expected_standbys, rp.gone) == (1, 1, [])
     assert (sender.standby, sender.state) == ("standby", "streaming")
     assert (sender.replay_lag_bytes or 0) > (sender.flush_lag_bytes or 0) >= 0  # replay is paused, flushing is not
     assert rs.replay_paused is True and (rs.replay_backlog_bytes or 0) > 0 and rs.receiver_streaming == 1

@@ -1,8 +1,8 @@
 # dbpulse: a small, non-root image of the sidecar.
 #
 #   docker build -t dbpulse .
-#   docker run -p 9630:9630 -e DBPULSE_POSTGRES=postgresql://dbpulse@db:5432/shop dbpulse
-#   docker run -p 9630:9630 -v $PWD/dbpulse.yaml:/etc/dbpulse/dbpulse.yaml:ro dbpulse
+#   docker run -p 19630:19630 -e DBPULSE_POSTGRES=postgresql://dbpulse@db:5432/shop dbpulse
+#   docker run -p 19630:19630 -v $PWD/dbpulse.yaml:/etc/dbpulse/dbpulse.yaml:ro dbpulse
 #
 # Configuration: the YAML file at /etc/dbpulse/dbpulse.yaml (mount your own over the
 # default, see examples/dbpulse.yaml), then DBPULSE_* environment variables
@@ -27,7 +27,7 @@ LABEL org.opencontainers.image.title="dbpulse" \
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/dbpulse/bin:$PATH \
-    DBPULSE_LISTEN=0.0.0.0:9630
+    DBPULSE_LISTEN=0.0.0.0:19630
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     python -m venv /opt/dbpulse \
  && /opt/dbpulse/bin/pip install --no-cache-dir --no-index --find-links /wheels dbpulse \
@@ -36,9 +36,9 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
  && useradd --system --uid 10001 --gid dbpulse --home-dir /nonexistent --shell /usr/sbin/nologin dbpulse
 COPY deploy/docker/dbpulse.yaml /etc/dbpulse/dbpulse.yaml
 USER 10001:10001
-EXPOSE 9630
+EXPOSE 19630
 # Liveness: the poll loops are ticking (a down database does not fail it; see /readyz for that).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["python", "-c", "import os, urllib.request; port = os.environ.get('DBPULSE_LISTEN', ':9630').rsplit(':', 1)[1]; urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=4)"]
+  CMD ["python", "-c", "import os, urllib.request; port = os.environ.get('DBPULSE_LISTEN', ':19630').rsplit(':', 1)[1]; urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=4)"]
 ENTRYPOINT ["dbpulse"]
 CMD ["run", "--config", "/etc/dbpulse/dbpulse.yaml"]

@@ -1,7 +1,7 @@
 # dbpulse: the two commands a new machine needs are `make demo` and `make test`;
 # both install what they need first (scripts/setup.sh).
 PG_DSN ?= postgresql://postgres@127.0.0.1:5432/postgres
-LISTEN ?= 127.0.0.1:9630
+LISTEN ?= 127.0.0.1:19630
 PYTEST_ARGS ?=
 
 .PHONY: setup run demo test lint unit bench clean

@@ -35,6 +35,7 @@ from aiohttp import web
 from demo import app as demo_app
 from demo.load import LoadStats, run_load
 from harness.servers import LocalPostgres, LocalRedis, ServerError, find_pg_bin, free_port
+from monitor.config import DEFAULT_PORT
 
 log = logging.getLogger("dbpulse.demo")
 
@@ -54,7 +55,7 @@ INSTALL_HINT = "run `make setup` (scripts/setup.sh) to install them"
 @dataclass
 class DemoOptions:
     host: str = "127.0.0.1"
-    port: int = 9630  # dbpulse's port; 0 picks a free one
+    port: int = DEFAULT_PORT  # dbpulse's port; 0 picks a free one
     app_port: int = 0
     duration: float | None = None  # seconds; None runs until Ctrl-C
     interval: float = 2.0  # dbpulse poll interval
@@ -327,8 +328,9 @@ async def run_demo(options: DemoOptions, on_ready: Callable[[DemoStack], None] |
         print(f"  {INSTALL_HINT}; or set DBPULSE_PG_BIN to a directory holding initdb and pg_ctl.", file=sys.stderr)
         return 1
     if options.port and port_in_use(options.host, options.port):
-        print(f"dbpulse demo: port {options.port} on {options.host} is already in use (another dbpulse?); "
-              "pass --port PORT, or --port 0 for any free port", file=sys.stderr)
+        print(f"dbpulse demo: cannot listen on {options.host}:{options.port}: the port is already in use "
+              f"(another dbpulse?); pass --listen {options.host}:PORT, or --listen {options.host}:0 for any free "
+              "port", file=sys.stderr)
         return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

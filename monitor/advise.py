@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 import psycopg
 from pydantic import ValidationError
 
-from collectors.postgres.access import error_line, target_name
+from collectors.postgres.access import error_line
+from collectors.postgres.settings import PostgresTarget, target_from_flag
 from monitor.advisor import Advisor, AdvisorConnectionError, Thresholds, render_json, render_markdown
+from monitor.core.settings import problems_from
+from monitor.flags import EPILOG, HelpFormatter, fail
 from monitor.web.pages import render_advice_report
+
+PROG = "dbpulse advise"
 
 # Threshold flags: (Thresholds field, flag, help). Defaults and types come from Thresholds.
 _FLAGS = (
@@ -43,19 +49,34 @@ def add_advise_parser(subparsers: argparse._SubParsersAction) -> None:  # type: 
             "database: DDL is printed, never executed. Exit status is 0 even with findings, 2 when "
             "the database cannot be reached."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter, epilog=EPILOG,
     )
-    parser.add_argument("--postgres", required=True, metavar="DSN",
-                        help="libpq connection string or URI of the database to advise on")
+    parser.add_argument("--postgres", required=True, metavar="[NAME=]DSN",
+                        help="libpq connection string or URI of the database to advise on; NAME= before a URI "
+                        "names the target, as in `dbpulse run`")
     parser.add_argument("--format", choices=("md", "json", "html"), default="md", help="report format")
     parser.add_argument("--output", metavar="FILE", help="write the report to FILE instead of stdout")
     parser.add_argument("--target", metavar="NAME",
-                        help="name of the target in the report (default: host:port/db, as in `dbpulse run`)")
+                        help="name of the target in the report (default: NAME= of --postgres, else host:port/db, "
+                        "as in `dbpulse run`)")
     parser.add_argument("--no-hypopg", action="store_true", help="skip HypoPG verification (heuristic advice)")
     for name, flag, text in _FLAGS:
         default = getattr(defaults, name)
-        parser.add_argument(flag, dest=name, type=type(default), default=default, help=text)
+        parser.add_argument(flag, dest=name, type=type(default), default=default, metavar="N", help=text)
     parser.set_defaults(func=run_advise_command)
+
+
+def _output_problem(output: str) -> str | None:
+    """Why FILE cannot be written, found before the analysis rather than after it."""
+    path = Path(output)
+    parent = path.parent
+    if path.is_dir():
+        return f"--output {output}: is a directory"
+    if not parent.is_dir():
+        return f"--output {output}: directory {parent} does not exist"
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return f"--output {output}: permission denied"
+    return None
 
 
 def run_advise_command(args: argparse.Namespace) -> int:
@@ -68,23 +89,30 @@ def run_advise_command(args: argparse.Namespace) -> int:
         flags = {name: flag for name, flag, _ in _FLAGS}
         for err in exc.errors():
             name = str(err["loc"][0]) if err["loc"] else ""
-            print(f"dbpulse advise: {flags.get(name, name)}: {err['msg']}", file=sys.stderr)
+            print(f"{PROG}: {flags.get(name, name)}: {err['msg']}", file=sys.stderr)
         return 2
-    target = args.target or target_name(args.postgres)
+    try:  # [NAME=]DSN, read and checked as `dbpulse run` reads and checks it
+        postgres = PostgresTarget.model_validate(target_from_flag(args.postgres))
+    except ValidationError as exc:
+        return fail(PROG, "; ".join(f"--postgres: {p}" for p in problems_from(exc)))
+    if args.output and (problem := _output_problem(args.output)):
+        return fail(PROG, problem)
+    dsn, target = postgres.dsn, args.target or postgres.target
     try:
-        report = Advisor(args.postgres, target, settings).run()
+        report = Advisor(dsn, target, settings).run()
     except AdvisorConnectionError as exc:
-        print(f"dbpulse advise: {exc}", file=sys.stderr)
-        return 2
+        return fail(PROG, str(exc))
     except psycopg.OperationalError as exc:  # the server went away mid-run
-        print(f"dbpulse advise: lost {target}: {error_line(exc, args.postgres)}", file=sys.stderr)
-        return 2
+        return fail(PROG, f"lost {target}: {error_line(exc, dsn)}")
     if args.format == "html":
         text = render_advice_report(report, standalone=True)
     else:
         text = render_json(report) if args.format == "json" else render_markdown(report)
-    if args.output:
-        Path(args.output).write_text(text + "\n", encoding="utf-8")
-    else:
+    if not args.output:
         sys.stdout.write(text + "\n")
+        return 0
+    try:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+    except OSError as exc:  # e.g. the disk filled up during the analysis
+        return fail(PROG, f"--output {args.output}: cannot write: {exc.strerror}")
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,16 @@ from typing import Any
 from collectors.postgres.settings import target_from_flag
 from monitor import __version__
 from monitor.advise import add_advise_parser
-from monitor.config import DEFAULT_LISTEN, ConfigError, load, read_file, validate
+from monitor.advisor.settings import AdvisorSettings
+from monitor.config import DEFAULT_LISTEN, DEFAULT_PORT, Config, ConfigError, Layers, parse_listen
 from monitor.core import logs
-from monitor.core.settings import named_url
+from monitor.core.settings import PollSettings, named_url
+from monitor.flags import EPILOG, POSTGRES_HELP, HelpFormatter, Parser, fail, number
+from monitor.web.webconfig import WebConfig, load_web_config
 
-EPILOG = "Documentation: README.md and docs/ in the dbpulse repository."
+log = logging.getLogger("dbpulse")
+
+PORT_OR_ANY = number(int, minimum=0, maximum=65535)
 
 
 def _run_flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -34,46 +40,78 @@ def _run_flags(args: argparse.Namespace) -> dict[str, Any]:
         flags.setdefault("redis", {})["queues"] = list(args.redis_queue)
     if args.health_url:
         flags.setdefault("health", {})["targets"] = [named_url(u) for u in args.health_url]
-    if args.advice_interval is not None:
+    if args.advisor_interval is not None:
         advisor = flags.setdefault("advisor", {})
-        if args.advice_interval == 0:
+        if args.advisor_interval == 0:
             advisor["enabled"] = False
         else:
-            advisor["interval"] = args.advice_interval
+            advisor["interval"] = args.advisor_interval
     if args.interval is not None:
         for section in ("postgres", "redis", "health"):
             flags.setdefault(section, {})["interval"] = args.interval
     return flags
 
 
+class ConfigErrors(Exception):
+    """The problems of the configuration file and of the web config file it names."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        self.errors = errors
+        super().__init__("\n".join(f"dbpulse: {e}" for e in errors))
+
+
+def prepare(path: Path | None, flags: dict[str, Any] | None = None) -> tuple[Layers, Config, WebConfig]:
+    """Everything `run` checks before it connects, for `run` and `check-config` alike: the configuration
+    (file, environment, flags), the secrets it names, that there is something to watch, and the web config.
+    Raises ``ConfigErrors`` with every problem of every file."""
+    try:
+        layers = Layers.read(path, flags)
+    except ConfigError as exc:  # the file cannot be read or is not YAML
+        raise ConfigErrors([exc]) from None
+    errors: list[ConfigError] = []
+    config: Config | None = None
+    try:
+        config = layers.config()
+    except ConfigError as exc:
+        errors.append(exc)
+    web_config, web_path = WebConfig(), layers.merged().get("web_config")
+    if isinstance(web_path, str | Path):
+        try:
+            web_config = load_web_config(Path(web_path))
+        except ConfigError as exc:
+            errors.append(exc)
+    if errors or config is None:
+        raise ConfigErrors(errors)
+    return layers, config, web_config
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from monitor import service  # imported here so --help stays fast
 
     try:
-        config = load(args.config, _run_flags(args))
-    except ConfigError as exc:
-        print(f"dbpulse: {exc}", file=sys.stderr)
+        layers, config, web_config = prepare(args.config, _run_flags(args))
+    except ConfigErrors as exc:
+        print(exc, file=sys.stderr)
         return 2
     logs.setup(config.log.level, config.log.format)
-    if not config.has_targets:
-        print("dbpulse: nothing to watch: give --postgres DSN, --redis URL, --health-url URL or a config "
-              "file with postgres.targets, redis.targets or health.targets", file=sys.stderr)
-        return 2
+    log.info("targets: %s", layers.origins(config))
     try:
-        return service.run(config)
-    except ConfigError as exc:  # e.g. a password_file that cannot be read
+        return service.run(config, web_config)
+    except ConfigError as exc:  # e.g. a password_file that became unreadable since the check
         print(f"dbpulse: {exc}", file=sys.stderr)
         return 2
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    """Exit as `run --config FILE` would before connecting: 0, or 2 with every problem."""
     try:
-        config = validate(read_file(args.file), str(args.file))
-    except ConfigError as exc:
-        print(f"dbpulse: {exc}", file=sys.stderr)
-        return 1
+        layers, config, _ = prepare(args.file)
+    except ConfigErrors as exc:
+        print(exc, file=sys.stderr)
+        return 2
     print(f"{args.file}: OK ({len(config.postgres.targets)} PostgreSQL target(s), "
-          f"{len(config.redis.targets)} Redis target(s), {len(config.health.targets)} health target(s))")
+          f"{len(config.redis.targets)} Redis target(s), {len(config.health.targets)} health target(s)): "
+          f"{layers.origins(config)}")
     return 0
 
 
@@ -87,29 +125,42 @@ DEMO_DESCRIPTION = (
 )
 
 
-def _positive(value: str) -> float:
-    number = float(value)
-    if number <= 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return number
-
-
 def add_demo_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser("demo", help="run dbpulse against a throwaway demo stack", description=DEMO_DESCRIPTION,
-                            formatter_class=argparse.ArgumentDefaultsHelpFormatter, epilog=EPILOG)
-    parser.add_argument("--port", type=int, default=9630, help="port of dbpulse's web UI and /metrics (0: any free)")
-    parser.add_argument("--host", default="127.0.0.1", help="address dbpulse listens on")
-    parser.add_argument("--app-port", type=int, default=0, help="port of the demo application (0: any free)")
-    parser.add_argument("--duration", type=_positive, metavar="SECONDS",
+                            formatter_class=HelpFormatter, epilog=EPILOG)
+    parser.add_argument("--listen", metavar="HOST:PORT", default=f"127.0.0.1:{DEFAULT_PORT}",
+                        help="address of dbpulse's web UI and /metrics (port 0: any free)")
+    parser.add_argument("--host", help=argparse.SUPPRESS)  # before --listen; kept for old scripts
+    parser.add_argument("--port", type=PORT_OR_ANY, help=argparse.SUPPRESS)
+    parser.add_argument("--app-port", type=PORT_OR_ANY, default=0, metavar="PORT",
+                        help="port of the demo application (0: any free)")
+    parser.add_argument("--duration", type=number(float, above=0), metavar="SECONDS",
                         help="stop after SECONDS (default: run until Ctrl-C)")
-    parser.add_argument("--interval", type=_positive, default=2.0, help="dbpulse poll interval, seconds")
-    parser.add_argument("--advisor-interval", type=_positive, default=10.0, help="advisor interval, seconds")
-    parser.add_argument("--scale", type=_positive, default=1.0, help="seed data size factor")
-    parser.add_argument("--clients", type=int, default=4, help="concurrent load generator clients")
+    parser.add_argument("--interval", type=number(float, above=0), default=2.0, metavar="SECONDS",
+                        help="poll interval of every source")
+    parser.add_argument("--advisor-interval", type=number(float, minimum=1), default=10.0, metavar="SECONDS",
+                        help="seconds between index-advisor runs")
+    parser.add_argument("--scale", type=number(float, above=0), default=1.0, metavar="FACTOR",
+                        help="seed data size factor")
+    parser.add_argument("--clients", type=number(int, minimum=1), default=4, metavar="N",
+                        help="concurrent load generator clients")
     parser.set_defaults(func=cmd_demo)
 
 
+def _demo_address(args: argparse.Namespace) -> tuple[str, int]:
+    """``--listen``, with the older ``--host``/``--port`` over it when given."""
+    try:
+        host, port = parse_listen(args.listen, any_port=True)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--listen: {exc}, got {args.listen!r}") from None
+    return args.host or host, port if args.port is None else args.port
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
+    try:
+        host, port = _demo_address(args)
+    except argparse.ArgumentTypeError as exc:
+        return fail("dbpulse demo", str(exc))
     # The demo lives beside the service in the repository, not inside it (the installed service never
     # needs it): found when the checkout is on sys.path, as scripts/setup.sh arranges for .venv.
     try:
@@ -117,17 +168,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except ModuleNotFoundError as exc:
         if exc.name not in ("demo", "demo.stack", "harness", "harness.servers"):
             raise
-        print("dbpulse demo: the demo is not installed here; it runs from a clone of the dbpulse repository "
-              "(`make demo`)", file=sys.stderr)
-        return 2
-    options = stack.DemoOptions(host=args.host, port=args.port, app_port=args.app_port, duration=args.duration,
+        return fail("dbpulse demo", "the demo is not installed here; it runs from a clone of the dbpulse "
+                    "repository (`make demo`)")
+    options = stack.DemoOptions(host=host, port=port, app_port=args.app_port, duration=args.duration,
                                 interval=args.interval, advisor_interval=args.advisor_interval, scale=args.scale,
-                                clients=max(1, args.clients))
+                                clients=args.clients)
     return int(stack.main(options))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="dbpulse",
         description="Observability sidecar for PostgreSQL, Redis and the application's health endpoints: "
         "Prometheus metrics and index advice.",
@@ -136,16 +186,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dbpulse {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    run = sub.add_parser("run", help="run the service", description=(
+    run = sub.add_parser("run", help="run the service", formatter_class=HelpFormatter, description=(
         "Poll the configured sources in the background and serve /metrics, /healthz and /readyz. "
-        "Flags override the configuration file; DBPULSE_LISTEN, DBPULSE_POSTGRES (space-separated "
-        "DSNs) and DBPULSE_LOG_LEVEL sit between the two."), epilog=EPILOG)
+        "Flags override the configuration file, and DBPULSE_LISTEN, DBPULSE_POSTGRES (space-separated "
+        "DSNs) and DBPULSE_LOG_LEVEL sit between the two; targets (--postgres, --redis, --health-url, "
+        "DBPULSE_POSTGRES) and --redis-queue keys are added to the file's, and the log says where each "
+        "target came from."), epilog=EPILOG)
     run.add_argument("--config", type=Path, metavar="FILE", help="YAML configuration file")
-    run.add_argument("--listen", metavar="HOST:PORT", help=f"address to serve on (default {DEFAULT_LISTEN})")
-    run.add_argument("--postgres", action="append", metavar="[NAME=]DSN",
-                     help="PostgreSQL to watch (repeatable); NAME= before a URI sets the target label. "
-                     "Prefer PGPASSWORD, ~/.pgpass or password_env/password_file in the config file "
-                     "to a password in the DSN")
+    run.add_argument("--listen", metavar="HOST:PORT", help=f"address to serve on (default: {DEFAULT_LISTEN})")
+    run.add_argument("--postgres", action="append", metavar="[NAME=]DSN", help=POSTGRES_HELP)
     run.add_argument("--redis", action="append", metavar="[NAME=]URL",
                      help="Redis to watch (repeatable): redis://, rediss:// or unix://; NAME= sets the target "
                      "label. Prefer password_env/password_file in the config file to a password in the URL")
@@ -154,17 +203,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--health-url", action="append", metavar="[NAME=]BASE_URL",
                      help="application base URL whose /health, /health/live and /health/ready to probe "
                      "(repeatable; paths, headers and timeouts in the config file)")
-    run.add_argument("--interval", type=float, metavar="SECONDS", help="poll interval of every source (default 15)")
-    run.add_argument("--advice-interval", type=float, metavar="SECONDS",
-                     help="seconds between index-advisor runs per PostgreSQL target (default 300; 0 disables)")
+    run.add_argument("--interval", type=number(float, above=0), metavar="SECONDS",
+                     help=f"poll interval of every source (default: {PollSettings().interval:g})")
+    run.add_argument("--advisor-interval", type=number(float, minimum=0), metavar="SECONDS",
+                     help=f"seconds between index-advisor runs per PostgreSQL target (default: "
+                     f"{AdvisorSettings().interval:g}; 0 disables)")
+    run.add_argument("--advice-interval", dest="advisor_interval", type=number(float, minimum=0),
+                     help=argparse.SUPPRESS)  # its former name: hidden, kept for existing scripts
     run.add_argument("--web-config", type=Path, metavar="FILE",
                      help="TLS and basic auth for the HTTP server, in the Prometheus exporter-toolkit format")
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     run.set_defaults(func=cmd_run)
 
-    check = sub.add_parser("check-config", help="validate a configuration file",
-                           description="Exit 0 if FILE is valid; otherwise list every problem with its key.")
-    check.add_argument("file", type=Path, metavar="FILE")
+    check = sub.add_parser("check-config", help="validate a configuration file", description=(
+        "Check FILE as `dbpulse run --config FILE` would before it connects, in this environment "
+        "(DBPULSE_* variables, the variables and files that hold secrets): exit 0, or 2 (as run would) "
+        "listing every problem with its key."), epilog=EPILOG)
+    check.add_argument("file", type=Path, metavar="FILE", help="YAML configuration file")
     check.set_defaults(func=cmd_check_config)
     add_advise_parser(sub)
     add_demo_parser(sub)

@@ -11,21 +11,31 @@ checks.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator
 
 from collectors.health.settings import HealthSettings
 from collectors.postgres.settings import PostgresSettings, target_from_flag
 from collectors.redis.settings import RedisSettings
 from monitor.advisor.settings import AdvisorSettings
-from monitor.core.settings import ConfigError, ConfigProblem, PollSettings, Strict, problems_from, read_file
+from monitor.core.settings import (
+    ENVIRONMENT,
+    ConfigError,
+    ConfigProblem,
+    Strict,
+    problems_from,
+    read_file,
+)
 
-DEFAULT_LISTEN = "0.0.0.0:9630"
+DEFAULT_PORT = 19630
+DEFAULT_LISTEN = f"0.0.0.0:{DEFAULT_PORT}"
 
-__all__ = ["DEFAULT_LISTEN", "Config", "ConfigError", "ConfigProblem", "load", "parse_listen", "read_file",
-           "validate"]
+__all__ = ["DEFAULT_LISTEN", "DEFAULT_PORT", "Config", "ConfigError", "ConfigProblem", "Layers", "load",
+           "parse_listen", "read_file", "validate"]
 
 
 class LogSettings(Strict):
@@ -68,46 +78,46 @@ class Config(Strict):
         parse_listen(value)
         return value
 
-    @model_validator(mode="after")
-    def _unique_targets(self) -> Config:
-        sections: dict[str, PollSettings] = {"postgres": self.postgres, "redis": self.redis, "health": self.health}
-        for name, section in sections.items():
-            names = [t.target for t in section.targets]
-            dupes = sorted({n for n in names if names.count(n) > 1})
-            if dupes:
-                raise ValueError(f"{name} target names must be unique; repeated: {', '.join(dupes)}")
-        return self
 
-    @property
-    def has_targets(self) -> bool:
-        return bool(self.postgres.targets or self.redis.targets or self.health.targets)
-
-
-def parse_listen(value: str) -> tuple[str, int]:
+def parse_listen(value: str, any_port: bool = False) -> tuple[str, int]:
+    """``HOST:PORT`` (an IPv6 host in brackets; no host: every address); port 0 only with ``any_port``."""
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError("must be HOST:PORT, e.g. 0.0.0.0:9630")
+    if not sep or not port.isdigit() or not (0 if any_port else 1) <= int(port) < 65536:
+        raise ValueError(f"must be HOST:PORT, e.g. {DEFAULT_LISTEN}")
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-def validate(data: dict[str, Any], source: str) -> Config:
+SECTIONS = ("postgres", "redis", "health")
+# Lists that add up across the layers (file, then environment, then flags) instead of being replaced:
+# `--config f.yaml --postgres extra=...` watches the file's targets and `extra`. Every other value given in
+# a later layer replaces the earlier one.
+ADDITIVE = (("postgres", "targets"), ("redis", "targets"), ("health", "targets"), ("redis", "queues"))
+NOTHING_TO_WATCH = ("nothing to watch: give --postgres DSN, --redis URL, --health-url URL or a config file "
+                    "with postgres.targets, redis.targets or health.targets")
+
+
+def validate(data: dict[str, Any], source: str, environment: Mapping[str, str] | None = None) -> Config:
+    """The configuration in ``data``; with ``environment``, the secrets it names are checked to be there."""
     try:
-        return Config.model_validate(data)
+        return Config.model_validate(data, context={ENVIRONMENT: environment} if environment is not None else None)
     except ValidationError as exc:
-        raise ConfigError(source, problems_from(exc)) from None
+        raise ConfigError(source, problems_from(exc, Config)) from None
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def _merge(base: dict[str, Any], override: dict[str, Any], path: tuple[str, ...] = ()) -> dict[str, Any]:
     out = dict(base)
     for key, value in override.items():
+        here = (*path, key)
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = _merge(out[key], value, here)
+        elif here in ADDITIVE and isinstance(value, list) and isinstance(out.get(key), list):
+            out[key] = [*out[key], *value]
         else:
             out[key] = value
     return out
 
 
-def env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     """Settings from DBPULSE_* environment variables (between the file and the flags)."""
     data: dict[str, Any] = {}
     if environ.get("DBPULSE_LISTEN"):
@@ -120,13 +130,78 @@ def env_overrides(environ: dict[str, str]) -> dict[str, Any]:
     return data
 
 
+@dataclass(frozen=True)
+class Layer:
+    origin: str  # where its values come from: the file's path, "DBPULSE_* environment", "flags"
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Layers:
+    """The file, the DBPULSE_* environment and the flags, each later one over the earlier ones."""
+
+    layers: tuple[Layer, ...]
+    source: str  # named in errors: the file, else "command line"
+    environment: Mapping[str, str]
+
+    @classmethod
+    def read(cls, path: Path | None, flags: dict[str, Any] | None = None,
+             environ: Mapping[str, str] | None = None) -> Layers:
+        environment = os.environ if environ is None else environ
+        layers = (Layer(str(path), read_file(path)) if path else Layer("file", {}),
+                  Layer("DBPULSE_* environment", env_overrides(environment)), Layer("flags", flags or {}))
+        return cls(layers, str(path) if path else "command line", environment)
+
+    def merged(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for layer in self.layers:
+            data = _merge(data, layer.data)
+        return data
+
+    def config(self) -> Config:
+        """The configuration `run` would use, with every problem it would meet before connecting reported at
+        once: shape and values, secrets that are missing from the environment, nothing to watch."""
+        data = self.merged()
+        problems: list[ConfigProblem] = []
+        try:
+            config = validate(data, self.source, self.environment)
+        except ConfigError as exc:
+            problems = exc.problems
+        if not any(isinstance(data.get(s), dict) and data[s].get("targets") for s in SECTIONS):
+            problems.append(ConfigProblem("", NOTHING_TO_WATCH))
+        if problems:
+            raise ConfigError(self.source, problems)
+        return config
+
+    def _given(self, section: str) -> list[tuple[Layer, int]]:
+        """The layers that give targets of ``section``, with how many, in order."""
+        out = []
+        for layer in self.layers:
+            block = layer.data.get(section)
+            targets = block.get("targets") if isinstance(block, dict) else None
+            if isinstance(targets, list) and targets:
+                out.append((layer, len(targets)))
+        return out
+
+    def origins(self, config: Config) -> str:
+        """Which targets came from which layer, e.g. ``postgres shop, orders (dbpulse.yaml) + extra (flags)``;
+        with the rule spelled out when a later layer added targets to an earlier one's."""
+        parts, added = [], False
+        for section in SECTIONS:
+            names = iter(t.target for t in getattr(config, section).targets)
+            given = self._given(section)
+            added = added or len(given) > 1
+            if given:
+                parts.append(f"{section} " + " + ".join(
+                    f"{', '.join(next(names) for _ in range(count))} ({layer.origin})" for layer, count in given))
+        rule = "; targets from flags and DBPULSE_POSTGRES are added to the file's" if added else ""
+        return "; ".join(parts) + rule
+
+
 def load(
     path: Path | None,
     flags: dict[str, Any] | None = None,
-    environ: dict[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Config:
-    """File, then DBPULSE_* environment, then flags; each later layer wins."""
-    data: dict[str, Any] = read_file(path) if path else {}
-    data = _merge(data, env_overrides(dict(os.environ) if environ is None else environ))
-    data = _merge(data, flags or {})
-    return validate(data, str(path) if path else "command line")
+    """File, then DBPULSE_* environment, then flags; each later layer wins, target lists add up."""
+    return Layers.read(path, flags, environ).config()

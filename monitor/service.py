@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
+import socket
 
 from aiohttp import web
 
@@ -19,12 +21,26 @@ from monitor.web.app import make_app
 from monitor.web.detail import DETAIL_METRICS
 from monitor.web.exposition import Exposition
 from monitor.web.trends import RECORDED
-from monitor.web.webconfig import WebConfig, load_web_config, ssl_context
+from monitor.web.webconfig import WebConfig, ssl_context
 from monitor.web.webconfig import middleware as web_middleware
 
 log = logging.getLogger("dbpulse")
 
 SHUTDOWN_SECONDS = 4.0
+
+
+class CannotListen(Exception):
+    """The HTTP server cannot bind the listen address (the message names it)."""
+
+
+def _why(exc: OSError) -> str:
+    """Why a bind failed, in plain words (the OS's own text in parentheses)."""
+    text = exc.strerror or str(exc)
+    if isinstance(exc, socket.gaierror):
+        return f"the host name does not resolve ({text})"
+    reasons = {errno.EADDRINUSE: "the port is already in use", errno.EADDRNOTAVAIL: "the address is not one of "
+               "this machine's", errno.EACCES: "permission denied (ports below 1024 need privileges)"}
+    return f"{reasons[exc.errno]} ({text})" if exc.errno in reasons else text
 
 
 def build_pollers(config: Config) -> list[Poller]:
@@ -37,9 +53,8 @@ def build_pollers(config: Config) -> list[Poller]:
     ]
 
 
-async def serve(config: Config, stop: asyncio.Event) -> None:
+async def serve(config: Config, web_config: WebConfig, stop: asyncio.Event) -> None:
     """Run until ``stop`` is set; then stop polling and close every connection."""
-    web_config = load_web_config(config.web_config) if config.web_config else WebConfig()
     scheduler = Scheduler(build_pollers(config), history_seconds=config.ui.history_seconds,
                           recorded=(*RECORDED, *DETAIL_METRICS))
     app = make_app(scheduler, Exposition(scheduler), [web_middleware(web_config)])
@@ -48,7 +63,11 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
     host, port = parse_listen(config.listen)
     tls = ssl_context(web_config)
     site = web.TCPSite(runner, host, port, ssl_context=tls)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise CannotListen(f"cannot listen on {config.listen}: {_why(exc)}") from None
     scheduler.start()
     log.info("dbpulse listening on %s://%s:%d%s, watching %d source(s)", "https" if tls else "http", host, port,
              " with basic auth" if web_config.basic_auth_users else "", len(scheduler.states))
@@ -64,16 +83,19 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
             log.warning("shutdown took over %g s; exiting anyway", SHUTDOWN_SECONDS)
 
 
-def run(config: Config) -> int:
+def run(config: Config, web_config: WebConfig) -> int:
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await serve(config, stop)
+        await serve(config, web_config, stop)
 
     try:
         asyncio.run(main())
+    except CannotListen as exc:
+        log.error("%s", exc)
+        return 1
     except OSError as exc:
         log.error("cannot start: %s", exc)
         return 1

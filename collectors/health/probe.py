@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import time
 from dataclasses import dataclass
@@ -41,6 +42,38 @@ async def _read_limited(response: aiohttp.ClientResponse, limit: int) -> tuple[b
     return b"".join(chunks), False
 
 
+_ERRNO_WORDS = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ECONNRESET: "connection reset",
+    errno.EHOSTUNREACH: "no route to host",
+    errno.ENETUNREACH: "network unreachable",
+    errno.ETIMEDOUT: "connection timed out",
+}
+
+
+def connect_error(exc: BaseException) -> str:
+    """What failed, in plain words: "connection refused", not the exception's class name."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        reason = getattr(exc.certificate_error, "verify_message", None) or exc.certificate_error
+        return f"TLS certificate rejected ({reason})"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return "TLS handshake failed"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "host name not found"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "server closed the connection without a response"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "response body cut short"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "invalid URL"
+    os_error = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else exc
+    if isinstance(os_error, OSError) and os_error.errno in _ERRNO_WORDS:
+        return _ERRNO_WORDS[os_error.errno]
+    if isinstance(os_error, OSError) and os_error.strerror:
+        return os_error.strerror.lower()
+    return str(exc) or type(exc).__name__
+
+
 def _parse(raw: bytes) -> tuple[Any, bool]:
     try:
         return json.loads(raw), False
@@ -70,7 +103,7 @@ async def probe(
     except aiohttp.ClientResponseError as exc:  # e.g. a malformed response
         return ProbeResult(endpoint.path, False, None, elapsed(), error=f"bad response: {exc.status}")
     except (aiohttp.ClientError, OSError) as exc:
-        return ProbeResult(endpoint.path, False, None, elapsed(), error=type(exc).__name__)
+        return ProbeResult(endpoint.path, False, None, elapsed(), error=connect_error(exc))
     duration = elapsed()
     if too_large:
         return ProbeResult(endpoint.path, True, status, duration, too_large=True)

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from monitor.core.settings import PollSettings, Strict, TargetBase, safe_name
+from monitor.core.settings import PollSettings, Strict, TargetBase, safe_name, variables_set
 
 DEFAULT_ENDPOINT_TIMEOUT = 5.0
 
@@ -49,6 +49,7 @@ class HealthTarget(TargetBase):
     headers_env: dict[str, str] = Field(default_factory=dict, description="header name -> env variable")
 
     _endpoints = field_validator("endpoints", mode="before")(_endpoints)
+    _headers_env = field_validator("headers_env")(variables_set)
 
     @field_validator("url")
     @classmethod

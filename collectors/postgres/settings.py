@@ -6,28 +6,29 @@ import re
 from pathlib import Path
 from typing import Any
 
-from psycopg.conninfo import conninfo_to_dict
 from pydantic import Field, field_validator
 
 from collectors.postgres.access import target_name
+from collectors.postgres.conninfo import dsn_problems
 from monitor.core.redact import register_dsn_secrets, register_secret
-from monitor.core.settings import PollSettings, Strict, TargetBase, resolve_secret
+from monitor.core.settings import PollSettings, Strict, TargetBase, file_readable, resolve_secret, variables_set
 
 
 class PostgresTarget(TargetBase):
     dsn: str
-    password_env: str | None = None
-    password_file: Path | None = None
+    password_env: str | None = Field(None, description="environment variable that holds the password")
+    password_file: Path | None = Field(None, description="file that holds the password")
     expected_standbys: int | None = Field(None, ge=0, description="this primary's own count (overrides the section's)")
+
+    _password_env = field_validator("password_env")(variables_set)
+    _password_file = field_validator("password_file")(file_readable)
 
     @field_validator("dsn")
     @classmethod
-    def _parseable(cls, value: str) -> str:
-        try:
-            conninfo_to_dict(value)
-        except Exception:
-            # Never echo the DSN: it may hold a password.
-            raise ValueError("is not a valid PostgreSQL connection string or URI") from None
+    def _connectable(cls, value: str) -> str:
+        problems = dsn_problems(value)  # never echoes the DSN: it may hold a password
+        if problems:
+            raise ValueError("; ".join(problems))
         return value
 
     def derived_name(self) -> str:

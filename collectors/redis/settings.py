@@ -9,7 +9,7 @@ from redis.asyncio.connection import parse_url
 
 from collectors.redis.prefixes import PrefixRules
 from monitor.core.redact import register_secret, register_url_secrets
-from monitor.core.settings import PollSettings, TargetBase, resolve_secret, safe_name
+from monitor.core.settings import PollSettings, TargetBase, file_readable, resolve_secret, safe_name, variables_set
 
 
 def target_name(url: str) -> str:
@@ -27,9 +27,12 @@ def target_name(url: str) -> str:
 class RedisTarget(TargetBase):
     url: str = Field(description="redis://[[user]:password@]host[:port][/db], rediss://..., unix://path")
     username: str | None = Field(None, description="ACL user; overrides the URL's")
-    password_env: str | None = None
-    password_file: Path | None = None
+    password_env: str | None = Field(None, description="environment variable that holds the password")
+    password_file: Path | None = Field(None, description="file that holds the password")
     queues: list[str] = Field(default_factory=list, description="list or stream keys of this target")
+
+    _password_env = field_validator("password_env")(variables_set)
+    _password_file = field_validator("password_file")(file_readable)
 
     @field_validator("url")
     @classmethod

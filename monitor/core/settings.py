@@ -7,15 +7,28 @@ composes the sections and does loading, layering and error reporting.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
-from collections.abc import Sequence
+import types
+import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,62}$")
 DEFAULT_TIMEOUT_SHARE = 0.8  # a poll may take this share of its interval unless a timeout is set
@@ -32,6 +45,40 @@ def timeout_below_interval(value: float | None, info: ValidationInfo) -> float |
     interval = info.data.get("interval")
     if value is not None and interval is not None and value >= interval:
         raise ValueError(f"must be shorter than interval ({interval} s)")
+    return value
+
+
+# The validation context's key for the environment the service will run in. Given (by ``check-config`` and
+# ``run``), the secrets a configuration names are checked to be there; absent, only the shape is checked.
+ENVIRONMENT = "environment"
+
+
+def _environment(info: ValidationInfo) -> Mapping[str, str] | None:
+    context = info.context
+    environment = context.get(ENVIRONMENT) if isinstance(context, dict) else None
+    return environment if isinstance(environment, Mapping) else None
+
+
+def variables_set(value: Any, info: ValidationInfo) -> Any:
+    """Field validator: the environment variable(s) named (a name, or the values of a mapping) are set."""
+    environment = _environment(info)
+    if environment is None or not value:
+        return value
+    names = list(value.values()) if isinstance(value, Mapping) else [value]
+    missing = [name for name in names if name not in environment]
+    if missing:
+        raise ValueError(f"environment variable {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set")
+    return value
+
+
+def file_readable(value: Path | None, info: ValidationInfo) -> Path | None:
+    """Field validator: the file named can be opened for reading."""
+    if value is not None and _environment(info) is not None:
+        try:
+            with value.open("rb"):
+                pass
+        except OSError as exc:
+            raise ValueError(f"cannot read {value}: {exc.strerror}") from None
     return value
 
 
@@ -76,17 +123,28 @@ class PollSettings(Strict):
 
     _timeout = field_validator("timeout")(timeout_below_interval)
 
-    @model_validator(mode="after")
-    def _target_timeouts_below_intervals(self) -> PollSettings:
-        bad = []
-        for i, target in enumerate(self.targets):
-            interval = self.interval_of(target)
-            if target.timeout is not None and target.timeout >= interval:
-                bad.append(f"targets[{i}].timeout ({target.timeout:g}) must be shorter than its interval "
-                           f"({interval:g} s)")
-        if bad:
-            raise ValueError("; ".join(bad))
-        return self
+    @model_validator(mode="wrap")
+    @classmethod
+    def _target_timeouts_and_names(cls, data: Any, handler: ModelWrapValidatorHandler[PollSettings]) -> Any:
+        """Each target's timeout against its interval, checked on the data as given, so that it is reported
+        along with every other error (an "after" validator would run only once everything else is valid);
+        then the targets' names, unique within the section."""
+        problems = _target_timeout_errors(data, cls.model_fields["interval"].default)
+        try:
+            settings = handler(data)
+        except ValidationError as exc:
+            if not problems:
+                raise
+            raise ValidationError.from_exception_data(exc.title, [*_as_init_errors(exc), *problems]) from None
+        names = [t.target for t in settings.targets]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            problems.append({"type": PydanticCustomError("value_error", "target names must be unique; repeated: "
+                                                         "{names}", {"names": ", ".join(repeated)}),
+                             "loc": ("targets",), "input": names})
+        if problems:
+            raise ValidationError.from_exception_data(cls.__name__, problems)
+        return settings
 
     def interval_of(self, target: TargetBase) -> float:
         return target.interval or self.interval
@@ -99,6 +157,44 @@ class PollSettings(Strict):
         if self.timeout is not None and self.timeout < interval:
             return self.timeout
         return default_timeout(interval)
+
+
+def _number(value: Any) -> float | None:
+    """A number as pydantic would read it, else None (pydantic reports the bad value itself)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
+
+
+def _get(item: Any, key: str) -> Any:
+    return item.get(key) if isinstance(item, Mapping) else getattr(item, key, None)
+
+
+def _target_timeout_errors(data: Any, default_interval: float) -> list[InitErrorDetails]:
+    section_interval = _number(_get(data, "interval")) or default_interval
+    targets = _get(data, "targets")
+    if isinstance(targets, str | bytes | Mapping) or not isinstance(targets, Sequence):
+        return []
+    errors: list[InitErrorDetails] = []
+    for i, target in enumerate(targets):
+        timeout = _number(_get(target, "timeout"))
+        interval = _number(_get(target, "interval")) or section_interval
+        if timeout is not None and timeout >= interval:
+            message = PydanticCustomError("value_error", "must be shorter than its interval ({interval} s)",
+                                          {"interval": f"{interval:g}"})
+            errors.append({"type": message, "loc": ("targets", i, "timeout"), "input": _get(target, "timeout")})
+    return errors
+
+
+def _as_init_errors(exc: ValidationError) -> list[InitErrorDetails]:
+    """The errors of ``exc``, to be raised again with more (type and message kept; without a context,
+    the message is not formatted, so braces in it stay as they are)."""
+    return [{"type": PydanticCustomError(e["type"], e["msg"]),
+             "loc": e["loc"], "input": e["input"]} for e in exc.errors()]
 
 
 _NAMED_URL = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)=(?P<url>[a-z][a-z0-9+.-]*://.*)$")
@@ -159,22 +255,64 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def problems_from(exc: ValidationError) -> list[ConfigProblem]:
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds: itself, or inside ``list[...]``, ``X | None``, ``Sequence[...]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is not None:
+        for arg in typing.get_args(annotation):
+            model = _model_in(arg)
+            if model is not None:
+                return model
+    return None
+
+
+def keys_at(model: type[BaseModel], loc: Sequence[int | str]) -> list[str]:
+    """The keys allowed in the mapping at ``loc`` (a path into ``model``'s data), by name and alias."""
+    current: type[BaseModel] | None = model
+    for part in loc:
+        if isinstance(part, int) or current is None:
+            continue  # a list item: its model is the list field's
+        field = current.model_fields.get(part) or next(
+            (f for f in current.model_fields.values() if f.alias == part), None)
+        current = _model_in(field.annotation) if field is not None else None
+    if current is None:
+        return []
+    return [f.alias or name for name, f in current.model_fields.items()]
+
+
+def did_you_mean(word: str, choices: Sequence[str]) -> str:
+    """`` (did you mean X?)`` for the closest choice, or nothing."""
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def problems_from(exc: ValidationError, model: type[BaseModel] | None = None) -> list[ConfigProblem]:
+    """One problem per error, with its path; an unknown key names the closest known key of ``model``."""
     problems = []
     for err in exc.errors():
         msg = err["msg"].removeprefix("Value error, ")
+        loc = tuple(err["loc"])
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-        problems.append(ConfigProblem(_loc(tuple(err["loc"])), msg))
+            if model is not None and loc and isinstance(loc[-1], str):
+                msg += did_you_mean(loc[-1], keys_at(model, loc[:-1]))
+        problems.append(ConfigProblem(_loc(loc), msg))
     return problems
 
 
 def read_file(path: Path) -> dict[str, Any]:
     """Read a YAML config file into a mapping, or raise ConfigError naming the file."""
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(str(path), [ConfigProblem("", f"cannot read file: {exc.strerror}")]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(str(path), [ConfigProblem(
+            f"line {line}", f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8")]) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -182,6 +320,8 @@ def read_file(path: Path) -> dict[str, Any]:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "not valid YAML"
         raise ConfigError(str(path), [ConfigProblem(where, f"YAML syntax: {problem}")]) from None
+    except RecursionError:  # PyYAML's parser recurses once per level of nesting
+        raise ConfigError(str(path), [ConfigProblem("", "YAML nested too deeply")]) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -73,14 +73,27 @@ def _reports(scheduler: Scheduler, target: str | None) -> list[AdviceReport]:
     ]
 
 
+def _advised_targets(scheduler: Scheduler) -> list[str]:
+    return [s.poller.target for s in scheduler.states if s.poller.source == "advisor"]
+
+
+def _no_report(scheduler: Scheduler, target: str) -> str:
+    """Why ``target`` has no report: it is not one the advisor runs on, or its first run has not ended."""
+    known = _advised_targets(scheduler)
+    if target not in known:
+        return f"unknown target {target!r}; the advisor runs on: {', '.join(known) or 'no target'}"
+    return f"no advice for {target} yet: the advisor's first run has not finished"
+
+
 async def advice_json(request: web.Request) -> web.Response:
     """The last advice report of every target (a list), or of one with ``?target=NAME`` (an object)."""
+    scheduler = request.app[SCHEDULER]
     target = request.query.get("target")
-    reports = _reports(request.app[SCHEDULER], target)
+    reports = _reports(scheduler, target)
     if target is None:
         return web.json_response([r.to_json_dict() for r in reports])
     if not reports:
-        return web.json_response({"error": "no advice for this target yet"}, status=404)
+        return web.json_response({"error": _no_report(scheduler, target)}, status=404)
     return web.json_response(reports[0].to_json_dict())
 
 
@@ -92,8 +105,8 @@ async def advice_html(request: web.Request) -> web.Response:
     if len(reports) == 1:
         return _html(pages.render_advice_report(reports[0]))
     if target is not None:
-        return web.Response(text="no advice for this target yet\n", status=404)
-    return _html(pages.render_advice_index([s.poller.target for s in scheduler.states if s.poller.source == "advisor"]))
+        return web.Response(text=_no_report(scheduler, target) + "\n", status=404)
+    return _html(pages.render_advice_index(_advised_targets(scheduler)))
 
 
 async def index(request: web.Request) -> web.Response:

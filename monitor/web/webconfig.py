@@ -92,7 +92,7 @@ def load_web_config(path: Path) -> WebConfig:
     try:
         config = WebConfig.model_validate(read_file(path))
     except ValidationError as exc:
-        raise ConfigError(str(path), problems_from(exc)) from None
+        raise ConfigError(str(path), problems_from(exc, WebConfig)) from None
     problems = []
     tls = config.tls_server_config
     if tls:
@@ -104,6 +104,11 @@ def load_web_config(path: Path) -> WebConfig:
                 and tls.client_ca_file is None:
             problems.append(ConfigProblem("tls_server_config.client_ca_file",
                                           f"required with client_auth_type {tls.client_auth_type}"))
+    if tls and not problems:
+        try:
+            ssl_context(config)
+        except (ssl.SSLError, OSError) as exc:  # a file that is not PEM, a key that does not match
+            problems.append(ConfigProblem("tls_server_config", f"cannot load the certificate and key: {exc}"))
     if problems:
         raise ConfigError(str(path), problems)
     return config

@@ -30,7 +30,7 @@ PROVISIONING = DASHBOARDS / "provisioning"
 # Grafana's template variables, replaced by plausible values before PromQL is checked.
 SUBSTITUTIONS = {
     "$__rate_interval": "1m", "$__interval": "30s", "$__range": "3h",
-    "$datasource": "prom", "$job": "dbpulse", "$instance": "sidecar:9630", "$target": "main",
+    "$datasource": "prom", "$job": "dbpulse", "$instance": "sidecar:19630", "$target": "main",
 }
 
 

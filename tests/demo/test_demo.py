@@ -81,8 +81,8 @@ def _listening(port: int) -> bool:
 def test_demo_runs_shows_advice_and_leaves_nothing_behind() -> None:
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli", "demo", "--port", "0", "--duration", "300", "--interval", "1",
-         "--advisor-interval", "5", "--scale", "0.5"],
+        [sys.executable, "-m", "monitor.cli", "demo", "--listen", "127.0.0.1:0", "--duration", "300",
+         "--interval", "1", "--advisor-interval", "5", "--scale", "0.5"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     out = Output(proc)
@@ -162,8 +162,8 @@ def test_demo_says_what_is_missing(tmp_path: Path) -> None:
     empty = tmp_path / "bin"
     empty.mkdir()
     env = {**os.environ, "DBPULSE_PG_BIN": str(tmp_path / "no-postgres"), "PATH": str(empty)}
-    result = subprocess.run([sys.executable, "-m", "monitor.cli", "demo", "--port", "0", "--duration", "1"],
-                            capture_output=True, text=True, env=env, timeout=30)
+    result = subprocess.run([sys.executable, "-m", "monitor.cli", "demo", "--listen", "127.0.0.1:0",
+                             "--duration", "1"], capture_output=True, text=True, env=env, timeout=30)
     assert result.returncode == 1
     assert "PostgreSQL server binaries" in result.stderr
     assert "redis-server" in result.stderr

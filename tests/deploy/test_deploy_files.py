@@ -157,7 +157,7 @@ def test_compose_has_the_whole_stack(compose: dict[str, Any]) -> None:
     dockerfile = ROOT / services["postgres"]["build"]["context"] / services["postgres"]["build"]["dockerfile"]
     assert "hypopg" in dockerfile.read_text()
     assert services["dbpulse"]["build"] in (".", {"context": "."})
-    assert "9630:9630" in services["dbpulse"]["ports"]
+    assert "19630:19630" in services["dbpulse"]["ports"]
 
 
 def test_compose_mounts_exist(compose: dict[str, Any]) -> None:
@@ -193,7 +193,7 @@ def test_compose_configs_are_valid_and_consistent(compose: dict[str, Any], tmp_p
     prom_file = _mount(services["prometheus"], "/etc/prometheus/prometheus.yml")
     prom = yaml.safe_load(prom_file.read_text())
     targets = [t for job in prom["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]]
-    assert "dbpulse:9630" in targets
+    assert "dbpulse:19630" in targets
     am = prom["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
     assert am == ["alertmanager:9093"]
     rules_dir = _mount(services["prometheus"], "/etc/prometheus/rules")
@@ -252,7 +252,7 @@ def test_kubernetes_sidecar_with_probes(manifests: list[dict[str, Any]]) -> None
     assert len(containers) >= 2, "dbpulse runs next to the application container"
     sidecar = containers["dbpulse"]
     ports = {p["name"]: p["containerPort"] for p in sidecar["ports"]}
-    assert ports["metrics"] == 9630
+    assert ports["metrics"] == 19630
     assert sidecar["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     assert sidecar["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     assert sidecar["securityContext"]["runAsUser"] != 0

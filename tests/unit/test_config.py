@@ -7,7 +7,7 @@ import pytest
 from collectors.postgres.access import target_name
 from collectors.postgres.settings import target_from_flag
 from monitor.cli import main
-from monitor.config import ConfigError, load, validate
+from monitor.config import ConfigError, Layers, load, validate
 from monitor.core.settings import resolve_secret
 
 
@@ -19,7 +19,7 @@ def problems(data: dict[str, object]) -> list[str]:
 
 def test_defaults_are_valid() -> None:
     config = validate({"postgres": {"targets": [{"dsn": "postgresql:///shop"}]}}, "x")
-    assert config.listen == "0.0.0.0:9630"
+    assert config.listen == "0.0.0.0:19630"
     assert config.postgres.interval == 15
     assert config.postgres.timeout_of(config.postgres.targets[0]) == 12
 
@@ -35,7 +35,7 @@ def test_every_error_is_reported_at_once_with_its_path() -> None:
         "colour": "blue",
     })
     assert found == [
-        "listen: must be HOST:PORT, e.g. 0.0.0.0:9630",
+        "listen: must be HOST:PORT, e.g. 0.0.0.0:19630",
         "postgres.timeout: must be shorter than interval (5.0 s)",
         "postgres.targets[0].bogus: unknown key",
         "postgres.targets[1].name: must be 1-63 characters of letters, digits and _ . : / -",
@@ -54,7 +54,7 @@ def test_bad_dsn_error_never_echoes_the_password() -> None:
 def test_duplicate_target_names_rejected() -> None:
     found = problems({"postgres": {"targets": [
         {"dsn": "postgresql://a@h/db"}, {"dsn": "postgresql://b@h/db"}]}})
-    assert found == ["postgres target names must be unique; repeated: h:5432/db"]
+    assert found == ["postgres.targets: target names must be unique; repeated: h:5432/db"]
 
 
 @pytest.mark.parametrize(("dsn", "name"), [
@@ -72,17 +72,25 @@ def test_named_flag() -> None:
     assert target_from_flag("host=h dbname=db") == {"dsn": "host=h dbname=db"}
 
 
-def test_layers_file_then_env_then_flags(tmp_path: Path) -> None:
+def test_layers_file_then_env_then_flags_and_targets_add_up(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("listen: 127.0.0.1:1000\npostgres:\n  interval: 30\n  targets:\n    - dsn: postgresql:///a\n")
     config = load(path, {}, {"DBPULSE_LISTEN": "127.0.0.1:2000"})
     assert config.listen == "127.0.0.1:2000"
     assert [t.target for t in config.postgres.targets] == ["localhost:5432/a"]
-    config = load(path, {"listen": "127.0.0.1:3000", "postgres": {"targets": [{"dsn": "postgresql:///b"}]}},
-                  {"DBPULSE_LISTEN": "127.0.0.1:2000"})
+    flags = {"listen": "127.0.0.1:3000", "postgres": {"targets": [{"name": "extra", "dsn": "postgresql:///b"}]}}
+    environ = {"DBPULSE_LISTEN": "127.0.0.1:2000", "DBPULSE_POSTGRES": "env=postgresql:///c"}
+    config = load(path, flags, environ)
     assert config.listen == "127.0.0.1:3000"
     assert config.postgres.interval == 30  # the file's value survives a flag that does not set it
-    assert [t.target for t in config.postgres.targets] == ["localhost:5432/b"]
+    # Targets are added, file first: a flag never silently drops the file's targets.
+    assert [t.target for t in config.postgres.targets] == ["localhost:5432/a", "env", "extra"]
+    layers = Layers.read(path, flags, environ)
+    assert layers.origins(layers.config()) == (
+        f"postgres localhost:5432/a ({path}) + env (DBPULSE_* environment) + extra (flags); "
+        "targets from flags and DBPULSE_POSTGRES are added to the file's")
+    only_flags = Layers.read(None, flags, {})
+    assert only_flags.origins(only_flags.config()) == "postgres extra (flags)"
 
 
 def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
@@ -115,15 +123,15 @@ def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["check-config", str(good)]) == 0
     bad = tmp_path / "bad.yaml"
     bad.write_text("postgres:\n  intervall: 5\n  targets:\n    - dsn: postgresql://u@h/db\n      nme: x\n")
-    assert main(["check-config", str(bad)]) == 1
+    assert main(["check-config", str(bad)]) == 2
     err = capsys.readouterr().err
     assert str(bad) in err
-    assert "postgres.intervall: unknown key" in err
-    assert "postgres.targets[0].nme: unknown key" in err
+    assert "postgres.intervall: unknown key (did you mean interval?)" in err
+    assert "postgres.targets[0].nme: unknown key (did you mean name?)" in err
 
 
 def test_check_config_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check-config", str(tmp_path / "nope.yaml")]) == 1
+    assert main(["check-config", str(tmp_path / "nope.yaml")]) == 2
     assert "cannot read file" in capsys.readouterr().err
 
 
@@ -133,6 +141,6 @@ def test_target_timeout_must_be_below_its_interval() -> None:
         {"name": "b", "dsn": "postgresql:///b", "interval": 100, "timeout": 60},
     ]}, "redis": {"targets": [{"url": "redis://h", "interval": 2, "timeout": 2}]}})
     assert found == [
-        "postgres: targets[0].timeout (60) must be shorter than its interval (15 s)",
-        "redis: targets[0].timeout (2) must be shorter than its interval (2 s)",
+        "postgres.targets[0].timeout: must be shorter than its interval (15 s)",
+        "redis.targets[0].timeout: must be shorter than its interval (2 s)",
     ]

@@ -42,7 +42,7 @@ def test_errors_name_the_key_and_never_echo_the_url() -> None:
 
 
 def test_duplicate_target_names_are_rejected() -> None:
-    with pytest.raises(ConfigError, match="redis target names must be unique"):
+    with pytest.raises(ConfigError, match=r"redis\.targets: target names must be unique"):
         validate({"redis": {"targets": [{"url": "redis://h:1/0"}, {"url": "redis://:x@h:1/0"}]}}, "f")
 
 

@@ -25,22 +25,24 @@ Phase = tuple[list[Sample], int]  # the samples of one poll, and for how many mi
 
 def stretched(polls: list[tuple[list[Sample], float]], factor: float) -> list[Phase]:
     """Polls taken at the given wall times, as they would read ``factor`` times slower: each poll stands
-    until the next one's minute, timestamps move onto the fixture's clock (the first poll at 0) and
-    durations stretch (``*_timestamp_seconds`` and ``*_seconds`` gauges). A server whose settings are
-    ``factor`` times shorter (autovacuum_naptime 1 s for 60 s) then plays a real one."""
+    from its own minute until the next poll's (of polls that fall in one minute, the last), timestamps
+    move onto the fixture's clock (the first poll at 0) and durations stretch (``*_timestamp_seconds``
+    and ``*_seconds`` gauges). A server whose settings are ``factor`` times shorter (autovacuum_naptime
+    1 s for 60 s) then plays a real one."""
     start = polls[0][1]
-    minutes = [round((at - start) * factor / 60) for _, at in polls]
+    by_minute = {round((at - start) * factor / 60): samples for samples, at in polls}
+    minutes = sorted(by_minute)
     phases = []
-    for i, (samples, _) in enumerate(polls):
+    for i, minute in enumerate(minutes):
         scaled = []
-        for s in samples:
+        for s in by_minute[minute]:
             if s.name.endswith("_timestamp_seconds") and s.value is not None:
                 s = Sample(s.name, s.labels, (s.value - start) * factor)
             elif s.name.endswith("_seconds") and spec(s.name).type == "gauge" and s.value is not None:
                 s = Sample(s.name, s.labels, s.value * factor)
             scaled.append(s)
-        following = minutes[i + 1] if i + 1 < len(minutes) else minutes[i] + 2
-        phases.append((scaled, max(1, following - minutes[i])))
+        following = minutes[i + 1] if i + 1 < len(minutes) else minute + 2
+        phases.append((scaled, following - minute))
     return phases
 
 

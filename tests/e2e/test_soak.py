@@ -3,7 +3,8 @@
 A primary and a streaming standby under pgbench, Redis under cache traffic, dbpulse watching the
 three, a real Prometheus evaluating the shipped rules with every window and `for:` divided by 15
 (autovacuum's naptime and the advisor 15 times as often; polls and scrapes every 2 s, not 1: see
-bench.soak.MIN_POLL_SECONDS). No alert may be pending at any evaluation. The full-length run is `python -m bench.soak` (docs/alerting.md).
+bench.soak.MIN_POLL_SECONDS). No alert may be pending at any evaluation. The full-length run is
+`python -m bench.soak` (docs/alerting.md).
 """
 
 from __future__ import annotations

@@ -314,9 +314,12 @@ def postgres_health() -> dict[str, Any]:
                        mappings=[{"type": "value", "options": {"0": {"text": "primary", "color": "blue"},
                                                                "1": {"text": "standby", "color": "purple"}}}]),
                   6, 5),
-        lay.place(stat("Standbys streaming",
-                       [target(f'count by (target) (dbpulse_pg_replication_standby_state{{{SEL}, state="streaming"}})',
-                               "{{target}}")], "none", "WAL senders of each primary in state streaming."), 6, 5),
+        lay.place(stat("Standbys connected",
+                       [target(f"dbpulse_pg_replication_connected_standbys{{{SEL}}}", "{{target}}"),
+                        target(f"dbpulse_pg_replication_expected_standbys{{{SEL}}}", "expected {{target}}")],
+                       "none", "WAL senders of each server that are not base backups, and "
+                       "postgres.expected_standbys where set: fewer on a primary fires PostgresStandbysMissing; "
+                       "one gone that was there this hour, PostgresStandbyGone."), 6, 5),
         lay.place(stat("Replay paused (standbys)", [target(f"dbpulse_pg_replay_paused{{{SEL}}}", "{{target}}")],
                        "none", "", [(None, "green"), (1, "red")]), 6, 5),
         lay.place(stat("WAL receiver streaming (standbys)",
@@ -378,8 +381,10 @@ def postgres_health() -> dict[str, Any]:
                              [target(top.format(f'dbpulse_pg_table_dead_rows{{{SEL}, table!="__other__"}} / '
                                                 f"dbpulse_pg_table_autovacuum_threshold_rows{{{SEL}}}"),
                                      "{{table}}")],
-                             "percentunit", "Above 100% autovacuum should vacuum it; an hour above fires "
-                             "PostgresAutovacuumNotKeepingUp."), 12, 8),
+                             "percentunit", "Above 100% autovacuum vacuums it at its next visit (every "
+                             "autovacuum_naptime); a hot small table stays above while page pruning keeps it "
+                             "bounded. PostgresAutovacuumNotKeepingUp fires when a table stays above with no "
+                             "VACUUM in 5 naptimes, or grows across VACUUMs, for an hour."), 12, 8),
         lay.place(timeseries("Running VACUUMs",
                              [target(f"dbpulse_pg_vacuum_progress_ratio{{{SEL}}}",
                                      "{{target}} {{datname}} {{relation}} ({{mode}})")],

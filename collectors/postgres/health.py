@@ -2,9 +2,11 @@
 archiving, I/O, sequences and bloat, read by the PostgreSQL poller on the same connection.
 
 Cheap views are read every poll; the lock queries only while someone waits on
-a lock; the expensive ones (autovacuum's per-table thresholds, oldest tables
-by frozen XID age, sequences, bloat) every ``postgres.maintenance_interval``
-and kept in between (``maintain``, before the poll builds its table rows).
+a lock; sequences every ``postgres.sequence_interval`` (a minute: cheap, and
+their alert should not wait); the expensive ones (autovacuum's per-table
+thresholds, oldest tables by frozen XID age, bloat) every
+``postgres.maintenance_interval``. Both are kept in between (``maintain``,
+before the poll builds its table rows).
 
 Every area is a feature (``dbpulse_pg_feature_enabled{feature}``): a view the
 server's version lacks, a query that fails (counted in
@@ -47,6 +49,7 @@ THRESHOLD_FIELDS = ("autovacuum_enabled", "vacuum_threshold", "insert_threshold"
 FEATURES = ("replication", "replication_slots", "wraparound", "autovacuum", "locks", "wal", "archiver",
             "archive_pending", "io", "sequences", "bloat")
 GRANT_MONITOR = "GRANT pg_monitor TO the dbpulse role (other sessions' states are hidden from it)"
+STANDBY_MEMORY_SECONDS = 3600.0  # a standby seen this recently and gone is listed (PostgresStandbyGone's hour)
 GRANT_READ = ("GRANT pg_read_all_data (PostgreSQL 14+) or SELECT on the tables and sequences to the dbpulse role "
               "(pg_monitor does not let it read sequences or the statistics of tables)")
 
@@ -57,9 +60,16 @@ class Maintenance:
 
     thresholds: dict[int, dict[str, Any]] = field(default_factory=dict)  # relid -> TableRow's threshold fields
     oldest_tables: list[OldestTableRow] | None = None
-    sequences: list[SequenceRow] | None = None
     bloat: Bloat | None = None
     problems: dict[str, str | None] = field(default_factory=dict)
+
+
+@dataclass
+class Sequences:
+    """The last sequence read, kept until the next (postgres.sequence_interval)."""
+
+    rows: list[SequenceRow] | None = None
+    problem: str | None = None
 
 
 @dataclass
@@ -103,16 +113,21 @@ class TableCounts:
 class HealthReader:
     """Reads the health areas of one target; remembers the maintenance reads and the features' state."""
 
-    def __init__(self, target: str, settings: PostgresSettings, query_errors: dict[str, int]) -> None:
+    def __init__(self, target: str, settings: PostgresSettings, query_errors: dict[str, int],
+                 expected_standbys: int | None = None) -> None:
         self.target = target
         self.settings = settings
+        self.expected_standbys = expected_standbys
         self._errors = query_errors
         for name in QUERY_NAMES:
             self._errors.setdefault(name, 0)
         self._maintenance = Maintenance()
         self._maintenance_at: float | None = None  # monotonic
+        self._sequences = Sequences()
+        self._sequences_at: float | None = None  # monotonic
         self._reported: dict[str, str | None] = {}
         self._in_recovery: bool | None = None  # the role at the last poll
+        self._standbys_seen: dict[str, float] = {}  # standby name -> when last connected (monotonic)
 
     async def _rows(self, conn: psycopg.AsyncConnection[dict[str, Any]], name: str, sql: str,
                     problems: dict[str, str | None], feature: str,
@@ -141,10 +156,10 @@ class HealthReader:
         wal = await self._wal(conn, version, state, problems)
         if vacuum is not None:
             vacuum.oldest_tables = self._maintenance.oldest_tables
-        for feature, problem in self._maintenance.problems.items():
+        for feature, problem in (*self._maintenance.problems.items(), ("sequences", self._sequences.problem)):
             problems[feature] = problems[feature] or problem
         self._report(problems)
-        return ServerHealth(replication, vacuum, locks, wal, self._maintenance.sequences, self._maintenance.bloat,
+        return ServerHealth(replication, vacuum, locks, wal, self._sequences.rows, self._maintenance.bloat,
                             problems, self.settings.top_applications)
 
     async def _replication(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int,
@@ -158,9 +173,12 @@ class HealthReader:
         if self._in_recovery is not None and in_recovery != self._in_recovery:
             log.info("%s: %s", self.target, "entered recovery: it is a standby now" if in_recovery
                      else "left recovery (promoted): it is a primary now")
+            self._standbys_seen.clear()  # after a failover the standbys follow the new primary
         self._in_recovery = in_recovery
         senders = await self._rows(conn, "replication_senders",
                                    queries.pick_required(queries.REPLICATION_SENDERS, version), problems, "replication")
+        sender_rows = [from_row(SenderRow, r) for r in senders or []]
+        gone = self._gone_standbys(sender_rows) if senders is not None else []
         receiver: ReceiverRow | None = None
         conflicts: list[dict[str, Any]] | None = []
         if in_recovery:
@@ -178,10 +196,20 @@ class HealthReader:
             replay_backlog_bytes=state["replay_backlog_bytes"],
             replay_lag_seconds=state["replay_lag_seconds"],
             receiver=receiver,
-            senders=[from_row(SenderRow, r) for r in senders or []],
+            senders=sender_rows,
             slots=[from_row(SlotRow, r) for r in slots or []],
             conflicts=[from_row(ConflictRow, r) for r in conflicts or []],
+            expected_standbys=self.expected_standbys,
+            gone=gone,
         )
+
+    def _gone_standbys(self, senders: list[SenderRow]) -> list[str]:
+        """Standbys connected in the last hour and not now (base backups end by design)."""
+        now = time.monotonic()
+        connected = {s.standby for s in senders if not s.is_backup}
+        self._standbys_seen = {name: seen for name, seen in self._standbys_seen.items()
+                               if now - seen <= STANDBY_MEMORY_SECONDS} | dict.fromkeys(connected, now)
+        return sorted(set(self._standbys_seen) - connected)
 
     async def _vacuum(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int,
                       state: dict[str, Any] | None, read_all_stats: bool, tables: TableCounts,
@@ -199,6 +227,7 @@ class HealthReader:
             multixact_freeze_max_age=float(state["multixact_freeze_max_age"]),
             workers=int(state["autovacuum_workers"]),
             max_workers=int(state["autovacuum_max_workers"]),
+            naptime_seconds=float(state["autovacuum_naptime"]),
             databases=[from_row(FrozenAgeRow, r) for r in ages or []],
             running=[from_row(VacuumRow, r) for r in running or []],
             vacuum_due=tables.vacuum_due, analyze_due=tables.analyze_due,
@@ -250,35 +279,44 @@ class HealthReader:
         return self._maintenance.thresholds
 
     async def maintain(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int) -> None:
-        """The expensive reads, when older than maintenance_interval (a failed one waits for the next);
-        before the poll's tables are built, which take their autovacuum thresholds from here."""
+        """The reads kept between polls, each when older than its interval (a failed one waits for the
+        next); before the poll's tables are built, which take their autovacuum thresholds from here."""
         now = time.monotonic()
-        if self._maintenance_at is not None and now - self._maintenance_at < self.settings.maintenance_interval:
-            return
+        if _due(self._sequences_at, self.settings.sequence_interval, now):
+            await self._read_sequences(conn, version)
+            self._sequences_at = now
+        if _due(self._maintenance_at, self.settings.maintenance_interval, now):
+            await self._read_maintenance(conn, version)
+            self._maintenance_at = now
+
+    async def _read_sequences(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int) -> None:
+        problems: dict[str, str | None] = {"sequences": None}
+        seqs = await self._rows(conn, "sequences", queries.pick_required(queries.SEQUENCES, version),
+                                problems, "sequences")
+        rows = [from_row(SequenceRow, r) for r in seqs or []]
+        if any(not s.readable for s in rows):
+            problems["sequences"] = problems["sequences"] or GRANT_READ
+        self._sequences = Sequences(top_sequences(rows, self.settings.top_maintenance) if seqs is not None else None,
+                                    problems["sequences"])
+
+    async def _read_maintenance(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int) -> None:
         k = self.settings.top_maintenance
-        problems: dict[str, str | None] = {"autovacuum": None, "wraparound": None, "sequences": None, "bloat": None}
+        problems: dict[str, str | None] = {"autovacuum": None, "wraparound": None, "bloat": None}
         thresholds = await self._rows(conn, "autovacuum_thresholds",
                                       queries.pick_required(queries.AUTOVACUUM_THRESHOLDS, version),
                                       problems, "autovacuum")
         oldest = await self._rows(conn, "oldest_tables", queries.pick_required(queries.OLDEST_TABLES, version),
                                   problems, "wraparound", {"limit": k})
-        seqs = await self._rows(conn, "sequences", queries.pick_required(queries.SEQUENCES, version),
-                                problems, "sequences")
         bloat = await self._rows(conn, "bloat", queries.pick_required(queries.BLOAT, version), problems, "bloat")
-        sequence_rows = [from_row(SequenceRow, r) for r in seqs or []]
         bloat_rows = [from_row(BloatRow, r) for r in bloat or []]
-        if any(not s.readable for s in sequence_rows):
-            problems["sequences"] = problems["sequences"] or GRANT_READ
         if any(not b.readable for b in bloat_rows):
             problems["bloat"] = problems["bloat"] or GRANT_READ
         self._maintenance = Maintenance(
             thresholds={int(r["relid"]): {f: r[f] for f in THRESHOLD_FIELDS} for r in thresholds or []},
             oldest_tables=[from_row(OldestTableRow, r) for r in oldest] if oldest is not None else None,
-            sequences=top_sequences(sequence_rows, k) if seqs is not None else None,
             bloat=top_bloat(bloat_rows, k) if bloat is not None else None,
             problems=problems,
         )
-        self._maintenance_at = now
 
     def _report(self, problems: dict[str, str | None]) -> None:
         """One log line per distinct hint when features change state, not one per poll."""
@@ -295,3 +333,8 @@ class HealthReader:
         if recovered:
             log.info("%s: %s available again", self.target, ", ".join(recovered))
         self._reported = dict(problems)
+
+
+def _due(last: float | None, interval: float, now: float) -> bool:
+    """A read kept between polls is due on the first poll and once ``interval`` seconds have passed."""
+    return last is None or now - last >= interval

@@ -79,7 +79,8 @@ class PostgresPoller(Poller):
         self._rel_sizes: dict[int, float] = {}  # relid/indexrelid -> bytes
         self._db_sizes: dict[str, float] = {}
         self._sizes_read_at: float | None = None  # monotonic
-        self._health = health.HealthReader(self.target, settings, self._query_errors)
+        self._health = health.HealthReader(self.target, settings, self._query_errors,
+                                           settings.expected_standbys_of(target))
         self._track_planning: bool | None = None  # last reported pg_stat_statements.track_planning
         self._variant_keys: dict[int, int | None] = {}  # queryid -> variant_key, of the exported statements
 

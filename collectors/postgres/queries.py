@@ -212,6 +212,7 @@ SELECT pg_is_in_recovery() AS in_recovery,
        current_setting('autovacuum_freeze_max_age')::float8 AS freeze_max_age,
        current_setting('autovacuum_multixact_freeze_max_age')::float8 AS multixact_freeze_max_age,
        current_setting('autovacuum_max_workers')::int AS autovacuum_max_workers,
+       extract(epoch FROM current_setting('autovacuum_naptime')::interval)::float8 AS autovacuum_naptime,
        (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker') AS autovacuum_workers,
        current_setting('archive_mode') AS archive_mode,
        has_function_privilege('pg_ls_archive_statusdir()', 'EXECUTE') AS archive_status_readable

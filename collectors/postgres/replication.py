@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from monitor.core.samples import SampleList
 
 UNNAMED = "unnamed"  # a WAL sender without application_name (a label value may not be empty)
+BASE_BACKUP = "pg_basebackup"  # the application_name pg_basebackup gives its connections
 CONFLICT_REASONS = ("tablespace", "lock", "snapshot", "bufferpin", "deadlock", "active_logicalslot")
 
 
@@ -34,6 +35,11 @@ class SenderRow:
     @property
     def standby(self) -> str:
         return self.application_name or UNNAMED
+
+    @property
+    def is_backup(self) -> bool:
+        """A base backup (and the WAL stream it opens with -X stream): it ends by design, not a standby."""
+        return self.state == "backup" or self.application_name == BASE_BACKUP
 
     def lag_seconds(self, stage: str) -> float | None:
         """The lag, or 0 when it is NULL because the standby caught up and nothing is written."""
@@ -83,6 +89,8 @@ class Replication:
     senders: list[SenderRow] = field(default_factory=list)
     slots: list[SlotRow] = field(default_factory=list)
     conflicts: list[ConflictRow] = field(default_factory=list)  # standby only
+    expected_standbys: int | None = None  # postgres.expected_standbys (of the target), when set
+    gone: list[str] = field(default_factory=list)  # standbys connected in the last hour, not now
 
     @property
     def receiver_streaming(self) -> int | None:
@@ -100,8 +108,15 @@ class Replication:
                 by_name[sender.standby] = sender
         return [by_name[name] for name in sorted(by_name)]
 
+    @property
+    def connected_standbys(self) -> int:
+        """WAL senders that are not base backups: standbys, pg_receivewal, logical subscribers."""
+        return sum(not s.is_backup for s in self.senders)
+
     def add_samples(self, out: SampleList) -> None:
         out.add("dbpulse_pg_in_recovery", 1 if self.in_recovery else 0)
+        out.add("dbpulse_pg_replication_connected_standbys", self.connected_standbys)
+        out.add("dbpulse_pg_replication_expected_standbys", self.expected_standbys)
         if self.in_recovery:
             out.add("dbpulse_pg_replay_paused", None if self.replay_paused is None else int(self.replay_paused))
             out.add("dbpulse_pg_replay_lag_seconds", self.replay_lag_seconds)

@@ -18,6 +18,7 @@ class PostgresTarget(TargetBase):
     dsn: str
     password_env: str | None = Field(None, description="environment variable that holds the password")
     password_file: Path | None = Field(None, description="file that holds the password")
+    expected_standbys: int | None = Field(None, ge=0, description="this primary's own count (overrides the section's)")
 
     _password_env = field_validator("password_env")(variables_set)
     _password_file = field_validator("password_file")(file_readable)
@@ -61,10 +62,17 @@ class PostgresSettings(PollSettings):
     size_interval: float = Field(300.0, ge=0, description="seconds between reads of table, index and database "
                                  "sizes (they cost a stat() per file); 0 reads them every poll")
     maintenance_interval: float = Field(300.0, ge=0, description="seconds between the expensive health reads "
-                                        "(tables with the oldest frozen XID, sequences, bloat estimates); "
-                                        "0 reads them every poll")
+                                        "(autovacuum's thresholds, tables with the oldest frozen XID, bloat "
+                                        "estimates); 0 reads them every poll")
+    sequence_interval: float = Field(60.0, ge=0, description="seconds between reads of sequence usage (cheap; "
+                                     "PostgresSequenceNearExhaustion waits for them); 0 reads them every poll")
     top_maintenance: int = Field(20, ge=1, le=10000, description="objects exported of each maintenance ranking: "
                                  "oldest tables, most used sequences, most bloated tables and indexes")
+    expected_standbys: int | None = Field(None, ge=0, description="WAL senders (not base backups) each primary "
+                                          "should have; fewer fires PostgresStandbysMissing. Unset: not checked")
+
+    def expected_standbys_of(self, target: PostgresTarget) -> int | None:
+        return target.expected_standbys if target.expected_standbys is not None else self.expected_standbys
 
 
 _NAMED_URI = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)=(?P<dsn>postgres(?:ql)?://.*)$")

@@ -8,6 +8,8 @@ listed as ``info``. Values stay numbers with a unit: the page formats them.
 
 from __future__ import annotations
 
+import time
+
 from collectors.postgres.attention import SEVERITY_RANK, Attention
 from collectors.postgres.snapshot import PostgresSnapshot
 
@@ -18,6 +20,7 @@ SLOT_RETAINED_BYTES = 0.0  # PostgresReplicationSlotInactive: any WAL held by an
 WRAPAROUND_WARNING = 0.5  # PostgresTransactionIdWraparound / PostgresMultixactIdWraparound
 WRAPAROUND_CRITICAL = 0.75
 FREEZE_OVERDUE = 1.2  # PostgresAutovacuumFreezeOverdue: age over autovacuum_freeze_max_age
+AUTOVACUUM_NAPTIMES = 5  # PostgresAutovacuumNotKeepingUp: past its threshold, no VACUUM in that many naptimes
 BLOCKED_SESSIONS = 5.0  # PostgresBlockingChain
 LOCK_WAIT_SECONDS = 60.0  # PostgresLongLockWait
 SEQUENCE_USED = 0.75  # PostgresSequenceNearExhaustion
@@ -29,12 +32,13 @@ BLOAT_RATIO = 0.5
 SHOWN_PER_KIND = 5  # rows of one kind (tables, sequences, ...) listed at most
 
 
-def triage(snap: PostgresSnapshot) -> list[Attention]:
+def triage(snap: PostgresSnapshot, now: float | None = None) -> list[Attention]:
+    """``now``: the time of the poll (epoch seconds), to date the tables' last VACUUM."""
     items: list[Attention] = []
     health = snap.health
     if health is not None:
         items += _replication(snap)
-        items += _vacuum(snap)
+        items += _vacuum(snap, time.time() if now is None else now)
         items += _locks(snap)
         items += _wal(snap)
         items += _objects(snap)
@@ -62,6 +66,13 @@ def _replication(snap: PostgresSnapshot) -> list[Attention]:
             items.append(Attention("warning", "replication", f"standby {s.standby}", "replay lag",
                                    s.replay_lag_bytes, "bytes", REPLICATION_LAG_BYTES,
                                    "is replay paused or the standby overloaded? (runbook: PostgresReplicationLag)"))
+    for name in r.gone:
+        items.append(Attention("warning", "replication", f"standby {name}", "no longer connected (it was this hour)",
+                               advice="is it down or cut off? see its log (runbook: PostgresStandbyGone)"))
+    if not r.in_recovery and r.expected_standbys is not None and r.connected_standbys < r.expected_standbys:
+        items.append(Attention("warning", "replication", "standbys", "fewer connected than postgres.expected_standbys",
+                               r.connected_standbys, "count", r.expected_standbys,
+                               "which one is missing? (runbook: PostgresStandbysMissing)"))
     if r.in_recovery:
         if r.receiver_streaming == 0:
             items.append(Attention("warning", "replication", "this standby", "WAL receiver is not streaming",
@@ -85,7 +96,7 @@ def _replication(snap: PostgresSnapshot) -> list[Attention]:
     return items
 
 
-def _vacuum(snap: PostgresSnapshot) -> list[Attention]:
+def _vacuum(snap: PostgresSnapshot, now: float) -> list[Attention]:
     v = snap.health.vacuum if snap.health else None
     if v is None:
         return []
@@ -105,11 +116,16 @@ def _vacuum(snap: PostgresSnapshot) -> list[Attention]:
     if v.vacuum_due and v.workers >= v.max_workers:
         items.append(Attention("warning", "vacuum", snap.datname, "every autovacuum worker is busy and tables wait",
                                v.vacuum_due, "count", None, "raise autovacuum_max_workers or the cost limit"))
-    overdue = [t for t in snap.tables if t.vacuum_due and t.vacuum_threshold and t.dead_rows > 2 * t.vacuum_threshold]
-    for t in sorted(overdue, key=lambda t: -t.dead_rows / (t.vacuum_threshold or 1))[:SHOWN_PER_KIND]:
+    # The alert's first case as one poll sees it: past the threshold, no VACUUM for AUTOVACUUM_NAPTIMES
+    # naptimes. A hot table past it that autovacuum vacuums every naptime is not listed.
+    wait = AUTOVACUUM_NAPTIMES * v.naptime_seconds if v.naptime_seconds else None
+    waiting = [t for t in snap.tables if wait and t.autovacuum_enabled and t.vacuum_threshold is not None
+               and t.dead_rows > t.vacuum_threshold and now - max(t.last_vacuum or 0, t.last_autovacuum or 0) > wait]
+    for t in sorted(waiting, key=lambda t: -t.dead_rows / (t.vacuum_threshold or 1))[:SHOWN_PER_KIND]:
         items.append(Attention("warning", "vacuum", f"table {t.schema}.{t.table}",
-                               "dead rows past twice its autovacuum threshold", t.dead_rows, "count",
-                               t.vacuum_threshold, "is a long transaction or a slot holding back VACUUM?"))
+                               f"dead rows past its autovacuum threshold, no VACUUM in {AUTOVACUUM_NAPTIMES} naptimes",
+                               t.dead_rows, "count", t.vacuum_threshold,
+                               "are the workers busy, or a lock held on it? (runbook: PostgresAutovacuumNotKeepingUp)"))
     return items
 
 

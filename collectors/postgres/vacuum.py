@@ -58,6 +58,7 @@ class Vacuum:
     multixact_freeze_max_age: float
     workers: int
     max_workers: int
+    naptime_seconds: float | None = None  # autovacuum_naptime: each database is visited once per naptime
     databases: list[FrozenAgeRow] = field(default_factory=list)
     running: list[VacuumRow] = field(default_factory=list)
     # tables of the target database past autovacuum's own thresholds, and with autovacuum off
@@ -84,6 +85,7 @@ class Vacuum:
                         kind=kind)
         out.add("dbpulse_pg_autovacuum_workers", self.workers)
         out.add("dbpulse_pg_autovacuum_max_workers", self.max_workers)
+        out.add("dbpulse_pg_autovacuum_naptime_seconds", self.naptime_seconds)
         for v in self.running:
             labels = {"datname": v.datname, "relation": v.relation, "mode": v.mode}
             out.add("dbpulse_pg_vacuum_progress_ratio", v.progress_ratio, **labels)

@@ -9,9 +9,7 @@ dbpulse watches the harness's PostgreSQL and Redis, a PostgreSQL that is not the
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -19,13 +17,14 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
+from harness.prometheus import LocalPrometheus
+from harness.prometheus import PrometheusAPI as Prometheus
 from harness.servers import LocalRedis, free_port
 from tests.rules.promql_check import ROOT, RULE_FILES
 from tests.support import StandInApp
@@ -86,30 +85,6 @@ def shortened_rules(dest: Path) -> list[Path]:
     return out
 
 
-@dataclass
-class Prometheus:
-    url: str
-
-    def api(self, path: str, **params: str) -> Any:
-        query = f"?{urllib.parse.urlencode(params)}" if params else ""
-        with urllib.request.urlopen(f"{self.url}/api/v1/{path}{query}", timeout=5) as response:
-            body = json.load(response)
-        assert body["status"] == "success", body
-        return body["data"]
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.api("query", query=expr)["result"]
-        return result
-
-    def alerts(self) -> list[dict[str, Any]]:
-        alerts: list[dict[str, Any]] = self.api("alerts")["alerts"]
-        return alerts
-
-    def firing(self, alertname: str, **labels: str) -> list[dict[str, Any]]:
-        return [a for a in self.alerts() if a["labels"]["alertname"] == alertname and a["state"] == "firing"
-                and all(a["labels"].get(k) == v for k, v in labels.items())]
-
-
 def eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -123,30 +98,12 @@ def eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:
 
 @pytest.fixture
 def prometheus(dbpulse: str, tmp_path: Path) -> Iterator[Prometheus]:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail("prometheus not found: install the Debian package prometheus")
-    rules = shortened_rules(tmp_path)
-    config = tmp_path / "prometheus.yml"
-    config.write_text(json.dumps({  # JSON is YAML
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "900ms"},
-        "rule_files": [str(r) for r in rules],
-        "scrape_configs": [{"job_name": "dbpulse", "static_configs": [{"targets": [dbpulse]}]}],
-    }))
-    check = subprocess.run([shutil.which("promtool") or "promtool", "check", "config", str(config)],
-                           capture_output=True, text=True)
-    assert check.returncode == 0, check.stdout + check.stderr
-    port = free_port()
-    log = tmp_path / "prometheus.log"
-    proc = subprocess.Popen(
-        [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    server = LocalPrometheus([dbpulse], shortened_rules(tmp_path), scrape_interval=1.0, workdir=tmp_path)
+    server.start()
     try:
-        _wait_http(f"http://127.0.0.1:{port}/-/ready", proc, log)
-        yield Prometheus(f"http://127.0.0.1:{port}")
+        yield server.client
     finally:
-        _stop(proc)
+        server.stop()
 
 
 def test_shortened_copies_keep_every_rule(tmp_path: Path) -> None:

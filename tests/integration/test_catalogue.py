@@ -19,6 +19,7 @@ from tests.support import DbpulseProcess, StandInApp
 CONFIG = """
 postgres:
   statement_text_info: true
+  expected_standbys: 1
   app_pools:
     - application_name: quotes-api
       capacity: 30

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import psycopg
 
+from collectors.postgres.settings import PostgresSettings
+from harness.prometheus import duration_seconds
+from tests.rules.promql_check import load_rule_groups
 from tests.support import pg_poller
 
 
@@ -16,11 +19,12 @@ def calls(conn: psycopg.Connection, like: str) -> int:
     return int(row[0]) if row else 0
 
 
-async def test_maintenance_reads_wait_for_their_interval(fresh_db: str) -> None:
+async def test_kept_reads_wait_for_their_own_interval(fresh_db: str) -> None:
+    """Sequences on postgres.sequence_interval, the expensive reads on maintenance_interval: each on its own."""
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         conn.execute("CREATE SEQUENCE ids AS integer")
-        slow = pg_poller(fresh_db, maintenance_interval=3600)
-        every = pg_poller(fresh_db, maintenance_interval=0)
+        slow = pg_poller(fresh_db, maintenance_interval=3600, sequence_interval=3600)
+        every = pg_poller(fresh_db, maintenance_interval=3600, sequence_interval=0)
         try:
             first = await slow.poll()
             conn.execute("SELECT setval('ids', 2000000000)")
@@ -33,8 +37,17 @@ async def test_maintenance_reads_wait_for_their_interval(fresh_db: str) -> None:
         assert [s.used_ratio for s in first.health.sequences or []] == [0.0]  # type: ignore[union-attr]
         assert [s.used_ratio for s in cached.health.sequences or []] == [0.0]  # type: ignore[union-attr]
         assert [round(s.used_ratio or 0, 3) for s in fresh.health.sequences or []] == [0.931]  # type: ignore[union-attr]
-        # Two polls each: the slow poller read sequences once, the other twice.
+        # Two polls each: the slow poller read sequences once, the other twice; the thresholds (a
+        # maintenance read) once each, whatever the sequence cadence.
         assert calls(conn, "%pg_sequences%") == 3
+        assert calls(conn, "%AS vac_scale%") == 2
+
+
+def test_the_default_sequence_cadence_keeps_its_alert_prompt() -> None:
+    """The read adds at most a tenth of the alert's own `for:` to its delay (it was 300 s on a 10 m `for:`)."""
+    (rule,) = [r for g in load_rule_groups() for r in g["rules"] if r.get("alert") == "PostgresSequenceNearExhaustion"]
+    assert PostgresSettings().sequence_interval <= 0.1 * duration_seconds(rule["for"])
+    assert PostgresSettings().sequence_interval < PostgresSettings().maintenance_interval
 
 
 async def test_lock_queries_run_only_while_someone_waits(fresh_db: str) -> None:

@@ -30,10 +30,12 @@ REPLICATION = {
     "dbpulse_pg_replication_standby_state", "dbpulse_pg_replay_paused", "dbpulse_pg_replay_lag_seconds",
     "dbpulse_pg_replay_backlog_bytes", "dbpulse_pg_wal_receiver_streaming", "dbpulse_pg_replication_slot_active",
     "dbpulse_pg_replication_slot_retained_bytes", "dbpulse_pg_replication_slot_wal_status",
+    "dbpulse_pg_feature_enabled", "dbpulse_pg_replication_connected_standbys",
+    "dbpulse_pg_replication_expected_standbys",
 }
 WATCHED = ["PostgresReplicationLag", "PostgresStandbyReplayLag", "PostgresStandbyReplayPaused",
            "PostgresStandbyNotStreaming", "PostgresWalSenderNotStreaming", "PostgresReplicationSlotInactive",
-           "PostgresReplicationSlotLost", "PostgresDown"]
+           "PostgresReplicationSlotLost", "PostgresDown", "PostgresStandbyGone", "PostgresStandbysMissing"]
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +93,7 @@ def down(target: str) -> list[Sample]:
 
 def test_paused_replay_and_an_abandoned_slot(servers: tuple[LocalPostgres, LocalPostgres], tmp_path: Path) -> None:
     primary, standby = servers
-    pp, ps = pg_poller(primary.dsn(), name="primary"), pg_poller(standby.dsn(), name="standby")
+    pp, ps = pg_poller(primary.dsn(), name="primary", expected_standbys=1), pg_poller(standby.dsn(), name="standby")
     try:
         healthy_p, healthy_s = poll(pp, ps)
         assert values(healthy_p, "dbpulse_pg_replication_standby_state") == {("primary", "standby", "streaming"): 1}
@@ -135,8 +137,12 @@ def test_paused_replay_and_an_abandoned_slot(servers: tuple[LocalPostgres, Local
 
 
 def test_a_stopped_standby(servers: tuple[LocalPostgres, LocalPostgres], tmp_path: Path) -> None:
+    """Stopped, it is seen from the primary too: gone from pg_stat_replication (PostgresStandbyGone, with or
+    without a slot) and one fewer than postgres.expected_standbys (PostgresStandbysMissing, set on the section:
+    the standby's own target is not held to it)."""
     primary, standby = servers
-    pp, ps = pg_poller(primary.dsn(), name="primary"), pg_poller(standby.dsn(), name="standby")
+    pp, ps = pg_poller(primary.dsn(), name="primary", expected_standbys=1), \
+        pg_poller(standby.dsn(), name="standby", expected_standbys=1)
     try:
         with psycopg.connect(primary.dsn(), autocommit=True) as conn:
             target = one(conn, "SELECT pg_current_wal_insert_lsn()")
@@ -155,15 +161,30 @@ def test_a_stopped_standby(servers: tuple[LocalPostgres, LocalPostgres], tmp_pat
         standby.start()
 
     assert not values(after_p, "dbpulse_pg_replication_standby_state")
+    assert values(before_p, "dbpulse_pg_replication_connected_standbys") == {("primary",): 1}
+    assert values(after_p, "dbpulse_pg_replication_connected_standbys") == {("primary",): 0}
+    assert values(after_p, "dbpulse_pg_replication_expected_standbys") == {("primary",): 1}
+    assert after_p.health is not None and after_p.health.replication is not None
+    assert after_p.health.replication.gone == ["standby"]  # what the UI lists, from the poller's memory
+    assert {a.subject for a in after_p.attention} >= {"standby standby", "standbys"}
     assert values(after_p, "dbpulse_pg_replication_slot_active")[("primary", "standby", "physical")] == 0
     assert values(after_p, "dbpulse_pg_replication_slot_retained_bytes")[("primary", "standby", "physical")] > 0
     assert {q: n for q, n in after_p.query_errors.items() if n} == {}
     phases = [(before_p.samples() + before_s.samples(), 10), (after_p.samples() + down("standby"), 40)]
     run_fixture(tmp_path, "stopped standby", phases, REPLICATION, eval_minutes=45, firing=[
         expect("PostgresDown", severity="critical", target="standby"),
+        expect("PostgresStandbyGone", target="primary", standby="standby"),
+        expect("PostgresStandbysMissing", target="primary"),
         expect("PostgresReplicationSlotInactive", target="primary", slot="standby", slot_type="physical"),
         expect("PostgresReplicationSlotInactive", target="primary", slot="abandoned", slot_type="physical"),
     ], silent=["PostgresReplicationLag", "PostgresStandbyNotStreaming", "PostgresReplicationSlotLost"])
+    # Watched from the primary alone, with no slot to leave behind, the stopped standby still pages there.
+    no_slots = {n for n in REPLICATION if not n.startswith("dbpulse_pg_replication_slot")}
+    run_fixture(tmp_path, "stopped standby seen from the primary", [(before_p.samples(), 10), (after_p.samples(), 40)],
+                no_slots, eval_minutes=45, firing=[
+                    expect("PostgresStandbyGone", target="primary", standby="standby"),
+                    expect("PostgresStandbysMissing", target="primary")],
+                silent=["PostgresDown", "PostgresReplicationSlotInactive", "PostgresWalSenderNotStreaming"])
 
 
 def test_promotion_and_a_lost_slot(servers: tuple[LocalPostgres, LocalPostgres], tmp_path: Path,

@@ -71,7 +71,7 @@ async def poll(poller: PostgresPoller) -> PostgresSnapshot:
 
 async def poll_both(p: Pair) -> tuple[PostgresSnapshot, PostgresSnapshot]:
     primary, standby = await asyncio.wait_for(asyncio.gather(
-        poll(pg_poller(p.primary.dsn(), name="primary", maintenance_interval=0)),
+        poll(pg_poller(p.primary.dsn(), name="primary", maintenance_interval=0, expected_standbys=1)),
         poll(pg_poller(p.standby.dsn(), name="standby", maintenance_interval=0))), 60)
     return primary, standby
 
@@ -146,6 +146,7 @@ def test_replication_from_both_sides(polled: Polled) -> None:
     assert rp is not None and rs is not None
     assert not rp.in_recovery and rs.in_recovery
     (sender,) = rp.worst_senders()
+    assert (rp.connected_standbys, rp.expected_standbys, rp.gone) == (1, 1, [])
     assert (sender.standby, sender.state) == ("standby", "streaming")
     assert (sender.replay_lag_bytes or 0) > (sender.flush_lag_bytes or 0) >= 0  # replay is paused, flushing is not
     assert rs.replay_paused is True and (rs.replay_backlog_bytes or 0) > 0 and rs.receiver_streaming == 1
@@ -161,6 +162,7 @@ def test_vacuum_and_wraparound(polled: Polled) -> None:
     v = snap.health.vacuum if snap.health else None
     assert v is not None
     assert v.freeze_max_age == 200_000_000 and v.max_workers == 3
+    assert v.naptime_seconds == 3600  # HEALTH_SETTINGS, in seconds whatever unit the setting is written in
     assert {d.datname for d in v.databases} >= {"postgres", "template0", "template1"}
     assert all(d.xid_age > 0 for d in v.databases)
     assert v.oldest_tables and v.oldest_tables[0].xid_age >= v.oldest_tables[-1].xid_age

@@ -10,9 +10,9 @@ import yaml
 from collectors.postgres import triage
 from collectors.postgres.health import ServerHealth
 from collectors.postgres.locks import BlockerRow, Locks
-from collectors.postgres.replication import Replication, SlotRow
+from collectors.postgres.replication import Replication, SenderRow, SlotRow
 from collectors.postgres.sequences import SequenceRow
-from collectors.postgres.snapshot import PostgresSnapshot
+from collectors.postgres.snapshot import PostgresSnapshot, TableRow
 from collectors.postgres.vacuum import FrozenAgeRow, Vacuum
 from tests.rules.promql_check import RULES_DIR
 
@@ -46,15 +46,17 @@ def test_the_page_uses_the_alerts_thresholds(alert: str, value: float) -> None:
 
 def test_freeze_and_critical_thresholds_match() -> None:
     assert "1.2 * dbpulse_pg_freeze_max_age" in ALERTS["PostgresAutovacuumFreezeOverdue"]["expr"]
+    assert f"{triage.AUTOVACUUM_NAPTIMES} * dbpulse_pg_autovacuum_naptime_seconds" in \
+        ALERTS["PostgresAutovacuumNotKeepingUp"]["expr"]
     assert triage.FREEZE_OVERDUE == 1.2
     text = (RULES_DIR / "dbpulse-alerts.rules.yml").read_text()
     assert f'dbpulse_pg_database_wraparound_ratio{{kind="xid"}} > {triage.WRAPAROUND_CRITICAL}' in text
 
 
-def snapshot(health: ServerHealth) -> PostgresSnapshot:
+def snapshot(health: ServerHealth, tables: list[TableRow] | None = None) -> PostgresSnapshot:
     return PostgresSnapshot(target="t", datname="app", server_version="17.10", max_connections=100, features={},
                             connections=[], oldest_transaction_seconds=0, idle_in_transaction_oldest_seconds=0,
-                            lock_waiting_sessions=0, databases=[], tables=[], table_count=0, indexes=[],
+                            lock_waiting_sessions=0, databases=[], tables=tables or [], table_count=0, indexes=[],
                             index_count=0, statements=[], statement_count=0, statements_reset=None,
                             query_errors={}, health=health, longest_active=[("report", 900.0)])
 
@@ -83,3 +85,40 @@ def test_worst_first_and_only_what_needs_attention() -> None:
     assert severities == sorted(severities)
     warnings = [a for a in items if a.severity == "warning"]
     assert [a.score for a in warnings] == sorted((a.score for a in warnings), reverse=True)
+
+
+NOW = 1_700_000_000.0
+
+
+def test_a_table_waits_for_autovacuum_only_when_no_vacuum_came_for_five_naptimes() -> None:
+    """The alert's first case: a hot table past its threshold but vacuumed every naptime is not listed."""
+    def table(name: str, dead: float, vacuumed_ago: float | None, manual_ago: float | None = None) -> TableRow:
+        return TableRow("public", name, dead_rows=dead, vacuum_threshold=51.0,
+                        last_autovacuum=None if vacuumed_ago is None else NOW - vacuumed_ago,
+                        last_vacuum=None if manual_ago is None else NOW - manual_ago)
+
+    tables = [table("hot", 1500, 35), table("stuck", 900, 400), table("never", 800, None),
+              table("cron", 900, 4000, manual_ago=60), table("clean", 10, 4000)]
+    health = ServerHealth(replication=None, vacuum=Vacuum(200e6, 400e6, 1, 3, naptime_seconds=60.0), locks=Locks(),
+                          wal=None, sequences=None, bloat=None, problems={})
+    items = triage.triage(snapshot(health, tables), now=NOW)
+    assert [a.subject for a in items if a.area == "vacuum"] == ["table public.stuck", "table public.never"]
+    assert all("5 naptimes" in a.problem and a.limit == 51.0 for a in items if a.area == "vacuum")
+    slow = ServerHealth(replication=None, vacuum=Vacuum(200e6, 400e6, 1, 3, naptime_seconds=600.0), locks=Locks(),
+                        wal=None, sequences=None, bloat=None, problems={})
+    assert [a.subject for a in triage.triage(snapshot(slow, tables), now=NOW) if a.area == "vacuum"] == \
+        ["table public.never"]  # 400 s is not 5 naptimes of 10 minutes
+
+
+def test_standbys_gone_or_fewer_than_expected() -> None:
+    def health(in_recovery: bool, senders: list[str], expected: int | None, gone: list[str]) -> ServerHealth:
+        return ServerHealth(replication=Replication(in_recovery=in_recovery, senders=[
+            SenderRow(n, state="streaming") for n in senders], expected_standbys=expected, gone=gone),
+            vacuum=None, locks=Locks(), wal=None, sequences=None, bloat=None, problems={})
+
+    items = triage.triage(snapshot(health(False, ["replica2", "pg_basebackup"], 2, ["replica1"])))
+    assert [(a.subject, a.value, a.limit) for a in items if a.area == "replication"] == [
+        ("standbys", 1, 2), ("standby replica1", None, None)]
+    assert not [a for a in triage.triage(snapshot(health(False, ["a", "b"], 2, []))) if a.area == "replication"]
+    standby = [a.subject for a in triage.triage(snapshot(health(True, [], 2, []))) if a.area == "replication"]
+    assert standby == ["this standby"]  # its receiver (no ReceiverRow here); a standby has no count to keep

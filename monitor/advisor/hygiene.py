@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from monitor.core.units import size
+
 from .catalog import Catalog, Index, Table
 from .ddl import drop_index
 from .findings import Finding
@@ -22,14 +24,6 @@ def _age_text(seconds: float | None) -> str:
     if days >= 1:
         return f"since the statistics reset {days:.1f} days ago"
     return f"since the statistics reset {seconds / 3600:.1f} hours ago"
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n = n / 1024  # type: ignore[assignment]
-    return f"{n} B"
 
 
 def _keep_first(a: Index, b: Index) -> tuple[Index, Index]:
@@ -90,7 +84,7 @@ def hygiene_findings(cat: Catalog, settings: Thresholds) -> list[Finding]:
             emit(index, Finding(
                 kind="duplicate_index", table=table.qualified,
                 evidence=(f"Index {index.qualified} has the same columns, predicate and method as "
-                          f"{keep.qualified}; it doubles write cost and storage ({_size(index.size_bytes)}) "
+                          f"{keep.qualified}; it doubles write cost and storage ({size(index.size_bytes)}) "
                           f"for nothing."),
                 ddl=drop_index(index.schema, index.name), duplicate_of=keep.qualified,
             ))
@@ -128,7 +122,7 @@ def hygiene_findings(cat: Catalog, settings: Thresholds) -> list[Finding]:
         assert table is not None
         emit(index, Finding(
             kind="unused_index", table=table.qualified,
-            evidence=(f"Index {index.qualified} ({_size(index.size_bytes)}) has not been scanned "
+            evidence=(f"Index {index.qualified} ({size(index.size_bytes)}) has not been scanned "
                       f"{_age_text(age)}, while {table.writes} rows were written to {table.qualified}."),
             ddl=drop_index(index.schema, index.name),
         ))

@@ -36,6 +36,7 @@ from monitor.advisor.actions import Action
 from monitor.advisor.findings import AdviceReport, Finding
 from monitor.advisor.kinds import KINDS, pattern_kinds
 from monitor.advisor.poller import AdviceSnapshot
+from monitor.advisor.report import not_planned, utility_counts
 from monitor.core import units
 from monitor.core.poller import Snapshot
 from monitor.core.scheduler import Scheduler, SourceState
@@ -166,12 +167,12 @@ class AdvisorView:
     @property
     def unserved_patterns(self) -> list[Finding]:
         """N+1 and slow-statement findings no plan action serves: shown in full."""
-        served = served_by(self.report) if self.report else {}
+        served = self.report.plan.served_by() if self.report else {}
         return [f for f in self.pattern_findings if not (f.kind == "slow_statement" and self._action_of(f, served))]
 
     def served_slow(self) -> list[tuple[Action, list[Finding]]]:
         """Slow statements a plan action serves, by action: a link to it rather than their statements again."""
-        served = served_by(self.report) if self.report else {}
+        served = self.report.plan.served_by() if self.report else {}
         groups: dict[int, tuple[Action, list[Finding]]] = {}
         for f in self.pattern_findings:
             action = self._action_of(f, served) if f.kind == "slow_statement" else None
@@ -263,12 +264,6 @@ def summary_of(states: Sequence[SourceState]) -> Summary:
     return Summary(problems, actions)
 
 
-def served_by(report: AdviceReport) -> dict[int, Action]:
-    """Each statement a plan action's new index serves, by queryid: the action that speeds it up."""
-    # i19 groups a statement's variants into one ServedStatement: their queryids belong here too.
-    return {st.queryid: a for a in report.plan.actions for n in a.creates for st in n.statements}
-
-
 def report_of(state: SourceState) -> AdviceReport | None:
     return state.snapshot.report if isinstance(state.snapshot, AdviceSnapshot) else None
 
@@ -316,7 +311,8 @@ def environment() -> Environment:
         age=fmt_age, anchor=anchor, ratio=ratio, kinds=KINDS, facts=finding_facts, version=__version__,
         postgres_view=postgres_view, report_of=report_of, snapshot_of=_snapshot_for, root="",
         charts_of=charts_of, chart=charts.svg, statement_path=statement_path, table_path=table_path,
-        note_tone=note_tone, plan_ident=plan_ident, limits={"problems": SUMMARY_PROBLEMS, "actions": SUMMARY_ACTIONS},
+        note_tone=note_tone, plan_ident=plan_ident, utility_counts=utility_counts, not_planned=not_planned,
+        limits={"problems": SUMMARY_PROBLEMS, "actions": SUMMARY_ACTIONS},
     )
     return env
 

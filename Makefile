@@ -51,6 +51,7 @@ bench: setup
 	.venv/bin/python bench/advisor_bench.py
 	.venv/bin/python -m bench.advisor_tpch
 	.venv/bin/python -m bench.ui_render
+	.venv/bin/python -m bench.light_install
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import psycopg
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -26,7 +28,7 @@ from collectors.postgres.poller import PostgresPoller
 from collectors.postgres.settings import PostgresSettings, PostgresTarget
 from collectors.redis.poller import RedisPoller
 from collectors.redis.settings import RedisSettings, RedisTarget
-from harness.servers import free_port
+from harness.servers import LocalPostgres, free_port
 
 
 class DbpulseProcess:
@@ -192,3 +194,19 @@ def health_poller(url: str, endpoints: list[tuple[str, float]] | None = None, na
         HealthEndpoint.model_validate({"path": p, "timeout": t, "json": json_body}) for p, t in endpoints]
     return HealthPoller(HealthTarget(name=name, url=url, endpoints=chosen),
                         HealthSettings(interval=interval, timeout=timeout, **settings))
+
+
+@contextlib.contextmanager
+def advisor_database(server: LocalPostgres, name: str) -> Iterator[str]:
+    """A new database on ``server`` with pg_stat_statements and HypoPG created: its DSN; dropped afterwards."""
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+    dsn = server.dsn(name)
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION pg_stat_statements")
+            conn.execute("CREATE EXTENSION hypopg")
+        yield dsn
+    finally:
+        with psycopg.connect(server.dsn(), autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ from typing import Any
 
 from monitor.core import units
 
-from .actions import Action, NewIndex
+from .actions import Action, NewIndex, Plan
 from .findings import AdviceReport, Finding, Skipped
 from .kinds import title
 from .outcomes import Outcome
@@ -180,14 +180,19 @@ def _outcome_lines(o: Outcome) -> list[str]:
     return [*lines, ""]
 
 
+def how_checked(plan: Plan) -> str:
+    """How the plan was checked, in words."""
+    if plan.checked_as_whole:
+        return (f"checked as a whole with HypoPG ({plan.statements_checked} statements planned with every create in "
+                f"place); drops checked by {plan.drop_check}")
+    return "not checked as a whole (no HypoPG, or its budget ran out): drops checked by the catalog"
+
+
 def plan_markdown(report: AdviceReport) -> list[str]:
     plan = report.plan
     if not plan.actions and not plan.held_back:
         return []
-    how = (f"checked as a whole with HypoPG ({plan.statements_checked} statements planned with every create in "
-           f"place); drops checked by {plan.drop_check}" if plan.checked_as_whole else
-           "not checked as a whole (no HypoPG, or its budget ran out): drops checked by the catalog")
-    lines = ["## Plan", "", f"Run the actions in this order; each is {_md_text(how)}.", ""]
+    lines = ["## Plan", "", f"Run the actions in this order; each is {_md_text(how_checked(plan))}.", ""]
     for a in plan.actions:
         lines += _action_lines(a)
     if plan.held_back:

@@ -28,7 +28,7 @@ from .actions import Action, NewIndex, ServedStatement
 from .findings import AdviceReport, Finding
 from .kinds import title
 from .outcomes import Outcome
-from .report import SIZE_SOURCE, not_planned, utility_counts, write_rate
+from .report import SIZE_SOURCE, how_checked, not_planned, utility_counts, write_rate
 
 SERVED_SHOWN = 5  # statements listed per new index (those it saves most time on); the rest are counted
 QUERY_CHARS = 160  # a statement's text is cut here (one or two lines)
@@ -107,13 +107,10 @@ def _plan(report: AdviceReport) -> list[RenderableType]:
     plan = report.plan
     if not plan.actions and not plan.held_back:
         return []
-    how = (f"checked as a whole with HypoPG ({plan.statements_checked} statements planned with every create in "
-           f"place); drops checked by {plan.drop_check}" if plan.checked_as_whole else
-           "not checked as a whole (no HypoPG, or its budget ran out): drops checked by the catalog")
     saved = [a.saved_seconds_per_hour for a in plan.actions if a.saved_seconds_per_hour is not None]
     total = f"; saves about {units.duration(sum(saved))} per hour" if saved else ""
     out: list[RenderableType] = [_heading(f"Plan: {len(plan.actions)} action(s), run in this order{total}"),
-                                 _muted(how), Text("")]
+                                 _muted(how_checked(plan)), Text("")]
     if plan.actions:
         out.append(_actions_table(plan.actions))
     for action in plan.actions:

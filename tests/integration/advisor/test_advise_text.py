@@ -23,12 +23,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 
 from demo import app as demo_app
 from demo.load import run_load
 from harness.servers import LocalPostgres, LocalRedis, free_port
+from tests.support import advisor_database
 from tests.web.chromium import ARTIFACTS
 
 # The demo's scaled thresholds (demo/stack.py): its statistics are seconds old, not weeks.
@@ -40,18 +40,10 @@ _counter = itertools.count()
 
 @pytest.fixture(scope="module")
 def demo_db(pg_server: LocalPostgres, redis_server: LocalRedis) -> Iterator[str]:
-    name = f"demo_text_{next(_counter)}"
-    with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
-    dsn = pg_server.dsn(name)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION pg_stat_statements")
-        conn.execute("CREATE EXTENSION hypopg")
-    sizes = demo_app.create_schema(dsn, scale=0.15)
-    asyncio.run(_drive(dsn, redis_server.url(), sizes, seconds=6.0))
-    yield dsn
-    with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+    with advisor_database(pg_server, f"demo_text_{next(_counter)}") as dsn:
+        sizes = demo_app.create_schema(dsn, scale=0.15)
+        asyncio.run(_drive(dsn, redis_server.url(), sizes, seconds=6.0))
+        yield dsn
 
 
 async def _drive(dsn: str, redis_url: str, sizes: dict[str, int], seconds: float) -> None:

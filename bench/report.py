@@ -284,9 +284,11 @@ def light_install(r: dict[str, Any]) -> list[str]:
              f"`python -m bench.light_install`: `make install` (only what `dbpulse run` needs) against the "
              "development virtualenv `make setup` makes (`pip install '.[test]'`, without the system packages it "
              f"also installs), each into a fresh virtualenv on a warm package cache, {runs} runs alternately.", ""]
-    lines += _table(["install", "median s", "runs s", "packages", "MB on disk"],
+    cpu = r.get("cpu_seconds", {})
+    lines += _table(["install", "median s", "runs s", "median CPU s", "packages", "MB on disk"],
                     [[name, _n(s[name]["median"]), ", ".join(_n(v) for v in s[name]["runs"]),
-                      _n(r["packages"][name]), _n(r["megabytes"][name], 0)] for name in ("light", "development")])
+                      _n(cpu.get(name, {}).get("median")), _n(r["packages"][name]), _n(r["megabytes"][name], 0)]
+                     for name in ("light", "development")])
     lines += ["", f"The development virtualenv takes {_x(r['ratio'])} as long as the light install.", "",
               _met(r["target"])]
     return lines

@@ -611,7 +611,7 @@ def redis() -> dict[str, Any]:
         lay.row("Queues"),
         lay.place(timeseries("Queue length",
                              [target(f"dbpulse_redis_queue_length{{{SEL}}}", "{{target}} {{key}}")], "short",
-                             "LLEN/XLEN of the configured queue keys."), 12, 8),
+                             "Length of the configured queue keys (lists, streams, sets, zsets, hashes)."), 12, 8),
         lay.place(timeseries("Queue growth",
                              [target(f"deriv(dbpulse_redis_queue_length{{{SEL}}}[15m]) * 60",
                                      "{{target}} {{key}}")], "short", "Messages per minute (positive: backlog grows)."),

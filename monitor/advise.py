@@ -116,6 +116,9 @@ def run_advise_command(args: argparse.Namespace) -> int:
         return fail(PROG, str(exc))
     except psycopg.OperationalError as exc:  # the server went away mid-run
         return fail(PROG, f"lost {target}: {error_line(exc, dsn)}")
+    except Exception as exc:  # a bug of ours: one line that names it, never a traceback (docs/advisor.md)
+        return fail(PROG, f"the advisor failed on {target}: {type(exc).__name__}: {error_line(exc, dsn)} "
+                          "(a dbpulse bug: please report it)", code=1)
     terminal = not args.output and sys.stdout.isatty()
     form = args.format or ("text" if terminal else "md")
     if form == "text" and terminal:

@@ -57,7 +57,7 @@ def number(kind: Callable[[str], float], *, minimum: float | None = None, above:
     return read
 
 
-def fail(prog: str, message: str) -> int:
-    """Print one error line for ``prog`` on stderr; the exit status of a usage error."""
+def fail(prog: str, message: str, code: int = 2) -> int:
+    """Print one error line for ``prog`` on stderr; returns ``code``, by default that of a usage error."""
     print(f"{prog}: {message}", file=sys.stderr)
-    return 2
+    return code

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
@@ -18,7 +17,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import psycopg
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -28,7 +26,7 @@ from collectors.postgres.poller import PostgresPoller
 from collectors.postgres.settings import PostgresSettings, PostgresTarget
 from collectors.redis.poller import RedisPoller
 from collectors.redis.settings import RedisSettings, RedisTarget
-from harness.servers import LocalPostgres, free_port
+from harness.servers import free_port
 
 
 class DbpulseProcess:
@@ -153,25 +151,54 @@ class StandInApp:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def serve(self) -> Iterator[StandInApp]:
-        """Serve the endpoints from a background thread until the generator is closed."""
-        loop = asyncio.new_event_loop()
+    def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/health", self.health)
         app.router.add_get("/health/live", self.live)
         app.router.add_get("/health/ready", self.ready_)
-        runner = web.AppRunner(app)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
-        thread = threading.Thread(target=loop.run_forever, daemon=True)
-        thread.start()
-        try:
+        return app
+
+    def serve(self) -> Iterator[StandInApp]:
+        """Serve the endpoints from a background thread until the generator is closed."""
+        for _ in serve_in_thread(self.app(), self.port):
             yield self
-        finally:
-            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(10)
-            loop.close()
+
+
+def serve_in_thread(app: web.Application, port: int | None = None) -> Iterator[str]:
+    """Serve ``app`` on 127.0.0.1 from a background thread until the generator is closed; yields its base URL."""
+    port = port or free_port()
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def stand_in_process(timeout: float = 30) -> tuple[subprocess.Popen[bytes], str]:
+    """The stand-in application in a process of its own (one a test can SIGSTOP), and its base URL."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tests.support", "stand-in", str(port)],
+                            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as response:
+                if response.status == 200:
+                    return proc, url
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    proc.wait()
+    raise RuntimeError(f"the stand-in application did not answer on {url} within {timeout} s")
 
 
 def pg_poller(dsn: str, name: str = "shop", interval: float = 5, timeout: float = 4,
@@ -196,17 +223,6 @@ def health_poller(url: str, endpoints: list[tuple[str, float]] | None = None, na
                         HealthSettings(interval=interval, timeout=timeout, **settings))
 
 
-@contextlib.contextmanager
-def advisor_database(server: LocalPostgres, name: str) -> Iterator[str]:
-    """A new database on ``server`` with pg_stat_statements and HypoPG created: its DSN; dropped afterwards."""
-    with psycopg.connect(server.dsn(), autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
-    dsn = server.dsn(name)
-    try:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("CREATE EXTENSION pg_stat_statements")
-            conn.execute("CREATE EXTENSION hypopg")
-        yield dsn
-    finally:
-        with psycopg.connect(server.dsn(), autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+if __name__ == "__main__" and sys.argv[1:2] == ["stand-in"]:
+    web.run_app(StandInApp(port=int(sys.argv[2])).app(), host="127.0.0.1", port=int(sys.argv[2]), print=None,
+                handle_signals=True)

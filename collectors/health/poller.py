@@ -87,16 +87,7 @@ class HealthPoller(Poller):
 
     def _report(self, r: ProbeResult) -> None:
         """One log line when an endpoint's situation changes, not one per poll."""
-        if not r.reachable:
-            problem: str | None = f"unreachable ({r.error})"
-        elif r.too_large:
-            problem = f"body larger than {self.settings.max_body_bytes} bytes"
-        elif r.parse_error:
-            problem = "body is not JSON"
-        elif not r.up:
-            problem = f"status {r.status_code}"
-        else:
-            problem = None
+        problem = r.problem
         if problem != self._last_problem.get(r.path, None):
             if problem:
                 log.warning("%s %s: %s", self.target, r.path, problem)

@@ -21,6 +21,11 @@ class HealthSnapshot:
     oversized: dict[str, int]
     pools: dict[str, PoolBlock] = field(default_factory=dict)  # by dotted path in the body
 
+    @property
+    def failing(self) -> list[ProbeResult]:
+        """The endpoints that are not up: the poll ran, but the application is not (all) healthy."""
+        return [r for r in self.results if not r.up]
+
     def samples(self) -> list[Sample]:
         out = SampleList(target=self.target)
         for r in self.results:

@@ -20,18 +20,41 @@ from monitor.core.settings import safe_name
 
 APPLICATION_NAME = "dbpulse"
 ADVISOR_APPLICATION_NAME = "dbpulse-advisor"
-# In every SQL text the advisor sends, so its own statements can be told apart in pg_stat_statements.
+# Every statement dbpulse sends carries the tag of its component, so pg_stat_statements tells dbpulse's own
+# statements from the application's (it has no application_name column): the collector's (statistics and
+# health reads) and the advisor's (catalog reads, what-if plans, HypoPG calls; its prepared statement is
+# named after the tag). The tag is a comment after the statement's first word: PostgreSQL 18 keeps no
+# leading comment in pg_stat_statements' text.
+COLLECTOR_TAG = "dbpulse_collector"
 ADVISOR_TAG = "dbpulse_advisor"
+# A tag in a pg_stat_statements text, in the first OWN_TAG_CHARS characters (where every statement dbpulse
+# sends has it). One pattern for PostgreSQL's regular expressions and Python's; its group is the component.
+OWN_STATEMENT_PATTERN = r"dbpulse_(advisor|collector)(?:[^a-zA-Z0-9_]|$)"
+OWN_TAG_CHARS = 100
+_FIRST_WORD = re.compile(r"^\s*[A-Za-z]+")
 
-# pg_stat_statements keeps the text it saw first for a queryid. After a reset,
-# that can be the advisor's what-if wrapper around an application statement
-# ("PREPARE dbpulse_advisor AS SELECT ...", "EXPLAIN (GENERIC_PLAN) /* dbpulse_advisor */ SELECT ...")
-# while the counters are the application's: show and analyze the statement itself.
+# pg_stat_statements records a statement prepared with SQL (``PREPARE q AS SELECT ...``) under the
+# PREPARE's text: show and analyze the statement itself. The advisor's own wrappers ("PREPARE
+# dbpulse_advisor AS ...", "EXPLAIN (GENERIC_PLAN) /* dbpulse_advisor */ ...") carry its tag, so the
+# reader counts them as dbpulse's own (OWN_STATEMENT_PATTERN) and they never reach the application's list.
 _WRAPPER = re.compile(
     r"^\s*(?:PREPARE\s+\w+(?:\s*\([^)]*\))?\s+AS\s+|EXPLAIN\s*(?:\([^)]*\))?\s*/\*\s*"
     + ADVISOR_TAG + r"\s*\*/\s*)",
     re.IGNORECASE,
 )
+
+
+def tagged(sql: str, tag: str = COLLECTOR_TAG) -> str:
+    """``sql`` with ``/* tag */`` after its first word (unchanged if it carries a tag already)."""
+    if re.search(OWN_STATEMENT_PATTERN, sql[:OWN_TAG_CHARS]):
+        return sql
+    return _FIRST_WORD.sub(lambda m: f"{m.group(0)} /* {tag} */", sql, count=1)
+
+
+def own_component(text: str) -> str | None:
+    """The dbpulse component (``advisor``, ``collector``) whose tag a statement text carries, else None."""
+    found = re.search(OWN_STATEMENT_PATTERN, text[:OWN_TAG_CHARS])
+    return found.group(1) if found else None
 
 
 def unwrap_statement_text(text: str) -> str:

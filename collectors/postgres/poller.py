@@ -11,19 +11,39 @@ from dataclasses import replace
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
 from collectors.postgres import health, queries
 from collectors.postgres.access import error_line, fetch_counted, session_kwargs
 from collectors.postgres.settings import PostgresSettings, PostgresTarget
 from collectors.postgres.snapshot import DatabaseRow, IndexRow, PostgresSnapshot, TableRow
-from collectors.postgres.statements import StatementStat, statements_params, to_stats
+from collectors.postgres.statements import (
+    OwnStatements,
+    StatementStat,
+    application_rows,
+    own_statements,
+    statements_params,
+    to_stats,
+    variant_key,
+)
 from collectors.postgres.triage import triage
 from monitor.core.poller import Poller
 from monitor.core.samples import OTHER, Sample, SampleList
 from monitor.core.topk import fold, from_row, top_k_interleaved
 
 log = logging.getLogger("dbpulse.postgres")
+
+
+class _AbandonedQueryNoise(logging.Filter):
+    """Drops psycopg's warnings about cancelling a query: dbpulse cancels one only when the scheduler has
+    abandoned its poll at the timeout, which it has reported already ("timed out after ...")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(("query cancellation", "query not terminated after cancellation"))
+
+
+logging.getLogger("psycopg").addFilter(_AbandonedQueryNoise())
 
 PGSS_HINTS = {
     "not_installed": "run CREATE EXTENSION pg_stat_statements in the database",
@@ -33,7 +53,7 @@ PGSS_HINTS = {
 
 
 QUERY_NAMES = ("server", "activity", "activity_ages", "databases", "tables", "indexes", "sizes",
-               "database_sizes", "statements", "statements_reset")
+               "database_sizes", "statements", "statements_reset", "statement_texts")
 
 
 def pollers(settings: PostgresSettings) -> list[Poller]:
@@ -62,21 +82,30 @@ class PostgresPoller(Poller):
         self._sizes_read_wall: float | None = None  # the same, wall clock: the table page says when
         self._health = health.HealthReader(self.target, settings, self._query_errors)
         self._track_planning: bool | None = None  # last reported pg_stat_statements.track_planning
+        self._variant_keys: dict[int, int | None] = {}  # queryid -> variant_key, of the exported statements
 
-    async def _connection(self) -> psycopg.AsyncConnection[dict[str, Any]]:
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            await self._drop_connection()
-            # statement_timeout a bit below the poll timeout so the server cancels first.
-            kwargs = session_kwargs(self.timeout * 0.9, password=self._password)
-            self._conn = await psycopg.AsyncConnection.connect(self._dsn, row_factory=dict_row, **kwargs)
-        return self._conn
+    async def _checkout(self) -> psycopg.AsyncConnection[dict[str, Any]]:
+        """The kept connection, taken out of the poller for this poll (see ``Poller.poll``), or a new one."""
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.closed and not conn.broken:
+            return conn
+        if conn is not None:
+            await _close(conn)
+        # statement_timeout a bit below the poll timeout so the server cancels first.
+        kwargs = session_kwargs(self.timeout * 0.9, password=self._password)
+        return await psycopg.AsyncConnection.connect(self._dsn, row_factory=dict_row, **kwargs)
+
+    async def _checkin(self, conn: psycopg.AsyncConnection[dict[str, Any]]) -> None:
+        """Keep the connection for the next poll, unless a newer poll has already opened one."""
+        if self._conn is None:
+            self._conn = conn
+        elif self._conn is not conn:
+            await _close(conn)
 
     async def _drop_connection(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
-            # Closing a broken connection may fail; it is gone either way.
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), 1.0)
+            await _close(conn)
 
     async def close(self) -> None:
         await self._drop_connection()
@@ -87,13 +116,26 @@ class PostgresPoller(Poller):
         return out.samples
 
     async def poll(self) -> PostgresSnapshot:
+        conn = await self._checkout()
         try:
-            conn = await self._connection()
-            return await self._read(conn)
-        except (asyncio.CancelledError, psycopg.OperationalError, psycopg.InterfaceError):
-            # A cancelled or broken poll leaves the connection in an unknown state.
-            await self._drop_connection()
+            snapshot = await self._read(conn)
+        except asyncio.CancelledError:
+            # Abandoned at the timeout. A server that is merely slow has cancelled the query when psycopg asked
+            # it to, and the session is idle again: kept, so the next poll need not reconnect. Otherwise (a
+            # second cancel made psycopg close it, or it is mid-query) it is closed.
+            if not conn.closed and not conn.broken and conn.pgconn.transaction_status == TransactionStatus.IDLE:
+                await self._checkin(conn)
+            else:
+                await _close(conn)
             raise
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            await _close(conn)  # broken, or in an unknown state
+            raise
+        except Exception:
+            await self._checkin(conn)
+            raise
+        await self._checkin(conn)
+        return snapshot
 
     async def _fetch(self, conn: psycopg.AsyncConnection[dict[str, Any]], name: str, sql: str,
                      params: dict[str, Any] | None = None) -> list[dict[str, Any]] | None:
@@ -104,7 +146,7 @@ class PostgresPoller(Poller):
         return rows
 
     async def _read(self, conn: psycopg.AsyncConnection[dict[str, Any]]) -> PostgresSnapshot:
-        server_rows = await self._fetch(conn, "server", queries.SERVER[queries.MIN_SUPPORTED])
+        server_rows = await self._fetch(conn, "server", queries.pick_required(queries.SERVER, queries.MIN_SUPPORTED))
         if not server_rows:
             raise RuntimeError("could not read server settings")
         server = server_rows[0]
@@ -120,7 +162,7 @@ class PostgresPoller(Poller):
         tables = await self._fetch(conn, "tables", sql(queries.TABLES)) or []
         indexes = await self._fetch(conn, "indexes", sql(queries.INDEXES)) or []
         await self._refresh_sizes(conn, version)
-        statements, pgss_ok = await self._read_statements(conn, server, version)
+        statements, own, pgss_ok = await self._read_statements(conn, server, version)
         reset_sql = queries.pick(queries.STATEMENTS_RESET, version)
         reset_rows = await self._fetch(conn, "statements_reset", reset_sql) if reset_sql and pgss_ok else None
 
@@ -140,6 +182,7 @@ class PostgresPoller(Poller):
         features["track_planning"] = self._report_track_planning(server)
         index_rows, indexes_other = self._top_indexes(indexes)
         top, statements_other = self._top_statements(statements or [])
+        variant_keys = await self._variant_keys_of(conn, version, top)
         snapshot = PostgresSnapshot(
             target=self.target,
             datname=server["datname"],
@@ -159,7 +202,9 @@ class PostgresPoller(Poller):
             index_count=len(indexes),
             statements=top,
             statements_other=statements_other,
-            statement_count=len(statements) if statements is not None else None,
+            variant_keys=variant_keys,
+            statement_count=len(statements) + sum(o.statements for o in own) if statements is not None else None,
+            own_statements=own,
             statements_reset=(reset_rows[0]["stats_reset"] if reset_rows else None),
             sizes_read_at=self._sizes_read_wall,
             size_interval=self.settings.size_interval,
@@ -175,7 +220,8 @@ class PostgresPoller(Poller):
 
     async def _read_statements(
         self, conn: psycopg.AsyncConnection[dict[str, Any]], server: dict[str, Any], version: int
-    ) -> tuple[list[StatementStat] | None, bool]:
+    ) -> tuple[list[StatementStat] | None, list[OwnStatements], bool]:
+        """The application's statements and dbpulse's own (added up per component), and whether they are whole."""
         problem: str | None = None
         rows: list[dict[str, Any]] | None = None
         if not server["pgss_installed"]:
@@ -195,13 +241,33 @@ class PostgresPoller(Poller):
                     raise
                 self._query_errors["statements"] = self._query_errors.get("statements", 0) + 1
                 log.warning("%s: pg_stat_statements query failed: %s", self.target, error_line(exc))
-                return None, False
+                return None, [], False
         if rows is not None and not server["read_all_stats"]:
             problem = "no_privilege"  # works, but only our own role's statements are visible
         self._report_pgss(problem)
         if rows is None:
-            return None, False
-        return to_stats(rows), problem is None
+            return None, [], False
+        return to_stats(application_rows(rows)), own_statements(rows), problem is None
+
+    async def _variant_keys_of(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int,
+                               top: list[StatementStat]) -> dict[int, int]:
+        """The variant key of each exported statement, so the UI shows variants as one. A text cut at
+        statement_text_length is read whole, once: a queryid's text does not change."""
+        known = self._variant_keys
+        new = [s for s in top if s.queryid not in known]
+        cut = [s.queryid for s in new if len(s.query) >= self.settings.statement_text_length]
+        whole: dict[int, str] = {}
+        if cut:
+            rows = await self._fetch(conn, "statement_texts", queries.pick_required(queries.STATEMENT_TEXTS, version),
+                                     {"ids": cut})
+            if rows is None:
+                cut_off = set(cut)
+                new = [s for s in new if s.queryid not in cut_off]  # tried again next poll
+            whole = {int(r["queryid"]): r["query"] for r in rows or []}
+        for s in new:
+            known[s.queryid] = variant_key(whole.get(s.queryid, s.query))
+        self._variant_keys = {s.queryid: known[s.queryid] for s in top if s.queryid in known}
+        return {q: found for q, found in self._variant_keys.items() if found is not None}
 
     async def _refresh_sizes(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int) -> None:
         """Read sizes when they are older than size_interval (they cost a stat() per file)."""
@@ -301,6 +367,12 @@ class PostgresPoller(Poller):
         ranked = sorted(statements, key=lambda s: s.exec_seconds, reverse=True)
         k = self.settings.top_statements
         return ranked[:k], fold(ranked[k:], StatementStat, queryid=0, query=OTHER)
+
+
+async def _close(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Close a connection without waiting on the server; a broken one may fail to close: it is gone either way."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(conn.close(), 1.0)
 
 
 def _table_counts(tables: list[TableRow]) -> health.TableCounts:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from collectors.postgres.access import COLLECTOR_TAG, OWN_STATEMENT_PATTERN, OWN_TAG_CHARS, tagged
+
 MIN_SUPPORTED = 130000
 
 SERVER = {
@@ -132,9 +134,15 @@ WHERE datallowconn AND (has_database_privilege(oid, 'CONNECT')
 # pg_stat_statements.track = all the nested ones (inside functions, or planned
 # inside another session's EXPLAIN, such as the advisor's what-if plans) would
 # add calls the application never made, under the same queryid.
+# ``own`` is the dbpulse component whose tag the text carries (access.OWN_STATEMENT_PATTERN), NULL for the
+# application's statements, which come first: a limit never drops one of them for one of dbpulse's. (strpos
+# first: the regular expression on every text doubled the server time of this read at 5,000 statements.)
 # Parameters: text_length (characters of text), limit (rows; NULL for all).
-_STATEMENTS = """
-SELECT queryid, sum(calls)::bigint AS calls, sum(total_exec_time)::float8 / 1000 AS exec_seconds,
+_OWN = (f"CASE WHEN strpos(query, 'dbpulse_') > 0 "
+        f"THEN substring(left(query, {OWN_TAG_CHARS}) FROM '{OWN_STATEMENT_PATTERN}') END")
+_STATEMENTS = f"""
+SELECT queryid, {_OWN} AS own,
+       sum(calls)::bigint AS calls, sum(total_exec_time)::float8 / 1000 AS exec_seconds,
        sum(rows)::bigint AS rows, sum(shared_blks_hit)::bigint AS blks_hit,
        sum(shared_blks_read)::bigint AS blks_read,
        sum(total_plan_time)::float8 / 1000 AS plan_seconds, sum(temp_blks_read)::bigint AS temp_blks_read,
@@ -142,14 +150,26 @@ SELECT queryid, sum(calls)::bigint AS calls, sum(total_exec_time)::float8 / 1000
        min(left(query, %(text_length)s)) AS query
 FROM pg_stat_statements
 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-  AND queryid IS NOT NULL {toplevel}
-GROUP BY queryid
-ORDER BY sum(total_exec_time) DESC, queryid
+  AND queryid IS NOT NULL {{toplevel}}
+GROUP BY queryid, own
+ORDER BY own NULLS FIRST, sum(total_exec_time) DESC, queryid
 LIMIT %(limit)s
 """
 STATEMENTS = {
     MIN_SUPPORTED: _STATEMENTS.format(toplevel=""),
     140000: _STATEMENTS.format(toplevel="AND toplevel"),
+}
+
+# Whole texts of the application's statements by queryid (parameter ids: bigint[]): the exported ones whose
+# short text was cut, read once each to fingerprint them (statements.fingerprint).
+STATEMENT_TEXTS = {
+    MIN_SUPPORTED: f"""
+SELECT queryid, min(query) AS query
+FROM pg_stat_statements
+WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND queryid = ANY(%(ids)s) AND {_OWN} IS NULL
+GROUP BY queryid
+""",
 }
 
 # pg_stat_statements' columns follow the *extension's* version, not the
@@ -603,15 +623,17 @@ FROM pages
 }
 
 
-def pick(bands: Mapping[int, str | None], version_num: int) -> str | None:
-    """The SQL of the newest band at or below ``version_num``; None where the version lacks the view."""
+def pick(bands: Mapping[int, str | None], version_num: int, tag: str = COLLECTOR_TAG) -> str | None:
+    """The SQL of the newest band at or below ``version_num``, tagged as dbpulse's (``access.tagged``);
+    None where the version lacks the view."""
     if version_num < MIN_SUPPORTED:
         raise ValueError(f"PostgreSQL {version_num} is older than the supported 13")
-    return bands[max(v for v in bands if v <= version_num)]
+    sql = bands[max(v for v in bands if v <= version_num)]
+    return None if sql is None else tagged(sql, tag)
 
 
-def pick_required(bands: Mapping[int, str], version_num: int) -> str:
+def pick_required(bands: Mapping[int, str], version_num: int, tag: str = COLLECTOR_TAG) -> str:
     """``pick`` for a query every supported version has."""
-    sql = pick(bands, version_num)
+    sql = pick(bands, version_num, tag)
     assert sql is not None
     return sql

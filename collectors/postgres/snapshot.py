@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from collectors.postgres.attention import Attention
 from collectors.postgres.health import ServerHealth
-from collectors.postgres.statements import StatementStat
+from collectors.postgres.statements import OwnStatements, StatementStat
 from monitor.core.samples import OTHER, Sample, SampleList
 from monitor.core.topk import summed
 
@@ -104,8 +104,8 @@ class PostgresSnapshot:
     table_count: int
     indexes: list[IndexRow]
     index_count: int
-    statements: list[StatementStat]  # the top-K by total time; the rest summed in statements_other
-    statement_count: int | None
+    statements: list[StatementStat]  # the application's top-K by total time; the rest summed in statements_other
+    statement_count: int | None  # every entry of the database: the application's and dbpulse's own
     statements_reset: float | None
     query_errors: dict[str, int]  # cumulative per statistics query
     tables_other: TableRow | None = None
@@ -119,6 +119,8 @@ class PostgresSnapshot:
     size_interval: float = 0.0  # postgres.size_interval
     health: ServerHealth | None = None
     attention: list[Attention] = field(default_factory=list)  # what needs attention, worst first
+    own_statements: list[OwnStatements] = field(default_factory=list)  # dbpulse's own, per component
+    variant_keys: dict[int, int] = field(default_factory=dict)  # queryid -> statements.variant_key, top-K
 
     @property
     def database(self) -> DatabaseRow | None:
@@ -216,6 +218,11 @@ class PostgresSnapshot:
             out.add("dbpulse_pg_statement_temp_blocks_read_total", s.temp_blks_read, **labels)
             out.add("dbpulse_pg_statement_temp_blocks_written_total", s.temp_blks_written, **labels)
             out.add("dbpulse_pg_statement_wal_bytes_total", s.wal_bytes, **labels)
+        for own in self.own_statements:
+            labels = {**db, "component": own.component}
+            out.add("dbpulse_pg_own_statements", own.statements, **labels)
+            out.add("dbpulse_pg_own_statement_calls_total", own.calls, **labels)
+            out.add("dbpulse_pg_own_statement_exec_seconds_total", own.exec_seconds, **labels)
         if self.statement_text_info:
             for s in self.statements:
                 out.add("dbpulse_pg_statement_info", 1, **db, queryid=str(s.queryid), query=" ".join(s.query.split()))

@@ -5,21 +5,34 @@ Counters are summed per queryid across users; from PG 14 only top-level
 statements are read (see ``queries.STATEMENTS``). The collector asks for short
 texts and every row (it exports a top-K and sums the rest); the advisor asks
 for whole texts of the heaviest statements.
+
+dbpulse's own statements (every one carries its component's tag, see
+``access.COLLECTOR_TAG``) are told apart by the SQL itself: they are never
+among the application's statements, and are added up per component
+(``OwnStatements``) so their cost stays visible.
+
+Variants: up to PostgreSQL 17 every length of an ``IN ($1, ..., $n)`` list is
+its own entry (its own queryid). Texts with one pglast fingerprint (libpg_query's:
+constants, parameters and IN-list lengths do not count) and the same names are
+one statement to a person: ``group_variants`` makes them one entry, counters
+added up, each variant kept by its queryid.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pglast
+import pglast.parser
 import psycopg
 from psycopg.rows import dict_row
 
 from collectors.postgres import queries
 from collectors.postgres.access import ADVISOR_TAG, unwrap_statement_text
-from monitor.core.topk import summed
+from monitor.core.topk import fold, summed
 
 WHOLE_TEXT = 1_000_000  # characters: pg_stat_statements keeps at most track_activity_query_size of them
 
@@ -47,6 +60,36 @@ class StatementStat:
         return self.rows / self.calls if self.calls else 0.0
 
 
+@dataclass(frozen=True)
+class OwnStatements:
+    """dbpulse's own statements of one component, added up (kept out of the application's statements)."""
+
+    component: str  # "collector" (statistics and health reads) or "advisor"
+    statements: int = 0  # pg_stat_statements entries
+    calls: int = 0
+    exec_seconds: float = 0.0
+
+
+OWN_COMPONENTS = ("advisor", "collector")
+
+
+def own_statements(rows: Iterable[Mapping[str, Any]]) -> list[OwnStatements]:
+    """The rows of ``queries.STATEMENTS`` that are dbpulse's own, added up per component (each one present)."""
+    totals = {c: [0, 0, 0.0] for c in OWN_COMPONENTS}
+    for r in rows:
+        if r["own"] in totals:
+            total = totals[r["own"]]
+            total[0] += 1
+            total[1] += int(r["calls"] or 0)
+            total[2] += float(r["exec_seconds"] or 0)
+    return [OwnStatements(c, int(n), int(calls), float(seconds)) for c, (n, calls, seconds) in totals.items()]
+
+
+def application_rows(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The rows of ``queries.STATEMENTS`` that are the application's (no dbpulse tag)."""
+    return [r for r in rows if r["own"] is None]
+
+
 def statements_params(text_length: int, limit: int | None) -> dict[str, Any]:
     """Parameters of ``queries.STATEMENTS``: text length, and how many rows (None: all)."""
     return {"text_length": text_length, "limit": limit}
@@ -67,20 +110,21 @@ def to_stats(rows: Iterable[Mapping[str, Any]]) -> list[StatementStat]:
 
 def read_statements(conn: psycopg.Connection[Any], version_num: int, limit: int | None,
                     text_length: int = WHOLE_TEXT) -> list[StatementStat]:
-    """Statements of the current database, heaviest (total execution time) first."""
+    """The application's statements of the current database (never dbpulse's own), heaviest (total execution
+    time) first; sent as the advisor's."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(f"SELECT /* {ADVISOR_TAG} */ extversion FROM pg_extension WHERE extname = 'pg_stat_statements'"
                     .encode())
         found = cur.fetchone()
         band = queries.pgss_band(version_num, found["extversion"] if found else None)
-        cur.execute(queries.pick_required(queries.STATEMENTS, band).encode(),
+        cur.execute(queries.pick_required(queries.STATEMENTS, band, ADVISOR_TAG).encode(),
                     statements_params(text_length, limit))
-        return to_stats(cur.fetchall())
+        return to_stats(application_rows(cur.fetchall()))
 
 
 def read_statements_reset(conn: psycopg.Connection[Any], version_num: int) -> datetime | None:
-    """When pg_stat_statements was last reset (PG 14+), else None."""
-    sql = queries.pick(queries.STATEMENTS_RESET, version_num)
+    """When pg_stat_statements was last reset (PG 14+), else None; sent as the advisor's."""
+    sql = queries.pick(queries.STATEMENTS_RESET, version_num, ADVISOR_TAG)
     if sql is None:
         return None
     row = conn.execute(sql.encode()).fetchone()
@@ -105,4 +149,67 @@ def deltas(current: list[StatementStat], previous: Mapping[int, StatementStat] |
                 stat.plan_seconds - before.plan_seconds, stat.temp_blks_read - before.temp_blks_read,
                 stat.temp_blks_written - before.temp_blks_written, stat.wal_bytes - before.wal_bytes,
             ))
+    return out
+
+
+def fingerprint(text: str) -> int | None:
+    """pglast's fingerprint of a statement text: equal for texts that differ only in constants, parameters or
+    the length of IN lists, and also (libpg_query groups partitions and shards) in the digits that end a
+    table's name; None for a text that does not parse (cut short, for one)."""
+    try:
+        return int(pglast.fingerprint(text), 16)
+    except Exception:  # pglast.parser.ParseError, or anything odd in the input
+        return None
+
+
+_NAME_KINDS = frozenset({"UNRESERVED_KEYWORD", "COL_NAME_KEYWORD", "TYPE_FUNC_NAME_KEYWORD"})  # usable as names
+
+
+def variant_key(text: str) -> int | None:
+    """Equal for variants of one statement: the same fingerprint and the same names (tables, columns, aliases,
+    in order), so ``orders_2023`` and ``orders_2024``, one fingerprint, stay two statements. None for a text
+    that does not parse."""
+    found = fingerprint(text)
+    if found is None:
+        return None
+    try:
+        tokens = pglast.parser.scan(text)
+    except Exception:  # pglast.parser.ParseError
+        return None
+    names = tuple(text[t.start:t.end + 1].lower() for t in tokens if t.name == "IDENT" or t.kind in _NAME_KINDS)
+    return hash((found, names))
+
+
+@dataclass(frozen=True)
+class Variants:
+    """Statements with one fingerprint, as one entry."""
+
+    total: StatementStat  # every variant's counters added up, with the heaviest variant's queryid and text
+    members: tuple[StatementStat, ...]  # heaviest (total execution time) first
+
+    @property
+    def count(self) -> int:
+        return len(self.members)
+
+    @property
+    def queryids(self) -> list[int]:
+        return [m.queryid for m in self.members]
+
+
+def group_variants(stats: Iterable[StatementStat],
+                   key_of: Callable[[StatementStat], int | None]) -> list[Variants]:
+    """``stats`` grouped by ``key_of`` (``variant_key``; a statement without one stands alone), heaviest group
+    first."""
+    groups: dict[tuple[str, int], list[StatementStat]] = {}
+    for stat in stats:
+        found = key_of(stat)
+        groups.setdefault(("queryid", stat.queryid) if found is None else ("fingerprint", found), []).append(stat)
+    out = []
+    for members in groups.values():
+        members.sort(key=lambda m: (-m.exec_seconds, m.queryid))
+        head = members[0]
+        total = fold(members, StatementStat, queryid=head.queryid, query=head.query)
+        assert total is not None
+        out.append(Variants(total, tuple(members)))
+    out.sort(key=lambda g: (-g.total.exec_seconds, g.total.queryid))
     return out

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 log = logging.getLogger("dbpulse.redis")
 
 RECHECK_SECONDS = 600.0
-FEATURES = ("errorstats", "latencystats", "slowlog", "latency_monitor", "memory_usage", "config_get")
+FEATURES = ("errorstats", "latencystats", "slowlog", "latency_monitor", "memory_usage", "config_get", "queue_script")
 
 
 @dataclass(frozen=True)

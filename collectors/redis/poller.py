@@ -1,4 +1,4 @@
-"""Redis poller: PING, key sampling, queue lengths, INFO, then the slowlog and latency monitor.
+"""Redis poller: PING, key sampling, queue lengths (queues.py), INFO, then the slowlog and latency monitor.
 
 INFO is read after every lookup this poll makes, so that those lookups
 (counted exactly from the replies) are already in ``keyspace_hits``/
@@ -30,6 +30,7 @@ from redis.exceptions import RedisError, ResponseError
 from collectors.redis.diagnostics import LatencyEvent, SlowEntry, config_value, parse_latency_latest, parse_slowlog
 from collectors.redis.features import Features
 from collectors.redis.info import RedisInfo, parse_info
+from collectors.redis.queues import QueueReader
 from collectors.redis.sampling import KeySample, estimate, sample_keys
 from collectors.redis.settings import RedisSettings, RedisTarget
 from collectors.redis.snapshot import RedisSnapshot
@@ -63,6 +64,12 @@ def quiet_handshake() -> dict[str, Any]:
 
         options["maint_notifications_config"] = MaintNotificationsConfig(enabled=False)
     return options
+
+
+async def _close(client: aioredis.Redis) -> None:
+    """Close a client and its connections without waiting on the server."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(client.aclose(close_connection_pool=True), 1.0)
 
 
 def pollers(settings: RedisSettings) -> list[Poller]:
@@ -114,28 +121,33 @@ class RedisPoller(Poller):
         self._cursor = 0
         self._unsubtracted = (0, 0)  # (hits, misses) of our own lookups not yet subtracted
         self.features = Features(self.target)
+        self._queues = QueueReader(self.queues, self.features)
         self._run_id: str | None = None
         self._slowlog_next_id: float | None = None  # newest slowlog id + 1 seen on this run of the server
 
-    def _connect(self) -> aioredis.Redis:
-        if self._client is None:
-            # Ours win over the same options in the URL's query string (?protocol=3&socket_timeout=...).
-            options = {**self._pool_kwargs, "socket_timeout": self.timeout, "socket_connect_timeout": self.timeout,
-                       "client_name": CLIENT_NAME, "max_connections": 2, **quiet_handshake()}
-            pool = ConnectionPool(**options)
-            client = aioredis.Redis(connection_pool=pool)
-            client.set_response_callback("INFO", lambda response, **_: response)  # parsed by us
-            self._client = client
-        return self._client
+    def _checkout(self) -> aioredis.Redis:
+        """The kept client, taken out of the poller for this poll (see ``Poller.poll``), or a new one."""
+        client, self._client = self._client, None
+        if client is not None:
+            return client
+        # Ours win over the same options in the URL's query string (?protocol=3&socket_timeout=...).
+        options = {**self._pool_kwargs, "socket_timeout": self.timeout, "socket_connect_timeout": self.timeout,
+                   "client_name": CLIENT_NAME, "max_connections": 2, **quiet_handshake()}
+        client = aioredis.Redis(connection_pool=ConnectionPool(**options))
+        client.set_response_callback("INFO", lambda response, **_: response)  # parsed by us
+        return client
 
-    async def _drop(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.aclose(close_connection_pool=True), 1.0)
+    async def _checkin(self, client: aioredis.Redis) -> None:
+        """Keep the client for the next poll, unless a newer poll has already made one."""
+        if self._client is None:
+            self._client = client
+        elif self._client is not client:
+            await _close(client)
 
     async def close(self) -> None:
-        await self._drop()
+        if self._client is not None:
+            client, self._client = self._client, None
+            await _close(client)
 
     def down_samples(self) -> list[Sample]:
         out = SampleList(target=self.target)
@@ -143,11 +155,17 @@ class RedisPoller(Poller):
         return out.samples
 
     async def poll(self) -> RedisSnapshot:
+        client = self._checkout()
         try:
-            return await self._read(self._connect())
+            snapshot = await self._read(client)
         except (asyncio.CancelledError, RedisError, OSError):
-            await self._drop()  # a cut-off exchange leaves the connection in an unknown state
+            await _close(client)  # a cut-off (abandoned) exchange leaves the connection in an unknown state
             raise
+        except Exception:
+            await self._checkin(client)
+            raise
+        await self._checkin(client)
+        return snapshot
 
     async def _read(self, client: aioredis.Redis) -> RedisSnapshot:
         started = time.perf_counter()
@@ -166,9 +184,9 @@ class RedisPoller(Poller):
             keys = await self._sample(client)
             self._cursor = keys.cursor
             self._unsubtracted = (self._unsubtracted[0] + keys.hits, self._unsubtracted[1] + keys.misses)
-        queues, queue_hits, queue_misses = await self._queues(client)
-        self._unsubtracted = (self._unsubtracted[0] + queue_hits, self._unsubtracted[1] + queue_misses)
-        raw_info: Any = await client.info("all")  # raw text: see _connect
+        queues = await self._queues.read(client)
+        self._unsubtracted = (self._unsubtracted[0] + queues.hits, self._unsubtracted[1] + queues.misses)
+        raw_info: Any = await client.info("all")  # raw text: see _checkout
         info = parse_info(raw_info)
         adjusted = self._adjust(info, *self._unsubtracted)
         self._unsubtracted = (0, 0)
@@ -180,7 +198,7 @@ class RedisPoller(Poller):
         return RedisSnapshot(
             target=self.target, info=info, ping_seconds=ping_seconds,
             hits=adjusted[0], misses=adjusted[1], own_lookups=adjusted[2], hit_ratio=adjusted[3],
-            db=self.db, dbsize=dbsize, keys=keys, prefixes=prefixes, queues=queues,
+            db=self.db, dbsize=dbsize, keys=keys, prefixes=prefixes, queues=queues.lengths, queue_kinds=queues.kinds,
             writes_refused=writes_refused, top_commands=self.settings.top_commands,
             top_errors=self.settings.top_errors, slowlog_length=diagnostics.slowlog_length,
             slowlog_entries_total=self._slowlog_next_id if diagnostics.slowlog_length is not None else None,
@@ -207,6 +225,7 @@ class RedisPoller(Poller):
         run_id = info.fields.get("run_id")
         if self._run_id is not None and run_id != self._run_id:
             self.features.restarted()
+            self._queues.restarted()
             self._slowlog_next_id = None
         self._run_id = run_id
 
@@ -295,39 +314,6 @@ class RedisPoller(Poller):
                               "commands: CONFIG SET slowlog-log-slower-than 10000 logs those over 10 ms")
         else:
             self.features.set("slowlog", True)
-
-    async def _queues(self, client: aioredis.Redis) -> tuple[dict[str, float], int, int]:
-        """LLEN or XLEN of each configured key, with the lookups it costs.
-
-        TYPE, LLEN and XLEN run in one MULTI/EXEC so the key cannot vanish in
-        between: all three are hits if TYPE saw the key, all three misses if
-        not (LLEN/XLEN look the key up before failing with WRONGTYPE).
-        """
-        if not self.queues:
-            return {}, 0, 0
-        pipe = client.pipeline(transaction=True)
-        for key in self.queues:
-            pipe.type(key)
-            pipe.llen(key)
-            pipe.xlen(key)
-        replies = await pipe.execute(raise_on_error=False)
-        lengths: dict[str, float] = {}
-        hits = misses = 0
-        for i, key in enumerate(self.queues):
-            raw_kind, llen, xlen = replies[3 * i: 3 * i + 3]
-            kind = raw_kind.decode() if isinstance(raw_kind, bytes) else str(raw_kind)
-            if kind == "none":
-                misses += 3
-                lengths[key] = 0
-                continue
-            hits += 3
-            if kind == "list" and not isinstance(llen, ResponseError):
-                lengths[key] = float(llen)
-            elif kind == "stream" and not isinstance(xlen, ResponseError):
-                lengths[key] = float(xlen)
-            else:
-                log.debug("%s: queue key %s is a %s, not a list or stream", self.target, key, kind)
-        return lengths, hits, misses
 
     def _adjust(self, info: RedisInfo, hits: int, misses: int) -> tuple[
             float | None, float | None, float, float | None]:

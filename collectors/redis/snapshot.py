@@ -62,6 +62,7 @@ class RedisSnapshot:
     keys: KeySample | None  # None when sampling is disabled
     prefixes: dict[str, PrefixEstimate] = field(default_factory=dict)
     queues: dict[str, float] = field(default_factory=dict)
+    queue_kinds: dict[str, str] = field(default_factory=dict)  # each queue key's type ("none": it does not exist)
     writes_refused: bool = False  # PING answered MISCONF: persistence is failing and writes are refused
     top_commands: int = 20
     top_errors: int = 10

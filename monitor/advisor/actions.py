@@ -5,7 +5,7 @@ JSON shape (the report's ``plan`` key)::
     {"actions": [{"order", "action", "table", "steps", "reason", "checked", "kinds",
                   "creates"?, "drops"?, "supersedes"?, "replaced_by"?, "relies_on"?,
                   "statements_using"?}, ...],
-     "held_back": [{"subject", "kind", "reason"}, ...],
+     "held_back": [{"subject", "kind", "reason", "judged_from"?}, ...],
      "drop_check", "summary"}
 
 ``action`` is ``create``, ``drop`` or ``replace`` (create the new index, then
@@ -18,6 +18,7 @@ an index another action relies on. Keys are present only where they apply.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 ActionKind = Literal["create", "drop", "replace"]
@@ -43,6 +44,8 @@ class ServedStatement:
     plan_before_text: str = ""  # the whole plan, indented
     plan_after_text: str = ""
     saved_seconds_per_hour: float | None = None  # estimate: calls/h x mean x fraction of cost removed
+    # queryids of its variants (one pglast fingerprint: IN lists of other lengths), whose calls are added in
+    variants: list[int] = field(default_factory=list)
 
     @property
     def cost_removed_ratio(self) -> float | None:
@@ -51,7 +54,7 @@ class ServedStatement:
         return max(0.0, 1 - self.cost_after / self.cost_before)
 
     def to_json_dict(self) -> dict[str, Any]:
-        out = {k: _rounded(v) for k, v in self.__dict__.items() if v is not None and v != ""}
+        out = {k: _rounded(v) for k, v in self.__dict__.items() if v is not None and v != "" and v != []}
         removed = self.cost_removed_ratio
         if removed is not None:
             out["cost_removed_ratio"] = round(removed, 4)
@@ -148,9 +151,13 @@ class HeldBack:
     subject: str
     kind: str
     reason: str
+    judged_from: datetime | None = None  # when the time that holds it back will have passed
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {"subject": self.subject, "kind": self.kind, "reason": self.reason}
+        out = {"subject": self.subject, "kind": self.kind, "reason": self.reason}
+        if self.judged_from is not None:
+            out["judged_from"] = self.judged_from.replace(microsecond=0).isoformat()
+        return out
 
 
 @dataclass
@@ -167,8 +174,10 @@ class Plan:
         return next((a for a in self.actions if a.order == order), None)
 
     def served_by(self) -> dict[int, Action]:
-        """The action whose new index serves each statement (by queryid): the one that speeds it up."""
-        return {st.queryid: a for a in self.actions for n in a.creates for st in n.statements}
+        """The action whose new index serves each statement (by queryid, its variants too): the one that speeds it
+        up."""
+        return {q: a for a in self.actions for n in a.creates for st in n.statements
+                for q in (st.queryid, *st.variants)}
 
     def to_json_dict(self) -> dict[str, Any]:
         saved = [a.saved_seconds_per_hour for a in self.actions if a.saved_seconds_per_hour is not None]

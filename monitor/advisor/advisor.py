@@ -18,23 +18,26 @@ from typing import Any
 
 import psycopg
 
-from collectors.postgres.access import ADVISOR_APPLICATION_NAME, ADVISOR_TAG, error_line, session_kwargs
+from collectors.postgres.access import ADVISOR_APPLICATION_NAME, error_line, session_kwargs
 from collectors.postgres.statements import StatementStat, deltas, read_statements, read_statements_reset
 
 from . import plans
-from .candidates import Workload, build_candidates
+from .candidates import Candidate, Workload, build_candidates
 from .catalog import Catalog, key_signature, read_catalog
 from .findings import STATEMENT_PLAN_CHARS, STATEMENT_PLANS_MAX, AdviceReport, Finding, Skipped, VerificationStats
 from .hygiene import hygiene_findings, stats_age_seconds, unused_held_back_note
 from .normalize import planned_form
 from .outcomes import OutcomeTracker, Regression
-from .patterns import n_plus_one_findings, slow_findings
+from .patterns import NPlusOne, slow_findings
 from .plan import build_plan
 from .query_analysis import StatementAnalysis, analyze
 from .rates import Rates
+from .safety import drops_blocked
 from .selection import Measured, Selection, explain_statement, select_heuristic, select_verified, unplannable_reason
 from .settings import Thresholds
 from .skew import Samples, analyze_skew, partial_candidates, partial_served, read_qualstats
+from .validate import check_candidates
+from .variants import StatementVariants
 from .whatif import Budget, PlanError, WhatIf
 
 __all__ = ["AdviceReport", "Advisor", "AdvisorConnectionError", "Thresholds"]
@@ -57,10 +60,11 @@ class Advisor:
         self._previous: dict[int, StatementStat] | None = None
         self._analysis_cache: dict[str, StatementAnalysis] = {}
         self._conn: psycopg.Connection[Any] | None = None  # the running session, for cancel()
-        self._table_counts: tuple[float, dict[int, int]] | None = None  # (monotonic time, inserts + updates)
+        self._first_seen: dict[tuple[int, str], datetime | None] = {}  # index (oid, name) -> first seen
         self.outcomes = OutcomeTracker(self.settings)
         self._plannable: dict[str, str | None] = {}  # statement text -> why it cannot be planned (None: it can)
         self._plan_texts: dict[str, str] = {}  # statement text -> its generic plan as text (the statement page)
+        self.n_plus_one = NPlusOne(self.settings)  # remembers the previous window's pairs
 
     def connect(self) -> psycopg.Connection[Any]:
         kwargs = session_kwargs(self.settings.statement_timeout_seconds, application_name=ADVISOR_APPLICATION_NAME,
@@ -107,6 +111,7 @@ class Advisor:
     def _run(self, conn: psycopg.Connection[Any]) -> AdviceReport:
         s = self.settings
         cat = read_catalog(conn)
+        self._remember_indexes(cat)
         report = AdviceReport(target=self.target, generated_at=datetime.now(UTC), stats_reset=cat.stats_reset)
         report.notes.extend(cat.notes)
         report.findings.extend(hygiene_findings(cat, s))
@@ -116,8 +121,7 @@ class Advisor:
         table_rates = self._table_writes_per_hour(cat)
 
         try:
-            current = [st for st in read_statements(conn, cat.server_version_num, s.max_statements)
-                       if ADVISOR_TAG not in st.query]  # the advisor's own catalog queries carry the tag
+            statements = read_statements(conn, cat.server_version_num, s.max_statements)  # never dbpulse's own
             statements_reset = read_statements_reset(conn, cat.server_version_num)
         except psycopg.Error as exc:
             report.notes.append(
@@ -125,13 +129,16 @@ class Advisor:
                 "missing_index, n_plus_one, slow_statement and outcomes disabled; "
                 "CREATE EXTENSION pg_stat_statements (preloaded) and GRANT pg_read_all_stats to the role"
             )
-            report.plan = build_plan(report.findings, Selection(), cat, Workload([]), s, Rates(None, table_rates))
+            no_drops = self._no_drops(report, cat, None, statements_readable=False)
+            report.plan = build_plan(report.findings, Selection(), cat, Workload([]), s, Rates(None, table_rates),
+                                     no_drops=no_drops)
             return report
         first_run = self._previous is None
-        window_stats = deltas(current, self._previous)
-        self._previous = {st.queryid: st for st in current}
-        if statements_reset and (report.stats_reset is None or statements_reset > report.stats_reset):
-            report.notes.append(f"pg_stat_statements was reset at {statements_reset.isoformat()}")
+        variants = StatementVariants.of(statements)  # one statement per fingerprint (IN lists of other lengths)
+        current = variants.grouped(statements)
+        window_stats = variants.grouped(deltas(statements, self._previous))
+        self._previous = {st.queryid: st for st in statements}
+        no_drops = self._no_drops(report, cat, statements_reset, statements_readable=True)
 
         items: list[tuple[StatementStat, StatementAnalysis]] = []
         for stat in current:
@@ -169,17 +176,20 @@ class Advisor:
         unplannable: dict[int, str] = {}
         stats = VerificationStats()
         selection = Selection()
-        since = statements_reset or cat.stats_reset
-        rates = Rates((cat.now - since).total_seconds() if since and cat.now else None, table_rates)
+        rates = Rates.over(cat.now, statements_reset or cat.stats_reset, cat.stats_reset, table_rates)
+        report.time_base = rates.window
         if s.use_hypopg and cat.hypopg_version:
             budget = Budget(s.verification_max_explains, s.verification_max_seconds)
             whatif = WhatIf(conn, cat.server_version_num, budget, can_hide=cat.hypopg_can_hide)
             try:
+                candidates = self._buildable(conn, cat, candidates, whatif, report)
                 if candidates:
                     report.findings.extend(select_verified(candidates, workload, cat, whatif, s, unplannable,
                                                            selection, rates))
                 stats = VerificationStats(budget.explains, budget.seconds, budget.exhausted(), "hypopg")
-                report.plan = build_plan(report.findings, selection, cat, workload, s, rates, whatif, unplannable)
+                report.statements_planned, cover_explains = self._cover(conn, cat, workload, selection, unplannable)
+                report.plan = build_plan(report.findings, selection, cat, workload, s, rates, whatif, unplannable,
+                                         no_drops)
             finally:
                 whatif.reset()
             if budget.exhausted():
@@ -199,11 +209,12 @@ class Advisor:
                       "the hypopg extension is not installed: CREATE EXTENSION hypopg in this database")
             report.notes.append(f"HypoPG verification unavailable ({reason}): missing_index advice is heuristic "
                                 "and the plan's drops are checked with the catalog only")
+            candidates = self._buildable(conn, cat, candidates, None, report)
             if candidates:
                 report.findings.extend(select_heuristic(candidates, workload, s, selection))
             stats = VerificationStats(mode="heuristic")
-            report.plan = build_plan(report.findings, selection, cat, workload, s, rates)
-        report.statements_planned, cover_explains = self._cover(conn, cat, workload, selection, unplannable)
+            report.statements_planned, cover_explains = self._cover(conn, cat, workload, selection, unplannable)
+            report.plan = build_plan(report.findings, selection, cat, workload, s, rates, no_drops=no_drops)
         report.statement_plans = self._statement_plans(workload, selection, unplannable)
         if stats.mode == "heuristic":
             # Nothing verified, but the statements behind the heuristic advice are planned: each finding
@@ -228,7 +239,7 @@ class Advisor:
         window = "since statistics were reset" if first_run else "since the previous advisor run"
         windowed = [(st, by_id[st.queryid]) for st in window_stats if st.queryid in by_id]
         total_calls = sum(st.calls for st, _ in windowed)
-        report.findings.extend(n_plus_one_findings(windowed, cat, s, total_calls))
+        report.findings.extend(self.n_plus_one.findings(windowed, cat, total_calls))
         report.findings.extend(slow_findings(list(windowed), cat, s, window))
 
         tables_of = {st.queryid: {t.oid for t in (cat.table(r) for r in a.relations) if t is not None}
@@ -240,7 +251,27 @@ class Advisor:
             [(c.candidate.table.oid, tuple(key_signature(k) for k, _ in c.candidate.keys))
              for c in selection.chosen if c.finding.action is not None],
             [i.oid for i in cat.indexes if any(i.qualified in a.drops for a in report.plan.actions)])
+        variants.name_them(report)
         return report
+
+    def _no_drops(self, report: AdviceReport, cat: Catalog, statements_reset: datetime | None,
+                  statements_readable: bool) -> tuple[str, datetime | None] | None:
+        """Why nothing may be dropped in this run (safety.py), said loudly as the report's first note."""
+        no_drops = drops_blocked(cat, self.settings, statements_reset, statements_readable)
+        if no_drops is not None:
+            report.notes.insert(0, f"NO INDEX IS DROPPED IN THIS RUN: {no_drops[0]}")
+        return no_drops
+
+    @staticmethod
+    def _buildable(conn: psycopg.Connection[Any], cat: Catalog, candidates: list[Candidate], whatif: WhatIf | None,
+                   report: AdviceReport) -> list[Candidate]:
+        """The candidates the server would build; the refused ones are counted with their reasons."""
+        kept, refused = check_candidates(conn, cat, candidates, whatif)
+        report.candidates_refused = refused.count
+        note = refused.note()
+        if note:
+            report.notes.append(note)
+        return kept
 
     def _cover(self, conn: psycopg.Connection[Any], cat: Catalog, workload: Workload, selection: Selection,
                unplannable: dict[int, str]) -> tuple[int, int]:
@@ -307,23 +338,26 @@ class Advisor:
         self._plan_texts = texts
         return out
 
-    def _table_writes_per_hour(self, cat: Catalog) -> dict[int, float]:
-        """Inserts + updates per hour per table: since the previous run (the service), else since the reset."""
-        now = time.monotonic()
-        counts = {oid: t.inserts + t.updates for oid, t in cat.tables.items()}
-        out: dict[int, float] = {}
-        previous, self._table_counts = self._table_counts, (now, counts)
-        if previous is not None and now - previous[0] > 1:
-            elapsed = now - previous[0]
-            for oid, n in counts.items():
-                before = previous[1].get(oid)
-                if before is not None and n >= before:
-                    out[oid] = (n - before) * 3600 / elapsed
-            return out
+    @staticmethod
+    def _table_writes_per_hour(cat: Catalog) -> dict[int, float]:
+        """Inserts + updates per hour per table since the statistics reset, in the service as in the command:
+        one time base for the whole run (rates.py), whatever ran before."""
         age = stats_age_seconds(cat.stats_reset, cat.now)
-        if age and age > 0:
-            out = {oid: n * 3600 / age for oid, n in counts.items()}
-        return out
+        if not age or age <= 0:
+            return {}
+        return {oid: (t.inserts + t.updates) * 3600 / age for oid, t in cat.tables.items()}
+
+    def _remember_indexes(self, cat: Catalog) -> None:
+        """When this advisor first saw each index (it existed then): the service knows an index's age from
+        the runs before; a first run (and ``dbpulse advise``) learns nothing from it."""
+        seen = {}
+        for index in cat.indexes:
+            key = (index.oid, index.qualified)
+            first = seen[key] = self._first_seen.get(key, cat.now)
+            if first is not None and cat.now is not None and first < cat.now and (
+                    index.known_since is None or first < index.known_since):
+                index.known_since = first
+        self._first_seen = seen
 
 
 def _heuristic_costs(findings: list[Finding], workload: Workload, selection: Selection) -> None:

@@ -126,10 +126,11 @@ class Candidate:
         return f"{self.table.qualified} ({', '.join(self.columns)}){where}"
 
     def ddl(self) -> str:
-        return create_index(self.table.schema, self.table.name, list(self.keys), where=self.predicate)
+        return create_index(self.table.schema, self.table.name, list(self.keys), where=self.predicate,
+                            concurrently=not self.table.partitioned)
 
     def hypothetical_sql(self) -> str:
-        return self.ddl().replace("CREATE INDEX CONCURRENTLY", "CREATE INDEX").rstrip(";")
+        return self.ddl().replace("CREATE INDEX CONCURRENTLY ", "CREATE INDEX ").rstrip(";")
 
 
 @dataclass

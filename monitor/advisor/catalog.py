@@ -18,12 +18,14 @@ import psycopg
 
 from collectors.postgres.access import ADVISOR_TAG as TAG
 
+from .ddl import drop_index
 from .query_analysis import Key, TableRef, canonical_expression
 
 TABLES_SQL = f"""
 SELECT /* {TAG} */ c.oid, n.nspname, c.relname, greatest(c.reltuples, 0)::float8,
        pg_relation_size(c.oid), coalesce(s.n_tup_ins + s.n_tup_upd + s.n_tup_del, 0),
-       coalesce(s.seq_scan, 0), coalesce(s.idx_scan, 0), coalesce(s.n_tup_ins, 0), coalesce(s.n_tup_upd, 0)
+       coalesce(s.seq_scan, 0), coalesce(s.idx_scan, 0), coalesce(s.n_tup_ins, 0), coalesce(s.n_tup_upd, 0),
+       c.relkind = 'p'
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
@@ -69,7 +71,8 @@ SELECT /* {TAG} */ i.indexrelid, n.nspname, ic.relname, i.indrelid, am.amname,
        coalesce(s.idx_scan, 0), pg_relation_size(i.indexrelid),
        NOT EXISTS (SELECT 1 FROM unnest(i.indclass::oid[]) WITH ORDINALITY u(opc, ord)
                    JOIN pg_opclass o ON o.oid = u.opc
-                   WHERE u.ord <= i.indnkeyatts AND NOT o.opcdefault)
+                   WHERE u.ord <= i.indnkeyatts AND NOT o.opcdefault),
+       ic.relkind = 'I', EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)
 FROM pg_index i
 JOIN pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_namespace n ON n.oid = ic.relnamespace
@@ -78,10 +81,33 @@ LEFT JOIN pg_stat_user_indexes s ON s.indexrelid = i.indexrelid
 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
 """
 
+# Which table each foreign key references, and on which columns (the N+1 detector pairs statements with it).
+REFERENCES_SQL = f"""
+SELECT /* {TAG} */ co.conrelid, co.confrelid,
+       array(SELECT a.attname FROM unnest(co.conkey) WITH ORDINALITY k(attnum, ord)
+             JOIN pg_attribute a ON a.attrelid = co.conrelid AND a.attnum = k.attnum ORDER BY k.ord)::text[],
+       array(SELECT a.attname FROM unnest(co.confkey) WITH ORDINALITY k(attnum, ord)
+             JOIN pg_attribute a ON a.attrelid = co.confrelid AND a.attnum = k.attnum ORDER BY k.ord)::text[]
+FROM pg_constraint co
+WHERE co.contype = 'f' AND co.conrelid <> 0
+"""
+
 BUILDING_SQL = f"SELECT /* {TAG} */ index_relid FROM pg_stat_progress_create_index"
 STATS_RESET_SQL = (
     f"SELECT /* {TAG} */ stats_reset, now() FROM pg_stat_database WHERE datname = current_database()"
 )
+ROLE_SQL = f"""
+SELECT /* {TAG} */ coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false)
+       OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE'),
+       current_setting('track_commit_timestamp') = 'on'
+"""
+# The commit time of each index's pg_class row; NULL for frozen or too old transaction ids.
+INDEX_COMMIT_SQL = f"""
+SELECT /* {TAG} */ c.oid, pg_xact_commit_timestamp(c.xmin)
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+"""
 HYPOPG_SQL = f"""
 SELECT /* {TAG} */ e.extversion,
        EXISTS (SELECT 1 FROM pg_proc p WHERE p.proname = 'hypopg_hide_index' AND p.pronamespace = e.extnamespace)
@@ -111,6 +137,7 @@ class Table:
     idx_scan: int
     inserts: int = 0  # n_tup_ins and n_tup_upd: the writes that add index entries
     updates: int = 0
+    partitioned: bool = False  # relkind 'p': its indexes cannot be created or dropped CONCURRENTLY
     columns: dict[str, Column] = field(default_factory=dict)
     unique_keys: list[tuple[str, ...]] = field(default_factory=list)  # primary key and unique
     foreign_keys: list[tuple[str, ...]] = field(default_factory=list)
@@ -167,6 +194,12 @@ class Index:
     size_bytes: int
     default_opclasses: bool = True  # every key column uses its type's default operator class
     building: bool = False
+    # The earliest time the index is known to have existed (None: unknown): the commit time of its pg_class
+    # row (track_commit_timestamp; a REINDEX or rename makes it later, never earlier), or when the service
+    # first saw it. An index younger than the unused window is never "unused" (hygiene.index_old_enough).
+    known_since: datetime | None = None
+    partitioned: bool = False  # a partitioned table's index (relkind 'I'): no CONCURRENTLY
+    attached: bool = False  # a partition's index attached to its parent's: only the parent's can be dropped
 
     @property
     def qualified(self) -> str:
@@ -174,11 +207,24 @@ class Index:
 
     @property
     def protected(self) -> bool:
-        """Never advise dropping: it enforces something."""
-        return self.is_primary or self.is_unique or self.constraint_backed
+        """Never advise dropping: it enforces something, or PostgreSQL would refuse the drop."""
+        return self.is_primary or self.is_unique or self.constraint_backed or self.attached
+
+    def drop_ddl(self) -> str:
+        return drop_index(self.schema, self.name, concurrently=not self.partitioned)
 
     def key_signature(self) -> tuple[str, ...]:
         return tuple(key_signature(k) for k in self.keys)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A foreign key: ``table``'s ``columns`` reference ``referenced``'s ``referenced_columns``."""
+
+    table: int  # oid
+    columns: tuple[str, ...]
+    referenced: int  # oid
+    referenced_columns: tuple[str, ...]
 
 
 def key_signature(key: Key) -> str:
@@ -195,7 +241,10 @@ class Catalog:
     hypopg_version: str | None = None
     hypopg_can_hide: bool = False  # HypoPG >= 1.4: hypopg_hide_index()
     qualstats_version: str | None = None  # pg_qualstats in this database: samples of real constants
+    reads_all_stats: bool = True  # superuser or pg_read_all_stats: other roles' statement texts are visible
+    commit_timestamps: bool = False  # track_commit_timestamp = on: indexes' known_since from their pg_class rows
     notes: list[str] = field(default_factory=list)
+    references: list[Reference] = field(default_factory=list)  # every foreign key, with what it references
     _by_name: dict[tuple[str, str], Table] = field(default_factory=dict)
     search_path: tuple[str, ...] = ("public",)
 
@@ -255,8 +304,9 @@ def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
     cat.server_version_num = int(_rows(conn, f"SELECT /* {TAG} */ current_setting('server_version_num')")[0][0])
     path = _rows(conn, f"SELECT /* {TAG} */ current_schemas(false)")[0][0]
     cat.search_path = tuple(path) or ("public",)
-    for oid, schema, name, rows, size, writes, seq, idx, ins, upd in _rows(conn, TABLES_SQL):
-        table = Table(oid, schema, name, float(rows), int(size), int(writes), int(seq), int(idx), int(ins), int(upd))
+    for oid, schema, name, rows, size, writes, seq, idx, ins, upd, partitioned in _rows(conn, TABLES_SQL):
+        table = Table(oid, schema, name, float(rows), int(size), int(writes), int(seq), int(idx), int(ins), int(upd),
+                      partitioned=bool(partitioned))
         cat.tables[oid] = table
         cat._by_name[(schema, name)] = table
     for relid, attname, attnum in _rows(conn, COLUMNS_SQL):
@@ -280,10 +330,13 @@ def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
         if owner is None:
             continue
         (owner.foreign_keys if contype == "f" else owner.unique_keys).append(tuple(cols))
+    cat.references = [Reference(int(t), tuple(cols), int(r), tuple(ref_cols))
+                      for t, r, cols, ref_cols in _rows(conn, REFERENCES_SQL)]
     building = {row[0] for row in _rows(conn, BUILDING_SQL)}
     for row in _rows(conn, INDEXES_SQL):
         (oid, schema, name, relid, method, unique, primary, valid, ready, n_key,
-         indkey, opclasses, collations, defs, attnames, predicate, backed, scans, size, default_opc) = row
+         indkey, opclasses, collations, defs, attnames, predicate, backed, scans, size, default_opc,
+         partitioned, attached) = row
         keys = tuple(
             Key(attnames[k]) if indkey[k] != 0 else Key(defs[k], True) for k in range(n_key)
         )
@@ -291,6 +344,7 @@ def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
             oid, schema, name, relid, method, unique, primary, valid, ready, n_key, keys,
             tuple(defs[n_key:]), tuple(opclasses[:n_key]), tuple(collations[:n_key]), predicate,
             backed, int(scans), int(size), default_opclasses=bool(default_opc), building=oid in building,
+            partitioned=bool(partitioned), attached=bool(attached),
         )
         cat.indexes.append(index)
         indexed = cat.tables.get(relid)
@@ -301,6 +355,17 @@ def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
             if cols not in indexed.unique_keys:
                 indexed.unique_keys.append(cols)
     cat.stats_reset, cat.now = _rows(conn, STATS_RESET_SQL)[0]
+    reads_all, commit_ts = _rows(conn, ROLE_SQL)[0]
+    cat.reads_all_stats, cat.commit_timestamps = bool(reads_all), bool(commit_ts)
+    if cat.commit_timestamps:
+        try:
+            committed = dict(_rows(conn, INDEX_COMMIT_SQL))
+        except psycopg.Error as exc:
+            cat.notes.append(f"indexes' commit timestamps not readable ({exc.sqlstate}): an index's age is "
+                             "known only from when the service first saw it")
+            committed = {}
+        for index in cat.indexes:
+            index.known_since = committed.get(index.oid)
     found = _rows(conn, HYPOPG_SQL)
     cat.hypopg_version = str(found[0][0]) if found else None
     cat.hypopg_can_hide = bool(found[0][1]) if found else False

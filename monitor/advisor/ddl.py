@@ -31,12 +31,15 @@ def index_element(key: Key, descending: bool = False) -> str:
 
 
 def create_index(schema: str, table: str, keys: list[tuple[Key, bool]], method: str = "btree",
-                 where: str | None = None) -> str:
+                 where: str | None = None, concurrently: bool = True) -> str:
+    """CONCURRENTLY unless the table is partitioned (PostgreSQL refuses it there)."""
     using = "" if method == "btree" else f" USING {quote_ident(method)}"
     elements = ", ".join(index_element(k, d) for k, d in keys)
     predicate = f" WHERE {where}" if where else ""
-    return f"CREATE INDEX CONCURRENTLY ON {qualified(schema, table)}{using} ({elements}){predicate};"
+    how = "CONCURRENTLY " if concurrently else ""
+    return f"CREATE INDEX {how}ON {qualified(schema, table)}{using} ({elements}){predicate};"
 
 
-def drop_index(schema: str, name: str) -> str:
-    return f"DROP INDEX CONCURRENTLY {qualified(schema, name)};"
+def drop_index(schema: str, name: str, concurrently: bool = True) -> str:
+    """CONCURRENTLY unless the index is a partitioned table's (PostgreSQL refuses it there)."""
+    return f"DROP INDEX {'CONCURRENTLY ' if concurrently else ''}{qualified(schema, name)};"

@@ -2,7 +2,7 @@
 
 JSON shape (others build on it)::
 
-    {"target", "generated_at", "stats_reset", "findings": [...], "skipped": [...],
+    {"target", "generated_at", "stats_reset", "findings": [...], "skipped": [...], "time_base",
      "summary": {...}, "notes": [...], "plan": {...}, "outcomes": [...]}
 
 A finding always has ``kind``, ``table`` and ``evidence``; the other keys are
@@ -30,6 +30,7 @@ _OPTIONAL = (
     "index", "columns", "ddl", "queryids", "verified", "cost_before", "cost_after",
     "index_size_bytes", "duplicate_of", "covered_by", "calls", "rows_per_call",
     "mean_exec_seconds", "share_of_calls", "scans", "query", "action", "held_back", "supersedes", "replaced_by",
+    "parent_queryid", "parent_query",
 )
 
 
@@ -58,6 +59,8 @@ class Finding:
     held_back: str | None = None  # why the plan does not act on it
     supersedes: list[str] | None = None  # existing indexes a missing index makes redundant (a replace)
     replaced_by: str | None = None  # the index that serves a dropped index's lookups afterwards
+    parent_queryid: int | None = None  # n_plus_one: the statement whose rows the lookups follow
+    parent_query: str | None = None  # its normalized text (untrusted)
     benefit: float = 0.0  # ordering key for people; not part of the JSON contract
 
     def __post_init__(self) -> None:
@@ -126,6 +129,8 @@ class AdviceReport:
     statements_analyzed: int = 0
     statements_rewritten: int = 0  # planned in a rewritten form (normalize.py)
     statements_planned: int = 0  # known to plan (generic plan), this run or an earlier one
+    candidates_refused: int = 0  # candidate indexes the server would not build (validate.py)
+    time_base: str = "unknown"  # the window gains and write costs are measured over (rates.py)
     verification: VerificationStats = field(default_factory=VerificationStats)
     duration_seconds: float = 0.0
     plan: Plan = field(default_factory=Plan)
@@ -163,12 +168,14 @@ class AdviceReport:
             "stats_reset": self.stats_reset.isoformat() if self.stats_reset else None,
             "findings": [f.to_json_dict() for f in self.ordered_findings()],
             "skipped": [s.to_json_dict() for s in self.skipped],
+            "time_base": self.time_base,
             "summary": {
                 "counts_by_kind": self.counts_by_kind(),
                 "statements_analyzed": self.statements_analyzed,
                 "statements_skipped": self.skipped_count,
                 "statements_rewritten": self.statements_rewritten,
                 "statements_planned": self.statements_planned,
+                "candidates_refused": self.candidates_refused,
                 "explains": self.verification.explains,
                 "verification_seconds": round(self.verification.seconds, 3),
                 "verification_mode": self.verification.mode,

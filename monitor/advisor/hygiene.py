@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from monitor.core.units import size
 
 from .catalog import Catalog, Index, Table
-from .ddl import drop_index
 from .findings import Finding
 from .settings import Thresholds
 
@@ -59,7 +58,7 @@ def hygiene_findings(cat: Catalog, settings: Thresholds) -> list[Finding]:
             evidence=(f"Index {index.qualified} is invalid (indisvalid = false), most likely left by a "
                       f"failed CREATE INDEX CONCURRENTLY; it is maintained on every write but never "
                       f"used. Drop it, then create it again."),
-            ddl=drop_index(index.schema, index.name),
+            ddl=index.drop_ddl(),
         ))
 
     valid = [i for i in cat.indexes if i.is_valid and i.oid not in reported and table_of(i)]
@@ -86,7 +85,7 @@ def hygiene_findings(cat: Catalog, settings: Thresholds) -> list[Finding]:
                 evidence=(f"Index {index.qualified} has the same columns, predicate and method as "
                           f"{keep.qualified}; it doubles write cost and storage ({size(index.size_bytes)}) "
                           f"for nothing."),
-                ddl=drop_index(index.schema, index.name), duplicate_of=keep.qualified,
+                ddl=index.drop_ddl(), duplicate_of=keep.qualified,
             ))
 
     # Compared within a table only: linear in the number of indexes, not quadratic.
@@ -111,7 +110,7 @@ def hygiene_findings(cat: Catalog, settings: Thresholds) -> list[Finding]:
                     kind="redundant_index", table=table.qualified,
                     evidence=(f"The columns of {index.qualified} ({', '.join(k.text for k in index.keys)}) "
                               f"are a leading prefix of {other.qualified}, which serves the same lookups."),
-                    ddl=drop_index(index.schema, index.name), covered_by=other.qualified,
+                    ddl=index.drop_ddl(), covered_by=other.qualified,
                 ))
                 break
 
@@ -124,7 +123,7 @@ def hygiene_findings(cat: Catalog, settings: Thresholds) -> list[Finding]:
             kind="unused_index", table=table.qualified,
             evidence=(f"Index {index.qualified} ({size(index.size_bytes)}) has not been scanned "
                       f"{_age_text(age)}, while {table.writes} rows were written to {table.qualified}."),
-            ddl=drop_index(index.schema, index.name),
+            ddl=index.drop_ddl(),
         ))
 
     for index in valid:
@@ -144,7 +143,7 @@ def hygiene_findings(cat: Catalog, settings: Thresholds) -> list[Finding]:
             evidence=(f"{what} distinct values over {table.rows:.0f} rows: a lookup on it reads a large share of "
                       f"the table, so the planner rarely wants it ({index.scans} scans). Drop it, or "
                       f"replace it with a partial index on the rare value."),
-            ddl=drop_index(index.schema, index.name),
+            ddl=index.drop_ddl(),
         ))
     return findings
 
@@ -165,9 +164,47 @@ def zero_scan(index: Index, settings: Thresholds) -> bool:
             and index.size_bytes >= settings.unused_min_size_bytes)
 
 
+def index_age_seconds(index: Index, cat: Catalog) -> float | None:
+    """How long the index is known to have existed (None: unknown)."""
+    return stats_age_seconds(index.known_since, cat.now)
+
+
+def index_old_enough(index: Index, cat: Catalog, settings: Thresholds) -> bool:
+    """The index has existed for the whole unused window: zero scans over a shorter life prove nothing, and
+    an index the advisor just advised must not be called unused by the next report."""
+    age, window = index_age_seconds(index, cat), settings.unused_min_stats_age_seconds
+    return window <= 0 or (age is not None and age >= window)
+
+
 def zero_scan_droppable(index: Index, cat: Catalog, settings: Thresholds) -> bool:
-    """Unused: never scanned over statistics old enough to tell."""
-    return zero_scan(index, settings) and stats_old_enough(cat, settings)
+    """Unused: never scanned over statistics old enough to tell, and the index is that old too."""
+    return zero_scan(index, settings) and stats_old_enough(cat, settings) and index_old_enough(index, cat, settings)
+
+
+def young_zero_scan(cat: Catalog, settings: Thresholds) -> list[tuple[Index, str, datetime | None]]:
+    """Zero-scan indexes that are not called unused because they, or the statistics, are younger than the
+    window: (index, why, the date they can be judged; None when no date can be given)."""
+    out: list[tuple[Index, str, datetime | None]] = []
+    window = settings.unused_min_stats_age_seconds
+    for index in cat.indexes:
+        if index.table_oid not in cat.tables or not zero_scan(index, settings) or zero_scan_droppable(
+                index, cat, settings):
+            continue
+        stats_age = stats_age_seconds(cat.stats_reset, cat.now)
+        age = index_age_seconds(index, cat)
+        since = [t for t in (cat.stats_reset, index.known_since or cat.now) if t is not None]
+        ready = max(since) + timedelta(seconds=window) if since else None
+        if age is None:
+            how = ("its age is unknown: track_commit_timestamp is off, so a one-shot run cannot tell when it was "
+                   "created (the service judges it once it has seen it for the window; or turn "
+                   "track_commit_timestamp on)")
+        elif age < window:
+            how = f"it has existed for only {_duration(age)} as far as dbpulse can tell"
+        else:
+            how = f"statistics are {_duration(stats_age or 0)} old"
+        out.append((index, f"not called unused: {how}, under the {_duration(window)} unused window; zero scans "
+                           "over a shorter time prove nothing", ready))
+    return out
 
 
 def low_selectivity_distinct(index: Index, table: Table, settings: Thresholds) -> float | None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from collectors.postgres.statements import StatementStat
 
@@ -32,11 +33,11 @@ from . import plans
 from .actions import Action, HeldBack, NewIndex, Plan
 from .candidates import Candidate, Workload
 from .catalog import Catalog, Index, key_signature
-from .ddl import drop_index
 from .evidence import new_indexes
 from .findings import Finding
-from .hygiene import low_selectivity_distinct, zero_scan_droppable
+from .hygiene import low_selectivity_distinct, young_zero_scan, zero_scan_droppable
 from .rates import Rates
+from .safety import foreign_key_keeps
 from .selection import Chosen, Selection, statement_cost
 from .settings import Thresholds
 from .whatif import Budget, PlanError, WhatIf
@@ -85,8 +86,12 @@ def _prefix_of(index: Index, cand: Candidate) -> bool:
 
 def build_plan(findings: list[Finding], selection: Selection, cat: Catalog, workload: Workload,
                settings: Thresholds, rates: Rates, whatif: WhatIf | None = None,
-               unplannable: Mapping[int, str] | None = None) -> Plan:
-    """The plan of a run; sets ``action`` / ``held_back`` / ``supersedes`` / ``replaced_by`` on the findings."""
+               unplannable: Mapping[int, str] | None = None,
+               no_drops: tuple[str, datetime | None] | None = None) -> Plan:
+    """The plan of a run; sets ``action`` / ``held_back`` / ``supersedes`` / ``replaced_by`` on the findings.
+
+    ``no_drops`` (``safety.drops_blocked``): why no index may be dropped in this run, and from when. A finding
+    the plan holds back keeps its reason and loses its DDL: nothing held back can be copied and run."""
     plan = Plan(drop_check="hypopg_hide_index" if whatif is not None and whatif.can_hide else
                 "catalog and statements")
     by_name = {i.qualified: i for i in cat.indexes}
@@ -108,11 +113,23 @@ def build_plan(findings: list[Finding], selection: Selection, cat: Catalog, work
                     create.superseded_findings.append(d.finding)
         creates.append(create)
 
+    judged = {f.index for f in findings if f.index}
+    for index, why, ready in young_zero_scan(cat, settings):
+        if index.qualified not in judged:  # an index with another finding (low selectivity) is judged by it
+            plan.held_back.append(HeldBack(index.qualified, "unused_index", why, ready))
+    _safety_holds(plan, drops, creates, cat, no_drops)
     _resolve(drops, creates, cat, settings, plan)
     final: dict[int, plans.Plan] = {}
     labels: dict[int, str] = {}
     if whatif is not None:
         final, labels = _check_whole(plan, drops, creates, cat, workload, settings, whatif, unplannable or {})
+    else:  # no HypoPG: the statements' generic plans with the real indexes tell which ones they use
+        users = _users({q: m.plan for q, m in selection.initial.items()})
+        for d in list(drops):
+            d.users = sorted(users.get(d.index.name, []))
+            if d.users and d.kind != "invalid_index":
+                _hold_if_used_alone(plan, drops, d, "today")
+    _hold_unchecked(plan, drops, cat, workload, set(final) if whatif is not None else set(selection.initial))
 
     stats: dict[int, StatementStat] = {s.queryid: s for s, _ in workload.items}
     for rejected, why in selection.rejected:
@@ -131,7 +148,7 @@ def build_plan(findings: list[Finding], selection: Selection, cat: Catalog, work
             table=create.chosen.candidate.table.qualified, reason=reason,
             kinds=["missing_index", *sorted({f.kind for f in create.superseded_findings})],
             checked=create.chosen.finding.verified or "hypopg", creates=news,
-            drops=[i.qualified for i in old], drop_ddl=[drop_index(i.schema, i.name) for i in old],
+            drops=[i.qualified for i in old], drop_ddl=[i.drop_ddl() for i in old],
             supersedes=[i.qualified for i in old], benefit=create.chosen.finding.benefit,
         )
         plan.actions.append(action)
@@ -149,14 +166,70 @@ def build_plan(findings: list[Finding], selection: Selection, cat: Catalog, work
         action = Action(
             order=len(plan.actions) + 1, action="drop", table=table.qualified if table else "", reason=d.reason,
             kinds=[d.kind], checked=plan.drop_check if plan.checked_as_whole else "catalog",
-            drops=[d.index.qualified], drop_ddl=[drop_index(d.index.schema, d.index.name)],
+            drops=[d.index.qualified], drop_ddl=[d.index.drop_ddl()],
             replaced_by=d.relies_on, relies_on=[d.relies_on] if d.relies_on else [], statements_using=d.users,
         )
         plan.actions.append(action)
         d.finding.action = action.order
         if d.relies_on:
             d.finding.replaced_by = d.relies_on
+    for f in findings:
+        if f.held_back:
+            f.ddl = None
     return plan
+
+
+def _safety_holds(plan: Plan, drops: list[_Drop], creates: list[_Create], cat: Catalog,
+                  no_drops: tuple[str, datetime | None] | None) -> None:
+    """safety.py's rules on the drops as planned: blind runs drop nothing, foreign keys keep a leading index."""
+    if no_drops is not None:
+        why, ready = no_drops
+        for d in [d for d in drops if d.kind != "invalid_index"]:
+            _hold(plan, drops, d, f"not dropped: {why}", ready)
+        for create in creates:
+            for old in list(create.supersedes):
+                create.supersedes.remove(old)
+                plan.held_back.append(HeldBack(old.qualified, "replace", f"kept beside {create.label}: {why}", ready))
+                for f in create.superseded_findings:
+                    f.held_back = f"not dropped: {why}"
+                create.superseded_findings = []
+    relied_on: dict[str, int] = {}
+    for d in drops:
+        if d.relies_on:
+            relied_on[d.relies_on] = relied_on.get(d.relies_on, 0) + 1
+    created = [m for c in creates for m in c.chosen.candidate.members]
+    for index, reason in foreign_key_keeps([d.index for d in drops], relied_on, created, cat):
+        for d in [d for d in drops if d.index.oid == index.oid]:
+            _hold(plan, drops, d, reason)
+
+
+def _users(final: Mapping[int, plans.Plan]) -> dict[str, list[int]]:
+    """Index name -> the statements whose plan uses it."""
+    users: dict[str, list[int]] = {}
+    for q, p in final.items():
+        for name in plans.index_names(p):
+            users.setdefault(name, []).append(q)
+    return users
+
+
+def _hold_unchecked(plan: Plan, drops: list[_Drop], cat: Catalog, workload: Workload, planned: set[int]) -> None:
+    """A scanned index that no staying index covers is dropped only when every statement on its table was
+    planned: one left out (the check's budget, or a text the server cannot plan) may be the one that uses it."""
+    for d in list(drops):
+        table = cat.tables.get(d.index.table_oid)
+        if d.relies_on is not None or d.index.scans == 0 or d.kind == "invalid_index" or table is None:
+            continue
+        unseen = sorted(s.queryid for s, _ in workload.on_table(table, cat) if s.queryid not in planned)
+        if unseen:
+            _hold(plan, drops, d, f"not dropped: it has been scanned {d.index.scans} times, and statement(s) "
+                                  f"{_ids(unseen)} on {table.qualified} were not planned (the check's budget, or "
+                                  "a text the server cannot plan), so whether they rely on it is unknown")
+
+
+def _hold_if_used_alone(plan: Plan, drops: list[_Drop], d: _Drop, when: str) -> None:
+    if d.relies_on is None:
+        _hold(plan, drops, d, f"not dropped: statement(s) {_ids(d.users)} use it in their generic plan {when}, "
+                              "and no other index covers it")
 
 
 def _resolve(drops: list[_Drop], creates: list[_Create], cat: Catalog, settings: Thresholds, plan: Plan) -> None:
@@ -181,10 +254,12 @@ def _resolve(drops: list[_Drop], creates: list[_Create], cat: Catalog, settings:
                 d.relies_on = None
                 d.reason += (f" Its cover {cover} is dropped too (as {_why(cover, dropped)}), and it has itself "
                              f"never been scanned, so no lookup relies on it.")
+                d.finding.evidence = d.reason
             elif table is not None and low_selectivity_distinct(d.index, table, settings) is not None:
                 d.relies_on = None
                 d.reason += (f" Its cover {cover} is dropped too (as {_why(cover, dropped)}); it is itself of low "
                              f"selectivity.")
+                d.finding.evidence = d.reason
             else:
                 drops.remove(d)
                 reason = (f"not dropped: it is covered by {cover}, but the plan drops {cover} "
@@ -231,10 +306,7 @@ def _check_whole(plan: Plan, drops: list[_Drop], creates: list[_Create], cat: Ca
         plan.statements_checked = len(final)
         plan.checked_as_whole = not budget.exhausted()
 
-        users: dict[str, list[int]] = {}
-        for q, p in final.items():
-            for name in plans.index_names(p):
-                users.setdefault(name, []).append(q)
+        users = _users(final)
         for d in list(drops):
             d.users = sorted(users.get(d.index.name, []))
             if not d.users or d.kind == "invalid_index":
@@ -245,9 +317,7 @@ def _check_whole(plan: Plan, drops: list[_Drop], creates: list[_Create], cat: Ca
                     _hold(plan, drops, d, f"not dropped: without it the statements that use it ({_ids(d.users)}) "
                                           f"would cost {100 * rise:.0f}% more (hypopg_hide_index)")
                 continue
-            if d.relies_on is None:
-                _hold(plan, drops, d, f"not dropped: statement(s) {_ids(d.users)} use it in their generic plan with "
-                                      "the planned indexes in place, and no other index covers it")
+            _hold_if_used_alone(plan, drops, d, "with the planned indexes in place")
         for create in creates:
             for old in create.supersedes:
                 d_users = sorted(users.get(old.name, []))
@@ -287,10 +357,10 @@ def _cost_rise_without(index: Index, users: list[int], final: Mapping[int, plans
     return (after - before) / before if before > 0 else None
 
 
-def _hold(plan: Plan, drops: list[_Drop], d: _Drop, reason: str) -> None:
+def _hold(plan: Plan, drops: list[_Drop], d: _Drop, reason: str, ready: datetime | None = None) -> None:
     drops.remove(d)
     d.finding.held_back = reason
-    plan.held_back.append(HeldBack(d.index.qualified, d.kind, reason))
+    plan.held_back.append(HeldBack(d.index.qualified, d.kind, reason, ready))
 
 
 def _ids(queryids: list[int]) -> str:

@@ -116,4 +116,5 @@ class AdvisorPoller(Poller):
         return future
 
     async def close(self) -> None:
-        self.advisor.cancel()
+        # libpq's cancel request waits for the server's answer (for ever, if it is frozen): never on the event loop.
+        threading.Thread(target=self.advisor.cancel, name=f"advisor-cancel-{self.target}", daemon=True).start()

@@ -21,6 +21,8 @@ from pglast.enums.primnodes import BoolExprType, SubLinkType
 from pglast.stream import RawStream
 from pglast.visitors import Ancestor, Visitor
 
+from .index_keys import AGGREGATES, expression_problem
+
 RANGE_OPERATORS = frozenset({"<", ">", "<=", ">="})
 DML_KINDS = {
     ast.SelectStmt: "select",
@@ -179,11 +181,6 @@ def canonical_expression(text: str) -> str:
         return text.strip().lower()
 
 
-AGGREGATES = frozenset({"count", "sum", "avg", "min", "max", "array_agg", "string_agg", "bool_and", "bool_or",
-                        "every", "json_agg", "jsonb_agg", "json_object_agg", "jsonb_object_agg", "stddev",
-                        "variance", "percentile_cont", "percentile_disc", "mode"})
-
-
 def _note_param(usage: TableUsage, key: Key, value: Any) -> None:
     if isinstance(value, ast.TypeCast):
         value = value.arg
@@ -333,6 +330,8 @@ class _Analyzer(Visitor):
         if len(owners) != 1:
             return None
         usage, local = resolved[0]  # type: ignore[misc]
+        if expression_problem(node) is not None:  # ROLLUP(...), count(...), ctid: never an index key
+            return None
         if isinstance(node, ast.ColumnRef) and node.fields:
             return usage, Key(_name(node.fields[-1])), local
         return usage, Key(expression_text(node), True), local

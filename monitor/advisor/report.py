@@ -138,6 +138,9 @@ def _new_index_lines(new: NewIndex) -> list[str]:
                   f"{'?' if st.cost_after is None else f'{st.cost_after:.0f}'}"
                   f"{'' if removed is None else f' ({units.percent_less(removed)} less)'}, "
                   f"saved {_per_hour(st.saved_seconds_per_hour)}", "", _code(st.query), ""]
+        if st.variants:
+            lines += [f"- its {len(st.variants)} other variant(s) (IN lists of other lengths, calls added up): "
+                      f"{_code(', '.join(map(str, st.variants)))}", ""]
         if st.plan_before:
             lines.append(f"- plan before: {_code(st.plan_before)}")
         if st.plan_after:
@@ -197,7 +200,9 @@ def plan_markdown(report: AdviceReport) -> list[str]:
         lines += _action_lines(a)
     if plan.held_back:
         lines += ["### Held back", ""]
-        lines += [f"- {_code(h.subject)} ({h.kind}): {_md_text(h.reason)}" for h in plan.held_back]
+        for h in plan.held_back:
+            when = f"; can be judged from {h.judged_from.replace(microsecond=0).isoformat()}" if h.judged_from else ""
+            lines.append(f"- {_code(h.subject)} ({h.kind}): {_md_text(h.reason + when)}")
         lines.append("")
     return lines
 
@@ -209,7 +214,7 @@ def render_json(report: AdviceReport) -> str:
 def render_markdown(report: AdviceReport) -> str:
     data: dict[str, Any] = report.to_json_dict()
     lines = [f"# dbpulse index advice: {_md_text(report.target)}", ""]
-    lines.append(f"Generated at {data['generated_at']}; statistics reset: {data['stats_reset'] or 'never'}.")
+    lines.append(f"Generated at {data['generated_at']}; time base: {_md_text(report.time_base)}.")
     counts = ", ".join(f"{k}: {v}" for k, v in report.counts_by_kind().items() if v)
     lines += ["", f"Findings: {len(report.findings)} ({counts or 'none'}); "
               f"statements analyzed: {report.statements_analyzed}, skipped: {report.skipped_count}.", ""]
@@ -235,6 +240,11 @@ def render_markdown(report: AdviceReport) -> str:
         if f.query:
             fence = _fence(f.query)
             lines += ["", f"{fence}sql", f.query, fence]
+        if f.parent_queryid is not None:
+            lines += ["", f"Once per row of statement {_code(str(f.parent_queryid))}:"]
+            if f.parent_query:
+                fence = _fence(f.parent_query)
+                lines += ["", f"{fence}sql", f.parent_query, fence]
         if f.ddl:
             fence = _fence(f.ddl)
             lines += ["", f"{fence}sql", f.ddl, fence]

@@ -293,6 +293,15 @@ def _mentions(analysis: StatementAnalysis, table: Table, key: Key, cat: Catalog)
     return False
 
 
+def _gives_path_of(wide: Candidate, cand: Candidate) -> bool:
+    """``wide`` serves ``cand``'s lookups: its first keys are ``cand``'s equality keys in any order (a
+    permutation is the same index for them), then ``cand``'s tail."""
+    n = cand.n_equality
+    w = [sig for sig, _ in wide.key_signature]
+    c = [sig for sig, _ in cand.key_signature]
+    return len(w) >= len(c) and set(w[:n]) == set(c[:n]) and w[n:len(c)] == c[n:]
+
+
 def select_heuristic(
     candidates: list[Candidate], workload: Workload, settings: Thresholds, selection: Selection | None = None,
 ) -> list[Finding]:
@@ -308,13 +317,19 @@ def select_heuristic(
         distinct = None if lead.is_expression else cand.table.distinct_values(lead.text)
         if distinct is not None and distinct <= settings.low_selectivity_max_distinct:
             continue
-        wider = next((c for c in chosen if c.table is cand.table and not c.predicate and not cand.predicate
-                      and c.key_signature[: len(cand.keys)] == cand.key_signature), None)
+        wider = next((c for c in chosen if c.table is cand.table and _gives_path_of(c, cand)), None)
         if wider is not None:
             wider.queryids |= cand.queryids
             continue
         chosen.append(cand)
-    for cand in chosen:
+    # The heaviest few per table: a guess is worth printing only where the time is.
+    per_table: dict[int, int] = {}
+    capped = []
+    for cand in sorted(chosen, key=lambda c: -sum(time_of.get(q, 0.0) for q in c.queryids)):
+        per_table[cand.table.oid] = per_table.get(cand.table.oid, 0) + 1
+        if per_table[cand.table.oid] <= settings.heuristic_max_per_table:
+            capped.append(cand)
+    for cand in capped:
         ms = sum(time_of.get(q, 0.0) for q in cand.queryids)
         finding = Finding(
             kind="missing_index", table=cand.table.qualified,

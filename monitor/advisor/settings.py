@@ -31,6 +31,8 @@ class Thresholds(Strict):
     verification_max_explains: int = Field(2000, ge=0)
     verification_max_seconds: float = Field(30.0, ge=0)
     use_hypopg: bool = True
+    heuristic_max_per_table: int = Field(3, ge=1, description="without HypoPG: advised indexes per table at most, "
+                                         "those whose statements take the most time")
 
     coverage_max_explains: int = Field(1000, ge=0, description="EXPLAINs for planning statements no candidate "
                                        "needed, so unplannable ones are counted")
@@ -58,6 +60,11 @@ class Thresholds(Strict):
     n_plus_one_min_calls: int = Field(1000, ge=1)
     n_plus_one_min_share: float = Field(0.05, ge=0, le=1, description="of all calls in the window")
     n_plus_one_max_rows_per_call: float = Field(2.0, ge=0)
+    n_plus_one_min_loop: float = Field(2.0, ge=1, description="child calls per call of its parent statement")
+    n_plus_one_min_rows_followed: float = Field(0.5, gt=0, le=1, description="child calls per row its parent "
+                                                "returned, unless the pair recurs at the same rate")
+    n_plus_one_rate_tolerance: float = Field(0.25, ge=0, description="the same rate: child calls per parent call "
+                                             "within this fraction of the previous window's")
 
     # slow_statement
     slow_mean_seconds: float = Field(0.5, ge=0)

@@ -79,10 +79,9 @@ def _heading(text: str) -> Text:
 def _head(report: AdviceReport) -> Text:
     counts = [(title(kind), n) for kind, n in report.counts_by_kind().items() if n]
     found = " · ".join(f"{name}: {n}" for name, n in counts) or "none"
-    reset = report.stats_reset.strftime("%Y-%m-%d %H:%M:%S %Z") if report.stats_reset else "never"
     text = Text("dbpulse index advice: ", style="bold").append(report.target, style="bold")
     text.append("\n")
-    text.append(f"generated {report.generated_at.strftime('%Y-%m-%d %H:%M:%S %Z')} · statistics reset: {reset}\n",
+    text.append(f"generated {report.generated_at.strftime('%Y-%m-%d %H:%M:%S %Z')} · time base: {report.time_base}\n",
                 style="dim")
     text.append(f"statements analyzed: {report.statements_analyzed}, skipped: {report.skipped_count}\n")
     text.append(f"findings: {found}")
@@ -187,7 +186,8 @@ def _served(statements: Sequence[ServedStatement]) -> RenderableType:
         saved = "-" if st.saved_seconds_per_hour is None else units.duration(st.saved_seconds_per_hour)
         numbers.add_row(str(st.queryid), f"{st.calls:,}", units.duration(st.mean_exec_seconds),
                         f"{st.cost_before:,.0f} → {after}{cut}", saved)
-        texts.add_row(str(st.queryid), Text(_one_line(st.query)))
+        variants = f" (and {len(st.variants)} variant(s): IN lists of other lengths)" if st.variants else ""
+        texts.add_row(str(st.queryid), Text(_one_line(st.query) + variants))
     parts: list[RenderableType] = [numbers, texts]
     rest = len(statements) - len(ranked)
     if rest > 0:

@@ -54,6 +54,15 @@ class PlanError(Exception):
         self.sqlstate = sqlstate
 
 
+def plan_error(exc: psycopg.Error) -> PlanError:
+    """The server refused one statement: a PlanError the caller skips and counts. Only a cancel from
+    outside (``Advisor.cancel``, the service shutting down) goes on up; a statement that reached the
+    session's statement_timeout is one statement that cannot be planned in time, not the end of the run."""
+    if isinstance(exc, psycopg.errors.QueryCanceled) and "statement timeout" not in str(exc):
+        raise exc
+    return PlanError((str(exc).strip().splitlines() or [type(exc).__name__])[0][:200], getattr(exc, "sqlstate", None))
+
+
 class WhatIf:
     def __init__(self, conn: psycopg.Connection[Any], server_version_num: int, budget: Budget,
                  can_hide: bool = False) -> None:
@@ -79,30 +88,32 @@ class WhatIf:
                     f"EXPLAIN (GENERIC_PLAN, FORMAT JSON) /* {TAG} */ {query}"
                 ).fetchone()
             else:
-                name = TAG  # one name, so pg_stat_statements sees one EXPLAIN text per arity
+                # One name (the tag), so pg_stat_statements sees one EXPLAIN text per arity; EXECUTE and
+                # DEALLOCATE carry the tag as a comment too (PG 17+ record "DEALLOCATE $1", without the name).
+                name = TAG
                 self.conn.execute(f"PREPARE {name} AS {query}")
                 try:
                     args = "(" + ", ".join(["NULL"] * n_params) + ")" if n_params else ""
                     row = self.conn.execute(
-                        f"EXPLAIN (FORMAT JSON) EXECUTE {name}{args}"
+                        f"EXPLAIN (FORMAT JSON) EXECUTE /* {TAG} */ {name}{args}"
                     ).fetchone()
                 finally:
-                    self.conn.execute(f"DEALLOCATE {name}")
+                    self.conn.execute(f"DEALLOCATE /* {TAG} */ {name}")
         except psycopg.Error as exc:
-            if isinstance(exc, psycopg.errors.QueryCanceled):
-                raise
-            raise PlanError((str(exc).strip().splitlines() or [type(exc).__name__])[0][:200],
-                            getattr(exc, "sqlstate", None)) from exc
+            raise plan_error(exc) from exc
         assert row is not None
         plan: dict[str, Any] = row[0][0]["Plan"]
         return plan
 
     def create(self, create_index_sql: str) -> tuple[int, int]:
-        """(oid, estimated size in bytes) of a new hypothetical index."""
-        row = self.conn.execute(
-            f"SELECT /* {TAG} */ indexrelid, hypopg_relation_size(indexrelid) FROM hypopg_create_index(%s)",
-            (create_index_sql,),
-        ).fetchone()
+        """(oid, estimated size in bytes) of a new hypothetical index; raises PlanError when HypoPG refuses it."""
+        try:
+            row = self.conn.execute(
+                f"SELECT /* {TAG} */ indexrelid, hypopg_relation_size(indexrelid) FROM hypopg_create_index(%s)",
+                (create_index_sql,),
+            ).fetchone()
+        except psycopg.Error as exc:
+            raise plan_error(exc) from exc
         assert row is not None
         self.hypothetical.append(int(row[0]))
         return int(row[0]), int(row[1])

@@ -22,7 +22,13 @@ class Poller(ABC):
 
     @abstractmethod
     async def poll(self) -> Snapshot:
-        """Read the source once. Raise on failure; the scheduler bounds it by ``timeout``."""
+        """Read the source once. Raise on failure.
+
+        The scheduler abandons a poll still running at ``timeout`` and cancels it in the background,
+        perhaps more than once, while the next poll starts on time. So what a poll uses (a connection)
+        is taken out of the poller for the poll and put back only after it succeeded: the next poll
+        never waits on, nor shares, what an abandoned one holds, which closes it as it is cancelled.
+        """
 
     def down_samples(self) -> list[Sample]:
         """Samples to export while the source is failing (e.g. ``dbpulse_pg_up 0``)."""

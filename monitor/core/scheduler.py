@@ -1,8 +1,12 @@
 """Fixed-cadence polling: one asyncio task per source and target.
 
-Each poll is bounded by the poller's timeout, so a failing or hanging source
-never delays another. A poll that overruns its interval skips the missed ticks
-and counts them, rather than piling polls up (Patroni's schedule_next_run).
+Each poll has a hard deadline, its poller's timeout: a poll still running then
+is abandoned at once (the source is down and the error is logged at the
+deadline, not when the driver has finished cancelling) and is cancelled in the
+background, bounded, while the next poll starts on time. A failing or hanging
+source never delays another, nor a scrape. A poll that overruns its interval
+skips the missed ticks and counts them, rather than piling polls up (Patroni's
+schedule_next_run).
 """
 
 from __future__ import annotations
@@ -20,6 +24,13 @@ from monitor.core.samples import Sample, SampleList
 
 log = logging.getLogger("dbpulse.scheduler")
 
+# Seconds an abandoned poll may take to stop after it is cancelled, before it is cancelled again; and as long
+# again for those further cancels. A driver may answer the first cancel by asking the server to cancel the
+# query and waiting for it (psycopg waits up to 10 s, for nothing when the server is frozen); cancelled while
+# doing so, it closes the connection instead.
+CANCEL_GRACE = 1.0
+RECANCEL_EVERY = 0.1
+
 
 @dataclass
 class SourceState:
@@ -33,9 +44,11 @@ class SourceState:
     errors: int = 0
     overruns: int = 0
     up: bool = False
+    abandoned: int = 0  # polls abandoned at their deadline whose cancellation has not finished yet
     last_duration: float | None = None
     last_success: float | None = None  # wall-clock time
-    last_started: float | None = None  # monotonic time
+    last_started: float | None = None  # monotonic time (the scheduler's clock) when the last poll started
+    last_ended: float | None = None  # the same clock, when its outcome was published (at the deadline at the latest)
     last_error: str | None = None
 
     @property
@@ -48,10 +61,17 @@ class SourceState:
         out.add("dbpulse_source_polls_total", self.polls)
         out.add("dbpulse_source_poll_errors_total", self.errors)
         out.add("dbpulse_source_poll_overruns_total", self.overruns)
+        out.add("dbpulse_source_abandoned_polls", self.abandoned)
         out.add("dbpulse_source_interval_seconds", self.poller.interval)
         out.add("dbpulse_source_poll_duration_seconds", self.last_duration)
         out.add("dbpulse_source_last_success_timestamp_seconds", self.last_success)
         return out.samples
+
+
+def _retrieve(task: asyncio.Task[Snapshot]) -> None:
+    """How an abandoned poll ended; it was reported as failed at its deadline."""
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("an abandoned poll (%s) ended with %r", task.get_name(), task.exception())
 
 
 def loop_time() -> float:
@@ -70,6 +90,7 @@ class Scheduler:
         self.states = [SourceState(p, History(capacity_for(history_seconds, p.interval), names)) for p in pollers]
         self._clock = clock
         self._tasks: list[asyncio.Task[None]] = []
+        self._reapers: set[asyncio.Task[None]] = set()  # each stops one abandoned poll
         self.version = 0  # bumped after every poll; lets the HTTP layer cache a rendering
         self.started_at = clock()
 
@@ -81,9 +102,13 @@ class Scheduler:
 
     async def stop(self) -> None:
         for task in self._tasks:
-            task.cancel()
+            task.cancel()  # a running poll is abandoned, and cancelled at once
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self._reapers:
+            await asyncio.wait(set(self._reapers), timeout=CANCEL_GRACE + RECANCEL_EVERY)
+        for reaper in self._reapers:
+            reaper.cancel()  # a poll that ignores cancellation: give up on it
         closes = [asyncio.wait_for(s.poller.close(), 2.0) for s in self.states]
         for result in await asyncio.gather(*closes, return_exceptions=True):
             if isinstance(result, BaseException):
@@ -93,24 +118,63 @@ class Scheduler:
         poller = state.poller
         state.last_started = self._clock()
         started = time.perf_counter()
+        task = asyncio.create_task(poller.poll(), name=f"poll-once-{poller.source}-{poller.target}")
         try:
-            snapshot = await asyncio.wait_for(poller.poll(), poller.timeout)
-            samples = snapshot.samples()
-        except asyncio.CancelledError:
+            done, _ = await asyncio.wait((task,), timeout=poller.timeout)
+        except asyncio.CancelledError:  # stop(): the poll must not outlive the scheduler
+            self._abandon(state, task, grace=0.0)
             raise
-        except TimeoutError:
+        if task not in done:
+            self._abandon(state, task)
             self._failed(state, f"timed out after {poller.timeout:g} s")
-        except Exception as exc:  # one source's failure must never stop the others
-            self._failed(state, redact(f"{type(exc).__name__}: {exc}".strip()))
         else:
-            if not state.up and state.polls > 0:
-                log.info("%s %s recovered", poller.source, poller.target)
-            state.snapshot, state.samples, state.up = snapshot, samples, True
-            state.last_success, state.last_error = time.time(), None
-            state.history.record(state.last_success, samples)
+            try:
+                snapshot = task.result()
+                samples = snapshot.samples()
+            except asyncio.CancelledError:  # the poll cancelled itself (stop() is handled above)
+                self._failed(state, "cancelled")
+            except Exception as exc:  # one source's failure must never stop the others
+                self._failed(state, redact(f"{type(exc).__name__}: {exc}".strip()))
+            else:
+                if not state.up and state.polls > 0:
+                    log.info("%s %s recovered", poller.source, poller.target)
+                state.snapshot, state.samples, state.up = snapshot, samples, True
+                state.last_success, state.last_error = time.time(), None
+                state.history.record(state.last_success, samples)
         state.polls += 1
         state.last_duration = time.perf_counter() - started
+        state.last_ended = self._clock()
         self.version += 1
+
+    def _abandon(self, state: SourceState, task: asyncio.Task[Snapshot],
+                 grace: float | None = None) -> None:
+        """Give up on a running poll: it is cancelled in the background while the scheduler goes on."""
+        state.abandoned += 1
+        task.add_done_callback(_retrieve)
+        grace = CANCEL_GRACE if grace is None else grace
+        reaper = asyncio.create_task(self._reap(state, task, grace), name=f"reap-{task.get_name()}")
+        self._reapers.add(reaper)
+        reaper.add_done_callback(self._reapers.discard)
+
+    async def _reap(self, state: SourceState, task: asyncio.Task[Snapshot],
+                    grace: float) -> None:
+        """Cancel an abandoned poll; cancel it again while it lingers past ``grace`` (see CANCEL_GRACE)."""
+        loop = asyncio.get_running_loop()
+        try:
+            task.cancel()
+            if grace > 0:
+                await asyncio.wait((task,), timeout=grace)
+            deadline = loop.time() + CANCEL_GRACE
+            while not task.done() and loop.time() < deadline:
+                await asyncio.wait((task,), timeout=RECANCEL_EVERY)
+                task.cancel()
+            if not task.done():
+                log.warning("%s %s: an abandoned poll is still running %g s after it was cancelled",
+                            state.poller.source, state.poller.target, grace + CANCEL_GRACE)
+                await asyncio.wait((task,))
+        finally:
+            state.abandoned -= 1
+            self.version += 1
 
     def _failed(self, state: SourceState, message: str) -> None:
         poller = state.poller

@@ -213,7 +213,7 @@ def table_figures(history: History, schema: str, table: str, sizes_read_at: floa
 def statement_findings(report: AdviceReport | None, queryid: int) -> list[Finding]:
     if report is None:
         return []
-    return [f for f in report.ordered_findings() if queryid in (f.queryids or [])]
+    return [f for f in report.ordered_findings() if queryid in (f.queryids or []) or f.parent_queryid == queryid]
 
 
 def statement_actions(report: AdviceReport | None, queryid: int, findings: Iterable[Finding] = ()) -> list[Action]:
@@ -224,7 +224,7 @@ def statement_actions(report: AdviceReport | None, queryid: int, findings: Itera
     orders = {f.action for f in findings if f.action is not None}
     return [a for a in report.plan.actions
             if a.order in orders or queryid in a.statements_using
-            or any(s.queryid == queryid for n in a.creates for s in n.statements)]
+            or any(queryid == s.queryid or queryid in s.variants for n in a.creates for s in n.statements)]
 
 
 def table_findings(report: AdviceReport | None, qualified: str) -> list[Finding]:
@@ -299,6 +299,7 @@ class StatementPage:
     advice: Advice
     plan: str | None  # the generic plan's text from the advisor's last report
     no_plan: str  # why there is no plan, when there is none
+    variants: list[StatementStat] = field(default_factory=list)  # the others with its fingerprint (top-K)
 
 
 @dataclass(frozen=True)
@@ -351,6 +352,7 @@ def _statement_text(queryid: int, last: PostgresSnapshot | None, report: AdviceR
     texts = [stat.query for stat in (last.statements if last else ()) if stat.queryid == queryid]
     if report is not None:
         texts += [f.query or "" for f in report.findings if queryid in (f.queryids or [])]
+        texts += [f.parent_query or "" for f in report.findings if f.parent_queryid == queryid]
         texts += [s.query for a in report.plan.actions for n in a.creates for s in n.statements if s.queryid == queryid]
         texts += [sk.query for sk in report.skipped if sk.queryid == queryid]
     return max(texts, key=len) if texts else None
@@ -397,7 +399,16 @@ def statement_page(states: Iterable[SourceState], target: str, queryid: int, now
     return StatementPage(target=target, queryid=queryid, source=source, text=text or "", stat=stat,
                          share_since_reset=share_since_reset(source.snap, queryid) if source.snap else None,
                          figures=statement_figures(history, queryid), charts=charts, advice=advice, plan=plan,
-                         no_plan=no_plan)
+                         no_plan=no_plan, variants=variants_of(source.snap, queryid) if source.snap else [])
+
+
+def variants_of(snap: PostgresSnapshot, queryid: int) -> list[StatementStat]:
+    """The other exported statements with the fingerprint of ``queryid`` (IN lists of other lengths)."""
+    found = snap.variant_keys.get(queryid)
+    if found is None:
+        return []
+    return sorted((s for s in snap.statements if s.queryid != queryid and snap.variant_keys.get(s.queryid) == found),
+                  key=lambda s: -s.exec_seconds)
 
 
 def find_table(name: str, last: PostgresSnapshot | None, history: History,

@@ -29,7 +29,7 @@ from markupsafe import Markup
 from collectors.health.snapshot import HealthSnapshot
 from collectors.postgres.attention import SEVERITY_RANK, Attention
 from collectors.postgres.snapshot import PostgresSnapshot, TableRow
-from collectors.postgres.statements import StatementStat
+from collectors.postgres.statements import OwnStatements, Variants, group_variants
 from collectors.redis.snapshot import RedisSnapshot
 from monitor import __version__
 from monitor.advisor.actions import Action
@@ -120,29 +120,40 @@ def ratio(part: float | None, whole: float | None) -> float | None:
 @dataclass(frozen=True)
 class PostgresView:
     snap: PostgresSnapshot
-    top: list[StatementStat]
-    slowest: list[StatementStat]
-    busiest: list[StatementStat]  # N+1 suspects: many calls
+    top: list[Variants]  # the statements' variants (one fingerprint) are one entry, counters added up
+    slowest: list[Variants]
+    busiest: list[Variants]  # the most called
     tables: list[TableRow]
 
     @property
     def connections(self) -> int:
         return sum(c[3] for c in self.snap.connections)
 
+    @property
+    def own(self) -> list[OwnStatements]:
+        """dbpulse's own statements (kept out of the tables), the components that have any."""
+        return [o for o in self.snap.own_statements if o.statements]
+
+    @property
+    def application_statements(self) -> int | None:
+        """The application's statements pg_stat_statements tracks (every entry but dbpulse's own)."""
+        count = self.snap.statement_count
+        return None if count is None else count - sum(o.statements for o in self.snap.own_statements)
+
 
 def postgres_view(snap: PostgresSnapshot) -> PostgresView:
-    ranked = sorted(snap.statements, key=lambda s: -s.exec_seconds)
+    groups = group_variants(snap.statements, lambda s: snap.variant_keys.get(s.queryid))  # heaviest first
     return PostgresView(
         snap=snap,
-        top=ranked[:TOP_STATEMENTS],
-        slowest=sorted((s for s in ranked if s.calls), key=lambda s: -s.mean_exec_seconds)[:5],
-        busiest=sorted((s for s in ranked if not _is_control(s.query)), key=lambda s: -s.calls)[:5],
+        top=groups[:TOP_STATEMENTS],
+        slowest=sorted((g for g in groups if g.total.calls), key=lambda g: -g.total.mean_exec_seconds)[:5],
+        busiest=sorted((g for g in groups if not _is_control(g.total.query)), key=lambda g: -g.total.calls)[:5],
         tables=sorted(snap.tables, key=lambda t: -t.seq_scans)[:TOP_TABLES],
     )
 
 
 def _is_control(query: str) -> bool:
-    """Transaction control and session statements: never N+1 suspects."""
+    """Transaction control and session statements: not what "most called" is about."""
     words = query.split(None, 1)
     return bool(words) and words[0].upper() in CONTROL_STATEMENTS
 
@@ -235,8 +246,13 @@ class ActionLine:
 
     @property
     def served(self) -> int:
-        """Statements its new indexes serve (one entry per statement the plan lists)."""
+        """Statements its new indexes serve: one per statement the plan lists, its variants counted in it."""
         return sum(len(n.statements) for n in self.action.creates)
+
+    @property
+    def variants(self) -> int:
+        """The other variants of those statements (IN lists of other lengths), served with them."""
+        return sum(len(st.variants) for n in self.action.creates for st in n.statements)
 
 
 @dataclass(frozen=True)
@@ -262,6 +278,29 @@ def summary_of(states: Sequence[SourceState]) -> Summary:
     actions = [ActionLine(s.poller.target, a) for s in states if (r := report_of(s)) is not None
                for a in r.plan.actions]
     return Summary(problems, actions)
+
+
+# --- a source's status badge ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class SourceStatus:
+    css: str  # the badge's class: ok, warning, bad or unknown
+    label: str
+    detail: str = ""  # what is failing, when the poll itself did not fail
+
+
+def status_of(state: SourceState) -> SourceStatus:
+    """The poll's outcome and, for a health target, its endpoints: an application whose endpoints fail is not
+    "up" because dbpulse could probe it."""
+    if not state.polls:
+        return SourceStatus("unknown", "starting")
+    if not state.up:
+        return SourceStatus("bad", "down", state.last_error or "")
+    if isinstance(state.snapshot, HealthSnapshot) and (failing := state.snapshot.failing):
+        detail = " · ".join(f"{r.path}: {r.problem}" for r in failing)
+        if len(failing) == len(state.snapshot.results):
+            return SourceStatus("bad", "failing", detail)
+        return SourceStatus("warning", f"{len(failing)} of {len(state.snapshot.results)} failing", detail)
+    return SourceStatus("ok", "up")
 
 
 def report_of(state: SourceState) -> AdviceReport | None:
@@ -309,7 +348,7 @@ def environment() -> Environment:
                        compact=compact, less=fmt_less)
     env.globals.update(
         age=fmt_age, anchor=anchor, ratio=ratio, kinds=KINDS, facts=finding_facts, version=__version__,
-        postgres_view=postgres_view, report_of=report_of, snapshot_of=_snapshot_for, root="",
+        postgres_view=postgres_view, report_of=report_of, snapshot_of=_snapshot_for, status_of=status_of, root="",
         charts_of=charts_of, chart=charts.svg, statement_path=statement_path, table_path=table_path,
         note_tone=note_tone, plan_ident=plan_ident, utility_counts=utility_counts, not_planned=not_planned,
         limits={"problems": SUMMARY_PROBLEMS, "actions": SUMMARY_ACTIONS},

@@ -4,7 +4,6 @@ every other source keeps its cadence and the service keeps answering."""
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,8 +11,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from harness.servers import LocalRedis, free_port
-from tests.support import DbpulseProcess
+from harness.servers import LocalRedis
+from tests.support import DbpulseProcess, serve_in_thread
 
 
 @pytest.fixture
@@ -31,22 +30,11 @@ def bad_app() -> Iterator[str]:
     async def ok(request: web.Request) -> web.Response:
         return web.json_response({"status": "healthy"})
 
-    port = free_port()
-    loop = asyncio.new_event_loop()
     app = web.Application()
     app.router.add_get("/hang", hang)
     app.router.add_get("/slow", slow)
     app.router.add_get("/health", ok)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    loop.run_until_complete(runner.setup())
-    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}"
-    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-    loop.close()
+    yield from serve_in_thread(app)
 
 
 def polls(svc: DbpulseProcess) -> dict[tuple[str, str], float]:

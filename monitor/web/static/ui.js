@@ -24,8 +24,10 @@
       .then(function (html) {
         if (paused) { return; }  // paused while the request was on its way: what it brought is not shown
         var fresh = new DOMParser().parseFromString("<main>" + html + "</main>", "text/html").body.firstChild;
+        var focused = focusedSort();
         morphChildren(live, fresh);
         reapplySorts();
+        refocus(focused);
         refreshes += 1;
         document.documentElement.setAttribute("data-refreshes", String(refreshes));
         say("refreshed " + new Date().toLocaleTimeString() + " (every " + every / 1000 + " s)", "muted");
@@ -181,6 +183,22 @@
   function sortBy(button) {
     var th = button.closest("th");
     sortTable(th, th.getAttribute("aria-sort") !== "ascending");
+  }
+
+  // A keyboard user's focus on a sort button survives a refresh (the same table and column), so a key
+  // pressed just after the table was replaced is not lost.
+  function focusedSort() {
+    var button = document.activeElement;
+    var th = button && button.matches && button.matches("th > button.sort") ? button.closest("th") : null;
+    var table = th ? th.closest("table") : null;
+    return table && table.id ? { id: table.id, index: Array.prototype.indexOf.call(th.parentNode.cells, th) } : null;
+  }
+
+  function refocus(focused) {
+    var table = focused ? document.getElementById(focused.id) : null;
+    var cell = table && table.tHead ? table.tHead.rows[0].cells[focused.index] : null;
+    var button = cell ? cell.querySelector("button.sort") : null;
+    if (button) { button.focus(); }
   }
 
   function reapplySorts() {

@@ -36,6 +36,27 @@ def scenario_db(pg_server: LocalPostgres) -> Iterator[str]:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
 
 
+@pytest.fixture(scope="session")
+def commit_ts_server() -> Iterator[LocalPostgres]:
+    """track_commit_timestamp = on: an index's age is known from its pg_class row's commit time."""
+    server = LocalPostgres(settings={"track_commit_timestamp": "on"})
+    server.start()
+    yield server
+    server.cleanup()
+
+
+def new_database(server: LocalPostgres, name: str) -> str:
+    """DSN of a new database ``name`` (dropped first if left over) with pg_stat_statements and hypopg."""
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+        conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+    dsn = server.dsn(name)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION pg_stat_statements")
+        conn.execute("CREATE EXTENSION hypopg")
+    return dsn
+
+
 def reset_statistics(dsn: str, timeout: float = 30) -> None:
     """Reset the database's statistics once the seeding sessions' counters have reached them.
 

@@ -23,12 +23,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 
 from demo import app as demo_app
 from demo.load import run_load
 from harness.servers import LocalPostgres, LocalRedis, free_port
-from tests.support import advisor_database
+from tests.integration.advisor.conftest import new_database
 from tests.web.chromium import ARTIFACTS
 
 # The demo's scaled thresholds (demo/stack.py): its statistics are seconds old, not weeks.
@@ -40,10 +41,13 @@ _counter = itertools.count()
 
 @pytest.fixture(scope="module")
 def demo_db(pg_server: LocalPostgres, redis_server: LocalRedis) -> Iterator[str]:
-    with advisor_database(pg_server, f"demo_text_{next(_counter)}") as dsn:
-        sizes = demo_app.create_schema(dsn, scale=0.15)
-        asyncio.run(_drive(dsn, redis_server.url(), sizes, seconds=6.0))
-        yield dsn
+    name = f"demo_text_{next(_counter)}"
+    dsn = new_database(pg_server, name)
+    sizes = demo_app.create_schema(dsn, scale=0.15)
+    asyncio.run(_drive(dsn, redis_server.url(), sizes, seconds=6.0))
+    yield dsn
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
 
 
 async def _drive(dsn: str, redis_url: str, sizes: dict[str, int], seconds: float) -> None:

@@ -55,7 +55,7 @@ def test_missing_indexes_are_verified_and_chosen_across_the_workload(report: Adv
 def test_index_hygiene_findings(report: AdviceReport) -> None:
     def rows(kind: str) -> list[tuple[Any, ...]]:
         return sorted(
-            (f["table"], f["index"], tuple(f["columns"]), f["ddl"], f.get("duplicate_of"), f.get("covered_by"))
+            (f["table"], f["index"], tuple(f["columns"]), f.get("ddl"), f.get("duplicate_of"), f.get("covered_by"))
             for f in _by_kind(report, kind)
         )
 
@@ -74,9 +74,9 @@ def test_index_hygiene_findings(report: AdviceReport) -> None:
     assert [f[1] for f in rows("unused_index")] == [
         "public.customers_created_at_idx", "public.customers_last_first_idx", "public.orders_total_idx",
     ]
+    # held back (the is_active count still uses it): no DDL to copy
     assert rows("low_selectivity_index") == [
-        ("public.customers", "public.customers_is_active_idx", ("is_active",),
-         "DROP INDEX CONCURRENTLY public.customers_is_active_idx;", None, None),
+        ("public.customers", "public.customers_is_active_idx", ("is_active",), None, None, None),
     ]
     for f in report.to_json_dict()["findings"]:
         if f["kind"].endswith("_index") and f["kind"] != "missing_index":
@@ -86,9 +86,13 @@ def test_index_hygiene_findings(report: AdviceReport) -> None:
 
 
 def test_n_plus_one_and_slow_statement(report: AdviceReport) -> None:
-    (n1,) = _by_kind(report, "n_plus_one")
-    assert (n1["table"], n1["columns"], n1["calls"], n1["rows_per_call"]) == ("public.customers", ["id"], 1500, 1.0)
-    assert 0.5 < n1["share_of_calls"] < 1.0
+    (n1,) = _by_kind(report, "n_plus_one")  # the hot lookup of tenants by id follows no statement's rows: none
+    assert (n1["table"], n1["columns"], n1["calls"], n1["rows_per_call"]) == ("public.customers", ["id"], 1200, 1.0)
+    assert 0.2 < n1["share_of_calls"] < 0.5
+    # it names the statement whose rows it follows: the list of a tenant's orders, 20 rows a call
+    assert n1["parent_query"].startswith("SELECT id, customer_id, status, total FROM orders WHERE tenant_id = $1")
+    assert "60 calls, 1200 rows" in n1["evidence"] and "100% of the rows it returned" in n1["evidence"]
+    assert n1["parent_queryid"] in report.statement_plans  # an analyzed statement of the workload
     assert n1["query"] == "SELECT id, email, first_name FROM customers WHERE id = $1"
     (slow,) = _by_kind(report, "slow_statement")
     assert slow["query"] == "SELECT pg_sleep($1)" and slow["calls"] == 2

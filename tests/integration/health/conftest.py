@@ -50,6 +50,28 @@ async def huge(request: web.Request) -> web.StreamResponse:
     return response
 
 
+# What nginx serves before the application is routed: a 200 that is not a health response.
+NGINX_WELCOME = """<!DOCTYPE html>
+<html><head><title>Welcome to nginx!</title></head>
+<body><h1>Welcome to nginx!</h1><p>If you see this page, the nginx web server is successfully installed and
+working. Further configuration is required.</p></body></html>
+"""
+
+
+async def nginx_welcome(request: web.Request) -> web.Response:
+    return web.Response(text=NGINX_WELCOME, content_type="text/html")
+
+
+async def server_error(request: web.Request) -> web.Response:
+    return web.Response(text="<html><body><h1>500 Internal Server Error</h1></body></html>", status=500,
+                        content_type="text/html")
+
+
+async def to_login(request: web.Request) -> web.Response:
+    """An SSO proxy in front of the application: its query carries state that must never be shown."""
+    raise web.HTTPFound("/login?next=/health&state=s3cret-state")
+
+
 def together() -> Any:
     """Two requests that only answer once both have arrived: probed one after the other, the first
     would wait for the second until its timeout."""
@@ -78,6 +100,11 @@ def build_app() -> web.Application:
     app.router.add_get("/hang", hang)
     app.router.add_get("/text", text)
     app.router.add_get("/huge", huge)
+    app.router.add_get("/nginx", nginx_welcome)
+    app.router.add_get("/error", server_error)
+    app.router.add_get("/moved", to_login)
+    for path in ("/broken/health", "/broken/health/live", "/broken/health/ready"):
+        app.router.add_get(path, server_error)
     return app
 
 

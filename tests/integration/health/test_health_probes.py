@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
 from collectors.health.poller import HealthPoller
+from collectors.health.snapshot import HealthSnapshot
 from harness.servers import free_port
 from monitor.core.samples import OTHER, Sample
 from monitor.core.scheduler import Scheduler
@@ -97,9 +99,11 @@ async def test_non_json_body_is_a_parse_error_and_huge_body_is_cut(app_url: str)
     p = poller(app_url, "/text", "/huge", max_body_bytes=65536)
     for polls in (1, 2):
         s = (await p.poll()).samples()
-        assert metric(s, "dbpulse_health_up", "/text") == 1  # 200 is up; the body is the problem
-        assert metric(s, "dbpulse_health_parse_errors_total", "/text") == polls
+        assert metric(s, "dbpulse_health_up", "/text") == 1  # a 200 "OK" from a liveness route: it answered
+        assert metric(s, "dbpulse_health_reachable", "/text") == 1
+        assert metric(s, "dbpulse_health_parse_errors_total", "/text") == polls  # but JSON was expected
         assert metric(s, "dbpulse_health_body_status_up", "/text") is None
+        assert metric(s, "dbpulse_health_up", "/huge") == 1  # answered 2xx, JSON too large to read
         assert metric(s, "dbpulse_health_status_code", "/huge") == 200
         assert metric(s, "dbpulse_health_body_too_large_total", "/huge") == polls
         assert metric(s, "dbpulse_health_parse_errors_total", "/huge") == 0
@@ -107,8 +111,50 @@ async def test_non_json_body_is_a_parse_error_and_huge_body_is_cut(app_url: str)
     relaxed = health_poller(app_url, [("/text", 1.0)], json_body=False)
     s = (await relaxed.poll()).samples()
     assert metric(s, "dbpulse_health_parse_errors_total", "/text") == 0
+    assert metric(s, "dbpulse_health_up", "/text") == 1
     await p.close()
     await relaxed.close()
+
+
+async def test_what_is_not_a_health_response_says_its_status_and_where_it_redirects(
+        app_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """nginx's welcome page (200, HTML) is not up; a 500 or a 302 is logged and shown with its status, a
+    redirect with where it points (never its query), and neither is a parse error."""
+    caplog.set_level(logging.INFO, logger="dbpulse.health")
+    p = poller(app_url, "/nginx", "/error", "/moved")
+    snap = await p.poll()
+    await p.poll()  # a problem is logged once, not every poll
+    s = snap.samples()
+    for path, code in (("/nginx", 200), ("/error", 500), ("/moved", 302)):
+        assert metric(s, "dbpulse_health_up", path) == 0, path
+        assert metric(s, "dbpulse_health_reachable", path) == 1, path
+        assert metric(s, "dbpulse_health_status_code", path) == code, path
+    assert metric(s, "dbpulse_health_parse_errors_total", "/nginx") == 1
+    assert metric(s, "dbpulse_health_parse_errors_total", "/error") == 0  # the status is the problem
+    assert metric(s, "dbpulse_health_parse_errors_total", "/moved") == 0
+    port = app_url.rsplit(":", 1)[1]
+    expected = {
+        "/nginx": "HTTP 200 OK, an HTML page (text/html): not a health response",
+        "/error": "HTTP 500 Internal Server Error",
+        "/moved": f"HTTP 302 Found, redirect to http://127.0.0.1:{port}/login",
+    }
+    assert {r.path: r.problem for r in snap.results} == expected
+    assert sorted(r.message for r in caplog.records) == sorted(f"app {path}: {text}" for path, text in expected.items())
+    assert "s3cret-state" not in caplog.text
+    await p.close()
+
+
+async def test_a_target_whose_endpoints_all_fail_is_polled_but_failing(app_url: str) -> None:
+    """The poll ran (the source is up: dbpulse could probe), and the snapshot says every endpoint fails."""
+    p = health_poller(app_url + "/broken")
+    scheduler = Scheduler([p])
+    await scheduler.poll_once(scheduler.states[0])
+    state = scheduler.states[0]
+    assert state.up
+    assert isinstance(state.snapshot, HealthSnapshot)
+    assert [r.path for r in state.snapshot.failing] == ["/health", "/health/live", "/health/ready"]
+    assert {r.problem for r in state.snapshot.failing} == {"HTTP 500 Internal Server Error"}
+    await scheduler.stop()
 
 
 async def test_hanging_health_target_never_delays_another_source(app_url: str) -> None:

@@ -192,7 +192,7 @@ async def test_low_privilege_role(fresh_db: str, db: psycopg.Connection, pg_serv
 
 async def test_session_is_read_only_and_named(poller: PostgresPoller, db: psycopg.Connection) -> None:
     await poller.poll()
-    conn = await poller._connection()
+    conn = await poller._checkout()  # the connection the poll kept
     cur = await conn.execute("SHOW default_transaction_read_only")
     assert (await cur.fetchone()) == {"default_transaction_read_only": "on"}
     cur = await conn.execute("SHOW statement_timeout")
@@ -201,6 +201,7 @@ async def test_session_is_read_only_and_named(poller: PostgresPoller, db: psycop
     assert row == (1,)
     with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
         await conn.execute("CREATE TABLE nope (id int)")
+    await poller._checkin(conn)
 
 
 async def test_reconnects_after_the_connection_is_killed(poller: PostgresPoller, db: psycopg.Connection) -> None:

@@ -104,3 +104,29 @@ def start_redis() -> Iterator[Callable[..., LocalRedis]]:
         if instance.proc is not None and instance.proc.poll() is None:
             instance.proc.send_signal(signal.SIGCONT)  # a test may have left it stopped
         instance.cleanup()
+
+
+# --- queues -----------------------------------------------------------------------------------------
+# A queue key of each type dbpulse reads a length of, one of a type it does not, and one that does not exist.
+QUEUE_LENGTHS: dict[str, float | None] = {"celery": 7, "events": 3, "sidekiq:queues": 2, "schedule": 4,
+                                          "unacked": 5, "not-a-queue": None, "gone": 0}
+QUEUE_KINDS = {"celery": "list", "events": "stream", "sidekiq:queues": "set", "schedule": "zset", "unacked": "hash",
+               "not-a-queue": "string", "gone": "none"}
+
+
+async def plant_queues(client: aioredis.Redis) -> None:
+    await client.rpush("celery", *[f"task{i}" for i in range(7)])
+    for i in range(3):
+        await client.xadd("events", {"n": i})
+    await client.sadd("sidekiq:queues", "default", "mailers")
+    await client.zadd("schedule", {f"job{i}": i for i in range(4)})
+    await client.hset("unacked", mapping={f"tag{i}": "x" for i in range(5)})
+    await client.set("not-a-queue", "v")
+
+
+async def error_counts(client: aioredis.Redis) -> dict[str, object]:
+    """Every error reply the server has counted (6.2+): errorstats, and each command's rejected and failed calls."""
+    commands = await client.info("commandstats")
+    return {"errorstats": await client.info("errorstats"),
+            "failed": {name: (stat.get("rejected_calls"), stat.get("failed_calls")) for name, stat in commands.items()
+                       if stat.get("rejected_calls") or stat.get("failed_calls")}}

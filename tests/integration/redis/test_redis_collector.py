@@ -14,7 +14,7 @@ from monitor.core.redact import redact
 from monitor.core.samples import OTHER, Sample
 from tests.support import redis_poller
 
-from .conftest import PASSWORD
+from .conftest import PASSWORD, QUEUE_KINDS, QUEUE_LENGTHS, error_counts, plant_queues
 
 
 def values(samples: list[Sample]) -> dict[tuple[str, tuple[str, ...]], float]:
@@ -103,8 +103,8 @@ async def test_sampling_does_not_move_the_reported_counters_on_a_quiet_server(
         reported.append((one(samples, "dbpulse_redis_keyspace_hits_total"),
                          one(samples, "dbpulse_redis_keyspace_misses_total")))
     after = await server_stats(fresh_redis)
-    # Each poll: 501 PTTL hits, TYPE/LLEN/XLEN: 3 hits for celery, 3 misses for the missing queue.
-    assert after == (1 + 3 * (501 + 3), 1 + 3 * 3)
+    # Each poll: 501 PTTL hits; TYPE and LLEN: 2 hits for celery; TYPE: 1 miss for the missing queue.
+    assert after == (1 + 3 * (501 + 2), 1 + 3 * 1)
     assert reported == [(1.0, 1.0)] * 3
     await p.close()
 
@@ -149,19 +149,27 @@ async def test_configured_patterns_and_top_k_fold_into_other(
     await p.close()
 
 
-async def test_queue_lengths_of_lists_and_streams(fresh_redis: aioredis.Redis, redis_pw: LocalRedis) -> None:
-    await fresh_redis.rpush("celery", *[f"task{i}" for i in range(7)])
-    for i in range(3):
-        await fresh_redis.xadd("events", {"n": i})
-    await fresh_redis.set("not-a-queue", "v")
-    p = poller(redis_pw, queues=["celery", "events", "gone", "not-a-queue"], sampling=False)
-    samples = (await p.poll()).samples()
-    assert one(samples, "dbpulse_redis_queue_length", "celery") == 7
-    assert one(samples, "dbpulse_redis_queue_length", "events") == 3
-    assert one(samples, "dbpulse_redis_queue_length", "gone") == 0
-    assert one(samples, "dbpulse_redis_queue_length", "not-a-queue") is None
-    assert one(samples, "dbpulse_redis_sampled_keys") is None  # sampling disabled
+async def test_queue_lengths_of_every_type_and_not_one_error_reply(fresh_redis: aioredis.Redis,
+                                                                   redis_pw: LocalRedis) -> None:
+    """Each key gets the one length command of its type: 100 polls leave the server's error counters as
+    they were (sending LLEN and XLEN to every key made a WRONGTYPE per queue and poll)."""
+    await plant_queues(fresh_redis)
+    p = poller(redis_pw, queues=list(QUEUE_LENGTHS), sampling=False)
+    before = await error_counts(fresh_redis)
+    for _ in range(100):
+        snap = await p.poll()
+    after = await error_counts(fresh_redis)
     await p.close()
+    assert after == before
+    samples = snap.samples()
+    assert {key: one(samples, "dbpulse_redis_queue_length", key) for key in QUEUE_LENGTHS} == QUEUE_LENGTHS
+    assert snap.queue_kinds == QUEUE_KINDS
+    assert one(samples, "dbpulse_redis_feature_enabled", "queue_script") == 1
+    assert one(samples, "dbpulse_redis_sampled_keys") is None  # sampling disabled
+    commands = await fresh_redis.info("commandstats")
+    assert commands["cmdstat_eval"]["calls"] == 100  # one round trip a poll
+    for command in ("llen", "xlen", "scard", "zcard", "hlen"):
+        assert commands[f"cmdstat_{command}"]["calls"] == 100, command
 
 
 async def test_server_and_memory_metrics_are_read_from_info(
@@ -220,7 +228,7 @@ async def test_own_lookups_of_a_poll_that_failed_before_info_are_still_subtracte
     await fresh_redis.get("k:1")
     p = poller(redis_pw)
     await p.poll()
-    client = p._connect()
+    client = p._checkout()  # the client the next poll would use
     real_info = client.info
 
     async def failing_info(*args: object, **kwargs: object) -> object:
@@ -230,6 +238,7 @@ async def test_own_lookups_of_a_poll_that_failed_before_info_are_still_subtracte
     client.info = failing_info  # type: ignore[method-assign]
     with pytest.raises(TimeoutError):
         await p._read(client)  # sampled 200 keys (200 hits), then failed
+    await p._checkin(client)
     samples = (await p.poll()).samples()
     assert one(samples, "dbpulse_redis_keyspace_hits_total") == 1  # only the application's GET
     assert one(samples, "dbpulse_redis_keyspace_misses_total") == 0

@@ -15,7 +15,7 @@ from harness.servers import REDIS_SERVERS, LocalRedis
 from monitor.core.samples import Sample
 from tests.support import redis_poller
 
-from .conftest import quiet_client
+from .conftest import QUEUE_LENGTHS, error_counts, plant_queues, quiet_client
 
 SECRET = "s3cret-value-in-an-argument"
 
@@ -111,4 +111,27 @@ async def test_every_version(server: str, start_redis: object, caplog: pytest.Lo
     big = metric(samples, "dbpulse_redis_prefix_memory_bytes", "big:*")
     assert small and big and big > 5 * small  # 50 values of 2 kB against 200 of 10 bytes
     assert all(re.fullmatch(r"[a-z|_.\-]+", c.command) or c.command == "__other__" for c in snap.commands)
+    await app.aclose()
+
+
+@pytest.mark.parametrize("server", REDIS_SERVERS)
+async def test_queue_lengths_cost_no_error_reply_on_any_version(server: str, start_redis: object) -> None:
+    """A list, a stream, a set, a sorted set, a hash, a string and a missing key read as queues: 100 polls in
+    one round trip each (EVAL) leave the server's error counters unchanged (on 6.0, which counts no error
+    replies, the lengths are right)."""
+    s: LocalRedis = start_redis(server)  # type: ignore[operator]
+    app = quiet_client(s)
+    await plant_queues(app)
+    before = await error_counts(app)
+    p = redis_poller(s.url(), queues=list(QUEUE_LENGTHS), sampling=False)
+    try:
+        for _ in range(100):
+            snap = await p.poll()
+    finally:
+        await p.close()
+    assert await error_counts(app) == before
+    samples = snap.samples()
+    assert {key: metric(samples, "dbpulse_redis_queue_length", key) for key in QUEUE_LENGTHS} == QUEUE_LENGTHS
+    assert metric(samples, "dbpulse_redis_feature_enabled", "queue_script") == 1
+    assert int((await app.info("commandstats"))["cmdstat_eval"]["calls"]) == 100
     await app.aclose()

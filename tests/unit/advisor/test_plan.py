@@ -30,7 +30,7 @@ def catalog(indexes: list[tuple[str, tuple[str, ...], int]], reset_days_ago: flo
     for n, (name, keys, scans) in enumerate(indexes):
         cat.indexes.append(Index(100 + n, "public", name, 1, "btree", False, False, True, True, len(keys),
                                  tuple(Key(k) for k in keys), (), (0,) * len(keys), (0,) * len(keys), None, False,
-                                 scans, 8192 * (10 + n)))
+                                 scans, 8192 * (10 + n), known_since=NOW - timedelta(days=60)))
     return cat
 
 

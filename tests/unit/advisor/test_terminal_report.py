@@ -75,7 +75,9 @@ def report() -> AdviceReport:
                Skipped(4, "CREATE TABLE audit (id int)", "utility statement", 1),
                Skipped(5, "GRANT SELECT ON pg_stat_statements TO app", "utility statement", 1),
                Skipped(6, "SELECT secret FROM vault", "no privilege: permission denied for table vault", 12)]
+    served[1].variants = [103, 104]  # the same statement with IN lists of other lengths
     return AdviceReport("shop", WHEN, None, findings=findings, skipped=skipped, plan=plan, outcomes=[outcome],
+                        time_base="per hour: calls since pg_stat_statements' counters began at 2026-03-01 09:30",
                         notes=["3 statement(s) could not be planned (pg_stat_statements' texts with || and `x`)"],
                         statements_analyzed=42)
 

@@ -11,6 +11,7 @@ nothing they count.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -37,12 +38,28 @@ class ScriptedPoller(Poller):
         self.target, self.interval, self.timeout = target, interval, timeout
         self.behaviour, self.delay = behaviour, delay
         self.started: list[float] = []
+        self.cancelled_at: list[float] = []
+        self.release = asyncio.Event()
         self.closed = False
 
     async def poll(self) -> Snap:
         self.started.append(asyncio.get_running_loop().time())
         if self.behaviour == "hang":
             await asyncio.Event().wait()
+        if self.behaviour == "slow-cancel":  # like psycopg: on a cancel, asks the server to cancel and waits
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.cancelled_at.append(asyncio.get_running_loop().time())
+                await asyncio.sleep(10)  # interrupted by a second cancel
+                raise
+        if self.behaviour == "deaf":  # ignores every cancel until released
+            while not self.release.is_set():
+                try:
+                    await asyncio.sleep(1)
+                except asyncio.CancelledError:
+                    self.cancelled_at.append(asyncio.get_running_loop().time())
+            raise ConnectionError("gave up")
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.behaviour == "fail":
@@ -118,3 +135,48 @@ async def test_liveness_reports_a_stalled_loop() -> None:
     assert scheduler.stalled() == []
     now[0] += 2 * 1 + 0.5 + 5 + 0.1
     assert [s.poller.target for s in scheduler.stalled()] == ["p"]
+
+
+@pytest.mark.looptime
+async def test_a_poll_is_abandoned_at_its_deadline_while_it_is_cancelled_in_the_background() -> None:
+    """The driver takes 10 s to honour a cancel (psycopg's polite cancel of a frozen server): the source is
+    down at the timeout, the next polls start on time, and a second cancel stops the abandoned poll."""
+    slow = ScriptedPoller("slow", interval=3, timeout=2.4, behaviour="slow-cancel")
+    scheduler = Scheduler([slow])
+    state = scheduler.states[0]
+    scheduler.start()
+    await asyncio.sleep(2.41)
+    assert not state.up and state.last_error == "timed out after 2.4 s" and state.polls == 1
+    assert state.last_started == 0 and state.last_ended == pytest.approx(2.4)
+    assert {s.name: s.value for s in state.meta_samples()}["dbpulse_source_abandoned_polls"] == 1
+    await asyncio.sleep(2)
+    assert state.abandoned == 0  # cancelled again after CANCEL_GRACE: it stopped
+    await asyncio.sleep(5)
+    assert slow.started == pytest.approx([0, 3, 6, 9])  # on time, whatever the cancellation costs
+    assert state.errors == 3 and state.overruns == 0
+    assert [round(t, 1) for t in slow.cancelled_at] == [2.4, 5.4, 8.4]  # each at its deadline
+    await scheduler.stop()
+    assert state.abandoned == 0 and slow.closed
+    assert len(asyncio.all_tasks()) == 1  # this test's own: no poll or reaper left behind
+
+
+@pytest.mark.looptime
+async def test_a_poll_deaf_to_cancellation_is_reported_and_never_holds_the_next(
+        caplog: pytest.LogCaptureFixture) -> None:
+    deaf = ScriptedPoller("deaf", interval=3, timeout=1, behaviour="deaf")
+    good = ScriptedPoller("good", interval=1, timeout=0.5)
+    scheduler = Scheduler([deaf, good])
+    by_target = {s.poller.target: s for s in scheduler.states}
+    caplog.set_level(logging.DEBUG, logger="dbpulse.scheduler")
+    scheduler.start()
+    await asyncio.sleep(5.5)
+    state = by_target["deaf"]
+    assert deaf.started == pytest.approx([0, 3])  # the next poll did not wait for the deaf one
+    assert state.errors == 2 and not state.up and state.abandoned == 2
+    assert by_target["good"].polls == 6 and by_target["good"].up
+    assert any("still running 2 s after it was cancelled" in r.message for r in caplog.records)
+    await scheduler.stop()  # bounded: gives up on what ignores cancellation
+    assert deaf.closed and good.closed
+    deaf.release.set()
+    await asyncio.sleep(1)
+    assert len(asyncio.all_tasks()) == 1

@@ -6,7 +6,7 @@ import pglast
 import pytest
 
 from collectors.postgres import queries
-from collectors.postgres.access import unwrap_statement_text
+from collectors.postgres.access import ADVISOR_TAG, own_component, tagged, unwrap_statement_text
 
 BANDS = {name: value for name, value in vars(queries).items()
          if name.isupper() and isinstance(value, dict) and all(isinstance(k, int) for k in value)}
@@ -20,10 +20,10 @@ def test_every_band_parses(name: str) -> None:
 
 
 def test_pick_newest_band_at_or_below_version() -> None:
-    bands = {130000: "a", 140000: "b", 170000: "c"}
-    assert queries.pick(bands, 130012) == "a"
-    assert queries.pick(bands, 150004) == "b"
-    assert queries.pick(bands, 170000) == "c"
+    bands = {130000: "SELECT a", 140000: "SELECT b", 170000: "SELECT c"}
+    assert queries.pick(bands, 130012) == "SELECT /* dbpulse_collector */ a"
+    assert queries.pick(bands, 150004) == "SELECT /* dbpulse_collector */ b"
+    assert queries.pick(bands, 170000, ADVISOR_TAG) == "SELECT /* dbpulse_advisor */ c"
     assert queries.pick(queries.STATEMENTS_RESET, 130000) is None
     assert queries.pick(queries.STATEMENTS_RESET, 160000) is not None
 
@@ -44,3 +44,39 @@ def test_older_servers_are_refused_clearly() -> None:
 ])
 def test_unwrap_statement_text(text: str, expected: str) -> None:
     assert unwrap_statement_text(text) == expected
+
+
+@pytest.mark.parametrize("name", sorted(BANDS))
+def test_every_statement_the_collector_sends_is_recognised_as_its_own(name: str) -> None:
+    for version in BANDS[name]:
+        sql = queries.pick(BANDS[name], version)
+        if sql is not None:
+            assert own_component(sql) == "collector", sql[:120]
+
+
+@pytest.mark.parametrize(("sql", "expected"), [
+    ("\nSELECT a FROM t", "\nSELECT /* dbpulse_collector */ a FROM t"),
+    ("WITH x AS (SELECT 1) SELECT * FROM x", "WITH /* dbpulse_collector */ x AS (SELECT 1) SELECT * FROM x"),
+    ("SELECT /* dbpulse_advisor */ 1", "SELECT /* dbpulse_advisor */ 1"),  # tagged already
+])
+def test_the_tag_follows_the_first_word(sql: str, expected: str) -> None:
+    """PostgreSQL 18 keeps no leading comment in pg_stat_statements' text: the tag goes after the first word."""
+    assert tagged(sql) == expected
+
+
+@pytest.mark.parametrize(("text", "component"), [
+    ("SELECT /* dbpulse_collector */ count(*) FROM pg_stat_activity", "collector"),
+    ("\nWITH /* dbpulse_collector */ rel AS (SELECT $1) SELECT * FROM rel", "collector"),
+    ("SELECT /* dbpulse_advisor */ hypopg_create_index($1)", "advisor"),
+    ("PREPARE dbpulse_advisor AS SELECT * FROM orders WHERE id = $1", "advisor"),  # nested (PG 13: visible)
+    ("EXPLAIN (FORMAT JSON) EXECUTE /* dbpulse_advisor */ dbpulse_advisor(NULL, NULL)", "advisor"),
+    ("EXPLAIN (FORMAT JSON) EXECUTE dbpulse_advisor(NULL)", "advisor"),  # as older releases sent it
+    ("DEALLOCATE /* dbpulse_advisor */ $1", "advisor"),  # PG 17+ record the name as $1
+    ("EXPLAIN (GENERIC_PLAN, FORMAT JSON) /* dbpulse_advisor */ SELECT a FROM t WHERE b = $1", "advisor"),
+    ("SET /* dbpulse_advisor */ plan_cache_mode = $1", "advisor"),
+    ("SELECT * FROM orders WHERE id = $1", None),
+    ("SELECT * FROM dbpulse_advisors WHERE id = $1", None),  # a name that only starts like a tag
+    ("SELECT " + "x, " * 40 + "/* dbpulse_collector */ 1", None),  # only the first 100 characters count
+])
+def test_own_statements_are_recognised_by_their_tag(text: str, component: str | None) -> None:
+    assert own_component(text) == component

@@ -12,7 +12,7 @@ DASH = "\N{EN DASH}"  # an absent value
 
 
 def duration(seconds: float) -> str:
-    """µs below a millisecond, ms below a second, then s, min and h."""
+    """µs below a millisecond, ms below a second, then s, min, h and days (never "0.0 hours")."""
     if not math.isfinite(seconds):
         return DASH
     size = abs(seconds)
@@ -24,7 +24,9 @@ def duration(seconds: float) -> str:
         return f"{seconds:.1f} s"
     if size < 7200:
         return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
+    if size < 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 def milliseconds(seconds: float) -> str:

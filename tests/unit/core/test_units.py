@@ -12,6 +12,7 @@ from monitor.core.units import duration, milliseconds, percent_less, size
 @pytest.mark.parametrize(("seconds", "text"), [
     (0.0, "0 µs"), (0.000_012, "12 µs"), (0.000_999_4, "999 µs"), (0.0015, "1.50 ms"), (0.042, "42.00 ms"),
     (0.25, "250 ms"), (1.5, "1.5 s"), (119.0, "119.0 s"), (600.0, "10.0 min"), (7200.0, "2.0 h"),
+    (604_800.0, "7.0 days"),
     (math.nan, "\N{EN DASH}"),
 ])
 def test_duration(seconds: float, text: str) -> None:

@@ -3,11 +3,24 @@
 PG_DSN ?= postgresql://postgres@127.0.0.1:5432/postgres
 LISTEN ?= 127.0.0.1:19630
 PYTEST_ARGS ?=
+PYTHON ?= python3
+# `make install`: where the virtualenv and the command go (your home: no root needed)
+DBPULSE_HOME ?= $(HOME)/.local/share/dbpulse
+BINDIR ?= $(HOME)/.local/bin
 
-.PHONY: setup run demo test lint unit bench clean
+.PHONY: setup install run demo test lint unit bench clean
 
 setup:
 	bash scripts/setup.sh
+
+## a light install for users: dbpulse and only what `dbpulse run` needs, in a virtualenv under your home, no root
+## and no system packages (`pipx install .` does the same); then: dbpulse run --postgres postgresql://...
+install:
+	$(PYTHON) -m venv "$(DBPULSE_HOME)/venv"
+	"$(DBPULSE_HOME)/venv/bin/python" -m pip install -q --disable-pip-version-check .
+	mkdir -p "$(BINDIR)"
+	ln -sf "$(DBPULSE_HOME)/venv/bin/dbpulse" "$(BINDIR)/dbpulse"
+	@echo "install: $(BINDIR)/dbpulse ($$("$(BINDIR)/dbpulse" --version)); put $(BINDIR) on your PATH if it is not"
 
 ## run the service against the PostgreSQL on localhost (override PG_DSN=...)
 run: setup
@@ -38,6 +51,7 @@ bench: setup
 	.venv/bin/python bench/advisor_bench.py
 	.venv/bin/python -m bench.advisor_tpch
 	.venv/bin/python -m bench.ui_render
+	.venv/bin/python -m bench.light_install
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -12,12 +12,14 @@ from pydantic import ValidationError
 
 from collectors.postgres.access import error_line
 from collectors.postgres.settings import PostgresTarget, target_from_flag
-from monitor.advisor import Advisor, AdvisorConnectionError, Thresholds, render_json, render_markdown
+from monitor.advisor import AdviceReport, Advisor, AdvisorConnectionError, Thresholds, render_json, render_markdown
+from monitor.advisor.terminal import print_text, render_text
 from monitor.core.settings import problems_from
 from monitor.flags import EPILOG, HelpFormatter, fail
 from monitor.web.pages import render_advice_report
 
 PROG = "dbpulse advise"
+FORMATS = ("text", "md", "json", "html")
 
 # Threshold flags: (Thresholds field, flag, help). Defaults and types come from Thresholds.
 _FLAGS = (
@@ -54,7 +56,8 @@ def add_advise_parser(subparsers: argparse._SubParsersAction) -> None:  # type: 
     parser.add_argument("--postgres", required=True, metavar="[NAME=]DSN",
                         help="libpq connection string or URI of the database to advise on; NAME= before a URI "
                         "names the target, as in `dbpulse run`")
-    parser.add_argument("--format", choices=("md", "json", "html"), default="md", help="report format")
+    parser.add_argument("--format", choices=FORMATS, help="report format; default: text on a terminal (coloured "
+                        "where it shows colour, not with NO_COLOR set), else md")
     parser.add_argument("--output", metavar="FILE", help="write the report to FILE instead of stdout")
     parser.add_argument("--target", metavar="NAME",
                         help="name of the target in the report (default: NAME= of --postgres, else host:port/db, "
@@ -64,6 +67,15 @@ def add_advise_parser(subparsers: argparse._SubParsersAction) -> None:  # type: 
         default = getattr(defaults, name)
         parser.add_argument(flag, dest=name, type=type(default), default=default, metavar="N", help=text)
     parser.set_defaults(func=run_advise_command)
+
+
+def render(report: AdviceReport, form: str) -> str:
+    """The report in ``form`` (one of FORMATS), as a string: text without colour."""
+    if form == "html":
+        return render_advice_report(report, standalone=True)
+    if form == "json":
+        return render_json(report)
+    return render_text(report) if form == "text" else render_markdown(report)
 
 
 def _output_problem(output: str) -> str | None:
@@ -107,10 +119,12 @@ def run_advise_command(args: argparse.Namespace) -> int:
     except Exception as exc:  # a bug of ours: one line that names it, never a traceback (docs/advisor.md)
         return fail(PROG, f"the advisor failed on {target}: {type(exc).__name__}: {error_line(exc, dsn)} "
                           "(a dbpulse bug: please report it)", code=1)
-    if args.format == "html":
-        text = render_advice_report(report, standalone=True)
-    else:
-        text = render_json(report) if args.format == "json" else render_markdown(report)
+    terminal = not args.output and sys.stdout.isatty()
+    form = args.format or ("text" if terminal else "md")
+    if form == "text" and terminal:
+        print_text(report)  # rich: the terminal's width, colour only where it is shown
+        return 0
+    text = render(report, form)
     if not args.output:
         sys.stdout.write(text + "\n")
         return 0

@@ -48,6 +48,8 @@ QUERY_NAMES = ("server_state", "replication_senders", "wal_receiver", "replicati
 THRESHOLD_FIELDS = ("autovacuum_enabled", "vacuum_threshold", "insert_threshold", "analyze_threshold")
 FEATURES = ("replication", "replication_slots", "wraparound", "autovacuum", "locks", "wal", "archiver",
             "archive_pending", "io", "sequences", "bloat")
+# Areas read from a view that only newer servers have: the first major version with it.
+SINCE = {"io": 16}  # pg_stat_io
 GRANT_MONITOR = "GRANT pg_monitor TO the dbpulse role (other sessions' states are hidden from it)"
 STANDBY_MEMORY_SECONDS = 3600.0  # a standby seen this recently and gone is listed (PostgresStandbyGone's hour)
 GRANT_READ = ("GRANT pg_read_all_data (PostgreSQL 14+) or SELECT on the tables and sequences to the dbpulse role "
@@ -82,6 +84,8 @@ class ServerHealth:
     bloat: Bloat | None
     problems: dict[str, str | None]  # feature -> what to do, None when it works
     top_applications: int = 20
+    # feature -> the first major version that has it, for those this server's version lacks (not a problem)
+    absent: dict[str, int] = field(default_factory=dict)
 
     @property
     def features(self) -> dict[str, bool]:
@@ -158,9 +162,10 @@ class HealthReader:
             vacuum.oldest_tables = self._maintenance.oldest_tables
         for feature, problem in (*self._maintenance.problems.items(), ("sequences", self._sequences.problem)):
             problems[feature] = problems[feature] or problem
-        self._report(problems)
+        absent = {f: major for f, major in SINCE.items() if version < major * 10000}
+        self._report(problems, absent)
         return ServerHealth(replication, vacuum, locks, wal, self._sequences.rows, self._maintenance.bloat,
-                            problems, self.settings.top_applications)
+                            problems, self.settings.top_applications, absent)
 
     async def _replication(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int,
                            state: dict[str, Any] | None, read_all_stats: bool,
@@ -254,7 +259,7 @@ class HealthReader:
         io_sql = queries.pick(queries.IO, version)
         io: list[dict[str, Any]] | None = []
         if io_sql is None:
-            problems["io"] = "pg_stat_io needs PostgreSQL 16 or later"
+            problems["io"] = f"pg_stat_io needs PostgreSQL {SINCE['io']} or later"
         else:
             io = await self._rows(conn, "io", io_sql, problems, "io")
         if rows is None or state is None:
@@ -318,8 +323,9 @@ class HealthReader:
             problems=problems,
         )
 
-    def _report(self, problems: dict[str, str | None]) -> None:
-        """One log line per distinct hint when features change state, not one per poll."""
+    def _report(self, problems: dict[str, str | None], absent: Mapping[str, int]) -> None:
+        """One log line per distinct hint when features change state, not one per poll; a feature the server's
+        version lacks is no problem to fix: said once, at INFO."""
         changed = {f: p for f, p in problems.items() if self._reported.get(f, None) != p or f not in self._reported}
         by_hint: dict[str, list[str]] = {}
         recovered = []
@@ -329,7 +335,8 @@ class HealthReader:
             elif feature in self._reported:
                 recovered.append(feature)
         for hint, features in by_hint.items():
-            log.warning("%s: %s unavailable: %s", self.target, ", ".join(features), hint)
+            level = logging.INFO if all(f in absent for f in features) else logging.WARNING
+            log.log(level, "%s: %s unavailable: %s", self.target, ", ".join(features), hint)
         if recovered:
             log.info("%s: %s available again", self.target, ", ".join(recovered))
         self._reported = dict(problems)

@@ -79,6 +79,7 @@ class PostgresPoller(Poller):
         self._rel_sizes: dict[int, float] = {}  # relid/indexrelid -> bytes
         self._db_sizes: dict[str, float] = {}
         self._sizes_read_at: float | None = None  # monotonic
+        self._sizes_read_wall: float | None = None  # the same, wall clock: the table page says when
         self._health = health.HealthReader(self.target, settings, self._query_errors,
                                            settings.expected_standbys_of(target))
         self._track_planning: bool | None = None  # last reported pg_stat_statements.track_planning
@@ -206,6 +207,8 @@ class PostgresPoller(Poller):
             statement_count=len(statements) + sum(o.statements for o in own) if statements is not None else None,
             own_statements=own,
             statements_reset=(reset_rows[0]["stats_reset"] if reset_rows else None),
+            sizes_read_at=self._sizes_read_wall,
+            size_interval=self.settings.size_interval,
             query_errors=dict(self._query_errors),
             statement_text_info=self.settings.statement_text_info,
             app_pools=self._app_pools(activity),
@@ -279,7 +282,7 @@ class PostgresPoller(Poller):
         if dbs is not None:
             self._db_sizes = {r["datname"]: float(r["size_bytes"]) for r in dbs}
         if rels is not None and dbs is not None:
-            self._sizes_read_at = now
+            self._sizes_read_at, self._sizes_read_wall = now, time.time()
 
     def _report_pgss(self, problem: str | None) -> None:
         """One log line when the pg_stat_statements situation changes, not one per poll."""

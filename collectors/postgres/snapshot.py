@@ -115,6 +115,8 @@ class PostgresSnapshot:
     app_pools: list[tuple[str, int, int]] = field(default_factory=list)  # app, connections, capacity
     longest_active: list[tuple[str, float]] = field(default_factory=list)  # application_name, seconds
     track_planning: bool = False  # pg_stat_statements.track_planning: planning time is measured
+    sizes_read_at: float | None = None  # when the sizes were last read (epoch seconds): every size_interval
+    size_interval: float = 0.0  # postgres.size_interval
     health: ServerHealth | None = None
     attention: list[Attention] = field(default_factory=list)  # what needs attention, worst first
     own_statements: list[OwnStatements] = field(default_factory=list)  # dbpulse's own, per component

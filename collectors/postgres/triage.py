@@ -43,7 +43,7 @@ def triage(snap: PostgresSnapshot, now: float | None = None) -> list[Attention]:
         items += _wal(snap)
         items += _objects(snap)
         for feature, problem in sorted(health.problems.items()):
-            if problem and "needs PostgreSQL" not in problem:
+            if problem and feature not in health.absent:  # a view the version lacks is no problem to fix
                 items.append(Attention("info", "access", feature, "not read", advice=problem))
     for app, seconds in snap.longest_active:
         if seconds > ACTIVE_QUERY_SECONDS:

@@ -211,7 +211,7 @@ class RedisPoller(Poller):
         state = self.features.states.get("memory_usage")
         memory = self.settings.memory and self.features.usable("memory_usage")
         probe = memory and (state is None or not state.enabled)  # not known to work: one key alone first
-        keys = await sample_keys(client, self.settings, self._cursor, memory=memory, probe=probe)
+        keys = await sample_keys(client, self.settings, self._cursor, memory=memory, probe=probe, queues=self.queues)
         if not self.settings.memory:
             self.features.set("memory_usage", False, "redis.memory is off in dbpulse's configuration")
         elif keys.memory_error is not None:

@@ -26,6 +26,7 @@ class PrefixRules:
     patterns: tuple[str, ...] = ()
     depth: int = 2
     separator: str = ":"
+    queues: frozenset[str] = frozenset()  # configured queue keys: exempt from the TTL check
 
     def prefix_of(self, key: str) -> str:
         for pattern in self.patterns:

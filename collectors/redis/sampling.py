@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,7 @@ class PrefixStats:
     sampled: int = 0
     without_ttl: int = 0
     with_ttl: int = 0
+    queues: int = 0  # configured queue keys: no TTL expected, so not counted without one
     ttl_seconds_sum: float = 0.0
     memory_keys: int = 0  # sampled keys whose MEMORY USAGE was read
     memory_bytes: float = 0.0
@@ -48,6 +49,7 @@ class PrefixStats:
         self.sampled += other.sampled
         self.without_ttl += other.without_ttl
         self.with_ttl += other.with_ttl
+        self.queues += other.queues
         self.ttl_seconds_sum += other.ttl_seconds_sum
         self.memory_keys += other.memory_keys
         self.memory_bytes += other.memory_bytes
@@ -92,6 +94,7 @@ class PrefixEstimate:
     mean_ttl_seconds: float | None
     memory_bytes: float | None  # estimated: mean MEMORY USAGE of its sampled keys x its keys
     largest: tuple[tuple[str, float], ...] = ()  # (key, bytes) of its largest sampled keys: the UI only
+    queue_ratio: float = 0.0  # share of its sampled keys that are configured queues (exempt from the TTL check)
 
 
 def _keep_largest(heap: list[tuple[float, str]], item: tuple[float, str], keep: int) -> None:
@@ -106,15 +109,17 @@ def _keep_largest(heap: list[tuple[float, str]], item: tuple[float, str], keep: 
 async def sample_keys(
     client: Any, settings: RedisSettings, cursor: int = 0,
     clock: Callable[[], float] = time.perf_counter, memory: bool = False, probe: bool = False,
+    queues: Collection[str] = (),
 ) -> KeySample:
     """Scan from ``cursor`` until the budget (``sample_budget_ms``), ``sample_max_keys`` or a full pass.
 
     With ``memory`` each key's ``MEMORY USAGE`` is read in the same pipeline as its ``PTTL``, inside the
     same budget. ``probe`` first sends it for one key alone, so that a refusal (ACL) costs the server one
-    error reply rather than one per key of a batch.
+    error reply rather than one per key of a batch. ``queues`` (the target's configured queue keys) need no
+    TTL: they are sampled like any key but never counted as keys without one.
     """
     budget_seconds, max_keys = settings.sample_budget_ms / 1000, settings.sample_max_keys
-    rules = settings.prefix_rules()
+    rules = settings.prefix_rules(queues)
     samples, keep = settings.memory_samples, settings.largest_keys
     out = KeySample()
     seen: set[bytes] = set()
@@ -175,7 +180,9 @@ def _record(out: KeySample, rules: PrefixRules, key: bytes, pttl_ms: int, size: 
         stats.memory_keys += 1
         stats.memory_bytes += size
         _keep_largest(stats.largest, (float(size), name[:MAX_KEY_CHARS]), keep)
-    if pttl_ms < 0:
+    if pttl_ms < 0 and name in rules.queues:
+        stats.queues += 1
+    elif pttl_ms < 0:
         stats.without_ttl += 1
     else:
         stats.with_ttl += 1
@@ -204,5 +211,6 @@ def estimate(keys: KeySample, dbsize: float, k: int, keep: int) -> dict[str, Pre
         count = float(stats.sampled) if keys.complete else stats.sampled / keys.sampled * dbsize
         mean = stats.mean_bytes
         out[prefix] = PrefixEstimate(count, stats.without_ttl_ratio or 0.0, stats.mean_ttl_seconds,
-                                     None if mean is None else mean * count, stats.largest_keys())
+                                     None if mean is None else mean * count, stats.largest_keys(),
+                                     stats.queues / stats.sampled if stats.sampled else 0.0)
     return out

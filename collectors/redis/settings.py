@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -76,8 +77,9 @@ class RedisSettings(PollSettings):
     top_errors: int = Field(10, ge=1, le=200, description="error types exported (by count); the rest summed")
     slowlog_entries: int = Field(10, ge=0, le=128, description="newest slowlog entries shown in the UI")
 
-    def prefix_rules(self) -> PrefixRules:
-        return PrefixRules(tuple(self.prefixes), self.prefix_depth, self.prefix_separator)
+    def prefix_rules(self, queues: Collection[str] = ()) -> PrefixRules:
+        """How keys are grouped; ``queues`` (a target's queue keys) are exempt from the TTL check."""
+        return PrefixRules(tuple(self.prefixes), self.prefix_depth, self.prefix_separator, frozenset(queues))
 
     def queues_of(self, target: RedisTarget) -> tuple[str, ...]:
         """The section's queues, then the target's own, each once."""

@@ -98,12 +98,13 @@ class Candidate:
         if tail:
             role = tail[0][1]
             cols = ", ".join(k.text + (" DESC" if d else "") for (k, d), _ in tail)
+            cols = f"then {cols}" if parts else cols  # "then" only after a first column
             if role == "range":
-                parts.append(f"then {cols} ({_ROLE_TEXT[role]}: a range can only use the last column it reaches)")
+                parts.append(f"{cols} ({_ROLE_TEXT[role]}: a range can only use the last column it reaches)")
             elif role == "order":
-                parts.append(f"then {cols} ({_ROLE_TEXT[role]}: rows come out in order, the scan stops at the LIMIT)")
+                parts.append(f"{cols} ({_ROLE_TEXT[role]}: rows come out in order, the scan stops at the LIMIT)")
             else:
-                parts.append(f"then {cols} ({_ROLE_TEXT[role]}: rows come out grouped)")
+                parts.append(f"{cols} ({_ROLE_TEXT[role]}: rows come out grouped)")
         return "; ".join(parts) + "."
 
     @property

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from monitor.core import units
+
 from .catalog import Catalog, Index, Table
 from .findings import Finding
 from .settings import Thresholds
@@ -21,14 +23,6 @@ def _age_text(seconds: float | None) -> str:
     if days >= 1:
         return f"since the statistics reset {days:.1f} days ago"
     return f"since the statistics reset {seconds / 3600:.1f} hours ago"
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n = n / 1024  # type: ignore[assignment]
-    return f"{n} B"
 
 
 def _keep_first(a: Index, b: Index) -> tuple[Index, Index]:
@@ -89,7 +83,7 @@ def hygiene_findings(cat: Catalog, settings: Thresholds) -> list[Finding]:
             emit(index, Finding(
                 kind="duplicate_index", table=table.qualified,
                 evidence=(f"Index {index.qualified} has the same columns, predicate and method as "
-                          f"{keep.qualified}; it doubles write cost and storage ({_size(index.size_bytes)}) "
+                          f"{keep.qualified}; it doubles write cost and storage ({units.size(index.size_bytes)}) "
                           f"for nothing."),
                 ddl=index.drop_ddl(), duplicate_of=keep.qualified,
             ))
@@ -127,7 +121,7 @@ def hygiene_findings(cat: Catalog, settings: Thresholds) -> list[Finding]:
         assert table is not None
         emit(index, Finding(
             kind="unused_index", table=table.qualified,
-            evidence=(f"Index {index.qualified} ({_size(index.size_bytes)}) has not been scanned "
+            evidence=(f"Index {index.qualified} ({units.size(index.size_bytes)}) has not been scanned "
                       f"{_age_text(age)}, while {table.writes} rows were written to {table.qualified}."),
             ddl=index.drop_ddl(),
         ))
@@ -205,10 +199,10 @@ def young_zero_scan(cat: Catalog, settings: Thresholds) -> list[tuple[Index, str
                    "created (the service judges it once it has seen it for the window; or turn "
                    "track_commit_timestamp on)")
         elif age < window:
-            how = f"it has existed for only {_duration(age)} as far as dbpulse can tell"
+            how = f"it has existed for only {units.duration(age)} as far as dbpulse can tell"
         else:
-            how = f"statistics are {_duration(stats_age or 0)} old"
-        out.append((index, f"not called unused: {how}, under the {_duration(window)} unused window; zero scans "
+            how = f"statistics are {units.duration(stats_age or 0)} old"
+        out.append((index, f"not called unused: {how}, under the {units.duration(window)} unused window; zero scans "
                            "over a shorter time prove nothing", ready))
     return out
 
@@ -243,14 +237,6 @@ def unused_held_back_note(cat: Catalog, settings: Thresholds) -> str | None:
     ready = cat.stats_reset + timedelta(seconds=settings.unused_min_stats_age_seconds)
     names = ", ".join(waiting[:5]) + (f" and {len(waiting) - 5} more" if len(waiting) > 5 else "")
     found = f"{len(waiting)} zero-scan index(es) wait for it ({names})" if waiting else "no index has zero scans yet"
-    return (f"unused_index held back: statistics are {_duration(age)} old, under the "
-            f"{_duration(settings.unused_min_stats_age_seconds)} window; {found}. They can be judged from "
+    return (f"unused_index held back: statistics are {units.duration(age)} old, under the "
+            f"{units.duration(settings.unused_min_stats_age_seconds)} window; {found}. They can be judged from "
             f"{ready.replace(microsecond=0).isoformat()}; to judge earlier, lower unused_min_stats_age_seconds.")
-
-
-def _duration(seconds: float) -> str:
-    if seconds >= 86400:
-        return f"{seconds / 86400:.1f} days"
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f} hours"
-    return f"{seconds / 60:.0f} minutes"

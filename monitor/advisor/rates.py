@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from collectors.postgres.statements import StatementStat
+from monitor.core import units
 
 
 @dataclass
@@ -27,11 +28,13 @@ class Rates:
         seconds = (now - statements_since).total_seconds() if now and statements_since else None
         if seconds and table_writes_per_hour and stats_since is not None and now is not None:
             window = (f"per hour: calls since pg_stat_statements' counters began at "
-                      f"{_at(statements_since)} ({_hours(seconds)}), inserts + updates since the statistics reset at "
-                      f"{_at(stats_since)} ({_hours((now - stats_since).total_seconds())})")
+                      f"{_at(statements_since)} ({units.duration(seconds)}), inserts + updates since the statistics "
+                      "reset at "
+                      f"{_at(stats_since)} ({units.duration((now - stats_since).total_seconds())})")
         elif seconds:
             window = (f"counts: calls since pg_stat_statements' counters began at {_at(statements_since)} "
-                      f"({_hours(seconds)}), inserts + updates since the statistics began (never reset, so over an "
+                      f"({units.duration(seconds)}), inserts + updates since the statistics began (never reset, so "
+                      "over an "
                       "unknown and likely longer time: writes weigh more than they would per hour)")
             table_writes_per_hour = {}
         else:
@@ -48,7 +51,3 @@ class Rates:
 
 def _at(when: datetime | None) -> str:
     return when.replace(microsecond=0).isoformat() if when else "?"
-
-
-def _hours(seconds: float) -> str:
-    return f"{seconds / 86400:.1f} days" if seconds >= 86400 else f"{seconds / 3600:.2f} hours"

@@ -9,12 +9,55 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
-from .actions import Action, NewIndex
-from .findings import AdviceReport, Finding
+from monitor.core import units
+
+from .actions import Action, NewIndex, Plan
+from .findings import AdviceReport, Finding, Skipped
 from .kinds import title
 from .outcomes import Outcome
+
+# Keywords of utility statements that name what they act on: "CREATE TABLE", not just "CREATE".
+_OBJECT_VERBS = frozenset({"CREATE", "ALTER", "DROP", "COMMENT", "REFRESH", "TRUNCATE"})
+_MODIFIERS = frozenset({"OR", "REPLACE", "UNIQUE", "TEMP", "TEMPORARY", "UNLOGGED", "GLOBAL", "LOCAL",
+                        "MATERIALIZED", "IF", "NOT", "EXISTS", "CONCURRENTLY", "ON"})
+
+
+def statement_type(query: str) -> str:
+    """A utility statement's type, from its first keywords: ``BEGIN``, ``CREATE TABLE``, ``GRANT``."""
+    words = [w.strip("(;").upper() for w in _without_leading_comments(query).split()[:6]]
+    if not words or not words[0].isalpha():
+        return "other"
+    if words[0] not in _OBJECT_VERBS:
+        return words[0]
+    rest = [w for w in words[1:] if w not in _MODIFIERS]
+    kind = " ".join(w for w in words[1:] if w == "MATERIALIZED")
+    return " ".join(p for p in (words[0], kind, rest[0] if rest else "") if p)
+
+
+def _without_leading_comments(query: str) -> str:
+    text = query.lstrip()
+    while text.startswith(("--", "/*")):
+        end = text.find("\n") if text.startswith("--") else text.find("*/")
+        text = "" if end < 0 else text[end + (1 if text.startswith("--") else 2):].lstrip()
+    return text
+
+
+def utility_counts(skipped: Iterable[Skipped]) -> list[tuple[str, int]]:
+    """Utility statements by type, most first: they need no index, so they are counted, not listed."""
+    counts = Counter(statement_type(s.query) for s in skipped if s.category == "utility")
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+
+def not_planned(skipped: Iterable[Skipped]) -> list[Skipped]:
+    """Skipped statements that are not utility ones: the advice does not cover them, each is listed."""
+    return [s for s in skipped if s.category != "utility"]
+
+
+SIZE_SOURCE = "HypoPG's estimate; it ignores btree deduplication, so the built index may be smaller"
 
 
 def _fence(text: str) -> str:
@@ -46,13 +89,13 @@ def _facts(f: Finding) -> list[tuple[str, str]]:
     if f.cost_before is not None and f.cost_after is not None:
         out.append(("weighted cost", f"{f.cost_before:.0f} -> {f.cost_after:.0f}"))
     if f.index_size_bytes is not None:
-        out.append(("index size", f"{f.index_size_bytes} bytes"))
+        out.append(("index size", units.size(f.index_size_bytes)))
     if f.calls is not None:
         out.append(("calls", str(f.calls)))
     if f.rows_per_call is not None:
         out.append(("rows per call", f"{f.rows_per_call:.2f}"))
     if f.mean_exec_seconds is not None:
-        out.append(("mean time", f"{f.mean_exec_seconds * 1000:.1f} ms"))
+        out.append(("mean time", units.duration(f.mean_exec_seconds)))
     if f.queryids:
         out.append(("queryids", ", ".join(str(q) for q in f.queryids)))
     if f.action is not None:
@@ -66,12 +109,16 @@ def _facts(f: Finding) -> list[tuple[str, str]]:
     return out
 
 
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.2f} ms"
-
-
 def _per_hour(seconds: float | None) -> str:
-    return "unknown" if seconds is None else f"{seconds:.1f} s per hour (estimate)"
+    return "unknown" if seconds is None else f"{units.duration(seconds)} per hour (estimate)"
+
+
+def write_rate(new: NewIndex) -> str:
+    """What the new index adds to the table's writes, in words."""
+    if new.table_writes_per_hour is None:
+        return "the table's write rate is not known yet (the next advisor run measures it)"
+    return (f"{new.table_writes_per_hour:,.0f} inserts + updates per hour on the table, about "
+            f"{new.write_overhead_rows_per_hour or 0:,.0f} row-equivalents per hour written to the index")
 
 
 def _new_index_lines(new: NewIndex) -> list[str]:
@@ -79,20 +126,17 @@ def _new_index_lines(new: NewIndex) -> list[str]:
     if new.why_this_order:
         lines.append(f"- column order: {_md_text(new.why_this_order)}")
     if new.index_size_bytes is not None:
-        lines.append(f"- size: {new.index_size_bytes} bytes (hypopg_relation_size; HypoPG ignores btree "
-                     "deduplication, the real index may be smaller)")
+        lines.append(f"- size: {units.size(new.index_size_bytes)} ({SIZE_SOURCE})")
     if new.write_overhead_ratio is not None:
-        writes = ("unknown" if new.table_writes_per_hour is None else
-                  f"{new.table_writes_per_hour:.0f} inserts + updates per hour on the table, about "
-                  f"{new.write_overhead_rows_per_hour or 0:.0f} row-equivalents per hour written to the index")
-        lines.append(f"- write overhead: {new.write_overhead_ratio:.2f} of each row written ({_md_text(writes)})")
+        lines.append(f"- write overhead: {new.write_overhead_ratio:.2f} of each row written "
+                     f"({_md_text(write_rate(new))})")
     lines.append(f"- time saved: {_per_hour(new.saved_seconds_per_hour)}")
     for st in new.statements:
         removed = st.cost_removed_ratio
-        lines += ["", f"Statement {_code(str(st.queryid))}: {st.calls} calls, {_ms(st.mean_exec_seconds)} mean, "
-                  f"generic-plan cost {st.cost_before:.0f} -> "
+        lines += ["", f"Statement {_code(str(st.queryid))}: {st.calls} calls, "
+                  f"{units.duration(st.mean_exec_seconds)} mean, generic-plan cost {st.cost_before:.0f} -> "
                   f"{'?' if st.cost_after is None else f'{st.cost_after:.0f}'}"
-                  f"{'' if removed is None else f' ({100 * removed:.0f}% less)'}, "
+                  f"{'' if removed is None else f' ({units.percent_less(removed)} less)'}, "
                   f"saved {_per_hour(st.saved_seconds_per_hour)}", "", _code(st.query), ""]
         if st.variants:
             lines += [f"- its {len(st.variants)} other variant(s) (IN lists of other lengths, calls added up): "
@@ -129,22 +173,29 @@ def _outcome_lines(o: Outcome) -> list[str]:
     lines = [f"### {_code(o.index)} {o.change} on {_code(o.table)}: {o.verdict.replace('_', ' ')}", "",
              f"Seen at {o.detected_at.replace(microsecond=0).isoformat()} ({advised}).", ""]
     for st in o.statements:
-        after = "no calls yet" if not st.after.calls else f"{_ms(st.after.mean_exec_seconds)} ({st.after.calls} calls)"
-        lines.append(f"- {_code(str(st.queryid))}: {_ms(st.before.mean_exec_seconds)} ({st.before.calls} calls) "
+        after = ("no calls yet" if not st.after.calls else
+                 f"{units.duration(st.after.mean_exec_seconds)} ({st.after.calls} calls)")
+        lines.append(f"- {_code(str(st.queryid))}: {units.duration(st.before.mean_exec_seconds)} "
+                     f"({st.before.calls} calls) "
                      f"-> {after}: **{st.verdict.replace('_', ' ')}**: {_code(st.query[:120])}")
     if not o.statements:
         lines.append("- no statement of this table had calls before the change")
     return [*lines, ""]
 
 
+def how_checked(plan: Plan) -> str:
+    """How the plan was checked, in words."""
+    if plan.checked_as_whole:
+        return (f"checked as a whole with HypoPG ({plan.statements_checked} statements planned with every create in "
+                f"place); drops checked by {plan.drop_check}")
+    return "not checked as a whole (no HypoPG, or its budget ran out): drops checked by the catalog"
+
+
 def plan_markdown(report: AdviceReport) -> list[str]:
     plan = report.plan
     if not plan.actions and not plan.held_back:
         return []
-    how = (f"checked as a whole with HypoPG ({plan.statements_checked} statements planned with every create in "
-           f"place); drops checked by {plan.drop_check}" if plan.checked_as_whole else
-           "not checked as a whole (no HypoPG, or its budget ran out): drops checked by the catalog")
-    lines = ["## Plan", "", f"Run the actions in this order; each is {_md_text(how)}.", ""]
+    lines = ["## Plan", "", f"Run the actions in this order; each is {_md_text(how_checked(plan))}.", ""]
     for a in plan.actions:
         lines += _action_lines(a)
     if plan.held_back:
@@ -200,7 +251,11 @@ def render_markdown(report: AdviceReport) -> str:
         lines.append("")
     if report.skipped:
         lines += ["## Skipped statements", ""]
-        for sk in report.skipped:
+        utility = utility_counts(report.skipped)
+        if utility:
+            counts = ", ".join(f"{kind} {n}" for kind, n in utility)
+            lines += [f"Utility statements (no index to advise), counted by type: {_md_text(counts)}.", ""]
+        for sk in not_planned(report.skipped):
             reason, query = _md_text(sk.reason), _code(sk.query[:200])
             lines.append(f"- {_code(str(sk.queryid))} ({sk.calls} calls): {reason}: {query}")
         lines.append("")

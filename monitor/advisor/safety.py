@@ -17,13 +17,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from monitor.core import units
+
 from .candidates import Candidate
 from .catalog import Catalog, Index, Table, key_signature
 from .settings import Thresholds
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds / 86400:.1f} days" if seconds >= 86400 else f"{seconds / 3600:.1f} hours"
 
 
 def drops_blocked(cat: Catalog, settings: Thresholds, statements_reset: datetime | None,
@@ -40,7 +38,7 @@ def drops_blocked(cat: Catalog, settings: Thresholds, statements_reset: datetime
     for what, since in (("the statistics were", cat.stats_reset), ("pg_stat_statements was", statements_reset)):
         if since is not None and cat.now is not None and (cat.now - since).total_seconds() < window:
             age = (cat.now - since).total_seconds()
-            reasons.append(f"{what} reset {_duration(age)} ago, under the {_duration(window)} window, so a "
+            reasons.append(f"{what} reset {units.duration(age)} ago, under the {units.duration(window)} window, so a "
                            "statement that runs less often may not be seen yet")
             ready = max(ready or since, since + timedelta(seconds=window))
     if not reasons:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from collectors.postgres.statements import StatementStat
+from monitor.core import units
 
 from . import plans
 from .candidates import Candidate, Workload
@@ -173,8 +174,8 @@ def select_verified(
                 kind="missing_index", table=table.qualified,
                 evidence=(f"{len(affected)} statement(s) on {table.qualified} "
                           f"({sum(calls[q] for q in affected)} calls) would go from a weighted generic-plan "
-                          f"cost of {before_w:.0f} to {after_w:.0f} ({100 * (1 - after_w / before_w):.0f}% "
-                          f"less) with this index (estimated size {sizes[0]} bytes), checked with HypoPG."
+                          f"cost of {before_w:.0f} to {after_w:.0f} ({units.percent_less(1 - after_w / before_w)} "
+                          f"less) with this index (estimated size {units.size(sizes[0])}), checked with HypoPG."
                           + (f" Why: {best.why}." if best.why else "")),
                 index=None, columns=best.columns, ddl=best.ddl(), queryids=affected, verified="hypopg",
                 cost_before=round(before_w, 2), cost_after=round(after_w, 2), index_size_bytes=sizes[0],
@@ -183,7 +184,7 @@ def select_verified(
             extra = [Finding(
                 kind="missing_index", table=table.qualified,
                 evidence=(f"Advised together with {best.label} for the same {len(affected)} statement(s): "
-                          f"{best.why}. Estimated size {member_size} bytes, checked with HypoPG."),
+                          f"{best.why}. Estimated size {units.size(member_size)}, checked with HypoPG."),
                 columns=member.columns, ddl=member.ddl(), queryids=affected, verified="hypopg",
                 index_size_bytes=member_size, benefit=(before_w - after_w) / 2,
             ) for member, member_size in zip(best.companions, sizes[1:], strict=True)]

@@ -159,10 +159,12 @@ def share_since_reset(snap: PostgresSnapshot, queryid: int) -> float | None:
 @dataclass(frozen=True)
 class TableFigures:
     seconds: float | None = None
-    size_first: float | None = None
+    size_first: float | None = None  # None until two size reads are in the buffer: no growth figure before
     size_last: float | None = None
     seq_scans_per_second: float | None = None
     index_scans_per_second: float | None = None
+    sizes_read_at: float | None = None  # when the sizes were last read (epoch seconds)
+    size_interval: float = 0.0  # they are read again that many seconds later (postgres.size_interval)
 
     @property
     def growth_bytes(self) -> float | None:
@@ -175,6 +177,10 @@ class TableFigures:
         growth = self.growth_bytes
         return growth / self.seconds * 3600 if growth is not None and self.seconds else None
 
+    @property
+    def next_size_read(self) -> float | None:
+        return None if self.sizes_read_at is None else self.sizes_read_at + self.size_interval
+
 
 def _held(series: Series | None) -> list[tuple[float, float]]:
     if series is None:
@@ -182,18 +188,24 @@ def _held(series: Series | None) -> list[tuple[float, float]]:
     return [(t, v) for t, v in zip(series.times, series.values, strict=True) if v is not None]
 
 
-def table_figures(history: History, schema: str, table: str) -> TableFigures:
+def table_figures(history: History, schema: str, table: str, sizes_read_at: float | None = None,
+                  size_interval: float = 0.0) -> TableFigures:
+    """Growth and scan rates over the buffer. Sizes are read every ``size_interval`` and kept in between, so a
+    growth needs two reads in the buffer: the last one (``sizes_read_at``) after the first point held."""
     size = _held(history.one(SIZE, schema=schema, table=table))
     seq, idx = (history.one(n, schema=schema, table=table) for n in (SEQ_SCANS, INDEX_SCANS))
     d_seq = increase(seq) if seq else None
     d_idx = increase(idx) if idx else None
-    spans = [d[1] for d in (d_seq, d_idx) if d] + ([size[-1][0] - size[0][0]] if len(size) >= 2 else [])
+    two_reads = len(size) >= 2 and (size_interval == 0 or (sizes_read_at is not None and sizes_read_at > size[0][0]))
+    spans = [d[1] for d in (d_seq, d_idx) if d] + ([size[-1][0] - size[0][0]] if two_reads else [])
     return TableFigures(
         seconds=max(spans) if spans else None,
-        size_first=size[0][1] if len(size) >= 2 else None,
-        size_last=size[-1][1] if len(size) >= 2 else None,
+        size_first=size[0][1] if two_reads else None,
+        size_last=size[-1][1] if two_reads else None,
         seq_scans_per_second=d_seq[0] / d_seq[1] if d_seq else None,
         index_scans_per_second=d_idx[0] / d_idx[1] if d_idx else None,
+        sizes_read_at=sizes_read_at,
+        size_interval=size_interval,
     )
 
 
@@ -442,5 +454,7 @@ def table_page(states: Iterable[SourceState], target: str, name: str, now: float
     ]
     qualified = f"{schema}.{table}"
     advice = Advice(advisor, report, table_findings(report, qualified), table_actions(report, qualified))
+    last = _last_snapshot(pg)  # when the sizes were read, also while the source is down
     return TablePage(target=target, schema=schema, table=table, source=source, row=row, indexes=indexes,
-                     figures=table_figures(history, schema, table), charts=charts, advice=advice)
+                     figures=table_figures(history, schema, table, last.sizes_read_at if last else None,
+                                           last.size_interval if last else 0.0), charts=charts, advice=advice)

@@ -16,6 +16,7 @@ stylesheet inlined.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,13 +27,17 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from collectors.health.snapshot import HealthSnapshot
+from collectors.postgres.attention import SEVERITY_RANK, Attention
 from collectors.postgres.snapshot import PostgresSnapshot, TableRow
 from collectors.postgres.statements import OwnStatements, Variants, group_variants
 from collectors.redis.snapshot import RedisSnapshot
 from monitor import __version__
+from monitor.advisor.actions import Action
 from monitor.advisor.findings import AdviceReport, Finding
 from monitor.advisor.kinds import KINDS, pattern_kinds
 from monitor.advisor.poller import AdviceSnapshot
+from monitor.advisor.report import not_planned, utility_counts
+from monitor.core import units
 from monitor.core.poller import Snapshot
 from monitor.core.scheduler import Scheduler, SourceState
 from monitor.web import charts
@@ -43,7 +48,7 @@ STATIC = Path(__file__).parent / "static"
 TOP_STATEMENTS = 15
 TOP_TABLES = 10
 QUERY_CHARS = 400
-DASH = "\N{EN DASH}"  # an absent value
+DASH = units.DASH
 SOURCE_ORDER = {"postgres": 0, "redis": 1, "health": 2, "advisor": 3}
 # The snapshot type each source's section template is written for.
 SECTIONS: dict[str, type[Snapshot]] = {"postgres": PostgresSnapshot, "redis": RedisSnapshot, "health": HealthSnapshot}
@@ -71,34 +76,23 @@ def fmt_ratio(value: object) -> str:
 
 def fmt_ms(seconds: object) -> str:
     number = _finite(seconds)
-    if number is None:
-        return DASH
-    ms = number * 1000
-    return f"{ms:,.2f} ms" if ms < 100 else f"{ms:,.0f} ms"
+    return DASH if number is None else units.milliseconds(number)
 
 
 def fmt_seconds(seconds: object) -> str:
     number = _finite(seconds)
-    if number is None:
-        return DASH
-    if number < 1:
-        return fmt_ms(number)
-    if number < 120:
-        return f"{number:.1f} s"
-    if number < 7200:
-        return f"{number / 60:.1f} min"
-    return f"{number / 3600:.1f} h"
+    return DASH if number is None else units.duration(number)
 
 
 def fmt_bytes(value: object) -> str:
     number = _finite(value)
-    if number is None:
-        return DASH
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(number) < 1024 or unit == "TB":
-            return f"{number:,.0f} {unit}" if unit == "B" else f"{number:,.1f} {unit}"
-        number /= 1024
-    return DASH  # pragma: no cover
+    return DASH if number is None else units.size(number)
+
+
+def fmt_less(ratio: object) -> str:
+    """A cost cut: "96% less" (never "100% less" unless it is all of it)."""
+    number = _finite(ratio)
+    return DASH if number is None else f"{units.percent_less(number)} less"
 
 
 def fmt_age(timestamp: float | None, now: float) -> str:
@@ -181,11 +175,109 @@ class AdvisorView:
     def ordered(self) -> list[Finding]:
         return self.report.ordered_findings() if self.report else []
 
+    @property
+    def unserved_patterns(self) -> list[Finding]:
+        """N+1 and slow-statement findings no plan action serves: shown in full."""
+        served = self.report.plan.served_by() if self.report else {}
+        return [f for f in self.pattern_findings if not (f.kind == "slow_statement" and self._action_of(f, served))]
+
+    def served_slow(self) -> list[tuple[Action, list[Finding]]]:
+        """Slow statements a plan action serves, by action: a link to it rather than their statements again."""
+        served = self.report.plan.served_by() if self.report else {}
+        groups: dict[int, tuple[Action, list[Finding]]] = {}
+        for f in self.pattern_findings:
+            action = self._action_of(f, served) if f.kind == "slow_statement" else None
+            if action is not None:
+                groups.setdefault(action.order, (action, []))[1].append(f)
+        return [groups[order] for order in sorted(groups)]
+
+    @staticmethod
+    def _action_of(f: Finding, served: dict[int, Action]) -> Action | None:
+        return next((served[q] for q in f.queryids or [] if q in served), None)
+
     def counts(self) -> list[tuple[str, int]]:
         """(title, count) of every kind with findings, in registry order."""
         if self.report is None:
             return []
         return [(KINDS[name].title, n) for name, n in self.report.counts_by_kind().items() if n]
+
+
+# --- the summary at the top of the main page: what needs attention ---------------------------------
+SUMMARY_PROBLEMS = 5  # health problems listed in the summary; every one is in its target's Health section
+SUMMARY_ACTIONS = 6  # plan actions shown one line each; the rest behind one more line
+# Advisor notes that say how the report was made, not what it lacks: shown grey, not as a warning.
+ABOUT_THE_REPORT = re.compile(r"^(pg_stat_statements was reset|plan checked as a whole|"
+                              r"\d+ statement\(s\) (were planned in an equivalent rewritten form|compare a parameter))")
+
+
+def note_tone(note: str) -> str:
+    """``muted`` for a note about how the advice was made, ``note`` (a warning) for one about what it lacks."""
+    return "muted" if ABOUT_THE_REPORT.match(note) else "note"
+
+
+def plan_ident(target: str) -> str:
+    """The id prefix of a target's plan on the main page; action N is ``<prefix>-aN``."""
+    return anchor("plan", target)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One health problem of one target, from the PostgreSQL triage (collectors/postgres/triage.py)."""
+
+    target: str
+    item: Attention
+
+
+@dataclass(frozen=True)
+class ActionLine:
+    """A plan action in one line (what, where, time saved per hour, statements served); it expands in place."""
+
+    target: str
+    action: Action
+
+    @property
+    def ident(self) -> str:
+        return f"{plan_ident(self.target)}-a{self.action.order}"
+
+    @property
+    def subject(self) -> str:
+        """The indexes it creates, else the ones it drops."""
+        return ", ".join([n.label for n in self.action.creates] or self.action.drops)
+
+    @property
+    def served(self) -> int:
+        """Statements its new indexes serve: one per statement the plan lists, its variants counted in it."""
+        return sum(len(n.statements) for n in self.action.creates)
+
+    @property
+    def variants(self) -> int:
+        """The other variants of those statements (IN lists of other lengths), served with them."""
+        return sum(len(st.variants) for n in self.action.creates for st in n.statements)
+
+
+@dataclass(frozen=True)
+class Summary:
+    problems: list[Problem]  # worst first
+    actions: list[ActionLine]  # in plan order, target by target
+
+    def severities(self) -> list[tuple[str, int]]:
+        counts = {s: sum(1 for p in self.problems if p.item.severity == s) for s in SEVERITY_RANK}
+        return [(s, n) for s, n in counts.items() if n]
+
+    @property
+    def saved_seconds_per_hour(self) -> float | None:
+        values = [a.action.saved_seconds_per_hour for a in self.actions]
+        known = [v for v in values if v is not None]
+        return sum(known) if known else None
+
+
+def summary_of(states: Sequence[SourceState]) -> Summary:
+    problems = [Problem(s.poller.target, item) for s in states if isinstance(s.snapshot, PostgresSnapshot)
+                for item in s.snapshot.attention]
+    problems.sort(key=lambda p: (SEVERITY_RANK[p.item.severity], -p.item.score))
+    actions = [ActionLine(s.poller.target, a) for s in states if (r := report_of(s)) is not None
+               for a in r.plan.actions]
+    return Summary(problems, actions)
 
 
 # --- a source's status badge ---------------------------------------------------------------------
@@ -253,11 +345,13 @@ def environment() -> Environment:
         extensions=["jinja2.ext.do"],
     )
     env.filters.update(num=fmt_num, ratio=fmt_ratio, ms=fmt_ms, seconds=fmt_seconds, bytes=fmt_bytes,
-                       compact=compact)
+                       compact=compact, less=fmt_less)
     env.globals.update(
         age=fmt_age, anchor=anchor, ratio=ratio, kinds=KINDS, facts=finding_facts, version=__version__,
         postgres_view=postgres_view, report_of=report_of, snapshot_of=_snapshot_for, status_of=status_of, root="",
         charts_of=charts_of, chart=charts.svg, statement_path=statement_path, table_path=table_path,
+        note_tone=note_tone, plan_ident=plan_ident, utility_counts=utility_counts, not_planned=not_planned,
+        limits={"problems": SUMMARY_PROBLEMS, "actions": SUMMARY_ACTIONS},
     )
     return env
 
@@ -281,6 +375,7 @@ def render_sections(scheduler: Scheduler, now: float | None = None) -> str:
     sources = [(s, _snapshot_for(s)) for s in states if s.poller.source in SECTIONS]
     return environment().get_template("sections.html").render(
         states=states, advisors=advisors, sources=sources, now=now, version_stamp=scheduler.version,
+        summary=summary_of(states),
         stamp=time.strftime("%H:%M:%S", time.localtime(now)))
 
 

@@ -3,6 +3,7 @@ advisor's findings, and Ctrl-C leaves no process and no file behind."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -13,8 +14,9 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
-from tests.web.chromium import ARTIFACTS, screenshot
+from tests.web.chromium import ARTIFACTS, Browser, CdpPage, screenshot
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -140,7 +142,8 @@ def test_demo_runs_shows_advice_and_leaves_nothing_behind() -> None:
         (ARTIFACTS / "demo-first-advice.txt").write_text(
             f"first advice after {first.group(1)} s, first missing-index advice after {missing.group(1)} s "
             f"({first_missing:.1f} s after the command started; --scale 0.5 --interval 1 --advisor-interval 5)\n")
-        screenshot(ui, "demo-ui.png", size="1400,2600")
+        screenshot(ui, "demo-ui-full.png", size="1400,2600")
+        check_the_main_page(ui)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
@@ -155,6 +158,126 @@ def test_demo_runs_shows_advice_and_leaves_nothing_behind() -> None:
     assert not _processes_mentioning(str(tmp)), _processes_mentioning(str(tmp))
     assert not _listening(pg_port) and not _listening(redis_port)
     assert not _listening(int(ui.rsplit(":", 1)[1].strip("/")))
+
+
+# --- the main page of the demo, as an engineer opens it (issue 24: "the engineer's first hour") ---------------
+# Red or orange on the page that the demo's own set-up would cause (its grants, its server's version, its
+# queues, its reset) must not be there. What the demo plants is: its tenant settings cached without a TTL. The
+# advisor's note on INSERTs it cannot EXPLAIN with the SELECT the README grants is issue 19's (writes planned
+# through their read side), allowed here as long as it is about the application's writes only.
+# (The summary's "N notes on the advice" link counts the advice's notes, which are checked themselves.)
+INDICATORS = ("#live .badge.bad, #live .badge.warning, #live .badge.critical, #live .error, #live p.note, "
+              "#live li.problem.warning, #live li.problem.critical")
+PLANTED = ("tenant:settings:",)
+WRITES_NOTE = re.compile(r"could not be planned for lack of privilege.*Heaviest: (.*)$", re.S)
+
+
+def own_making(indicators: list[list[str]]) -> list[list[str]]:
+    """The indicators not explained by what the demo plants (or by issue 19's note on writes)."""
+    left = []
+    for css, text, row in indicators:
+        note = WRITES_NOTE.search(text)
+        writes_only = note is not None and "pg_stat_statements_reset" not in text and all(
+            part.split(": ", 1)[-1].lstrip().startswith("INSERT") for part in note.group(1).split("; "))
+        if not writes_only and not any(p in row for p in PLANTED):
+            left.append([css, text, row])
+    return left
+
+
+def test_what_the_demo_set_up_itself_is_told_apart_from_what_it_plants() -> None:
+    """The filter keeps every indicator the demo used to cause (issue 24, "Measured" 3) and drops only the planted
+    ones: so the demo test above fails if one comes back."""
+    before = [["badge bad", "io", ""], ["badge bad", "sequences", ""], ["badge bad", "track_planning", ""],
+              ["badge bad", "keys without TTL", "celery1.2 kB100.0 %"],
+              ["note", "3 statement(s) could not be planned for lack of privilege, so the advice does not cover "
+                       "them (...). Heaviest: 1 (9 calls): INSERT INTO quotes (tenant_id); 2 (1 calls): "
+                       "SELECT pg_stat_statements_reset()", ""],
+              ["note features", "not read here: latency_monitor (latency-monitor-threshold is 0)", ""]]
+    planted = [["badge bad", "keys without TTL", "tenant:settings:*161.9 kB100.0 %"],
+               ["note", "2 statement(s) could not be planned for lack of privilege, so the advice does not cover "
+                        "them (...). Heaviest: -4 (310 calls): INSERT INTO quotes (a); 8 (310 calls): INSERT INTO "
+                        "quote_items (b)", ""]]
+    assert own_making(before + planted) == before
+
+
+def check_the_main_page(ui: str) -> None:
+    """At 1400x900: the summary first, the first chart above the fold, an action opening in place to its
+    statements, refresh keeping a selection and pausing and resuming; at 420 px no sideways scrolling."""
+    async def steps(page: CdpPage) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        await page.viewport(1400, 900)
+        await page.navigate(ui)
+        await _until(page, "document.querySelector('#summary-plan details.action-line') !== null"
+                     " && Number(document.documentElement.getAttribute('data-refreshes')) >= 1")
+        # For its first unused_min_stats_age_seconds (30 s in the demo) after the demo's statistics reset the
+        # advisor says loudly that it drops nothing yet: true, and gone once the window has passed.
+        await _until(page, "!document.getElementById('live').textContent.includes('NO INDEX IS DROPPED')", 90)
+        out["first_section"] = await page.evaluate("document.querySelector('#live section').id")
+        out["chart_top"] = await page.evaluate("document.querySelector('figure.trend').getBoundingClientRect().top"
+                                               " + window.scrollY")
+        out["indicators"] = await page.evaluate(
+            f"Array.from(document.querySelectorAll({INDICATORS!r})).map(function (e) {{"
+            " var row = e.closest('tr'); return [e.className, e.textContent.trim(), row ? row.textContent : ''];"
+            " })")
+        out["shot"] = str(await page.screenshot("demo-ui.png", 1400, 900))
+
+        # an action opens in place to its evidence: the DDL and the statements its index serves
+        await page.click("#summary-plan details.action-line > summary")
+        out["opened"] = await page.evaluate(
+            "(function () { var d = document.querySelector('#summary-plan details.action-line');"
+            " return [d.open, d.querySelectorAll('table.served tbody tr').length,"
+            " d.querySelector('pre code') ? d.querySelector('pre code').textContent : '']; })()")
+        out["action_shot"] = str(await page.screenshot("demo-ui-action.png", 1400, 900, y=await page.evaluate(
+            "document.getElementById('summary').getBoundingClientRect().top + window.scrollY")))
+
+        # a refresh keeps the opened action and a text selection
+        await page.evaluate("(function () { var r = document.createRange();"
+                            " r.selectNodeContents(document.querySelector('#advice > h2'));"
+                            " window.getSelection().removeAllRanges(); window.getSelection().addRange(r); })()")
+        seen = await page.evaluate("Number(document.documentElement.getAttribute('data-refreshes'))")
+        await _until(page, f"Number(document.documentElement.getAttribute('data-refreshes')) > {seen + 1}")
+        out["kept"] = await page.evaluate("[window.getSelection().toString(),"
+                                          " document.querySelector('#summary-plan details.action-line').open]")
+
+        # pause: no more refreshes, and the address says so; resume: they start again
+        await page.click("#refresh-toggle")
+        paused_at = await page.evaluate("Number(document.documentElement.getAttribute('data-refreshes'))")
+        out["paused_url"] = await page.evaluate("window.location.search")
+        out["paused_label"] = await page.evaluate("document.getElementById('refresh-toggle').textContent")
+        await asyncio.sleep(5)  # more than two refresh intervals (2 s)
+        out["while_paused"] = await page.evaluate(
+            "Number(document.documentElement.getAttribute('data-refreshes'))") - paused_at
+        await page.click("#refresh-toggle")
+        await _until(page, f"Number(document.documentElement.getAttribute('data-refreshes')) > {paused_at}")
+        out["resumed_url"] = await page.evaluate("window.location.search")
+
+        # narrow: tables scroll inside their own box, the page never sideways
+        await page.viewport(420, 900)
+        await asyncio.sleep(0.5)
+        out["narrow"] = await page.evaluate("[document.body.scrollWidth, document.documentElement.scrollWidth,"
+                                            " document.documentElement.clientWidth]")
+        out["narrow_shot"] = str(await page.screenshot("demo-ui-narrow.png", 420, 900))
+        return out
+
+    seen = Browser().run(ui, steps, timeout=120)
+    assert seen["first_section"] == "summary"
+    assert seen["chart_top"] < 900, seen["chart_top"]
+    is_open, served, ddl = seen["opened"]
+    assert is_open and served >= 1 and ddl.startswith("CREATE INDEX CONCURRENTLY"), seen["opened"]
+    assert seen["kept"] == ["Index advice", True], seen["kept"]
+    assert seen["paused_url"] == "?refresh=paused" and seen["paused_label"] == "resume"
+    assert seen["while_paused"] == 0, seen["while_paused"]
+    assert seen["resumed_url"] == ""
+    body, document, viewport = seen["narrow"]
+    assert body == viewport and document == viewport, seen["narrow"]
+    assert not own_making(seen["indicators"]), own_making(seen["indicators"])
+
+
+async def _until(page: CdpPage, condition: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not await page.evaluate(condition):
+        assert time.monotonic() < deadline, f"not within {timeout} s: {condition}"
+        await asyncio.sleep(0.2)
 
 
 def test_demo_says_what_is_missing(tmp_path: Path) -> None:

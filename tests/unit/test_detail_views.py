@@ -141,10 +141,25 @@ def test_table_growth_and_scan_rates_over_the_buffer() -> None:
         return [Sample(SIZE, labels, size), Sample(SEQ_SCANS, labels, seq)]
 
     history = history_of([tbl(1000, 5), tbl(1500, 8), None, tbl(4000, 20)], step=60)
-    f = table_figures(history, "s", "t")
+    first = history.times()[0]
+    f = table_figures(history, "s", "t", sizes_read_at=first + 170, size_interval=60)
     assert f.growth_bytes == 3000 and f.seconds == 180
     assert f.growth_per_hour == pytest.approx(3000 * 20)
     assert f.seq_scans_per_second == pytest.approx(15 / 180) and f.index_scans_per_second is None
+    assert f.next_size_read == first + 230
+    assert table_figures(history, "s", "t", size_interval=0).growth_bytes == 3000  # read every poll
+
+
+def test_no_growth_figure_until_two_size_reads() -> None:
+    """Sizes are read every size_interval and kept between reads: the first read alone shows no growth (it was
+    "+0 B" while the table grew)."""
+    labels = (TARGET, "postgres", "s", "t")
+    history = history_of([[Sample(SIZE, labels, 8192.0)]] * 4, step=2)
+    first = history.times()[0]
+    once = table_figures(history, "s", "t", sizes_read_at=first - 1, size_interval=300)
+    assert once.growth_bytes is None and once.growth_per_hour is None
+    assert once.next_size_read == first + 299
+    assert table_figures(history, "s", "t", sizes_read_at=None, size_interval=300).growth_bytes is None
 
 
 # --- the advice that concerns it -----------------------------------------------------------------------------

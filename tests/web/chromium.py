@@ -140,6 +140,30 @@ class CdpPage:
         assert "exceptionDetails" not in result, result
         return result["result"].get("value")
 
+    async def viewport(self, width: int, height: int) -> None:
+        """The window's size in CSS pixels, as a desktop browser (or a narrow one) has it."""
+        await self.send("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
+                        mobile=False)
+
+    async def click(self, selector: str) -> None:
+        """A mouse click in the middle of the first element matching ``selector``, scrolled into view first."""
+        box = await self.evaluate(
+            f"(function () {{ var e = document.querySelector({selector!r}); if (!e) {{ return null; }}"
+            " e.scrollIntoView({block: 'center'}); var r = e.getBoundingClientRect();"
+            " return [r.left + r.width / 2, r.top + r.height / 2]; })()")
+        assert box is not None, f"nothing matches {selector}"
+        for kind in ("mousePressed", "mouseReleased"):
+            await self.send("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
+
+    async def screenshot(self, name: str, width: int, height: int, y: float = 0.0) -> Path:
+        """The page from ``y`` down, ``width`` x ``height``, saved under artifacts/."""
+        shot = await self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True,
+                               clip={"x": 0, "y": y, "width": width, "height": height, "scale": 1})
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / name
+        path.write_bytes(base64.b64decode(shot["data"]))
+        return path
+
     async def press(self, key: str) -> None:
         """A key pressed and released on the focused element, as a keyboard sends it (Enter, or " " for Space)."""
         codes = {"Enter": ("Enter", 13, "\r"), " ": ("Space", 32, " ")}

@@ -128,6 +128,9 @@ def test_statement_and_table_pages_escape_hostile_names_link_and_sort(hostile_db
         assert ESCAPED_TABLE in table and "grp &lt;i&gt;idx&lt;/i&gt;" in table
         assert "Missing index" in table and "last autovacuum" in table
         assert f'href="../../{statement_path(target, queryid)}"' in table  # the finding's statement
+        # sizes are read every postgres.size_interval (300 s): the page says when, and shows no growth from one read
+        reads = r"Sizes read [^<]* ago; next read in about [^<]*\(every 5\.0 min"
+        assert 'id="no-growth"' in table and re.search(reads, table), table[:3000]
 
         for path, shot in ((spath, "ui-statement.png"), (tpath, "ui-table.png")):
             dom = dump_dom(svc.base + path)

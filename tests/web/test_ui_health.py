@@ -36,7 +36,7 @@ def test_health_lists_what_needs_attention_worst_first(fresh_db: str) -> None:
                 if "forgetful-worker" in page and "sequence public." in page:
                     break
                 time.sleep(0.3)
-            health = page.split("<h3>Health", 1)[1].split("</div>", 1)[0]
+            health = page.split('<div class="health" id="postgres-health-', 1)[1].split("</div>", 1)[0]
             rows = re.findall(r'<tr class="(\w+)">(.*?)</tr>', health, re.S)
             assert [severity for severity, _ in rows] == sorted((s for s, _ in rows),
                                                                  key=["critical", "warning", "info"].index)
@@ -46,6 +46,12 @@ def test_health_lists_what_needs_attention_worst_first(fresh_db: str) -> None:
             assert "forgetful-worker" in text and "idle in transaction session blocks 1" in text
             assert "UPDATE t SET v = 1 WHERE id = 1" in text  # the root's statement, to find it in the code
             assert "(primary)" in health
+            # The summary at the top lists the same problems, worst first, each linked to its Health section.
+            summary = page.split('id="summary-health"', 1)[1].split("</div>", 1)[0]
+            listed = re.findall(r'<li class="problem (\w+)">', summary)
+            assert listed and listed == sorted(listed, key=["critical", "warning", "info"].index)
+            assert "sequence public.&lt;img src=x onerror=alert(1)&gt;" in summary and "forgetful-worker" in summary
+            assert 'href="#postgres-health-shop"' in summary
     finally:
         holder.rollback()
         holder.close()

@@ -86,7 +86,7 @@ def test_charts_fill_and_show_a_stopped_source_as_a_gap(fresh_db: str, stand_in_
             svc.wait_for("dbpulse_source_up", 0, source="redis", target="cache")
             after = _poll_page(svc, lambda f: f.get("redis:cache:memory", (0, 0))[1] >= 1)
             assert after["redis:cache:memory"][1] >= 1 and after["redis:cache:ops"][1] >= 1
-            assert after["postgres:shop:cache-hit"][1] == 0  # the others are untouched
+            assert after["postgres:shop:cache-hit"][1] == 0, svc.log  # the others are untouched
             dom = dump_dom(svc.base + "/")
             redis_part = dom.split('id="redis-cache"', 1)[1].split("</section>", 1)[0]
             assert '<rect class="gap"' in redis_part

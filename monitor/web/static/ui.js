@@ -1,38 +1,118 @@
-// dbpulse web UI: re-fetch the server-rendered sections (escaped on the server), copy DDL, keep plans open,
-// sort tables by a header (a button: click, Enter or Space).
+// dbpulse web UI: re-fetch the server-rendered sections (escaped on the server) and update what changed in place,
+// pause and resume that, copy DDL, open a linked action, sort tables by a header (a button: click, Enter or Space).
 (function () {
   "use strict";
   var body = document.body;
   var live = document.getElementById("live");
   var status = document.getElementById("refresh-status");
+  var toggle = document.getElementById("refresh-toggle");
   var every = Math.max(2, Number(body.getAttribute("data-refresh")) || 5) * 1000;
   var refreshes = 0;
+  var timer = null;
+  var paused = new URLSearchParams(window.location.search).get("refresh") === "paused";
 
+  // The live part is updated in place: only the nodes whose content changed are touched, so a text selection,
+  // find-in-page, the scroll position, the focus and opened details survive a refresh.
   function refresh() {
-    if (!live) { return; }  // the statement and table pages do not refresh
+    timer = null;
+    if (!live || paused) { return; }  // the statement and table pages do not refresh
     fetch("ui/sections", { cache: "no-store", credentials: "same-origin" })
       .then(function (response) {
         if (!response.ok) { throw new Error("HTTP " + response.status); }
         return response.text();
       })
       .then(function (html) {
-        // An engineer reading a full plan keeps it open across refreshes (details carry stable ids).
-        var open = Array.prototype.map.call(live.querySelectorAll("details[open][id]"), function (d) { return d.id; });
+        if (paused) { return; }  // paused while the request was on its way: what it brought is not shown
+        var fresh = new DOMParser().parseFromString("<main>" + html + "</main>", "text/html").body.firstChild;
         var focused = focusedSort();
-        live.innerHTML = html;
-        open.forEach(function (id) { var d = document.getElementById(id); if (d) { d.open = true; } });
+        morphChildren(live, fresh);
         reapplySorts();
         refocus(focused);
         refreshes += 1;
         document.documentElement.setAttribute("data-refreshes", String(refreshes));
-        status.textContent = "refreshed " + new Date().toLocaleTimeString() + " (every " + every / 1000 + " s)";
-        status.className = "muted";
+        say("refreshed " + new Date().toLocaleTimeString() + " (every " + every / 1000 + " s)", "muted");
       })
       .catch(function (err) {
-        status.textContent = "cannot reach dbpulse (" + err.message + "); retrying";
-        status.className = "error";
+        say("cannot reach dbpulse (" + err.message + "); retrying", "error");
       })
-      .then(function () { window.setTimeout(refresh, every); });
+      .then(schedule);
+  }
+
+  function schedule() {
+    if (live && !paused && timer === null) { timer = window.setTimeout(refresh, every); }
+  }
+
+  function say(text, className) {
+    if (status) { status.textContent = text; status.className = className; }
+  }
+
+  // Pause and resume: the state is in the address (?refresh=paused), so a reload or a shared link keeps it.
+  function setPaused(value) {
+    paused = value;
+    var url = new URL(window.location.href);
+    if (paused) { url.searchParams.set("refresh", "paused"); } else { url.searchParams.delete("refresh"); }
+    window.history.replaceState(null, "", url.pathname + url.search + url.hash);
+    document.documentElement.setAttribute("data-paused", paused ? "true" : "false");
+    if (toggle) {
+      toggle.textContent = paused ? "resume" : "pause";
+      toggle.setAttribute("aria-pressed", paused ? "true" : "false");
+    }
+    if (paused) {
+      if (timer !== null) { window.clearTimeout(timer); timer = null; }
+      say("paused: the page is not refreshed", "muted");
+    } else if (timer === null) {
+      refresh();
+    }
+  }
+
+  // Attributes the page owns rather than the server: which details are open, how a table is sorted.
+  var OWN = { open: true, "aria-sort": true, "data-sorted": true };
+
+  function sameKind(a, b) {
+    return a.nodeType === b.nodeType && a.nodeName === b.nodeName;
+  }
+
+  function morph(old, fresh) {
+    if (old.nodeType !== 1) {
+      if (old.nodeValue !== fresh.nodeValue) { old.nodeValue = fresh.nodeValue; }
+      return;
+    }
+    Array.prototype.slice.call(old.attributes).forEach(function (a) {
+      if (!OWN[a.name] && !fresh.hasAttribute(a.name)) { old.removeAttribute(a.name); }
+    });
+    Array.prototype.forEach.call(fresh.attributes, function (a) {
+      if (!OWN[a.name] && old.getAttribute(a.name) !== a.value) { old.setAttribute(a.name, a.value); }
+    });
+    morphChildren(old, fresh);
+  }
+
+  // Children are matched by id where they have one, else by position and kind.
+  function morphChildren(parent, freshParent) {
+    var byId = {};
+    var wanted = {};
+    Array.prototype.forEach.call(parent.childNodes, function (c) { if (c.nodeType === 1 && c.id) { byId[c.id] = c; } });
+    Array.prototype.forEach.call(freshParent.childNodes, function (c) { if (c.nodeType === 1 && c.id) { wanted[c.id] = true; } });
+    var cursor = parent.firstChild;
+    Array.prototype.slice.call(freshParent.childNodes).forEach(function (fresh) {
+      var match = null;
+      if (fresh.nodeType === 1 && fresh.id && byId[fresh.id] && sameKind(byId[fresh.id], fresh)) {
+        match = byId[fresh.id];
+        delete byId[fresh.id];
+      } else if (cursor && sameKind(cursor, fresh) && !(cursor.nodeType === 1 && cursor.id && wanted[cursor.id])) {
+        match = cursor;
+      }
+      if (match === null) {
+        parent.insertBefore(fresh, cursor);
+        return;
+      }
+      if (match === cursor) { cursor = cursor.nextSibling; } else { parent.insertBefore(match, cursor); }
+      morph(match, fresh);
+    });
+    while (cursor) {
+      var next = cursor.nextSibling;
+      parent.removeChild(cursor);
+      cursor = next;
+    }
   }
 
   function copy(button) {
@@ -134,10 +214,21 @@
     if (button) { copy(button); }
     var sort = event.target.closest ? event.target.closest("th > button.sort") : null;
     if (sort) { sortBy(sort); }
+    if (event.target === toggle) { setPaused(!paused); }
   });
-  // A link to a full plan (/#its-id) opens it.
-  var target = window.location.hash ? document.getElementById(window.location.hash.slice(1)) : null;
-  if (target && target.tagName === "DETAILS") { target.open = true; }
+
+  // A link to an action or a full plan (#its-id) opens it, and the details around it, in place.
+  function openTarget() {
+    var node = window.location.hash ? document.getElementById(decodeURIComponent(window.location.hash.slice(1))) : null;
+    var opened = false;
+    for (var d = node; d; d = d.parentElement) {
+      if (d.tagName === "DETAILS" && !d.open) { d.open = true; opened = true; }
+    }
+    if (node && opened) { node.scrollIntoView(); }
+  }
+  window.addEventListener("hashchange", openTarget);
+  openTarget();
+  if (toggle) { toggle.hidden = false; }
   document.documentElement.setAttribute("data-ui", "ready");
-  refresh();
+  if (paused) { setPaused(true); } else { refresh(); }
 })();

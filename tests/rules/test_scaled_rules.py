@@ -27,6 +27,11 @@ def test_windows_offsets_and_subqueries_are_divided_strings_are_not() -> None:
                                     "max_over_time(z[240s:4s]) and w[20s:] and v offset -8s > 300")
 
 
+def _windows(expr: str) -> list[str]:
+    """The ranges of an expression, outside its strings (a label regex such as ``"template[01]"``)."""
+    return re.findall(r"\[([0-9][0-9a-z]*)", re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr))
+
+
 @pytest.mark.parametrize("factor", [1, 15])
 def test_scaled_copies_keep_every_rule_and_pass_promtool(factor: float, tmp_path: Path) -> None:
     copies = scaled_rules(RULE_FILES, tmp_path, factor)
@@ -38,9 +43,9 @@ def test_scaled_copies_keep_every_rule_and_pass_promtool(factor: float, tmp_path
             assert before.get("labels") == after.get("labels") and before.get("annotations") == after.get("annotations")
             if "for" in before:
                 assert duration_seconds(after["for"]) * factor == pytest.approx(duration_seconds(before["for"]))
-            windows = re.findall(r"\[([0-9][0-9a-z]*)", before["expr"])
+            windows = _windows(before["expr"])
             assert [duration_seconds(w) / factor for w in windows] == pytest.approx(
-                [duration_seconds(w) for w in re.findall(r"\[([0-9][0-9a-z]*)", after["expr"])])
+                [duration_seconds(w) for w in _windows(after["expr"])])
     result = subprocess.run([promtool(), "check", "rules", *map(str, copies)], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr

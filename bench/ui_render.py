@@ -29,13 +29,13 @@ from typing import Any
 import psycopg
 
 from bench import common, report
+from collectors.base.samples import Sample
 from collectors.postgres import poller as postgres
 from collectors.postgres.settings import PostgresSettings
 from collectors.redis import poller as redis
 from collectors.redis.settings import RedisSettings
 from harness.servers import LocalPostgres, LocalRedis
 from monitor.core.history import History, capacity_for
-from monitor.core.samples import Sample
 from monitor.core.scheduler import Scheduler
 from monitor.web import pages, trends
 

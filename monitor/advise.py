@@ -10,11 +10,11 @@ from pathlib import Path
 import psycopg
 from pydantic import ValidationError
 
+from collectors.base.settings import problems_from
 from collectors.postgres.access import error_line
 from collectors.postgres.settings import PostgresTarget, target_from_flag
 from monitor.advisor import AdviceReport, Advisor, AdvisorConnectionError, Thresholds, render_json, render_markdown
 from monitor.advisor.terminal import print_text, render_text
-from monitor.core.settings import problems_from
 from monitor.flags import EPILOG, HelpFormatter, fail
 from monitor.web.pages import render_advice_report
 

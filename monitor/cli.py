@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from collectors.base.settings import PollSettings, named_url
 from collectors.postgres.settings import target_from_flag
 from monitor import __version__
 from monitor.advise import add_advise_parser
 from monitor.advisor.settings import AdvisorSettings
 from monitor.config import DEFAULT_LISTEN, DEFAULT_PORT, Config, ConfigError, Layers, parse_listen
 from monitor.core import logs
-from monitor.core.settings import PollSettings, named_url
 from monitor.flags import EPILOG, POSTGRES_HELP, HelpFormatter, Parser, fail, number
 from monitor.web.webconfig import WebConfig, load_web_config
 

@@ -18,11 +18,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError, field_validator
 
-from collectors.health.settings import HealthSettings
-from collectors.postgres.settings import PostgresSettings, target_from_flag
-from collectors.redis.settings import RedisSettings
-from monitor.advisor.settings import AdvisorSettings
-from monitor.core.settings import (
+from collectors.base.settings import (
     ENVIRONMENT,
     ConfigError,
     ConfigProblem,
@@ -30,6 +26,10 @@ from monitor.core.settings import (
     problems_from,
     read_file,
 )
+from collectors.health.settings import HealthSettings
+from collectors.postgres.settings import PostgresSettings, target_from_flag
+from collectors.redis.settings import RedisSettings
+from monitor.advisor.settings import AdvisorSettings
 
 DEFAULT_PORT = 19630
 DEFAULT_LISTEN = f"0.0.0.0:{DEFAULT_PORT}"

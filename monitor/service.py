@@ -10,12 +10,12 @@ import socket
 
 from aiohttp import web
 
+from collectors.base.poller import Poller
 from collectors.health import poller as health
 from collectors.postgres import poller as postgres
 from collectors.redis import poller as redis
 from monitor.advisor import poller as advisor
 from monitor.config import Config, parse_listen
-from monitor.core.poller import Poller
 from monitor.core.scheduler import Scheduler
 from monitor.web.app import make_app
 from monitor.web.detail import DETAIL_METRICS

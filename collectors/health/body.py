@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.core.samples import OTHER
+from collectors.base.samples import OTHER
 
 UP_WORDS = frozenset({"healthy", "ok", "up", "pass", "passing", "ready", "alive", "connected"})
 MAX_NAME_LENGTH = 64

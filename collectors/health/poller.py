@@ -13,13 +13,13 @@ import logging
 
 import aiohttp
 
+from collectors.base.poller import Poller
+from collectors.base.redact import register_secret, register_url_secrets
+from collectors.base.settings import resolve_secret
 from collectors.health.body import PoolBlock
 from collectors.health.probe import ProbeResult, probe
 from collectors.health.settings import HealthSettings, HealthTarget
 from collectors.health.snapshot import HealthSnapshot
-from monitor.core.poller import Poller
-from monitor.core.redact import register_secret, register_url_secrets
-from monitor.core.settings import resolve_secret
 
 log = logging.getLogger("dbpulse.health")
 

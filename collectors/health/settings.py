@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from monitor.core.settings import PollSettings, Strict, TargetBase, safe_name, variables_set
+from collectors.base.settings import PollSettings, Strict, TargetBase, safe_name, variables_set
 
 DEFAULT_ENDPOINT_TIMEOUT = 5.0
 

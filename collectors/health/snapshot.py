@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from collectors.base.samples import Sample, SampleList
 from collectors.health.body import PoolBlock
 from collectors.health.probe import ProbeResult
-from monitor.core.samples import Sample, SampleList
 
 
 def _flag(value: bool | None) -> float | None:

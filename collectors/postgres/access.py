@@ -15,8 +15,8 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from monitor.core.redact import redact, register_dsn_secrets
-from monitor.core.settings import safe_name
+from collectors.base.redact import redact, register_dsn_secrets
+from collectors.base.settings import safe_name
 
 APPLICATION_NAME = "dbpulse"
 ADVISOR_APPLICATION_NAME = "dbpulse-advisor"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from monitor.core.samples import OTHER, SampleList
-from monitor.core.topk import fold, summed
+from collectors.base.samples import OTHER, SampleList
+from collectors.base.topk import fold, summed
 
 
 @dataclass(frozen=True)

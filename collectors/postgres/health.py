@@ -25,6 +25,8 @@ from typing import Any
 
 import psycopg
 
+from collectors.base.samples import SampleList
+from collectors.base.topk import from_row
 from collectors.postgres import bloat as bloat_estimates
 from collectors.postgres import queries
 from collectors.postgres import sequences as sequence_usage
@@ -36,8 +38,6 @@ from collectors.postgres.sequences import SequenceRow, top_sequences
 from collectors.postgres.settings import PostgresSettings
 from collectors.postgres.vacuum import FrozenAgeRow, OldestTableRow, Vacuum, VacuumRow
 from collectors.postgres.wal import IoRow, Wal, WalRow
-from monitor.core.samples import SampleList
-from monitor.core.topk import from_row
 
 log = logging.getLogger("dbpulse.postgres")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from monitor.core.samples import OTHER, SampleList
+from collectors.base.samples import OTHER, SampleList
 
 
 @dataclass(frozen=True)

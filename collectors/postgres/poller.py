@@ -14,6 +14,9 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
+from collectors.base.poller import Poller
+from collectors.base.samples import OTHER, Sample, SampleList
+from collectors.base.topk import fold, from_row, top_k_interleaved
 from collectors.postgres import health, queries
 from collectors.postgres.access import error_line, fetch_counted, session_kwargs
 from collectors.postgres.settings import PostgresSettings, PostgresTarget
@@ -28,9 +31,6 @@ from collectors.postgres.statements import (
     variant_key,
 )
 from collectors.postgres.triage import triage
-from monitor.core.poller import Poller
-from monitor.core.samples import OTHER, Sample, SampleList
-from monitor.core.topk import fold, from_row, top_k_interleaved
 
 log = logging.getLogger("dbpulse.postgres")
 

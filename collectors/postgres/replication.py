@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from monitor.core.samples import SampleList
+from collectors.base.samples import SampleList
 
 UNNAMED = "unnamed"  # a WAL sender without application_name (a label value may not be empty)
 BASE_BACKUP = "pg_basebackup"  # the application_name pg_basebackup gives its connections

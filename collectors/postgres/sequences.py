@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from monitor.core.samples import SampleList
+from collectors.base.samples import SampleList
 
 
 @dataclass(frozen=True)

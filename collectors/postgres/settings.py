@@ -8,10 +8,10 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from collectors.base.redact import register_dsn_secrets, register_secret
+from collectors.base.settings import PollSettings, Strict, TargetBase, file_readable, resolve_secret, variables_set
 from collectors.postgres.access import target_name
 from collectors.postgres.conninfo import dsn_problems
-from monitor.core.redact import register_dsn_secrets, register_secret
-from monitor.core.settings import PollSettings, Strict, TargetBase, file_readable, resolve_secret, variables_set
 
 
 class PostgresTarget(TargetBase):

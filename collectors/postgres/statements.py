@@ -30,9 +30,9 @@ import pglast.parser
 import psycopg
 from psycopg.rows import dict_row
 
+from collectors.base.topk import fold, summed
 from collectors.postgres import queries
 from collectors.postgres.access import ADVISOR_TAG, unwrap_statement_text
-from monitor.core.topk import fold, summed
 
 WHOLE_TEXT = 1_000_000  # characters: pg_stat_statements keeps at most track_activity_query_size of them
 

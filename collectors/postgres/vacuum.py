@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from monitor.core.samples import SampleList
+from collectors.base.samples import SampleList
 
 WRAPAROUND_LIMIT = 2.0**31  # XIDs and multixacts are compared modulo 2^32: half the space is the past
 KINDS = ("xid", "multixact")

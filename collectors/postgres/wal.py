@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from monitor.core.samples import SampleList
+from collectors.base.samples import SampleList
 
 
 @dataclass(frozen=True)

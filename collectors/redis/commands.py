@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 
+from collectors.base.samples import OTHER
+from collectors.base.topk import fold
 from collectors.redis.info import CommandStat
-from monitor.core.samples import OTHER
-from monitor.core.topk import fold
 
 MAX_PERCENTILES = 6  # latency-tracking-info-percentiles may list more; the first few are kept
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from monitor.core.topk import summed
+from collectors.base.topk import summed
 
 MAX_NAME = 64  # command and error names longer than this are cut (they become label values)
 

@@ -27,6 +27,8 @@ import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection, ConnectionPool, parse_url
 from redis.exceptions import RedisError, ResponseError
 
+from collectors.base.poller import Poller
+from collectors.base.samples import Sample, SampleList
 from collectors.redis.diagnostics import LatencyEvent, SlowEntry, config_value, parse_latency_latest, parse_slowlog
 from collectors.redis.features import Features
 from collectors.redis.info import RedisInfo, parse_info
@@ -34,8 +36,6 @@ from collectors.redis.queues import QueueReader
 from collectors.redis.sampling import KeySample, estimate, sample_keys
 from collectors.redis.settings import RedisSettings, RedisTarget
 from collectors.redis.snapshot import RedisSnapshot
-from monitor.core.poller import Poller
-from monitor.core.samples import Sample, SampleList
 
 log = logging.getLogger("dbpulse.redis")
 

@@ -27,9 +27,9 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
+from collectors.base.samples import OTHER
 from collectors.redis.prefixes import PrefixRules
 from collectors.redis.settings import RedisSettings
-from monitor.core.samples import OTHER
 
 MAX_KEY_CHARS = 120  # a key name shown in the UI is cut here
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from redis.asyncio.connection import parse_url
 
+from collectors.base.redact import register_secret, register_url_secrets
+from collectors.base.settings import PollSettings, TargetBase, file_readable, resolve_secret, safe_name, variables_set
 from collectors.redis.prefixes import PrefixRules
-from monitor.core.redact import register_secret, register_url_secrets
-from monitor.core.settings import PollSettings, TargetBase, file_readable, resolve_secret, safe_name, variables_set
 
 
 def target_name(url: str) -> str:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from collectors.base.samples import Sample, SampleList
 from collectors.redis.commands import latency_quantiles, top_commands, top_errors
 from collectors.redis.diagnostics import LatencyEvent, SlowEntry
 from collectors.redis.features import FeatureState
 from collectors.redis.info import CommandStat, RedisInfo, ReplicaLine
 from collectors.redis.sampling import KeySample, PrefixEstimate
-from monitor.core.samples import Sample, SampleList
 
 # INFO field -> metric; counters are exported as read, gauges as read.
 INFO_METRICS = {

@@ -14,14 +14,14 @@ import contextlib
 import threading
 from dataclasses import dataclass
 
+from collectors.base.poller import Poller
+from collectors.base.samples import Sample, SampleList
 from collectors.postgres.settings import PostgresSettings
 from monitor.advisor.actions import ACTION_KINDS
 from monitor.advisor.advisor import Advisor
 from monitor.advisor.findings import UNPLANNABLE_CATEGORIES, AdviceReport
 from monitor.advisor.outcomes import CHANGES
 from monitor.advisor.settings import AdvisorSettings
-from monitor.core.poller import Poller
-from monitor.core.samples import Sample, SampleList
 
 
 def pollers(settings: AdvisorSettings, postgres: PostgresSettings) -> list[Poller]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from monitor.core.settings import Strict, default_timeout, timeout_below_interval
+from collectors.base.settings import Strict, default_timeout, timeout_below_interval
 
 
 class Thresholds(Strict):

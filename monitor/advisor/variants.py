@@ -15,8 +15,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from collectors.base.topk import fold
 from collectors.postgres.statements import StatementStat, fingerprint, group_variants, variant_key
-from monitor.core.topk import fold
 
 from .findings import AdviceReport
 

@@ -1,4 +1,4 @@
-"""The shared core: samples, the metric catalogue, redaction, the poller protocol, scheduling.
+"""The service's own core: the scheduler, the history ring, the metric catalogue, logging and units.
 
-Sources (``collectors/``) and the service (``monitor/``) import it; it imports neither.
+It builds on ``collectors.base``; the sources never import it.
 """

@@ -20,8 +20,8 @@ from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from monitor.core.catalogue import spec
-from monitor.core.samples import Sample
+from collectors.base.catalogue import spec
+from collectors.base.samples import Sample
 
 NAN = math.nan
 DEFAULT_SECONDS = 3600.0

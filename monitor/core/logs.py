@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 
-from monitor.core.redact import redact
+from collectors.base.redact import redact
 
 
 class _JsonFormatter(logging.Formatter):

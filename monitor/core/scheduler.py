@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from collectors.base.poller import Poller, Snapshot
+from collectors.base.redact import redact
+from collectors.base.samples import Sample, SampleList
 from monitor.core.history import DEFAULT_SECONDS, History, capacity_for
-from monitor.core.poller import Poller, Snapshot
-from monitor.core.redact import redact
-from monitor.core.samples import Sample, SampleList
 
 log = logging.getLogger("dbpulse.scheduler")
 

@@ -17,8 +17,8 @@ from prometheus_client.core import Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from collectors.base.samples import Sample, SampleList, families
 from monitor import __version__
-from monitor.core.samples import Sample, SampleList, families
 from monitor.core.scheduler import Scheduler
 
 EOF_LINE = b"# EOF\n"

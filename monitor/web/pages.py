@@ -26,6 +26,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from collectors.base.poller import Snapshot
 from collectors.health.snapshot import HealthSnapshot
 from collectors.postgres.attention import SEVERITY_RANK, Attention
 from collectors.postgres.snapshot import PostgresSnapshot, TableRow
@@ -38,7 +39,6 @@ from monitor.advisor.kinds import KINDS, pattern_kinds
 from monitor.advisor.poller import AdviceSnapshot
 from monitor.advisor.report import not_planned, utility_counts
 from monitor.core import units
-from monitor.core.poller import Snapshot
 from monitor.core.scheduler import Scheduler, SourceState
 from monitor.web import charts
 from monitor.web.detail import StatementPage, TablePage, statement_path, table_path

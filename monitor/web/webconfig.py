@@ -29,7 +29,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from pydantic import Field, ValidationError, field_validator
 
-from monitor.core.settings import ConfigError, ConfigProblem, Strict, problems_from, read_file
+from collectors.base.settings import ConfigError, ConfigProblem, Strict, problems_from, read_file
 
 # Liveness must work for orchestrators that cannot hold credentials (kubelet probes).
 UNAUTHENTICATED_PATHS = frozenset({"/healthz"})

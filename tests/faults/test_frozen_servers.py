@@ -27,12 +27,12 @@ import psycopg
 import pytest
 import redis
 
+from collectors.base.poller import Poller
+from collectors.base.samples import Sample
 from collectors.postgres.settings import PostgresSettings, PostgresTarget
 from harness.servers import LocalPostgres, LocalRedis
 from monitor.advisor import poller as advisor
 from monitor.advisor.settings import AdvisorSettings
-from monitor.core.poller import Poller
-from monitor.core.samples import Sample
 from monitor.core.scheduler import Scheduler, SourceState
 from monitor.web.exposition import Exposition
 from tests.support import health_poller, pg_poller, redis_poller, stand_in_process

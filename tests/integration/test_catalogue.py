@@ -10,8 +10,8 @@ from pathlib import Path
 import psycopg
 import redis
 
+from collectors.base.catalogue import catalogue
 from harness.servers import LocalRedis
-from monitor.core.catalogue import catalogue
 from tests.integration.postgres.health_scenario import live_trouble, pair
 from tests.integration.redis.plant import every_redis_metric
 from tests.support import DbpulseProcess, StandInApp
@@ -89,7 +89,7 @@ def test_exported_metrics_equal_the_catalogue(fresh_db: str, redis_server: Local
         app_conn.close()
         stack.close()
     specs = catalogue()
-    assert sorted(set(names) - set(specs)) == [], "exported but not in monitor/metrics.yaml"
+    assert sorted(set(names) - set(specs)) == [], "exported but not in collectors/metrics.yaml"
     assert sorted(set(specs) - set(names)) == [], "catalogued but never exported"
     for name, (kind, labels) in names.items():
         spec = specs[name]

@@ -43,17 +43,33 @@ def test_the_tree_as_it_is_keeps_the_contract(tree: Path) -> None:
 
 
 def test_an_upward_import_inside_a_function_breaks_it(tree: Path) -> None:
-    append(tree / "monitor" / "core" / "samples.py",
+    append(tree / "monitor" / "core" / "history.py",
            "def _render() -> object:\n    from monitor.web import pages\n\n    return pages")
     result = lint(tree)
     assert result.returncode != 0
     assert "monitor.core is not allowed to import monitor.web" in result.stdout, result.stdout
-    assert "monitor.core.samples -> monitor.web.pages" in result.stdout
+    assert "monitor.core.history -> monitor.web.pages" in result.stdout
+
+
+def test_a_source_importing_the_service_breaks_it(tree: Path) -> None:
+    append(tree / "collectors" / "base" / "samples.py",
+           "def _render() -> object:\n    from monitor.core import units\n\n    return units")
+    result = lint(tree)
+    assert result.returncode != 0
+    assert "collectors is not allowed to import monitor" in result.stdout, result.stdout
+    assert "collectors.base.samples -> monitor.core.units" in result.stdout
+
+
+def test_the_shared_base_importing_a_source_breaks_it(tree: Path) -> None:
+    append(tree / "collectors" / "base" / "topk.py", "from collectors.redis import info  # noqa")
+    result = lint(tree)
+    assert result.returncode != 0
+    assert "collectors.base is not allowed to import collectors.redis" in result.stdout, result.stdout
 
 
 def test_a_cycle_between_sibling_modules_breaks_it(tree: Path) -> None:
-    # monitor.core.scheduler already imports monitor.core.samples; closing the loop is a cycle.
-    append(tree / "monitor" / "core" / "samples.py",
+    # monitor.core.scheduler already imports monitor.core.history; closing the loop is a cycle.
+    append(tree / "monitor" / "core" / "history.py",
            "def _states() -> object:\n    from monitor.core import scheduler\n\n    return scheduler")
     result = lint(tree)
     assert result.returncode != 0

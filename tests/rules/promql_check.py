@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RULES_DIR = ROOT / "rules"
 RULE_FILES = sorted(RULES_DIR.glob("*.rules.yml"))
 RULE_TEST_FILES = sorted((RULES_DIR / "tests").glob("*.test.yml"))
-CATALOGUE = ROOT / "monitor" / "metrics.yaml"
+CATALOGUE = ROOT / "collectors" / "metrics.yaml"
 RUNBOOK = ROOT / "docs" / "runbook.md"
 RUNBOOK_URL_PREFIX = "https://github.com/dbpulse/dbpulse/blob/main/docs/runbook.md#"
 
@@ -64,7 +64,7 @@ def metric_names(expr: str) -> set[str]:
 
 
 def catalogue_names() -> set[str]:
-    """Metric names in monitor/metrics.yaml as the file is now."""
+    """Metric names in collectors/metrics.yaml as the file is now."""
     raw: dict[str, Any] = yaml.safe_load(CATALOGUE.read_text())
     return set(raw)
 

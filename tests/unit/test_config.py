@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
+from collectors.base.settings import resolve_secret
 from collectors.postgres.access import target_name
 from collectors.postgres.settings import target_from_flag
 from monitor.cli import main
 from monitor.config import ConfigError, Layers, load, validate
-from monitor.core.settings import resolve_secret
 
 
 def problems(data: dict[str, object]) -> list[str]:

@@ -61,6 +61,6 @@ def test_password_file_and_headers_env(tmp_path: Path, monkeypatch: pytest.Monke
     assert health_poller.target == "app:443/api"
     endpoint = health_poller.endpoints[0]  # type: ignore[attr-defined]
     assert (endpoint.path, endpoint.timeout, endpoint.json_body) == ("/ready", 2, False)
-    from monitor.core.redact import redact
+    from collectors.base.redact import redact
 
     assert redact("auth Bearer t0ken and from-file") == "auth *** and ***"

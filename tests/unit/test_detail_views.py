@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
+from collectors.base.poller import Poller, Snapshot
+from collectors.base.samples import Sample
 from collectors.postgres.snapshot import IndexRow, PostgresSnapshot, TableRow
 from collectors.postgres.statements import StatementStat
 from monitor.advisor.actions import Action, NewIndex, Plan, ServedStatement
 from monitor.advisor.findings import AdviceReport, Finding, Skipped
 from monitor.advisor.poller import AdviceSnapshot
 from monitor.core.history import History
-from monitor.core.poller import Poller, Snapshot
-from monitor.core.samples import Sample
 from monitor.core.scheduler import SourceState
 from monitor.web import detail, pages
 from monitor.web.detail import (

@@ -7,10 +7,10 @@ import logging
 
 import pytest
 
+from collectors.base.samples import OTHER, Sample
 from collectors.health.poller import HealthPoller
 from collectors.health.snapshot import HealthSnapshot
 from harness.servers import free_port
-from monitor.core.samples import OTHER, Sample
 from monitor.core.scheduler import Scheduler
 from tests.support import health_poller
 

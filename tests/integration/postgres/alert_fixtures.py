@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from monitor.core.catalogue import spec
-from monitor.core.samples import Sample
+from collectors.base.catalogue import spec
+from collectors.base.samples import Sample
 from tests.rules.promql_check import RULE_FILES, promtool
 
 Phase = tuple[list[Sample], int]  # the samples of one poll, and for how many minutes they stand

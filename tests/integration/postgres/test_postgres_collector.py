@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator, Iterator
 import psycopg
 import pytest
 
+from collectors.base.samples import OTHER, Sample
 from collectors.postgres.poller import PostgresPoller
 from collectors.postgres.snapshot import PostgresSnapshot
 from harness.servers import LocalPostgres
-from monitor.core.samples import OTHER, Sample
 from tests.support import pg_poller
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from collectors.base.samples import Sample
 from collectors.postgres.poller import PostgresPoller
 from collectors.postgres.snapshot import PostgresSnapshot
 from harness.servers import LocalPostgres
-from monitor.core.samples import Sample
 from tests.integration.postgres.alert_fixtures import expect, run_fixture
 from tests.integration.postgres.health_scenario import one, wait_for
 from tests.support import pg_poller

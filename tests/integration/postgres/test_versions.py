@@ -119,7 +119,7 @@ def test_the_poll_read_every_area_without_an_error(polled: Polled) -> None:
 
 
 def health_metric_names() -> set[str]:
-    from monitor.core.catalogue import catalogue
+    from collectors.base.catalogue import catalogue
 
     sections = ("replication", "replay", "wal_receiver", "database_conflicts", "frozen", "wraparound", "freeze",
                 "autovacuum", "vacuum", "tables_autovacuum", "lock_", "archiver", "checkpoint", "buffers_written",

@@ -6,12 +6,12 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import AuthenticationError
 
+from collectors.base.redact import redact
+from collectors.base.samples import OTHER, Sample
 from collectors.redis.poller import RedisPoller
 from collectors.redis.sampling import sample_keys
 from collectors.redis.settings import RedisSettings
 from harness.servers import LocalRedis
-from monitor.core.redact import redact
-from monitor.core.samples import OTHER, Sample
 from tests.support import redis_poller
 
 from .conftest import PASSWORD, QUEUE_KINDS, QUEUE_LENGTHS, error_counts, plant_queues

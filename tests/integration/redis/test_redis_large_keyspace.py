@@ -12,10 +12,10 @@ import itertools
 import pytest
 import redis.asyncio as aioredis
 
+from collectors.base.samples import Sample
 from collectors.redis.sampling import sample_keys
 from collectors.redis.settings import RedisSettings
 from harness.servers import LocalRedis
-from monitor.core.samples import Sample
 from tests.support import redis_poller
 
 from .conftest import LARGE_KEYS

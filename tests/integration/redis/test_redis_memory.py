@@ -12,8 +12,8 @@ from collections.abc import Callable
 import pytest
 import redis.asyncio as aioredis
 
+from collectors.base.samples import Sample
 from harness.servers import LocalRedis
-from monitor.core.samples import Sample
 from tests.support import redis_poller
 
 from .conftest import MATRIX, QUEUE_LENGTHS, plant_queues, quiet_client

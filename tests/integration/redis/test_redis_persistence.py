@@ -14,8 +14,8 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from collectors.base.samples import Sample
 from harness.servers import LocalRedis, find_redis_server, redis_version
-from monitor.core.samples import Sample
 from tests.support import redis_poller
 
 from .conftest import MATRIX, quiet_client, wait_until

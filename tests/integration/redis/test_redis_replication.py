@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
+from collectors.base.samples import Sample
 from collectors.redis.poller import RedisPoller
 from harness.servers import LocalRedis
-from monitor.core.samples import Sample
 from tests.support import redis_poller
 
 from .conftest import MATRIX, quiet_client, wait_until

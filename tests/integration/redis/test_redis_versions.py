@@ -11,8 +11,8 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from collectors.base.samples import Sample
 from harness.servers import REDIS_SERVERS, LocalRedis
-from monitor.core.samples import Sample
 from tests.support import redis_poller
 
 from .conftest import QUEUE_LENGTHS, error_counts, plant_queues, quiet_client

@@ -14,8 +14,8 @@ import pytest
 import redis
 from aiohttp import web
 
+from collectors.base.catalogue import catalogue
 from harness.servers import LocalRedis, free_port
-from monitor.core.catalogue import catalogue
 from tests.integration.health.conftest import build_app
 from tests.support import DbpulseProcess
 

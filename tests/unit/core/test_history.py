@@ -6,8 +6,8 @@ import math
 
 import pytest
 
+from collectors.base.samples import Sample
 from monitor.core.history import History, capacity_for, delta_ratio, increase, rate
-from monitor.core.samples import Sample
 
 CALLS = "dbpulse_pg_statement_calls_total"
 EXEC = "dbpulse_pg_statement_exec_seconds_total"

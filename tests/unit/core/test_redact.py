@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.core.redact import redact, register_dsn_secrets, register_secret, register_url_secrets
+from collectors.base.redact import redact, register_dsn_secrets, register_secret, register_url_secrets
 
 
 @pytest.mark.parametrize("text", [

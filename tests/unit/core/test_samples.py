@@ -4,7 +4,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.registry import Collector
 
-from monitor.core.samples import Sample, SampleList, families
+from collectors.base.samples import Sample, SampleList, families
 
 
 def test_labels_follow_catalogue_order_and_none_is_skipped() -> None:
@@ -18,7 +18,7 @@ def test_wrong_labels_and_unknown_names_fail_loudly() -> None:
     out = SampleList(target="t1")
     with pytest.raises(ValueError, match="do not match catalogue"):
         out.add("dbpulse_pg_connections", 1, datname="app")
-    with pytest.raises(KeyError, match=r"not in monitor/metrics\.yaml"):
+    with pytest.raises(KeyError, match=r"not in collectors/metrics\.yaml"):
         out.add("dbpulse_made_up", 1)
 
 

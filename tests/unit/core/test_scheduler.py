@@ -15,8 +15,8 @@ import logging
 
 import pytest
 
-from monitor.core.poller import Poller
-from monitor.core.samples import Sample, SampleList
+from collectors.base.poller import Poller
+from collectors.base.samples import Sample, SampleList
 from monitor.core.scheduler import Scheduler
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from monitor.core.topk import top_k_interleaved
+from collectors.base.topk import top_k_interleaved
 
 
 def test_small_inputs_are_kept_whole() -> None:

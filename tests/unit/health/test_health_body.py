@@ -8,9 +8,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from collectors.base.samples import OTHER
 from collectors.health.body import PoolBlock, interpret
 from collectors.health.probe import _parse
-from monitor.core.samples import OTHER
 
 PATHS = ("pool", "components.database.pool")
 

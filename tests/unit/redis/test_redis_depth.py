@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from collectors.base.samples import OTHER
 from collectors.redis.commands import latency_quantiles, quantile, top_commands, top_errors
 from collectors.redis.diagnostics import command_name, config_value, parse_latency_latest, parse_slowlog
 from collectors.redis.features import RECHECK_SECONDS, Features
 from collectors.redis.info import CommandStat, ReplicaLine, parse_info
 from collectors.redis.sampling import KeySample, PrefixStats, estimate
-from monitor.core.samples import OTHER
 
 INFO_60 = """# Server\r
 redis_version:6.0.9\r

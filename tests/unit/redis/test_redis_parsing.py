@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from collectors.base.samples import OTHER
 from collectors.redis.info import DbKeys, parse_info
 from collectors.redis.prefixes import MAX_PREFIX_LENGTH, PrefixRules, auto_prefix
 from collectors.redis.sampling import PrefixStats, top_prefixes
-from monitor.core.samples import OTHER
 
 INFO = """# Server\r
 redis_version:7.0.15\r

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
+from collectors.base.poller import Poller, Snapshot
+from collectors.base.samples import Sample
 from monitor.core.history import History
-from monitor.core.poller import Poller, Snapshot
-from monitor.core.samples import Sample
 from monitor.core.scheduler import SourceState
 from monitor.web import thresholds
 from monitor.web.charts import Chart, Line, fmt_value, gaps, svg

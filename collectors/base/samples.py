@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from monitor.core.catalogue import spec
+from collectors.base.catalogue import spec
 
 OTHER = "__other__"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Protocol
 
-from monitor.core.samples import Sample
+from collectors.base.samples import Sample
 
 
 class Snapshot(Protocol):

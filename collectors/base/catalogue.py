@@ -20,7 +20,7 @@ class MetricSpec:
 
 @cache
 def catalogue() -> dict[str, MetricSpec]:
-    text = resources.files("monitor").joinpath("metrics.yaml").read_text()
+    text = resources.files("collectors").joinpath("metrics.yaml").read_text()
     raw = yaml.safe_load(text)
     return {
         name: MetricSpec(name, spec["type"], spec.get("unit", ""), tuple(spec["labels"]), spec["help"])
@@ -32,4 +32,4 @@ def spec(name: str) -> MetricSpec:
     try:
         return catalogue()[name]
     except KeyError:
-        raise KeyError(f"metric {name} is not in monitor/metrics.yaml") from None
+        raise KeyError(f"metric {name} is not in collectors/metrics.yaml") from None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from pathlib import Path
@@ -14,15 +13,12 @@ from collectors.postgres.settings import target_from_flag
 from monitor import __version__
 from monitor.advise import add_advise_parser
 from monitor.advisor.settings import AdvisorSettings
-from monitor.config import DEFAULT_LISTEN, DEFAULT_PORT, Config, ConfigError, Layers, parse_listen
+from monitor.config import DEFAULT_LISTEN, Config, ConfigError, Layers
 from monitor.core import logs
-from monitor.flags import EPILOG, POSTGRES_HELP, HelpFormatter, Parser, fail, number
+from monitor.flags import EPILOG, POSTGRES_HELP, HelpFormatter, Parser, number
 from monitor.web.webconfig import WebConfig, load_web_config
 
 log = logging.getLogger("dbpulse")
-
-PORT_OR_ANY = number(int, minimum=0, maximum=65535)
-
 
 def _run_flags(args: argparse.Namespace) -> dict[str, Any]:
     flags: dict[str, Any] = {}
@@ -115,67 +111,6 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-DEMO_DESCRIPTION = (
-    "Start, in a temporary directory removed on exit, a throwaway PostgreSQL (pg_stat_statements, "
-    "HypoPG), a Redis, a small demo business application (SQLAlchemy pool, Redis caches, Celery-style "
-    "queues, /health endpoints) and a load generator, with dbpulse watching all three. Prints where "
-    "to look (web UI, /metrics, the index report). Ctrl-C stops everything. Needs the PostgreSQL and "
-    "Redis server binaries (make setup installs them) and a clone of the dbpulse repository: the demo "
-    "(demo/) and its throwaway servers (harness/) are not part of the installed service."
-)
-
-
-def add_demo_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = sub.add_parser("demo", help="run dbpulse against a throwaway demo stack", description=DEMO_DESCRIPTION,
-                            formatter_class=HelpFormatter, epilog=EPILOG)
-    parser.add_argument("--listen", metavar="HOST:PORT", default=f"127.0.0.1:{DEFAULT_PORT}",
-                        help="address of dbpulse's web UI and /metrics (port 0: any free)")
-    parser.add_argument("--host", help=argparse.SUPPRESS)  # before --listen; kept for old scripts
-    parser.add_argument("--port", type=PORT_OR_ANY, help=argparse.SUPPRESS)
-    parser.add_argument("--app-port", type=PORT_OR_ANY, default=0, metavar="PORT",
-                        help="port of the demo application (0: any free)")
-    parser.add_argument("--duration", type=number(float, above=0), metavar="SECONDS",
-                        help="stop after SECONDS (default: run until Ctrl-C)")
-    parser.add_argument("--interval", type=number(float, above=0), default=2.0, metavar="SECONDS",
-                        help="poll interval of every source")
-    parser.add_argument("--advisor-interval", type=number(float, minimum=1), default=10.0, metavar="SECONDS",
-                        help="seconds between index-advisor runs")
-    parser.add_argument("--scale", type=number(float, above=0), default=1.0, metavar="FACTOR",
-                        help="seed data size factor")
-    parser.add_argument("--clients", type=number(int, minimum=1), default=4, metavar="N",
-                        help="concurrent load generator clients")
-    parser.set_defaults(func=cmd_demo)
-
-
-def _demo_address(args: argparse.Namespace) -> tuple[str, int]:
-    """``--listen``, with the older ``--host``/``--port`` over it when given."""
-    try:
-        host, port = parse_listen(args.listen, any_port=True)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--listen: {exc}, got {args.listen!r}") from None
-    return args.host or host, port if args.port is None else args.port
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    try:
-        host, port = _demo_address(args)
-    except argparse.ArgumentTypeError as exc:
-        return fail("dbpulse demo", str(exc))
-    # The demo lives beside the service in the repository, not inside it (the installed service never
-    # needs it): found when the checkout is on sys.path, as scripts/setup.sh arranges for .venv.
-    try:
-        stack = importlib.import_module("demo.stack")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("demo", "demo.stack", "harness", "harness.servers"):
-            raise
-        return fail("dbpulse demo", "the demo is not installed here; it runs from a clone of the dbpulse "
-                    "repository (`make demo`)")
-    options = stack.DemoOptions(host=host, port=port, app_port=args.app_port, duration=args.duration,
-                                interval=args.interval, advisor_interval=args.advisor_interval, scale=args.scale,
-                                clients=args.clients)
-    return int(stack.main(options))
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="dbpulse",
@@ -222,7 +157,6 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", type=Path, metavar="FILE", help="YAML configuration file")
     check.set_defaults(func=cmd_check_config)
     add_advise_parser(sub)
-    add_demo_parser(sub)
     return parser
 
 

@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from collectors.base.settings import PollSettings, named_url
-from collectors.postgres.settings import target_from_flag
+from collectors.base.settings import PollSettings
+from collectors.registry import sources
 from monitor import __version__
 from monitor.advise import add_advise_parser
 from monitor.advisor.settings import AdvisorSettings
-from monitor.config import DEFAULT_LISTEN, Config, ConfigError, Layers
+from monitor.config import DEFAULT_LISTEN, ENV_TARGETS, Config, ConfigError, Layers
 from monitor.core import logs
-from monitor.flags import EPILOG, POSTGRES_HELP, HelpFormatter, Parser, number
+from monitor.flags import EPILOG, HelpFormatter, Parser, number
 from monitor.web.webconfig import WebConfig, load_web_config
 
 log = logging.getLogger("dbpulse")
@@ -26,16 +26,12 @@ def _run_flags(args: argparse.Namespace) -> dict[str, Any]:
         flags["listen"] = args.listen
     if args.log_level:
         flags.setdefault("log", {})["level"] = args.log_level
-    if args.postgres:
-        flags.setdefault("postgres", {})["targets"] = [target_from_flag(d) for d in args.postgres]
     if args.web_config:
         flags["web_config"] = str(args.web_config)
-    if args.redis:
-        flags.setdefault("redis", {})["targets"] = [named_url(u) for u in args.redis]
-    if args.redis_queue:
-        flags.setdefault("redis", {})["queues"] = list(args.redis_queue)
-    if args.health_url:
-        flags.setdefault("health", {})["targets"] = [named_url(u) for u in args.health_url]
+    for spec in sources():
+        for flag in spec.flags:
+            if values := getattr(args, _dest(flag.option)):
+                flags.setdefault(spec.name, {})[flag.field] = [flag.convert(v) for v in values]
     if args.advisor_interval is not None:
         advisor = flags.setdefault("advisor", {})
         if args.advisor_interval == 0:
@@ -43,9 +39,13 @@ def _run_flags(args: argparse.Namespace) -> dict[str, Any]:
         else:
             advisor["interval"] = args.advisor_interval
     if args.interval is not None:
-        for section in ("postgres", "redis", "health"):
-            flags.setdefault(section, {})["interval"] = args.interval
+        for spec in sources():
+            flags.setdefault(spec.name, {})["interval"] = args.interval
     return flags
+
+
+def _dest(option: str) -> str:
+    return option.removeprefix("--").replace("-", "_")
 
 
 class ConfigErrors(Exception):
@@ -105,9 +105,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     except ConfigErrors as exc:
         print(exc, file=sys.stderr)
         return 2
-    print(f"{args.file}: OK ({len(config.postgres.targets)} PostgreSQL target(s), "
-          f"{len(config.redis.targets)} Redis target(s), {len(config.health.targets)} health target(s)): "
-          f"{layers.origins(config)}")
+    counts = ", ".join(f"{len(config.section(s.name).targets)} {s.title} target(s)" for s in sources())
+    print(f"{args.file}: OK ({counts}): {layers.origins(config)}")
     return 0
 
 
@@ -123,21 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the service", formatter_class=HelpFormatter, description=(
         "Poll the configured sources in the background and serve /metrics, /healthz and /readyz. "
-        "Flags override the configuration file, and DBPULSE_LISTEN, DBPULSE_POSTGRES (space-separated "
-        "DSNs) and DBPULSE_LOG_LEVEL sit between the two; targets (--postgres, --redis, --health-url, "
-        "DBPULSE_POSTGRES) and --redis-queue keys are added to the file's, and the log says where each "
-        "target came from."), epilog=EPILOG)
+        f"Flags override the configuration file, and DBPULSE_LISTEN, {ENV_TARGETS} (space-separated "
+        f"targets) and DBPULSE_LOG_LEVEL sit between the two; the lists these flags give ("
+        f"{', '.join(f.option for s in sources() for f in s.flags)}, {ENV_TARGETS}) are added to the file's, "
+        "and the log says where each target came from."), epilog=EPILOG)
     run.add_argument("--config", type=Path, metavar="FILE", help="YAML configuration file")
     run.add_argument("--listen", metavar="HOST:PORT", help=f"address to serve on (default: {DEFAULT_LISTEN})")
-    run.add_argument("--postgres", action="append", metavar="[NAME=]DSN", help=POSTGRES_HELP)
-    run.add_argument("--redis", action="append", metavar="[NAME=]URL",
-                     help="Redis to watch (repeatable): redis://, rediss:// or unix://; NAME= sets the target "
-                     "label. Prefer password_env/password_file in the config file to a password in the URL")
-    run.add_argument("--redis-queue", action="append", metavar="KEY",
-                     help="list or stream key whose length to report on every Redis target (repeatable)")
-    run.add_argument("--health-url", action="append", metavar="[NAME=]BASE_URL",
-                     help="application base URL whose /health, /health/live and /health/ready to probe "
-                     "(repeatable; paths, headers and timeouts in the config file)")
+    for flag in (f for spec in sources() for f in spec.flags):
+        run.add_argument(flag.option, action="append", metavar=flag.metavar, help=flag.help)
     run.add_argument("--interval", type=number(float, above=0), metavar="SECONDS",
                      help=f"poll interval of every source (default: {PollSettings().interval:g})")
     run.add_argument("--advisor-interval", type=number(float, minimum=0), metavar="SECONDS",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from collectors.postgres.attention import SEVERITY_RANK, Attention
+from collectors.base.attention import SEVERITY_RANK, Attention
 from collectors.postgres.snapshot import PostgresSnapshot
 
 # The alerts' thresholds (rules/dbpulse-alerts.rules.yml).

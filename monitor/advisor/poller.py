@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from collectors.base.poller import Poller
 from collectors.base.samples import Sample, SampleList
+from collectors.base.settings import PollSettings
 from collectors.postgres.settings import PostgresSettings
+from collectors.postgres.spec import SPEC as POSTGRES
 from monitor.advisor.actions import ACTION_KINDS
 from monitor.advisor.advisor import Advisor
 from monitor.advisor.findings import UNPLANNABLE_CATEGORIES, AdviceReport
@@ -24,9 +27,11 @@ from monitor.advisor.outcomes import CHANGES
 from monitor.advisor.settings import AdvisorSettings
 
 
-def pollers(settings: AdvisorSettings, postgres: PostgresSettings) -> list[Poller]:
-    """One advisor per PostgreSQL target, on the advisor's own interval; none when disabled."""
-    if not settings.enabled:
+def pollers(settings: AdvisorSettings, sections: Mapping[str, PollSettings]) -> list[Poller]:
+    """One advisor per PostgreSQL target (``sections``: every source's, by name), on the advisor's own interval;
+    none when disabled."""
+    postgres = sections.get(POSTGRES.name)
+    if not settings.enabled or not isinstance(postgres, PostgresSettings):
         return []
     thresholds = settings.run_thresholds()
     return [AdvisorPoller(Advisor(t.dsn, t.target, thresholds, password=t.password()), settings.interval,

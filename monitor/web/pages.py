@@ -26,9 +26,9 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from collectors.base.attention import SEVERITY_RANK, Attention
 from collectors.base.poller import Snapshot
 from collectors.health.snapshot import HealthSnapshot
-from collectors.postgres.attention import SEVERITY_RANK, Attention
 from collectors.postgres.snapshot import PostgresSnapshot, TableRow
 from collectors.postgres.statements import OwnStatements, Variants, group_variants
 from collectors.redis.snapshot import RedisSnapshot

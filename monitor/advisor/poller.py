@@ -26,6 +26,8 @@ from monitor.advisor.findings import UNPLANNABLE_CATEGORIES, AdviceReport
 from monitor.advisor.outcomes import CHANGES
 from monitor.advisor.settings import AdvisorSettings
 
+ADVISOR = "advisor"  # its pollers' source: the service's own, not a registered source
+
 
 def pollers(settings: AdvisorSettings, sections: Mapping[str, PollSettings]) -> list[Poller]:
     """One advisor per PostgreSQL target (``sections``: every source's, by name), on the advisor's own interval;
@@ -74,7 +76,7 @@ def missing_index_benefit(report: AdviceReport) -> float:
 
 
 class AdvisorPoller(Poller):
-    source = "advisor"
+    source = ADVISOR
 
     def __init__(self, advisor: Advisor, interval: float, timeout: float) -> None:
         self.advisor = advisor

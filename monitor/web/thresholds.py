@@ -1,5 +1,7 @@
 """The alert thresholds the charts draw, each named after the shipped alert it mirrors.
 
+A source's spec names a chart's alert (``ChartSpec.threshold``); its value is looked up here.
+
 A chart's dashed line is where the matching alert in ``rules/dbpulse-alerts.rules.yml``
 fires (its warning level where there are two), so an engineer sees how close a line is
 to paging. ``tests/unit/web/test_thresholds.py`` checks each value against the rule's
@@ -36,3 +38,12 @@ APP_POOL = Threshold("AppPoolNearCapacity", 0.9, "> 0.9")  # share of the pool's
 
 ALL = (PG_CACHE_HIT, PG_CONNECTIONS, PG_APP_POOL, PG_LOCK_WAITS, PG_REPLICATION_LAG, PG_REPLAY_LAG, REDIS_HIT,
        REDIS_MEMORY, REDIS_EVICTIONS, HEALTH_SLOW, APP_POOL)
+BY_ALERT = {t.alert: t for t in ALL}
+
+
+def by_alert(alert: str) -> Threshold:
+    """The threshold of the shipped alert a chart declares (``ChartSpec.threshold``)."""
+    try:
+        return BY_ALERT[alert]
+    except KeyError:
+        raise KeyError(f"no threshold for alert {alert!r} in monitor/web/thresholds.py") from None

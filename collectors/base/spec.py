@@ -110,6 +110,11 @@ class SourceSpec(Generic[S, T]):
         return f"sections/{self.name}.html"
 
     @property
+    def triaged(self) -> bool:
+        """Whether it finds what needs attention (its section then has a Health block, ``<name>-health-<target>``)."""
+        return self.attention is not _nothing
+
+    @property
     def target_flag(self) -> Flag | None:
         return next((f for f in self.flags if f.field == "targets"), None)
 

@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
 from collectors.postgres.snapshot import IndexRow, PostgresSnapshot, TableRow
+from collectors.postgres.spec import SPEC as POSTGRES
 from collectors.postgres.statements import StatementStat
 from monitor.advisor.actions import Action
 from monitor.advisor.findings import AdviceReport, Finding
-from monitor.advisor.poller import AdviceSnapshot
+from monitor.advisor.poller import ADVISOR, AdviceSnapshot
 from monitor.core.history import History, Series, delta_ratio, increase, rate
 from monitor.core.scheduler import SourceState
 from monitor.web.charts import Chart, Line, gaps
@@ -324,9 +325,9 @@ def _states(states: Iterable[SourceState], target: str) -> tuple[SourceState | N
     for state in states:
         if state.poller.target != target:
             continue
-        if state.poller.source == "postgres":
+        if state.poller.source == POSTGRES.name:
             pg = state
-        elif state.poller.source == "advisor":
+        elif state.poller.source == ADVISOR:
             advisor = state
     return pg, advisor
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -130,8 +130,14 @@ def plan_ident(target: str) -> str:
 class Problem:
     """One health problem of one target, from its source's triage (``SourceSpec.attention``)."""
 
+    source: str
     target: str
     item: Attention
+
+    @property
+    def ident(self) -> str:
+        """The id of its target's Health block, where it is shown in full."""
+        return anchor(f"{self.source}-health", self.target)
 
 
 @dataclass(frozen=True)
@@ -165,6 +171,7 @@ class ActionLine:
 class Summary:
     problems: list[Problem]  # worst first
     actions: list[ActionLine]  # in plan order, target by target
+    triaged: list[str] = field(default_factory=list)  # the titles of the sources watched that triage their health
 
     def severities(self) -> list[tuple[str, int]]:
         counts = {s: sum(1 for p in self.problems if p.item.severity == s) for s in SEVERITY_RANK}
@@ -178,12 +185,13 @@ class Summary:
 
 
 def summary_of(states: Sequence[SourceState]) -> Summary:
-    problems = [Problem(s.poller.target, item) for s in states if (spec := source(s.poller.source))
+    problems = [Problem(s.poller.source, s.poller.target, item) for s in states if (spec := source(s.poller.source))
                 and (snap := spec.of(s.snapshot)) is not None for item in spec.attention(snap)]
     problems.sort(key=lambda p: (SEVERITY_RANK[p.item.severity], -p.item.score))
     actions = [ActionLine(s.poller.target, a) for s in states if (r := report_of(s)) is not None
                for a in r.plan.actions]
-    return Summary(problems, actions)
+    watched = {s.poller.source for s in states}
+    return Summary(problems, actions, [spec.title for spec in sources() if spec.triaged and spec.name in watched])
 
 
 # --- a source's status badge ---------------------------------------------------------------------

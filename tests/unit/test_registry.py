@@ -1,0 +1,61 @@
+"""The source registry: every folder of ``collectors`` but the shared base is a source with one spec, and the
+config, the command line and the pages take what they know of a source from it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import collectors
+from collectors import registry
+from collectors.registry import sources
+from monitor.cli import _run_flags, build_parser
+from monitor.config import Config, load
+from monitor.service import build_pollers
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = ROOT / "monitor" / "web" / "templates"
+
+
+def test_every_source_folder_is_registered_in_page_order() -> None:
+    folders = sorted(p.parent.name for p in (ROOT / "collectors").glob("*/__init__.py") if p.parent.name != "base")
+    assert sorted(s.name for s in sources()) == folders
+    assert [s.order for s in sources()] == sorted(s.order for s in sources())
+    for spec in sources():
+        assert (TEMPLATES / spec.template).is_file(), spec.template
+        assert spec.name in Config.model_fields
+
+
+def test_a_folder_without_a_spec_is_refused_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "unfinished"
+    (folder / "spec").mkdir(parents=True)
+    (folder / "__init__.py").write_text("")
+    (folder / "spec" / "__init__.py").write_text("SPEC = None\n")
+    monkeypatch.setattr(collectors, "__path__", [*collectors.__path__, str(tmp_path)])
+    registry.sources.cache_clear()
+    try:
+        with pytest.raises(TypeError, match=r"collectors/unfinished/spec\.py must export SPEC"):
+            registry.sources()
+    finally:
+        registry.sources.cache_clear()
+
+
+def test_every_declared_flag_adds_to_its_source_section() -> None:
+    argv = ["run", "--interval", "9"]
+    for spec in sources():
+        argv += [arg for flag in spec.flags for arg in (flag.option, "x=http://h:1/" if flag.field == "targets"
+                                                         else "k")]
+    flags = _run_flags(build_parser().parse_args(argv))
+    for spec in sources():
+        assert flags[spec.name]["interval"] == 9  # type: ignore[index]
+        for flag in spec.flags:
+            assert len(flags[spec.name][flag.field]) == 1  # type: ignore[index]
+
+
+def test_the_pollers_of_each_source_carry_its_name() -> None:
+    config = load(None, {"postgres": {"targets": [{"dsn": "postgresql://u@h:5432/db"}]},
+                         "redis": {"targets": [{"url": "redis://h:6379/0"}]},
+                         "health": {"targets": [{"url": "http://h:8000"}]},
+                         "advisor": {"enabled": False}}, environ={})
+    assert [p.source for p in build_pollers(config)] == [s.name for s in sources()]

@@ -2,7 +2,7 @@
 
 The row types' field names are the column names of their SQL in
 ``queries.py``: a new column is a new field here plus one ``out.add`` line
-(and its entry in ``collectors/metrics.yaml``).
+(and its entry in ``collectors/postgres/metrics.yaml``).
 """
 
 from __future__ import annotations

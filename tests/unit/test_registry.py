@@ -59,3 +59,21 @@ def test_the_pollers_of_each_source_carry_its_name() -> None:
                          "health": {"targets": [{"url": "http://h:8000"}]},
                          "advisor": {"enabled": False}}, environ={})
     assert [p.source for p in build_pollers(config)] == [s.name for s in sources()]
+
+
+def test_the_catalogue_is_one_file_per_folder_and_a_name_in_two_is_refused(monkeypatch: pytest.MonkeyPatch,
+                                                                           tmp_path: Path) -> None:
+    from collectors.base import catalogue
+
+    folders = {Path(str(f)).parent.name for f in catalogue.files()}
+    assert folders == {"base", *(s.name for s in sources())}
+    twice = tmp_path / "metrics.yaml"
+    twice.write_text("dbpulse_source_up:\n  type: gauge\n  labels: [source, target]\n  help: again\n")
+    monkeypatch.setattr(catalogue, "files", lambda: [ROOT / "collectors" / "base" / "metrics.yaml", twice])
+    catalogue.catalogue.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="metric dbpulse_source_up is in two catalogue files"):
+            catalogue.catalogue()
+    finally:
+        monkeypatch.undo()
+        catalogue.catalogue.cache_clear()

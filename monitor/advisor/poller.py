@@ -66,6 +66,11 @@ class AdviceSnapshot:
         return out.samples
 
 
+def report_of(snapshot: object) -> AdviceReport | None:
+    """The advisor's report, when ``snapshot`` is an advisor's (the one type check the web needs for it)."""
+    return snapshot.report if isinstance(snapshot, AdviceSnapshot) else None
+
+
 def missing_index_benefit(report: AdviceReport) -> float:
     """Largest relative cost reduction among verified missing-index findings (0 if none)."""
     best = 0.0

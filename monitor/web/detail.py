@@ -26,7 +26,7 @@ from collectors.postgres.spec import SPEC as POSTGRES
 from collectors.postgres.statements import StatementStat
 from monitor.advisor.actions import Action
 from monitor.advisor.findings import AdviceReport, Finding
-from monitor.advisor.poller import ADVISOR, AdviceSnapshot
+from monitor.advisor.poller import ADVISOR, report_of
 from monitor.core.history import History, Series, delta_ratio, increase, rate
 from monitor.core.scheduler import SourceState
 from monitor.web.charts import Chart, Line, gaps
@@ -333,13 +333,12 @@ def _states(states: Iterable[SourceState], target: str) -> tuple[SourceState | N
 
 
 def _report(state: SourceState | None) -> AdviceReport | None:
-    if state is not None and isinstance(state.snapshot, AdviceSnapshot):
-        return state.snapshot.report
-    return None
+    return report_of(state.snapshot) if state is not None else None
 
 
 def _last_snapshot(state: SourceState) -> PostgresSnapshot | None:
-    return state.snapshot if isinstance(state.snapshot, PostgresSnapshot) else None
+    snap: PostgresSnapshot | None = POSTGRES.of(state.snapshot)
+    return snap
 
 
 def _source(state: SourceState) -> Source:

@@ -34,7 +34,8 @@ from monitor import __version__
 from monitor.advisor.actions import Action
 from monitor.advisor.findings import AdviceReport, Finding
 from monitor.advisor.kinds import KINDS, pattern_kinds
-from monitor.advisor.poller import ADVISOR, AdviceSnapshot
+from monitor.advisor.poller import ADVISOR
+from monitor.advisor.poller import report_of as advice_of
 from monitor.advisor.report import not_planned, utility_counts
 from monitor.core import units
 from monitor.core.scheduler import Scheduler, SourceState
@@ -219,7 +220,7 @@ def status_of(state: SourceState) -> SourceStatus:
 
 
 def report_of(state: SourceState) -> AdviceReport | None:
-    return state.snapshot.report if isinstance(state.snapshot, AdviceSnapshot) else None
+    return advice_of(state.snapshot)
 
 
 def finding_facts(f: Finding) -> list[tuple[str, str]]:

@@ -239,13 +239,13 @@ class Advisor:
         if rewritten:
             rules = sorted({rule for r in rewritten.values() for rule in r})
             reads = sum(1 for r in rewritten.values() if "read_side" in r)
-            why = ("pg_stat_statements' normalized text does not prepare" if reads < len(rewritten) else "")
+            why = ["pg_stat_statements' normalized text does not prepare"] if reads < len(rewritten) else []
             if reads:
-                why += ("; " if why else "") + (
-                    f"read_side: {reads} write(s) (UPDATE or DELETE … WHERE, INSERT … SELECT, SELECT … FOR UPDATE) "
-                    "were planned as the SELECT of the same tables and predicate, which SELECT privilege covers")
+                why.append(f"{reads} write(s) (UPDATE or DELETE … WHERE, INSERT … SELECT, SELECT … FOR UPDATE) were "
+                           "planned through their read side, the SELECT of the same tables and predicate, which "
+                           "SELECT privilege covers")
             report.notes.append(f"{len(rewritten)} statement(s) were planned in an equivalent rewritten form "
-                                f"({', '.join(rules)}): {why}")
+                                f"({', '.join(rules)}): {'; '.join(why)}")
 
         window = "since statistics were reset" if first_run else "since the previous advisor run"
         windowed = [(st, by_id[st.queryid]) for st in window_stats if st.queryid in by_id]

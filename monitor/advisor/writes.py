@@ -89,17 +89,24 @@ def read_side(text: str) -> ReadSide | None:
     if len(tree) != 1:
         return None
     stmt = tree[0].stmt
+    if not isinstance(stmt, ast.SelectStmt | ast.UpdateStmt | ast.DeleteStmt | ast.InsertStmt):
+        return None
+    try:
+        return _read_side(stmt)
+    except Exception as exc:  # a shape this module does not know: the statement is skipped, never the run
+        return _refused(f"its read could not be built ({type(exc).__name__})")
+
+
+def _read_side(stmt: ast.SelectStmt | ast.UpdateStmt | ast.DeleteStmt | ast.InsertStmt) -> ReadSide | None:
     if isinstance(stmt, ast.SelectStmt):
         if not _has(stmt, (ast.LockingClause,)):
             return None
         read: Any = _Unlock()(stmt)
-    elif isinstance(stmt, ast.UpdateStmt | ast.DeleteStmt | ast.InsertStmt):
+    else:
         built = _read_of(stmt)
         if not isinstance(built, ast.Node):
             return built
         read = built
-    else:
-        return None
     if _has(read, (ast.LockingClause,)):
         read = _Unlock()(read)
     if _params(read) != _params(stmt):
@@ -204,7 +211,13 @@ def write_shape(text: str) -> WriteShape | None:
         return None
     if len(tree) != 1:
         return None
-    stmt = tree[0].stmt
+    try:
+        return _shape(tree[0].stmt)
+    except Exception:  # a shape this module does not know: its rows are not attributed
+        return None
+
+
+def _shape(stmt: Any) -> WriteShape | None:
     rel = getattr(stmt, "relation", None)
     if not isinstance(rel, ast.RangeVar):
         return None

@@ -24,8 +24,16 @@ from collectors.postgres.statements import StatementStat, deltas, read_statement
 from . import plans
 from .candidates import Candidate, Workload, build_candidates
 from .catalog import Catalog, key_signature, read_catalog
-from .findings import STATEMENT_PLAN_CHARS, STATEMENT_PLANS_MAX, AdviceReport, Finding, Skipped, VerificationStats
-from .hygiene import hygiene_findings, stats_age_seconds, unused_held_back_note
+from .findings import (
+    STATEMENT_PLAN_CHARS,
+    STATEMENT_PLANS_MAX,
+    WRITE_REFUSED,
+    AdviceReport,
+    Finding,
+    Skipped,
+    VerificationStats,
+)
+from .hygiene import hygiene_findings, unused_held_back_note
 from .normalize import planned_form
 from .outcomes import OutcomeTracker, Regression
 from .patterns import NPlusOne, slow_findings
@@ -39,6 +47,7 @@ from .skew import Samples, analyze_skew, partial_candidates, partial_served, rea
 from .validate import check_candidates
 from .variants import StatementVariants
 from .whatif import Budget, PlanError, WhatIf
+from .writes import read_side, written_rows
 
 __all__ = ["AdviceReport", "Advisor", "AdvisorConnectionError", "Thresholds"]
 
@@ -118,7 +127,6 @@ class Advisor:
         held = unused_held_back_note(cat, s)
         if held:
             report.notes.append(held)
-        table_rates = self._table_writes_per_hour(cat)
 
         try:
             statements = read_statements(conn, cat.server_version_num, s.max_statements)  # never dbpulse's own
@@ -130,7 +138,7 @@ class Advisor:
                 "CREATE EXTENSION pg_stat_statements (preloaded) and GRANT pg_read_all_stats to the role"
             )
             no_drops = self._no_drops(report, cat, None, statements_readable=False)
-            report.plan = build_plan(report.findings, Selection(), cat, Workload([]), s, Rates(None, table_rates),
+            report.plan = build_plan(report.findings, Selection(), cat, Workload([]), s, Rates(),
                                      no_drops=no_drops)
             return report
         first_run = self._previous is None
@@ -153,11 +161,7 @@ class Advisor:
         by_id = {st.queryid: a for st, a in items}
 
         workload = Workload(items)
-        for stat, _ in items:  # typed literals (date $1) become casts: the forms the server can prepare
-            planned = planned_form(stat.query)
-            if planned.rewrites:
-                workload.planned_texts[stat.queryid] = planned.text
-                workload.rewrites[stat.queryid] = planned.rewrites
+        refused = plan_forms(workload)
         samples: Samples = {}
         if cat.qualstats_version:
             samples, problem = read_qualstats(conn)
@@ -173,10 +177,11 @@ class Advisor:
             report.notes.append(f"{len(workload.variants)} statement(s) compare a parameter with a skewed column: "
                                 f"costed with the values they are called with ({', '.join(sources)}), not only "
                                 "the generic plan")
-        unplannable: dict[int, str] = {}
+        unplannable: dict[int, str] = dict(refused)  # writes without a read side: skipped with their reason
         stats = VerificationStats()
         selection = Selection()
-        rates = Rates.over(cat.now, statements_reset or cat.stats_reset, cat.stats_reset, table_rates)
+        written = written_rows(statements, lambda ref: getattr(cat.table(ref), "oid", None))
+        rates = Rates.over(cat.now, statements_reset or cat.stats_reset, cat.stats_reset, cat.tables, written)
         report.time_base = rates.window
         if s.use_hypopg and cat.hypopg_version:
             budget = Budget(s.verification_max_explains, s.verification_max_seconds)
@@ -233,8 +238,14 @@ class Advisor:
         report.statements_rewritten = len(rewritten)
         if rewritten:
             rules = sorted({rule for r in rewritten.values() for rule in r})
+            reads = sum(1 for r in rewritten.values() if "read_side" in r)
+            why = ["pg_stat_statements' normalized text does not prepare"] if reads < len(rewritten) else []
+            if reads:
+                why.append(f"{reads} write(s) (UPDATE or DELETE … WHERE, INSERT … SELECT, SELECT … FOR UPDATE) were "
+                           "planned through their read side, the SELECT of the same tables and predicate, which "
+                           "SELECT privilege covers")
             report.notes.append(f"{len(rewritten)} statement(s) were planned in an equivalent rewritten form "
-                                f"({', '.join(rules)}): pg_stat_statements' normalized text does not prepare")
+                                f"({', '.join(rules)}): {'; '.join(why)}")
 
         window = "since statistics were reset" if first_run else "since the previous advisor run"
         windowed = [(st, by_id[st.queryid]) for st in window_stats if st.queryid in by_id]
@@ -286,6 +297,8 @@ class Advisor:
         planned = 0
         for stat, analysis in sorted(workload.items, key=lambda sa: -sa[0].exec_seconds):
             q = stat.queryid
+            if q in workload.unread:
+                continue  # INSERT … VALUES: no table to read, nothing an index changes
             if q in unplannable:
                 self._plannable[stat.query] = unplannable[q]
                 continue
@@ -324,28 +337,21 @@ class Advisor:
         texts of this run's statements are kept, so the cache is as bounded as the workload."""
         texts: dict[str, str] = {}
         out: dict[int, str] = {}
-        for stat, _ in sorted(workload.items, key=lambda sa: -sa[0].exec_seconds):
+        for stat, analysis in sorted(workload.items, key=lambda sa: -sa[0].exec_seconds):
             if stat.queryid in unplannable:
                 continue
             measured = selection.initial.get(stat.queryid)
             text = plans.text(measured.plan) if measured is not None else self._plan_texts.get(stat.query)
             if text is None:
                 continue
+            if "read_side" in workload.rewrites.get(stat.queryid, ()) and measured is not None:
+                text = f"Planned through its read side: {workload.planned(stat, analysis)[0]}\n{text}"
             text = text[:STATEMENT_PLAN_CHARS]
             texts[stat.query] = text
             if len(out) < STATEMENT_PLANS_MAX:
                 out[stat.queryid] = text
         self._plan_texts = texts
         return out
-
-    @staticmethod
-    def _table_writes_per_hour(cat: Catalog) -> dict[int, float]:
-        """Inserts + updates per hour per table since the statistics reset, in the service as in the command:
-        one time base for the whole run (rates.py), whatever ran before."""
-        age = stats_age_seconds(cat.stats_reset, cat.now)
-        if not age or age <= 0:
-            return {}
-        return {oid: (t.inserts + t.updates) * 3600 / age for oid, t in cat.tables.items()}
 
     def _remember_indexes(self, cat: Catalog) -> None:
         """When this advisor first saw each index (it existed then): the service knows an index's age from
@@ -358,6 +364,29 @@ class Advisor:
                     index.known_since is None or first < index.known_since):
                 index.known_since = first
         self._first_seen = seen
+
+
+def plan_forms(workload: Workload) -> dict[int, str]:
+    """The text each statement is planned in: a write's read side (writes.py), with typed literals (``date $1``)
+    as casts (normalize.py). Returns the writes refused a read side, with their reasons."""
+    refused: dict[int, str] = {}
+    for stat, analysis in workload.items:
+        text, rules = stat.query, tuple[str, ...]()
+        if analysis.kind != "select" or "for " in stat.query.lower():
+            read = read_side(stat.query)
+            if read is not None and read.reads_nothing:
+                workload.unread[stat.queryid] = "a write that reads no table (INSERT … VALUES): no index speeds it up"
+                continue
+            if read is not None and read.text is None:
+                refused[stat.queryid] = read.reason or WRITE_REFUSED
+                continue
+            if read is not None and read.text is not None:
+                text, rules = read.text, ("read_side",)
+        planned = planned_form(text)
+        if rules or planned.rewrites:
+            workload.planned_texts[stat.queryid] = planned.text
+            workload.rewrites[stat.queryid] = (*rules, *planned.rewrites)
+    return refused
 
 
 def _heuristic_costs(findings: list[Finding], workload: Workload, selection: Selection) -> None:
@@ -376,10 +405,15 @@ def _heuristic_costs(findings: list[Finding], workload: Workload, selection: Sel
 def skipped_notes(skipped: list[Skipped]) -> list[str]:
     """One note per class of statements the advice does not cover (utility statements are expected)."""
     notes = []
+    missing = sorted({sk.reason.removeprefix("no privilege to plan it: ").split(" (")[0]
+                      for sk in skipped if sk.category == "privilege"})
     for category, what, todo in (
         ("parse", "could not be parsed or analyzed", "usually texts truncated by track_activity_query_size"),
         ("privilege", "could not be planned for lack of privilege",
-         "GRANT SELECT on their tables to the advisor's role (EXPLAIN needs it; nothing is executed)"),
+         f"the advisor's role lacks {'; '.join(missing[:5])}{' …' if len(missing) > 5 else ''}: planning a read "
+         "needs it (writes are planned through their read side, so no write privilege is needed; nothing is "
+         "executed)"),
+        ("write", "are writes with no read side that plans like them", "see each one's reason in the skipped list"),
         ("syntax", "could not be planned (syntax of the normalized text)", "see the skipped list"),
         ("types", "could not be planned (parameter types)", "see the skipped list"),
         ("other", "could not be planned", "see the skipped list"),

@@ -143,6 +143,8 @@ class Workload:
     rewrites: dict[int, tuple[str, ...]] = field(default_factory=dict)  # queryid -> the rules that made it
     # queryid -> the values a skewed column is compared with, weighted by how often (skew.py)
     variants: dict[int, list[Variant]] = field(default_factory=dict)
+    # queryid -> why a write has nothing to plan (INSERT … VALUES reads no table: no index speeds it up)
+    unread: dict[int, str] = field(default_factory=dict)
 
     def planned(self, stat: StatementStat, analysis: StatementAnalysis) -> tuple[str, int]:
         """(text, number of parameters) to EXPLAIN for a statement."""
@@ -151,8 +153,8 @@ class Workload:
     def on_table(self, table: Table, cat: Catalog) -> list[tuple[StatementStat, StatementAnalysis]]:
         out = []
         for stat, analysis in self.items:
-            if analysis.kind == "insert":
-                continue
+            if analysis.kind == "insert" and "read_side" not in self.rewrites.get(stat.queryid, ()):
+                continue  # INSERT … VALUES; an INSERT … SELECT is planned through its SELECT (writes.py)
             if any(cat.table(u.table) is table for u in analysis.usages):
                 out.append((stat, analysis))
         return out

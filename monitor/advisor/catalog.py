@@ -25,7 +25,7 @@ TABLES_SQL = f"""
 SELECT /* {TAG} */ c.oid, n.nspname, c.relname, greatest(c.reltuples, 0)::float8,
        pg_relation_size(c.oid), coalesce(s.n_tup_ins + s.n_tup_upd + s.n_tup_del, 0),
        coalesce(s.seq_scan, 0), coalesce(s.idx_scan, 0), coalesce(s.n_tup_ins, 0), coalesce(s.n_tup_upd, 0),
-       c.relkind = 'p'
+       c.relkind = 'p', coalesce(s.n_tup_hot_upd, 0)
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
@@ -137,6 +137,7 @@ class Table:
     idx_scan: int
     inserts: int = 0  # n_tup_ins and n_tup_upd: the writes that add index entries
     updates: int = 0
+    hot_updates: int = 0  # n_tup_hot_upd: updates that touched no index (HOT), evidence for write costs
     partitioned: bool = False  # relkind 'p': its indexes cannot be created or dropped CONCURRENTLY
     columns: dict[str, Column] = field(default_factory=dict)
     unique_keys: list[tuple[str, ...]] = field(default_factory=list)  # primary key and unique
@@ -304,9 +305,9 @@ def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
     cat.server_version_num = int(_rows(conn, f"SELECT /* {TAG} */ current_setting('server_version_num')")[0][0])
     path = _rows(conn, f"SELECT /* {TAG} */ current_schemas(false)")[0][0]
     cat.search_path = tuple(path) or ("public",)
-    for oid, schema, name, rows, size, writes, seq, idx, ins, upd, partitioned in _rows(conn, TABLES_SQL):
+    for oid, schema, name, rows, size, writes, seq, idx, ins, upd, partitioned, hot in _rows(conn, TABLES_SQL):
         table = Table(oid, schema, name, float(rows), int(size), int(writes), int(seq), int(idx), int(ins), int(upd),
-                      partitioned=bool(partitioned))
+                      partitioned=bool(partitioned), hot_updates=int(hot))
         cat.tables[oid] = table
         cat._by_name[(schema, name)] = table
     for relid, attname, attnum in _rows(conn, COLUMNS_SQL):

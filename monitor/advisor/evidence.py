@@ -46,7 +46,7 @@ def _bare(cand: Candidate, rates: Rates, size: int | None, verified: str | None)
     row = table.row_width
     if entry is not None and row > 0:
         out.write_overhead_ratio = entry / row * (cand.predicate_fraction if cand.predicate else 1.0)
-    out.table_writes_per_hour = rates.table_writes_per_hour.get(table.oid)
+    out.table_writes_per_hour = rates.writes_per_hour(table.oid)
     return out
 
 

@@ -23,6 +23,8 @@ from .actions import Plan
 from .kinds import KINDS, kind
 from .outcomes import VERDICTS, Outcome
 
+WRITE_REFUSED = "write without a read side to plan"  # the reason's prefix of a write writes.py cannot turn into a read
+
 STATEMENT_PLANS_MAX = 500  # statements whose generic plan a report keeps (AdviceReport.statement_plans)
 STATEMENT_PLAN_CHARS = 8000  # each plan's text is cut there (plans.text also stops at 60 lines)
 
@@ -86,10 +88,13 @@ class Skipped:
 
     @property
     def category(self) -> str:
-        """A bounded class of the reason (the metric's label): utility, parse, privilege, syntax, types, other."""
+        """A bounded class of the reason (the metric's label): utility, parse, privilege, write, syntax, types,
+        other."""
         reason = self.reason
         if reason.startswith("utility statement"):
             return "utility"
+        if reason.startswith(WRITE_REFUSED):
+            return "write"
         if reason.startswith("no privilege"):
             return "privilege"
         if not reason.startswith("cannot be planned"):
@@ -106,7 +111,7 @@ class Skipped:
                 "category": self.category}
 
 
-SKIP_CATEGORIES = ("utility", "parse", "privilege", "syntax", "types", "other")
+SKIP_CATEGORIES = ("utility", "parse", "privilege", "write", "syntax", "types", "other")
 UNPLANNABLE_CATEGORIES = SKIP_CATEGORIES[1:]  # what the advice does not cover; utility statements need none
 
 

@@ -14,6 +14,7 @@ evidence build on.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from collectors.postgres.statements import StatementStat
@@ -29,6 +30,7 @@ from .query_analysis import Key, StatementAnalysis
 from .rates import Rates
 from .settings import Thresholds
 from .whatif import PlanError, WhatIf
+from .writes import Written, referenced_columns
 
 
 @dataclass
@@ -164,7 +166,8 @@ def select_verified(
             first_w = sum(calls[q] * first.get(q, base[q]) for q in affected)
             if not affected or before_w <= 0 or (before_w - after_w) / first_w < settings.min_improvement_ratio:
                 break  # the best remaining one is not worth it; the others are worth less
-            rejected = write_cost_rejection(best, gain, size, table, settings, rates)
+            rejected = write_cost_rejection(best, gain, size, table, settings, rates,
+                                            existing=len(cat.indexes_of(table)) + len(kept))
             if rejected is not None:
                 selection.rejected.append((best, rejected))
                 break
@@ -201,32 +204,61 @@ def select_verified(
 
 
 def write_cost_rejection(cand: Candidate, gain: float, size: int, table: Table, settings: Thresholds,
-                         rates: Rates) -> str | None:
+                         rates: Rates, existing: int = 0) -> str | None:
     """Why a candidate costs more on writes than it saves, or None when it is worth it.
 
-    Per hour when both time bases are known: the planner-cost units the statements save per hour against
-    ``write_penalty_per_row`` units per inserted or updated row per new index; otherwise over the windows
-    the counters cover. Plus ``size_penalty_per_page`` per 8 kB page of the new indexes.
+    Gains and writes are counted over the same window (rates.py): the planner-cost units the statements save
+    against ``write_penalty_per_row`` units per index entry the rows written would add, plus
+    ``size_penalty_per_page`` per 8 kB page of the new indexes. HOT-aware: an UPDATE that sets a column of the
+    index can no longer be HOT, so besides its entry in the new index, the share of those updates that was HOT
+    (``n_tup_hot_upd``) now touches the ``existing`` indexes too; an UPDATE that sets none of its columns adds
+    an entry only when it was not HOT already, and a HOT one stays HOT.
     """
     entries = len(cand.members)
     size_cost = (size / 8192) * settings.size_penalty_per_page
-    writes_per_hour = rates.table_writes_per_hour.get(table.oid)
-    if writes_per_hour is not None and rates.statements_seconds:
-        saved = gain * 3600 / rates.statements_seconds
-        cost = writes_per_hour * entries * settings.write_penalty_per_row
-        if saved >= cost + size_cost:
-            return None
-        return (f"rejected: its statements would save about {saved:,.0f} planner-cost units per hour, less than it "
-                f"costs on writes: {writes_per_hour:,.0f} inserts + updates per hour on {table.qualified} x "
-                f"{entries} index entry(ies) x {settings.write_penalty_per_row:g} (write_penalty_per_row) = "
-                f"{cost:,.0f} per hour")
-    written = table.inserts + table.updates
-    cost = written * entries * settings.write_penalty_per_row
+    written = rates.table_writes.get(table.oid, Written())
+    hot = rates.hot_fraction.get(table.oid, 0.0)
+    columns = index_columns(cand)
+    ending_hot = sum(rows for cols, rows in written.updated.items() if cols is not None and cols & columns)
+    others = written.updates - ending_hot
+    added_entries = (written.added * entries + ending_hot * (entries + hot * existing)
+                     + others * (1 - hot) * entries)
+    cost = added_entries * settings.write_penalty_per_row
     if gain >= cost + size_cost:
         return None
-    return (f"rejected: its statements would save about {gain:,.0f} planner-cost units over their window, less "
-            f"than it costs on writes: {written:,} inserts + updates on {table.qualified} x {entries} index "
-            f"entry(ies) x {settings.write_penalty_per_row:g} (write_penalty_per_row) = {cost:,.0f}")
+    unit = " per hour" if rates.per_hour(1.0) is not None else " over their window"
+    parts = [f"{_figure(rates, written.added)} rows inserted"] if written.added else []
+    if ending_hot:
+        parts.append(f"{_figure(rates, ending_hot)} updates that set "
+                     f"{', '.join(sorted(columns & _set_columns(written)))} (no longer HOT: {hot:.0%} of the table's "
+                     f"updates were, and these would now also touch its {existing} other index(es))")
+    if others:
+        parts.append(f"{_figure(rates, others)} other updates ({hot:.0%} HOT, which stay HOT)")
+    return (f"rejected: its statements would save about {_figure(rates, gain)} planner-cost units{unit}, less than it "
+            f"costs on writes: {'; '.join(parts) or 'no rows written'} on {table.qualified}, about "
+            f"{_figure(rates, added_entries)} new index entries{unit} x {settings.write_penalty_per_row:g} "
+            f"(write_penalty_per_row) = {_figure(rates, cost)}{unit}")
+
+
+def _figure(rates: Rates, amount: float) -> str:
+    """An amount over the statements' window, per hour when that window's length is known."""
+    per_hour = rates.per_hour(amount)
+    return f"{per_hour if per_hour is not None else amount:,.0f}"
+
+
+def index_columns(cand: Candidate) -> frozenset[str]:
+    """The table columns a candidate's indexes read: an UPDATE that sets one of them cannot be HOT."""
+    out: set[str] = set()
+    for member in cand.members:
+        for key, _ in member.keys:
+            out |= referenced_columns(key.text) if key.is_expression else {key.text}
+        if member.predicate:
+            out |= referenced_columns(member.predicate)
+    return frozenset(out)
+
+
+def _set_columns(written: Written) -> frozenset[str]:
+    return frozenset(c for cols in written.updated if cols for c in cols)
 
 
 def statement_cost(whatif: WhatIf, workload: Workload, stat: StatementStat,
@@ -276,9 +308,24 @@ def explain_statement(whatif: WhatIf, workload: Workload, stat: StatementStat,
 
 
 def unplannable_reason(exc: PlanError) -> str:
-    if exc.sqlstate == "42501":  # insufficient_privilege: EXPLAIN needs SELECT on the tables
-        return f"no privilege to plan it: {exc}"
+    if exc.sqlstate == "42501":  # insufficient_privilege: what is planned is a read (writes.py), so it is a read grant
+        return f"no privilege to plan it: {missing_privilege(str(exc))} ({exc})"
     return f"cannot be planned: {exc}"
+
+
+_DENIED = re.compile(r"permission denied for (table|view|materialized view|sequence|schema|function|procedure|"
+                     r"foreign table|type|large object|database|column) (\S+)")
+_READ_PRIVILEGE = {"schema": "USAGE", "function": "EXECUTE", "procedure": "EXECUTE", "type": "USAGE",
+                   "database": "CONNECT"}
+
+
+def missing_privilege(message: str) -> str:
+    """The privilege the server's message says the role lacks, for a read: ``SELECT on table orders``."""
+    found = _DENIED.search(message)
+    if found is None:
+        return "a privilege the server did not name"
+    what, name = found.groups()
+    return f"{_READ_PRIVILEGE.get(what, 'SELECT')} on {what} {name}"
 
 
 def _mentions(analysis: StatementAnalysis, table: Table, key: Key, cat: Catalog) -> bool:

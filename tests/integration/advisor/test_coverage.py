@@ -159,7 +159,7 @@ def test_a_write_heavy_tables_low_benefit_candidate_is_rejected_with_its_reason(
     created = [n.table for a in write_report.plan.actions for n in a.creates]
     assert created == ["public.events_archive"]  # the same lookup on a table nobody writes to is advised
     (held,) = [h for h in write_report.plan.held_back if h.subject.startswith("public.events ")]
-    assert held.kind == "missing_index" and "inserts + updates per hour on public.events" in held.reason
+    assert held.kind == "missing_index" and "rows inserted on public.events" in held.reason
     assert "write_penalty_per_row" in held.reason
     assert "public.events (kind)" in render_md(write_report)
 

@@ -24,6 +24,7 @@ from collectors.postgres.statements import StatementStat, deltas, read_statement
 from . import plans
 from .candidates import Candidate, Workload, build_candidates
 from .catalog import Catalog, key_signature, read_catalog
+from .coverage import statement_reasons
 from .findings import STATEMENT_PLAN_CHARS, STATEMENT_PLANS_MAX, AdviceReport, Finding, Skipped, VerificationStats
 from .hygiene import hygiene_findings, stats_age_seconds, unused_held_back_note
 from .normalize import planned_form
@@ -36,7 +37,7 @@ from .safety import drops_blocked
 from .selection import Measured, Selection, explain_statement, select_heuristic, select_verified, unplannable_reason
 from .settings import Thresholds
 from .skew import Samples, analyze_skew, partial_candidates, partial_served, read_qualstats
-from .validate import check_candidates
+from .validate import Refused, check_candidates
 from .variants import StatementVariants
 from .whatif import Budget, PlanError, WhatIf
 
@@ -176,13 +177,14 @@ class Advisor:
         unplannable: dict[int, str] = {}
         stats = VerificationStats()
         selection = Selection()
+        refused = Refused()
         rates = Rates.over(cat.now, statements_reset or cat.stats_reset, cat.stats_reset, table_rates)
         report.time_base = rates.window
         if s.use_hypopg and cat.hypopg_version:
             budget = Budget(s.verification_max_explains, s.verification_max_seconds)
             whatif = WhatIf(conn, cat.server_version_num, budget, can_hide=cat.hypopg_can_hide)
             try:
-                candidates = self._buildable(conn, cat, candidates, whatif, report)
+                candidates = self._buildable(conn, cat, candidates, whatif, report, refused)
                 if candidates:
                     report.findings.extend(select_verified(candidates, workload, cat, whatif, s, unplannable,
                                                            selection, rates))
@@ -209,7 +211,7 @@ class Advisor:
                       "the hypopg extension is not installed: CREATE EXTENSION hypopg in this database")
             report.notes.append(f"HypoPG verification unavailable ({reason}): missing_index advice is heuristic "
                                 "and the plan's drops are checked with the catalog only")
-            candidates = self._buildable(conn, cat, candidates, None, report)
+            candidates = self._buildable(conn, cat, candidates, None, report, refused)
             if candidates:
                 report.findings.extend(select_heuristic(candidates, workload, s, selection))
             stats = VerificationStats(mode="heuristic")
@@ -251,6 +253,9 @@ class Advisor:
             [(c.candidate.table.oid, tuple(key_signature(k) for k, _ in c.candidate.keys))
              for c in selection.chosen if c.finding.action is not None],
             [i.oid for i in cat.indexes if any(i.qualified in a.drops for a in report.plan.actions)])
+        report.coverage = statement_reasons(report, current, workload, selection, unplannable, refused, cat, s,
+                                            variants, verified=stats.mode == "hypopg",
+                                            budget_exhausted=stats.budget_exhausted)
         variants.name_them(report)
         return report
 
@@ -264,9 +269,10 @@ class Advisor:
 
     @staticmethod
     def _buildable(conn: psycopg.Connection[Any], cat: Catalog, candidates: list[Candidate], whatif: WhatIf | None,
-                   report: AdviceReport) -> list[Candidate]:
-        """The candidates the server would build; the refused ones are counted with their reasons."""
-        kept, refused = check_candidates(conn, cat, candidates, whatif)
+                   report: AdviceReport, refused: Refused) -> list[Candidate]:
+        """The candidates the server would build; the refused ones are counted with their reasons (``refused``)."""
+        kept, found = check_candidates(conn, cat, candidates, whatif)
+        refused.reasons, refused.examples, refused.of_statement = found.reasons, found.examples, found.of_statement
         report.candidates_refused = refused.count
         note = refused.note()
         if note:

@@ -28,8 +28,8 @@ CREATE TABLE products (id int PRIMARY KEY, category_id int NOT NULL, name text N
 INSERT INTO products SELECT g, g % 3000, 'p' || g FROM generate_series(1, 300000) g;
 CREATE TABLE orders (id bigint PRIMARY KEY, customer_id int NOT NULL, product_id int NOT NULL,
                      created_at timestamptz NOT NULL, ref text NOT NULL, amount numeric NOT NULL);
-INSERT INTO orders SELECT g, (g::bigint * 7919) % 4000, 1 + (g::bigint * 104729) % 300000, now() - g * interval '1 minute',
-                          'R' || g, g % 1000 FROM generate_series(1, 200000) g;
+INSERT INTO orders SELECT g, (g::bigint * 7919) % 4000, 1 + (g::bigint * 104729) % 300000,
+                          now() - g * interval '1 minute', 'R' || g, g % 1000 FROM generate_series(1, 200000) g;
 ANALYZE products; ANALYZE orders;
 """
 

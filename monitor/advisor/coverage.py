@@ -4,7 +4,8 @@ A statement (a group of variants counts as one) with at least ``reason_min_share
 every statement read gets one ``StatementReason``, the first of these that holds:
 
 1. ``action``: an action's new index serves it;
-2. ``not_analyzed``: its text could not be parsed, or it is a utility statement;
+2. ``not_analyzed``: its text could not be parsed (a utility statement is not listed: the skipped
+   statements count it by type, and no index speeds it up);
 3. ``unplannable``: the server could not plan it (the error);
 4. ``write_cost`` / ``below_threshold``: its best candidate was costed with HypoPG and rejected, with the
    figures (an index already in its plan makes it ``served``, with the same figures);
@@ -56,7 +57,9 @@ def statement_reasons(report: AdviceReport, current: list[StatementStat], worklo
             labels = ", ".join(n.label for n in action.creates)
             status, reason = "action", f"served by action {action.order} ({action.action} {labels})"
         elif q in skipped and q not in analyzed:
-            status, reason = "not_analyzed", _not_analyzed(skipped[q])
+            if skipped[q].startswith("utility statement"):
+                continue  # counted by type with the skipped statements: no index speeds it up
+            status, reason = "not_analyzed", skipped[q]
         elif q in unplannable:
             status, reason = "unplannable", unplannable[q]
         elif q not in analyzed:
@@ -67,12 +70,6 @@ def statement_reasons(report: AdviceReport, current: list[StatementStat], worklo
         out.append(StatementReason(q, stat.query[:1000], stat.calls, share, status, reason,
                                    action.order if action is not None else None, variants.others(q)))
     return out
-
-
-def _not_analyzed(error: str) -> str:
-    if error.startswith("utility statement"):
-        return f"{error}: indexes do not speed it up"
-    return error
 
 
 def _why_not(stat: StatementStat, analysis: StatementAnalysis, selection: Selection, refused: Refused | None,
@@ -155,7 +152,7 @@ def _small_tables(analysis: StatementAnalysis, cat: Catalog, settings: Threshold
     tables = [cat.table(u.table) for u in analysis.usages if u.has_predicates]
     known = [t for t in tables if t is not None]
     if known and len(known) == len(tables) and all(t.rows < settings.min_table_rows for t in known):
-        sizes = ", ".join(f"{t.qualified} ({t.rows:,.0f} rows)" for t in dict.fromkeys(known))
+        sizes = ", ".join(f"{t.qualified} ({t.rows:,.0f} rows)" for t in {t.oid: t for t in known}.values())
         return (f"table(s) too small for an index to pay: {sizes}, under min_table_rows "
                 f"({settings.min_table_rows:,})")
     return None

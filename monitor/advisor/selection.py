@@ -134,6 +134,7 @@ def select_verified(
             return out
 
         kept_here: list[Candidate] = []
+        held_for: set[int] = set()  # statements a candidate rejected on write cost was held back for
         # Most promising first (calls x time of the statements that asked for it), a bounded number.
         prior = {id(c): sum(calls.get(q, 0) * t for q, t in time_of.items() if q in c.queryids) for c in cands}
         remaining = sorted(cands, key=lambda c: (-prior[id(c)], c.columns))[: settings.max_candidates_per_table]
@@ -203,7 +204,9 @@ def select_verified(
                     continue
                 rejected = write_cost_rejection(cand, gain, size, table, settings, rates)
                 if rejected is not None:
-                    selection.rejected.append((cand, rejected))
+                    if not set(affected) <= held_for:  # held back once for the same statements, not per variation
+                        selection.rejected.append((cand, rejected))
+                        held_for.update(affected)
                     fate[cand.signature] = ("write_cost", f"{cand.label} {rejected}")
                     continue
                 picked = (gain, cand, after, sizes, affected, before_w, after_w)

@@ -90,9 +90,11 @@ def _why_not(stat: StatementStat, analysis: StatementAnalysis, selection: Select
         if uses:
             return "served", f"already served: {uses}; {own}{detail}"
         return ("below_threshold" if judged.verdict == "below_threshold" else "no_candidate"), own + detail
-    if judged is not None and judged.verdict == "kept":
-        return "served", (f"its best candidate, {judged.label}, is advised, but with the whole plan in place its "
-                          "cost does not drop" + (f"; {uses}" if uses else ""))
+    if judged is not None and judged.verdict == "kept":  # advised for other statements; not enough for this one
+        return "below_threshold", (f"its best candidate, {judged.label}, is advised for other statements, but with "
+                                   f"the whole plan in place its cost does not drop (alone it took it from "
+                                   f"{judged.cost_before:,.0f} to {judged.cost_after:,.0f})"
+                                   + (f"; {uses}" if uses else ""))
     # No candidate of it was costed: say why.
     if analysis.kind == "insert" and not analysis.usages:
         return "no_candidate", "an INSERT of values: an index can only add to its cost"

@@ -91,6 +91,10 @@ def dbpulse_advice(dsn: str) -> dict[str, Any]:
                     if s.category != "utility"],
         "explains": rep.verification.explains, "budget_exhausted": rep.verification.budget_exhausted,
         "seconds": round(time.monotonic() - started, 2), "notes": rep.notes,
+        "coverage": {status: sum(1 for c in rep.coverage if c.status == status)
+                     for status in sorted({c.status for c in rep.coverage})},
+        "coverage_reasons": [{"status": c.status, "share": round(c.share_of_time, 4), "reason": c.reason[:300],
+                              "query": c.query[:120]} for c in rep.coverage if c.status != "action"],
     }
 
 

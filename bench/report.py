@@ -253,6 +253,10 @@ def advisor_tpch(r: dict[str, Any]) -> list[str]:
         lines.append(f"- dbpulse's plan: {d['actions']['create']} create, {d['actions']['replace']} replace, "
                      f"{d['actions']['drop']} drop; statements skipped by reason: {skipped}; "
                      f"{_n(d['explains'])} EXPLAINs in {d['seconds']:.1f} s")
+        if "coverage" in d:  # results written since every statement at 1 % of the time gets a reason
+            counts = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in sorted(d["coverage"].items())) or "none"
+            lines.append(f"- statements at 1 % of the time or more (a group of variants is one), by what the "
+                         f"report says of them: {counts}")
         for n, a in s["advisors"].items():
             listed = ", ".join(f"{i['index']} {i['real_mb']:g} MB" for i in a["indexes"]) or "none"
             lines.append(f"- {ADVISOR_NAMES.get(n, n)} advised: {listed}")

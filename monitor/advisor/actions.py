@@ -160,6 +160,34 @@ class HeldBack:
         return out
 
 
+COVERAGE_STATUSES = ("action", "served", "below_threshold", "write_cost", "unplannable", "no_candidate",
+                     "not_costed", "not_analyzed")
+
+
+@dataclass
+class StatementReason:
+    """Where a statement with a notable share of the database's statement time ends up: an action, or why none."""
+
+    queryid: int
+    query: str  # normalized text, truncated (untrusted)
+    calls: int
+    share_of_time: float  # of the execution time of every statement read (variants added up)
+    status: str  # one of COVERAGE_STATUSES
+    reason: str
+    action: int | None = None  # the order of the action that serves it
+    variants: list[int] = field(default_factory=list)  # the other queryids of its group (one fingerprint)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"queryid": self.queryid, "query": self.query, "calls": self.calls,
+                               "share_of_time": round(self.share_of_time, 4), "status": self.status,
+                               "reason": self.reason}
+        if self.action is not None:
+            out["action"] = self.action
+        if self.variants:
+            out["variants"] = list(self.variants)
+        return out
+
+
 @dataclass
 class Plan:
     actions: list[Action] = field(default_factory=list)

@@ -24,6 +24,7 @@ from collectors.postgres.statements import StatementStat, deltas, read_statement
 from . import plans
 from .candidates import Candidate, Workload, build_candidates
 from .catalog import Catalog, key_signature, read_catalog
+from .coverage import statement_reasons
 from .findings import (
     STATEMENT_PLAN_CHARS,
     STATEMENT_PLANS_MAX,
@@ -44,7 +45,7 @@ from .safety import drops_blocked
 from .selection import Measured, Selection, explain_statement, select_heuristic, select_verified, unplannable_reason
 from .settings import Thresholds
 from .skew import Samples, analyze_skew, partial_candidates, partial_served, read_qualstats
-from .validate import check_candidates
+from .validate import Refused, check_candidates
 from .variants import StatementVariants
 from .whatif import Budget, PlanError, WhatIf
 from .writes import read_side, written_rows
@@ -161,7 +162,7 @@ class Advisor:
         by_id = {st.queryid: a for st, a in items}
 
         workload = Workload(items)
-        refused = plan_forms(workload)
+        write_refused = plan_forms(workload)
         samples: Samples = {}
         if cat.qualstats_version:
             samples, problem = read_qualstats(conn)
@@ -177,9 +178,10 @@ class Advisor:
             report.notes.append(f"{len(workload.variants)} statement(s) compare a parameter with a skewed column: "
                                 f"costed with the values they are called with ({', '.join(sources)}), not only "
                                 "the generic plan")
-        unplannable: dict[int, str] = dict(refused)  # writes without a read side: skipped with their reason
+        unplannable: dict[int, str] = dict(write_refused)  # writes without a read side: skipped with their reason
         stats = VerificationStats()
         selection = Selection()
+        refused = Refused()
         written = written_rows(statements, lambda ref: getattr(cat.table(ref), "oid", None))
         rates = Rates.over(cat.now, statements_reset or cat.stats_reset, cat.stats_reset, cat.tables, written)
         report.time_base = rates.window
@@ -187,7 +189,7 @@ class Advisor:
             budget = Budget(s.verification_max_explains, s.verification_max_seconds)
             whatif = WhatIf(conn, cat.server_version_num, budget, can_hide=cat.hypopg_can_hide)
             try:
-                candidates = self._buildable(conn, cat, candidates, whatif, report)
+                candidates = self._buildable(conn, cat, candidates, whatif, report, refused)
                 if candidates:
                     report.findings.extend(select_verified(candidates, workload, cat, whatif, s, unplannable,
                                                            selection, rates))
@@ -214,7 +216,7 @@ class Advisor:
                       "the hypopg extension is not installed: CREATE EXTENSION hypopg in this database")
             report.notes.append(f"HypoPG verification unavailable ({reason}): missing_index advice is heuristic "
                                 "and the plan's drops are checked with the catalog only")
-            candidates = self._buildable(conn, cat, candidates, None, report)
+            candidates = self._buildable(conn, cat, candidates, None, report, refused)
             if candidates:
                 report.findings.extend(select_heuristic(candidates, workload, s, selection))
             stats = VerificationStats(mode="heuristic")
@@ -262,6 +264,9 @@ class Advisor:
             [(c.candidate.table.oid, tuple(key_signature(k) for k, _ in c.candidate.keys))
              for c in selection.chosen if c.finding.action is not None],
             [i.oid for i in cat.indexes if any(i.qualified in a.drops for a in report.plan.actions)])
+        report.coverage = statement_reasons(report, current, workload, selection, unplannable, refused, cat, s,
+                                            variants, verified=stats.mode == "hypopg",
+                                            budget_exhausted=stats.budget_exhausted)
         variants.name_them(report)
         return report
 
@@ -275,9 +280,10 @@ class Advisor:
 
     @staticmethod
     def _buildable(conn: psycopg.Connection[Any], cat: Catalog, candidates: list[Candidate], whatif: WhatIf | None,
-                   report: AdviceReport) -> list[Candidate]:
-        """The candidates the server would build; the refused ones are counted with their reasons."""
-        kept, refused = check_candidates(conn, cat, candidates, whatif)
+                   report: AdviceReport, refused: Refused) -> list[Candidate]:
+        """The candidates the server would build; the refused ones are counted with their reasons (``refused``)."""
+        kept, found = check_candidates(conn, cat, candidates, whatif)
+        refused.reasons, refused.examples, refused.of_statement = found.reasons, found.examples, found.of_statement
         report.candidates_refused = refused.count
         note = refused.note()
         if note:

@@ -180,12 +180,15 @@ def candidates_for_usage(usage: TableUsage, table: Table, settings: Thresholds) 
     eq_keys = [k for k, _ in eq]
     tail: list[tuple[Key, bool]] = []
     tail_role: Role = "range"
-    if usage.ranges:
-        tail = [(usage.ranges[0], False)]
-    elif usage.order_by and usage.limited:
+    order: list[tuple[Key, bool]] = []
+    if usage.order_by and usage.limited:
         # All-descending order is served by a backward scan of an ascending index.
         all_desc = all(d for _, d in usage.order_by)
-        tail, tail_role = [(k, d and not all_desc) for k, d in usage.order_by], "order"
+        order = [(k, d and not all_desc) for k, d in usage.order_by if k not in eq_keys]
+    if usage.ranges:
+        tail = [(usage.ranges[0], False)]
+    elif order:
+        tail, tail_role = order, "order"
     elif usage.group_by:
         tail, tail_role = [(k, False) for k in usage.group_by], "group"
     tail = [(k, d) for k, d in tail if k not in eq_keys]
@@ -194,6 +197,9 @@ def candidates_for_usage(usage: TableUsage, table: Table, settings: Thresholds) 
     eq_part: list[tuple[tuple[Key, bool], Role]] = [((k, False), r) for k, r in eq]
     tail_part: list[tuple[tuple[Key, bool], Role]] = [(kd, tail_role) for kd in tail]
     shapes = [eq_part + tail_part, eq_part]
+    if eq_part and order and tail_role == "range" and [k for k, _ in order] != [k for k, _ in tail]:
+        # A range and an ORDER BY ... LIMIT on other columns: rows in order, the scan stops at the LIMIT.
+        shapes.append(eq_part + [(kd, "order") for kd in order])
     # In a join, the filters alone (for a hash join that reads this table once) and the join keys alone
     # (the inner side of a nested loop) are candidates too: the whole statement's cost decides.
     filters = [p for p in eq_part if p[1] != "join"]

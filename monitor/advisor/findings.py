@@ -3,13 +3,13 @@
 JSON shape (others build on it)::
 
     {"target", "generated_at", "stats_reset", "findings": [...], "skipped": [...], "time_base",
-     "summary": {...}, "notes": [...], "plan": {...}, "outcomes": [...]}
+     "summary": {...}, "notes": [...], "plan": {...}, "outcomes": [...], "coverage": [...]}
 
 A finding always has ``kind``, ``table`` and ``evidence``; the other keys are
 present only where they apply (never ``null``). An index finding the plan acts
 on names its step (``action``, the action's ``order``); one it does not act on
 says why (``held_back``). ``plan`` is in ``actions.py``, ``outcomes`` in
-``outcomes.py``.
+``outcomes.py``, a ``coverage`` entry (``StatementReason``) in ``actions.py``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .actions import Plan
+from .actions import Plan, StatementReason
 from .kinds import KINDS, kind
 from .outcomes import VERDICTS, Outcome
 
@@ -140,6 +140,8 @@ class AdviceReport:
     duration_seconds: float = 0.0
     plan: Plan = field(default_factory=Plan)
     outcomes: list[Outcome] = field(default_factory=list)
+    # every statement at reason_min_share of the time or more: its action, or why it has none (coverage.py)
+    coverage: list[StatementReason] = field(default_factory=list)
     # queryid -> its generic plan (the real indexes) as text, for the statement page; bounded, heaviest first;
     # not in the JSON contract (the plans in ``plan`` are the evidence of the advice)
     statement_plans: dict[int, str] = field(default_factory=dict)
@@ -191,4 +193,5 @@ class AdviceReport:
             "notes": list(self.notes),
             "plan": self.plan.to_json_dict(),
             "outcomes": [o.to_json_dict() for o in self.outcomes],
+            "coverage": [c.to_json_dict() for c in self.coverage],
         }

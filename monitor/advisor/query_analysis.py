@@ -83,6 +83,8 @@ class StatementAnalysis:
     relations: list[TableRef] = field(default_factory=list)
     n_params: int = 0
     error: str | None = None
+    # sides of predicates, sorts and groupings that cannot be index keys, and why (ROLLUP(...), count(...))
+    not_keys: list[str] = field(default_factory=list)
     # the outer SELECT returns table rows one for one: no aggregate, GROUP BY, DISTINCT or LIMIT
     # (so rows per call tell how many rows a lookup matched)
     plain_rows: bool = False
@@ -330,7 +332,11 @@ class _Analyzer(Visitor):
         if len(owners) != 1:
             return None
         usage, local = resolved[0]  # type: ignore[misc]
-        if expression_problem(node) is not None:  # ROLLUP(...), count(...), ctid: never an index key
+        problem = expression_problem(node)
+        if problem is not None:  # ROLLUP(...), count(...), ctid: never an index key
+            text = f"{RawStream()(node)}: {problem}"
+            if text not in self.result.not_keys:
+                self.result.not_keys.append(text)
             return None
         if isinstance(node, ast.ColumnRef) and node.fields:
             return usage, Key(_name(node.fields[-1])), local

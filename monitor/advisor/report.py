@@ -207,6 +207,26 @@ def plan_markdown(report: AdviceReport) -> list[str]:
     return lines
 
 
+STATUS_TEXT = {
+    "action": "in the plan", "served": "already served", "below_threshold": "cost removed below the threshold",
+    "write_cost": "rejected on write cost", "unplannable": "cannot be planned", "no_candidate": "no candidate",
+    "not_costed": "not costed", "not_analyzed": "not analyzed",
+}
+
+
+def coverage_markdown(report: AdviceReport) -> list[str]:
+    """Every statement at reason_min_share of the time or more: its action, or why it has none."""
+    if not report.coverage:
+        return []
+    lines = ["## Statements by time: action or reason", ""]
+    for c in report.coverage:
+        variants = f", {len(c.variants) + 1} variants" if c.variants else ""
+        lines.append(f"- {_code(str(c.queryid))} ({c.share_of_time:.1%} of the time, {c.calls:,} calls"
+                     f"{variants}): **{STATUS_TEXT.get(c.status, c.status)}**: {_md_text(c.reason)}. "
+                     f"{_code(c.query[:200])}")
+    return [*lines, ""]
+
+
 def render_json(report: AdviceReport) -> str:
     return json.dumps(report.to_json_dict(), indent=2, sort_keys=False)
 
@@ -223,6 +243,7 @@ def render_markdown(report: AdviceReport) -> str:
     if report.notes:
         lines.append("")
     lines += plan_markdown(report)
+    lines += coverage_markdown(report)
     if report.outcomes:
         lines += ["## Outcomes of index changes", ""]
         for o in report.outcomes:

@@ -4,7 +4,10 @@ Every candidate is costed alone against every statement touching its table;
 the best is kept (as a hypothetical index), and the others are costed again on
 top of what is kept, so a wide index that serves several statements beats
 narrow ones, and a candidate whose marginal benefit is small against its size
-and the table's write rate is dropped. Without HypoPG the choice is a
+and the table's write rate is dropped. A candidate not worth it does not end
+its table's round: the next ones are judged too. What is kept on one table
+stays in place for the next tables, so a join's filter on its other table is
+costed with the join key's index it needs. Without HypoPG the choice is a
 heuristic (``select_heuristic``).
 
 What was measured is kept with each choice (``Chosen``): the statements it
@@ -56,10 +59,23 @@ class Chosen:
 
 
 @dataclass
+class Judged:
+    """The best candidate costed for one statement (the lowest cost it reached), and what became of it."""
+
+    label: str  # the candidate, e.g. public.orders (customer_id)
+    cost_before: float  # the statement's generic-plan cost with the real indexes
+    cost_after: float  # with the candidate (on top of the indexes kept before it on the table)
+    verdict: str = "not_judged"  # kept | below_threshold | write_cost | no_gain | not_judged
+    reason: str = ""  # for people, with the figures
+    signature: object = None  # the candidate's (to find its verdict)
+
+
+@dataclass
 class Selection:
     chosen: list[Chosen] = field(default_factory=list)
     initial: dict[int, Measured] = field(default_factory=dict)  # queryid -> plan with the real indexes
     rejected: list[tuple[Candidate, str]] = field(default_factory=list)  # worth less than they cost
+    judged: dict[int, Judged] = field(default_factory=dict)  # queryid -> its best candidate (coverage.py)
 
 
 def select_verified(
@@ -77,6 +93,7 @@ def select_verified(
     stmts_of = {oid: workload.on_table(cat.tables[oid], cat) for oid in by_table}
     # Under a budget, the tables where the workload spends most time go first.
     order = sorted(by_table, key=lambda oid: (-sum(s.exec_seconds * 1000 for s, _ in stmts_of[oid]), oid))
+    kept: list[int] = []  # hypothetical indexes of the kept candidates, of every table so far
     for table_oid in order:
         cands = by_table[table_oid]
         table = cat.tables[table_oid]
@@ -118,7 +135,8 @@ def select_verified(
                 out.append((stat, analysis))
             return out
 
-        kept: list[int] = []
+        kept_here: list[Candidate] = []
+        held_for: set[int] = set()  # statements a candidate rejected on write cost was held back for
         # Most promising first (calls x time of the statements that asked for it), a bounded number.
         prior = {id(c): sum(calls.get(q, 0) * t for q, t in time_of.items() if q in c.queryids) for c in cands}
         remaining = sorted(cands, key=lambda c: (-prior[id(c)], c.columns))[: settings.max_candidates_per_table]
@@ -156,23 +174,57 @@ def select_verified(
                 pick = min(close, key=lambda x: x[1].estimated_bytes())
                 scored.remove(pick)
                 scored.insert(0, pick)
-            gain, best, after, sizes = scored[0]
-            size = sum(sizes)
-            affected = sorted(q for q, c in after.items() if c < base[q] * 0.999)
-            before_w = sum(calls[q] * base[q] for q in affected)
-            after_w = sum(calls[q] * after[q] for q in affected)
-            # Judged against the statements' cost before any advice: refining an index already kept
-            # (a sort the first one leaves) must be worth as much as a first index.
-            first_w = sum(calls[q] * first.get(q, base[q]) for q in affected)
-            if not affected or before_w <= 0 or (before_w - after_w) / first_w < settings.min_improvement_ratio:
-                break  # the best remaining one is not worth it; the others are worth less
-            rejected = write_cost_rejection(best, gain, size, table, settings, rates,
-                                            existing=len(cat.indexes_of(table)) + len(kept))
-            if rejected is not None:
-                selection.rejected.append((best, rejected))
+            fate: dict[object, tuple[str, str]] = {}  # candidate signature -> (verdict, reason)
+            for _, cand, after, _ in scored:
+                for q, c in after.items():
+                    best_so_far = selection.judged.get(q)
+                    if best_so_far is None or c < best_so_far.cost_after:
+                        selection.judged[q] = Judged(cand.label, first.get(q, base[q]), c, signature=cand.signature)
+            # A candidate not worth it does not end the table's round: the next one may serve other
+            # statements (an occasional heavy lookup, a sort the first index leaves) and pay on its own.
+            picked = None
+            for gain, cand, after, sizes in scored:
+                size = sum(sizes)
+                affected = sorted(q for q, c in after.items() if c < base[q] * 0.999)
+                before_w = sum(calls[q] * base[q] for q in affected)
+                after_w = sum(calls[q] * after[q] for q in affected)
+                # Refining an index already kept (a sort the first one leaves) is judged against the statements'
+                # cost before any advice: it must be worth as much as a first index. Another access path is
+                # judged against what its statements cost now.
+                refines = any(_prefix_of(k, cand) for k in kept_here)
+                first_w = sum(calls[q] * first.get(q, base[q]) for q in affected) if refines else before_w
+                if gain <= 0 or not affected or before_w <= 0:
+                    fate[cand.signature] = ("no_gain", f"{cand.label} does not lower its cost")
+                    continue
+                removed = (before_w - after_w) / first_w
+                if removed < settings.min_improvement_ratio:
+                    fate[cand.signature] = ("below_threshold", (
+                        f"{cand.label} would remove {units.percent_less(removed)} of the weighted cost of the "
+                        f"{len(affected)} statement(s) it serves ({first_w:,.0f} to "
+                        f"{first_w - (before_w - after_w):,.0f}), "
+                        f"under min_improvement_ratio {settings.min_improvement_ratio:.0%}"))
+                    continue
+                rejected = write_cost_rejection(cand, gain, size, table, settings, rates,
+                                                existing=len(cat.indexes_of(table))
+                                                + sum(len(k.members) for k in kept_here))
+                if rejected is not None:
+                    if not set(affected) <= held_for:  # held back once for the same statements, not per variation
+                        selection.rejected.append((cand, rejected))
+                        held_for.update(affected)
+                    fate[cand.signature] = ("write_cost", f"{cand.label} {rejected}")
+                    continue
+                picked = (gain, cand, after, sizes, affected, before_w, after_w)
+                fate[cand.signature] = ("kept", f"{cand.label} is advised")
                 break
+            for judged in selection.judged.values():
+                if judged.verdict == "not_judged" and judged.signature in fate:
+                    judged.verdict, judged.reason = fate[judged.signature]
+            if picked is None:
+                break  # none of the remaining ones is worth it
+            gain, best, after, sizes, affected, before_w, after_w = picked
             for member in best.members:
                 kept.append(whatif.create(member.hypothetical_sql())[0])
+            kept_here.append(best)
             finding = Finding(
                 kind="missing_index", table=table.qualified,
                 evidence=(f"{len(affected)} statement(s) on {table.qualified} "
@@ -196,11 +248,18 @@ def select_verified(
                                            extra, sizes[1:]))
             for q in affected:
                 base[q] = after[q]
-            # Later rounds re-score only the runners-up that helped on their own.
-            remaining = [c for g, c, _, _ in scored[1: 1 + settings.rescored_candidates] if g > 0]
-        for oid in kept:
-            whatif.drop(oid)
+            # Later rounds re-score only the runners-up that helped on their own and were not judged yet.
+            runners = [c for g, c, _, _ in scored if g > 0 and c.signature not in fate]
+            remaining = runners[: settings.rescored_candidates]
+    for oid in kept:
+        whatif.drop(oid)
     return findings
+
+
+def _prefix_of(kept: Candidate, cand: Candidate) -> bool:
+    """``cand`` extends ``kept``: the same table, and ``kept``'s keys lead ``cand``'s."""
+    k, c = kept.key_signature, cand.key_signature
+    return kept.table is cand.table and len(k) < len(c) and c[: len(k)] == k
 
 
 def write_cost_rejection(cand: Candidate, gain: float, size: int, table: Table, settings: Thresholds,

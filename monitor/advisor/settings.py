@@ -34,6 +34,8 @@ class Thresholds(Strict):
     heuristic_max_per_table: int = Field(3, ge=1, description="without HypoPG: advised indexes per table at most, "
                                          "those whose statements take the most time")
 
+    reason_min_share: float = Field(0.01, ge=0, le=1, description="a statement with this share of the statement "
+                                    "time gets an action or a stated reason in the report")
     coverage_max_explains: int = Field(1000, ge=0, description="EXPLAINs for planning statements no candidate "
                                        "needed, so unplannable ones are counted")
 

@@ -28,7 +28,7 @@ from .actions import Action, NewIndex, ServedStatement
 from .findings import AdviceReport, Finding
 from .kinds import title
 from .outcomes import Outcome
-from .report import SIZE_SOURCE, how_checked, not_planned, utility_counts, write_rate
+from .report import SIZE_SOURCE, STATUS_TEXT, how_checked, not_planned, utility_counts, write_rate
 
 SERVED_SHOWN = 5  # statements listed per new index (those it saves most time on); the rest are counted
 QUERY_CHARS = 160  # a statement's text is cut here (one or two lines)
@@ -62,6 +62,7 @@ def renderables(report: AdviceReport) -> list[RenderableType]:
     out: list[RenderableType] = [_head(report)]
     out += _notes(report.notes)
     out += _plan(report)
+    out += _coverage(report)
     out += _outcomes(report.outcomes)
     out += _findings(report)
     out += _skipped(report)
@@ -117,6 +118,20 @@ def _plan(report: AdviceReport) -> list[RenderableType]:
     if plan.held_back:
         out.append(_heading("Held back"))
         out += [_bullet(Text(f"{h.subject} ({h.kind}): {h.reason}")) for h in plan.held_back]
+    return out
+
+
+def _coverage(report: AdviceReport) -> list[RenderableType]:
+    """Every statement at reason_min_share of the time or more: its action, or why it has none."""
+    if not report.coverage:
+        return []
+    out: list[RenderableType] = [_heading("Statements by time: action or reason")]
+    for c in report.coverage:
+        variants = f", {len(c.variants) + 1} variants" if c.variants else ""
+        line = Text(f"{c.queryid} ({c.share_of_time:.1%} of the time, {c.calls:,} calls{variants}): ")
+        line.append(STATUS_TEXT.get(c.status, c.status), style="bold").append(f": {c.reason}")
+        out.append(_bullet(line))
+        out.append(_indent(Text(_one_line(c.query), style="dim"), 4))
     return out
 
 

@@ -35,10 +35,13 @@ class Refused:
 
     reasons: Counter[str] = field(default_factory=Counter)
     examples: dict[str, str] = field(default_factory=dict)  # reason -> one candidate's label
+    of_statement: dict[int, tuple[str, str]] = field(default_factory=dict)  # queryid -> (a label, its reason)
 
     def add(self, cand: Candidate, reason: str) -> None:
         self.reasons[reason] += 1
         self.examples.setdefault(reason, cand.label)
+        for q in cand.queryids:
+            self.of_statement.setdefault(q, (cand.label, reason))
 
     @property
     def count(self) -> int:

@@ -24,9 +24,10 @@ from urllib.parse import quote, unquote
 from collectors.postgres.snapshot import IndexRow, PostgresSnapshot, TableRow
 from collectors.postgres.spec import SPEC as POSTGRES
 from collectors.postgres.statements import StatementStat
-from monitor.advisor.actions import Action
+from monitor.advisor.actions import Action, StatementReason
 from monitor.advisor.findings import AdviceReport, Finding
 from monitor.advisor.poller import ADVISOR, report_of
+from monitor.advisor.report import STATUS_TEXT
 from monitor.core.history import History, Series, delta_ratio, increase, rate
 from monitor.core.scheduler import SourceState
 from monitor.web.charts import Chart, Line, gaps
@@ -228,6 +229,13 @@ def statement_actions(report: AdviceReport | None, queryid: int, findings: Itera
             or any(queryid == s.queryid or queryid in s.variants for n in a.creates for s in n.statements)]
 
 
+def statement_reason(report: AdviceReport | None, queryid: int) -> StatementReason | None:
+    """The report's word on a statement at reason_min_share of the time or more (its group's, for a variant)."""
+    if report is None:
+        return None
+    return next((c for c in report.coverage if c.queryid == queryid or queryid in c.variants), None)
+
+
 def table_findings(report: AdviceReport | None, qualified: str) -> list[Finding]:
     if report is None:
         return []
@@ -268,6 +276,8 @@ class Advice:
     report: AdviceReport | None
     findings: list[Finding] = field(default_factory=list)
     actions: list[Action] = field(default_factory=list)
+    reason: StatementReason | None = None  # a statement's action or why it has none (report.coverage)
+    reason_status: str = ""  # its status in words
 
 
 @dataclass(frozen=True)
@@ -382,7 +392,9 @@ def statement_page(states: Iterable[SourceState], target: str, queryid: int, now
         _chart("rows", "rows per call", "count", _ratio_line("rows/call", rows, calls), pg, now),
     ]
     findings = statement_findings(report, queryid)
-    advice = Advice(advisor, report, findings, statement_actions(report, queryid, findings))
+    reason = statement_reason(report, queryid)
+    advice = Advice(advisor, report, findings, statement_actions(report, queryid, findings), reason,
+                    STATUS_TEXT.get(reason.status, reason.status) if reason else "")
     plan = report.statement_plans.get(queryid) if report else None
     if plan:
         no_plan = ""

@@ -36,7 +36,7 @@ from monitor.advisor.findings import AdviceReport, Finding
 from monitor.advisor.kinds import KINDS, pattern_kinds
 from monitor.advisor.poller import ADVISOR
 from monitor.advisor.poller import report_of as advice_of
-from monitor.advisor.report import not_planned, utility_counts
+from monitor.advisor.report import STATUS_TEXT, not_planned, utility_counts
 from monitor.core import units
 from monitor.core.scheduler import Scheduler, SourceState
 from monitor.web import charts
@@ -268,6 +268,7 @@ def environment() -> Environment:
         status_of=status_of, root="",
         charts_of=charts_of, chart=charts.svg, statement_path=statement_path, table_path=table_path,
         note_tone=note_tone, plan_ident=plan_ident, utility_counts=utility_counts, not_planned=not_planned,
+        status_text=STATUS_TEXT,
         limits={"problems": SUMMARY_PROBLEMS, "actions": SUMMARY_ACTIONS},
     )
     return env

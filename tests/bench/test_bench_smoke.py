@@ -87,6 +87,7 @@ def test_advisor_tpch(tmp_path: Path) -> None:
         for row in adv["rows"]:
             assert 0 < row["relative_cost"] <= 1
     assert tpch["advisors"]["dexter"]["rows"][-1]["relative_cost"] < 1
+    assert sum(tpch["advisors"]["dbpulse"]["coverage"].values()) >= 1  # statements at 1 % with their action or reason
     assert tpch["verdict"]["per_budget"][0]["budget"] == 0.1
     assert r["schemas"]["demo"]["prepared"]["requests"]
     written = json.loads((tmp_path / "advisor_tpch.json").read_text())

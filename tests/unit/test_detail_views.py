@@ -11,7 +11,7 @@ from collectors.base.poller import Poller, Snapshot
 from collectors.base.samples import Sample
 from collectors.postgres.snapshot import IndexRow, PostgresSnapshot, TableRow
 from collectors.postgres.statements import StatementStat
-from monitor.advisor.actions import Action, NewIndex, Plan, ServedStatement
+from monitor.advisor.actions import Action, NewIndex, Plan, ServedStatement, StatementReason
 from monitor.advisor.findings import AdviceReport, Finding, Skipped
 from monitor.advisor.poller import AdviceSnapshot
 from monitor.core.history import History
@@ -230,6 +230,28 @@ def test_statement_page_content_404s_and_the_plan() -> None:
     assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     assert 'href="../../ui/static/ui.css"' in html and 'src="../../ui/static/ui.js"' in html
     assert 'style="' not in html and html.count("<script") == 1
+
+
+def test_a_statement_page_says_why_no_action_concerns_it() -> None:
+    snap = snapshot(statements=[StatementStat(7, "SELECT sum(x) FROM t", 10, 3.0, 10),
+                                StatementStat(8, "SELECT 8", 10, 0.01, 10),
+                                StatementStat(9, "SELECT sum(x) FROM t /* other */", 1, 0.1, 1)])
+    history = history_of([stmt("7", 10, 3.0, 10)])
+    r = report()
+    r.coverage = [StatementReason(7, "SELECT sum(x) FROM t", 10, 0.4, "no_candidate",
+                                  "no predicate an index can use <b>", variants=[9])]
+    for queryid in (7, 9):  # a variant finds its group's reason
+        page = detail.statement_page(states(snap, history, advice=r), TARGET, queryid, 1030.0)
+        assert page is not None and page.advice.reason is r.coverage[0]
+    page = detail.statement_page(states(snap, history, advice=r), TARGET, 7, 1030.0)
+    assert page is not None
+    html = pages.render_statement_page(page, "../../", now=1030.0)
+    assert "<b>no candidate</b>: no predicate an index can use &lt;b&gt;" in html
+    assert "40.0 % of the statement time" in html
+    quiet = detail.statement_page(states(snap, history, advice=r), TARGET, 8, 1030.0)
+    assert quiet is not None and quiet.advice.reason is None
+    assert "less of the statement time than the advisor explains" in pages.render_statement_page(quiet, "../../",
+                                                                                                   now=1030.0)
 
 
 def test_a_down_source_shows_its_error_and_no_current_values() -> None:

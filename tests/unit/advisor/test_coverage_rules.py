@@ -60,6 +60,16 @@ def test_join_keys_and_filters_alone_are_candidates_too() -> None:
                    ["customer_id"]]
 
 
+def test_a_filter_on_the_joined_table_is_a_candidate_on_that_table() -> None:
+    a = analyze("SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id WHERE c.country = $1", columns_of)
+    customers = next(u for u in a.usages if u.table.name == "customers")
+    got = [c.columns for c in candidates_for_usage(customers, _table(), Thresholds())]
+    assert ["country"] in got and ["id"] in got  # the filter alone; the join key (the inner side of a loop)
+    orders = next(u for u in a.usages if u.table.name == "orders")
+    table = Table(2, "public", "orders", 50_000, 0, 0, 0, 0)
+    assert candidates_for_usage(orders, table, Thresholds())[0].columns == ["customer_id"]
+
+
 def test_parameters_and_row_returning_statements() -> None:
     a = analyze("SELECT id FROM orders WHERE status = $1::text AND customer_id = $2")
     assert a.usages[0].params == {Key("status"): 1, Key("customer_id"): 2} and a.plain_rows

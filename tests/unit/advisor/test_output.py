@@ -11,7 +11,7 @@ from monitor.advisor.candidates import Candidate, candidates_for_usage, served_b
 from monitor.advisor.catalog import Column, Index, Table
 from monitor.advisor.ddl import create_index, drop_index, quote_ident
 from monitor.advisor.findings import AdviceReport, Finding, Skipped
-from monitor.advisor.query_analysis import Key, TableRef, TableUsage
+from monitor.advisor.query_analysis import Key, TableRef, TableUsage, analyze
 from monitor.advisor.report import render_json, render_markdown
 from monitor.advisor.settings import Thresholds
 from monitor.web.pages import render_advice_report
@@ -88,6 +88,16 @@ def test_candidates_equality_first_low_cardinality_last_then_sort() -> None:
                        order_by=[(Key("created_at"), True)], limited=True)
     got = [c.columns for c in candidates_for_usage(usage, _table(), Thresholds())]
     assert got == [["tenant_id", "status", "created_at"], ["tenant_id", "status"]]
+
+
+def test_equality_then_a_descending_limit_sort_is_a_composite_a_backward_scan_serves() -> None:
+    a = analyze("SELECT id FROM orders WHERE customer_id = $1 ORDER BY created_at DESC LIMIT $2")
+    got = [c.columns for c in candidates_for_usage(a.usages[0], _table(), Thresholds())]
+    assert got == [["customer_id", "created_at"], ["customer_id"]]
+    # with a range on another column too: the range's composite and the sort's
+    a = analyze("SELECT id FROM orders WHERE customer_id = $1 AND total > $2 ORDER BY created_at DESC LIMIT 10")
+    got = [c.columns for c in candidates_for_usage(a.usages[0], _table(), Thresholds())]
+    assert got == [["customer_id", "total"], ["customer_id"], ["customer_id", "created_at"]]
 
 
 def test_mixed_sort_directions_keep_desc() -> None:

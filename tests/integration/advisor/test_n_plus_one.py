@@ -90,6 +90,10 @@ def test_pgbench_has_no_n_plus_one(pgbench_pair: tuple[LocalPostgres, LocalPostg
     assert ABALANCE in hot_lookups(server.dsn(), settings)  # calls alone would flag it
     assert n_plus_one(first) == [] and n_plus_one(second) == []
     assert n_plus_one(Advisor(server.dsn(), side, settings).run()) == []  # dbpulse advise: lifetime counters
+    # with its keys, pgbench needs no index: the defaults (HypoPG what-if plans) create nothing
+    verified = Advisor(server.dsn(), side, Thresholds()).run()
+    assert [a.creates for a in verified.plan.actions if a.creates] == []
+    assert n_plus_one(verified) == []
 
 
 # --- the demo's lazy-loading loop ---------------------------------------------------------------------------

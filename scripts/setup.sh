@@ -14,6 +14,7 @@ PACKAGES=(
   postgresql-15 postgresql-contrib postgresql-15-hypopg redis-server
   prometheus prometheus-alertmanager chromium chromium-driver
   prometheus-postgres-exporter prometheus-redis-exporter postgresql-15-pg-qualstats
+  pgbouncer prometheus-pgbouncer-exporter
 )
 PYTHON=${PYTHON:-python3}
 

@@ -26,7 +26,7 @@ from tests.rules.promql_check import (
 )
 
 SEVERITIES = {"critical", "warning", "info"}
-SOURCES = {"dbpulse", "postgres", "redis", "health", "advisor"}
+SOURCES = {"dbpulse", "postgres", "redis", "pgbouncer", "health", "advisor"}
 
 
 def alerting_rules() -> list[dict[str, Any]]:

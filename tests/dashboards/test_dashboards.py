@@ -66,7 +66,7 @@ def queries(model: dict[str, Any]) -> Iterator[tuple[str, str]]:
 
 def test_the_generated_dashboards() -> None:
     assert {p.stem for p in JSON_FILES} == {"dbpulse-overview", "dbpulse-postgres", "dbpulse-postgres-health",
-                                            "dbpulse-redis", "dbpulse-app"}
+                                            "dbpulse-redis", "dbpulse-app", "dbpulse-pgbouncer"}
 
 
 def test_generated_json_is_current() -> None:

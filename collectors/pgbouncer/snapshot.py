@@ -197,6 +197,16 @@ class PgBouncerSnapshot:
         so the service can match a pool to a configured PostgreSQL target."""
         return [d for d in self.databases if d.name != ADMIN_DATABASE]
 
+    def pool_size_of(self, pool: Pool) -> int | None:
+        """The pool_size of the pool's database (None for ``__other__`` or a database not listed)."""
+        return next((d.pool_size for d in self.databases if d.name == pool.database), None)
+
+    def saturated(self, pool: Pool) -> bool:
+        """Every server of the pool is in use while clients wait: the queue is in PgBouncer (the condition of
+        PgBouncerPoolSaturated, without its 5 minutes)."""
+        size = self.pool_size_of(pool)
+        return size is not None and pool.servers.get("active", 0) >= size and pool.clients.get("waiting", 0) > 0
+
     def samples(self) -> list[Sample]:
         out = SampleList(target=self.target)
         out.add("dbpulse_pgbouncer_up", 1)

@@ -43,6 +43,7 @@ import psycopg
 from bench import common, exporters, report
 from bench.pgdata import BigDatabase, big_database, stats_delta
 from collectors.postgres import queries
+from collectors.postgres.query import Query
 
 
 def breakdown(db: BigDatabase, repeat: int = 5) -> dict[str, float]:
@@ -56,8 +57,8 @@ def breakdown(db: BigDatabase, repeat: int = 5) -> dict[str, float]:
     for name in ("TABLES", "INDEXES", "SIZES", "DATABASES", "STATEMENTS", "ACTIVITY", "SERVER_STATE",
                  "REPLICATION_SLOTS", "FROZEN_AGES", "VACUUM_PROGRESS", "WAL", "OLDEST_TABLES", "SEQUENCES",
                  "BLOAT"):
-        bands = getattr(queries, name, None)
-        sql = queries.pick(bands, 150000) if isinstance(bands, dict) else None
+        query = getattr(queries, name, None)
+        sql = query.sql(150000) if isinstance(query, Query) else None
         if sql:
             variants[f"dbpulse {name} query"] = (sql.replace("%(text_length)s", "80")
                                                  .replace("%(limit)s", "NULL" if name == "STATEMENTS" else "20"))

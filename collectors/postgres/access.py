@@ -9,10 +9,8 @@ carry a password.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Any
 
-import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from collectors.base.redact import redact, register_dsn_secrets
@@ -110,21 +108,3 @@ def session_kwargs(
         kwargs["password"] = password
     return kwargs
 
-
-async def fetch_counted(conn: psycopg.AsyncConnection[dict[str, Any]], name: str, sql: str,
-                        errors: dict[str, int], params: Mapping[str, Any] | None = None,
-                        ) -> tuple[list[dict[str, Any]] | None, str | None]:
-    """Run one statistics query: its rows, or ``None`` and the error's first line.
-
-    A failure that leaves the connection usable (a missing privilege, a lock or
-    statement timeout) is counted in ``errors[name]`` and the poll goes on; a
-    broken or closed connection raises, so the poller reconnects.
-    """
-    try:
-        cur = await conn.execute(sql.encode(), params)
-        return await cur.fetchall(), None
-    except psycopg.Error as exc:
-        if conn.broken or conn.closed:
-            raise
-        errors[name] = errors.get(name, 0) + 1
-        return None, error_line(exc)

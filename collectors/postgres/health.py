@@ -30,9 +30,9 @@ from collectors.base.topk import from_row
 from collectors.postgres import bloat as bloat_estimates
 from collectors.postgres import queries
 from collectors.postgres import sequences as sequence_usage
-from collectors.postgres.access import fetch_counted
 from collectors.postgres.bloat import Bloat, BloatRow, top_bloat
 from collectors.postgres.locks import BlockerRow, Locks, LockWaitRow
+from collectors.postgres.query import Query, fetch_counted
 from collectors.postgres.replication import ConflictRow, ReceiverRow, Replication, SenderRow, SlotRow
 from collectors.postgres.sequences import SequenceRow, top_sequences
 from collectors.postgres.settings import PostgresSettings
@@ -41,10 +41,6 @@ from collectors.postgres.wal import IoRow, Wal, WalRow
 
 log = logging.getLogger("dbpulse.postgres")
 
-# Counted in dbpulse_pg_query_errors_total{query} from the start (so rate() works from the first error).
-QUERY_NAMES = ("server_state", "replication_senders", "wal_receiver", "replication_slots", "database_conflicts",
-               "frozen_ages", "vacuum_progress", "lock_waits", "lock_blockers", "wal", "archive_pending", "io",
-               "autovacuum_thresholds", "oldest_tables", "sequences", "bloat")
 THRESHOLD_FIELDS = ("autovacuum_enabled", "vacuum_threshold", "insert_threshold", "analyze_threshold")
 FEATURES = ("replication", "replication_slots", "wraparound", "autovacuum", "locks", "wal", "archiver",
             "archive_pending", "io", "sequences", "bloat")
@@ -122,9 +118,7 @@ class HealthReader:
         self.target = target
         self.settings = settings
         self.expected_standbys = expected_standbys
-        self._errors = query_errors
-        for name in QUERY_NAMES:
-            self._errors.setdefault(name, 0)
+        self._errors = query_errors  # the poller's, every query's counter in it from the start
         self._maintenance = Maintenance()
         self._maintenance_at: float | None = None  # monotonic
         self._sequences = Sequences()
@@ -133,23 +127,20 @@ class HealthReader:
         self._in_recovery: bool | None = None  # the role at the last poll
         self._standbys_seen: dict[str, float] = {}  # standby name -> when last connected (monotonic)
 
-    async def _rows(self, conn: psycopg.AsyncConnection[dict[str, Any]], name: str, sql: str,
-                    problems: dict[str, str | None], feature: str,
+    async def _rows(self, conn: psycopg.AsyncConnection[dict[str, Any]], query: Query, version: int,
+                    problems: dict[str, str | None],
                     params: Mapping[str, Any] | None = None) -> list[dict[str, Any]] | None:
-        """Run one query; a failure that leaves the connection usable is counted and disables ``feature``."""
-        rows, error = await fetch_counted(conn, name, sql, self._errors, params)
+        """Run one query; a failure that leaves the connection usable is counted and disables its feature."""
+        rows, error = await fetch_counted(conn, query, version, self._errors, params)
         if error is not None:
-            problems[feature] = f"{name} failed ({error})"
+            assert query.feature is not None, f"{query.name} serves no health feature"
+            problems[query.feature] = f"{query.name} failed ({error})"
         return rows
 
     async def read(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int, read_all_stats: bool,
                    lock_waiting: int, tables: TableCounts) -> ServerHealth:
         problems: dict[str, str | None] = dict.fromkeys(FEATURES)
-
-        def sql(bands: Mapping[int, str]) -> str:
-            return queries.pick_required(bands, version)
-
-        state_rows = await self._rows(conn, "server_state", sql(queries.SERVER_STATE), problems, "replication")
+        state_rows = await self._rows(conn, queries.SERVER_STATE, version, problems)
         state = state_rows[0] if state_rows else None
         if state is None:
             for feature in ("wraparound", "autovacuum", "archiver"):
@@ -170,8 +161,7 @@ class HealthReader:
     async def _replication(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int,
                            state: dict[str, Any] | None, read_all_stats: bool,
                            problems: dict[str, str | None]) -> Replication | None:
-        slots = await self._rows(conn, "replication_slots", queries.pick_required(queries.REPLICATION_SLOTS, version),
-                                 problems, "replication_slots")
+        slots = await self._rows(conn, queries.REPLICATION_SLOTS, version, problems)
         if state is None:
             return None
         in_recovery = bool(state["in_recovery"])
@@ -180,19 +170,15 @@ class HealthReader:
                      else "left recovery (promoted): it is a primary now")
             self._standbys_seen.clear()  # after a failover the standbys follow the new primary
         self._in_recovery = in_recovery
-        senders = await self._rows(conn, "replication_senders",
-                                   queries.pick_required(queries.REPLICATION_SENDERS, version), problems, "replication")
+        senders = await self._rows(conn, queries.REPLICATION_SENDERS, version, problems)
         sender_rows = [from_row(SenderRow, r) for r in senders or []]
         gone = self._gone_standbys(sender_rows) if senders is not None else []
         receiver: ReceiverRow | None = None
         conflicts: list[dict[str, Any]] | None = []
         if in_recovery:
-            found = await self._rows(conn, "wal_receiver", queries.pick_required(queries.WAL_RECEIVER, version),
-                                     problems, "replication")
+            found = await self._rows(conn, queries.WAL_RECEIVER, version, problems)
             receiver = from_row(ReceiverRow, found[0]) if found else None
-            conflicts = await self._rows(conn, "database_conflicts",
-                                         queries.pick_required(queries.DATABASE_CONFLICTS, version),
-                                         problems, "replication")
+            conflicts = await self._rows(conn, queries.DATABASE_CONFLICTS, version, problems)
         if not read_all_stats:
             problems["replication"] = problems["replication"] or GRANT_MONITOR
         return Replication(
@@ -219,10 +205,8 @@ class HealthReader:
     async def _vacuum(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int,
                       state: dict[str, Any] | None, read_all_stats: bool, tables: TableCounts,
                       problems: dict[str, str | None]) -> Vacuum | None:
-        ages = await self._rows(conn, "frozen_ages", queries.pick_required(queries.FROZEN_AGES, version),
-                                problems, "wraparound")
-        running = await self._rows(conn, "vacuum_progress", queries.pick_required(queries.VACUUM_PROGRESS, version),
-                                   problems, "autovacuum")
+        ages = await self._rows(conn, queries.FROZEN_AGES, version, problems)
+        running = await self._rows(conn, queries.VACUUM_PROGRESS, version, problems)
         if not read_all_stats:
             problems["autovacuum"] = problems["autovacuum"] or GRANT_MONITOR
         if state is None:
@@ -245,23 +229,20 @@ class HealthReader:
             problems["locks"] = GRANT_MONITOR  # other roles' waits are invisible: "nobody waits" would be a guess
         if not lock_waiting:
             return Locks()
-        waits = await self._rows(conn, "lock_waits", queries.pick_required(queries.LOCK_WAITS, version),
-                                 problems, "locks")
-        roots = await self._rows(conn, "lock_blockers", queries.pick_required(queries.LOCK_BLOCKERS, version),
-                                 problems, "locks")
+        waits = await self._rows(conn, queries.LOCK_WAITS, version, problems)
+        roots = await self._rows(conn, queries.LOCK_BLOCKERS, version, problems)
         return Locks([from_row(LockWaitRow, r) for r in waits or []], [from_row(BlockerRow, r) for r in roots or []])
 
     async def _wal(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int,
                    state: dict[str, Any] | None, problems: dict[str, str | None]) -> Wal | None:
-        rows = await self._rows(conn, "wal", queries.pick_required(queries.WAL, version), problems, "wal")
+        rows = await self._rows(conn, queries.WAL, version, problems)
         if rows is None:
             problems["archiver"] = problems["archiver"] or problems["wal"]
-        io_sql = queries.pick(queries.IO, version)
         io: list[dict[str, Any]] | None = []
-        if io_sql is None:
+        if not queries.IO.available(version):
             problems["io"] = f"pg_stat_io needs PostgreSQL {SINCE['io']} or later"
         else:
-            io = await self._rows(conn, "io", io_sql, problems, "io")
+            io = await self._rows(conn, queries.IO, version, problems)
         if rows is None or state is None:
             return None
         wal = Wal(from_row(WalRow, rows[0]), archive_mode=str(state["archive_mode"]),
@@ -272,9 +253,7 @@ class HealthReader:
             problems["archive_pending"] = ("GRANT pg_monitor (or EXECUTE ON FUNCTION pg_ls_archive_statusdir()) "
                                            "TO the dbpulse role")
         else:
-            pending = await self._rows(conn, "archive_pending",
-                                       queries.pick_required(queries.ARCHIVE_PENDING, version), problems,
-                                       "archive_pending")
+            pending = await self._rows(conn, queries.ARCHIVE_PENDING, version, problems)
             wal.pending_segments = int(pending[0]["pending_segments"]) if pending else None
         return wal
 
@@ -296,8 +275,7 @@ class HealthReader:
 
     async def _read_sequences(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int) -> None:
         problems: dict[str, str | None] = {"sequences": None}
-        seqs = await self._rows(conn, "sequences", queries.pick_required(queries.SEQUENCES, version),
-                                problems, "sequences")
+        seqs = await self._rows(conn, queries.SEQUENCES, version, problems)
         rows = [from_row(SequenceRow, r) for r in seqs or []]
         if any(not s.readable for s in rows):
             problems["sequences"] = problems["sequences"] or GRANT_READ
@@ -307,12 +285,9 @@ class HealthReader:
     async def _read_maintenance(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int) -> None:
         k = self.settings.top_maintenance
         problems: dict[str, str | None] = {"autovacuum": None, "wraparound": None, "bloat": None}
-        thresholds = await self._rows(conn, "autovacuum_thresholds",
-                                      queries.pick_required(queries.AUTOVACUUM_THRESHOLDS, version),
-                                      problems, "autovacuum")
-        oldest = await self._rows(conn, "oldest_tables", queries.pick_required(queries.OLDEST_TABLES, version),
-                                  problems, "wraparound", {"limit": k})
-        bloat = await self._rows(conn, "bloat", queries.pick_required(queries.BLOAT, version), problems, "bloat")
+        thresholds = await self._rows(conn, queries.AUTOVACUUM_THRESHOLDS, version, problems)
+        oldest = await self._rows(conn, queries.OLDEST_TABLES, version, problems, {"limit": k})
+        bloat = await self._rows(conn, queries.BLOAT, version, problems)
         bloat_rows = [from_row(BloatRow, r) for r in bloat or []]
         if any(not b.readable for b in bloat_rows):
             problems["bloat"] = problems["bloat"] or GRANT_READ

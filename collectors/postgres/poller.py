@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -18,7 +17,8 @@ from collectors.base.poller import Poller
 from collectors.base.samples import OTHER, Sample, SampleList
 from collectors.base.topk import fold, from_row, top_k_interleaved
 from collectors.postgres import health, queries
-from collectors.postgres.access import error_line, fetch_counted, session_kwargs
+from collectors.postgres.access import session_kwargs
+from collectors.postgres.query import MIN_SUPPORTED, Query, fetch_counted
 from collectors.postgres.settings import PostgresSettings, PostgresTarget
 from collectors.postgres.snapshot import DatabaseRow, IndexRow, PostgresSnapshot, TableRow
 from collectors.postgres.statements import (
@@ -52,10 +52,6 @@ PGSS_HINTS = {
 }
 
 
-QUERY_NAMES = ("server", "activity", "activity_ages", "databases", "tables", "indexes", "sizes",
-               "database_sizes", "statements", "statements_reset", "statement_texts")
-
-
 def pollers(settings: PostgresSettings) -> list[Poller]:
     """One statistics poller per target."""
     return [PostgresPoller(target, settings, target.password()) for target in settings.targets]
@@ -73,8 +69,8 @@ class PostgresPoller(Poller):
         self._password = password
         self._conn: psycopg.AsyncConnection[dict[str, Any]] | None = None
         self._previous_db: dict[str, DatabaseRow] = {}
-        # Every counter exists from the start (at 0), so rate() works from the first error.
-        self._query_errors: dict[str, int] = dict.fromkeys(QUERY_NAMES, 0)
+        # Every query's counter (health's too) exists from the start (at 0), so rate() works from the first error.
+        self._query_errors: dict[str, int] = dict.fromkeys((q.name for q in queries.ALL), 0)
         self._pgss_state: str | None = None  # last reported pg_stat_statements problem
         self._rel_sizes: dict[int, float] = {}  # relid/indexrelid -> bytes
         self._db_sizes: dict[str, float] = {}
@@ -138,34 +134,30 @@ class PostgresPoller(Poller):
         await self._checkin(conn)
         return snapshot
 
-    async def _fetch(self, conn: psycopg.AsyncConnection[dict[str, Any]], name: str, sql: str,
+    async def _fetch(self, conn: psycopg.AsyncConnection[dict[str, Any]], query: Query, version: int,
                      params: dict[str, Any] | None = None) -> list[dict[str, Any]] | None:
         """Run one statistics query; a non-fatal error is counted and the poll goes on."""
-        rows, error = await fetch_counted(conn, name, sql, self._query_errors, params)
+        rows, error = await fetch_counted(conn, query, version, self._query_errors, params)
         if error is not None:
-            log.warning("%s: statistics query %s failed: %s", self.target, name, error)
+            log.warning("%s: statistics query %s failed: %s", self.target, query.name, error)
         return rows
 
     async def _read(self, conn: psycopg.AsyncConnection[dict[str, Any]]) -> PostgresSnapshot:
-        server_rows = await self._fetch(conn, "server", queries.pick_required(queries.SERVER, queries.MIN_SUPPORTED))
+        server_rows = await self._fetch(conn, queries.SERVER, MIN_SUPPORTED)
         if not server_rows:
             raise RuntimeError("could not read server settings")
         server = server_rows[0]
         version = int(server["version_num"])
-
-        def sql(bands: Mapping[int, str]) -> str:
-            return queries.pick_required(bands, version)
-
-        activity = await self._fetch(conn, "activity", sql(queries.ACTIVITY)) or []
-        ages_rows = await self._fetch(conn, "activity_ages", sql(queries.ACTIVITY_AGES)) or [{}]
+        activity = await self._fetch(conn, queries.ACTIVITY, version) or []
+        ages_rows = await self._fetch(conn, queries.ACTIVITY_AGES, version) or [{}]
         ages = ages_rows[0]
-        databases = await self._fetch(conn, "databases", sql(queries.DATABASES)) or []
-        tables = await self._fetch(conn, "tables", sql(queries.TABLES)) or []
-        indexes = await self._fetch(conn, "indexes", sql(queries.INDEXES)) or []
+        databases = await self._fetch(conn, queries.DATABASES, version) or []
+        tables = await self._fetch(conn, queries.TABLES, version) or []
+        indexes = await self._fetch(conn, queries.INDEXES, version) or []
         await self._refresh_sizes(conn, version)
         statements, own, pgss_ok = await self._read_statements(conn, server, version)
-        reset_sql = queries.pick(queries.STATEMENTS_RESET, version)
-        reset_rows = await self._fetch(conn, "statements_reset", reset_sql) if reset_sql and pgss_ok else None
+        reset = queries.STATEMENTS_RESET
+        reset_rows = await self._fetch(conn, reset, version) if reset.available(version) and pgss_ok else None
 
         features = {
             "pg_stat_statements": pgss_ok,
@@ -228,21 +220,20 @@ class PostgresPoller(Poller):
         if not server["pgss_installed"]:
             problem = "not_installed"
         else:
+            # Not preloaded, or no privilege: a state of the server (one log line when it changes), not an error.
             try:
-                band = queries.pgss_band(version, server["pgss_version"])
-                cur = await conn.execute(queries.pick_required(queries.STATEMENTS, band).encode(),
-                                         statements_params(self.settings.statement_text_length, None))
-                rows = await cur.fetchall()
+                rows, error = await fetch_counted(
+                    conn, queries.STATEMENTS, queries.pgss_band(version, server["pgss_version"]), self._query_errors,
+                    statements_params(self.settings.statement_text_length, None),
+                    passed_on=(psycopg.errors.ObjectNotInPrerequisiteState, psycopg.errors.InsufficientPrivilege))
             except psycopg.errors.ObjectNotInPrerequisiteState:
                 problem = "not_preloaded"
             except psycopg.errors.InsufficientPrivilege:
                 problem = "no_privilege"
-            except psycopg.Error as exc:
-                if conn.broken or conn.closed:
-                    raise
-                self._query_errors["statements"] = self._query_errors.get("statements", 0) + 1
-                log.warning("%s: pg_stat_statements query failed: %s", self.target, error_line(exc))
-                return None, [], False
+            else:
+                if error is not None:
+                    log.warning("%s: pg_stat_statements query failed: %s", self.target, error)
+                    return None, [], False
         if rows is not None and not server["read_all_stats"]:
             problem = "no_privilege"  # works, but only our own role's statements are visible
         self._report_pgss(problem)
@@ -259,8 +250,7 @@ class PostgresPoller(Poller):
         cut = [s.queryid for s in new if len(s.query) >= self.settings.statement_text_length]
         whole: dict[int, str] = {}
         if cut:
-            rows = await self._fetch(conn, "statement_texts", queries.pick_required(queries.STATEMENT_TEXTS, version),
-                                     {"ids": cut})
+            rows = await self._fetch(conn, queries.STATEMENT_TEXTS, version, {"ids": cut})
             if rows is None:
                 cut_off = set(cut)
                 new = [s for s in new if s.queryid not in cut_off]  # tried again next poll
@@ -275,8 +265,8 @@ class PostgresPoller(Poller):
         now = time.monotonic()
         if self._sizes_read_at is not None and now - self._sizes_read_at < self.settings.size_interval:
             return
-        rels = await self._fetch(conn, "sizes", queries.pick_required(queries.SIZES, version))
-        dbs = await self._fetch(conn, "database_sizes", queries.pick_required(queries.DATABASE_SIZES, version))
+        rels = await self._fetch(conn, queries.SIZES, version)
+        dbs = await self._fetch(conn, queries.DATABASE_SIZES, version)
         if rels is not None:
             self._rel_sizes = {int(r["relid"]): float(r["size_bytes"] or 0) for r in rels}
         if dbs is not None:

@@ -1,21 +1,20 @@
-"""Statistics SQL kept as data, one text per server-version band.
+"""Statistics SQL kept as data: each query one ``Query`` value (``query.py``), one text per server-version band.
 
-Each entry maps a minimum ``server_version_num`` to the SQL used from that
-version on; ``pick`` chooses the newest band the server satisfies. Columns
+Each band maps a minimum ``server_version_num`` to the SQL used from that
+version on; ``Query.sql`` chooses the newest band the server satisfies. Columns
 were renamed between releases (PG 13 ``total_time`` -> ``total_exec_time``,
 PG 17 ``blk_read_time`` -> ``shared_blk_read_time``, PG 14 added
-``pg_stat_statements_info``), so a query is never patched at run time.
+``pg_stat_statements_info``), so a query is never patched at run time. A new
+query is one value here: ``ALL`` (below) finds it, so its error counter exists
+from the first poll.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collectors.postgres.access import OWN_STATEMENT_PATTERN, OWN_TAG_CHARS
+from collectors.postgres.query import MIN_SUPPORTED, Query
 
-from collectors.postgres.access import COLLECTOR_TAG, OWN_STATEMENT_PATTERN, OWN_TAG_CHARS, tagged
-
-MIN_SUPPORTED = 130000
-
-SERVER = {
+SERVER = Query("server", {
     MIN_SUPPORTED: """
 SELECT current_setting('server_version_num')::int AS version_num,
        current_setting('server_version') AS version,
@@ -27,9 +26,9 @@ SELECT current_setting('server_version_num')::int AS version_num,
        current_setting('pg_stat_statements.track_planning', true) AS track_planning,
        EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg') AS hypopg_available
 """,
-}
+})
 
-ACTIVITY = {
+ACTIVITY = Query("activity", {
     MIN_SUPPORTED: """
 SELECT coalesce(datname, '') AS datname,
        coalesce(state, 'unknown') AS state,
@@ -41,9 +40,9 @@ FROM pg_stat_activity
 WHERE backend_type = 'client backend'
 GROUP BY 1, 2, 3
 """,
-}
+})
 
-ACTIVITY_AGES = {
+ACTIVITY_AGES = Query("activity_ages", {
     MIN_SUPPORTED: """
 SELECT coalesce(extract(epoch FROM max(now() - xact_start)
                 FILTER (WHERE pid <> pg_backend_pid())), 0)::float8 AS oldest_xact,
@@ -54,9 +53,9 @@ SELECT coalesce(extract(epoch FROM max(now() - xact_start)
 FROM pg_stat_activity
 WHERE backend_type = 'client backend'
 """,
-}
+})
 
-DATABASES = {
+DATABASES = Query("databases", {
     MIN_SUPPORTED: """
 SELECT d.datname, d.xact_commit, d.xact_rollback, d.blks_hit, d.blks_read, d.deadlocks, d.temp_bytes,
        extract(epoch FROM d.stats_reset)::float8 AS stats_reset
@@ -64,10 +63,10 @@ FROM pg_stat_database d
 JOIN pg_database db ON db.oid = d.datid
 WHERE d.datname IS NOT NULL AND db.datallowconn
 """,
-}
+})
 
 # Column names are the field names of snapshot.TableRow / IndexRow.
-TABLES = {
+TABLES = Query("tables", {
     MIN_SUPPORTED: """
 SELECT relid, schemaname AS schema, relname AS "table", seq_scan AS seq_scans,
        coalesce(idx_scan, 0) AS index_scans, n_live_tup AS live_rows, n_dead_tup AS dead_rows,
@@ -82,14 +81,14 @@ SELECT relid, schemaname AS schema, relname AS "table", seq_scan AS seq_scans,
        n_ins_since_vacuum AS inserted_since_vacuum, n_mod_since_analyze AS modified_since_analyze
 FROM pg_stat_user_tables
 """,
-}
+})
 
-INDEXES = {
+INDEXES = Query("indexes", {
     MIN_SUPPORTED: """
 SELECT indexrelid, schemaname AS schema, relname AS "table", indexrelname AS "index", idx_scan AS scans
 FROM pg_stat_user_indexes
 """,
-}
+})
 
 # Sizes cost a stat() per file and change slowly: they are read every
 # postgres.size_interval seconds, not every poll. Sizing a relation takes an
@@ -97,7 +96,7 @@ FROM pg_stat_user_indexes
 # locks (ALTER TABLE, REINDEX, ...), a locked relation is sized from
 # pg_class.relpages (as of its last VACUUM/ANALYZE). A lock taken between the
 # check and the call is cut by lock_timeout.
-SIZES = {
+SIZES = Query("sizes", {
     MIN_SUPPORTED: """
 WITH locked AS (
     SELECT DISTINCT relation FROM pg_locks
@@ -117,16 +116,16 @@ FROM (
     FROM pg_stat_user_indexes s JOIN pg_class c ON c.oid = s.indexrelid
 ) rel
 """,
-}
+})
 
-DATABASE_SIZES = {
+DATABASE_SIZES = Query("database_sizes", {
     MIN_SUPPORTED: """
 SELECT datname, pg_database_size(oid) AS size_bytes
 FROM pg_database
 WHERE datallowconn AND (has_database_privilege(oid, 'CONNECT')
                         OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE'))
 """,
-}
+})
 
 # The one pg_stat_statements reader (collectors/postgres/statements.py), for
 # the collector and the advisor. Summed over userid: one row per statement of
@@ -155,14 +154,14 @@ GROUP BY queryid, own
 ORDER BY own NULLS FIRST, sum(total_exec_time) DESC, queryid
 LIMIT %(limit)s
 """
-STATEMENTS = {
+STATEMENTS = Query("statements", {
     MIN_SUPPORTED: _STATEMENTS.format(toplevel=""),
     140000: _STATEMENTS.format(toplevel="AND toplevel"),
-}
+})
 
 # Whole texts of the application's statements by queryid (parameter ids: bigint[]): the exported ones whose
 # short text was cut, read once each to fingerprint them (statements.fingerprint).
-STATEMENT_TEXTS = {
+STATEMENT_TEXTS = Query("statement_texts", {
     MIN_SUPPORTED: f"""
 SELECT queryid, min(query) AS query
 FROM pg_stat_statements
@@ -170,7 +169,7 @@ WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
   AND queryid = ANY(%(ids)s) AND {_OWN} IS NULL
 GROUP BY queryid
 """,
-}
+})
 
 # pg_stat_statements' columns follow the *extension's* version, not the
 # server's: after pg_upgrade the old version stays until ALTER EXTENSION
@@ -183,10 +182,11 @@ def pgss_band(version_num: int, extversion: str | None) -> int:
     """The version to pick STATEMENTS' band with: the server's, unless the extension is older."""
     return min(version_num, PGSS_BANDS.get(extversion or "", version_num))
 
-STATEMENTS_RESET: dict[int, str | None] = {
+
+STATEMENTS_RESET = Query("statements_reset", {
     MIN_SUPPORTED: None,
     140000: "SELECT extract(epoch FROM stats_reset)::float8 AS stats_reset FROM pg_stat_statements_info",
-}
+})
 
 
 # --- server health (collectors/postgres/health.py) ------------------------------------------------
@@ -217,18 +217,18 @@ SELECT pg_is_in_recovery() AS in_recovery,
        current_setting('archive_mode') AS archive_mode,
        has_function_privilege('pg_ls_archive_statusdir()', 'EXECUTE') AS archive_status_readable
 """
-SERVER_STATE = {
+SERVER_STATE = Query("server_state", {
     # 13: only the boolean, true as soon as a pause is requested.
     MIN_SUPPORTED: _SERVER_STATE.format(paused="CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END"),
     140000: _SERVER_STATE.format(
         paused="CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() <> 'not paused' END"),
-}
+}, feature="replication")
 
 # One row per WAL sender (a standby, pg_basebackup, pg_receivewal), from this server's position.
 # The *_lag_seconds are NULL about 10 s after the standby caught up while nothing is written:
 # nothing to measure, not "no standby" (the *_lag_bytes stay meaningful). Without
 # pg_read_all_stats only application_name is shown (state and positions NULL).
-REPLICATION_SENDERS = {
+REPLICATION_SENDERS = Query("replication_senders", {
     MIN_SUPPORTED: f"""
 SELECT coalesce(r.application_name, '') AS application_name, coalesce(r.state, 'unknown') AS state,
        coalesce(r.sync_state, 'unknown') AS sync_state,
@@ -242,23 +242,23 @@ SELECT coalesce(r.application_name, '') AS application_name, coalesce(r.state, '
        extract(epoch FROM now() - r.reply_time)::float8 AS reply_age_seconds
 FROM pg_stat_replication r
 """,
-}
+}, feature="replication")
 
 # The standby's WAL receiver: no row when none runs (a primary, or a standby whose primary is gone
 # and whose receiver has not restarted yet). Read only in recovery.
-WAL_RECEIVER = {
+WAL_RECEIVER = Query("wal_receiver", {
     MIN_SUPPORTED: """
 SELECT w.status, extract(epoch FROM now() - w.last_msg_receipt_time)::float8 AS last_msg_age_seconds
 FROM pg_stat_wal_receiver w
 """,
-}
+}, feature="replication")
 
 # retained_bytes: WAL the slot holds back (from restart_lsn to this server's position); NULL for a
 # physical slot never used and for a lost one. confirmed_lag_bytes: how far a logical slot's
 # consumer is behind (NULL for physical slots). safe_wal_size is NULL unless
 # max_slot_wal_keep_size >= 0. wal_status: reserved | extended | unreserved | lost.
 _SLOT_LSN = f"coalesce(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() END, {_CURRENT_LSN})"
-REPLICATION_SLOTS = {
+REPLICATION_SLOTS = Query("replication_slots", {
     MIN_SUPPORTED: f"""
 SELECT s.slot_name, s.slot_type, s.temporary, s.active, s.wal_status,
        s.safe_wal_size::float8 AS safe_wal_size_bytes,
@@ -267,7 +267,7 @@ SELECT s.slot_name, s.slot_type, s.temporary, s.active, s.wal_status,
        greatest(age(s.xmin), age(s.catalog_xmin))::float8 AS xmin_age
 FROM pg_replication_slots s
 """,
-}
+}, feature="replication_slots")
 
 # Queries a standby cancelled because replay needed what they used (read only in recovery).
 _CONFLICTS = """
@@ -277,23 +277,23 @@ FROM pg_stat_database_conflicts c
 JOIN pg_database d ON d.oid = c.datid
 WHERE d.datallowconn
 """
-DATABASE_CONFLICTS = {
+DATABASE_CONFLICTS = Query("database_conflicts", {
     MIN_SUPPORTED: _CONFLICTS.format(logicalslot="NULL::bigint"),
     160000: _CONFLICTS.format(logicalslot="c.confl_active_logicalslot"),
-}
+}, feature="replication")
 
 # Transaction-ID and multixact ages of every database (template0 too: autovacuum freezes it as well).
 # New XIDs stop about 3 million short of 2^31; anti-wraparound autovacuum is forced past
 # autovacuum_freeze_max_age (multixacts: autovacuum_multixact_freeze_max_age).
-FROZEN_AGES = {
+FROZEN_AGES = Query("frozen_ages", {
     MIN_SUPPORTED: """
 SELECT datname, age(datfrozenxid)::float8 AS xid_age, mxid_age(datminmxid)::float8 AS mxid_age
 FROM pg_database
 """,
-}
+}, feature="wraparound")
 
 # Running VACUUMs of every database; the relation is named in the current one, an oid elsewhere.
-VACUUM_PROGRESS = {
+VACUUM_PROGRESS = Query("vacuum_progress", {
     MIN_SUPPORTED: """
 SELECT p.datname,
        CASE WHEN p.datname = current_database() THEN p.relid::regclass::text ELSE p.relid::text END AS relation,
@@ -303,7 +303,7 @@ SELECT p.datname,
 FROM pg_stat_progress_vacuum p
 LEFT JOIN pg_stat_activity a ON a.pid = p.pid
 """,
-}
+}, feature="autovacuum")
 
 # Read only while ACTIVITY_AGES counts a session waiting on a lock. Waiting lock requests by
 # lock type and mode; the wait began at pg_locks.waitstart (14+; NULL for a moment after the wait
@@ -316,10 +316,10 @@ LEFT JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE NOT l.granted
 GROUP BY l.locktype, l.mode
 """
-LOCK_WAITS = {
+LOCK_WAITS = Query("lock_waits", {
     MIN_SUPPORTED: _LOCK_WAITS.format(wait_start="a.state_change"),
     140000: _LOCK_WAITS.format(wait_start="coalesce(l.waitstart, a.state_change)"),
-}
+}, feature="locks")
 
 # The roots of the blocking chains and how many sessions each holds up, directly and through the
 # sessions queued behind them (pg_blocking_pids() names only the first: a transitive walk finds the
@@ -357,12 +357,12 @@ LEFT JOIN waiting w ON w.pid = t.pid
 GROUP BY r.pid, a.application_name, a.state, a.xact_start, a.query
 ORDER BY blocked_total DESC
 """
-LOCK_BLOCKERS = {
+LOCK_BLOCKERS = Query("lock_blockers", {
     MIN_SUPPORTED: _LOCK_BLOCKERS.format(wait_start="a.state_change"),
     140000: _LOCK_BLOCKERS.format(
         wait_start="coalesce((SELECT min(l.waitstart) FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted),"
                    " a.state_change)"),
-}
+}, feature="locks")
 
 # One row: WAL, checkpoints, the background writer and the archiver.
 # wal_bytes is this server's WAL position in bytes (replayed position on a standby): its rate is
@@ -395,7 +395,7 @@ _CHECKPOINTS_17 = """c.num_timed + c.restartpoints_timed AS checkpoints_timed,
         WHERE object = 'relation' AND backend_type NOT IN ('checkpointer', 'background writer'))::float8
            AS buffers_backend,
        b.maxwritten_clean"""
-WAL = {
+WAL = Query("wal", {
     MIN_SUPPORTED: _WAL.format(wal=_WAL_13, checkpoints=_CHECKPOINTS_13, views=", pg_stat_bgwriter b"),
     140000: _WAL.format(wal=_WAL_14, checkpoints=_CHECKPOINTS_13, views=", pg_stat_bgwriter b, pg_stat_wal w"),
     170000: _WAL.format(wal=_WAL_14, checkpoints=_CHECKPOINTS_17.format(writes="writes"),
@@ -403,15 +403,15 @@ WAL = {
     180000: _WAL.format(wal=_WAL_14,
                         checkpoints=_CHECKPOINTS_17.format(writes="write_bytes / current_setting('block_size')::int"),
                         views=", pg_stat_bgwriter b, pg_stat_wal w, pg_stat_checkpointer c"),
-}
+}, feature="wal")
 
 # WAL segments waiting for the archiver. pg_ls_archive_statusdir() needs pg_monitor (or a grant):
 # it is read only when SERVER_STATE.archive_status_readable, and archive_mode is not off.
-ARCHIVE_PENDING = {
+ARCHIVE_PENDING = Query("archive_pending", {
     MIN_SUPPORTED: """
 SELECT count(*) FILTER (WHERE right(name, 6) = '.ready') AS pending_segments FROM pg_ls_archive_statusdir()
 """,
-}
+}, feature="archive_pending")
 
 # pg_stat_io (16+) by backend type, object and context, in bytes: 16-17 count blocks (op_bytes
 # each), 18 counts I/O operations that may combine several blocks and gives bytes itself (and adds
@@ -424,18 +424,18 @@ SELECT backend_type, object, context,
 FROM pg_stat_io
 WHERE coalesce(reads, writes, extends, hits) IS NOT NULL
 """
-IO: dict[int, str | None] = {
+IO = Query("io", {
     MIN_SUPPORTED: None,
     160000: _IO.format(read_bytes="(reads * op_bytes)::float8", write_bytes="(writes * op_bytes)::float8",
                        extend_bytes="(extends * op_bytes)::float8"),
     180000: _IO.format(read_bytes="read_bytes::float8", write_bytes="write_bytes::float8",
                        extend_bytes="extend_bytes::float8"),
-}
+}, feature="io")
 
 # --- maintenance reads: every postgres.maintenance_interval, not every poll ------------------------
 # The relations of the current database with the oldest relfrozenxid (TOAST tables named after
 # their table), the top-K by XID age. Parameter: limit.
-OLDEST_TABLES = {
+OLDEST_TABLES = Query("oldest_tables", {
     MIN_SUPPORTED: """
 SELECT coalesce(tn.nspname, n.nspname) AS schema, coalesce(t.relname, c.relname) AS "table",
        c.relkind = 't' AS toast, age(c.relfrozenxid)::float8 AS xid_age, mxid_age(c.relminmxid)::float8 AS mxid_age
@@ -447,7 +447,7 @@ WHERE c.relkind IN ('r', 'm', 't')
 ORDER BY age(c.relfrozenxid) DESC
 LIMIT %(limit)s
 """,
-}
+}, feature="wraparound")
 
 # Autovacuum's own thresholds of every table (autovacuum.c, relation_needs_vacanalyze), from its
 # reloptions else the settings: VACUUM when dead rows > vacuum_threshold or rows inserted since the
@@ -485,7 +485,7 @@ CROSS JOIN LATERAL (
     FROM pg_options_to_table(c.reloptions)
 ) o
 """
-AUTOVACUUM_THRESHOLDS = {
+AUTOVACUUM_THRESHOLDS = Query("autovacuum_thresholds", {
     MIN_SUPPORTED: _AUTOVACUUM_THRESHOLDS.format(vacuum_threshold="o.vac_base + o.vac_scale * o.reltuples",
                                                  unfrozen_share="1", vac_max="-1::float8"),
     180000: _AUTOVACUUM_THRESHOLDS.format(
@@ -495,7 +495,7 @@ AUTOVACUUM_THRESHOLDS = {
                        " THEN 1 - least(c.relallfrozen, c.relpages)::float8 / c.relpages ELSE 1 END",
         vac_max="coalesce(max(option_value) FILTER (WHERE option_name = 'autovacuum_vacuum_max_threshold')::float8,"
                 " current_setting('autovacuum_vacuum_max_threshold')::float8)"),
-}
+}, feature="autovacuum")
 
 # How much of its range each sequence has used, counting the range of the columns it feeds: a
 # bigint sequence behind an int4 column fails at 2^31 - 1. It feeds the columns that own it
@@ -503,7 +503,7 @@ AUTOVACUUM_THRESHOLDS = {
 # the narrowest wins. last_value is NULL for a sequence never used and for one the role may not
 # read (pg_monitor grants no sequence access; pg_read_all_data, 14+, does): readable tells them
 # apart, and used_ratio is NULL when it is false.
-SEQUENCES = {
+SEQUENCES = Query("sequences", {
     MIN_SUPPORTED: """
 WITH feeds AS (
     SELECT d.objid AS seqid, a.atttypid
@@ -544,7 +544,7 @@ SELECT schemaname AS schema, sequencename AS sequence, readable,
        END::float8 AS used_ratio
 FROM seqs
 """,
-}
+}, feature="sequences")
 
 # Estimated bloat of the tables and btree indexes of at least 1 MiB (below that, bloat is never
 # worth acting on) of the current database, from pg_stats, without pgstattuple: how many more
@@ -557,7 +557,7 @@ FROM seqs
 # (readable tells the two apart). Limits: no TOAST, no per-column alignment padding; btree
 # deduplication packs repeated keys, so an index with few distinct keys can be bloated and
 # estimated at 0 (index estimates are lower bounds).
-BLOAT = {
+BLOAT = Query("bloat", {
     MIN_SUPPORTED: """
 WITH rel AS (
     SELECT c.oid AS relid, i.indrelid AS table_oid, n.nspname AS schema,
@@ -621,20 +621,9 @@ SELECT relid::bigint AS relid, schema, "table", coalesce("index", '') AS "index"
        CASE WHEN has_stats THEN greatest(relpages - expected_pages, 0) / relpages END AS bloat_ratio
 FROM pages
 """,
-}
+}, feature="bloat")
 
 
-def pick(bands: Mapping[int, str | None], version_num: int, tag: str = COLLECTOR_TAG) -> str | None:
-    """The SQL of the newest band at or below ``version_num``, tagged as dbpulse's (``access.tagged``);
-    None where the version lacks the view."""
-    if version_num < MIN_SUPPORTED:
-        raise ValueError(f"PostgreSQL {version_num} is older than the supported 13")
-    sql = bands[max(v for v in bands if v <= version_num)]
-    return None if sql is None else tagged(sql, tag)
 
-
-def pick_required(bands: Mapping[int, str], version_num: int, tag: str = COLLECTOR_TAG) -> str:
-    """``pick`` for a query every supported version has."""
-    sql = pick(bands, version_num, tag)
-    assert sql is not None
-    return sql
+# Every query above, in the order declared: their names are the ``query`` labels counted from the start.
+ALL: tuple[Query, ...] = tuple(v for v in tuple(globals().values()) if isinstance(v, Query))

@@ -117,14 +117,14 @@ def read_statements(conn: psycopg.Connection[Any], version_num: int, limit: int 
                     .encode())
         found = cur.fetchone()
         band = queries.pgss_band(version_num, found["extversion"] if found else None)
-        cur.execute(queries.pick_required(queries.STATEMENTS, band, ADVISOR_TAG).encode(),
+        cur.execute(queries.STATEMENTS.required_sql(band, ADVISOR_TAG).encode(),
                     statements_params(text_length, limit))
         return to_stats(application_rows(cur.fetchall()))
 
 
 def read_statements_reset(conn: psycopg.Connection[Any], version_num: int) -> datetime | None:
     """When pg_stat_statements was last reset (PG 14+), else None; sent as the advisor's."""
-    sql = queries.pick(queries.STATEMENTS_RESET, version_num, ADVISOR_TAG)
+    sql = queries.STATEMENTS_RESET.sql(version_num, ADVISOR_TAG)
     if sql is None:
         return None
     row = conn.execute(sql.encode()).fetchone()

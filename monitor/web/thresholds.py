@@ -1,38 +1,26 @@
-"""The alert thresholds the charts draw, each named after the shipped alert it mirrors.
+"""The alert thresholds the charts draw, from each source's table (``collectors/<source>/thresholds.py``).
 
-A chart's dashed line is where the matching alert in ``rules/dbpulse-alerts.rules.yml``
-fires (its warning level where there are two), so an engineer sees how close a line is
-to paging. ``tests/unit/web/test_thresholds.py`` checks each value against the rule's
-expression, so a threshold changed in the rules cannot silently drift from the UI.
+A chart's dashed line is where the matching alert fires (its warning level
+where there are two), so an engineer sees how close a line is to paging. The
+numbers live in the tables only; ``tests/rules/test_thresholds.py`` holds the
+rules to them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collectors.base.thresholds import Threshold as Threshold
+from collectors.health import thresholds as health
+from collectors.postgres import thresholds as postgres
+from collectors.redis import thresholds as redis
 
-
-@dataclass(frozen=True)
-class Threshold:
-    alert: str  # the alert's name in the rules file
-    value: float
-    expr: str  # the comparison as written in the alert's expression (what the test looks for)
-
-    @property
-    def label(self) -> str:
-        return f"alert {self.alert}"
-
-
-PG_CACHE_HIT = Threshold("PostgresCacheHitRatioLow", 0.95, "< 0.95")
-PG_CONNECTIONS = Threshold("PostgresConnectionsNearMax", 0.8, "> 0.8")  # share of max_connections
-PG_APP_POOL = Threshold("PostgresAppPoolNearCapacity", 0.9, "> 0.9")
-PG_LOCK_WAITS = Threshold("PostgresLockWaits", 3, "> 3")
-PG_REPLICATION_LAG = Threshold("PostgresReplicationLag", 64 * 1024 * 1024, "> 64 * 1024 * 1024")
-PG_REPLAY_LAG = Threshold("PostgresStandbyReplayLag", 300, "> 300")
-REDIS_HIT = Threshold("RedisCacheHitRatioLow", 0.85, "< 0.85")
-REDIS_MEMORY = Threshold("RedisMemoryNearMax", 0.9, "> 0.9")  # share of maxmemory
-REDIS_EVICTIONS = Threshold("RedisEvictions", 0, "> 0")
-HEALTH_SLOW = Threshold("AppHealthSlow", 1, "> 1")
-APP_POOL = Threshold("AppPoolNearCapacity", 0.9, "> 0.9")  # share of the pool's capacity
-
-ALL = (PG_CACHE_HIT, PG_CONNECTIONS, PG_APP_POOL, PG_LOCK_WAITS, PG_REPLICATION_LAG, PG_REPLAY_LAG, REDIS_HIT,
-       REDIS_MEMORY, REDIS_EVICTIONS, HEALTH_SLOW, APP_POOL)
+PG_CACHE_HIT = postgres.CACHE_HIT
+PG_CONNECTIONS = postgres.CONNECTIONS
+PG_APP_POOL = postgres.APP_POOL
+PG_LOCK_WAITS = postgres.LOCK_WAITS
+PG_REPLICATION_LAG = postgres.REPLICATION_LAG
+PG_REPLAY_LAG = postgres.REPLAY_LAG
+REDIS_HIT = redis.CACHE_HIT
+REDIS_MEMORY = redis.MEMORY
+REDIS_EVICTIONS = redis.EVICTIONS
+HEALTH_SLOW = health.SLOW
+APP_POOL = health.APP_POOL

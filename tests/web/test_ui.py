@@ -58,7 +58,13 @@ def test_ui_renders_sources_statements_and_escapes_hostile_names(hostile_db: str
         assert SCRIPT_TABLE not in page and "<img" not in page
         assert page.count("<script") == 1
 
-        dom = dump_dom(svc.base + "/")
+        # On a loaded machine a 1 s poll can miss its deadline, and the badge then rightly says so: the
+        # overview is read again (a few times at most) until it shows the target up.
+        up = re.compile(r"<td>postgres</td><td><a [^>]*>shop</a></td><td><span class=\"badge ok\">up</span>")
+        for _ in range(4):
+            dom = dump_dom(svc.base + "/")
+            if up.search(dom):
+                break
 
         # The page's script ran and replaced the live sections with a re-fetched copy at least once.
         html_tag = re.search(r"<html[^>]*>", dom)
@@ -68,7 +74,7 @@ def test_ui_renders_sources_statements_and_escapes_hostile_names(hostile_db: str
         assert refreshes is not None and int(refreshes.group(1)) >= 1, html_tag.group(0)
 
         # Overview: the source, its target, up; top statements with their columns.
-        assert re.search(r"<td>postgres</td><td><a [^>]*>shop</a></td><td><span class=\"badge ok\">up</span>", dom)
+        assert up.search(dom), dom[:3000]
         assert "Top statements by total time" in dom
         for column in ("calls", "total time", "mean", "rows", "cache hit"):
             assert f">{column}</button></th>" in dom  # sortable headers

@@ -175,6 +175,20 @@ async def test_without_pg_stat_statements_the_rest_works(
                      "run CREATE EXTENSION pg_stat_statements in the database"]
 
 
+async def test_a_role_denied_pg_stat_statements_is_told_what_to_grant_not_counted_as_failing(
+    pg_server: LocalPostgres, fresh_db: str, db: psycopg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A permission error on pg_stat_statements is a state of the role (one hint), not a failing query."""
+    db.execute("REVOKE SELECT ON pg_stat_statements FROM PUBLIC")
+    db.execute("DROP ROLE IF EXISTS denied; CREATE ROLE denied LOGIN PASSWORD 'denied-pw'")
+    snap = await poll_once(pg_server.dsn(db.info.dbname, "denied", "denied-pw"), polls=2, name="denied")
+    assert snap.features["pg_stat_statements"] is False and snap.statement_count is None
+    assert snap.query_errors["statements"] == 0
+    hints = [r.getMessage() for r in caplog.records if "pg_stat_statements" in r.getMessage()]
+    assert hints == ["denied: pg_stat_statements statistics limited (no privilege): "
+                     "GRANT pg_read_all_stats (or pg_monitor) to the dbpulse role"]
+
+
 async def test_low_privilege_role(fresh_db: str, db: psycopg.Connection, pg_server: LocalPostgres) -> None:
     db.execute("DROP ROLE IF EXISTS plain; CREATE ROLE plain LOGIN PASSWORD 'plain-pw'")
     dbname = db.info.dbname

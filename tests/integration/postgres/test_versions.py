@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from collectors.postgres import health, queries
+from collectors.postgres import queries
 from collectors.postgres.poller import PostgresPoller
 from collectors.postgres.snapshot import PostgresSnapshot
 from harness.servers import SUPPORTED_MAJORS
@@ -25,10 +25,6 @@ from monitor.advisor.findings import AdviceReport
 from monitor.advisor.settings import Thresholds
 from tests.integration.postgres.health_scenario import Pair, live_trouble, pair
 from tests.support import pg_poller
-
-# Every band of every query in queries.py (not the extension-version map).
-BANDED = {name: bands for name, bands in vars(queries).items()
-          if name.isupper() and isinstance(bands, dict) and all(isinstance(k, int) for k in bands)}
 
 
 @dataclass
@@ -49,8 +45,9 @@ class Polled:
 
 def run_every_band(conn: psycopg.Connection[Any], version_num: int) -> dict[str, str]:
     out = {}
-    for name, bands in sorted(BANDED.items()):
-        sql = queries.pick(bands, version_num)
+    for query in queries.ALL:
+        name = query.name
+        sql = query.sql(version_num)
         if sql is None:
             out[name] = "none"
             continue
@@ -103,14 +100,14 @@ def test_every_version_banded_query_runs(polled: Polled) -> None:
     failed = {key: result for key, result in polled.bands.items() if result not in ("ran", "none")}
     assert not failed, failed
     missing = sorted(name for (name, role), result in polled.bands.items() if result == "none" and role == "primary")
-    expected = (["IO"] if polled.major_num < 16 else []) + (["STATEMENTS_RESET"] if polled.major == "13" else [])
+    expected = (["io"] if polled.major_num < 16 else []) + (["statements_reset"] if polled.major == "13" else [])
     assert missing == expected
     assert polled.primary.server_version.startswith(f"{polled.major}.")
 
 
 def test_the_poll_read_every_area_without_an_error(polled: Polled) -> None:
     for snap in (polled.primary, polled.standby):
-        assert {q: n for q, n in snap.query_errors.items() if n} == {}
+        assert snap.query_errors == {q.name: 0 for q in queries.ALL}  # every query counted from the start
         off = sorted(f for f, on in snap.features.items() if not on)
         expected = (["hypopg"] if polled.major != "15" else []) + (["io"] if polled.major_num < 16 else [])
         assert off == expected, (snap.target, off, snap.health and snap.health.problems)
@@ -258,6 +255,3 @@ def test_the_advisor_plans_on_every_version(polled: Polled) -> None:
         assert ("GENERIC_PLAN" in note) == (polled.major_num >= 16)
         assert finding.cost_before and finding.cost_before > 0
 
-
-def test_query_names_are_counted_from_the_start() -> None:
-    assert set(health.QUERY_NAMES) <= {name.lower() for name in BANDED}

@@ -7,30 +7,39 @@ import pytest
 
 from collectors.postgres import queries
 from collectors.postgres.access import ADVISOR_TAG, own_component, tagged, unwrap_statement_text
+from collectors.postgres.query import Query
 
-BANDS = {name: value for name, value in vars(queries).items()
-         if name.isupper() and isinstance(value, dict) and all(isinstance(k, int) for k in value)}
+BY_NAME = {q.name: q for q in queries.ALL}
 
 
-@pytest.mark.parametrize("name", sorted(BANDS))
+@pytest.mark.parametrize("name", sorted(BY_NAME))
 def test_every_band_parses(name: str) -> None:
-    for sql in BANDS[name].values():
+    for sql in BY_NAME[name].bands.values():
         if sql is not None:
             pglast.parse_sql(re.sub(r"%\(\w+\)s", "NULL", sql))
 
 
-def test_pick_newest_band_at_or_below_version() -> None:
-    bands = {130000: "SELECT a", 140000: "SELECT b", 170000: "SELECT c"}
-    assert queries.pick(bands, 130012) == "SELECT /* dbpulse_collector */ a"
-    assert queries.pick(bands, 150004) == "SELECT /* dbpulse_collector */ b"
-    assert queries.pick(bands, 170000, ADVISOR_TAG) == "SELECT /* dbpulse_advisor */ c"
-    assert queries.pick(queries.STATEMENTS_RESET, 130000) is None
-    assert queries.pick(queries.STATEMENTS_RESET, 160000) is not None
+def test_the_newest_band_at_or_below_the_version_is_picked() -> None:
+    query = Query("q", {130000: "SELECT a", 140000: "SELECT b", 170000: "SELECT c"})
+    assert query.sql(130012) == "SELECT /* dbpulse_collector */ a"
+    assert query.sql(150004) == "SELECT /* dbpulse_collector */ b"
+    assert query.sql(170000, ADVISOR_TAG) == "SELECT /* dbpulse_advisor */ c"
+    assert not queries.STATEMENTS_RESET.available(130000)
+    assert queries.STATEMENTS_RESET.available(160000)
+    with pytest.raises(ValueError, match="statements_reset does not exist on PostgreSQL 130000"):
+        queries.STATEMENTS_RESET.required_sql(130000)
 
 
 def test_older_servers_are_refused_clearly() -> None:
     with pytest.raises(ValueError, match="older than the supported 13"):
-        queries.pick(queries.SERVER, 120000)
+        queries.SERVER.sql(120000)
+
+
+def test_every_declared_query_has_its_own_name() -> None:
+    """The ``query`` labels come from the declared queries (test_versions sees each counted from the start)."""
+    names = [q.name for q in queries.ALL]
+    assert len(names) == len(set(names)) == 27
+    assert all(getattr(queries, q.name.upper()) is q for q in queries.ALL)  # named like its constant
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -46,10 +55,10 @@ def test_unwrap_statement_text(text: str, expected: str) -> None:
     assert unwrap_statement_text(text) == expected
 
 
-@pytest.mark.parametrize("name", sorted(BANDS))
+@pytest.mark.parametrize("name", sorted(BY_NAME))
 def test_every_statement_the_collector_sends_is_recognised_as_its_own(name: str) -> None:
-    for version in BANDS[name]:
-        sql = queries.pick(BANDS[name], version)
+    for version in BY_NAME[name].bands:
+        sql = BY_NAME[name].sql(version)
         if sql is not None:
             assert own_component(sql) == "collector", sql[:120]
 

@@ -1,56 +1,14 @@
-"""The Health section's list: the alerts' thresholds, worst first."""
+"""The Health section's list: past the alerts' thresholds (collectors/postgres/thresholds.py), worst first."""
 
 from __future__ import annotations
 
-import re
-
-import pytest
-import yaml
-
-from collectors.postgres import triage
+from collectors.postgres import thresholds, triage
 from collectors.postgres.health import ServerHealth
 from collectors.postgres.locks import BlockerRow, Locks
-from collectors.postgres.replication import Replication, SenderRow, SlotRow
+from collectors.postgres.replication import ReceiverRow, Replication, SenderRow, SlotRow
 from collectors.postgres.sequences import SequenceRow
 from collectors.postgres.snapshot import PostgresSnapshot, TableRow
 from collectors.postgres.vacuum import FrozenAgeRow, Vacuum
-from tests.rules.promql_check import RULES_DIR
-
-ALERTS = {r["alert"]: r for g in yaml.safe_load((RULES_DIR / "dbpulse-alerts.rules.yml").read_text())["groups"]
-          for r in g["rules"] if "alert" in r and r["labels"]["severity"] == "warning"}
-
-
-def threshold(alert: str) -> float:
-    """The number an alert's expression compares with (arithmetic like 64 * 1024 * 1024 evaluated)."""
-    m = re.search(r"(?:>=?|<)\s*([0-9][0-9.\s*]*)", ALERTS[alert]["expr"])
-    assert m, ALERTS[alert]["expr"]
-    value = 1.0
-    for factor in m.group(1).split("*"):
-        value *= float(factor)
-    return value
-
-
-@pytest.mark.parametrize(("alert", "value"), [
-    ("PostgresReplicationLag", triage.REPLICATION_LAG_BYTES),
-    ("PostgresStandbyReplayLag", triage.REPLAY_LAG_SECONDS),
-    ("PostgresReplicationSlotInactive", triage.SLOT_RETAINED_BYTES),
-    ("PostgresTransactionIdWraparound", triage.WRAPAROUND_WARNING),
-    ("PostgresMultixactIdWraparound", triage.WRAPAROUND_WARNING),
-    ("PostgresBlockingChain", triage.BLOCKED_SESSIONS),
-    ("PostgresLongLockWait", triage.LOCK_WAIT_SECONDS),
-    ("PostgresSequenceNearExhaustion", triage.SEQUENCE_USED),
-])
-def test_the_page_uses_the_alerts_thresholds(alert: str, value: float) -> None:
-    assert threshold(alert) == value
-
-
-def test_freeze_and_critical_thresholds_match() -> None:
-    assert "1.2 * dbpulse_pg_freeze_max_age" in ALERTS["PostgresAutovacuumFreezeOverdue"]["expr"]
-    assert f"{triage.AUTOVACUUM_NAPTIMES} * dbpulse_pg_autovacuum_naptime_seconds" in \
-        ALERTS["PostgresAutovacuumNotKeepingUp"]["expr"]
-    assert triage.FREEZE_OVERDUE == 1.2
-    text = (RULES_DIR / "dbpulse-alerts.rules.yml").read_text()
-    assert f'dbpulse_pg_database_wraparound_ratio{{kind="xid"}} > {triage.WRAPAROUND_CRITICAL}' in text
 
 
 def snapshot(health: ServerHealth, tables: list[TableRow] | None = None) -> PostgresSnapshot:
@@ -123,3 +81,21 @@ def test_standbys_gone_or_fewer_than_expected() -> None:
     assert not [a for a in triage.triage(snapshot(health(False, ["a", "b"], 2, []))) if a.area == "replication"]
     standby = [a.subject for a in triage.triage(snapshot(health(True, [], 2, []))) if a.area == "replication"]
     assert standby == ["this standby"]  # its receiver (no ReceiverRow here); a standby has no count to keep
+
+
+def test_replication_lag_is_listed_past_the_alerts_threshold_not_at_it() -> None:
+    """The page and the alert share one number (thresholds.py): at it, quiet; past it, listed with it."""
+    lag, replay = thresholds.REPLICATION_LAG.value, thresholds.REPLAY_LAG.value
+
+    def lagging(extra: float) -> list[tuple[str, float | None, float | None]]:
+        primary = ServerHealth(replication=Replication(in_recovery=False, senders=[
+            SenderRow("replica", state="streaming", replay_lag_bytes=lag + extra)]),
+            vacuum=None, locks=Locks(), wal=None, sequences=None, bloat=None, problems={})
+        standby = ServerHealth(replication=Replication(in_recovery=True, replay_lag_seconds=replay + extra,
+                                                       receiver=ReceiverRow(status="streaming")),
+                               vacuum=None, locks=Locks(), wal=None, sequences=None, bloat=None, problems={})
+        return [(a.problem, a.value, a.limit) for h in (primary, standby) for a in triage.triage(snapshot(h))
+                if a.problem == "replay lag"]
+
+    assert lagging(0) == []
+    assert lagging(1) == [("replay lag", lag + 1, lag), ("replay lag", replay + 1, replay)]

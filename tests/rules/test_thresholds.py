@@ -23,7 +23,7 @@ def shipped() -> dict[tuple[str, str], list[str]]:
 def test_every_source_has_a_table() -> None:
     modules = {module for module, _ in TABLES}
     assert modules == {"collectors.postgres.thresholds", "collectors.redis.thresholds",
-                       "collectors.health.thresholds"}
+                       "collectors.health.thresholds", "collectors.pgbouncer.thresholds"}
     names = [(module, t.name) for module, t in TABLES]
     assert len(names) == len(set(names))
 

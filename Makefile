@@ -28,7 +28,7 @@ run: setup
 
 ## the whole job in a minute: throwaway PostgreSQL + Redis + demo app + load, watched by dbpulse (Ctrl-C stops it)
 demo: setup
-	.venv/bin/dbpulse demo
+	.venv/bin/python -m demo
 
 ## lint, type-check and run the whole test suite against throwaway servers
 test: setup lint

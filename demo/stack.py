@@ -1,4 +1,4 @@
-"""``dbpulse demo``: start the whole stack in a temporary directory, show where to look, clean up.
+"""``python -m demo`` (``make demo``): start the whole stack in a temporary directory, show where to look, clean up.
 
 Order: PostgreSQL (initdb, ``pg_stat_statements`` preloaded, HypoPG) and Redis
 on free ports, the schema and seed data, the demo application (in-process
@@ -38,6 +38,8 @@ from harness.servers import LocalPostgres, LocalRedis, ServerError, find_pg_bin,
 from monitor.config import DEFAULT_PORT
 
 log = logging.getLogger("dbpulse.demo")
+
+PROG = "python -m demo"  # the command that starts the demo, in its messages
 
 DB_NAME = "shop"
 MONITOR_ROLE = "dbpulse"
@@ -333,13 +335,13 @@ def banner(stack: DemoStack, sizes: dict[str, int], elapsed: float) -> str:
 async def run_demo(options: DemoOptions, on_ready: Callable[[DemoStack], None] | None = None) -> int:
     missing = preflight()
     if missing:
-        print("dbpulse demo: cannot start, missing on this machine:", file=sys.stderr)
+        print(f"{PROG}: cannot start, missing on this machine:", file=sys.stderr)
         for item in missing:
             print(f"  - {item}", file=sys.stderr)
         print(f"  {INSTALL_HINT}; or set DBPULSE_PG_BIN to a directory holding initdb and pg_ctl.", file=sys.stderr)
         return 1
     if options.port and port_in_use(options.host, options.port):
-        print(f"dbpulse demo: cannot listen on {options.host}:{options.port}: the port is already in use "
+        print(f"{PROG}: cannot listen on {options.host}:{options.port}: the port is already in use "
               f"(another dbpulse?); pass --listen {options.host}:PORT, or --listen {options.host}:0 for any free "
               "port", file=sys.stderr)
         return 1
@@ -371,7 +373,7 @@ async def run_demo(options: DemoOptions, on_ready: Callable[[DemoStack], None] |
         return 0
     except (ServerError, subprocess.CalledProcessError, psycopg.Error, OSError) as exc:
         detail = exc.stderr.decode(errors="replace") if isinstance(exc, subprocess.CalledProcessError) else ""
-        print(f"dbpulse demo: {exc}\n{detail}".rstrip(), file=sys.stderr)
+        print(f"{PROG}: {exc}\n{detail}".rstrip(), file=sys.stderr)
         return 1
     finally:
         stop.set()

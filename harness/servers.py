@@ -1,6 +1,6 @@
 """Throwaway PostgreSQL and Redis servers on free ports.
 
-Used by the test harness and by ``dbpulse demo``. PostgreSQL refuses to run
+Used by the test harness and by the demo (``python -m demo``). PostgreSQL refuses to run
 as root, so when we are root the cluster is initialised and started as the
 ``postgres`` system user (created by Debian's postgresql-common).
 

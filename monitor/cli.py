@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from pathlib import Path
 from typing import Any
 
-from collectors.base.settings import PollSettings, named_url
-from collectors.postgres.settings import target_from_flag
+from collectors.base.settings import PollSettings
+from collectors.registry import sources
 from monitor import __version__
 from monitor.advise import add_advise_parser
 from monitor.advisor.settings import AdvisorSettings
-from monitor.config import DEFAULT_LISTEN, DEFAULT_PORT, Config, ConfigError, Layers, parse_listen
+from monitor.config import DEFAULT_LISTEN, ENV_TARGETS, Config, ConfigError, Layers
 from monitor.core import logs
-from monitor.flags import EPILOG, POSTGRES_HELP, HelpFormatter, Parser, fail, number
+from monitor.flags import EPILOG, HelpFormatter, Parser, number
 from monitor.web.webconfig import WebConfig, load_web_config
 
 log = logging.getLogger("dbpulse")
-
-PORT_OR_ANY = number(int, minimum=0, maximum=65535)
-
 
 def _run_flags(args: argparse.Namespace) -> dict[str, Any]:
     flags: dict[str, Any] = {}
@@ -30,16 +26,12 @@ def _run_flags(args: argparse.Namespace) -> dict[str, Any]:
         flags["listen"] = args.listen
     if args.log_level:
         flags.setdefault("log", {})["level"] = args.log_level
-    if args.postgres:
-        flags.setdefault("postgres", {})["targets"] = [target_from_flag(d) for d in args.postgres]
     if args.web_config:
         flags["web_config"] = str(args.web_config)
-    if args.redis:
-        flags.setdefault("redis", {})["targets"] = [named_url(u) for u in args.redis]
-    if args.redis_queue:
-        flags.setdefault("redis", {})["queues"] = list(args.redis_queue)
-    if args.health_url:
-        flags.setdefault("health", {})["targets"] = [named_url(u) for u in args.health_url]
+    for spec in sources():
+        for flag in spec.flags:
+            if values := getattr(args, _dest(flag.option)):
+                flags.setdefault(spec.name, {})[flag.field] = [flag.convert(v) for v in values]
     if args.advisor_interval is not None:
         advisor = flags.setdefault("advisor", {})
         if args.advisor_interval == 0:
@@ -47,9 +39,13 @@ def _run_flags(args: argparse.Namespace) -> dict[str, Any]:
         else:
             advisor["interval"] = args.advisor_interval
     if args.interval is not None:
-        for section in ("postgres", "redis", "health"):
-            flags.setdefault(section, {})["interval"] = args.interval
+        for spec in sources():
+            flags.setdefault(spec.name, {})["interval"] = args.interval
     return flags
+
+
+def _dest(option: str) -> str:
+    return option.removeprefix("--").replace("-", "_")
 
 
 class ConfigErrors(Exception):
@@ -109,71 +105,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     except ConfigErrors as exc:
         print(exc, file=sys.stderr)
         return 2
-    print(f"{args.file}: OK ({len(config.postgres.targets)} PostgreSQL target(s), "
-          f"{len(config.redis.targets)} Redis target(s), {len(config.health.targets)} health target(s)): "
-          f"{layers.origins(config)}")
+    counts = ", ".join(f"{len(config.section(s.name).targets)} {s.title} target(s)" for s in sources())
+    print(f"{args.file}: OK ({counts}): {layers.origins(config)}")
     return 0
-
-
-DEMO_DESCRIPTION = (
-    "Start, in a temporary directory removed on exit, a throwaway PostgreSQL (pg_stat_statements, "
-    "HypoPG), a Redis, a small demo business application (SQLAlchemy pool, Redis caches, Celery-style "
-    "queues, /health endpoints) and a load generator, with dbpulse watching all three. Prints where "
-    "to look (web UI, /metrics, the index report). Ctrl-C stops everything. Needs the PostgreSQL and "
-    "Redis server binaries (make setup installs them) and a clone of the dbpulse repository: the demo "
-    "(demo/) and its throwaway servers (harness/) are not part of the installed service."
-)
-
-
-def add_demo_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = sub.add_parser("demo", help="run dbpulse against a throwaway demo stack", description=DEMO_DESCRIPTION,
-                            formatter_class=HelpFormatter, epilog=EPILOG)
-    parser.add_argument("--listen", metavar="HOST:PORT", default=f"127.0.0.1:{DEFAULT_PORT}",
-                        help="address of dbpulse's web UI and /metrics (port 0: any free)")
-    parser.add_argument("--host", help=argparse.SUPPRESS)  # before --listen; kept for old scripts
-    parser.add_argument("--port", type=PORT_OR_ANY, help=argparse.SUPPRESS)
-    parser.add_argument("--app-port", type=PORT_OR_ANY, default=0, metavar="PORT",
-                        help="port of the demo application (0: any free)")
-    parser.add_argument("--duration", type=number(float, above=0), metavar="SECONDS",
-                        help="stop after SECONDS (default: run until Ctrl-C)")
-    parser.add_argument("--interval", type=number(float, above=0), default=2.0, metavar="SECONDS",
-                        help="poll interval of every source")
-    parser.add_argument("--advisor-interval", type=number(float, minimum=1), default=10.0, metavar="SECONDS",
-                        help="seconds between index-advisor runs")
-    parser.add_argument("--scale", type=number(float, above=0), default=1.0, metavar="FACTOR",
-                        help="seed data size factor")
-    parser.add_argument("--clients", type=number(int, minimum=1), default=4, metavar="N",
-                        help="concurrent load generator clients")
-    parser.set_defaults(func=cmd_demo)
-
-
-def _demo_address(args: argparse.Namespace) -> tuple[str, int]:
-    """``--listen``, with the older ``--host``/``--port`` over it when given."""
-    try:
-        host, port = parse_listen(args.listen, any_port=True)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--listen: {exc}, got {args.listen!r}") from None
-    return args.host or host, port if args.port is None else args.port
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    try:
-        host, port = _demo_address(args)
-    except argparse.ArgumentTypeError as exc:
-        return fail("dbpulse demo", str(exc))
-    # The demo lives beside the service in the repository, not inside it (the installed service never
-    # needs it): found when the checkout is on sys.path, as scripts/setup.sh arranges for .venv.
-    try:
-        stack = importlib.import_module("demo.stack")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("demo", "demo.stack", "harness", "harness.servers"):
-            raise
-        return fail("dbpulse demo", "the demo is not installed here; it runs from a clone of the dbpulse "
-                    "repository (`make demo`)")
-    options = stack.DemoOptions(host=host, port=port, app_port=args.app_port, duration=args.duration,
-                                interval=args.interval, advisor_interval=args.advisor_interval, scale=args.scale,
-                                clients=args.clients)
-    return int(stack.main(options))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -188,21 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the service", formatter_class=HelpFormatter, description=(
         "Poll the configured sources in the background and serve /metrics, /healthz and /readyz. "
-        "Flags override the configuration file, and DBPULSE_LISTEN, DBPULSE_POSTGRES (space-separated "
-        "DSNs) and DBPULSE_LOG_LEVEL sit between the two; targets (--postgres, --redis, --health-url, "
-        "DBPULSE_POSTGRES) and --redis-queue keys are added to the file's, and the log says where each "
-        "target came from."), epilog=EPILOG)
+        f"Flags override the configuration file, and DBPULSE_LISTEN, {ENV_TARGETS} (space-separated "
+        f"targets) and DBPULSE_LOG_LEVEL sit between the two; the lists these flags give ("
+        f"{', '.join(f.option for s in sources() for f in s.flags)}, {ENV_TARGETS}) are added to the file's, "
+        "and the log says where each target came from."), epilog=EPILOG)
     run.add_argument("--config", type=Path, metavar="FILE", help="YAML configuration file")
     run.add_argument("--listen", metavar="HOST:PORT", help=f"address to serve on (default: {DEFAULT_LISTEN})")
-    run.add_argument("--postgres", action="append", metavar="[NAME=]DSN", help=POSTGRES_HELP)
-    run.add_argument("--redis", action="append", metavar="[NAME=]URL",
-                     help="Redis to watch (repeatable): redis://, rediss:// or unix://; NAME= sets the target "
-                     "label. Prefer password_env/password_file in the config file to a password in the URL")
-    run.add_argument("--redis-queue", action="append", metavar="KEY",
-                     help="list or stream key whose length to report on every Redis target (repeatable)")
-    run.add_argument("--health-url", action="append", metavar="[NAME=]BASE_URL",
-                     help="application base URL whose /health, /health/live and /health/ready to probe "
-                     "(repeatable; paths, headers and timeouts in the config file)")
+    for flag in (f for spec in sources() for f in spec.flags):
+        run.add_argument(flag.option, action="append", metavar=flag.metavar, help=flag.help)
     run.add_argument("--interval", type=number(float, above=0), metavar="SECONDS",
                      help=f"poll interval of every source (default: {PollSettings().interval:g})")
     run.add_argument("--advisor-interval", type=number(float, minimum=0), metavar="SECONDS",
@@ -222,7 +149,6 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", type=Path, metavar="FILE", help="YAML configuration file")
     check.set_defaults(func=cmd_check_config)
     add_advise_parser(sub)
-    add_demo_parser(sub)
     return parser
 
 

@@ -14,21 +14,20 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, create_model, field_validator
 
 from collectors.base.settings import (
     ENVIRONMENT,
     ConfigError,
     ConfigProblem,
+    PollSettings,
     Strict,
     problems_from,
     read_file,
 )
-from collectors.health.settings import HealthSettings
-from collectors.postgres.settings import PostgresSettings, target_from_flag
-from collectors.redis.settings import RedisSettings
+from collectors.registry import sources
 from monitor.advisor.settings import AdvisorSettings
 
 DEFAULT_PORT = 19630
@@ -62,14 +61,13 @@ class UiSettings(Strict):
                                    description="how far back the web UI's charts reach (kept in memory per source)")
 
 
-class Config(Strict):
+class ServiceConfig(Strict):
+    """The service's own sections; every registered source adds its own (``Config``)."""
+
     listen: str = DEFAULT_LISTEN
     web_config: Path | None = Field(None, description="exporter-toolkit web config: TLS and basic auth")
     log: LogSettings = Field(default_factory=LogSettings)
     ui: UiSettings = Field(default_factory=UiSettings)
-    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
-    redis: RedisSettings = Field(default_factory=RedisSettings)
-    health: HealthSettings = Field(default_factory=HealthSettings)
     advisor: AdvisorSettings = Field(default_factory=AdvisorSettings)
 
     @field_validator("listen")
@@ -77,6 +75,25 @@ class Config(Strict):
     def _listen(cls, value: str) -> str:
         parse_listen(value)
         return value
+
+    def section(self, name: str) -> PollSettings:
+        """A source's section, by the source's name (``config.section(spec.name)``)."""
+        value = getattr(self, name)
+        assert isinstance(value, PollSettings)
+        return value
+
+    def sections(self) -> dict[str, PollSettings]:
+        """Every source's section, by source name, in page order."""
+        return {spec.name: self.section(spec.name) for spec in sources()}
+
+
+# The whole file: the service's sections and one per registered source, each the source's own model. Built
+# from the registry, so a new source's section needs no line here; typed code reaches it by `section()`.
+if TYPE_CHECKING:
+    Config = ServiceConfig
+else:
+    Config = create_model("Config", __base__=ServiceConfig, **{
+        spec.name: (spec.settings, Field(default_factory=spec.settings)) for spec in sources()})
 
 
 def parse_listen(value: str, any_port: bool = False) -> tuple[str, int]:
@@ -87,13 +104,20 @@ def parse_listen(value: str, any_port: bool = False) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-SECTIONS = ("postgres", "redis", "health")
 # Lists that add up across the layers (file, then environment, then flags) instead of being replaced:
 # `--config f.yaml --postgres extra=...` watches the file's targets and `extra`. Every other value given in
 # a later layer replaces the earlier one.
-ADDITIVE = (("postgres", "targets"), ("redis", "targets"), ("health", "targets"), ("redis", "queues"))
-NOTHING_TO_WATCH = ("nothing to watch: give --postgres DSN, --redis URL, --health-url URL or a config file "
-                    "with postgres.targets, redis.targets or health.targets")
+ADDITIVE = tuple((spec.name, key) for spec in sources() for key in spec.additive)
+
+
+def _either(words: list[str]) -> str:
+    return ", ".join(words[:-1]) + f" or {words[-1]}" if len(words) > 1 else "".join(words)
+
+
+ENV_TARGETS = " and ".join(s.env for s in sources() if s.env)  # the DBPULSE_* variables that add targets
+NOTHING_TO_WATCH = "nothing to watch: give {} or a config file with {}".format(
+    ", ".join(f"{f.option} {f.metavar.removeprefix('[NAME=]')}" for s in sources() if (f := s.target_flag)),
+    _either([f"{s.name}.targets" for s in sources()]))
 
 
 def validate(data: dict[str, Any], source: str, environment: Mapping[str, str] | None = None) -> Config:
@@ -124,9 +148,10 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         data["listen"] = environ["DBPULSE_LISTEN"]
     if environ.get("DBPULSE_LOG_LEVEL"):
         data.setdefault("log", {})["level"] = environ["DBPULSE_LOG_LEVEL"]
-    if environ.get("DBPULSE_POSTGRES"):
-        dsns = [d for d in environ["DBPULSE_POSTGRES"].split() if d]
-        data.setdefault("postgres", {})["targets"] = [target_from_flag(d) for d in dsns]
+    for spec in sources():
+        flag = spec.target_flag
+        if spec.env and flag and environ.get(spec.env):
+            data.setdefault(spec.name, {})["targets"] = [flag.convert(t) for t in environ[spec.env].split()]
     return data
 
 
@@ -167,7 +192,7 @@ class Layers:
             config = validate(data, self.source, self.environment)
         except ConfigError as exc:
             problems = exc.problems
-        if not any(isinstance(data.get(s), dict) and data[s].get("targets") for s in SECTIONS):
+        if not any(isinstance(data.get(s.name), dict) and data[s.name].get("targets") for s in sources()):
             problems.append(ConfigProblem("", NOTHING_TO_WATCH))
         if problems:
             raise ConfigError(self.source, problems)
@@ -187,14 +212,14 @@ class Layers:
         """Which targets came from which layer, e.g. ``postgres shop, orders (dbpulse.yaml) + extra (flags)``;
         with the rule spelled out when a later layer added targets to an earlier one's."""
         parts, added = [], False
-        for section in SECTIONS:
-            names = iter(t.target for t in getattr(config, section).targets)
+        for section, settings in config.sections().items():
+            names = iter(t.target for t in settings.targets)
             given = self._given(section)
             added = added or len(given) > 1
             if given:
                 parts.append(f"{section} " + " + ".join(
                     f"{', '.join(next(names) for _ in range(count))} ({layer.origin})" for layer, count in given))
-        rule = "; targets from flags and DBPULSE_POSTGRES are added to the file's" if added else ""
+        rule = f"; targets from flags and {ENV_TARGETS} are added to the file's" if added else ""
         return "; ".join(parts) + rule
 
 

@@ -8,8 +8,6 @@ from collections.abc import Callable
 from typing import NoReturn
 
 EPILOG = "Documentation: README.md and docs/ in the dbpulse repository."
-POSTGRES_HELP = ("PostgreSQL to watch (repeatable); NAME= before a URI sets the target label. Prefer PGPASSWORD, "
-                 "~/.pgpass or password_env/password_file in the config file to a password in the DSN")
 
 
 class Parser(argparse.ArgumentParser):

@@ -11,9 +11,7 @@ import socket
 from aiohttp import web
 
 from collectors.base.poller import Poller
-from collectors.health import poller as health
-from collectors.postgres import poller as postgres
-from collectors.redis import poller as redis
+from collectors.registry import sources
 from monitor.advisor import poller as advisor
 from monitor.config import Config, parse_listen
 from monitor.core.scheduler import Scheduler
@@ -44,13 +42,10 @@ def _why(exc: OSError) -> str:
 
 
 def build_pollers(config: Config) -> list[Poller]:
-    """Every source's pollers, each built by its own folder from its own section."""
-    return [
-        *postgres.pollers(config.postgres),
-        *advisor.pollers(config.advisor, config.postgres),
-        *redis.pollers(config.redis),
-        *health.pollers(config.health),
-    ]
+    """Every registered source's pollers, each built by its own folder from its own section; then the advisor's
+    (one per PostgreSQL target: it picks its source's section itself)."""
+    return [*(p for spec in sources() for p in spec.pollers(config.section(spec.name))),
+            *advisor.pollers(config.advisor, config.sections())]
 
 
 async def serve(config: Config, web_config: WebConfig, stop: asyncio.Event) -> None:

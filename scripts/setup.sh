@@ -55,7 +55,7 @@ fi
 # run only checks them). Redis 7.0 is Debian's, installed above.
 PYTHON=.venv/bin/python bash scripts/install-redis-versions.sh
 # The demo (demo/) and the throwaway servers (harness/) are not part of the installed service; this
-# development venv gets the checkout on its path so `dbpulse demo`, the tests and bench/ find them.
+# development venv gets the checkout on its path so `python -m demo`, the tests and bench/ find them.
 site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 printf '%s\n' "$PWD" > "$site/dbpulse-checkout.pth"
 echo "setup: ready (.venv/bin/dbpulse $(.venv/bin/dbpulse --version | cut -d' ' -f2))"

@@ -15,7 +15,7 @@ class Snapshot(Protocol):
 
 
 class Poller(ABC):
-    source: str  # "postgres", "redis", "health", "advisor"
+    source: str  # its source's name (the folder of collectors, SourceSpec.name), or the service's "advisor"
     target: str
     interval: float
     timeout: float

@@ -2,7 +2,7 @@
 
 The row types' field names are the column names of their SQL in
 ``queries.py``: a new column is a new field here plus one ``out.add`` line
-(and its entry in ``collectors/metrics.yaml``).
+(and its entry in ``collectors/postgres/metrics.yaml``).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from collectors.base.attention import Attention
 from collectors.base.samples import OTHER, Sample, SampleList
 from collectors.base.topk import summed
-from collectors.postgres.attention import Attention
 from collectors.postgres.health import ServerHealth
 from collectors.postgres.statements import OwnStatements, StatementStat
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import time
 
+from collectors.base.attention import SEVERITY_RANK, Attention
 from collectors.postgres import thresholds as alerts
-from collectors.postgres.attention import SEVERITY_RANK, Attention
 from collectors.postgres.snapshot import PostgresSnapshot
 
 # Shown, never alerted on.

@@ -12,21 +12,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from collectors.base.poller import Poller
 from collectors.base.samples import Sample, SampleList
+from collectors.base.settings import PollSettings
 from collectors.postgres.settings import PostgresSettings
+from collectors.postgres.spec import SPEC as POSTGRES
 from monitor.advisor.actions import ACTION_KINDS
 from monitor.advisor.advisor import Advisor
 from monitor.advisor.findings import UNPLANNABLE_CATEGORIES, AdviceReport
 from monitor.advisor.outcomes import CHANGES
 from monitor.advisor.settings import AdvisorSettings
 
+ADVISOR = "advisor"  # its pollers' source: the service's own, not a registered source
 
-def pollers(settings: AdvisorSettings, postgres: PostgresSettings) -> list[Poller]:
-    """One advisor per PostgreSQL target, on the advisor's own interval; none when disabled."""
-    if not settings.enabled:
+
+def pollers(settings: AdvisorSettings, sections: Mapping[str, PollSettings]) -> list[Poller]:
+    """One advisor per PostgreSQL target (``sections``: every source's, by name), on the advisor's own interval;
+    none when disabled."""
+    postgres = sections.get(POSTGRES.name)
+    if not settings.enabled or not isinstance(postgres, PostgresSettings):
         return []
     thresholds = settings.run_thresholds()
     return [AdvisorPoller(Advisor(t.dsn, t.target, thresholds, password=t.password()), settings.interval,
@@ -59,6 +66,11 @@ class AdviceSnapshot:
         return out.samples
 
 
+def report_of(snapshot: object) -> AdviceReport | None:
+    """The advisor's report, when ``snapshot`` is an advisor's (the one type check the web needs for it)."""
+    return snapshot.report if isinstance(snapshot, AdviceSnapshot) else None
+
+
 def missing_index_benefit(report: AdviceReport) -> float:
     """Largest relative cost reduction among verified missing-index findings (0 if none)."""
     best = 0.0
@@ -69,7 +81,7 @@ def missing_index_benefit(report: AdviceReport) -> float:
 
 
 class AdvisorPoller(Poller):
-    source = "advisor"
+    source = ADVISOR
 
     def __init__(self, advisor: Advisor, interval: float, timeout: float) -> None:
         self.advisor = advisor

@@ -1,4 +1,5 @@
-"""Numbers for people: durations, sizes and percentages, shared by the web UI and the reports.
+"""Numbers for people: durations, sizes and percentages; the one formatting module of the pages, the charts
+and the reports.
 
 A duration below a millisecond is in µs (never "0.0 ms"); a cost cut is never rounded up to "100% less"
 unless it is all of it; sizes use binary multiples (1 kB = 1024 B) with their unit.
@@ -58,3 +59,64 @@ def percent_less(ratio: float) -> str:
     if percent < 99.5:
         return f"{percent:.0f}%"
     return f"{math.floor(percent * 10) / 10:.1f}%"  # 99.96 is 99.9%, not 100%
+
+
+# --- what the pages and the charts print: any value (None, NaN, a non-number) is a dash --------------
+def finite(value: object) -> float | None:
+    """The value as a float when it is a finite number (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def num(value: object, digits: int = 0) -> str:
+    number = finite(value)
+    return DASH if number is None else f"{number:,.{digits}f}"
+
+
+def ratio(value: object) -> str:
+    """A ratio 0..1 as a percentage: ``95.3 %``."""
+    number = finite(value)
+    return DASH if number is None else f"{number * 100:.1f} %"
+
+
+def ms(seconds: object) -> str:
+    number = finite(seconds)
+    return DASH if number is None else milliseconds(number)
+
+
+def seconds(value: object) -> str:
+    number = finite(value)
+    return DASH if number is None else duration(number)
+
+
+def bytes_(value: object) -> str:
+    number = finite(value)
+    return DASH if number is None else size(number)
+
+
+def less(cut: object) -> str:
+    """A cost cut: "96% less" (never "100% less" unless it is all of it)."""
+    number = finite(cut)
+    return DASH if number is None else f"{percent_less(number)} less"
+
+
+def age(timestamp: float | None, now: float) -> str:
+    return "never" if timestamp is None else f"{seconds(max(0.0, now - timestamp))} ago"
+
+
+def in_unit(value: object, unit: str) -> str:
+    """A value in a chart's unit ("ratio", "bytes", "seconds", "count" or a rate such as "/s"), short enough
+    for an axis label."""
+    number = finite(value)
+    if number is None:
+        return DASH
+    if unit == "ratio":
+        return ratio(number)
+    if unit == "bytes":
+        return size(number)
+    if unit == "seconds":
+        return duration(number)
+    text = f"{number:,.0f}" if abs(number) >= 100 else f"{number:.3g}"
+    return f"{text} {unit}".strip() if unit not in ("", "count") else text

@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from monitor.advisor.findings import AdviceReport
-from monitor.advisor.poller import AdviceSnapshot
+from monitor.advisor.poller import report_of
 from monitor.core.scheduler import Scheduler
 from monitor.web import detail, pages
 from monitor.web.exposition import Exposition
@@ -67,10 +67,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def _reports(scheduler: Scheduler, target: str | None) -> list[AdviceReport]:
-    return [
-        state.snapshot.report for state in scheduler.states
-        if isinstance(state.snapshot, AdviceSnapshot) and target in (None, state.poller.target)
-    ]
+    return [report for state in scheduler.states
+            if target in (None, state.poller.target) and (report := report_of(state.snapshot)) is not None]
 
 
 def _advised_targets(scheduler: Scheduler) -> list[str]:

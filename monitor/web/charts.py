@@ -16,28 +16,11 @@ from dataclasses import dataclass, field
 
 from markupsafe import Markup, escape
 
+from monitor.core.units import in_unit
+
 WIDTH, HEIGHT = 360, 150
 LEFT, RIGHT, TOP, BOTTOM = 58, 8, 8, 20  # plot margins (axis labels live there)
 MAX_LINES = 6  # more lines than this is unreadable; the rest are left out (and said so)
-
-
-def fmt_value(value: float | None, unit: str) -> str:
-    """A value in the chart's unit, short enough for an axis label."""
-    if value is None or not math.isfinite(value):
-        return "\N{EN DASH}"
-    if unit == "ratio":
-        return f"{value * 100:.1f} %"
-    if unit == "bytes":
-        for suffix in ("B", "kB", "MB", "GB", "TB"):
-            if abs(value) < 1024 or suffix == "TB":
-                return f"{value:.0f} {suffix}" if suffix == "B" else f"{value:.1f} {suffix}"
-            value /= 1024
-    if unit == "seconds":
-        if value < 1:
-            return f"{value * 1000:.3g} ms"
-        return f"{value:.3g} s" if value < 120 else f"{value / 60:.3g} min"
-    text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
-    return f"{text} {unit}".strip() if unit not in ("", "count") else text
 
 
 @dataclass(frozen=True)
@@ -69,14 +52,10 @@ class Chart:
         if not self.lines:
             return "no data yet"
         shown = self.lines[:3]
-        parts = [fmt_value(line.last(), self.unit) if len(self.lines) == 1
-                 else f"{line.label} {fmt_value(line.last(), self.unit)}" for line in shown]
+        parts = [in_unit(line.last(), self.unit) if len(self.lines) == 1
+                 else f"{line.label} {in_unit(line.last(), self.unit)}" for line in shown]
         more = f" (+{len(self.lines) - 3})" if len(self.lines) > 3 else ""
         return ", ".join(parts) + more
-
-    @property
-    def has_points(self) -> bool:
-        return any(v is not None for line in self.lines for v in line.values)
 
 
 def gaps(times: Sequence[float], up: Sequence[bool]) -> list[tuple[float, float]]:
@@ -142,7 +121,7 @@ def svg(chart: Chart) -> Markup:
         ty = _attr(y(tick))
         out.append(f'<line class="grid" x1="{x0}" x2="{x1}" y1="{ty}" y2="{ty}"/>')
         out.append(f'<text class="axis" x="{x0 - 4}" y="{ty}" text-anchor="end" dominant-baseline="middle">'
-                   f"{escape(fmt_value(tick, chart.unit))}</text>")
+                   f"{escape(in_unit(tick, chart.unit))}</text>")
     for frac, text in ((0.0, _ago(span)), (0.5, _ago(span / 2)), (1.0, "now")):
         anchor = "start" if frac == 0 else "end" if frac == 1 else "middle"
         out.append(f'<text class="axis" x="{_attr(x0 + frac * (x1 - x0))}" y="{HEIGHT - 5}"'
@@ -152,7 +131,7 @@ def svg(chart: Chart) -> Markup:
         if limit is not None and bottom <= limit <= top:
             ly = _attr(y(limit))
             out.append(f'<line class="{css}" x1="{x0}" x2="{x1}" y1="{ly}" y2="{ly}">'
-                       f"<title>{escape(name)} {escape(fmt_value(limit, chart.unit))}</title></line>")
+                       f"<title>{escape(name)} {escape(in_unit(limit, chart.unit))}</title></line>")
     for n, line in enumerate(lines):
         for run in _runs(line):
             points = " ".join(f"{_attr(x(t))},{_attr(y(v))}" for t, v in run)

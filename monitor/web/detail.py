@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
 from collectors.postgres.snapshot import IndexRow, PostgresSnapshot, TableRow
+from collectors.postgres.spec import SPEC as POSTGRES
 from collectors.postgres.statements import StatementStat
 from monitor.advisor.actions import Action
 from monitor.advisor.findings import AdviceReport, Finding
-from monitor.advisor.poller import AdviceSnapshot
+from monitor.advisor.poller import ADVISOR, report_of
 from monitor.core.history import History, Series, delta_ratio, increase, rate
 from monitor.core.scheduler import SourceState
 from monitor.web.charts import Chart, Line, gaps
@@ -324,21 +325,20 @@ def _states(states: Iterable[SourceState], target: str) -> tuple[SourceState | N
     for state in states:
         if state.poller.target != target:
             continue
-        if state.poller.source == "postgres":
+        if state.poller.source == POSTGRES.name:
             pg = state
-        elif state.poller.source == "advisor":
+        elif state.poller.source == ADVISOR:
             advisor = state
     return pg, advisor
 
 
 def _report(state: SourceState | None) -> AdviceReport | None:
-    if state is not None and isinstance(state.snapshot, AdviceSnapshot):
-        return state.snapshot.report
-    return None
+    return report_of(state.snapshot) if state is not None else None
 
 
 def _last_snapshot(state: SourceState) -> PostgresSnapshot | None:
-    return state.snapshot if isinstance(state.snapshot, PostgresSnapshot) else None
+    snap: PostgresSnapshot | None = POSTGRES.of(state.snapshot)
+    return snap
 
 
 def _source(state: SourceState) -> Source:

@@ -15,28 +15,27 @@ stylesheet inlined.
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from collectors.base.attention import SEVERITY_RANK, Attention
 from collectors.base.poller import Snapshot
-from collectors.health.snapshot import HealthSnapshot
-from collectors.postgres.attention import SEVERITY_RANK, Attention
-from collectors.postgres.snapshot import PostgresSnapshot, TableRow
-from collectors.postgres.statements import OwnStatements, Variants, group_variants
-from collectors.redis.snapshot import RedisSnapshot
+from collectors.base.spec import SourceSpec
+from collectors.registry import source, sources
 from monitor import __version__
 from monitor.advisor.actions import Action
 from monitor.advisor.findings import AdviceReport, Finding
 from monitor.advisor.kinds import KINDS, pattern_kinds
-from monitor.advisor.poller import AdviceSnapshot
+from monitor.advisor.poller import ADVISOR
+from monitor.advisor.poller import report_of as advice_of
 from monitor.advisor.report import not_planned, utility_counts
 from monitor.core import units
 from monitor.core.scheduler import Scheduler, SourceState
@@ -45,62 +44,12 @@ from monitor.web.detail import StatementPage, TablePage, statement_path, table_p
 from monitor.web.trends import charts_of
 
 STATIC = Path(__file__).parent / "static"
-TOP_STATEMENTS = 15
-TOP_TABLES = 10
 QUERY_CHARS = 400
 DASH = units.DASH
-SOURCE_ORDER = {"postgres": 0, "redis": 1, "health": 2, "advisor": 3}
-# The snapshot type each source's section template is written for.
-SECTIONS: dict[str, type[Snapshot]] = {"postgres": PostgresSnapshot, "redis": RedisSnapshot, "health": HealthSnapshot}
-CONTROL_STATEMENTS = frozenset({"BEGIN", "COMMIT", "ROLLBACK", "START", "END", "SET", "RESET", "SHOW", "DISCARD",
-                                "SAVEPOINT", "RELEASE"})
+ADVISOR_ORDER = 99  # the advice section comes after every source's
 
 
-# --- formatting (filters) ---------------------------------------------------------
-def _finite(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
-def fmt_num(value: object, digits: int = 0) -> str:
-    number = _finite(value)
-    return DASH if number is None else f"{number:,.{digits}f}"
-
-
-def fmt_ratio(value: object) -> str:
-    number = _finite(value)
-    return DASH if number is None else f"{number * 100:.1f} %"
-
-
-def fmt_ms(seconds: object) -> str:
-    number = _finite(seconds)
-    return DASH if number is None else units.milliseconds(number)
-
-
-def fmt_seconds(seconds: object) -> str:
-    number = _finite(seconds)
-    return DASH if number is None else units.duration(number)
-
-
-def fmt_bytes(value: object) -> str:
-    number = _finite(value)
-    return DASH if number is None else units.size(number)
-
-
-def fmt_less(ratio: object) -> str:
-    """A cost cut: "96% less" (never "100% less" unless it is all of it)."""
-    number = _finite(ratio)
-    return DASH if number is None else f"{units.percent_less(number)} less"
-
-
-def fmt_age(timestamp: float | None, now: float) -> str:
-    if timestamp is None:
-        return "never"
-    return f"{fmt_seconds(max(0.0, now - timestamp))} ago"
-
-
+# --- formatting (filters: monitor/core/units.py) --------------------------------------------------
 def compact(text: str, limit: int = QUERY_CHARS) -> str:
     """A query text on one line, cut at ``limit`` characters."""
     flat = " ".join(text.split())
@@ -114,48 +63,6 @@ def anchor(*parts: str) -> str:
 
 def ratio(part: float | None, whole: float | None) -> float | None:
     return part / whole if part is not None and whole else None
-
-
-# --- what the PostgreSQL section shows ----------------------------------------------------------
-@dataclass(frozen=True)
-class PostgresView:
-    snap: PostgresSnapshot
-    top: list[Variants]  # the statements' variants (one fingerprint) are one entry, counters added up
-    slowest: list[Variants]
-    busiest: list[Variants]  # the most called
-    tables: list[TableRow]
-
-    @property
-    def connections(self) -> int:
-        return sum(c[3] for c in self.snap.connections)
-
-    @property
-    def own(self) -> list[OwnStatements]:
-        """dbpulse's own statements (kept out of the tables), the components that have any."""
-        return [o for o in self.snap.own_statements if o.statements]
-
-    @property
-    def application_statements(self) -> int | None:
-        """The application's statements pg_stat_statements tracks (every entry but dbpulse's own)."""
-        count = self.snap.statement_count
-        return None if count is None else count - sum(o.statements for o in self.snap.own_statements)
-
-
-def postgres_view(snap: PostgresSnapshot) -> PostgresView:
-    groups = group_variants(snap.statements, lambda s: snap.variant_keys.get(s.queryid))  # heaviest first
-    return PostgresView(
-        snap=snap,
-        top=groups[:TOP_STATEMENTS],
-        slowest=sorted((g for g in groups if g.total.calls), key=lambda g: -g.total.mean_exec_seconds)[:5],
-        busiest=sorted((g for g in groups if not _is_control(g.total.query)), key=lambda g: -g.total.calls)[:5],
-        tables=sorted(snap.tables, key=lambda t: -t.seq_scans)[:TOP_TABLES],
-    )
-
-
-def _is_control(query: str) -> bool:
-    """Transaction control and session statements: not what "most called" is about."""
-    words = query.split(None, 1)
-    return bool(words) and words[0].upper() in CONTROL_STATEMENTS
 
 
 # --- what the advice section shows ---------------------------------------------------------------
@@ -222,10 +129,16 @@ def plan_ident(target: str) -> str:
 
 @dataclass(frozen=True)
 class Problem:
-    """One health problem of one target, from the PostgreSQL triage (collectors/postgres/triage.py)."""
+    """One health problem of one target, from its source's triage (``SourceSpec.attention``)."""
 
+    source: str
     target: str
     item: Attention
+
+    @property
+    def ident(self) -> str:
+        """The id of its target's Health block, where it is shown in full."""
+        return anchor(f"{self.source}-health", self.target)
 
 
 @dataclass(frozen=True)
@@ -259,6 +172,7 @@ class ActionLine:
 class Summary:
     problems: list[Problem]  # worst first
     actions: list[ActionLine]  # in plan order, target by target
+    triaged: list[str] = field(default_factory=list)  # the titles of the sources watched that triage their health
 
     def severities(self) -> list[tuple[str, int]]:
         counts = {s: sum(1 for p in self.problems if p.item.severity == s) for s in SEVERITY_RANK}
@@ -272,12 +186,13 @@ class Summary:
 
 
 def summary_of(states: Sequence[SourceState]) -> Summary:
-    problems = [Problem(s.poller.target, item) for s in states if isinstance(s.snapshot, PostgresSnapshot)
-                for item in s.snapshot.attention]
+    problems = [Problem(s.poller.source, s.poller.target, item) for s in states if (spec := source(s.poller.source))
+                and (snap := spec.of(s.snapshot)) is not None for item in spec.attention(snap)]
     problems.sort(key=lambda p: (SEVERITY_RANK[p.item.severity], -p.item.score))
     actions = [ActionLine(s.poller.target, a) for s in states if (r := report_of(s)) is not None
                for a in r.plan.actions]
-    return Summary(problems, actions)
+    watched = {s.poller.source for s in states}
+    return Summary(problems, actions, [spec.title for spec in sources() if spec.triaged and spec.name in watched])
 
 
 # --- a source's status badge ---------------------------------------------------------------------
@@ -289,22 +204,23 @@ class SourceStatus:
 
 
 def status_of(state: SourceState) -> SourceStatus:
-    """The poll's outcome and, for a health target, its endpoints: an application whose endpoints fail is not
-    "up" because dbpulse could probe it."""
+    """The poll's outcome and what the source says is failing (a health target's endpoints: an application
+    whose endpoints fail is not "up" because dbpulse could probe it)."""
     if not state.polls:
         return SourceStatus("unknown", "starting")
     if not state.up:
         return SourceStatus("bad", "down", state.last_error or "")
-    if isinstance(state.snapshot, HealthSnapshot) and (failing := state.snapshot.failing):
-        detail = " · ".join(f"{r.path}: {r.problem}" for r in failing)
-        if len(failing) == len(state.snapshot.results):
-            return SourceStatus("bad", "failing", detail)
-        return SourceStatus("warning", f"{len(failing)} of {len(state.snapshot.results)} failing", detail)
+    spec = source(state.poller.source)
+    snap = spec.of(state.snapshot) if spec else None
+    if spec and snap is not None and (degraded := spec.degraded(snap)):
+        if degraded.failing == degraded.total:
+            return SourceStatus("bad", "failing", degraded.detail)
+        return SourceStatus("warning", f"{degraded.failing} of {degraded.total} failing", degraded.detail)
     return SourceStatus("ok", "up")
 
 
 def report_of(state: SourceState) -> AdviceReport | None:
-    return state.snapshot.report if isinstance(state.snapshot, AdviceSnapshot) else None
+    return advice_of(state.snapshot)
 
 
 def finding_facts(f: Finding) -> list[tuple[str, str]]:
@@ -316,19 +232,19 @@ def finding_facts(f: Finding) -> list[tuple[str, str]]:
         if value:
             facts.append((label, value))
     if f.cost_before is not None and f.cost_after is not None:
-        facts.append(("weighted cost", f"{fmt_num(f.cost_before)} → {fmt_num(f.cost_after)}"))
+        facts.append(("weighted cost", f"{units.num(f.cost_before)} → {units.num(f.cost_after)}"))
     if f.calls is not None:
-        facts.append(("calls", fmt_num(f.calls)))
+        facts.append(("calls", units.num(f.calls)))
     if f.mean_exec_seconds is not None:
-        facts.append(("mean", fmt_ms(f.mean_exec_seconds)))
+        facts.append(("mean", units.ms(f.mean_exec_seconds)))
     if f.rows_per_call is not None:
-        facts.append(("rows/call", fmt_num(f.rows_per_call, 2)))
+        facts.append(("rows/call", units.num(f.rows_per_call, 2)))
     if f.share_of_calls is not None:
-        facts.append(("share of calls", fmt_ratio(f.share_of_calls)))
+        facts.append(("share of calls", units.ratio(f.share_of_calls)))
     if f.index_size_bytes is not None:
-        facts.append(("size", fmt_bytes(f.index_size_bytes)))
+        facts.append(("size", units.bytes_(f.index_size_bytes)))
     if f.scans is not None:
-        facts.append(("scans", fmt_num(f.scans)))
+        facts.append(("scans", units.num(f.scans)))
     return facts
 
 
@@ -344,11 +260,12 @@ def environment() -> Environment:
         lstrip_blocks=True,
         extensions=["jinja2.ext.do"],
     )
-    env.filters.update(num=fmt_num, ratio=fmt_ratio, ms=fmt_ms, seconds=fmt_seconds, bytes=fmt_bytes,
-                       compact=compact, less=fmt_less)
+    env.filters.update(num=units.num, ratio=units.ratio, ms=units.ms, seconds=units.seconds, bytes=units.bytes_,
+                       compact=compact, less=units.less)
     env.globals.update(
-        age=fmt_age, anchor=anchor, ratio=ratio, kinds=KINDS, facts=finding_facts, version=__version__,
-        postgres_view=postgres_view, report_of=report_of, snapshot_of=_snapshot_for, status_of=status_of, root="",
+        age=units.age, anchor=anchor, ratio=ratio, kinds=KINDS, facts=finding_facts, version=__version__,
+        view_of=view_of, template_of=template_of, report_of=report_of, snapshot_of=_snapshot_for,
+        status_of=status_of, root="",
         charts_of=charts_of, chart=charts.svg, statement_path=statement_path, table_path=table_path,
         note_tone=note_tone, plan_ident=plan_ident, utility_counts=utility_counts, not_planned=not_planned,
         limits={"problems": SUMMARY_PROBLEMS, "actions": SUMMARY_ACTIONS},
@@ -358,29 +275,53 @@ def environment() -> Environment:
 
 
 def _states_in_page_order(scheduler: Scheduler) -> list[SourceState]:
-    return sorted(scheduler.states, key=lambda s: (SOURCE_ORDER.get(s.poller.source, 9), s.poller.target))
+    def order(state: SourceState) -> tuple[int, str]:
+        spec = source(state.poller.source)
+        return (spec.order if spec else ADVISOR_ORDER, state.poller.target)
+
+    return sorted(scheduler.states, key=order)
 
 
 def _snapshot_for(state: SourceState) -> Snapshot | None:
     """The state's snapshot if it is the type its section template is written for."""
-    expected = SECTIONS.get(state.poller.source)
-    return state.snapshot if expected is not None and isinstance(state.snapshot, expected) else None
+    spec = source(state.poller.source)
+    return spec.of(state.snapshot) if spec else None
+
+
+def _spec_of(snapshot: Snapshot) -> SourceSpec[Any, Any]:
+    spec = next((s for s in sources() if s.of(snapshot) is not None), None)
+    if spec is None:
+        raise TypeError(f"no registered source has snapshots of type {type(snapshot).__name__}")
+    return spec
+
+
+def view_of(snapshot: Snapshot) -> object:
+    """What a section template shows of its source's snapshot (``SourceSpec.view``)."""
+    return _spec_of(snapshot).view(snapshot)
+
+
+def template_of(state: SourceState) -> str:
+    """The section template of a source's state (``SourceSpec.template``)."""
+    spec = source(state.poller.source)
+    if spec is None:
+        raise KeyError(f"{state.poller.source!r} is not a registered source")
+    return spec.template
 
 
 def render_sections(scheduler: Scheduler, now: float | None = None) -> str:
     """The live part of the page (what the script re-fetches)."""
     now = time.time() if now is None else now
     states = _states_in_page_order(scheduler)
-    advisors = [AdvisorView(s, report_of(s)) for s in states if s.poller.source == "advisor"]
-    sources = [(s, _snapshot_for(s)) for s in states if s.poller.source in SECTIONS]
+    advisors = [AdvisorView(s, report_of(s)) for s in states if s.poller.source == ADVISOR]
+    shown = [(s, _snapshot_for(s)) for s in states if source(s.poller.source) is not None]
     return environment().get_template("sections.html").render(
-        states=states, advisors=advisors, sources=sources, now=now, version_stamp=scheduler.version,
+        states=states, advisors=advisors, sources=shown, now=now, version_stamp=scheduler.version,
         summary=summary_of(states),
         stamp=time.strftime("%H:%M:%S", time.localtime(now)))
 
 
 def refresh_seconds(scheduler: Scheduler) -> int:
-    intervals = [s.poller.interval for s in scheduler.states if s.poller.source != "advisor"]
+    intervals = [s.poller.interval for s in scheduler.states if source(s.poller.source) is not None]
     return int(min(max(min(intervals, default=5.0), 2.0), 30.0))
 
 

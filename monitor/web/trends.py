@@ -1,43 +1,27 @@
 """The charts on the main page: what each source's recent past looks like, from its ``History``.
 
-One builder per source turns the ring of recorded samples into ``charts.Chart``
-values; ``RECORDED`` names every metric they read, and is what the scheduler
-keeps (``monitor/service.py``). Adding a chart is one builder line here plus,
-if it reads a new metric, its name in ``RECORDED``.
+Each source declares its charts as data (``SourceSpec.charts``, a ``ChartSpec``
+each: metric, label, unit, threshold, ceiling); ``draw`` turns the ring of
+recorded samples into ``charts.Chart`` values for any of them, and
+``RECORDED`` (every metric a declared chart reads) is what the scheduler keeps
+(``monitor/service.py``). Adding a chart is one ``ChartSpec`` in its source's
+``spec.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
+from collectors.base.spec import ChartSpec
+from collectors.registry import source, sources
 from monitor.core.history import History, Series, rate
 from monitor.core.scheduler import SourceState
 from monitor.web import thresholds
 from monitor.web.charts import Chart, Line, gaps
-from monitor.web.thresholds import Threshold
 
 MIN_WINDOW_POLLS = 20  # a young buffer is drawn over at least this many intervals, not stretched across the chart
 
-RECORDED = (
-    "dbpulse_pg_database_cache_hit_ratio",
-    "dbpulse_pg_database_xact_commit_total",
-    "dbpulse_pg_database_xact_rollback_total",
-    "dbpulse_pg_connections",
-    "dbpulse_pg_max_connections",
-    "dbpulse_pg_app_pool_usage_ratio",
-    "dbpulse_pg_lock_waiting_sessions",
-    "dbpulse_pg_replication_lag_bytes",
-    "dbpulse_pg_replay_lag_seconds",
-    "dbpulse_redis_cache_hit_ratio",
-    "dbpulse_redis_memory_used_bytes",
-    "dbpulse_redis_memory_max_bytes",
-    "dbpulse_redis_commands_processed_total",
-    "dbpulse_redis_evicted_keys_total",
-    "dbpulse_health_up",
-    "dbpulse_health_duration_seconds",
-    "dbpulse_app_pool_checked_out",
-    "dbpulse_app_pool_capacity",
-)
+RECORDED = tuple(dict.fromkeys(m for spec in sources() for chart in spec.charts for m in chart.metrics))
 
 
 class Frame:
@@ -57,15 +41,11 @@ class Frame:
             self.window = (0.0, 1.0)
         self.down = gaps(times, self.history.ups()) if times else []
 
-    def chart(self, key: str, title: str, unit: str, lines: Iterable[Line], threshold: Threshold | None = None,
-              threshold_value: float | None = None, ceiling: float | None = None, ceiling_label: str = "") -> Chart:
-        value = threshold_value if threshold_value is not None else threshold.value if threshold else None
-        return Chart(title=title, unit=unit, lines=list(lines), window=self.window, threshold=value,
-                     threshold_label=threshold.label if threshold else "", ceiling=ceiling,
-                     ceiling_label=ceiling_label, key=f"{self.key}:{key}", down=self.down)
-
-    def lines(self, name: str, label: Callable[[Series], str], **match: str) -> list[Line]:
-        return [Line(label(s), s.times, s.values) for s in self.history.series(name, **match)]
+    def chart(self, key: str, title: str, unit: str, lines: Iterable[Line], threshold: float | None = None,
+              threshold_label: str = "", ceiling: float | None = None, ceiling_label: str = "") -> Chart:
+        return Chart(title=title, unit=unit, lines=list(lines), window=self.window, threshold=threshold,
+                     threshold_label=threshold_label, ceiling=ceiling, ceiling_label=ceiling_label,
+                     key=f"{self.key}:{key}", down=self.down)
 
     def latest(self, name: str, **match: str) -> float | None:
         """The newest recorded value of a single series."""
@@ -86,85 +66,49 @@ def summed(label: str, series: Sequence[Series]) -> Line:
     return Line(label, series[0].times, values)
 
 
-def scaled(line: Line, factor: float | None) -> Line:
-    return Line(line.label, line.times, [None if v is None or factor is None else v * factor
-                                         for v in line.values])
+# --- any declared chart ----------------------------------------------------------------------------
+def _lines(f: Frame, spec: ChartSpec, match: Mapping[str, str]) -> list[Line]:
+    names = (spec.metric,) if isinstance(spec.metric, str) else spec.metric
+    series = [rate(s) if spec.rate else s for name in names for s in f.history.series(name, **match)]
+    if not spec.combine:
+        return [Line(s.labels[spec.label] if spec.label else spec.line, s.times, s.values) for s in series]
+    if not spec.label:
+        return [summed(spec.line, series)]
+    groups: dict[str, list[Series]] = {}
+    for s in series:
+        groups.setdefault(s.labels[spec.label], []).append(s)
+    return [summed(value, group) for value, group in sorted(groups.items())]
 
 
-# --- one builder per source --------------------------------------------------------------------
-def postgres_charts(state: SourceState, datname: str | None) -> list[Chart]:
+def _one(f: Frame, spec: ChartSpec, match: Mapping[str, str], each: Mapping[str, str]) -> Chart | None:
+    lines = _lines(f, spec, {**spec.match, **match, **each})
+    if spec.optional and not lines:
+        return None
+    ceiling = f.latest(spec.ceiling, **each) if isinstance(spec.ceiling, str) else spec.ceiling
+    ceiling = ceiling or None  # 0 is no limit (Redis maxmemory 0), unknown is none
+    alert = thresholds.by_alert(spec.threshold) if spec.threshold else None
+    level = None if alert is None else alert.value * ceiling if spec.relative and ceiling else \
+        None if spec.relative else alert.value
+    value = next(iter(each.values()), "")
+    return f.chart(spec.key.format(value=value), spec.title.format(value=value), spec.unit, lines, level,
+                   alert.label if alert and level is not None else "", ceiling, spec.ceiling_label)
+
+
+def draw(f: Frame, spec: ChartSpec, scope: Mapping[str, str] | None = None) -> list[Chart]:
+    """The charts one declaration makes of a source's history: none (optional, nothing recorded), one, or one
+    per value of its ``each`` label. ``scope`` narrows a ``scoped`` chart (the section's database)."""
+    match = {k: v for k, v in (scope or {}).items() if v} if spec.scoped else {}
+    if not spec.each:
+        return [c for c in (_one(f, spec, match, {}),) if c is not None]
+    names = (spec.metric,) if isinstance(spec.metric, str) else spec.metric
+    values = dict.fromkeys(s.labels[spec.each] for name in names for s in f.history.series(name, **match))
+    return [c for v in values if (c := _one(f, spec, match, {spec.each: v})) is not None]
+
+
+def charts_of(state: SourceState, scope: Mapping[str, str] | None = None) -> list[Chart]:
+    """The charts of one source's section on the main page, in the order its spec declares them."""
+    spec = source(state.poller.source)
+    if spec is None:
+        return []
     f = Frame(state)
-    db = {"datname": datname} if datname else {}
-    out = [f.chart("cache-hit", "Cache hit ratio", "ratio",
-                   f.lines("dbpulse_pg_database_cache_hit_ratio", lambda s: s.labels["datname"], **db),
-                   thresholds.PG_CACHE_HIT)]
-    xacts = [rate(s) for name in ("dbpulse_pg_database_xact_commit_total", "dbpulse_pg_database_xact_rollback_total")
-             for s in f.history.series(name, **db)]
-    out.append(f.chart("tps", "Transactions per second", "/s", [summed("commits + rollbacks", xacts)]))
-    by_state: dict[str, list[Series]] = {}
-    for s in f.history.series("dbpulse_pg_connections"):
-        by_state.setdefault(s.labels["state"], []).append(s)
-    max_conn = f.latest("dbpulse_pg_max_connections")
-    out.append(f.chart("connections", "Connections by state", "count",
-                       [summed(st, group) for st, group in sorted(by_state.items())], thresholds.PG_CONNECTIONS,
-                       threshold_value=max_conn * thresholds.PG_CONNECTIONS.value if max_conn else None,
-                       ceiling=max_conn, ceiling_label="max_connections"))
-    pools = f.lines("dbpulse_pg_app_pool_usage_ratio", lambda s: s.labels["application_name"])
-    if pools:
-        out.append(f.chart("app-pools", "Server-side pool use per application", "ratio", pools,
-                           thresholds.PG_APP_POOL, ceiling=1.0, ceiling_label="capacity"))
-    out.append(f.chart("lock-waits", "Sessions waiting on a lock", "count",
-                       f.lines("dbpulse_pg_lock_waiting_sessions", lambda s: "waiting"), thresholds.PG_LOCK_WAITS))
-    lag = f.lines("dbpulse_pg_replication_lag_bytes", lambda s: s.labels["standby"], stage="replay")
-    if lag:
-        out.append(f.chart("replication-lag", "Replication lag (replay, per standby)", "bytes", lag,
-                           thresholds.PG_REPLICATION_LAG))
-    replay = f.lines("dbpulse_pg_replay_lag_seconds", lambda s: "replay lag")
-    if replay:
-        out.append(f.chart("replay-lag", "Standby replay lag", "seconds", replay, thresholds.PG_REPLAY_LAG))
-    return out
-
-
-def redis_charts(state: SourceState) -> list[Chart]:
-    f = Frame(state)
-    out = [f.chart("hit-ratio", "Keyspace hit ratio", "ratio",
-                   f.lines("dbpulse_redis_cache_hit_ratio", lambda s: "hit ratio"), thresholds.REDIS_HIT)]
-    max_memory = f.latest("dbpulse_redis_memory_max_bytes") or None  # 0 means no limit
-    out.append(f.chart("memory", "Memory used", "bytes", f.lines("dbpulse_redis_memory_used_bytes", lambda s: "used"),
-                       thresholds.REDIS_MEMORY if max_memory else None,
-                       threshold_value=max_memory * thresholds.REDIS_MEMORY.value if max_memory else None,
-                       ceiling=max_memory, ceiling_label="maxmemory"))
-    out.append(f.chart("ops", "Commands per second", "/s",
-                       [Line("commands", s.times, rate(s).values)
-                        for s in f.history.series("dbpulse_redis_commands_processed_total")]))
-    out.append(f.chart("evictions", "Evictions per second", "/s",
-                       [Line("evicted", s.times, rate(s).values)
-                        for s in f.history.series("dbpulse_redis_evicted_keys_total")], thresholds.REDIS_EVICTIONS))
-    return out
-
-
-def health_charts(state: SourceState) -> list[Chart]:
-    f = Frame(state)
-    out = [f.chart("up", "Endpoints up", "count", f.lines("dbpulse_health_up", lambda s: s.labels["endpoint"])),
-           f.chart("latency", "Response time", "seconds",
-                   f.lines("dbpulse_health_duration_seconds", lambda s: s.labels["endpoint"]), thresholds.HEALTH_SLOW)]
-    for s in f.history.series("dbpulse_app_pool_checked_out"):
-        pool = s.labels["pool"]
-        capacity = f.latest("dbpulse_app_pool_capacity", pool=pool)
-        out.append(f.chart(f"pool-{pool}", f"App pool {pool}: checked out", "count", [Line("checked out", s.times,
-                           s.values)], thresholds.APP_POOL,
-                           threshold_value=capacity * thresholds.APP_POOL.value if capacity else None,
-                           ceiling=capacity, ceiling_label="capacity"))
-    return out
-
-
-def charts_of(state: SourceState, datname: str | None = None) -> list[Chart]:
-    """The charts of one source's section on the main page."""
-    source = state.poller.source
-    if source == "postgres":
-        return postgres_charts(state, datname)
-    if source == "redis":
-        return redis_charts(state)
-    if source == "health":
-        return health_charts(state)
-    return []
+    return [chart for declared in spec.charts for chart in draw(f, declared, scope)]

@@ -89,7 +89,7 @@ def test_every_query_uses_catalogued_metrics() -> None:
             missing = metric_names(substitute(expr)) - known
             if missing:
                 unknown[where] = sorted(missing)
-    assert not unknown, f"metric names not in collectors/metrics.yaml: {unknown}"
+    assert not unknown, f"metric names not in the catalogue (collectors/*/metrics.yaml): {unknown}"
 
 
 def test_check_promql_reports_a_broken_query() -> None:

@@ -1,4 +1,4 @@
-"""``dbpulse demo`` end to end: it starts everything, prints URLs that work, the UI shows the
+"""``python -m demo`` (``make demo``) end to end: it starts everything, prints URLs that work, the UI shows the
 advisor's findings, and Ctrl-C leaves no process and no file behind."""
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def _listening(port: int) -> bool:
 def test_demo_runs_shows_advice_and_leaves_nothing_behind() -> None:
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli", "demo", "--listen", "127.0.0.1:0", "--duration", "300",
+        [sys.executable, "-m", "demo", "--listen", "127.0.0.1:0", "--duration", "300",
          "--interval", "1", "--advisor-interval", "5", "--scale", "0.5"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -285,7 +285,7 @@ def test_demo_says_what_is_missing(tmp_path: Path) -> None:
     empty = tmp_path / "bin"
     empty.mkdir()
     env = {**os.environ, "DBPULSE_PG_BIN": str(tmp_path / "no-postgres"), "PATH": str(empty)}
-    result = subprocess.run([sys.executable, "-m", "monitor.cli", "demo", "--listen", "127.0.0.1:0",
+    result = subprocess.run([sys.executable, "-m", "demo", "--listen", "127.0.0.1:0",
                              "--duration", "1"], capture_output=True, text=True, env=env, timeout=30)
     assert result.returncode == 1
     assert "PostgreSQL server binaries" in result.stderr

@@ -194,7 +194,7 @@ async def test_frozen_servers_are_down_at_the_timeout_leak_nothing_and_recover(
         redis_poller(own_redis.url(), name="cache", interval=INTERVAL, timeout=TIMEOUT, queues=["celery"]),
         health_poller(app_url, name="app", interval=INTERVAL, timeout=TIMEOUT),
         *advisor.pollers(AdvisorSettings(interval=INTERVAL, timeout=TIMEOUT),
-                         PostgresSettings(targets=[PostgresTarget(name="pg", dsn=own_pg.dsn())])),
+                         {"postgres": PostgresSettings(targets=[PostgresTarget(name="pg", dsn=own_pg.dsn())])}),
     ])
     fast = Scheduler([
         pg_poller(own_pg.dsn(), name="pg-fast", interval=FAST_INTERVAL, timeout=FAST_TIMEOUT),

@@ -89,7 +89,7 @@ def test_exported_metrics_equal_the_catalogue(fresh_db: str, redis_server: Local
         app_conn.close()
         stack.close()
     specs = catalogue()
-    assert sorted(set(names) - set(specs)) == [], "exported but not in collectors/metrics.yaml"
+    assert sorted(set(names) - set(specs)) == [], "exported but not in the catalogue (collectors/*/metrics.yaml)"
     assert sorted(set(specs) - set(names)) == [], "catalogued but never exported"
     for name, (kind, labels) in names.items():
         spec = specs[name]

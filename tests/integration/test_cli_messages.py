@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import demo.__main__ as demo_main
 from harness.servers import free_port
 from monitor.cli import build_parser, main
 from tests.support import DbpulseProcess
@@ -32,10 +33,6 @@ def one_error_line(err: str) -> str:
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["demo", "--clients", "-1"], "dbpulse demo: argument --clients: must be ≥ 1, got -1"),
-    (["demo", "--clients", "two"], "dbpulse demo: argument --clients: must be a whole number, got 'two'"),
-    (["demo", "--app-port", "70000"], "dbpulse demo: argument --app-port: must be ≥ 0 and ≤ 65535, got 70000"),
-    (["demo", "--scale", "0"], "dbpulse demo: argument --scale: must be > 0, got 0"),
     (["run", "--interval", "-5"], "dbpulse run: argument --interval: must be > 0, got -5"),
     (["run", "--advisor-interval", "-1"], "dbpulse run: argument --advisor-interval: must be ≥ 0, got -1"),
     (["run", "--bogus"], "dbpulse: unrecognized arguments: --bogus"),
@@ -68,14 +65,43 @@ def test_help_prints_no_empty_default_and_no_default_twice(command: str, capsys:
         assert " ".join(text.split()).count("default") <= 1, text
 
 
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--clients", "-1"], "python -m demo: argument --clients: must be ≥ 1, got -1"),
+    (["--clients", "two"], "python -m demo: argument --clients: must be a whole number, got 'two'"),
+    (["--app-port", "70000"], "python -m demo: argument --app-port: must be ≥ 0 and ≤ 65535, got 70000"),
+    (["--scale", "0"], "python -m demo: argument --scale: must be > 0, got 0"),
+])
+def test_bad_demo_flags_are_one_line_naming_the_flag(argv: list[str], message: str,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        demo_main.run(argv)
+    assert info.value.code == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith(message), line
+
+
+def test_demo_help_prints_no_empty_default_and_no_default_twice(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        demo_main.run(["--help"])
+    out = capsys.readouterr().out
+    assert "(default: None)" not in out and "(default: False)" not in out
+
+
 def test_the_same_flag_names_in_run_and_demo() -> None:
-    parser = build_parser()
-    run = parser.parse_args(["run", "--advisor-interval", "60", "--listen", "127.0.0.1:1"])
-    demo = parser.parse_args(["demo", "--advisor-interval", "60", "--listen", "127.0.0.1:0"])
+    run = build_parser().parse_args(["run", "--advisor-interval", "60", "--listen", "127.0.0.1:1"])
+    demo = demo_main.build_parser().parse_args(["--advisor-interval", "60", "--listen", "127.0.0.1:0"])
     assert run.advisor_interval == demo.advisor_interval == 60
     # the former names still work, hidden from --help
-    assert parser.parse_args(["run", "--advice-interval", "5"]).advisor_interval == 5
-    assert parser.parse_args(["demo", "--port", "0"]).port == 0
+    assert build_parser().parse_args(["run", "--advice-interval", "5"]).advisor_interval == 5
+    options = demo_main.options_of(demo_main.build_parser().parse_args(["--listen", "127.0.0.1:7", "--port", "0"]))
+    assert (options.host, options.port) == ("127.0.0.1", 0)
+
+
+def test_dbpulse_has_no_demo_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """The service's command never reaches for the demo: it is started by its own entry point."""
+    with pytest.raises(SystemExit):
+        main(["demo"])
+    assert "invalid choice: 'demo'" in capsys.readouterr().err
 
 
 def test_listen_on_a_host_that_does_not_resolve_names_the_address() -> None:

@@ -80,4 +80,31 @@ def test_a_source_importing_another_breaks_it(tree: Path) -> None:
     append(tree / "collectors" / "redis" / "info.py", "from collectors.postgres import access  # noqa")
     result = lint(tree)
     assert result.returncode != 0
-    assert "collectors.redis is not allowed to import collectors.postgres" in result.stdout, result.stdout
+    assert "Illegal imports of protected package collectors.postgres" in result.stdout, result.stdout
+    assert "collectors.redis.info -> collectors.postgres.access" in result.stdout
+
+
+@pytest.mark.parametrize(("module", "imported"), [
+    (("monitor", "web", "pages.py"), "collectors.redis.snapshot"),  # the web reads typed views from the registry
+    (("monitor", "config.py"), "collectors.health.settings"),  # a section comes from its spec
+    (("monitor", "advisor", "report.py"), "collectors.redis.info"),  # the advisor's exception is PostgreSQL only
+])
+def test_the_service_importing_a_source_breaks_it(tree: Path, module: tuple[str, ...], imported: str) -> None:
+    append(tree.joinpath(*module), f"import {imported}  # noqa")
+    result = lint(tree)
+    assert result.returncode != 0
+    source = ".".join(imported.split(".")[:2])
+    assert f"Illegal imports of protected package {source}" in result.stdout, result.stdout
+
+
+def test_a_new_source_folder_is_protected_without_a_line_of_configuration(tree: Path) -> None:
+    """Adding a source is a folder: the contract matches every folder of collectors, so a new one is covered."""
+    new = tree / "collectors" / "newsource"
+    new.mkdir()
+    (new / "__init__.py").write_text('"""A source added later."""\n')
+    (new / "reader.py").write_text("from collectors.base.samples import OTHER  # noqa\n")
+    assert lint(tree).returncode == 0
+    append(tree / "monitor" / "service.py", "from collectors.newsource import reader  # noqa")
+    result = lint(tree)
+    assert result.returncode != 0
+    assert "monitor.service -> collectors.newsource.reader" in result.stdout, result.stdout

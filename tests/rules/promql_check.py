@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RULES_DIR = ROOT / "rules"
 RULE_FILES = sorted(RULES_DIR.glob("*.rules.yml"))
 RULE_TEST_FILES = sorted((RULES_DIR / "tests").glob("*.test.yml"))
-CATALOGUE = ROOT / "collectors" / "metrics.yaml"
+CATALOGUE = sorted((ROOT / "collectors").glob("*/metrics.yaml"))  # one per folder: base and each source
 RUNBOOK = ROOT / "docs" / "runbook.md"
 RUNBOOK_URL_PREFIX = "https://github.com/dbpulse/dbpulse/blob/main/docs/runbook.md#"
 
@@ -64,9 +64,12 @@ def metric_names(expr: str) -> set[str]:
 
 
 def catalogue_names() -> set[str]:
-    """Metric names in collectors/metrics.yaml as the file is now."""
-    raw: dict[str, Any] = yaml.safe_load(CATALOGUE.read_text())
-    return set(raw)
+    """Metric names in the catalogue files (collectors/*/metrics.yaml) as they are now."""
+    names: set[str] = set()
+    for path in CATALOGUE:
+        raw: dict[str, Any] = yaml.safe_load(path.read_text())
+        names |= set(raw)
+    return names
 
 
 def load_rule_groups() -> list[dict[str, Any]]:

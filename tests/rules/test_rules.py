@@ -122,7 +122,7 @@ def test_rules_use_only_catalogued_metrics() -> None:
             missing = metric_names(rule["expr"]) - known
             if missing:
                 unknown[rule.get("alert") or rule.get("record")] = sorted(missing)
-    assert not unknown, f"metric names not in collectors/metrics.yaml: {unknown}"
+    assert not unknown, f"metric names not in the catalogue (collectors/*/metrics.yaml): {unknown}"
 
 
 @pytest.mark.parametrize(("expr", "names"), [

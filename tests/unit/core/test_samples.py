@@ -18,7 +18,7 @@ def test_wrong_labels_and_unknown_names_fail_loudly() -> None:
     out = SampleList(target="t1")
     with pytest.raises(ValueError, match="do not match catalogue"):
         out.add("dbpulse_pg_connections", 1, datname="app")
-    with pytest.raises(KeyError, match=r"not in collectors/metrics\.yaml"):
+    with pytest.raises(KeyError, match=r"not in the catalogue"):
         out.add("dbpulse_made_up", 1)
 
 

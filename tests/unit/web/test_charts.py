@@ -8,9 +8,10 @@ from collectors.base.poller import Poller, Snapshot
 from collectors.base.samples import Sample
 from monitor.core.history import History
 from monitor.core.scheduler import SourceState
+from monitor.core.units import in_unit
 from monitor.web import thresholds
-from monitor.web.charts import Chart, Line, fmt_value, gaps, svg
-from monitor.web.trends import RECORDED, postgres_charts, redis_charts
+from monitor.web.charts import Chart, Line, gaps, svg
+from monitor.web.trends import RECORDED, charts_of
 
 HOSTILE = "<script>alert(1)</script>"
 
@@ -64,11 +65,11 @@ def test_a_ratio_axis_zooms_in_only_when_every_value_is_high() -> None:
 
 
 def test_units_read_as_people_write_them() -> None:
-    assert fmt_value(0.953, "ratio") == "95.3 %"
-    assert fmt_value(3 * 1024 * 1024, "bytes") == "3.0 MB"
-    assert fmt_value(0.0042, "seconds") == "4.2 ms"
-    assert fmt_value(1234.0, "/s") == "1,234 /s"
-    assert fmt_value(None, "count") == "\N{EN DASH}"
+    assert in_unit(0.953, "ratio") == "95.3 %"
+    assert in_unit(3 * 1024 * 1024, "bytes") == "3.0 MB"
+    assert in_unit(0.0042, "seconds") == "4.20 ms"  # as the pages write it (monitor/core/units.py)
+    assert in_unit(1234.0, "/s") == "1,234 /s"
+    assert in_unit(None, "count") == "\N{EN DASH}"
 
 
 def test_gaps_run_from_the_last_good_poll_to_the_next() -> None:
@@ -98,7 +99,7 @@ def test_postgres_charts_sum_connections_by_state_and_scale_the_threshold_to_max
                 Sample("dbpulse_pg_connections", ("t", "db", "active", "worker"), 2),
                 Sample("dbpulse_pg_connections", ("t", "db", "idle", "api"), 5)]
     state = _state("postgres", [poll(1), None, poll(3)])
-    (connections,) = [c for c in postgres_charts(state, "db") if c.key.endswith(":connections")]
+    (connections,) = [c for c in charts_of(state, {"datname": "db"}) if c.key.endswith(":connections")]
     assert connections.threshold == 80 and connections.ceiling == 100
     assert {line.label: line.values for line in connections.lines} == {"active": [3, None, 5], "idle": [5, None, 5]}
     assert connections.down == [(1000.0, 1002.0)]
@@ -109,18 +110,55 @@ def test_redis_charts_are_rates_of_counters_and_memory_against_maxmemory() -> No
         return [Sample("dbpulse_redis_commands_processed_total", ("t",), commands),
                 Sample("dbpulse_redis_memory_used_bytes", ("t",), 50),
                 Sample("dbpulse_redis_memory_max_bytes", ("t",), 100)]
-    charts = {c.key.rsplit(":", 1)[1]: c for c in redis_charts(_state("redis", [poll(10), poll(30), poll(60)]))}
+    charts = {c.key.rsplit(":", 1)[1]: c for c in charts_of(_state("redis", [poll(10), poll(30), poll(60)]))}
     assert charts["ops"].lines[0].values == [None, 20, 30]
-    assert charts["memory"].ceiling == 100 and charts["memory"].threshold == 100 * thresholds.REDIS_MEMORY.value
+    memory = thresholds.by_alert("RedisMemoryNearMax").value
+    assert charts["memory"].ceiling == 100 and charts["memory"].threshold == 100 * memory
 
 
 def test_replication_lag_is_charted_per_standby_only_where_there_are_standbys() -> None:
     def poll(lag: float) -> list[Sample]:
         return [Sample("dbpulse_pg_replication_lag_bytes", ("t", "standby-1", "replay"), lag),
                 Sample("dbpulse_pg_replication_lag_bytes", ("t", "standby-1", "write"), lag / 2)]
-    keys = {c.key.rsplit(":", 1)[1]: c for c in postgres_charts(_state("postgres", [poll(1e6), poll(3e6)]), "db")}
+    drawn = charts_of(_state("postgres", [poll(1e6), poll(3e6)]), {"datname": "db"})
+    keys = {c.key.rsplit(":", 1)[1]: c for c in drawn}
     lag = keys["replication-lag"]
     assert [(line.label, line.values) for line in lag.lines] == [("standby-1", [1e6, 3e6])]  # the replay stage
-    assert lag.threshold == thresholds.PG_REPLICATION_LAG.value and lag.unit == "bytes"
-    alone = {c.key.rsplit(":", 1)[1] for c in postgres_charts(_state("postgres", [[], []]), "db")}
+    assert lag.threshold == thresholds.by_alert("PostgresReplicationLag").value and lag.unit == "bytes"
+    alone = {c.key.rsplit(":", 1)[1] for c in charts_of(_state("postgres", [[], []]), {"datname": "db"})}
     assert "replication-lag" not in alone and "replay-lag" not in alone
+
+
+def test_a_chart_per_application_pool_against_its_own_capacity() -> None:
+    def poll(api: float) -> list[Sample]:
+        return [Sample("dbpulse_app_pool_checked_out", ("t", "api"), api),
+                Sample("dbpulse_app_pool_capacity", ("t", "api"), 10),
+                Sample("dbpulse_app_pool_checked_out", ("t", "jobs"), 1),
+                Sample("dbpulse_app_pool_capacity", ("t", "jobs"), 4)]
+    charts = {c.key.rsplit(":", 1)[1]: c for c in charts_of(_state("health", [poll(2), poll(7)]))}
+    assert [k for k in charts if k.startswith("pool-")] == ["pool-api", "pool-jobs"]
+    api, jobs = charts["pool-api"], charts["pool-jobs"]
+    assert api.title == "App pool api: checked out" and api.lines[0].values == [2, 7]
+    assert (api.ceiling, api.threshold) == (10, 10 * thresholds.by_alert("AppPoolNearCapacity").value)
+    assert (jobs.ceiling, jobs.threshold) == (4, 4 * thresholds.by_alert("AppPoolNearCapacity").value)
+
+
+def test_a_threshold_that_is_a_share_of_an_unknown_limit_is_not_drawn() -> None:
+    """No max_connections read yet, maxmemory 0 (no limit): neither a ceiling nor a dashed line at 0.8 or 0.9."""
+    pg = [Sample("dbpulse_pg_connections", ("t", "db", "active", "api"), 3)]
+    (connections,) = [c for c in charts_of(_state("postgres", [pg]), {"datname": "db"})
+                      if c.key.endswith(":connections")]
+    assert connections.ceiling is None and connections.threshold is None and not connections.threshold_label
+    redis = [Sample("dbpulse_redis_memory_used_bytes", ("t",), 50), Sample("dbpulse_redis_memory_max_bytes", ("t",), 0)]
+    memory = {c.key.rsplit(":", 1)[1]: c for c in charts_of(_state("redis", [redis]))}["memory"]
+    assert memory.ceiling is None and memory.threshold is None
+
+
+def test_every_declared_chart_names_a_shipped_alert_and_catalogued_metrics() -> None:
+    from collectors.base.catalogue import catalogue
+    from collectors.registry import sources
+
+    for spec in sources():
+        for declared in spec.charts:
+            assert set(declared.metrics) <= set(catalogue()), declared
+            assert not declared.threshold or declared.threshold in thresholds.by_alert(declared.threshold).alerts

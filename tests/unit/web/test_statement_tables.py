@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collectors.postgres.statements import OwnStatements, StatementStat, variant_key
+from collectors.postgres.view import postgres_view
 from monitor.web.detail import variants_of
-from monitor.web.pages import postgres_view
 from tests.unit.test_detail_views import snapshot
 
 IN2 = StatementStat(2, "SELECT a FROM t WHERE b IN ($1, $2)", 10, 1.0, 20)

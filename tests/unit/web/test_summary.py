@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from collectors.postgres.attention import Attention
+from collectors.base.attention import Attention
 from collectors.postgres.snapshot import PostgresSnapshot
 from monitor.advisor.actions import Action, NewIndex, Plan, ServedStatement
 from monitor.advisor.findings import AdviceReport, Finding

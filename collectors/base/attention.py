@@ -1,4 +1,7 @@
-"""One thing in a PostgreSQL snapshot that needs attention (``triage.py`` finds them): the Health section."""
+"""One thing in a snapshot that needs attention, worst first on the main page's summary.
+
+PostgreSQL's are found by ``collectors/postgres/triage.py``; a source's spec says where its own are.
+"""
 
 from __future__ import annotations
 

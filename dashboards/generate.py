@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +141,17 @@ def dashboard(uid: str, title: str, description: str, target_metric: str,
     }
 
 
+BOARDS: list[Callable[[], dict[str, Any]]] = []  # every dashboard's builder, in file order
+
+
+def board(build: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """Registers a dashboard: adding one (a source's) is its function here, marked ``@board``."""
+    BOARDS.append(build)
+    return build
+
+
 # --- overview ------------------------------------------------------------------
+@board
 def overview() -> dict[str, Any]:
     lay = Layout()
     p = [
@@ -194,6 +205,7 @@ def overview() -> dict[str, Any]:
 
 
 # --- PostgreSQL ------------------------------------------------------------------
+@board
 def postgres() -> dict[str, Any]:
     lay = Layout()
     top = "topk(10, {})"
@@ -305,6 +317,7 @@ def postgres() -> dict[str, Any]:
 
 
 # --- PostgreSQL health ------------------------------------------------------------------
+@board
 def postgres_health() -> dict[str, Any]:
     lay = Layout()
     top = "topk(10, {})"
@@ -488,6 +501,7 @@ def postgres_health() -> dict[str, Any]:
 
 
 # --- Redis -----------------------------------------------------------------------
+@board
 def redis() -> dict[str, Any]:
     lay = Layout()
     p = [
@@ -628,6 +642,7 @@ def redis() -> dict[str, Any]:
 
 
 # --- application -------------------------------------------------------------------
+@board
 def application() -> dict[str, Any]:
     lay = Layout()
     p = [
@@ -662,6 +677,7 @@ def application() -> dict[str, Any]:
 
 
 # --- PgBouncer --------------------------------------------------------------------
+@board
 def pgbouncer() -> dict[str, Any]:
     lay = Layout()
     pool = "{{target}} {{database}}/{{user}}"
@@ -728,8 +744,7 @@ def pgbouncer() -> dict[str, Any]:
 
 
 def build_all() -> dict[str, dict[str, Any]]:
-    return {f"{d['uid']}.json": d for d in (overview(), postgres(), postgres_health(), redis(), application(),
-                                                     pgbouncer())}
+    return {f"{d['uid']}.json": d for d in (build() for build in BOARDS)}
 
 
 def render(model: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from collectors.base.catalogue import catalogue
 from collectors.base.samples import OTHER
 from collectors.pgbouncer.snapshot import (
     VERSION_DEPENDENT,
@@ -104,6 +105,9 @@ def test_every_version_parses_by_column_presence(version: str) -> None:
         "dbpulse_pgbouncer_server_prepared_statements": version >= "1.21",
     }
     assert present.keys() == VERSION_DEPENDENT
+    # The catalogue says from which version each exists (``requires``): the catalogue test relies on it.
+    needs = {n: tuple(map(int, catalogue()[n].requires.split("."))) for n in present}
+    assert {n: tuple(map(int, version.split("."))) >= v for n, v in needs.items()} == present
     assert {n: n in names for n in present} == present
 
 

@@ -69,6 +69,7 @@ class PgBouncerPoller(Poller):
         self.timeout = settings.timeout_of(target)
         self.settings = settings
         self._dsn = target.dsn
+        self.applications = dict(target.applications)
         register_dsn_secrets(target.dsn)
         self._password = password
         self._conn: psycopg.AsyncConnection[dict[str, Any]] | None = None
@@ -171,6 +172,7 @@ class PgBouncerPoller(Poller):
             servers=count_connections(servers, self.settings.top_applications),
             server_prepared_statements=prepared_statements(servers),
             command_errors=dict(self._errors),
+            applications=self.applications,
         )
 
     async def _refresh_config(self, conn: psycopg.AsyncConnection[dict[str, Any]]) -> None:

@@ -35,6 +35,9 @@ class PgBouncerTarget(TargetBase):
     dsn: str = Field(description="libpq URI or key=value string of the admin console (database pgbouncer)")
     password_env: str | None = Field(None, description="environment variable that holds the password")
     password_file: Path | None = Field(None, description="file that holds the password")
+    applications: dict[str, str] = Field(default_factory=dict, description="health target -> the PgBouncer "
+                                         "database its pool connects to, for the pool chain (an application whose "
+                                         "application_name is its health target's name is matched without it)")
 
     _password_env = field_validator("password_env")(variables_set)
     _password_file = field_validator("password_file")(file_readable)

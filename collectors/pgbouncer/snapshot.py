@@ -191,6 +191,7 @@ class PgBouncerSnapshot:
     servers: list[ConnectionCount]
     server_prepared_statements: dict[str, int] | None = None
     command_errors: dict[str, int] = field(default_factory=dict)
+    applications: dict[str, str] = field(default_factory=dict)  # health target -> PgBouncer database (configured)
 
     def chain(self) -> list[Database]:
         """The pool chain's PgBouncer-to-PostgreSQL links: each database's backend host, port and database,

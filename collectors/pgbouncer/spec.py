@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collectors.base.spec import ChartSpec, Flag, SourceSpec
+from collectors.pgbouncer.chain import pool_chain
 from collectors.pgbouncer.poller import pollers
 from collectors.pgbouncer.settings import PgBouncerSettings, target_from_flag
 from collectors.pgbouncer.snapshot import PgBouncerSnapshot
@@ -26,5 +27,5 @@ SPEC = SourceSpec(
     name="pgbouncer", title="PgBouncer", order=1, settings=PgBouncerSettings, pollers=pollers,
     snapshot=PgBouncerSnapshot,
     flags=(Flag("--pgbouncer", "[NAME=]DSN", FLAG_HELP, convert=target_from_flag),),
-    charts=CHARTS,
+    charts=CHARTS, joined_view=pool_chain,
 )

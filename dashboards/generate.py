@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +141,17 @@ def dashboard(uid: str, title: str, description: str, target_metric: str,
     }
 
 
+BOARDS: list[Callable[[], dict[str, Any]]] = []  # every dashboard's builder, in file order
+
+
+def board(build: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """Registers a dashboard: adding one (a source's) is its function here, marked ``@board``."""
+    BOARDS.append(build)
+    return build
+
+
 # --- overview ------------------------------------------------------------------
+@board
 def overview() -> dict[str, Any]:
     lay = Layout()
     p = [
@@ -194,6 +205,7 @@ def overview() -> dict[str, Any]:
 
 
 # --- PostgreSQL ------------------------------------------------------------------
+@board
 def postgres() -> dict[str, Any]:
     lay = Layout()
     top = "topk(10, {})"
@@ -305,6 +317,7 @@ def postgres() -> dict[str, Any]:
 
 
 # --- PostgreSQL health ------------------------------------------------------------------
+@board
 def postgres_health() -> dict[str, Any]:
     lay = Layout()
     top = "topk(10, {})"
@@ -488,6 +501,7 @@ def postgres_health() -> dict[str, Any]:
 
 
 # --- Redis -----------------------------------------------------------------------
+@board
 def redis() -> dict[str, Any]:
     lay = Layout()
     p = [
@@ -628,6 +642,7 @@ def redis() -> dict[str, Any]:
 
 
 # --- application -------------------------------------------------------------------
+@board
 def application() -> dict[str, Any]:
     lay = Layout()
     p = [
@@ -661,8 +676,75 @@ def application() -> dict[str, Any]:
                      "dbpulse_source_up", p)
 
 
+# --- PgBouncer --------------------------------------------------------------------
+@board
+def pgbouncer() -> dict[str, Any]:
+    lay = Layout()
+    pool = "{{target}} {{database}}/{{user}}"
+    p = [
+        lay.row("Where clients wait"),
+        lay.place(stat("PgBouncer", [target(f"dbpulse_pgbouncer_up{{{SEL}}}", "{{target}}")], "none",
+                       "The admin console answered the last poll.", UP_THRESHOLDS, UP_MAPPING), 6, 5),
+        lay.place(stat("Clients waiting", [target(f'sum by (target) (dbpulse_pgbouncer_pool_clients{{{SEL}, '
+                                                  f'state="waiting"}})', "{{target}}")], "short",
+                       "Clients that sent a query and wait for a server connection (cl_waiting).",
+                       usage_thresholds(1, 10)), 6, 5),
+        lay.place(stat("Longest wait", [target(f"max by (target) (dbpulse_pgbouncer_pool_maxwait_seconds{{{SEL}}})",
+                                               "{{target}}")], "s",
+                       "The oldest waiting client's wait (maxwait); PgBouncerMaxWaitHigh at 5 s.",
+                       usage_thresholds(1, 5)), 6, 5),
+        lay.place(stat("Client connections", [target(f'dbpulse_pgbouncer_list_items{{{SEL}, list="used_clients"}} '
+                                                     f"/ ignoring (list) dbpulse_pgbouncer_max_client_conn{{{SEL}}}",
+                                                     "{{target}}")], "percentunit",
+                       "Clients connected against max_client_conn.", usage_thresholds(0.8, 0.9)), 6, 5),
+        lay.place(timeseries("Waiting clients by pool",
+                             [target(f'dbpulse_pgbouncer_pool_clients{{{SEL}, state="waiting"}}', pool)],
+                             "short", "cl_waiting of each pool."), 12, 8),
+        lay.place(timeseries("Longest wait by pool",
+                             [target(f"dbpulse_pgbouncer_pool_maxwait_seconds{{{SEL}}}", pool)], "s",
+                             "maxwait of each pool."), 12, 8),
+        lay.row("Pools against their limits"),
+        lay.place(timeseries("Active servers / pool_size",
+                             [target(f'sum without (state) (dbpulse_pgbouncer_pool_servers{{{SEL}, state="active"}}) '
+                                     f"/ ignoring (user) group_left () dbpulse_pgbouncer_database_pool_size{{{SEL}}}",
+                                     pool)],
+                             "percentunit", "At 100% with clients waiting, the pool is the limit "
+                             "(PgBouncerPoolSaturated); the reserve pool can take it beyond."), 12, 8),
+        lay.place(timeseries("Server connections by state",
+                             [target(f"sum by (target, database, state) (dbpulse_pgbouncer_pool_servers{{{SEL}}})",
+                                     "{{target}} {{database}} {{state}}")], "short",
+                             "sv_active, sv_idle, sv_used, sv_tested, sv_login.", stack=True), 12, 8),
+        lay.place(timeseries("Clients by application",
+                             [target(f"sum by (target, application_name) (dbpulse_pgbouncer_clients{{{SEL}}})",
+                                     "{{target}} {{application_name}}")], "short",
+                             "SHOW CLIENTS counted by application_name (the top ones; the rest as __other__).",
+                             stack=True), 12, 8),
+        lay.place(table("Where each database leads",
+                        [target(f"dbpulse_pgbouncer_database_info{{{SEL}}}", instant=True)], "none",
+                        "SHOW DATABASES: the PostgreSQL host, port and database behind each PgBouncer database."),
+                  12, 8),
+        lay.row("Traffic"),
+        lay.place(timeseries("Transactions and queries",
+                             [target(f"rate(dbpulse_pgbouncer_transactions_total{{{SEL}}}[{RI}])",
+                                     "xact {{target}} {{database}}"),
+                              target(f"rate(dbpulse_pgbouncer_queries_total{{{SEL}}}[{RI}])",
+                                     "query {{target}} {{database}}")], "ops", ""), 12, 8),
+        lay.place(timeseries("Mean query and wait time",
+                             [target(f"rate(dbpulse_pgbouncer_query_seconds_total{{{SEL}}}[{RI}]) / "
+                                     f"rate(dbpulse_pgbouncer_queries_total{{{SEL}}}[{RI}])",
+                                     "query {{target}} {{database}}"),
+                              target(f"rate(dbpulse_pgbouncer_client_wait_seconds_total{{{SEL}}}[{RI}]) / "
+                                     f"rate(dbpulse_pgbouncer_queries_total{{{SEL}}}[{RI}])",
+                                     "wait {{target}} {{database}}")], "s",
+                             "Per query: time on the server, and time clients waited for one."), 12, 8),
+    ]
+    return dashboard("dbpulse-pgbouncer", "dbpulse / PgBouncer",
+                     "PgBouncer pools: where clients wait, each pool against its limits, and the PostgreSQL "
+                     "behind each database.", "dbpulse_pgbouncer_up", p)
+
+
 def build_all() -> dict[str, dict[str, Any]]:
-    return {f"{d['uid']}.json": d for d in (overview(), postgres(), postgres_health(), redis(), application())}
+    return {f"{d['uid']}.json": d for d in (build() for build in BOARDS)}
 
 
 def render(model: dict[str, Any]) -> str:

@@ -34,6 +34,8 @@ from aiohttp import web
 
 from demo import app as demo_app
 from demo.load import LoadStats, run_load
+from harness.pgbouncer import USERS as PGBOUNCER_USERS
+from harness.pgbouncer import LocalPgBouncer, find_pgbouncer
 from harness.servers import LocalPostgres, LocalRedis, ServerError, find_pg_bin, free_port
 from monitor.config import DEFAULT_PORT
 
@@ -44,6 +46,10 @@ PROG = "python -m demo"  # the command that starts the demo, in its messages
 DB_NAME = "shop"
 MONITOR_ROLE = "dbpulse"
 MONITOR_PASSWORD_ENV = "DBPULSE_DEMO_PG_PASSWORD"
+PGBOUNCER_PASSWORD_ENV = "DBPULSE_DEMO_PGBOUNCER_PASSWORD"
+# Session mode: the app's psycopg prepares statements, which PgBouncer 1.18 keeps per server connection only in
+# session mode. One server per app connection: the app's whole pool fits, so the chain shows no queue at rest.
+PGBOUNCER_POOL_SIZE = demo_app.POOL_SIZE + demo_app.MAX_OVERFLOW
 # The demo's statistics are minutes old, not weeks: thresholds scaled to match (see docs/demo.md).
 ADVISOR_THRESHOLDS = {
     "min_table_rows": 5000,  # the seeded tables are 8k-160k rows
@@ -140,8 +146,9 @@ def finding_kinds(doc: Any) -> list[str]:
             for f in r.get("findings", []) if isinstance(f, dict)]
 
 
-def dbpulse_config(pg_dsn: str, redis_url: str, app_url: str, listen: str, options: DemoOptions) -> dict[str, Any]:
-    """The configuration file dbpulse runs with."""
+def dbpulse_config(pg_dsn: str, redis_url: str, app_url: str, listen: str, options: DemoOptions,
+                   pgbouncer_dsn: str = "") -> dict[str, Any]:
+    """The configuration file dbpulse runs with; with ``pgbouncer_dsn``, the PgBouncer between app and database."""
     config: dict[str, Any] = {
         "listen": listen,
         "log": {"level": "info"},
@@ -157,6 +164,10 @@ def dbpulse_config(pg_dsn: str, redis_url: str, app_url: str, listen: str, optio
         "health": {"interval": options.interval, "targets": [{"name": "demo-api", "url": app_url}]},
         "advisor": {"interval": options.advisor_interval, "thresholds": dict(ADVISOR_THRESHOLDS)},
     }
+    if pgbouncer_dsn:
+        config["pgbouncer"] = {"interval": options.interval, "targets": [{
+            "name": "edge", "dsn": pgbouncer_dsn, "password_env": PGBOUNCER_PASSWORD_ENV,
+            "applications": {"demo-api": DB_NAME}}]}  # the pool chain: the app's pool leads to database shop
     return config
 
 
@@ -169,6 +180,7 @@ class DemoStack:
         self.tmp.chmod(0o755)  # PostgreSQL runs as the postgres user when we are root
         self.postgres: LocalPostgres | None = None
         self.redis: LocalRedis | None = None
+        self.pgbouncer: LocalPgBouncer | None = None
         self.app_runner: web.AppRunner | None = None
         self.dbpulse: subprocess.Popen[bytes] | None = None
         self._dbpulse_log: Any = None
@@ -195,6 +207,14 @@ class DemoStack:
         self.redis.workdir = self.tmp / "redis"  # keep everything under one directory
         self.redis.workdir.mkdir()
         self.redis.start()
+        try:
+            find_pgbouncer()
+        except ServerError:
+            self.say("demo: PgBouncer is not installed (Debian package pgbouncer): the app connects to PostgreSQL "
+                     "directly, and the page shows no pool chain")
+            return
+        self.pgbouncer = LocalPgBouncer(self.postgres, pool_mode="session", pool_size=PGBOUNCER_POOL_SIZE)
+        self.pgbouncer.start()
 
     def prepare_database(self) -> dict[str, int]:
         assert self.postgres is not None
@@ -223,7 +243,8 @@ class DemoStack:
     async def start_app(self) -> None:
         assert self.postgres is not None and self.redis is not None
         port = self.options.app_port or free_port()
-        self.app_runner = await demo_app.serve(self.postgres.dsn(DB_NAME), self.redis.url(), "127.0.0.1", port)
+        dsn = self.pgbouncer.dsn(DB_NAME, user="app") if self.pgbouncer else self.postgres.dsn(DB_NAME)
+        self.app_runner = await demo_app.serve(dsn, self.redis.url(), "127.0.0.1", port)
         self.app_url = f"http://127.0.0.1:{port}"
 
     def start_dbpulse(self) -> None:
@@ -233,7 +254,11 @@ class DemoStack:
         shown = "127.0.0.1" if self.options.host in ("0.0.0.0", "::", "") else self.options.host
         self.dbpulse_url = f"http://{shown}:{port}"
         pg_dsn = self.postgres.dsn(DB_NAME, user=MONITOR_ROLE)
-        config = dbpulse_config(pg_dsn, self.redis.url(), self.app_url, listen, self.options)
+        bouncer_dsn = ""
+        if self.pgbouncer is not None:
+            os.environ[PGBOUNCER_PASSWORD_ENV] = PGBOUNCER_USERS["dbpulse"]  # read by the dbpulse subprocess only
+            bouncer_dsn = f"postgresql://dbpulse@127.0.0.1:{self.pgbouncer.port}/pgbouncer"
+        config = dbpulse_config(pg_dsn, self.redis.url(), self.app_url, listen, self.options, bouncer_dsn)
         path = self.tmp / "dbpulse.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         self._dbpulse_log = (self.tmp / "dbpulse.log").open("wb")
@@ -297,6 +322,8 @@ class DemoStack:
         self.close_servers()
 
     def close_servers(self) -> None:
+        if self.pgbouncer is not None:
+            self.pgbouncer.cleanup()
         if self.redis is not None:
             self.redis.stop()
         if self.postgres is not None:
@@ -321,6 +348,8 @@ def banner(stack: DemoStack, sizes: dict[str, int], elapsed: float) -> str:
         f"+{demo_app.MAX_OVERFLOW}, application_name={demo_app.APPLICATION_NAME})",
         f"  PostgreSQL      {stack.postgres.dsn(DB_NAME) if stack.postgres else ''}"
         f"   (pg_stat_statements{', HypoPG' if stack.hypopg else ''})",
+        *([f"  PgBouncer       127.0.0.1:{stack.pgbouncer.port}   (session mode, pool_size {PGBOUNCER_POOL_SIZE}: "
+            f"the app connects through it; the pool chain is on the web UI)"] if stack.pgbouncer else []),
         f"  Redis           {stack.redis.url() if stack.redis else ''}",
         f"  files           {stack.tmp}  (removed on exit)",
         "",

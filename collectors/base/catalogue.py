@@ -23,6 +23,7 @@ class MetricSpec:
     unit: str
     labels: tuple[str, ...]
     help: str
+    requires: str = ""  # the source server's version the metric needs ("1.21"): not exported before it
 
 
 FILE = "metrics.yaml"
@@ -44,7 +45,8 @@ def catalogue() -> dict[str, MetricSpec]:
         for name, spec in raw.items():
             if name in out:
                 raise ValueError(f"metric {name} is in two catalogue files: {where[name]} and {path}")
-            out[name] = MetricSpec(name, spec["type"], spec.get("unit", ""), tuple(spec["labels"]), spec["help"])
+            out[name] = MetricSpec(name, spec["type"], spec.get("unit", ""), tuple(spec["labels"]), spec["help"],
+                                   str(spec.get("requires", "")))
             where[name] = str(path)
     return out
 

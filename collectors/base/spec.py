@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from collectors.base.attention import Attention
+from collectors.base.chain import Link
 from collectors.base.poller import Poller, Snapshot
 from collectors.base.settings import PollSettings
 
@@ -86,6 +87,10 @@ def _itself(snapshot: Any) -> object:
     return snapshot
 
 
+def _no_links(snapshot: Any) -> Sequence[Link]:
+    return ()
+
+
 @dataclass(frozen=True)
 class SourceSpec(Generic[S, T]):
     """Everything the service needs to know of one source."""
@@ -103,6 +108,9 @@ class SourceSpec(Generic[S, T]):
     view: Callable[[T], object] = _itself  # what the section template shows (``view_of`` in the templates)
     attention: Callable[[T], Sequence[Attention]] = _nothing  # what needs attention: the main page's summary
     degraded: Callable[[T], Degraded | None] = _healthy
+    links: Callable[[T], Sequence[Link]] = _no_links  # what its targets tell other sources' views (chain.py)
+    # A view that also reads every target's links (the pool chain across sources); used instead of ``view``.
+    joined_view: Callable[[T, Sequence[Link]], object] | None = None
 
     @property
     def template(self) -> str:

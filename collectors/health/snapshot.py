@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from collectors.base.chain import AppPool
 from collectors.base.samples import Sample, SampleList
 from collectors.health.body import PoolBlock
 from collectors.health.probe import ProbeResult
@@ -20,6 +21,11 @@ class HealthSnapshot:
     parse_errors: dict[str, int]  # cumulative per endpoint path
     oversized: dict[str, int]
     pools: dict[str, PoolBlock] = field(default_factory=dict)  # by dotted path in the body
+
+    def links(self) -> list[AppPool]:
+        """The application's pools, for views that join sources (the PgBouncer pool chain)."""
+        return [AppPool(self.target, path, pool.checked_out, pool.capacity)
+                for path, pool in sorted(self.pools.items())]
 
     @property
     def failing(self) -> list[ProbeResult]:

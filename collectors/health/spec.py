@@ -31,5 +31,5 @@ SPEC = SourceSpec(
     flags=(Flag("--health-url", "[NAME=]BASE_URL", "application base URL whose /health, /health/live and "
                 "/health/ready to probe (repeatable; paths, headers and timeouts in the config file)",
                 convert=named_url),),
-    charts=CHARTS, degraded=degraded,
+    charts=CHARTS, degraded=degraded, links=HealthSnapshot.links,
 )

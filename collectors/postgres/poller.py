@@ -207,6 +207,8 @@ class PostgresPoller(Poller):
             longest_active=self._longest_active(activity),
             track_planning=features["track_planning"],
             health=server_health,
+            host=conn.info.host,
+            port=conn.info.port,
         )
         snapshot.attention = triage(snapshot)
         return snapshot

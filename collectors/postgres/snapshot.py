@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from collectors.base.attention import Attention
+from collectors.base.chain import Endpoint
 from collectors.base.samples import OTHER, Sample, SampleList
 from collectors.base.topk import summed
 from collectors.postgres.health import ServerHealth
@@ -121,6 +122,13 @@ class PostgresSnapshot:
     attention: list[Attention] = field(default_factory=list)  # what needs attention, worst first
     own_statements: list[OwnStatements] = field(default_factory=list)  # dbpulse's own, per component
     variant_keys: dict[int, int] = field(default_factory=dict)  # queryid -> statements.variant_key, top-K
+    host: str = ""  # where the poller connected (libpq's host: a name, an address or a socket directory)
+    port: int = 0
+
+    def links(self) -> list[Endpoint]:
+        """This server and database, for views that join sources (a PgBouncer database leading here)."""
+        return [Endpoint(self.target, self.host, self.port, self.datname, sum(c[3] for c in self.connections),
+                         self.max_connections)]
 
     @property
     def database(self) -> DatabaseRow | None:

@@ -35,5 +35,5 @@ CHARTS = (
 SPEC = SourceSpec(
     name=NAME, title="PostgreSQL", order=0, settings=PostgresSettings, pollers=pollers, snapshot=PostgresSnapshot,
     flags=(Flag("--postgres", "[NAME=]DSN", FLAG_HELP, convert=target_from_flag),), env="DBPULSE_POSTGRES",
-    charts=CHARTS, view=postgres_view, attention=lambda snap: snap.attention,
+    charts=CHARTS, view=postgres_view, attention=lambda snap: snap.attention, links=PostgresSnapshot.links,
 )

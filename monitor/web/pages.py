@@ -23,10 +23,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, pass_context, select_autoescape
+from jinja2.runtime import Context
 from markupsafe import Markup
 
 from collectors.base.attention import SEVERITY_RANK, Attention
+from collectors.base.chain import Link
 from collectors.base.poller import Snapshot
 from collectors.base.spec import SourceSpec
 from collectors.registry import source, sources
@@ -296,9 +298,20 @@ def _spec_of(snapshot: Snapshot) -> SourceSpec[Any, Any]:
     return spec
 
 
-def view_of(snapshot: Snapshot) -> object:
-    """What a section template shows of its source's snapshot (``SourceSpec.view``)."""
-    return _spec_of(snapshot).view(snapshot)
+@pass_context
+def view_of(context: Context, snapshot: Snapshot) -> object:
+    """What a section template shows of its source's snapshot (``SourceSpec.view``); a view that joins sources
+    (``SourceSpec.joined_view``) also gets every target's links, which ``render_sections`` puts on the page."""
+    spec = _spec_of(snapshot)
+    if spec.joined_view is not None:
+        return spec.joined_view(snapshot, context.get("links", ()))
+    return spec.view(snapshot)
+
+
+def links_of(states: Sequence[SourceState]) -> list[Link]:
+    """What every target that answered its last poll tells the other sources' views (``SourceSpec.links``)."""
+    return [link for s in states if s.up and (spec := source(s.poller.source)) is not None
+            and (snap := spec.of(s.snapshot)) is not None for link in spec.links(snap)]
 
 
 def template_of(state: SourceState) -> str:
@@ -316,7 +329,8 @@ def render_sections(scheduler: Scheduler, now: float | None = None) -> str:
     advisors = [AdvisorView(s, report_of(s)) for s in states if s.poller.source == ADVISOR]
     shown = [(s, _snapshot_for(s)) for s in states if source(s.poller.source) is not None]
     return environment().get_template("sections.html").render(
-        states=states, advisors=advisors, sources=shown, now=now, version_stamp=scheduler.version,
+        states=states, advisors=advisors, sources=shown, links=links_of(states), now=now,
+        version_stamp=scheduler.version,
         summary=summary_of(states),
         stamp=time.strftime("%H:%M:%S", time.localtime(now)))
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from collectors.registry import sources
 from tests.rules.promql_check import (
     PROMETHEUS_SERIES,
     ROOT,
@@ -65,8 +66,16 @@ def queries(model: dict[str, Any]) -> Iterator[tuple[str, str]]:
 
 
 def test_the_generated_dashboards() -> None:
-    assert {p.stem for p in JSON_FILES} == {"dbpulse-overview", "dbpulse-postgres", "dbpulse-postgres-health",
-                                            "dbpulse-redis", "dbpulse-app"}
+    assert {"dbpulse-overview", "dbpulse-postgres", "dbpulse-postgres-health", "dbpulse-redis",
+            "dbpulse-app"} <= {p.stem for p in JSON_FILES}
+
+
+def test_every_source_has_a_dashboard() -> None:
+    """Each registered source's catalogue (collectors/<source>/metrics.yaml) is read by some dashboard."""
+    used = {name for path in JSON_FILES for _, expr in queries(load(path)) for name in metric_names(expr)}
+    for spec in sources():
+        own = set(yaml.safe_load((ROOT / "collectors" / spec.name / "metrics.yaml").read_text()))
+        assert own & used, f"no dashboard reads a metric of {spec.name}"
 
 
 def test_generated_json_is_current() -> None:

@@ -115,12 +115,18 @@ def test_demo_runs_shows_advice_and_leaves_nothing_behind() -> None:
         page = ""
         while time.monotonic() < deadline:
             _, page = _get(ui + "ui/sections")
-            if "Connection pool (as the app reports it)" in page and "tenant:settings:*" in page:
+            if "Connection pool (as the app reports it)" in page and "tenant:settings:*" in page \
+                    and "shop (127.0.0.1" in page:
                 break
             time.sleep(0.5)
         assert "dbpulse_pg" not in page  # the UI reads snapshots, it is not a metrics dump
         assert "tenant:settings:*" in page and "keys without TTL" in page, page[:3000]
         assert "components.database.pool" in page
+        # The app connects through PgBouncer: its pool chain leads from the app's pool to the PostgreSQL target.
+        chain = page.split('id="pool-chain-edge"', 1)[1].split("</table>", 1)[0]
+        links = re.findall(r'data-link="(\w+)"', chain)  # the app reports its pool in /health and /health/ready
+        assert links[-3:] == ["pgbouncer_clients", "pgbouncer_pool", "server"] and set(links[:-3]) == {"app_pool"}
+        assert "demo-api " in chain and f"shop (127.0.0.1:{pg_port}/" in chain
 
         status, _ = _get(ui + "advice")
         assert status == 200

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from collectors.registry import sources
 from tests.rules.promql_check import (
     PROMETHEUS_SERIES,
     RULE_FILES,
@@ -26,7 +27,7 @@ from tests.rules.promql_check import (
 )
 
 SEVERITIES = {"critical", "warning", "info"}
-SOURCES = {"dbpulse", "postgres", "redis", "health", "advisor"}
+SOURCES = {"dbpulse", "advisor", *(spec.name for spec in sources())}  # the service's own and every source
 
 
 def alerting_rules() -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from collectors.base.thresholds import Threshold
+from collectors.registry import sources
 from tests.rules.promql_check import RULE_FILES, RULES_DIR
 from tests.rules.threshold_check import alert_exprs, check, drift, load_groups, tables
 
@@ -22,8 +23,7 @@ def shipped() -> dict[tuple[str, str], list[str]]:
 
 def test_every_source_has_a_table() -> None:
     modules = {module for module, _ in TABLES}
-    assert modules == {"collectors.postgres.thresholds", "collectors.redis.thresholds",
-                       "collectors.health.thresholds"}
+    assert modules == {f"collectors.{spec.name}.thresholds" for spec in sources()}
     names = [(module, t.name) for module, t in TABLES]
     assert len(names) == len(set(names))
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from collectors.registry import sources
 from monitor.cli import main
 
 FIVE_TARGETS = """\
@@ -144,9 +145,12 @@ def test_a_good_file_names_where_each_target_comes_from(
     monkeypatch.setenv("DBPULSE_POSTGRES", "extra=postgresql://u@h2/db")
     assert main(["check-config", str(path)]) == 0
     out = capsys.readouterr().out
-    assert out.strip() == (f"{path}: OK (2 PostgreSQL target(s), 0 Redis target(s), 0 health target(s)): "
+    others = "".join(f", 0 {s.title} target(s)" for s in sources() if s.name != "postgres")
+    variables = " and ".join(s.env for s in sources() if s.env)  # DBPULSE_POSTGRES and any other source's
+    assert "DBPULSE_POSTGRES" in variables
+    assert out.strip() == (f"{path}: OK (2 PostgreSQL target(s){others}): "
                            f"postgres shop ({path}) + extra (DBPULSE_* environment); "
-                           "targets from flags and DBPULSE_POSTGRES are added to the file's")
+                           f"targets from flags and {variables} are added to the file's")
 
 
 def test_a_certificate_that_cannot_be_loaded_fails_check_config_too(

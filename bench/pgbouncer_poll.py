@@ -1,0 +1,254 @@
+"""PgBouncer: dbpulse's poll against Debian's prometheus-pgbouncer-exporter, on one PgBouncer, in one run.
+
+A throwaway PostgreSQL behind a throwaway PgBouncer 1.18 (harness), with ``--databases`` databases, each with
+``--clients`` idle clients connected (a few application names), so SHOW CLIENTS has rows to count. Measured:
+
+- dbpulse: the PgBouncer poller in-process (``--polls`` polls): wall time per poll, admin commands per poll,
+  series per poll, and the time to render its samples as the exposition text (what a scrape of the service
+  costs: it is served from the snapshot, never touching PgBouncer);
+- the peer, started as its package installs it: time per scrape and admin commands per scrape, or why it
+  does not run.
+
+Admin commands are counted on the wire: each side connects through a small TCP proxy in front of PgBouncer
+that counts the simple-protocol queries (``Q`` messages) its clients send. (PgBouncer's own SHOW STATS does not
+count admin-console commands.)
+
+Usage: .venv/bin/python -m bench.pgbouncer_poll [--databases 20] [--clients 5] [--polls 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import struct
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import CollectorRegistry
+
+from bench import common
+from collectors.base.samples import Sample, families
+from collectors.pgbouncer.poller import PgBouncerPoller
+from collectors.pgbouncer.settings import PgBouncerSettings, PgBouncerTarget
+from harness.pgbouncer import USERS, LocalPgBouncer
+from harness.servers import LocalPostgres, free_port
+
+PEER = Path(os.environ.get("BENCH_PGBOUNCER_EXPORTER", "/usr/bin/prometheus-pgbouncer-exporter"))
+APPS = ("quotes-api", "billing-worker", "reports", "admin-ui")
+
+
+class Rendered:
+    """A registry collector that yields the families of fixed samples, as the service's exposition does."""
+
+    def __init__(self, samples: list[Sample]) -> None:
+        self.samples = samples
+
+    def collect(self) -> Iterator[Any]:
+        yield from families(self.samples)
+
+
+class CountingProxy:
+    """127.0.0.1:port -> PgBouncer, counting the ``Q`` (simple query) messages clients send."""
+
+    SSL_OR_GSS_REQUEST = (80877103, 80877104)
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = free_port()
+        self.queries = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", self.port))
+        self._ready.set()
+        self._loop.run_forever()
+        server.close()
+
+    def __enter__(self) -> CountingProxy:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+
+        async def upstream() -> None:
+            with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+                while True:  # the startup phase: length-prefixed messages with no type byte
+                    head = await reader.readexactly(8)
+                    length, code = struct.unpack("!ii", head)
+                    up_writer.write(head + await reader.readexactly(length - 8))
+                    if code not in self.SSL_OR_GSS_REQUEST:
+                        break
+                while True:
+                    head = await reader.readexactly(5)
+                    kind, length = head[:1], struct.unpack("!i", head[1:])[0]
+                    if kind == b"Q":
+                        self.queries += 1
+                    up_writer.write(head + await reader.readexactly(length - 4))
+            up_writer.close()
+
+        async def downstream() -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await up_reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            writer.close()
+
+        await asyncio.gather(upstream(), downstream())
+
+
+@contextlib.contextmanager
+def clients(bouncer: LocalPgBouncer, databases: list[str], per_database: int) -> Iterator[None]:
+    conns = []
+    try:
+        for db in databases:
+            for i in range(per_database):
+                conn = psycopg.connect(bouncer.dsn(db, "app"), application_name=APPS[i % len(APPS)], autocommit=True)
+                conn.execute("SELECT 1")
+                conns.append(conn)
+        yield
+    finally:
+        for c in conns:
+            c.close()
+
+
+def dsn_via(proxy: CountingProxy) -> str:
+    return f"postgresql://dbpulse:{USERS['dbpulse']}@127.0.0.1:{proxy.port}/pgbouncer"
+
+
+def measure_dbpulse(proxy: CountingProxy, polls: int) -> dict[str, Any]:
+    poller = PgBouncerPoller(PgBouncerTarget(name="bench", dsn=dsn_via(proxy)), PgBouncerSettings(interval=15))
+
+    async def run() -> tuple[list[float], list[Sample]]:
+        walls, samples = [], []
+        await poller.poll()  # connects; not measured
+        for _ in range(polls):
+            started = time.perf_counter()
+            snapshot = await poller.poll()
+            walls.append(time.perf_counter() - started)
+            samples = snapshot.samples()
+        await poller.close()
+        return walls, samples
+
+    before = proxy.queries
+    walls, samples = asyncio.run(run())
+    after = proxy.queries
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Rendered(samples))
+    renders = []
+    for _ in range(polls):
+        started = time.perf_counter()
+        text = generate_latest(registry)
+        renders.append(time.perf_counter() - started)
+    return {
+        "polls": polls,
+        "poll_ms_median": common.median(walls) * 1000, "poll_ms_p99": common.percentile(walls, 99) * 1000,
+        # the first poll (SHOW VERSION, SHOW CONFIG) included: at 15 s, CONFIG is read every 4th poll
+        "admin_commands_per_poll": (after - before) / (polls + 1),
+        "series": len(samples), "exposition_bytes": len(text),
+        "render_ms_median": common.median(renders) * 1000,
+    }
+
+
+def measure_peer(proxy: CountingProxy, scrapes: int) -> dict[str, Any]:
+    if not PEER.exists():
+        return {"runs": False, "why": f"{PEER} is not installed"}
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(PEER), "--host", "127.0.0.1", "--port", str(port), "--pgbouncer-host", "127.0.0.1",
+         "--pgbouncer-port", str(proxy.port), "--pgbouncer-user", "dbpulse"],
+        env={**os.environ, "PGPASSWORD": USERS["dbpulse"]}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and proc.poll() is None:
+            with contextlib.suppress(OSError):
+                common.fetch_metrics(f"http://127.0.0.1:{port}/metrics", timeout=10)
+                break
+            time.sleep(0.2)
+        if proc.poll() is not None:
+            out = (proc.stdout.read() if proc.stdout else b"").decode(errors="replace").strip().splitlines()
+            return {"runs": False, "exit_code": proc.returncode, "why": out[-1] if out else "exited"}
+        before = proxy.queries
+        walls, text = [], ""
+        for _ in range(scrapes):
+            started = time.perf_counter()
+            text = common.fetch_metrics(f"http://127.0.0.1:{port}/metrics")
+            walls.append(time.perf_counter() - started)
+        after = proxy.queries
+        return {"runs": True, "scrapes": scrapes, "scrape_ms_median": common.median(walls) * 1000,
+                "scrape_ms_p99": common.percentile(walls, 99) * 1000,
+                "admin_commands_per_scrape": (after - before) / scrapes, "series": common.series_count(text)}
+    finally:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(10)
+        if proc.poll() is None:
+            proc.kill()
+
+
+def peer_version() -> str:
+    out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "prometheus-pgbouncer-exporter"],
+                         capture_output=True, text=True, check=False).stdout
+    return out.strip() or "unknown"
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--databases", type=int, default=20)
+    parser.add_argument("--clients", type=int, default=5, help="idle clients per database")
+    parser.add_argument("--polls", type=int, default=50, help="polls of dbpulse and scrapes of the peer")
+    parser.add_argument("--results-dir", type=Path, default=None, help="default bench/results")
+    args = parser.parse_args(argv)
+    names = [f"bench{i}" for i in range(args.databases)]
+    with LocalPostgres(settings={"max_connections": str(args.databases * 3 + 20)}) as pg, \
+            LocalPgBouncer(pg, pool_size=1, settings={"max_client_conn": str(args.databases * args.clients + 50),
+                                                      "server_idle_timeout": "3600"}) as bouncer:
+        with psycopg.connect(pg.dsn(), autocommit=True) as conn:
+            for name in names:
+                conn.execute(f"CREATE DATABASE {name}")
+        with clients(bouncer, names, args.clients), CountingProxy(bouncer.port) as proxy:
+            ours = measure_dbpulse(proxy, args.polls)
+            peer = measure_peer(proxy, args.polls)
+    ratios = {}
+    if peer.get("runs"):
+        ratios = {"scrape_peer_over_dbpulse_render": common.ratio(peer["scrape_ms_median"], ours["render_ms_median"]),
+                  "admin_commands_peer_per_scrape_over_dbpulse_per_poll":
+                      common.ratio(peer["admin_commands_per_scrape"], ours["admin_commands_per_poll"])}
+    result = {
+        "params": vars(args) | {"results_dir": None},
+        "versions": {"pgbouncer": "1.18.0", "prometheus-pgbouncer-exporter": peer_version(),
+                     "dbpulse": common.dbpulse_version()},
+        "dbpulse": ours, "peer": peer, "ratios": ratios,
+    }
+    common.print_table(["", "ms median", "ms p99", "admin commands", "series"],
+                       [["dbpulse poll", ours["poll_ms_median"], ours["poll_ms_p99"], ours["admin_commands_per_poll"],
+                         ours["series"]],
+                        ["dbpulse render (a scrape)", ours["render_ms_median"], None, 0, ours["series"]]]
+                       + ([["peer scrape", peer["scrape_ms_median"], peer["scrape_ms_p99"],
+                            peer["admin_commands_per_scrape"], peer["series"]]] if peer.get("runs") else []))
+    if not peer.get("runs"):
+        print(f"prometheus-pgbouncer-exporter {result['versions']['prometheus-pgbouncer-exporter']} does not run: "
+              f"{peer['why']}")
+    path = common.write_result("pgbouncer_poll", result, args.results_dir)
+    print(f"written: {path}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

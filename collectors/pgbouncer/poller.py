@@ -1,0 +1,204 @@
+"""PgBouncer poller: one admin-console connection per target, time-bounded, self-healing.
+
+The admin console (the virtual database ``pgbouncer``) speaks only the simple query protocol and
+knows no ``SET``: commands are sent without parameters (psycopg then uses the simple protocol) on an
+autocommit connection with no startup ``options``. It has no ``statement_timeout`` either: the poll
+is bounded by the scheduler's deadline and ``connect_timeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from collectors.base.poller import Poller
+from collectors.base.redact import redact, register_dsn_secrets
+from collectors.base.samples import Sample, SampleList
+from collectors.pgbouncer.settings import PgBouncerSettings, PgBouncerTarget
+from collectors.pgbouncer.snapshot import (
+    ADMIN_DATABASE,
+    Database,
+    PgBouncerSnapshot,
+    Pool,
+    count_connections,
+    fold_pools,
+    prepared_statements,
+    stats_counters,
+)
+
+log = logging.getLogger("dbpulse.pgbouncer")
+
+APPLICATION_NAME = "dbpulse"
+COMMANDS = ("POOLS", "STATS", "DATABASES", "LISTS", "CONFIG", "CLIENTS", "SERVERS", "VERSION")
+CONFIG_KEYS = ("max_client_conn", "default_pool_size")
+
+_LOGIN_HINT = ("the role must be in PgBouncer's stats_users (or admin_users), with its password in auth_file "
+               "(or found by auth_query)")
+_LOGIN_FAILURE = re.compile(r"password authentication failed|not allowed|no such user|SASL authentication failed",
+                            re.IGNORECASE)
+
+
+def pollers(settings: PgBouncerSettings) -> list[Poller]:
+    """One poller per PgBouncer."""
+    return [PgBouncerPoller(target, settings, target.password()) for target in settings.targets]
+
+
+def error_line(exc: BaseException) -> str:
+    """The first line of a driver error, with every registered password masked."""
+    lines = str(exc).strip().splitlines()
+    return redact(lines[0] if lines else type(exc).__name__)
+
+
+class PgBouncerConnectError(ConnectionError):
+    """The admin console refused or did not answer; the message says why, never with a password."""
+
+
+class PgBouncerPoller(Poller):
+    source = "pgbouncer"
+
+    def __init__(self, target: PgBouncerTarget, settings: PgBouncerSettings, password: str | None = None) -> None:
+        self.target = target.target
+        self.interval = settings.interval_of(target)
+        self.timeout = settings.timeout_of(target)
+        self.settings = settings
+        self._dsn = target.dsn
+        self.applications = dict(target.applications)
+        register_dsn_secrets(target.dsn)
+        self._password = password
+        self._conn: psycopg.AsyncConnection[dict[str, Any]] | None = None
+        self._version: str | None = None  # read once per connection
+        self._config: dict[str, str] = {}
+        self._config_read_at: float | None = None  # monotonic
+        # Every counter exists from the start (at 0), so rate() works from the first error.
+        self._errors: dict[str, int] = dict.fromkeys((c.lower() for c in COMMANDS), 0)
+
+    async def _connect(self) -> psycopg.AsyncConnection[dict[str, Any]]:
+        kwargs: dict[str, Any] = {"application_name": APPLICATION_NAME, "autocommit": True,
+                                  "connect_timeout": max(1, int(self.timeout)), "row_factory": dict_row}
+        if self._password is not None:
+            kwargs["password"] = self._password
+        try:
+            return await psycopg.AsyncConnection.connect(self._dsn, **kwargs)
+        except psycopg.OperationalError as exc:
+            reason = error_line(exc)
+            hint = f" ({_LOGIN_HINT})" if _LOGIN_FAILURE.search(str(exc)) else ""
+            raise PgBouncerConnectError(f"cannot connect to the PgBouncer admin console: {reason}{hint}") from None
+
+    async def _checkout(self) -> psycopg.AsyncConnection[dict[str, Any]]:
+        """The kept connection, taken out of the poller for this poll (see ``Poller.poll``), or a new one."""
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.closed and not conn.broken:
+            return conn
+        if conn is not None:
+            await _close(conn)
+        self._version = None
+        return await self._connect()
+
+    async def _checkin(self, conn: psycopg.AsyncConnection[dict[str, Any]]) -> None:
+        """Keep the connection for the next poll, unless a newer poll has already opened one."""
+        if self._conn is None:
+            self._conn = conn
+        elif self._conn is not conn:
+            await _close(conn)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await _close(conn)
+
+    def down_samples(self) -> list[Sample]:
+        out = SampleList(target=self.target)
+        out.add("dbpulse_pgbouncer_up", 0)
+        return out.samples
+
+    async def poll(self) -> PgBouncerSnapshot:
+        conn = await self._checkout()
+        try:
+            snapshot = await self._read(conn)
+        except BaseException:
+            # Abandoned at the deadline (a command may be half read: the connection cannot be trusted),
+            # broken, or failed: closed; the next poll connects afresh.
+            await _close(conn)
+            raise
+        await self._checkin(conn)
+        return snapshot
+
+    async def _show(self, conn: psycopg.AsyncConnection[dict[str, Any]], command: str) -> list[dict[str, Any]] | None:
+        """``SHOW <command>``: its rows, or None when PgBouncer refused it (counted, the poll goes on)."""
+        try:
+            cur = await conn.execute(f"SHOW {command}", prepare=False)
+            return await cur.fetchall()
+        except psycopg.Error as exc:
+            if conn.broken or conn.closed:
+                raise
+            self._errors[command.lower()] = self._errors.get(command.lower(), 0) + 1
+            log.warning("%s: SHOW %s failed: %s", self.target, command, error_line(exc))
+            return None
+
+    async def _read(self, conn: psycopg.AsyncConnection[dict[str, Any]]) -> PgBouncerSnapshot:
+        pool_rows = await self._show(conn, "POOLS")
+        if pool_rows is None:
+            raise RuntimeError("SHOW POOLS failed: the role may not be in stats_users")
+        stats = await self._show(conn, "STATS") or []
+        databases = await self._show(conn, "DATABASES") or []
+        lists = await self._show(conn, "LISTS") or []
+        clients = await self._show(conn, "CLIENTS") or []
+        servers = await self._show(conn, "SERVERS") or []
+        await self._refresh_config(conn)
+        if self._version is None:
+            rows = await self._show(conn, "VERSION")
+            self._version = _version(rows[0]) if rows else None
+        pools = sorted((Pool.from_row(r) for r in pool_rows if r.get("database") != ADMIN_DATABASE),
+                       key=lambda p: (-p.busy, p.database, p.user))
+        top = self.settings.top_pools
+        return PgBouncerSnapshot(
+            target=self.target,
+            version=self._version or "",
+            pools=pools[:top],
+            pools_other=fold_pools(pools[top:]),
+            stats={str(r["database"]): stats_counters(r) for r in stats if r.get("database") != ADMIN_DATABASE},
+            databases=[Database.from_row(r) for r in databases if r.get("name") != ADMIN_DATABASE],
+            lists={str(r["list"]): int(r["items"]) for r in lists},
+            max_client_conn=_config_int(self._config, "max_client_conn"),
+            default_pool_size=_config_int(self._config, "default_pool_size"),
+            clients=count_connections(clients, self.settings.top_applications),
+            servers=count_connections(servers, self.settings.top_applications),
+            server_prepared_statements=prepared_statements(servers),
+            command_errors=dict(self._errors),
+            applications=self.applications,
+        )
+
+    async def _refresh_config(self, conn: psycopg.AsyncConnection[dict[str, Any]]) -> None:
+        """SHOW CONFIG when it is older than config_interval (it changes only on RELOAD or SET)."""
+        now = time.monotonic()
+        if self._config_read_at is not None and now - self._config_read_at < self.settings.config_interval:
+            return
+        rows = await self._show(conn, "CONFIG")
+        if rows is not None:
+            self._config = {str(r["key"]): str(r["value"]) for r in rows if r.get("key") in CONFIG_KEYS}
+            self._config_read_at = now
+
+
+def _version(row: dict[str, Any]) -> str:
+    """``PgBouncer 1.18.0`` (or ``1.18.0`` alone, as some builds say) -> ``1.18.0``."""
+    text = str(next(iter(row.values()), ""))
+    match = re.search(r"\d+(?:\.\d+)+", text)
+    return match.group(0) if match else text[:32]
+
+
+def _config_int(config: dict[str, str], key: str) -> int | None:
+    value = config.get(key)
+    return int(value) if value is not None and value.strip().isdigit() else None
+
+
+async def _close(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Close a connection without waiting on the server; a broken one may fail to close: it is gone either way."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(conn.close(), 1.0)

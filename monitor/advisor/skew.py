@@ -24,7 +24,6 @@ advice says why.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -204,13 +203,6 @@ def analyze_skew(workload: Workload, cat: Catalog, settings: Thresholds, samples
                         dominant.append(Skewed(stat.queryid, table, usage, key, value, fraction, share, source))
                 break  # one skewed parameter per statement
     return dominant
-
-
-def skewed_by_usage(skewed: list[Skewed]) -> Mapping[int, list[Skewed]]:
-    out: dict[int, list[Skewed]] = {}
-    for s in skewed:
-        out.setdefault(id(s.usage), []).append(s)
-    return out
 
 
 def partial_candidates(skewed: list[Skewed], settings: Thresholds) -> list[Candidate]:

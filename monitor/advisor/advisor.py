@@ -43,7 +43,15 @@ from .plan import build_plan
 from .query_analysis import StatementAnalysis, analyze
 from .rates import Rates
 from .safety import drops_blocked
-from .selection import Measured, Selection, explain_statement, select_heuristic, select_verified, unplannable_reason
+from .selection import (
+    Measured,
+    Selection,
+    Verifying,
+    explain_statement,
+    select_heuristic,
+    select_verified,
+    unplannable_reason,
+)
 from .settings import Thresholds
 from .skew import Samples, analyze_skew, partial_candidates, partial_served, read_qualstats
 from .validate import Refused, check_candidates
@@ -224,8 +232,8 @@ class Advisor:
             run.whatif = WhatIf(run.conn, cat.server_version_num, budget, can_hide=cat.hypopg_can_hide)
             candidates = self._buildable(run.conn, cat, run.candidates, run.whatif, report, run.refused)
             if candidates:
-                report.findings.extend(select_verified(candidates, run.workload, cat, run.whatif, s,
-                                                       run.unplannable, run.selection, run.rates))
+                report.findings.extend(select_verified(candidates, Verifying(
+                    run.workload, cat, run.whatif, s, run.unplannable, run.selection, run.rates)))
             run.stats = VerificationStats(budget.explains, budget.seconds, budget.exhausted(), "hypopg")
             report.statements_planned, run.cover_explains = self._cover(run)
             return

@@ -278,7 +278,7 @@ def _judge(v: Verifying, t: TableRound, x: Scored, fate: dict[object, tuple[str,
             f"{first_w - (before_w - after_w):,.0f}), "
             f"under min_improvement_ratio {settings.min_improvement_ratio:.0%}"))
         return None
-    rejected = write_cost_rejection(cand, x.gain, sum(x.sizes), t.table, settings, v.rates,
+    rejected = write_cost_rejection(cand, x.gain, sum(x.sizes), settings, v.rates,
                                     existing=len(v.cat.indexes_of(t.table))
                                     + sum(len(k.members) for k in t.kept_here))
     if rejected is not None:
@@ -330,7 +330,7 @@ def _prefix_of(kept: Candidate, cand: Candidate) -> bool:
     return kept.table is cand.table and len(k) < len(c) and c[: len(k)] == k
 
 
-def write_cost_rejection(cand: Candidate, gain: float, size: int, table: Table, settings: Thresholds,
+def write_cost_rejection(cand: Candidate, gain: float, size: int, settings: Thresholds,
                          rates: Rates, existing: int = 0) -> str | None:
     """Why a candidate costs more on writes than it saves, or None when it is worth it.
 
@@ -341,6 +341,7 @@ def write_cost_rejection(cand: Candidate, gain: float, size: int, table: Table, 
     (``n_tup_hot_upd``) now touches the ``existing`` indexes too; an UPDATE that sets none of its columns adds
     an entry only when it was not HOT already, and a HOT one stays HOT.
     """
+    table = cand.table
     entries = len(cand.members)
     size_cost = (size / 8192) * settings.size_penalty_per_page
     written = rates.table_writes.get(table.oid, Written())

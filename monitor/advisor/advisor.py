@@ -320,10 +320,7 @@ class Advisor:
             [(c.candidate.table.oid, tuple(key_signature(k) for k, _ in c.candidate.keys))
              for c in selection.chosen if c.finding.action is not None],
             [i.oid for i in cat.indexes if any(i.qualified in a.drops for a in report.plan.actions)])
-        report.coverage = statement_reasons(report, run.current, run.workload, selection, run.unplannable,
-                                            run.refused, cat, self.settings, run.variants,
-                                            verified=run.stats.mode == "hypopg",
-                                            budget_exhausted=run.stats.budget_exhausted)
+        report.coverage = statement_reasons(run)
         run.variants.name_them(report)
 
     def _no_drops(self, report: AdviceReport, cat: Catalog, statements_reset: datetime | None,

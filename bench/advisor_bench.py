@@ -29,7 +29,7 @@ from harness.servers import LocalPostgres
 from monitor.advisor.candidates import Workload, build_candidates
 from monitor.advisor.catalog import read_catalog
 from monitor.advisor.query_analysis import analyze
-from monitor.advisor.selection import select_verified
+from monitor.advisor.selection import Verifying, select_verified
 from monitor.advisor.settings import Thresholds
 from monitor.advisor.whatif import Budget, WhatIf
 
@@ -100,7 +100,7 @@ def main() -> int:
             t2 = time.perf_counter()
             budget = Budget(settings.verification_max_explains, settings.verification_max_seconds)
             whatif = WhatIf(conn, cat.server_version_num, budget)
-            findings = select_verified(candidates, workload, cat, whatif, settings, {})
+            findings = select_verified(candidates, Verifying(workload, cat, whatif, settings))
             whatif.reset()
             t3 = time.perf_counter()
     print(f"statements: {len(texts)} (analyzed ok: {len(items)})")

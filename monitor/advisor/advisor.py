@@ -24,6 +24,7 @@ from collectors.postgres.statements import StatementStat, deltas, read_statement
 from . import plans
 from .candidates import Candidate, Workload, build_candidates
 from .catalog import Catalog, key_signature, read_catalog
+from .context import RunContext
 from .coverage import statement_reasons
 from .findings import (
     STATEMENT_PLAN_CHARS,
@@ -42,7 +43,15 @@ from .plan import build_plan
 from .query_analysis import StatementAnalysis, analyze
 from .rates import Rates
 from .safety import drops_blocked
-from .selection import Measured, Selection, explain_statement, select_heuristic, select_verified, unplannable_reason
+from .selection import (
+    Measured,
+    Selection,
+    Verifying,
+    explain_statement,
+    select_heuristic,
+    select_verified,
+    unplannable_reason,
+)
 from .settings import Thresholds
 from .skew import Samples, analyze_skew, partial_candidates, partial_served, read_qualstats
 from .validate import Refused, check_candidates
@@ -119,120 +128,162 @@ class Advisor:
         return all(r.schema in SYSTEM_SCHEMAS or r.name.startswith("pg_") for r in analysis.relations)
 
     def _run(self, conn: psycopg.Connection[Any]) -> AdviceReport:
+        """The run's steps, in order, over one context (``context.py``)."""
+        run = self._read(conn)
+        if run.statements is None:
+            return self._without_statements(run)
+        self._analyze_step(run)
+        self._candidates(run)
+        try:
+            self._verify(run)
+            self._plan(run)
+        finally:
+            if run.whatif is not None:
+                run.whatif.reset()
+        self._plan_notes(run)
+        self._skipped(run)
+        self._patterns(run)
+        self._outcomes(run)
+        return run.report
+
+    def _read(self, conn: psycopg.Connection[Any]) -> RunContext:
+        """The catalog, its hygiene findings, and pg_stat_statements with the window since the last run."""
         s = self.settings
         cat = read_catalog(conn)
         self._remember_indexes(cat)
         report = AdviceReport(target=self.target, generated_at=datetime.now(UTC), stats_reset=cat.stats_reset)
+        run = RunContext(conn, cat, s, report)
         report.notes.extend(cat.notes)
         report.findings.extend(hygiene_findings(cat, s))
         held = unused_held_back_note(cat, s)
         if held:
             report.notes.append(held)
-
         try:
             statements = read_statements(conn, cat.server_version_num, s.max_statements)  # never dbpulse's own
-            statements_reset = read_statements_reset(conn, cat.server_version_num)
+            run.statements_reset = read_statements_reset(conn, cat.server_version_num)
         except psycopg.Error as exc:
             report.notes.append(
                 f"pg_stat_statements not readable ({exc.sqlstate}: {error_line(exc)}): "
                 "missing_index, n_plus_one, slow_statement and outcomes disabled; "
                 "CREATE EXTENSION pg_stat_statements (preloaded) and GRANT pg_read_all_stats to the role"
             )
-            no_drops = self._no_drops(report, cat, None, statements_readable=False)
-            report.plan = build_plan(report.findings, Selection(), cat, Workload([]), s, Rates(),
-                                     no_drops=no_drops)
-            return report
-        first_run = self._previous is None
-        variants = StatementVariants.of(statements)  # one statement per fingerprint (IN lists of other lengths)
-        current = variants.grouped(statements)
-        window_stats = variants.grouped(deltas(statements, self._previous))
+            return run
+        run.statements = statements
+        run.first_run = self._previous is None
+        run.variants = StatementVariants.of(statements)  # one statement per fingerprint (IN lists of other lengths)
+        run.current = run.variants.grouped(statements)
+        run.window_stats = run.variants.grouped(deltas(statements, self._previous))
         self._previous = {st.queryid: st for st in statements}
-        no_drops = self._no_drops(report, cat, statements_reset, statements_readable=True)
+        run.no_drops = self._no_drops(report, cat, run.statements_reset, statements_readable=True)
+        return run
 
-        items: list[tuple[StatementStat, StatementAnalysis]] = []
-        for stat in current:
+    def _without_statements(self, run: RunContext) -> AdviceReport:
+        """pg_stat_statements is not readable: the hygiene findings and a plan of their drops only."""
+        no_drops = self._no_drops(run.report, run.cat, None, statements_readable=False)
+        run.report.plan = build_plan(run.report.findings, Selection(), run.cat, Workload([]), self.settings,
+                                     Rates(), no_drops=no_drops)
+        return run.report
+
+    def _analyze_step(self, run: RunContext) -> None:
+        """Parse the app's statements (the unparsable ones are skipped), their planned forms and the window."""
+        cat, report = run.cat, run.report
+        for stat in run.current:
             analysis = self._analyze(stat.query, cat)
             if not analysis.ok:
                 report.skipped.append(Skipped(stat.queryid, stat.query[:1000], analysis.error or "", stat.calls))
                 continue
             if self._is_system(analysis, cat):
                 continue
-            items.append((stat, analysis))
-        report.statements_analyzed = len(items)
-        by_id = {st.queryid: a for st, a in items}
+            run.items.append((stat, analysis))
+        report.statements_analyzed = len(run.items)
+        run.by_id = {st.queryid: a for st, a in run.items}
+        run.workload = Workload(run.items)
+        run.unplannable = plan_forms(run.workload)  # writes without a read side: skipped with their reason
+        written = written_rows(run.statements or [], lambda ref: getattr(cat.table(ref), "oid", None))
+        run.rates = Rates.over(cat.now, run.statements_reset or cat.stats_reset, cat.stats_reset, cat.tables,
+                               written)
+        report.time_base = run.rates.window
 
-        workload = Workload(items)
-        write_refused = plan_forms(workload)
+    def _candidates(self, run: RunContext) -> None:
+        """The index candidates of the workload, and the partial ones for parameters of skewed columns."""
+        cat, s, workload = run.cat, self.settings, run.workload
         samples: Samples = {}
         if cat.qualstats_version:
-            samples, problem = read_qualstats(conn)
+            samples, problem = read_qualstats(run.conn)
             if problem:
-                report.notes.append(problem)
+                run.report.notes.append(problem)
         skewed = analyze_skew(workload, cat, s, samples)
         candidates = build_candidates(workload, cat, s)
         known = {c.signature for c in candidates}
         candidates += [c for c in partial_candidates(skewed, s)
                        if c.signature not in known and not partial_served(c, cat.indexes_of(c.table))]
+        run.candidates = candidates
         if workload.variants:
             sources = sorted({sk.source for sk in skewed}) or ["pg_qualstats" if samples else "rows per call"]
-            report.notes.append(f"{len(workload.variants)} statement(s) compare a parameter with a skewed column: "
-                                f"costed with the values they are called with ({', '.join(sources)}), not only "
-                                "the generic plan")
-        unplannable: dict[int, str] = dict(write_refused)  # writes without a read side: skipped with their reason
-        stats = VerificationStats()
-        selection = Selection()
-        refused = Refused()
-        written = written_rows(statements, lambda ref: getattr(cat.table(ref), "oid", None))
-        rates = Rates.over(cat.now, statements_reset or cat.stats_reset, cat.stats_reset, cat.tables, written)
-        report.time_base = rates.window
+            run.report.notes.append(f"{len(workload.variants)} statement(s) compare a parameter with a skewed "
+                                    f"column: costed with the values they are called with ({', '.join(sources)}), "
+                                    "not only the generic plan")
+
+    def _verify(self, run: RunContext) -> None:
+        """Choose among the buildable candidates: costed with HypoPG, or by heuristic without it."""
+        cat, s, report = run.cat, self.settings, run.report
         if s.use_hypopg and cat.hypopg_version:
             budget = Budget(s.verification_max_explains, s.verification_max_seconds)
-            whatif = WhatIf(conn, cat.server_version_num, budget, can_hide=cat.hypopg_can_hide)
-            try:
-                candidates = self._buildable(conn, cat, candidates, whatif, report, refused)
-                if candidates:
-                    report.findings.extend(select_verified(candidates, workload, cat, whatif, s, unplannable,
-                                                           selection, rates))
-                stats = VerificationStats(budget.explains, budget.seconds, budget.exhausted(), "hypopg")
-                report.statements_planned, cover_explains = self._cover(conn, cat, workload, selection, unplannable)
-                report.plan = build_plan(report.findings, selection, cat, workload, s, rates, whatif, unplannable,
-                                         no_drops)
-            finally:
-                whatif.reset()
-            if budget.exhausted():
-                report.notes.append(
-                    f"verification budget exhausted ({budget.explains} EXPLAINs, {budget.seconds:.1f} s): "
-                    "advice covers the tables verified so far, heaviest first; raise verification_max_explains "
-                    "or verification_max_seconds (and the advisor's timeout) to cover the rest"
-                )
-            method = ("hypopg_hide_index (HypoPG >= 1.4): each drop costed without the index"
-                      if cat.hypopg_can_hide else
-                      f"HypoPG {cat.hypopg_version} has no hypopg_hide_index (1.4+): drops were checked with "
-                      "the catalog (scans, covering indexes) and the statements whose plans use the index")
-            if report.plan.actions:
-                report.notes.append(f"plan checked as a whole: creates with HypoPG; {method}")
-        else:
-            reason = ("disabled by settings (use_hypopg: false)" if not s.use_hypopg else
-                      "the hypopg extension is not installed: CREATE EXTENSION hypopg in this database")
-            report.notes.append(f"HypoPG verification unavailable ({reason}): missing_index advice is heuristic "
-                                "and the plan's drops are checked with the catalog only")
-            candidates = self._buildable(conn, cat, candidates, None, report, refused)
+            run.whatif = WhatIf(run.conn, cat.server_version_num, budget, can_hide=cat.hypopg_can_hide)
+            candidates = self._buildable(run.conn, cat, run.candidates, run.whatif, report, run.refused)
             if candidates:
-                report.findings.extend(select_heuristic(candidates, workload, s, selection))
-            stats = VerificationStats(mode="heuristic")
-            report.statements_planned, cover_explains = self._cover(conn, cat, workload, selection, unplannable)
-            report.plan = build_plan(report.findings, selection, cat, workload, s, rates, no_drops=no_drops)
-        report.statement_plans = self._statement_plans(workload, selection, unplannable)
-        if stats.mode == "heuristic":
-            # Nothing verified, but the statements behind the heuristic advice are planned: each finding
-            # gets the calls-weighted generic-plan cost it would cut, and the note says how they were planned.
-            _heuristic_costs(report.findings, workload, selection)
-            how = "EXPLAIN (GENERIC_PLAN)" if cat.server_version_num >= 160000 else "PREPARE + EXPLAIN EXECUTE"
-            report.notes = [f"{n}; {report.statements_planned} statement(s) planned ({how}) for their current cost"
-                            if n.startswith("HypoPG verification unavailable") else n for n in report.notes]
-            stats = VerificationStats(cover_explains, stats.seconds, stats.budget_exhausted, "heuristic")
-        report.verification = stats
-        for stat, _ in items:
+                report.findings.extend(select_verified(candidates, Verifying(
+                    run.workload, cat, run.whatif, s, run.unplannable, run.selection, run.rates)))
+            run.stats = VerificationStats(budget.explains, budget.seconds, budget.exhausted(), "hypopg")
+            report.statements_planned, run.cover_explains = self._cover(run)
+            return
+        # Nothing verified, but the statements are planned for their current cost (the note says how).
+        report.statements_planned, run.cover_explains = self._cover(run)
+        reason = ("disabled by settings (use_hypopg: false)" if not s.use_hypopg else
+                  "the hypopg extension is not installed: CREATE EXTENSION hypopg in this database")
+        how = "EXPLAIN (GENERIC_PLAN)" if cat.server_version_num >= 160000 else "PREPARE + EXPLAIN EXECUTE"
+        report.notes.append(f"HypoPG verification unavailable ({reason}): missing_index advice is heuristic "
+                            "and the plan's drops are checked with the catalog only; "
+                            f"{report.statements_planned} statement(s) planned ({how}) for their current cost")
+        candidates = self._buildable(run.conn, cat, run.candidates, None, report, run.refused)
+        if candidates:
+            report.findings.extend(select_heuristic(candidates, run.workload, s, run.selection))
+        run.stats = VerificationStats(run.cover_explains, mode="heuristic")
+
+    def _plan(self, run: RunContext) -> None:
+        """The plan of the run (checked as a whole with HypoPG when it is there), and each statement's plan."""
+        report = run.report
+        report.plan = build_plan(report.findings, run.selection, run.cat, run.workload, self.settings, run.rates,
+                                 run.whatif, run.unplannable if run.whatif is not None else None, run.no_drops)
+        report.statement_plans = self._statement_plans(run.workload, run.selection, run.unplannable)
+        if run.stats.mode == "heuristic":
+            # Each heuristic finding gets the calls-weighted generic-plan cost it would cut.
+            _heuristic_costs(report.findings, run.workload, run.selection)
+        report.verification = run.stats
+
+    def _plan_notes(self, run: RunContext) -> None:
+        """How the plan was checked, and whether the verification budget ran out."""
+        cat, report = run.cat, run.report
+        if run.whatif is None:
+            return
+        budget = run.whatif.budget  # as the plan left it (the plan is checked within the same budget)
+        if budget.exhausted():
+            report.notes.append(
+                f"verification budget exhausted ({budget.explains} EXPLAINs, {budget.seconds:.1f} s): "
+                "advice covers the tables verified so far, heaviest first; raise verification_max_explains "
+                "or verification_max_seconds (and the advisor's timeout) to cover the rest"
+            )
+        method = ("hypopg_hide_index (HypoPG >= 1.4): each drop costed without the index"
+                  if cat.hypopg_can_hide else
+                  f"HypoPG {cat.hypopg_version} has no hypopg_hide_index (1.4+): drops were checked with "
+                  "the catalog (scans, covering indexes) and the statements whose plans use the index")
+        if report.plan.actions:
+            report.notes.append(f"plan checked as a whole: creates with HypoPG; {method}")
+
+    def _skipped(self, run: RunContext) -> None:
+        """The statements the advice does not cover, and those planned in a rewritten form."""
+        report, workload, unplannable = run.report, run.workload, run.unplannable
+        for stat, _ in run.items:
             if stat.queryid in unplannable:
                 report.skipped.append(Skipped(stat.queryid, stat.query[:1000], unplannable[stat.queryid], stat.calls))
         report.notes.extend(skipped_notes(report.skipped))
@@ -249,26 +300,28 @@ class Advisor:
             report.notes.append(f"{len(rewritten)} statement(s) were planned in an equivalent rewritten form "
                                 f"({', '.join(rules)}): {'; '.join(why)}")
 
-        window = "since statistics were reset" if first_run else "since the previous advisor run"
-        windowed = [(st, by_id[st.queryid]) for st in window_stats if st.queryid in by_id]
+    def _patterns(self, run: RunContext) -> None:
+        """n_plus_one and slow_statement over the window since the last run."""
+        window = "since statistics were reset" if run.first_run else "since the previous advisor run"
+        windowed = [(st, run.by_id[st.queryid]) for st in run.window_stats if st.queryid in run.by_id]
         total_calls = sum(st.calls for st, _ in windowed)
-        report.findings.extend(self.n_plus_one.findings(windowed, cat, total_calls))
-        report.findings.extend(slow_findings(list(windowed), cat, s, window))
+        run.report.findings.extend(self.n_plus_one.findings(windowed, run.cat, total_calls))
+        run.report.findings.extend(slow_findings(list(windowed), run.cat, self.settings, window))
 
+    def _outcomes(self, run: RunContext) -> None:
+        """What past advice did (regressions), the advice to follow next, and every statement's coverage."""
+        cat, report, selection = run.cat, run.report, run.selection
         tables_of = {st.queryid: {t.oid for t in (cat.table(r) for r in a.relations) if t is not None}
-                     for st, a in items}
+                     for st, a in run.items}
         report.outcomes, regressions = self.outcomes.update(
-            [st for st in window_stats if st.queryid in by_id], tables_of, cat, report.generated_at)
+            [st for st in run.window_stats if st.queryid in run.by_id], tables_of, cat, report.generated_at)
         report.findings.extend(regression_findings(regressions))
         self.outcomes.remember_advice(
             [(c.candidate.table.oid, tuple(key_signature(k) for k, _ in c.candidate.keys))
              for c in selection.chosen if c.finding.action is not None],
             [i.oid for i in cat.indexes if any(i.qualified in a.drops for a in report.plan.actions)])
-        report.coverage = statement_reasons(report, current, workload, selection, unplannable, refused, cat, s,
-                                            variants, verified=stats.mode == "hypopg",
-                                            budget_exhausted=stats.budget_exhausted)
-        variants.name_them(report)
-        return report
+        report.coverage = statement_reasons(run)
+        run.variants.name_them(report)
 
     def _no_drops(self, report: AdviceReport, cat: Catalog, statements_reset: datetime | None,
                   statements_readable: bool) -> tuple[str, datetime | None] | None:
@@ -290,16 +343,15 @@ class Advisor:
             report.notes.append(note)
         return kept
 
-    def _cover(self, conn: psycopg.Connection[Any], cat: Catalog, workload: Workload, selection: Selection,
-               unplannable: dict[int, str]) -> tuple[int, int]:
+    def _cover(self, run: RunContext) -> tuple[int, int]:
         """Plan every analyzed statement once, so what cannot be planned is counted whatever its table.
 
         The verification plans only the statements on tables with candidates. A text's result is kept
         across runs (the service): a plannable text is not planned again, a failure is reported again.
         Returns the number of statements known to plan, and the EXPLAINs it took."""
-        s = self.settings
+        s, workload, selection, unplannable = self.settings, run.workload, run.selection, run.unplannable
         budget = Budget(s.coverage_max_explains, max(1.0, s.verification_max_seconds / 4))
-        whatif = WhatIf(conn, cat.server_version_num, budget)
+        whatif = WhatIf(run.conn, run.cat.server_version_num, budget)
         planned = 0
         for stat, analysis in sorted(workload.items, key=lambda sa: -sa[0].exec_seconds):
             q = stat.queryid

@@ -305,6 +305,16 @@ def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
     cat.server_version_num = int(_rows(conn, f"SELECT /* {TAG} */ current_setting('server_version_num')")[0][0])
     path = _rows(conn, f"SELECT /* {TAG} */ current_schemas(false)")[0][0]
     cat.search_path = tuple(path) or ("public",)
+    _read_tables(conn, cat)
+    _read_stats(conn, cat)
+    _read_constraints(conn, cat)
+    _read_indexes(conn, cat)
+    _read_session(conn, cat)
+    return cat
+
+
+def _read_tables(conn: psycopg.Connection[Any], cat: Catalog) -> None:
+    """The tables with their activity counters, and their columns."""
     for oid, schema, name, rows, size, writes, seq, idx, ins, upd, partitioned, hot in _rows(conn, TABLES_SQL):
         table = Table(oid, schema, name, float(rows), int(size), int(writes), int(seq), int(idx), int(ins), int(upd),
                       partitioned=bool(partitioned), hot_updates=int(hot))
@@ -313,6 +323,10 @@ def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
     for relid, attname, attnum in _rows(conn, COLUMNS_SQL):
         if relid in cat.tables:
             cat.tables[relid].columns[attname] = Column(attname, attnum=int(attnum))
+
+
+def _read_stats(conn: psycopg.Connection[Any], cat: Catalog) -> None:
+    """pg_stats per column: distinct values, null fraction, width, most common values."""
     try:
         for schema, tablename, attname, n_distinct, null_frac, avg_width, mcv, freqs in _rows(conn, STATS_SQL):
             stats_of = cat._by_name.get((schema, tablename))
@@ -326,6 +340,10 @@ def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
                     column.most_common = [(v, float(f)) for v, f in zip(values, freqs, strict=True)]
     except psycopg.Error as exc:
         cat.notes.append(f"pg_stats not readable ({exc.sqlstate}): low-selectivity checks disabled")
+
+
+def _read_constraints(conn: psycopg.Connection[Any], cat: Catalog) -> None:
+    """Foreign and unique keys per table, and the references between tables."""
     for relid, contype, cols in _rows(conn, CONSTRAINTS_SQL):
         owner = cat.tables.get(relid)
         if owner is None:
@@ -333,6 +351,10 @@ def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
         (owner.foreign_keys if contype == "f" else owner.unique_keys).append(tuple(cols))
     cat.references = [Reference(int(t), tuple(cols), int(r), tuple(ref_cols))
                       for t, r, cols, ref_cols in _rows(conn, REFERENCES_SQL)]
+
+
+def _read_indexes(conn: psycopg.Connection[Any], cat: Catalog) -> None:
+    """Every index with its keys and use; a valid unique one on plain columns is a unique key of its table."""
     building = {row[0] for row in _rows(conn, BUILDING_SQL)}
     for row in _rows(conn, INDEXES_SQL):
         (oid, schema, name, relid, method, unique, primary, valid, ready, n_key,
@@ -355,6 +377,10 @@ def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
             cols = tuple(k.text for k in keys)
             if cols not in indexed.unique_keys:
                 indexed.unique_keys.append(cols)
+
+
+def _read_session(conn: psycopg.Connection[Any], cat: Catalog) -> None:
+    """When statistics were reset, what the role may read, and the extensions the advisor uses."""
     cat.stats_reset, cat.now = _rows(conn, STATS_RESET_SQL)[0]
     reads_all, commit_ts = _rows(conn, ROLE_SQL)[0]
     cat.reads_all_stats, cat.commit_timestamps = bool(reads_all), bool(commit_ts)
@@ -372,4 +398,3 @@ def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
     cat.hypopg_can_hide = bool(found[0][1]) if found else False
     found = _rows(conn, f"SELECT /* {TAG} */ extversion FROM pg_extension WHERE extname = 'pg_qualstats'")
     cat.qualstats_version = str(found[0][0]) if found else None
-    return cat

@@ -18,28 +18,22 @@ every statement read gets one ``StatementReason``, the first of these that holds
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from collectors.postgres.statements import StatementStat
 from monitor.core import units
 
 from . import plans
 from .actions import StatementReason
-from .candidates import Workload, candidates_for_usage, served_by
+from .candidates import candidates_for_usage, served_by
 from .catalog import Catalog
-from .findings import AdviceReport
+from .context import RunContext
 from .query_analysis import StatementAnalysis
-from .selection import Selection
 from .settings import Thresholds
-from .validate import Refused
-from .variants import StatementVariants
 
 
-def statement_reasons(report: AdviceReport, current: list[StatementStat], workload: Workload,
-                      selection: Selection, unplannable: Mapping[int, str], refused: Refused | None, cat: Catalog,
-                      settings: Thresholds, variants: StatementVariants, verified: bool,
-                      budget_exhausted: bool) -> list[StatementReason]:
+def statement_reasons(run: RunContext) -> list[StatementReason]:
     """A reason for each statement at ``reason_min_share`` of the time or more, heaviest first."""
+    report, current, workload, settings = run.report, run.current, run.workload, run.settings
+    unplannable, variants = run.unplannable, run.variants
     total = sum(s.exec_seconds for s in current)
     if total <= 0:
         return []
@@ -65,15 +59,15 @@ def statement_reasons(report: AdviceReport, current: list[StatementStat], worklo
         elif q not in analyzed:
             status, reason = "no_candidate", "it reads only system catalogs and statistics views"
         else:
-            status, reason = _why_not(stat, analyzed[q], selection, refused, cat, settings, verified,
-                                      budget_exhausted)
+            status, reason = _why_not(stat, analyzed[q], run)
         out.append(StatementReason(q, stat.query[:1000], stat.calls, share, status, reason,
                                    action.order if action is not None else None, variants.others(q)))
     return out
 
 
-def _why_not(stat: StatementStat, analysis: StatementAnalysis, selection: Selection, refused: Refused | None,
-             cat: Catalog, settings: Thresholds, verified: bool, budget_exhausted: bool) -> tuple[str, str]:
+def _why_not(stat: StatementStat, analysis: StatementAnalysis, run: RunContext) -> tuple[str, str]:
+    selection, refused, cat, settings = run.selection, run.refused, run.cat, run.settings
+    verified, budget_exhausted = run.stats.mode == "hypopg", run.stats.budget_exhausted
     q = stat.queryid
     measured = selection.initial.get(q)
     used = sorted(plans.index_names(measured.plan)) if measured is not None else []

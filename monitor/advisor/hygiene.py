@@ -7,6 +7,7 @@ reported as a duplicate even if it is also unused, so the advice reads once.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from monitor.core import units
@@ -32,28 +33,44 @@ def _keep_first(a: Index, b: Index) -> tuple[Index, Index]:
     return (a, b) if rank(a) <= rank(b) else (b, a)
 
 
-def hygiene_findings(cat: Catalog, settings: Thresholds) -> list[Finding]:
-    findings: list[Finding] = []
-    reported: set[int] = set()
-    age = (cat.now - cat.stats_reset).total_seconds() if cat.now and cat.stats_reset else None
+@dataclass
+class _Found:
+    """The hygiene findings so far; an index gets one finding at most (the first kind that applies)."""
 
-    def table_of(index: Index) -> Table | None:
-        return cat.tables.get(index.table_oid)
+    cat: Catalog
+    findings: list[Finding] = field(default_factory=list)
+    reported: set[int] = field(default_factory=set)
 
-    def emit(index: Index, finding: Finding) -> None:
-        reported.add(index.oid)
+    def table_of(self, index: Index) -> Table | None:
+        return self.cat.tables.get(index.table_oid)
+
+    def emit(self, index: Index, finding: Finding) -> None:
+        self.reported.add(index.oid)
         finding.index = index.qualified
         finding.columns = [k.text for k in index.keys]
         finding.index_size_bytes = index.size_bytes
         finding.scans = index.scans
         finding.benefit = float(index.size_bytes) / 1e9  # bigger drops first among hygiene findings
-        findings.append(finding)
+        self.findings.append(finding)
 
-    for index in cat.indexes:
-        table = table_of(index)
+
+def hygiene_findings(cat: Catalog, settings: Thresholds) -> list[Finding]:
+    found = _Found(cat)
+    _invalid(found)
+    valid = [i for i in cat.indexes if i.is_valid and i.oid not in found.reported and found.table_of(i)]
+    _duplicates(found, valid)
+    _redundant(found, valid)
+    _unused(found, valid, settings)
+    _low_selectivity(found, valid, settings)
+    return found.findings
+
+
+def _invalid(found: _Found) -> None:
+    for index in found.cat.indexes:
+        table = found.table_of(index)
         if table is None or index.is_valid or index.building:
             continue
-        emit(index, Finding(
+        found.emit(index, Finding(
             kind="invalid_index", table=table.qualified,
             evidence=(f"Index {index.qualified} is invalid (indisvalid = false), most likely left by a "
                       f"failed CREATE INDEX CONCURRENTLY; it is maintained on every write but never "
@@ -61,7 +78,8 @@ def hygiene_findings(cat: Catalog, settings: Thresholds) -> list[Finding]:
             ddl=index.drop_ddl(),
         ))
 
-    valid = [i for i in cat.indexes if i.is_valid and i.oid not in reported and table_of(i)]
+
+def _duplicates(found: _Found, valid: list[Index]) -> None:
     groups: dict[tuple[object, ...], list[Index]] = {}
     for index in valid:
         group_key = (index.table_oid, index.method, index.key_signature(), index.opclasses,
@@ -78,9 +96,9 @@ def hygiene_findings(cat: Catalog, settings: Thresholds) -> list[Finding]:
                 continue
             if index.constraint_backed:
                 continue
-            table = table_of(index)
+            table = found.table_of(index)
             assert table is not None
-            emit(index, Finding(
+            found.emit(index, Finding(
                 kind="duplicate_index", table=table.qualified,
                 evidence=(f"Index {index.qualified} has the same columns, predicate and method as "
                           f"{keep.qualified}; it doubles write cost and storage ({units.size(index.size_bytes)}) "
@@ -88,25 +106,27 @@ def hygiene_findings(cat: Catalog, settings: Thresholds) -> list[Finding]:
                 ddl=index.drop_ddl(), duplicate_of=keep.qualified,
             ))
 
+
+def _redundant(found: _Found, valid: list[Index]) -> None:
     # Compared within a table only: linear in the number of indexes, not quadratic.
     by_table: dict[int, list[Index]] = {}
     for index in valid:
         by_table.setdefault(index.table_oid, []).append(index)
     for index in valid:
-        if index.oid in reported or index.protected or index.predicate is not None:
+        if index.oid in found.reported or index.protected or index.predicate is not None:
             continue
         sig = index.key_signature()
         for other in by_table[index.table_oid]:
-            if other is index or other.oid in reported:
+            if other is index or other.oid in found.reported:
                 continue
             if other.method != index.method or other.method != "btree" or other.predicate is not None:
                 continue
             other_sig = other.key_signature()
             if len(other_sig) > len(sig) and other_sig[: len(sig)] == sig and \
                     other.opclasses[: len(sig)] == index.opclasses:
-                table = table_of(index)
+                table = found.table_of(index)
                 assert table is not None
-                emit(index, Finding(
+                found.emit(index, Finding(
                     kind="redundant_index", table=table.qualified,
                     evidence=(f"The columns of {index.qualified} ({', '.join(k.text for k in index.keys)}) "
                               f"are a leading prefix of {other.qualified}, which serves the same lookups."),
@@ -114,21 +134,27 @@ def hygiene_findings(cat: Catalog, settings: Thresholds) -> list[Finding]:
                 ))
                 break
 
+
+def _unused(found: _Found, valid: list[Index], settings: Thresholds) -> None:
+    cat = found.cat
+    age = (cat.now - cat.stats_reset).total_seconds() if cat.now and cat.stats_reset else None
     for index in valid:
-        if index.oid in reported or not zero_scan_droppable(index, cat, settings):
+        if index.oid in found.reported or not zero_scan_droppable(index, cat, settings):
             continue
-        table = table_of(index)
+        table = found.table_of(index)
         assert table is not None
-        emit(index, Finding(
+        found.emit(index, Finding(
             kind="unused_index", table=table.qualified,
             evidence=(f"Index {index.qualified} ({units.size(index.size_bytes)}) has not been scanned "
                       f"{_age_text(age)}, while {table.writes} rows were written to {table.qualified}."),
             ddl=index.drop_ddl(),
         ))
 
+
+def _low_selectivity(found: _Found, valid: list[Index], settings: Thresholds) -> None:
     for index in valid:
-        table = table_of(index)
-        if index.oid in reported or table is None:
+        table = found.table_of(index)
+        if index.oid in found.reported or table is None:
             continue
         distinct = low_selectivity_distinct(index, table, settings)
         if distinct is None:
@@ -138,14 +164,13 @@ def hygiene_findings(cat: Catalog, settings: Thresholds) -> list[Finding]:
         else:
             what = (f"The key columns ({', '.join(k.text for k in index.keys)}) of {index.qualified} have "
                     f"at most about {distinct:.0f} combinations of")
-        emit(index, Finding(
+        found.emit(index, Finding(
             kind="low_selectivity_index", table=table.qualified,
             evidence=(f"{what} distinct values over {table.rows:.0f} rows: a lookup on it reads a large share of "
                       f"the table, so the planner rarely wants it ({index.scans} scans). Drop it, or "
                       f"replace it with a partial index on the rare value."),
             ddl=index.drop_ddl(),
         ))
-    return findings
 
 
 def stats_age_seconds(stats_reset: datetime | None, now: datetime | None) -> float | None:

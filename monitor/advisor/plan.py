@@ -136,30 +136,44 @@ def build_plan(findings: list[Finding], selection: Selection, cat: Catalog, work
         plan.held_back.append(HeldBack(rejected.label, "missing_index", why))
     for create in creates:
         news = new_indexes(create.chosen, selection, stats, rates, final, labels)
-        create.new = news[0]
-        old = create.supersedes
-        reason = create.chosen.finding.evidence
-        if old:
-            names = ", ".join(i.qualified for i in old)
-            reason += (f" It supersedes {names}: its columns are the new index's leading columns, so every lookup "
-                       f"it serves is served by the new one. Create the new index first, then drop {names}.")
-        action = Action(
-            order=len(plan.actions) + 1, action="replace" if old else "create",
-            table=create.chosen.candidate.table.qualified, reason=reason,
-            kinds=["missing_index", *sorted({f.kind for f in create.superseded_findings})],
-            checked=create.chosen.finding.verified or "hypopg", creates=news,
-            drops=[i.qualified for i in old], drop_ddl=[i.drop_ddl() for i in old],
-            supersedes=[i.qualified for i in old], benefit=create.chosen.finding.benefit,
-        )
-        plan.actions.append(action)
-        create.chosen.finding.action = action.order
-        for companion in create.chosen.companion_findings:
-            companion.action = action.order
-        if old:
-            create.chosen.finding.supersedes = [i.qualified for i in old]
-        for f in create.superseded_findings:
-            f.action = action.order
-            f.replaced_by = create.label
+        _create_action(plan, create, news)
+    _drop_actions(plan, drops, cat)
+    for f in findings:
+        if f.held_back:
+            f.ddl = None
+    return plan
+
+
+def _create_action(plan: Plan, create: _Create, news: list[NewIndex]) -> None:
+    """The create (or replace) action of a kept candidate; its findings get the action's number."""
+    create.new = news[0]
+    old = create.supersedes
+    reason = create.chosen.finding.evidence
+    if old:
+        names = ", ".join(i.qualified for i in old)
+        reason += (f" It supersedes {names}: its columns are the new index's leading columns, so every lookup "
+                   f"it serves is served by the new one. Create the new index first, then drop {names}.")
+    action = Action(
+        order=len(plan.actions) + 1, action="replace" if old else "create",
+        table=create.chosen.candidate.table.qualified, reason=reason,
+        kinds=["missing_index", *sorted({f.kind for f in create.superseded_findings})],
+        checked=create.chosen.finding.verified or "hypopg", creates=news,
+        drops=[i.qualified for i in old], drop_ddl=[i.drop_ddl() for i in old],
+        supersedes=[i.qualified for i in old], benefit=create.chosen.finding.benefit,
+    )
+    plan.actions.append(action)
+    create.chosen.finding.action = action.order
+    for companion in create.chosen.companion_findings:
+        companion.action = action.order
+    if old:
+        create.chosen.finding.supersedes = [i.qualified for i in old]
+    for f in create.superseded_findings:
+        f.action = action.order
+        f.replaced_by = create.label
+
+
+def _drop_actions(plan: Plan, drops: list[_Drop], cat: Catalog) -> None:
+    """The drop actions, by kind, biggest first; their findings get the action's number."""
     rank = {k: n for n, k in enumerate(DROP_ORDER)}
     for d in sorted(drops, key=lambda d: (rank[d.kind], -d.index.size_bytes, d.index.qualified)):
         table = cat.tables.get(d.index.table_oid)
@@ -173,10 +187,6 @@ def build_plan(findings: list[Finding], selection: Selection, cat: Catalog, work
         d.finding.action = action.order
         if d.relies_on:
             d.finding.replaced_by = d.relies_on
-    for f in findings:
-        if f.held_back:
-            f.ddl = None
-    return plan
 
 
 def _safety_holds(plan: Plan, drops: list[_Drop], creates: list[_Create], cat: Catalog,

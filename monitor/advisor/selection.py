@@ -78,182 +78,250 @@ class Selection:
     judged: dict[int, Judged] = field(default_factory=dict)  # queryid -> its best candidate (coverage.py)
 
 
-def select_verified(
-    candidates: list[Candidate], workload: Workload, cat: Catalog, whatif: WhatIf,
-    settings: Thresholds, unplannable: dict[int, str], selection: Selection | None = None,
-    rates: Rates | None = None,
-) -> list[Finding]:
-    """Greedy per-table selection with HypoPG; returns missing_index findings (``selection`` gets the detail)."""
-    selection = selection if selection is not None else Selection()
-    rates = rates or Rates()
-    findings: list[Finding] = []
+@dataclass
+class Verifying:
+    """What the verified selection works with, across its tables (``select_verified``)."""
+
+    workload: Workload
+    cat: Catalog
+    whatif: WhatIf
+    settings: Thresholds
+    unplannable: dict[int, str] = field(default_factory=dict)  # queryid -> why it cannot be planned (grows)
+    selection: Selection = field(default_factory=Selection)  # gets the detail of what is chosen
+    rates: Rates = field(default_factory=Rates)
+    findings: list[Finding] = field(default_factory=list)
+    kept: list[int] = field(default_factory=list)  # hypothetical indexes of the kept candidates, every table so far
+
+
+@dataclass
+class TableRound:
+    """One table's greedy choice: its statements, their costs so far, and what was kept on it."""
+
+    table: Table
+    stmts: list[tuple[StatementStat, StatementAnalysis]]
+    base: dict[int, float] = field(default_factory=dict)  # queryid -> cost with what is kept so far
+    first: dict[int, float] = field(default_factory=dict)  # queryid -> cost with the real indexes only
+    kept_here: list[Candidate] = field(default_factory=list)
+    held_for: set[int] = field(default_factory=set)  # statements a candidate rejected on write cost was held for
+    calls: dict[int, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.calls = {s.queryid: s.calls for s, _ in self.stmts}
+
+
+@dataclass
+class Scored:
+    """A candidate costed on the statements it can help: their costs with it, and its indexes' sizes."""
+
+    gain: float
+    cand: Candidate
+    after: dict[int, float]
+    sizes: list[int]
+
+
+@dataclass
+class Picked:
+    """The candidate kept in a round, with the weighted costs of the statements it serves."""
+
+    scored: Scored
+    affected: list[int]
+    before_w: float
+    after_w: float
+
+
+def select_verified(candidates: list[Candidate], v: Verifying) -> list[Finding]:
+    """Greedy per-table selection with HypoPG; returns missing_index findings (``v.selection`` gets the detail)."""
     by_table: dict[int, list[Candidate]] = {}
     for cand in candidates:
         by_table.setdefault(cand.table.oid, []).append(cand)
-    stmts_of = {oid: workload.on_table(cat.tables[oid], cat) for oid in by_table}
+    stmts_of = {oid: v.workload.on_table(v.cat.tables[oid], v.cat) for oid in by_table}
     # Under a budget, the tables where the workload spends most time go first.
     order = sorted(by_table, key=lambda oid: (-sum(s.exec_seconds * 1000 for s, _ in stmts_of[oid]), oid))
-    kept: list[int] = []  # hypothetical indexes of the kept candidates, of every table so far
     for table_oid in order:
-        cands = by_table[table_oid]
-        table = cat.tables[table_oid]
-        stmts = [(s, a) for s, a in stmts_of[table_oid] if s.queryid not in unplannable]
-        base: dict[int, float] = {}
-        first: dict[int, float] = {}  # queryid -> cost with the real indexes only
-        calls = {s.queryid: s.calls for s, _ in stmts}
-        time_of = {s.queryid: s.exec_seconds * 1000 / max(s.calls, 1) for s, _ in stmts}
+        stmts = [(s, a) for s, a in stmts_of[table_oid] if s.queryid not in v.unplannable]
+        _select_on_table(v, by_table[table_oid], TableRound(v.cat.tables[table_oid], stmts))
+    for oid in v.kept:
+        v.whatif.drop(oid)
+    return v.findings
 
-        def relevant(cand: Candidate, table: Table = table,
-                     stmts: list[tuple[StatementStat, StatementAnalysis]] = stmts,
-                     base: dict[int, float] = base, first: dict[int, float] = first,
-                     ) -> list[tuple[StatementStat, StatementAnalysis]]:
-            """Statements a btree led by one of the candidate's first keys can help, with a base cost."""
-            leads = [m.keys[0][0] for m in cand.members]
-            out = []
-            mentioning = [(s, a) for s, a in stmts if any(_mentions(a, table, lead, cat) for lead in leads)]
-            mentioning.sort(key=lambda sa: (-sa[0].exec_seconds * 1000, sa[0].queryid))
-            for stat, analysis in mentioning[: settings.max_statements_per_candidate]:
-                if stat.queryid in unplannable:
-                    continue
-                if stat.queryid not in base:
-                    if whatif.budget.exhausted():
-                        continue
-                    known = selection.initial.get(stat.queryid)
-                    if known is not None and not whatif.hypothetical:
-                        base[stat.queryid] = known.cost
-                    else:
-                        try:
-                            cost, plan = statement_cost(whatif, workload, stat, analysis)
-                        except PlanError as exc:
-                            unplannable[stat.queryid] = unplannable_reason(exc)
-                            continue
-                        base[stat.queryid] = cost
-                        if not whatif.hypothetical:
-                            selection.initial.setdefault(stat.queryid, Measured(cost, plan))
-                    known = selection.initial.get(stat.queryid)
-                    first.setdefault(stat.queryid, known.cost if known is not None else base[stat.queryid])
-                out.append((stat, analysis))
-            return out
 
-        kept_here: list[Candidate] = []
-        held_for: set[int] = set()  # statements a candidate rejected on write cost was held back for
-        # Most promising first (calls x time of the statements that asked for it), a bounded number.
-        prior = {id(c): sum(calls.get(q, 0) * t for q, t in time_of.items() if q in c.queryids) for c in cands}
-        remaining = sorted(cands, key=lambda c: (-prior[id(c)], c.columns))[: settings.max_candidates_per_table]
-        while remaining and not whatif.budget.exhausted():
-            scored: list[tuple[float, Candidate, dict[int, float], list[int]]] = []
-            for cand in remaining:
-                rel = relevant(cand)
-                if whatif.budget.exhausted() or not rel:
-                    continue
-                created = [whatif.create(m.hypothetical_sql()) for m in cand.members]
-                after: dict[int, float] = {}
-                memo: dict[str, float] = {}  # one text, several queryids (int2/int4/int8 parameters): plan it once
-                for stat, analysis in rel:
-                    if whatif.budget.exhausted():
-                        break
-                    text = workload.planned(stat, analysis)[0]
-                    if text in memo and stat.queryid not in workload.variants:
-                        after[stat.queryid] = memo[text]
-                        continue
-                    try:
-                        after[stat.queryid] = memo[text] = statement_cost(whatif, workload, stat, analysis)[0]
-                    except PlanError:
-                        after[stat.queryid] = base[stat.queryid]
-                for oid, _ in created:
-                    whatif.drop(oid)
-                gain = sum(calls[q] * (base[q] - c) for q, c in after.items() if c < base[q])
-                scored.append((gain, cand, after, [size for _, size in created]))
-            if not scored:
+def _select_on_table(v: Verifying, cands: list[Candidate], t: TableRound) -> None:
+    """Rounds on one table: score the remaining candidates, keep the best worth it, re-score the runners-up."""
+    calls = t.calls
+    time_of = {s.queryid: s.exec_seconds * 1000 / max(s.calls, 1) for s, _ in t.stmts}
+    # Most promising first (calls x time of the statements that asked for it), a bounded number.
+    prior = {id(c): sum(calls.get(q, 0) * ms for q, ms in time_of.items() if q in c.queryids) for c in cands}
+    remaining = sorted(cands, key=lambda c: (-prior[id(c)], c.columns))[: v.settings.max_candidates_per_table]
+    while remaining and not v.whatif.budget.exhausted():
+        scored = [x for x in (_score(v, t, cand) for cand in remaining) if x is not None]
+        if not scored:
+            break
+        _rank(scored, v.settings)
+        _record_best(v, t, scored)
+        # A candidate not worth it does not end the table's round: the next one may serve other
+        # statements (an occasional heavy lookup, a sort the first index leaves) and pay on its own.
+        fate: dict[object, tuple[str, str]] = {}  # candidate signature -> (verdict, reason)
+        picked = None
+        for x in scored:
+            picked = _judge(v, t, x, fate)
+            if picked is not None:
                 break
-            scored.sort(key=lambda x: (-x[0], len(x[1].members), len(x[1].keys), x[1].columns))
-            # Nearly as good and smaller wins: (customer_id) over (customer_id, created_at) when the sort
-            # the second saves is worth little; the runners-up are costed again on top of it.
-            close = [x for x in scored if x[0] > 0 and x[0] >= (1 - settings.prefer_smaller_within) * scored[0][0]]
-            if len(close) > 1:
-                pick = min(close, key=lambda x: x[1].estimated_bytes())
-                scored.remove(pick)
-                scored.insert(0, pick)
-            fate: dict[object, tuple[str, str]] = {}  # candidate signature -> (verdict, reason)
-            for _, cand, after, _ in scored:
-                for q, c in after.items():
-                    best_so_far = selection.judged.get(q)
-                    if best_so_far is None or c < best_so_far.cost_after:
-                        selection.judged[q] = Judged(cand.label, first.get(q, base[q]), c, signature=cand.signature)
-            # A candidate not worth it does not end the table's round: the next one may serve other
-            # statements (an occasional heavy lookup, a sort the first index leaves) and pay on its own.
-            picked = None
-            for gain, cand, after, sizes in scored:
-                size = sum(sizes)
-                affected = sorted(q for q, c in after.items() if c < base[q] * 0.999)
-                before_w = sum(calls[q] * base[q] for q in affected)
-                after_w = sum(calls[q] * after[q] for q in affected)
-                # Refining an index already kept (a sort the first one leaves) is judged against the statements'
-                # cost before any advice: it must be worth as much as a first index. Another access path is
-                # judged against what its statements cost now.
-                refines = any(_prefix_of(k, cand) for k in kept_here)
-                first_w = sum(calls[q] * first.get(q, base[q]) for q in affected) if refines else before_w
-                if gain <= 0 or not affected or before_w <= 0:
-                    fate[cand.signature] = ("no_gain", f"{cand.label} does not lower its cost")
+        for judged in v.selection.judged.values():
+            if judged.verdict == "not_judged" and judged.signature in fate:
+                judged.verdict, judged.reason = fate[judged.signature]
+        if picked is None:
+            break  # none of the remaining ones is worth it
+        _keep(v, t, picked)
+        # Later rounds re-score only the runners-up that helped on their own and were not judged yet.
+        runners = [x.cand for x in scored if x.gain > 0 and x.cand.signature not in fate]
+        remaining = runners[: v.settings.rescored_candidates]
+
+
+def _relevant(v: Verifying, t: TableRound, cand: Candidate) -> list[tuple[StatementStat, StatementAnalysis]]:
+    """Statements a btree led by one of the candidate's first keys can help, with a base cost."""
+    leads = [m.keys[0][0] for m in cand.members]
+    out = []
+    mentioning = [(s, a) for s, a in t.stmts if any(_mentions(a, t.table, lead, v.cat) for lead in leads)]
+    mentioning.sort(key=lambda sa: (-sa[0].exec_seconds * 1000, sa[0].queryid))
+    for stat, analysis in mentioning[: v.settings.max_statements_per_candidate]:
+        if stat.queryid in v.unplannable:
+            continue
+        if stat.queryid not in t.base:
+            if v.whatif.budget.exhausted():
+                continue
+            known = v.selection.initial.get(stat.queryid)
+            if known is not None and not v.whatif.hypothetical:
+                t.base[stat.queryid] = known.cost
+            else:
+                try:
+                    cost, plan = statement_cost(v.whatif, v.workload, stat, analysis)
+                except PlanError as exc:
+                    v.unplannable[stat.queryid] = unplannable_reason(exc)
                     continue
-                removed = (before_w - after_w) / first_w
-                if removed < settings.min_improvement_ratio:
-                    fate[cand.signature] = ("below_threshold", (
-                        f"{cand.label} would remove {units.percent_less(removed)} of the weighted cost of the "
-                        f"{len(affected)} statement(s) it serves ({first_w:,.0f} to "
-                        f"{first_w - (before_w - after_w):,.0f}), "
-                        f"under min_improvement_ratio {settings.min_improvement_ratio:.0%}"))
-                    continue
-                rejected = write_cost_rejection(cand, gain, size, table, settings, rates,
-                                                existing=len(cat.indexes_of(table))
-                                                + sum(len(k.members) for k in kept_here))
-                if rejected is not None:
-                    if not set(affected) <= held_for:  # held back once for the same statements, not per variation
-                        selection.rejected.append((cand, rejected))
-                        held_for.update(affected)
-                    fate[cand.signature] = ("write_cost", f"{cand.label} {rejected}")
-                    continue
-                picked = (gain, cand, after, sizes, affected, before_w, after_w)
-                fate[cand.signature] = ("kept", f"{cand.label} is advised")
-                break
-            for judged in selection.judged.values():
-                if judged.verdict == "not_judged" and judged.signature in fate:
-                    judged.verdict, judged.reason = fate[judged.signature]
-            if picked is None:
-                break  # none of the remaining ones is worth it
-            gain, best, after, sizes, affected, before_w, after_w = picked
-            for member in best.members:
-                kept.append(whatif.create(member.hypothetical_sql())[0])
-            kept_here.append(best)
-            finding = Finding(
-                kind="missing_index", table=table.qualified,
-                evidence=(f"{len(affected)} statement(s) on {table.qualified} "
-                          f"({sum(calls[q] for q in affected)} calls) would go from a weighted generic-plan "
-                          f"cost of {before_w:.0f} to {after_w:.0f} ({units.percent_less(1 - after_w / before_w)} "
-                          f"less) with this index (estimated size {units.size(sizes[0])}), checked with HypoPG."
-                          + (f" Why: {best.why}." if best.why else "")),
-                index=None, columns=best.columns, ddl=best.ddl(), queryids=affected, verified="hypopg",
-                cost_before=round(before_w, 2), cost_after=round(after_w, 2), index_size_bytes=sizes[0],
-                benefit=before_w - after_w,
-            )
-            extra = [Finding(
-                kind="missing_index", table=table.qualified,
-                evidence=(f"Advised together with {best.label} for the same {len(affected)} statement(s): "
-                          f"{best.why}. Estimated size {units.size(member_size)}, checked with HypoPG."),
-                columns=member.columns, ddl=member.ddl(), queryids=affected, verified="hypopg",
-                index_size_bytes=member_size, benefit=(before_w - after_w) / 2,
-            ) for member, member_size in zip(best.companions, sizes[1:], strict=True)]
-            findings += [finding, *extra]
-            selection.chosen.append(Chosen(best, finding, affected, sizes[0], {q: after[q] for q in affected},
-                                           extra, sizes[1:]))
-            for q in affected:
-                base[q] = after[q]
-            # Later rounds re-score only the runners-up that helped on their own and were not judged yet.
-            runners = [c for g, c, _, _ in scored if g > 0 and c.signature not in fate]
-            remaining = runners[: settings.rescored_candidates]
-    for oid in kept:
+                t.base[stat.queryid] = cost
+                if not v.whatif.hypothetical:
+                    v.selection.initial.setdefault(stat.queryid, Measured(cost, plan))
+            known = v.selection.initial.get(stat.queryid)
+            t.first.setdefault(stat.queryid, known.cost if known is not None else t.base[stat.queryid])
+        out.append((stat, analysis))
+    return out
+
+
+def _score(v: Verifying, t: TableRound, cand: Candidate) -> Scored | None:
+    """The candidate costed (as hypothetical indexes) on the statements it can help; None when none can."""
+    rel = _relevant(v, t, cand)
+    whatif, workload = v.whatif, v.workload
+    if whatif.budget.exhausted() or not rel:
+        return None
+    created = [whatif.create(m.hypothetical_sql()) for m in cand.members]
+    after: dict[int, float] = {}
+    memo: dict[str, float] = {}  # one text, several queryids (int2/int4/int8 parameters): plan it once
+    for stat, analysis in rel:
+        if whatif.budget.exhausted():
+            break
+        text = workload.planned(stat, analysis)[0]
+        if text in memo and stat.queryid not in workload.variants:
+            after[stat.queryid] = memo[text]
+            continue
+        try:
+            after[stat.queryid] = memo[text] = statement_cost(whatif, workload, stat, analysis)[0]
+        except PlanError:
+            after[stat.queryid] = t.base[stat.queryid]
+    for oid, _ in created:
         whatif.drop(oid)
-    return findings
+    calls = t.calls
+    gain = sum(calls[q] * (t.base[q] - c) for q, c in after.items() if c < t.base[q])
+    return Scored(gain, cand, after, [size for _, size in created])
+
+
+def _rank(scored: list[Scored], settings: Thresholds) -> None:
+    """Best gain first; nearly as good and smaller wins: (customer_id) over (customer_id, created_at) when the
+    sort the second saves is worth little; the runners-up are costed again on top of it."""
+    scored.sort(key=lambda x: (-x.gain, len(x.cand.members), len(x.cand.keys), x.cand.columns))
+    close = [x for x in scored if x.gain > 0 and x.gain >= (1 - settings.prefer_smaller_within) * scored[0].gain]
+    if len(close) > 1:
+        pick = min(close, key=lambda x: x.cand.estimated_bytes())
+        scored.remove(pick)
+        scored.insert(0, pick)
+
+
+def _record_best(v: Verifying, t: TableRound, scored: list[Scored]) -> None:
+    """Each statement's best candidate so far, the lowest cost it reached (coverage.py)."""
+    for x in scored:
+        for q, c in x.after.items():
+            best_so_far = v.selection.judged.get(q)
+            if best_so_far is None or c < best_so_far.cost_after:
+                v.selection.judged[q] = Judged(x.cand.label, t.first.get(q, t.base[q]), c,
+                                               signature=x.cand.signature)
+
+
+def _judge(v: Verifying, t: TableRound, x: Scored, fate: dict[object, tuple[str, str]]) -> Picked | None:
+    """The candidate if it is worth keeping; otherwise None, with its verdict and reason in ``fate``."""
+    cand, after, base, settings = x.cand, x.after, t.base, v.settings
+    calls = t.calls
+    affected = sorted(q for q, c in after.items() if c < base[q] * 0.999)
+    before_w = sum(calls[q] * base[q] for q in affected)
+    after_w = sum(calls[q] * after[q] for q in affected)
+    # Refining an index already kept (a sort the first one leaves) is judged against the statements'
+    # cost before any advice: it must be worth as much as a first index. Another access path is
+    # judged against what its statements cost now.
+    refines = any(_prefix_of(k, cand) for k in t.kept_here)
+    first_w = sum(calls[q] * t.first.get(q, base[q]) for q in affected) if refines else before_w
+    if x.gain <= 0 or not affected or before_w <= 0:
+        fate[cand.signature] = ("no_gain", f"{cand.label} does not lower its cost")
+        return None
+    removed = (before_w - after_w) / first_w
+    if removed < settings.min_improvement_ratio:
+        fate[cand.signature] = ("below_threshold", (
+            f"{cand.label} would remove {units.percent_less(removed)} of the weighted cost of the "
+            f"{len(affected)} statement(s) it serves ({first_w:,.0f} to "
+            f"{first_w - (before_w - after_w):,.0f}), "
+            f"under min_improvement_ratio {settings.min_improvement_ratio:.0%}"))
+        return None
+    rejected = write_cost_rejection(cand, x.gain, sum(x.sizes), settings, v.rates,
+                                    existing=len(v.cat.indexes_of(t.table))
+                                    + sum(len(k.members) for k in t.kept_here))
+    if rejected is not None:
+        if not set(affected) <= t.held_for:  # held back once for the same statements, not per variation
+            v.selection.rejected.append((cand, rejected))
+            t.held_for.update(affected)
+        fate[cand.signature] = ("write_cost", f"{cand.label} {rejected}")
+        return None
+    fate[cand.signature] = ("kept", f"{cand.label} is advised")
+    return Picked(x, affected, before_w, after_w)
+
+
+def _keep(v: Verifying, t: TableRound, picked: Picked) -> None:
+    """Keep the picked candidate as hypothetical indexes (for the next rounds and tables), with its findings."""
+    best, after, sizes = picked.scored.cand, picked.scored.after, picked.scored.sizes
+    affected, before_w, after_w, table = picked.affected, picked.before_w, picked.after_w, t.table
+    for member in best.members:
+        v.kept.append(v.whatif.create(member.hypothetical_sql())[0])
+    t.kept_here.append(best)
+    calls = t.calls
+    finding = Finding(
+        kind="missing_index", table=table.qualified,
+        evidence=(f"{len(affected)} statement(s) on {table.qualified} "
+                  f"({sum(calls[q] for q in affected)} calls) would go from a weighted generic-plan "
+                  f"cost of {before_w:.0f} to {after_w:.0f} ({units.percent_less(1 - after_w / before_w)} "
+                  f"less) with this index (estimated size {units.size(sizes[0])}), checked with HypoPG."
+                  + (f" Why: {best.why}." if best.why else "")),
+        index=None, columns=best.columns, ddl=best.ddl(), queryids=affected, verified="hypopg",
+        cost_before=round(before_w, 2), cost_after=round(after_w, 2), index_size_bytes=sizes[0],
+        benefit=before_w - after_w,
+    )
+    extra = [Finding(
+        kind="missing_index", table=table.qualified,
+        evidence=(f"Advised together with {best.label} for the same {len(affected)} statement(s): "
+                  f"{best.why}. Estimated size {units.size(member_size)}, checked with HypoPG."),
+        columns=member.columns, ddl=member.ddl(), queryids=affected, verified="hypopg",
+        index_size_bytes=member_size, benefit=(before_w - after_w) / 2,
+    ) for member, member_size in zip(best.companions, sizes[1:], strict=True)]
+    v.findings += [finding, *extra]
+    v.selection.chosen.append(Chosen(best, finding, affected, sizes[0], {q: after[q] for q in affected},
+                                     extra, sizes[1:]))
+    for q in affected:
+        t.base[q] = after[q]
 
 
 def _prefix_of(kept: Candidate, cand: Candidate) -> bool:
@@ -262,7 +330,7 @@ def _prefix_of(kept: Candidate, cand: Candidate) -> bool:
     return kept.table is cand.table and len(k) < len(c) and c[: len(k)] == k
 
 
-def write_cost_rejection(cand: Candidate, gain: float, size: int, table: Table, settings: Thresholds,
+def write_cost_rejection(cand: Candidate, gain: float, size: int, settings: Thresholds,
                          rates: Rates, existing: int = 0) -> str | None:
     """Why a candidate costs more on writes than it saves, or None when it is worth it.
 
@@ -273,6 +341,7 @@ def write_cost_rejection(cand: Candidate, gain: float, size: int, table: Table, 
     (``n_tup_hot_upd``) now touches the ``existing`` indexes too; an UPDATE that sets none of its columns adds
     an entry only when it was not HOT already, and a HOT one stays HOT.
     """
+    table = cand.table
     entries = len(cand.members)
     size_cost = (size / 8192) * settings.size_penalty_per_page
     written = rates.table_writes.get(table.oid, Written())

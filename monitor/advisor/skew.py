@@ -24,7 +24,6 @@ advice says why.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -127,13 +126,18 @@ def _skewed_column(table: Table, key: Key, settings: Thresholds) -> list[tuple[s
     return col.most_common if rare else None
 
 
-def _shares(queryid: int, table: Table, usage: TableUsage, key: Key, rows_per_call: float, plain_rows: bool,
-            mcv: list[tuple[str, float]], samples: Samples) -> tuple[dict[str, float], str] | None:
-    col = table.columns[key.text]
-    sampled = samples.get((queryid, table.oid, col.attnum))
+def _sampled(samples: Samples, queryid: int, table: Table, key: Key) -> tuple[dict[str, float], str] | None:
+    """The shares of the values the statement was called with, as pg_qualstats sampled them."""
+    sampled = samples.get((queryid, table.oid, table.columns[key.text].attnum))
     if sampled:
         total = sum(sampled.values())
         return {v: n / total for v, n in sampled.items()}, "pg_qualstats"
+    return None
+
+
+def _shares_by_rows(table: Table, usage: TableUsage, key: Key, rows_per_call: float, plain_rows: bool,
+                    mcv: list[tuple[str, float]]) -> tuple[dict[str, float], str] | None:
+    """Without samples: the common value whose row count matches the rows the statement returns per call."""
     only_key = not (usage.in_list or usage.ranges or usage.joins or usage.or_groups) and usage.equality == [key]
     if not plain_rows or not only_key or rows_per_call <= 0:
         return None
@@ -180,8 +184,8 @@ def analyze_skew(workload: Workload, cat: Catalog, settings: Thresholds, samples
                 mcv = _skewed_column(table, key, settings)
                 if mcv is None:
                     continue
-                found = _shares(stat.queryid, table, usage, key, stat.rows_per_call, analysis.plain_rows, mcv,
-                                samples)
+                found = _sampled(samples, stat.queryid, table, key) or _shares_by_rows(
+                    table, usage, key, stat.rows_per_call, analysis.plain_rows, mcv)
                 if found is None:
                     continue
                 shares, source = found
@@ -204,13 +208,6 @@ def analyze_skew(workload: Workload, cat: Catalog, settings: Thresholds, samples
                         dominant.append(Skewed(stat.queryid, table, usage, key, value, fraction, share, source))
                 break  # one skewed parameter per statement
     return dominant
-
-
-def skewed_by_usage(skewed: list[Skewed]) -> Mapping[int, list[Skewed]]:
-    out: dict[int, list[Skewed]] = {}
-    for s in skewed:
-        out.setdefault(id(s.usage), []).append(s)
-    return out
 
 
 def partial_candidates(skewed: list[Skewed], settings: Thresholds) -> list[Candidate]:

@@ -170,13 +170,13 @@ def test_an_index_on_a_column_updates_set_ends_their_hot_updates() -> None:
     settings = Thresholds(write_penalty_per_row=1.0, size_penalty_per_page=0.0)
     abalance, bid = _candidate(table, "abalance"), _candidate(table, "bid")
     # abalance: 10,000 x (1 + 0.5 x 2) = 20,000 entries; bid: 10,000 x 0.5 x 1 = 5,000
-    assert write_cost_rejection(abalance, 20_001, 0, table, settings, rates, existing=2) is None
-    reason = write_cost_rejection(abalance, 19_999, 0, table, settings, rates, existing=2)
+    assert write_cost_rejection(abalance, 20_001, 0, settings, rates, existing=2) is None
+    reason = write_cost_rejection(abalance, 19_999, 0, settings, rates, existing=2)
     assert reason is not None and "10,000 updates that set abalance (no longer HOT: 50% of the table's updates " \
         "were, and these would now also touch its 2 other index(es))" in reason
     assert "about 20,000 new index entries per hour" in reason
-    assert write_cost_rejection(bid, 5_001, 0, table, settings, rates, existing=2) is None
-    reason = write_cost_rejection(bid, 4_999, 0, table, settings, rates, existing=2)
+    assert write_cost_rejection(bid, 5_001, 0, settings, rates, existing=2) is None
+    reason = write_cost_rejection(bid, 4_999, 0, settings, rates, existing=2)
     assert reason is not None and "10,000 other updates (50% HOT, which stay HOT)" in reason
 
 
@@ -190,9 +190,9 @@ def test_inserted_rows_add_an_entry_whatever_they_set() -> None:
     table = _table()
     rates = Rates.over(NOW, None, None, {1: table}, {1: Written(added=1_000.0)})
     settings = Thresholds(write_penalty_per_row=0.5, size_penalty_per_page=0.0)
-    reason = write_cost_rejection(_candidate(table, "aid"), 400, 0, table, settings, rates)
+    reason = write_cost_rejection(_candidate(table, "aid"), 400, 0, settings, rates)
     assert reason is not None and "1,000 rows inserted" in reason and "over their window" in reason
-    assert write_cost_rejection(_candidate(table, "aid"), 600, 0, table, settings, rates) is None
+    assert write_cost_rejection(_candidate(table, "aid"), 600, 0, settings, rates) is None
 
 
 @pytest.mark.parametrize(("message", "missing"), [

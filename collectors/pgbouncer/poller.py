@@ -8,8 +8,6 @@ is bounded by the scheduler's deadline and ``connect_timeout``.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import re
 import time
@@ -18,6 +16,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from collectors.base.kept import KeptConnection, close_quietly
 from collectors.base.poller import Poller
 from collectors.base.redact import redact, register_dsn_secrets
 from collectors.base.samples import Sample, SampleList
@@ -72,7 +71,7 @@ class PgBouncerPoller(Poller):
         self.applications = dict(target.applications)
         register_dsn_secrets(target.dsn)
         self._password = password
-        self._conn: psycopg.AsyncConnection[dict[str, Any]] | None = None
+        self._kept = KeptConnection()
         self._version: str | None = None  # read once per connection
         self._config: dict[str, str] = {}
         self._config_read_at: float | None = None  # monotonic
@@ -93,25 +92,14 @@ class PgBouncerPoller(Poller):
 
     async def _checkout(self) -> psycopg.AsyncConnection[dict[str, Any]]:
         """The kept connection, taken out of the poller for this poll (see ``Poller.poll``), or a new one."""
-        conn, self._conn = self._conn, None
-        if conn is not None and not conn.closed and not conn.broken:
-            return conn
+        conn = await self._kept.take()
         if conn is not None:
-            await _close(conn)
+            return conn
         self._version = None
         return await self._connect()
 
-    async def _checkin(self, conn: psycopg.AsyncConnection[dict[str, Any]]) -> None:
-        """Keep the connection for the next poll, unless a newer poll has already opened one."""
-        if self._conn is None:
-            self._conn = conn
-        elif self._conn is not conn:
-            await _close(conn)
-
     async def close(self) -> None:
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            await _close(conn)
+        await self._kept.close()
 
     def down_samples(self) -> list[Sample]:
         out = SampleList(target=self.target)
@@ -125,9 +113,9 @@ class PgBouncerPoller(Poller):
         except BaseException:
             # Abandoned at the deadline (a command may be half read: the connection cannot be trusted),
             # broken, or failed: closed; the next poll connects afresh.
-            await _close(conn)
+            await close_quietly(conn)
             raise
-        await self._checkin(conn)
+        await self._kept.give_back(conn)
         return snapshot
 
     async def _show(self, conn: psycopg.AsyncConnection[dict[str, Any]], command: str) -> list[dict[str, Any]] | None:
@@ -197,8 +185,3 @@ def _config_int(config: dict[str, str], key: str) -> int | None:
     value = config.get(key)
     return int(value) if value is not None and value.strip().isdigit() else None
 
-
-async def _close(conn: psycopg.AsyncConnection[Any]) -> None:
-    """Close a connection without waiting on the server; a broken one may fail to close: it is gone either way."""
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(conn.close(), 1.0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import replace
@@ -13,6 +12,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
+from collectors.base.kept import KeptConnection, close_quietly
 from collectors.base.poller import Poller
 from collectors.base.samples import OTHER, Sample, SampleList
 from collectors.base.topk import fold, from_row, top_k_interleaved
@@ -67,7 +67,7 @@ class PostgresPoller(Poller):
         self.settings = settings
         self._dsn = target.dsn
         self._password = password
-        self._conn: psycopg.AsyncConnection[dict[str, Any]] | None = None
+        self._kept = KeptConnection()
         self._previous_db: dict[str, DatabaseRow] = {}
         # Every query's counter (health's too) exists from the start (at 0), so rate() works from the first error.
         self._query_errors: dict[str, int] = dict.fromkeys((q.name for q in queries.ALL), 0)
@@ -83,29 +83,15 @@ class PostgresPoller(Poller):
 
     async def _checkout(self) -> psycopg.AsyncConnection[dict[str, Any]]:
         """The kept connection, taken out of the poller for this poll (see ``Poller.poll``), or a new one."""
-        conn, self._conn = self._conn, None
-        if conn is not None and not conn.closed and not conn.broken:
-            return conn
+        conn = await self._kept.take()
         if conn is not None:
-            await _close(conn)
+            return conn
         # statement_timeout a bit below the poll timeout so the server cancels first.
         kwargs = session_kwargs(self.timeout * 0.9, password=self._password)
         return await psycopg.AsyncConnection.connect(self._dsn, row_factory=dict_row, **kwargs)
 
-    async def _checkin(self, conn: psycopg.AsyncConnection[dict[str, Any]]) -> None:
-        """Keep the connection for the next poll, unless a newer poll has already opened one."""
-        if self._conn is None:
-            self._conn = conn
-        elif self._conn is not conn:
-            await _close(conn)
-
-    async def _drop_connection(self) -> None:
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            await _close(conn)
-
     async def close(self) -> None:
-        await self._drop_connection()
+        await self._kept.close()
 
     def down_samples(self) -> list[Sample]:
         out = SampleList(target=self.target)
@@ -121,17 +107,17 @@ class PostgresPoller(Poller):
             # it to, and the session is idle again: kept, so the next poll need not reconnect. Otherwise (a
             # second cancel made psycopg close it, or it is mid-query) it is closed.
             if not conn.closed and not conn.broken and conn.pgconn.transaction_status == TransactionStatus.IDLE:
-                await self._checkin(conn)
+                await self._kept.give_back(conn)
             else:
-                await _close(conn)
+                await close_quietly(conn)
             raise
         except (psycopg.OperationalError, psycopg.InterfaceError):
-            await _close(conn)  # broken, or in an unknown state
+            await close_quietly(conn)  # broken, or in an unknown state
             raise
         except Exception:
-            await self._checkin(conn)
+            await self._kept.give_back(conn)
             raise
-        await self._checkin(conn)
+        await self._kept.give_back(conn)
         return snapshot
 
     async def _fetch(self, conn: psycopg.AsyncConnection[dict[str, Any]], query: Query, version: int,
@@ -361,11 +347,6 @@ class PostgresPoller(Poller):
         k = self.settings.top_statements
         return ranked[:k], fold(ranked[k:], StatementStat, queryid=0, query=OTHER)
 
-
-async def _close(conn: psycopg.AsyncConnection[Any]) -> None:
-    """Close a connection without waiting on the server; a broken one may fail to close: it is gone either way."""
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(conn.close(), 1.0)
 
 
 def _table_counts(tables: list[TableRow]) -> health.TableCounts:

@@ -215,7 +215,7 @@ async def test_session_is_read_only_and_named(poller: PostgresPoller, db: psycop
     assert row == (1,)
     with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
         await conn.execute("CREATE TABLE nope (id int)")
-    await poller._checkin(conn)
+    await poller._kept.give_back(conn)
 
 
 async def test_reconnects_after_the_connection_is_killed(poller: PostgresPoller, db: psycopg.Connection) -> None:

@@ -34,6 +34,7 @@ from collectors.base.spec import SourceSpec
 from collectors.registry import source, sources
 from monitor import __version__
 from monitor.advisor.actions import Action
+from monitor.advisor.facts import finding_facts
 from monitor.advisor.findings import AdviceReport, Finding
 from monitor.advisor.kinds import KINDS, pattern_kinds
 from monitor.advisor.poller import ADVISOR
@@ -224,30 +225,6 @@ def status_of(state: SourceState) -> SourceStatus:
 def report_of(state: SourceState) -> AdviceReport | None:
     return advice_of(state.snapshot)
 
-
-def finding_facts(f: Finding) -> list[tuple[str, str]]:
-    """The numbers of a finding, formatted, for the UI and the report page."""
-    facts: list[tuple[str, str]] = []
-    if f.verified:
-        facts.append(("verified", f.verified))
-    for label, value in (("duplicate of", f.duplicate_of), ("covered by", f.covered_by)):
-        if value:
-            facts.append((label, value))
-    if f.cost_before is not None and f.cost_after is not None:
-        facts.append(("weighted cost", f"{units.num(f.cost_before)} → {units.num(f.cost_after)}"))
-    if f.calls is not None:
-        facts.append(("calls", units.num(f.calls)))
-    if f.mean_exec_seconds is not None:
-        facts.append(("mean", units.ms(f.mean_exec_seconds)))
-    if f.rows_per_call is not None:
-        facts.append(("rows/call", units.num(f.rows_per_call, 2)))
-    if f.share_of_calls is not None:
-        facts.append(("share of calls", units.ratio(f.share_of_calls)))
-    if f.index_size_bytes is not None:
-        facts.append(("size", units.bytes_(f.index_size_bytes)))
-    if f.scans is not None:
-        facts.append(("scans", units.num(f.scans)))
-    return facts
 
 
 # --- the environment ---------------------------------------------------------------------------

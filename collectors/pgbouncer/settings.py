@@ -80,8 +80,12 @@ class PgBouncerSettings(PollSettings):
                                   "the client and server counts; the rest are summed as __other__")
     top_pools: int = Field(100, ge=1, le=10000, description="pools (database, user) exported by name, busiest "
                            "first; the rest are summed as __other__")
-    config_interval: float = Field(60.0, ge=0, description="seconds between reads of SHOW CONFIG (it changes only "
-                                   "on RELOAD or SET); 0 reads it every poll")
+    config_interval: float = Field(60.0, ge=0, description="seconds between reads of SHOW CONFIG, DATABASES and "
+                                   "LISTS (pool_size, limits, PAUSE/DISABLE: they change on RELOAD, SET or an "
+                                   "admin command); 0 reads them every poll")
+    detail_interval: float = Field(30.0, ge=0, description="seconds between reads of SHOW CLIENTS and SERVERS (the "
+                                   "counts by application_name); 0 reads them every poll. SHOW POOLS and STATS "
+                                   "are read every poll")
 
 
 def target_from_flag(value: str) -> dict[str, Any]:

@@ -16,6 +16,8 @@ from collections.abc import Callable
 
 import psycopg
 
+from demo.load import until_stopped
+
 log = logging.getLogger("dbpulse.demo.saturate")
 
 APPLICATION_NAME = "demo-saturate"  # how the clients show in PgBouncer's and PostgreSQL's counts
@@ -43,15 +45,8 @@ async def _client(dsn: str, hold: float) -> None:
 async def saturate(dsn: str, pool_size: int, stop: asyncio.Event, hold: float = 1.0,
                    extra: int = EXTRA_CLIENTS) -> None:
     """``pool_size + extra`` clients on ``dsn`` (a database behind PgBouncer) until ``stop`` is set."""
-    tasks = [asyncio.create_task(_client(dsn, hold), name=f"saturate-{i}") for i in range(pool_size + extra)]
-    try:
-        await stop.wait()
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    await until_stopped(stop, [asyncio.create_task(_client(dsn, hold), name=f"saturate-{i}")
+                               for i in range(pool_size + extra)])
 
 
 class Saturation:

@@ -8,14 +8,14 @@ from typing import Any
 from psycopg.conninfo import conninfo_to_dict
 from pydantic import Field, field_validator
 
-from collectors.base.redact import register_dsn_secrets, register_secret
+from collectors.base.redact import register_dsn_secrets
 from collectors.base.settings import (
     PollSettings,
     TargetBase,
     file_readable,
     named_url,
-    resolve_secret,
     safe_name,
+    target_password,
     variables_set,
 )
 
@@ -66,12 +66,9 @@ class PgBouncerTarget(TargetBase):
         return safe_name(f"{host}:{port}")
 
     def password(self) -> str | None:
-        """The password from password_env / password_file (else libpq's own sources), registered as a secret
-        along with any password in the DSN so that no log line or page shows it."""
-        password = resolve_secret(f"pgbouncer target {self.target}", self.password_env, self.password_file)
-        register_secret(password)
-        register_dsn_secrets(self.dsn)
-        return password
+        """The password from password_env / password_file (else libpq's own sources), registered as a secret."""
+        return target_password(f"pgbouncer target {self.target}", self.password_env, self.password_file, self.dsn,
+                               register_dsn_secrets)
 
 
 class PgBouncerSettings(PollSettings):

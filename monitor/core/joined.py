@@ -6,13 +6,17 @@ page and ``SourceSpec.joined_samples`` for its metrics; both read ``links_of`` e
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Protocol
 
 from collectors.base.chain import Link
 from collectors.base.poller import Poller, Snapshot
+from collectors.base.redact import redact
 from collectors.base.samples import Sample
 from collectors.registry import source
+
+log = logging.getLogger("dbpulse.scheduler")
 
 
 class Polled(Protocol):
@@ -34,4 +38,8 @@ def joined_samples(source_name: str, snapshot: Snapshot, states: Sequence[Polled
     spec = source(source_name)
     if spec is None or spec.joined_samples is None or (snap := spec.of(snapshot)) is None:
         return []
-    return list(spec.joined_samples(snap, links_of(states)))
+    try:
+        return list(spec.joined_samples(snap, links_of(states)))
+    except Exception as exc:  # a join that fails leaves the poll's own samples standing
+        log.warning("%s: joining the other targets' links failed: %s", source_name, redact(repr(exc)))
+        return []

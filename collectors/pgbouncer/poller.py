@@ -151,8 +151,8 @@ class PgBouncerPoller(Poller):
         new_database = any(str(r.get("database")) not in kept for r in pool_rows)  # e.g. one made by a "*" entry
         databases = await self._show_every(conn, "DATABASES", now=new_database)
         lists = await self._show_every(conn, "LISTS")
-        clients = await self._show_every(conn, "CLIENTS")
-        servers = await self._show_every(conn, "SERVERS")
+        clients = await self._show_every(conn, "CLIENTS", now=new_database)  # and who its clients are
+        servers = await self._show_every(conn, "SERVERS", now=new_database)
         config = {str(r["key"]): str(r["value"]) for r in await self._show_every(conn, "CONFIG")
                   if r.get("key") in CONFIG_KEYS}
         if self._version is None:

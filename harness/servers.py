@@ -58,6 +58,7 @@ class Throwaway:
     directory removed (``cleanup``)."""
 
     workdir: Path
+    _own_dir = True  # False: the caller gave the directory, and keeps it
 
     def start(self) -> None:
         raise NotImplementedError
@@ -67,7 +68,8 @@ class Throwaway:
 
     def cleanup(self) -> None:
         self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if self._own_dir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> Self:
         self.start()

@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from collectors.base.redact import register_dsn_secrets, register_secret
-from collectors.base.settings import PollSettings, Strict, TargetBase, file_readable, resolve_secret, variables_set
+from collectors.base.redact import register_dsn_secrets
+from collectors.base.settings import PollSettings, Strict, TargetBase, file_readable, target_password, variables_set
 from collectors.postgres.access import target_name
 from collectors.postgres.conninfo import dsn_problems
 
@@ -35,12 +35,9 @@ class PostgresTarget(TargetBase):
         return target_name(self.dsn)
 
     def password(self) -> str | None:
-        """The password from password_env / password_file (else libpq's own sources), registered as a secret
-        along with any password in the DSN so that no log line or page shows it."""
-        password = resolve_secret(f"postgres target {self.target}", self.password_env, self.password_file)
-        register_secret(password)
-        register_dsn_secrets(self.dsn)
-        return password
+        """The password from password_env / password_file (else libpq's own sources), registered as a secret."""
+        return target_password(f"postgres target {self.target}", self.password_env, self.password_file, self.dsn,
+                               register_dsn_secrets)
 
 
 class AppPool(Strict):

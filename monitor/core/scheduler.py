@@ -21,6 +21,7 @@ from collectors.base.poller import Poller, Snapshot
 from collectors.base.redact import redact
 from collectors.base.samples import Sample, SampleList
 from monitor.core.history import DEFAULT_SECONDS, History, capacity_for
+from monitor.core.joined import joined_samples
 
 log = logging.getLogger("dbpulse.scheduler")
 
@@ -131,6 +132,7 @@ class Scheduler:
             try:
                 snapshot = task.result()
                 samples = snapshot.samples()
+                samples += joined_samples(poller.source, snapshot, self.states)  # the other targets' latest
             except asyncio.CancelledError:  # the poll cancelled itself (stop() is handled above)
                 self._failed(state, "cancelled")
             except Exception as exc:  # one source's failure must never stop the others

@@ -28,7 +28,6 @@ from jinja2.runtime import Context
 from markupsafe import Markup
 
 from collectors.base.attention import SEVERITY_RANK, Attention
-from collectors.base.chain import Link
 from collectors.base.poller import Snapshot
 from collectors.base.spec import SourceSpec
 from collectors.registry import source, sources
@@ -41,6 +40,7 @@ from monitor.advisor.poller import ADVISOR
 from monitor.advisor.poller import report_of as advice_of
 from monitor.advisor.report import STATUS_TEXT, not_planned, utility_counts
 from monitor.core import units
+from monitor.core.joined import links_of
 from monitor.core.scheduler import Scheduler, SourceState
 from monitor.web import charts
 from monitor.web.detail import StatementPage, TablePage, statement_path, table_path
@@ -283,12 +283,6 @@ def view_of(context: Context, snapshot: Snapshot) -> object:
     if spec.joined_view is not None:
         return spec.joined_view(snapshot, context.get("links", ()))
     return spec.view(snapshot)
-
-
-def links_of(states: Sequence[SourceState]) -> list[Link]:
-    """What every target that answered its last poll tells the other sources' views (``SourceSpec.links``)."""
-    return [link for s in states if s.up and (spec := source(s.poller.source)) is not None
-            and (snap := spec.of(s.snapshot)) is not None for link in spec.links(snap)]
 
 
 def template_of(state: SourceState) -> str:

@@ -194,8 +194,9 @@ def measure_dbpulse(proxy: CountingProxy, polls: int) -> dict[str, Any]:
         "admin_commands_per_poll": (after - before) / (polls + 1),
         "series": len(samples), "exposition_bytes": len(text),
         "render_ms_median": common.median(renders) * 1000,
-        # the service's /metrics body (monitor/web/exposition.py) without HTTP: the first scrape after a poll
-        # encodes the snapshot (cold), the others serve it cached and encode only the process metrics (warm)
+        # the service's /metrics body (monitor/web/exposition.py) without HTTP: a poll's end re-encodes the snapshot
+        # in the background, so a scrape is served cached and encodes only the process metrics (warm); one that
+        # lands during that re-encoding waits for it (cold, the worst case)
         "scrape_cold_ms_median": common.median(cold) * 1000, "scrape_warm_ms_median": common.median(warm) * 1000,
     }
 
@@ -206,12 +207,19 @@ async def scrapes(poller: PgBouncerPoller, samples: list[Sample], n: int) -> tup
     state.samples, state.up, state.polls = samples, True, 1
     exposition = Exposition(scheduler)
     cold, warm = [], []
+    await exposition.render("")  # Prometheus has scraped once: its format is re-encoded when a poll ends
     for _ in range(n):
-        scheduler.version += 1  # a poll ended
-        for times in (cold, warm):
-            started = time.perf_counter()
-            await exposition.render("")
-            times.append(time.perf_counter() - started)
+        scheduler.version += 1  # a scrape that lands while a poll's re-encoding runs waits for it (worst case)
+        started = time.perf_counter()
+        await exposition.render("")
+        cold.append(time.perf_counter() - started)
+        scheduler.bump()  # a poll ended: re-encoded in the background, so the next scrape is served cached
+        assert exposition.warming is not None
+        await exposition.warming
+        started = time.perf_counter()
+        await exposition.render("")
+        warm.append(time.perf_counter() - started)
+    await exposition.close()
     return cold, warm
 
 
@@ -327,8 +335,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                        [["dbpulse poll", ours["poll_ms_median"], ours["poll_ms_p99"], ours["admin_commands_per_poll"],
                          ours["series"]],
                         ["dbpulse render (the samples encoded)", ours["render_ms_median"], None, 0, ours["series"]],
-                        ["dbpulse scrape, first after a poll", ours["scrape_cold_ms_median"], None, 0, ours["series"]],
-                        ["dbpulse scrape, cached", ours["scrape_warm_ms_median"], None, 0, ours["series"]]]
+                        ["dbpulse scrape during a re-encoding (worst case)", ours["scrape_cold_ms_median"], None, 0,
+                         ours["series"]],
+                        ["dbpulse scrape (re-encoded when the poll ended)", ours["scrape_warm_ms_median"], None, 0,
+                         ours["series"]]]
                        + ([["peer scrape", peer["scrape_ms_median"], peer["scrape_ms_p99"],
                             peer["admin_commands_per_scrape"], peer["series"]]] if peer.get("runs") else []))
     common.print_table(["admin commands a minute", *(f"at {i:g} s" for i in SCRAPE_INTERVALS)],

@@ -93,6 +93,7 @@ class Scheduler:
         self._tasks: list[asyncio.Task[None]] = []
         self._reapers: set[asyncio.Task[None]] = set()  # each stops one abandoned poll
         self.version = 0  # bumped after every poll; lets the HTTP layer cache a rendering
+        self.on_change: list[Callable[[], None]] = []  # called after each bump (the exposition re-encodes)
         self.started_at = clock()
 
     def start(self) -> None:
@@ -146,7 +147,13 @@ class Scheduler:
         state.polls += 1
         state.last_duration = time.perf_counter() - started
         state.last_ended = self._clock()
+        self.bump()
+
+    def bump(self) -> None:
+        """A poll ended (or an abandoned one was reaped): what the HTTP layer cached is stale."""
         self.version += 1
+        for listener in self.on_change:
+            listener()
 
     def _abandon(self, state: SourceState, task: asyncio.Task[Snapshot],
                  grace: float | None = None) -> None:
@@ -176,7 +183,7 @@ class Scheduler:
                 await asyncio.wait((task,))
         finally:
             state.abandoned -= 1
-            self.version += 1
+            self.bump()
 
     def _failed(self, state: SourceState, message: str) -> None:
         poller = state.poller

@@ -152,11 +152,16 @@ async def static(request: web.Request) -> web.Response:
                         charset="utf-8", headers={**SECURITY_HEADERS, "Cache-Control": "max-age=300"})
 
 
+async def _close_exposition(app: web.Application) -> None:
+    await app[EXPOSITION].close()
+
+
 def make_app(scheduler: Scheduler, exposition: Exposition,
              middlewares: Iterable[Middleware] = ()) -> web.Application:
     app = web.Application(middlewares=list(middlewares))
     app[SCHEDULER] = scheduler
     app[EXPOSITION] = exposition
+    app.on_cleanup.append(_close_exposition)
     app.router.add_get("/", index)
     app.router.add_get("/ui/sections", sections)
     app.router.add_get("/ui/static/{name}", static)

@@ -14,7 +14,7 @@ PACKAGES=(
   postgresql-15 postgresql-contrib postgresql-15-hypopg redis-server
   prometheus prometheus-alertmanager chromium chromium-driver
   prometheus-postgres-exporter prometheus-redis-exporter postgresql-15-pg-qualstats
-  pgbouncer prometheus-pgbouncer-exporter
+  pgbouncer prometheus-pgbouncer-exporter postgresql-15-pg-wait-sampling
 )
 PYTHON=${PYTHON:-python3}
 

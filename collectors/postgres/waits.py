@@ -148,6 +148,12 @@ class WaitProfile:
     samples: int  # pg_stat_activity samples taken, or pg_wait_sampling profile reads
     databases: dict[tuple[str, str, str], float] = field(default_factory=dict)
     statements: dict[int, dict[tuple[str, str], float]] = field(default_factory=dict)  # the top-K's only
+    read_at: float = field(default_factory=time.time)
+
+    @property
+    def span_seconds(self) -> float:
+        """How long the counters have been adding up."""
+        return max(0.0, self.read_at - self.since)
 
     def cluster(self) -> list[WaitRow]:
         """Every database's time added up, by wait event, the largest first."""

@@ -1,0 +1,204 @@
+"""What statements wait on, against real servers (collectors/postgres/waits.py).
+
+- A real lock wait (one session holds a row lock, another updates the row) shows up as
+  ``Lock:transactionid``, per database on every supported major (13-18, pg_stat_activity sampled) and per
+  statement where PostgreSQL names it (14+); 13 says why not through the ``wait_statements`` feature.
+- pg_wait_sampling on 15 (Debian's package, preloaded in a server of this module only): the same lock wait,
+  from the extension's profile deltas.
+- Real I/O waits from a cold cache: a table hundreds of times the size of ``shared_buffers`` (128 kB here),
+  its files evicted from the OS page cache (fsync, then ``posix_fadvise(DONTNEED)``) before each sequential
+  scan, so every block is read from disk: ``IO:DataFileRead`` on the scan, with both methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from collectors.postgres.snapshot import PostgresSnapshot
+from harness.servers import SUPPORTED_MAJORS, LocalPostgres
+from tests.support import pg_poller
+
+UPDATE = "UPDATE accounts SET balance = balance + 1 WHERE id = 1"
+SCAN = "SELECT count(*) FROM big WHERE pad <> ''"
+DEBIAN_15 = Path("/usr/lib/postgresql/15/bin")
+
+
+def wait_sampling_server(**settings: str) -> LocalPostgres:
+    """Debian's PostgreSQL 15 (the one pg_wait_sampling is packaged for) with the extension preloaded."""
+    if not (DEBIAN_15.parent / "lib" / "pg_wait_sampling.so").exists():
+        pytest.skip("postgresql-15-pg-wait-sampling is not installed (scripts/setup.sh installs it)")
+    server = LocalPostgres(preload=("pg_stat_statements", "pg_wait_sampling"), settings=settings)
+    server.bin = DEBIAN_15
+    return server
+
+
+@contextmanager
+def running(server: LocalPostgres, *extensions: str) -> Iterator[str]:
+    server.start()
+    try:
+        with psycopg.connect(server.dsn(), autocommit=True) as conn:
+            for extension in ("pg_stat_statements", *extensions):
+                conn.execute(f"CREATE EXTENSION {extension}")
+        yield server.dsn()
+    finally:
+        server.cleanup()
+
+
+@contextmanager
+def lock_wait(dsn: str) -> Iterator[int]:
+    """One session holds a row lock, another waits for it with UPDATE; yields the UPDATE's queryid."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE accounts (id int PRIMARY KEY, balance int)")
+        conn.execute("INSERT INTO accounts VALUES (1, 0)")
+        conn.execute(UPDATE)  # once, so pg_stat_statements (and the top-K) has it before it waits
+        queryid = int(conn.execute("SELECT queryid FROM pg_stat_statements WHERE query LIKE 'UPDATE accounts%'"
+                                   ).fetchone()[0])  # type: ignore[index]
+    holder = psycopg.connect(dsn)
+    holder.execute(UPDATE)  # holds the row lock until it commits
+
+    def wait() -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(UPDATE)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for _ in range(100):  # until the waiter waits
+                if conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                ).fetchone() == (1,):
+                    break
+                threading.Event().wait(0.05)
+        yield queryid
+    finally:
+        holder.commit()
+        holder.close()
+        waiter.join(10)
+
+
+def sampled(dsn: str, seconds: float, method: str = "auto", while_running: object = None) -> PostgresSnapshot:
+    """Two polls ``seconds`` apart, wait events sampled every 0.1 s in between; the second poll's snapshot."""
+
+    async def run() -> PostgresSnapshot:
+        poller = pg_poller(dsn, interval=10, timeout=8, wait_sampling=method, wait_sample_interval=0.1)
+        try:
+            await poller.poll()
+            await asyncio.sleep(seconds)
+            return await poller.poll()
+        finally:
+            await poller.close()
+
+    return asyncio.run(run())
+
+
+def metric(snap: PostgresSnapshot, name: str, **labels: str) -> float:
+    """The sum of a metric's samples matching ``labels`` in the snapshot's samples."""
+    from collectors.base.catalogue import spec
+
+    names = spec(name).labels
+    return sum(s.value for s in snap.samples() if s.name == name
+               and all(s.labels[names.index(k)] == v for k, v in labels.items()))
+
+
+@pytest.mark.parametrize("major", SUPPORTED_MAJORS)
+def test_a_lock_wait_on_every_major(major: str) -> None:
+    with running(LocalPostgres(version=major)) as dsn, lock_wait(dsn) as queryid:
+        snap = sampled(dsn, 2.0, method="pg_stat_activity")
+    waits = snap.waits
+    assert waits is not None and waits.method == "pg_stat_activity"
+    db_lock = metric(snap, "dbpulse_pg_wait_seconds_total", datname="postgres", wait_event_type="Lock",
+                     wait_event="transactionid")
+    assert 1.0 < db_lock < 4.0, waits.databases  # about the 2 s between the polls, estimated from samples
+    assert metric(snap, "dbpulse_pg_wait_sampler", method="pg_stat_activity") == 1
+    statement_lock = metric(snap, "dbpulse_pg_statement_wait_seconds_total", queryid=str(queryid),
+                            wait_event_type="Lock", wait_event="transactionid")
+    if major == "13":
+        assert snap.features["wait_statements"] is False
+        assert waits.reason is not None and "query_id" in waits.reason
+        assert statement_lock == 0
+    else:
+        assert snap.features["wait_statements"] is True
+        assert statement_lock == pytest.approx(db_lock)
+    assert snap.features["wait_sampling"] is True
+
+
+def test_a_lock_wait_with_pg_wait_sampling() -> None:
+    with running(wait_sampling_server(), "pg_wait_sampling") as dsn, lock_wait(dsn) as queryid:
+        snap = sampled(dsn, 2.0)
+    waits = snap.waits
+    assert waits is not None and waits.method == "pg_wait_sampling"
+    assert snap.features["wait_statements"] is True
+    db_lock = metric(snap, "dbpulse_pg_wait_seconds_total", datname="postgres", wait_event_type="Lock",
+                     wait_event="transactionid")
+    assert 1.0 < db_lock < 4.0, waits.databases  # the extension samples every 10 ms
+    assert metric(snap, "dbpulse_pg_statement_wait_seconds_total", queryid=str(queryid),
+                  wait_event_type="Lock") == pytest.approx(db_lock)
+    # the session holding the lock is idle in transaction: its ClientRead is not active time
+    assert not any(e == "ClientRead" for (_, _, e) in waits.databases)
+
+
+def evict(conn: psycopg.Connection[tuple[object, ...]], datadir: Path, table: str) -> None:
+    """Drop the table's blocks from the OS page cache: written out (the harness runs with fsync off), then
+    POSIX_FADV_DONTNEED; shared_buffers (128 kB) holds almost none of them."""
+    conn.execute("CHECKPOINT")
+    relative = conn.execute("SELECT pg_relation_filepath(%s)", (table,)).fetchone()[0]  # type: ignore[index]
+    first = datadir / str(relative)
+    for path in [first, *sorted(first.parent.glob(first.name + ".*"))]:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+@contextmanager
+def cold_scans(dsn: str, datadir: Path) -> Iterator[int]:
+    """Sequential scans of a table far beyond shared_buffers, each from a cold OS cache, in a thread;
+    yields the scan's queryid."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE big (id int, pad text)")
+        conn.execute("INSERT INTO big SELECT g, repeat('x', 200) FROM generate_series(1, 200000) g")  # ~50 MB
+        conn.execute("SET max_parallel_workers_per_gather = 0")
+        conn.execute(SCAN)
+        queryid = int(conn.execute("SELECT queryid FROM pg_stat_statements WHERE query LIKE 'SELECT count(*) FROM big%'"
+                                   ).fetchone()[0])  # type: ignore[index]
+    stop = threading.Event()
+
+    def scan() -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("SET max_parallel_workers_per_gather = 0")
+            while not stop.is_set():
+                evict(conn, datadir, "big")
+                conn.execute(SCAN)
+
+    thread = threading.Thread(target=scan)
+    thread.start()
+    try:
+        yield queryid
+    finally:
+        stop.set()
+        thread.join(60)
+
+
+@pytest.mark.parametrize("method", ["pg_wait_sampling", "pg_stat_activity"])
+def test_io_waits_from_a_cold_cache(method: str) -> None:
+    server = wait_sampling_server(shared_buffers="128kB")
+    extensions = ("pg_wait_sampling",) if method == "pg_wait_sampling" else ()
+    with running(server, *extensions) as dsn, cold_scans(dsn, server.datadir) as queryid:
+        snap = sampled(dsn, 4.0, method=method)
+    waits = snap.waits
+    assert waits is not None and waits.method == method
+    read = metric(snap, "dbpulse_pg_statement_wait_seconds_total", queryid=str(queryid), wait_event_type="IO",
+                  wait_event="DataFileRead")
+    assert read > 0, waits.statements.get(queryid)
+    assert metric(snap, "dbpulse_pg_wait_seconds_total", datname="postgres", wait_event_type="IO",
+                  wait_event="DataFileRead") >= read

@@ -24,7 +24,7 @@ import pytest
 
 from collectors.postgres.snapshot import PostgresSnapshot
 from harness.servers import SUPPORTED_MAJORS, LocalPostgres
-from tests.support import pg_poller
+from tests.support import DbpulseProcess, pg_poller
 
 UPDATE = "UPDATE accounts SET balance = balance + 1 WHERE id = 1"
 SCAN = "SELECT count(*) FROM big WHERE pad <> ''"
@@ -202,3 +202,41 @@ def test_io_waits_from_a_cold_cache(method: str) -> None:
     assert read > 0, waits.statements.get(queryid)
     assert metric(snap, "dbpulse_pg_wait_seconds_total", datname="postgres", wait_event_type="IO",
                   wait_event="DataFileRead") >= read
+
+
+def served_pages(dsn: str, queryid: int, tmp_path: Path) -> tuple[str, str, dict[str, float]]:
+    """dbpulse as a process while the lock wait lasts: the statement page, the main page, the wait metrics."""
+    config = tmp_path / "dbpulse.yaml"
+    config.write_text("postgres:\n  wait_sample_interval: 0.2\n")
+    with DbpulseProcess("--config", str(config), "--postgres", f"shop={dsn}", "--interval", "1") as svc:
+        statement = svc.wait_for_page(f"/statements/shop/{queryid}", "Lock:transactionid", timeout=30)
+        main = svc.wait_for_page("/", "Lock:transactionid", timeout=15)
+        metrics = {dict(k).get("wait_event", ""): v for k, v in
+                   svc.metrics().get("dbpulse_pg_statement_wait_seconds_total", {}).items()
+                   if dict(k).get("queryid") == str(queryid)}
+    return statement, main, metrics
+
+
+def test_the_statement_page_and_main_page_show_a_lock_wait(fresh_db: str, tmp_path: Path) -> None:
+    with lock_wait(fresh_db) as queryid:
+        statement, main, metrics = served_pages(fresh_db, queryid, tmp_path)
+    assert 'id="statement-waits"' in statement and "measured with pg_stat_activity" in statement
+    assert "What active sessions wait on" in main
+    assert metrics.get("transactionid", 0) > 0
+
+
+def test_the_statement_page_with_pg_wait_sampling(tmp_path: Path) -> None:
+    with running(wait_sampling_server(), "pg_wait_sampling") as dsn, lock_wait(dsn) as queryid:
+        statement, _, metrics = served_pages(dsn, queryid, tmp_path)
+    assert "measured with pg_wait_sampling" in statement
+    assert metrics.get("transactionid", 0) > 0
+
+
+def test_postgres_13_says_why_there_is_no_statement_profile(tmp_path: Path) -> None:
+    with running(LocalPostgres(version="13")) as dsn, lock_wait(dsn) as queryid:
+        config = tmp_path / "dbpulse.yaml"
+        config.write_text("postgres:\n  wait_sample_interval: 0.2\n")
+        with DbpulseProcess("--config", str(config), "--postgres", f"shop={dsn}", "--interval", "1") as svc:
+            page = svc.wait_for_page(f"/statements/shop/{queryid}", 'id="waits-not-per-statement"', timeout=30)
+            svc.wait_for("dbpulse_pg_feature_enabled", 0, feature="wait_statements")
+    assert "PostgreSQL 13 has no pg_stat_activity.query_id" in page

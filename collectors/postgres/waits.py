@@ -75,6 +75,7 @@ WAIT_SETUP = Query("wait_setup", {130000: """
 SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_wait_sampling') AS wait_sampling_installed,
        current_setting('pg_wait_sampling.profile_period', true) AS profile_period,
        current_setting('pg_wait_sampling.profile_queries', true) AS profile_queries,
+       current_setting('pg_wait_sampling.sample_cpu', true) AS sample_cpu,
        current_setting('compute_query_id', true) AS compute_query_id"""})
 
 WAIT_PROFILE = Query("wait_profile", {130000: f"""
@@ -149,6 +150,7 @@ class WaitProfile:
     databases: dict[tuple[str, str, str], float] = field(default_factory=dict)
     statements: dict[int, dict[tuple[str, str], float]] = field(default_factory=dict)  # the top-K's only
     read_at: float = field(default_factory=time.time)
+    cpu_from: str = ""  # where CPU:CPU comes from when not from ``method`` (pg_wait_sampling without sample_cpu)
 
     @property
     def span_seconds(self) -> float:
@@ -300,6 +302,7 @@ class WaitReader:
         """This poll's wait profile; ``None`` when sampling is off or its setup cannot be read."""
         if self.method == "off":
             return None
+        top = list(top)
         rows, _ = await fetch_counted(conn, WAIT_SETUP, version, self._errors)
         if not rows:
             return None
@@ -310,7 +313,6 @@ class WaitReader:
                 self._report("pg_wait_sampling", "pg_wait_sampling is not usable: CREATE EXTENSION pg_wait_sampling "
                              "in the target's database, with pg_wait_sampling in shared_preload_libraries")
                 return None
-            await self.sampler.stop()
             return await self._read_profile(conn, version, setup, top)
         self.sampler.start(version)
         supported, reason = _activity_statements(version, setup["compute_query_id"], pgss_loaded)
@@ -348,8 +350,18 @@ class WaitReader:
         reason = None if queries_on else "pg_wait_sampling.profile_queries is off"
         self._report("pg_wait_sampling", reason)
         totals = self._profile_totals
+        databases, statements = dict(totals.databases), totals.keep_statements(top)
+        # pg_wait_sampling before 1.1.5 (or with sample_cpu off) samples only backends that wait: the active time
+        # that waits on nothing (CPU:CPU) comes from the pg_stat_activity sampler, so that shares are of active time.
+        cpu_from = ""
+        if str(setup["sample_cpu"]).lower() in ("on", "true"):
+            await self.sampler.stop()
+        else:
+            self.sampler.start(version)
+            cpu_from = "pg_stat_activity"
+            _add_cpu(databases, statements, self.sampler.totals, top)
         return WaitProfile("pg_wait_sampling", queries_on, reason, self._profile_since, self._profile_reads,
-                           dict(totals.databases), totals.keep_statements(top))
+                           databases, statements, cpu_from=cpu_from)
 
     def _report(self, method: str, reason: str | None) -> None:
         """One log line when the method or the reason changes."""
@@ -360,6 +372,18 @@ class WaitReader:
         else:
             log.info("%s: wait events sampled with %s, per statement", self.target, method)
         self._reported = (method, reason)
+
+
+def _add_cpu(databases: dict[tuple[str, str, str], float], statements: dict[int, dict[tuple[str, str], float]],
+             sampled: WaitTotals, top: Iterable[int]) -> None:
+    """Add the sampler's CPU:CPU time (only that) to a profile's figures."""
+    for key, seconds in sampled.databases.items():
+        if key[1] == CPU:
+            databases[key] = databases.get(key, 0.0) + seconds
+    for queryid, events in sampled.keep_statements(top).items():
+        if (CPU, CPU) in events:
+            mine = statements.setdefault(queryid, {})
+            mine[(CPU, CPU)] = mine.get((CPU, CPU), 0.0) + events[(CPU, CPU)]
 
 
 def _activity_statements(version: int, compute_query_id: str | None, pgss_loaded: bool) -> tuple[bool, str | None]:

@@ -10,7 +10,10 @@ Two ways to measure it, chosen on every poll:
   samples idle sessions (``Client:ClientRead``) and background processes
   (``Activity:*``), which are not active time: both are left out, and so are
   the pids ``pg_stat_activity`` names as other than client backends and
-  parallel workers, and dbpulse's own sessions.
+  parallel workers, and dbpulse's own sessions. Before 1.1.5 (Debian's 1.1.4), or with
+  ``pg_wait_sampling.sample_cpu`` off, it samples only backends that wait: the
+  active time that waits on nothing (CPU) then comes from the sampler below,
+  so that shares are of active time whichever way the waits were measured.
 - Otherwise ``pg_stat_activity`` is sampled by a task of its own, every
   ``postgres.wait_sample_interval`` seconds (1 s), on a connection of its own,
   independent of the poll interval: one grouped query per sample, never one per

@@ -51,6 +51,8 @@ from collectors.postgres.query import Query, fetch_counted
 log = logging.getLogger("dbpulse.postgres")
 
 CPU = "CPU"  # wait_event_type and wait_event of an active backend that waits on nothing
+SAMPLER_APPLICATION_NAME = f"{APPLICATION_NAME}-sampler"  # the sampler's session, told apart from the poll's
+RETRY_MAX = 30.0  # seconds: a failing sampler retries after 1, 2, 4... intervals, at most this long
 UNKNOWN_DB = "(unknown)"  # a backend whose database was not seen (it ended before a read named it)
 EVENTS_PER_STATEMENT = 12  # distinct wait events kept per statement; later new ones add up in (type, __other__)
 _CLIENT_BACKENDS = "backend_type IN ('client backend', 'parallel worker')"
@@ -236,26 +238,31 @@ class ActivitySampler:
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
+        failures = 0
         while True:
             try:
                 await asyncio.wait_for(self.sample_once(), timeout=max(self.interval, 1.0))
                 self._report(None)
+                failures = 0
             except (TimeoutError, psycopg.Error, OSError) as exc:
                 self._report(error_line(exc))
                 if self._conn is not None:
                     await close_quietly(self._conn)
                     self._conn = None
                 self._last = None  # the time in between is unknown: not credited to anyone
-            next_tick += self.interval
+                failures += 1
             now = loop.time()
-            if next_tick < now:  # a slow sample: skip the missed ticks rather than catch up
+            next_tick += self.interval
+            if failures:  # a server that is down is not asked every interval
+                next_tick = now + min(self.interval * 2 ** (failures - 1), RETRY_MAX)
+            elif next_tick < now:  # a slow sample: skip the missed ticks rather than catch up
                 next_tick = now + self.interval
             await asyncio.sleep(next_tick - now)
 
     async def sample_once(self) -> None:
         """One sample: every active backend credited with the time since the previous one."""
         if self._conn is None or self._conn.closed:
-            kwargs = session_kwargs(max(self.interval, 1.0) * 0.9, password=self._password)
+            kwargs = session_kwargs(max(self.interval, 1.0) * 0.9, SAMPLER_APPLICATION_NAME, self._password)
             self._conn = await psycopg.AsyncConnection.connect(self._dsn, row_factory=dict_row, **kwargs)
         rows, error = await fetch_counted(self._conn, WAIT_ACTIVITY, self.version, self._errors)
         now = time.monotonic()
@@ -272,8 +279,8 @@ class ActivitySampler:
 
     def _report(self, problem: str | None) -> None:
         if problem is not None and not self._failing:
-            log.warning("%s: sampling wait events failed (retrying every %g s): %s", self.target, self.interval,
-                        problem)
+            log.warning("%s: sampling wait events failed (retrying, at most %g s apart): %s", self.target,
+                        RETRY_MAX, problem)
         elif problem is None and self._failing:
             log.info("%s: sampling wait events again", self.target)
         self._failing = problem is not None

@@ -244,3 +244,31 @@ def test_postgres_13_says_why_there_is_no_statement_profile(tmp_path: Path) -> N
             page = svc.wait_for_page(f"/statements/shop/{queryid}", 'id="waits-not-per-statement"', timeout=30)
             svc.wait_for("dbpulse_pg_feature_enabled", 0, feature="wait_statements")
     assert "PostgreSQL 13 has no pg_stat_activity.query_id" in page
+
+
+def test_a_reset_of_pg_wait_samplings_profile_keeps_the_counters_counting() -> None:
+    """Someone else resets the profile (dbpulse never does): the counts drop, and what was counted since the reset
+    is added, so the exported counters keep growing."""
+
+    async def run(dsn: str) -> list[float]:
+        poller = pg_poller(dsn, interval=10, timeout=8)
+        seconds = []
+        try:
+            for reset in (False, False, True, False):
+                if reset:
+                    with psycopg.connect(dsn, autocommit=True) as conn:
+                        conn.execute("SELECT pg_wait_sampling_reset_profile()")
+                snap = await poller.poll()
+                seconds.append(metric(snap, "dbpulse_pg_wait_seconds_total", wait_event_type="Lock"))
+                await asyncio.sleep(1.5)
+        finally:
+            await poller.close()
+        return seconds
+
+    with running(wait_sampling_server(), "pg_wait_sampling") as dsn, lock_wait(dsn):
+        first, before, after, later = asyncio.run(run(dsn))
+    assert first == 0  # the first read is the baseline
+    assert 1.0 < before < 2.5
+    # the reset came right before the third read: what the profile counted since (a few ms) is added
+    assert before <= after < before + 0.5
+    assert after + 1.0 < later < after + 2.5  # and from there on, deltas from the reset profile

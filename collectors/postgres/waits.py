@@ -14,6 +14,11 @@ Two ways to measure it, chosen on every poll:
   ``pg_wait_sampling.sample_cpu`` off, it samples only backends that wait: the
   active time that waits on nothing (CPU) then comes from the sampler below,
   so that shares are of active time whichever way the waits were measured.
+  1.1.4 also takes the query identifier in its planner hook only: a statement
+  run from a cached plan (a server-side prepared statement: psycopg and JDBC
+  prepare one after 5 executions) is profiled under queryid 0, its waits
+  counted for the database but for no statement (newer releases also set it at
+  executor start).
 - Otherwise ``pg_stat_activity`` is sampled by a task of its own, every
   ``postgres.wait_sample_interval`` seconds (1 s), on a connection of its own,
   independent of the poll interval: one grouped query per sample, never one per

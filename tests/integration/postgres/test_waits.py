@@ -174,7 +174,9 @@ def cold_scans(dsn: str, datadir: Path) -> Iterator[int]:
     stop = threading.Event()
 
     def scan() -> None:
-        with psycopg.connect(dsn, autocommit=True) as conn:
+        # Never prepared server-side: pg_wait_sampling 1.1.4 takes the queryid in its planner hook, so a statement
+        # run from a cached plan (psycopg prepares it after 5 executions) is profiled with queryid 0.
+        with psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as conn:
             conn.execute("SET max_parallel_workers_per_gather = 0")
             while not stop.is_set():
                 evict(conn, datadir, "big")
@@ -190,11 +192,13 @@ def cold_scans(dsn: str, datadir: Path) -> Iterator[int]:
 
 
 @pytest.mark.parametrize("method", ["pg_wait_sampling", "pg_stat_activity"])
-def test_io_waits_from_a_cold_cache(method: str) -> None:
+def test_io_waits_from_a_cold_cache(method: str, tmp_path: Path) -> None:
     server = wait_sampling_server(shared_buffers="128kB")
     extensions = ("pg_wait_sampling",) if method == "pg_wait_sampling" else ()
     with running(server, *extensions) as dsn, cold_scans(dsn, server.datadir) as queryid:
         snap = sampled(dsn, 4.0, method=method)
+        page = served_page(dsn, f"/statements/shop/{queryid}", "IO:DataFileRead", method, tmp_path)
+    assert f"measured with {method}" in page
     waits = snap.waits
     assert waits is not None and waits.method == method
     read = metric(snap, "dbpulse_pg_statement_wait_seconds_total", queryid=str(queryid), wait_event_type="IO",
@@ -206,6 +210,14 @@ def test_io_waits_from_a_cold_cache(method: str) -> None:
     # from the pg_stat_activity sampler, so that shares are of active time with both methods
     assert metric(snap, "dbpulse_pg_statement_wait_seconds_total", queryid=str(queryid), wait_event_type="CPU") > 0
     assert waits.cpu_from == ("pg_stat_activity" if method == "pg_wait_sampling" else "")
+
+
+def served_page(dsn: str, path: str, needle: str, method: str, tmp_path: Path) -> str:
+    """A page of dbpulse (as a process, wait events sampled every 0.2 s) once it shows ``needle``."""
+    config = tmp_path / "dbpulse.yaml"
+    config.write_text(f"postgres:\n  wait_sample_interval: 0.2\n  wait_sampling: {method}\n")
+    with DbpulseProcess("--config", str(config), "--postgres", f"shop={dsn}", "--interval", "1") as svc:
+        return svc.wait_for_page(path, needle, timeout=30)
 
 
 def served_pages(dsn: str, queryid: int, tmp_path: Path) -> tuple[str, str, dict[str, float]]:

@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--backends", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--interval", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, default=3, help="windows of --seconds each; the median is reported")
     parser.add_argument("--results-dir", type=Path, default=None)
     parser.add_argument("--no-docs", action="store_true", help="accepted for the smoke test; docs are written by hand")
     args = parser.parse_args(argv)
@@ -136,18 +137,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             collector_pid = int(row[0])
         proc = load(dsn, args.backends)
         wait_active(dsn, args.backends)
-        result = asyncio.run(measure(dsn, args.interval, args.seconds, collector_pid))
+        rounds = [asyncio.run(measure(dsn, args.interval, args.seconds, collector_pid)) for _ in range(args.rounds)]
     finally:
         if proc is not None:
             proc.kill()
             proc.wait()
         server.cleanup()
+    keys = [k for k, v in rounds[0].items() if isinstance(v, float)]
+    result = {**rounds[0], **{k: common.median([r[k] for r in rounds]) for k in keys}}
+    result["rounds"] = rounds
     payload = {"versions": {"dbpulse": common.dbpulse_version(), "postgresql": "15 (Debian)",
                             "pg_wait_sampling": "1.1.4 (Debian)"},
-               "backends": args.backends, "interval_seconds": args.interval, **result,
+               "backends": args.backends, "interval_seconds": args.interval, "median_of_rounds": args.rounds, **result,
                "target_share_of_one_core": 0.01}
     common.write_result("wait_sampler", payload, args.results_dir)
-    common.print_table(["", "CPU s", "share of one core"], [
+    common.print_table(["", "CPU s (median)", "share of one core"], [
         ["dbpulse sampler (client + backend)", result["sampler_cpu_seconds"] + result["sampler_backend_cpu_seconds"],
          f"{result['sampler_share_of_one_core'] * 100:.3f} %"],
         ["pg_wait_sampling collector (10 ms)", result["peer_pg_wait_sampling_collector_cpu_seconds"],

@@ -124,7 +124,7 @@ def test_ui_render(tmp_path: Path) -> None:
 @pytest.mark.skipif(not wait_sampler.DEBIAN_15.joinpath("../lib/pg_wait_sampling.so").exists(),
                     reason="postgresql-15-pg-wait-sampling not installed")
 def test_wait_sampler(tmp_path: Path) -> None:
-    r = run(wait_sampler.main, tmp_path, "--backends", "5", "--seconds", "2", "--interval", "0.5")
+    r = run(wait_sampler.main, tmp_path, "--backends", "5", "--seconds", "2", "--interval", "0.5", "--rounds", "1")
     assert r["samples"] >= 3
     assert r["statements_seen"] == 5  # each load session runs a statement of its own queryid
     assert r["sampler_query_calls"] >= 3

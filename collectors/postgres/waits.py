@@ -10,8 +10,9 @@ Two ways to measure it, chosen on every poll:
   samples idle sessions (``Client:ClientRead``) and background processes
   (``Activity:*``), which are not active time: both are left out, and so are
   the pids ``pg_stat_activity`` names as other than client backends and
-  parallel workers, and dbpulse's own sessions. Before 1.1.5 (Debian's 1.1.4), or with
-  ``pg_wait_sampling.sample_cpu`` off, it samples only backends that wait: the
+  parallel workers, and dbpulse's own sessions. Without a
+  ``pg_wait_sampling.sample_cpu`` setting (Debian's 1.1.4), or with it off, it
+  samples only backends that wait: the
   active time that waits on nothing (CPU) then comes from the sampler below,
   so that shares are of active time whichever way the waits were measured.
   1.1.4 also takes the query identifier in its planner hook only: a statement
@@ -95,7 +96,7 @@ WHERE p.pid <> pg_backend_pid()
   AND (a.pid IS NULL OR (a.backend_type IN ('client backend', 'parallel worker')
        AND coalesce(a.application_name, '') NOT LIKE '{APPLICATION_NAME}%'))
   AND coalesce(p.event_type, '') <> 'Activity'
-  AND NOT (p.event_type = 'Client' AND p.event = 'ClientRead')"""})
+  AND NOT (coalesce(p.event_type, '') = 'Client' AND coalesce(p.event, '') = 'ClientRead')"""})
 
 ALL = (WAIT_ACTIVITY, WAIT_SETUP, WAIT_PROFILE)
 
@@ -366,7 +367,7 @@ class WaitReader:
         self._report("pg_wait_sampling", reason)
         totals = self._profile_totals
         databases, statements = dict(totals.databases), totals.keep_statements(top)
-        # pg_wait_sampling before 1.1.5 (or with sample_cpu off) samples only backends that wait: the active time
+        # pg_wait_sampling without sample_cpu (1.1.4) or with it off samples only backends that wait: the active time
         # that waits on nothing (CPU:CPU) comes from the pg_stat_activity sampler, so that shares are of active time.
         cpu_from = ""
         if str(setup["sample_cpu"]).lower() in ("on", "true"):

@@ -17,9 +17,9 @@ Two ways to measure it, chosen on every poll:
   so that shares are of active time whichever way the waits were measured.
   1.1.4 also takes the query identifier in its planner hook only: a statement
   run from a cached plan (a server-side prepared statement: psycopg and JDBC
-  prepare one after 5 executions) is profiled under queryid 0, its waits
-  counted for the database but for no statement (newer releases also set it at
-  executor start).
+  prepare one after 5 executions) is profiled under queryid 0. So with it the
+  figures per statement come from that sampler too, where ``pg_stat_activity``
+  names statements (14+); on 13 they are the profile's, cached plans missing.
 - Otherwise ``pg_stat_activity`` is sampled by a task of its own, every
   ``postgres.wait_sample_interval`` seconds (1 s), on a connection of its own,
   independent of the poll interval: one grouped query per sample, never one per
@@ -162,6 +162,7 @@ class WaitProfile:
     statements: dict[int, dict[tuple[str, str], float]] = field(default_factory=dict)  # the top-K's only
     read_at: float = field(default_factory=time.time)
     cpu_from: str = ""  # where CPU:CPU comes from when not from ``method`` (pg_wait_sampling without sample_cpu)
+    statements_from: str = ""  # where the figures per statement come from when not from ``method``
 
     @property
     def span_seconds(self) -> float:
@@ -329,7 +330,7 @@ class WaitReader:
                 self._report("pg_wait_sampling", "pg_wait_sampling is not usable: CREATE EXTENSION pg_wait_sampling "
                              "in the target's database, with pg_wait_sampling in shared_preload_libraries")
                 return None
-            return await self._read_profile(conn, version, setup, top)
+            return await self._read_profile(conn, version, setup, top, pgss_loaded)
         self.sampler.start(version)
         supported, reason = _activity_statements(version, setup["compute_query_id"], pgss_loaded)
         self._report("pg_stat_activity", reason)
@@ -338,7 +339,7 @@ class WaitReader:
                            dict(totals.databases), totals.keep_statements(top))
 
     async def _read_profile(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int,
-                            setup: dict[str, Any], top: Iterable[int]) -> WaitProfile | None:
+                            setup: dict[str, Any], top: list[int], pgss_loaded: bool) -> WaitProfile | None:
         rows, _ = await fetch_counted(conn, WAIT_PROFILE, version, self._errors)
         if rows is None:
             return None
@@ -364,20 +365,29 @@ class WaitReader:
         self._profile_reads += 1
         queries_on = str(setup["profile_queries"]).lower() in ("on", "true", "1", "all", "top")
         reason = None if queries_on else "pg_wait_sampling.profile_queries is off"
-        self._report("pg_wait_sampling", reason)
         totals = self._profile_totals
         databases, statements = dict(totals.databases), totals.keep_statements(top)
-        # pg_wait_sampling without sample_cpu (1.1.4) or with it off samples only backends that wait: the active time
-        # that waits on nothing (CPU:CPU) comes from the pg_stat_activity sampler, so that shares are of active time.
-        cpu_from = ""
         if str(setup["sample_cpu"]).lower() in ("on", "true"):
             await self.sampler.stop()
-        else:
-            self.sampler.start(version)
-            cpu_from = "pg_stat_activity"
-            _add_cpu(databases, statements, self.sampler.totals, top)
+            self._report("pg_wait_sampling", reason)
+            return WaitProfile("pg_wait_sampling", queries_on, reason, self._profile_since, self._profile_reads,
+                               databases, statements)
+        # Without sample_cpu (1.1.4), or with it off, the extension samples only backends that wait: the active time
+        # that waits on nothing (CPU:CPU) comes from the pg_stat_activity sampler, so that shares are of active time.
+        # 1.1.4 also takes the queryid in its planner hook only (a statement run from a cached plan is profiled under
+        # queryid 0): where pg_stat_activity names statements, the sampler's figures per statement are the whole ones.
+        self.sampler.start(version)
+        sampled = self.sampler.totals
+        for (db, event_type, event), seconds in sampled.databases.items():
+            if event_type == CPU:
+                databases[(db, CPU, event)] = databases.get((db, CPU, event), 0.0) + seconds
+        by_activity, _ = _activity_statements(version, setup["compute_query_id"], pgss_loaded)
+        if by_activity:
+            statements, queries_on, reason = sampled.keep_statements(top), True, None
+        self._report("pg_wait_sampling", reason)
         return WaitProfile("pg_wait_sampling", queries_on, reason, self._profile_since, self._profile_reads,
-                           databases, statements, cpu_from=cpu_from)
+                           databases, statements, cpu_from="pg_stat_activity",
+                           statements_from="pg_stat_activity" if by_activity else "")
 
     def _report(self, method: str, reason: str | None) -> None:
         """One log line when the method or the reason changes."""
@@ -388,18 +398,6 @@ class WaitReader:
         else:
             log.info("%s: wait events sampled with %s, per statement", self.target, method)
         self._reported = (method, reason)
-
-
-def _add_cpu(databases: dict[tuple[str, str, str], float], statements: dict[int, dict[tuple[str, str], float]],
-             sampled: WaitTotals, top: Iterable[int]) -> None:
-    """Add the sampler's CPU:CPU time (only that) to a profile's figures."""
-    for key, seconds in sampled.databases.items():
-        if key[1] == CPU:
-            databases[key] = databases.get(key, 0.0) + seconds
-    for queryid, events in sampled.keep_statements(top).items():
-        if (CPU, CPU) in events:
-            mine = statements.setdefault(queryid, {})
-            mine[(CPU, CPU)] = mine.get((CPU, CPU), 0.0) + events[(CPU, CPU)]
 
 
 def _activity_statements(version: int, compute_query_id: str | None, pgss_loaded: bool) -> tuple[bool, str | None]:

@@ -139,8 +139,11 @@ def test_a_lock_wait_with_pg_wait_sampling() -> None:
     db_lock = metric(snap, "dbpulse_pg_wait_seconds_total", datname="postgres", wait_event_type="Lock",
                      wait_event="transactionid")
     assert 1.0 < db_lock < 4.0, waits.databases  # the extension samples every 10 ms
-    assert metric(snap, "dbpulse_pg_statement_wait_seconds_total", queryid=str(queryid),
-                  wait_event_type="Lock") == pytest.approx(db_lock)
+    # Debian's 1.1.4 has no sample_cpu and takes the queryid in its planner hook only: per statement (and the CPU),
+    # the pg_stat_activity sampler's figures
+    assert (waits.cpu_from, waits.statements_from) == ("pg_stat_activity", "pg_stat_activity")
+    assert 1.0 < metric(snap, "dbpulse_pg_statement_wait_seconds_total", queryid=str(queryid),
+                        wait_event_type="Lock") < 4.0
     # the session holding the lock is idle in transaction: its ClientRead is not active time
     assert not any(e == "ClientRead" for (_, _, e) in waits.databases)
 
@@ -174,9 +177,9 @@ def cold_scans(dsn: str, datadir: Path) -> Iterator[int]:
     stop = threading.Event()
 
     def scan() -> None:
-        # Never prepared server-side: pg_wait_sampling 1.1.4 takes the queryid in its planner hook, so a statement
-        # run from a cached plan (psycopg prepares it after 5 executions) is profiled with queryid 0.
-        with psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as conn:
+        # psycopg prepares the scan server-side after 5 executions: pg_wait_sampling 1.1.4 profiles its cached plan
+        # under queryid 0, so its figures per statement come from pg_stat_activity samples
+        with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("SET max_parallel_workers_per_gather = 0")
             while not stop.is_set():
                 evict(conn, datadir, "big")
@@ -205,11 +208,11 @@ def test_io_waits_from_a_cold_cache(method: str, tmp_path: Path) -> None:
                   wait_event="DataFileRead")
     assert read > 0, waits.statements.get(queryid)
     assert metric(snap, "dbpulse_pg_wait_seconds_total", datname="postgres", wait_event_type="IO",
-                  wait_event="DataFileRead") >= read
+                  wait_event="DataFileRead") > 0
     # the scan also runs on the CPU between reads: with pg_wait_sampling 1.1.4 (no sample_cpu) that time comes
     # from the pg_stat_activity sampler, so that shares are of active time with both methods
     assert metric(snap, "dbpulse_pg_statement_wait_seconds_total", queryid=str(queryid), wait_event_type="CPU") > 0
-    assert waits.cpu_from == ("pg_stat_activity" if method == "pg_wait_sampling" else "")
+    assert waits.cpu_from == waits.statements_from == ("pg_stat_activity" if method == "pg_wait_sampling" else "")
 
 
 def served_page(dsn: str, path: str, needle: str, method: str, tmp_path: Path) -> str:

@@ -275,6 +275,17 @@ def postgres() -> dict[str, Any]:
                                      f"rate(dbpulse_pg_statement_shared_blocks_hit_total{{{SEL}}}[{RI}]) + "
                                      f"rate(dbpulse_pg_statement_shared_blocks_read_total{{{SEL}}}[{RI}]))",
                                      "{{queryid}}")], "percentunit", "", max_=1), 8, 8),
+        lay.place(timeseries("Wait events by class (average active sessions)",
+                             [target(f"sum by (target, wait_event_type) (rate(dbpulse_pg_wait_seconds_total"
+                                     f"{{{SEL}}}[{RI}]))", "{{target}} {{wait_event_type}}")], "short",
+                             "Where active sessions' time goes (CPU: waiting on nothing); PostgresWaitClassDominant "
+                             "fires when LWLock or IO takes most of it.", stack=True), 12, 8),
+        lay.place(timeseries("Top statements by wait time",
+                             [target(top.format(f"sum by (queryid, wait_event_type, wait_event) (rate("
+                                                f"dbpulse_pg_statement_wait_seconds_total{{{SEL}}}[{RI}]))"),
+                                     "{{queryid}} {{wait_event_type}}:{{wait_event}}")], "short",
+                             "Seconds per second each top statement spends in each wait event (CPU:CPU included)."),
+                  12, 8),
         lay.row("Tables and indexes"),
         lay.place(timeseries("Index scans (top indexes)",
                              [target(top.format(f"rate(dbpulse_pg_index_scans_total{{{SEL}}}[{RI}])"),

@@ -16,7 +16,7 @@ from collectors.base.kept import KeptConnection, close_quietly
 from collectors.base.poller import Poller
 from collectors.base.samples import OTHER, Sample, SampleList
 from collectors.base.topk import fold, from_row, top_k_interleaved
-from collectors.postgres import health, queries
+from collectors.postgres import health, queries, waits
 from collectors.postgres.access import session_kwargs
 from collectors.postgres.query import MIN_SUPPORTED, Query, fetch_counted
 from collectors.postgres.settings import PostgresSettings, PostgresTarget
@@ -80,6 +80,8 @@ class PostgresPoller(Poller):
                                            settings.expected_standbys_of(target))
         self._track_planning: bool | None = None  # last reported pg_stat_statements.track_planning
         self._variant_keys: dict[int, int | None] = {}  # queryid -> variant_key, of the exported statements
+        self._waits = waits.WaitReader(self.target, self._dsn, password, settings.wait_sample_interval,
+                                       settings.wait_sampling, self._query_errors)
 
     async def _checkout(self) -> psycopg.AsyncConnection[dict[str, Any]]:
         """The kept connection, taken out of the poller for this poll (see ``Poller.poll``), or a new one."""
@@ -91,6 +93,7 @@ class PostgresPoller(Poller):
         return await psycopg.AsyncConnection.connect(self._dsn, row_factory=dict_row, **kwargs)
 
     async def close(self) -> None:
+        await self._waits.close()
         await self._kept.close()
 
     def down_samples(self) -> list[Sample]:
@@ -162,6 +165,8 @@ class PostgresPoller(Poller):
         index_rows, indexes_other = self._top_indexes(indexes)
         top, statements_other = self._top_statements(statements or [])
         variant_keys = await self._variant_keys_of(conn, version, top)
+        wait_profile = await self._waits.read(conn, version, statements is not None, (s.queryid for s in top))
+        features.update(waits.features(wait_profile))
         snapshot = PostgresSnapshot(
             target=self.target,
             datname=server["datname"],
@@ -195,6 +200,7 @@ class PostgresPoller(Poller):
             health=server_health,
             host=conn.info.host,
             port=conn.info.port,
+            waits=wait_profile,
         )
         snapshot.attention = triage(snapshot)
         return snapshot

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -67,6 +67,11 @@ class PostgresSettings(PollSettings):
                                  "oldest tables, most used sequences, most bloated tables and indexes")
     expected_standbys: int | None = Field(None, ge=0, description="WAL senders (not base backups) each primary "
                                           "should have; fewer fires PostgresStandbysMissing. Unset: not checked")
+    wait_sampling: Literal["auto", "pg_wait_sampling", "pg_stat_activity", "off"] = Field(
+        "auto", description="how wait events are measured: auto uses pg_wait_sampling where it is installed and "
+        "loaded, else samples pg_stat_activity (collectors/postgres/waits.py)")
+    wait_sample_interval: float = Field(1.0, ge=0.1, le=60, description="seconds between pg_stat_activity wait "
+                                        "samples (their own cadence, not the poll interval)")
 
     def expected_standbys_of(self, target: PostgresTarget) -> int | None:
         return target.expected_standbys if target.expected_standbys is not None else self.expected_standbys

@@ -17,6 +17,7 @@ from collectors.base.samples import OTHER, Sample, SampleList
 from collectors.base.topk import summed
 from collectors.postgres.health import ServerHealth
 from collectors.postgres.statements import OwnStatements, StatementStat
+from collectors.postgres.waits import WaitProfile
 
 T = TypeVar("T")
 
@@ -124,6 +125,7 @@ class PostgresSnapshot:
     variant_keys: dict[int, int] = field(default_factory=dict)  # queryid -> statements.variant_key, top-K
     host: str = ""  # where the poller connected (libpq's host: a name, an address or a socket directory)
     port: int = 0
+    waits: WaitProfile | None = None  # wait-event time (collectors/postgres/waits.py); None when sampling is off
 
     def links(self) -> list[Endpoint]:
         """This server and database, for views that join sources (a PgBouncer database leading here)."""
@@ -160,6 +162,8 @@ class PostgresSnapshot:
             out.add("dbpulse_pg_app_pool_usage_ratio", connections / capacity, application_name=app)
         if self.health is not None:
             self.health.add_samples(out, self.datname)
+        if self.waits is not None:
+            self.waits.add_samples(out, self.datname)
         return out.samples
 
     def _database_samples(self, out: SampleList) -> None:

@@ -40,6 +40,7 @@ from .normalize import planned_form
 from .outcomes import OutcomeTracker, Regression
 from .patterns import NPlusOne, slow_findings
 from .plan import build_plan
+from .privileges import read_denied, refused_by_privilege
 from .query_analysis import StatementAnalysis, analyze
 from .rates import Rates
 from .safety import drops_blocked
@@ -199,6 +200,9 @@ class Advisor:
         run.by_id = {st.queryid: a for st, a in run.items}
         run.workload = Workload(run.items)
         run.unplannable = plan_forms(run.workload)  # writes without a read side: skipped with their reason
+        # and what the role may not read or call: the server would refuse it, and log that (privileges.py)
+        refused = refused_by_privilege(read_denied(run.conn), run.workload, cat, self._analyze)
+        run.unplannable = {**refused, **run.unplannable}
         written = written_rows(run.statements or [], lambda ref: getattr(cat.table(ref), "oid", None))
         run.rates = Rates.over(cat.now, run.statements_reset or cat.stats_reset, cat.stats_reset, cat.tables,
                                written)

@@ -18,7 +18,13 @@ from typing import Any
 
 import psycopg
 
-from collectors.postgres.access import ADVISOR_APPLICATION_NAME, error_line, session_kwargs
+from collectors.postgres.access import (
+    ADVISOR_APPLICATION_NAME,
+    PasswordSource,
+    current_password,
+    error_line,
+    session_kwargs,
+)
 from collectors.postgres.statements import StatementStat, deltas, read_statements, read_statements_reset
 
 from . import plans
@@ -72,7 +78,7 @@ class AdvisorConnectionError(RuntimeError):
 
 class Advisor:
     def __init__(self, dsn: str, target: str, settings: Thresholds | None = None,
-                 password: str | None = None) -> None:
+                 password: PasswordSource = None) -> None:
         self.dsn = dsn
         self._password = password
         self.target = target
@@ -87,9 +93,10 @@ class Advisor:
         self.n_plus_one = NPlusOne(self.settings)  # remembers the previous window's pairs
 
     def connect(self) -> psycopg.Connection[Any]:
-        kwargs = session_kwargs(self.settings.statement_timeout_seconds, application_name=ADVISOR_APPLICATION_NAME,
-                                password=self._password)
         try:
+            password = current_password(self._password)  # a password_file is read at each connection
+            kwargs = session_kwargs(self.settings.statement_timeout_seconds,
+                                    application_name=ADVISOR_APPLICATION_NAME, password=password)
             return psycopg.connect(self.dsn, **kwargs)
         except Exception as exc:
             raise AdvisorConnectionError(f"cannot connect to {self.target}: {error_line(exc, self.dsn)}") from None

@@ -49,6 +49,9 @@ SELECT /* {TAG} */ CASE WHEN NOT has_schema_privilege(n.oid, 'USAGE') THEN 'USAG
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = %s
 """
 PREFIX = "no privilege to plan it: "
+# String literals and comments, where a function's name is no call (pg_stat_statements replaces most constants
+# with $n, not all).
+_NOT_CODE = re.compile(r"'(?:[^']|'')*'|--[^\n]*|/\*.*?\*/", re.DOTALL)
 
 
 @dataclass
@@ -73,7 +76,7 @@ class Denied:
         if self._calls is None:
             names = "|".join(re.escape(n) for n in sorted(self.functions, key=len, reverse=True))
             self._calls = re.compile(rf'(?<![\w$"])(?:\w+\s*\.\s*)?({names})\s*\(', re.IGNORECASE)
-        for found in self._calls.finditer(text):
+        for found in self._calls.finditer(_NOT_CODE.sub(" ", text)):
             missing = self.functions.get(found.group(1)) or self.functions.get(found.group(1).lower())
             if missing is not None:
                 return missing

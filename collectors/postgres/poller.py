@@ -17,7 +17,7 @@ from collectors.base.poller import Poller
 from collectors.base.samples import OTHER, Sample, SampleList
 from collectors.base.topk import fold, from_row, top_k_interleaved
 from collectors.postgres import health, queries, waits
-from collectors.postgres.access import session_kwargs
+from collectors.postgres.access import PasswordSource, current_password, session_kwargs
 from collectors.postgres.query import MIN_SUPPORTED, Query, fetch_counted
 from collectors.postgres.settings import PostgresSettings, PostgresTarget
 from collectors.postgres.snapshot import DatabaseRow, IndexRow, PostgresSnapshot, TableRow
@@ -53,14 +53,15 @@ PGSS_HINTS = {
 
 
 def pollers(settings: PostgresSettings) -> list[Poller]:
-    """One statistics poller per target."""
-    return [PostgresPoller(target, settings, target.password()) for target in settings.targets]
+    """One statistics poller per target. A password_file is read at start (so that an unreadable one is
+    refused then) and again at each new connection (a rotated token is used once it is written)."""
+    return [PostgresPoller(target, settings, target.password_source()) for target in settings.targets]
 
 
 class PostgresPoller(Poller):
     source = "postgres"
 
-    def __init__(self, target: PostgresTarget, settings: PostgresSettings, password: str | None = None) -> None:
+    def __init__(self, target: PostgresTarget, settings: PostgresSettings, password: PasswordSource = None) -> None:
         self.target = target.target
         self.interval = settings.interval_of(target)
         self.timeout = settings.timeout_of(target)
@@ -89,7 +90,7 @@ class PostgresPoller(Poller):
         if conn is not None:
             return conn
         # statement_timeout a bit below the poll timeout so the server cancels first.
-        kwargs = session_kwargs(self.timeout * 0.9, password=self._password)
+        kwargs = session_kwargs(self.timeout * 0.9, password=current_password(self._password))
         return await psycopg.AsyncConnection.connect(self._dsn, row_factory=dict_row, **kwargs)
 
     async def close(self) -> None:

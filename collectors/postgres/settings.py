@@ -10,7 +10,7 @@ from pydantic import Field, field_validator
 
 from collectors.base.redact import register_dsn_secrets
 from collectors.base.settings import PollSettings, Strict, TargetBase, file_readable, target_password, variables_set
-from collectors.postgres.access import target_name
+from collectors.postgres.access import PasswordSource, target_name
 from collectors.postgres.conninfo import dsn_problems
 
 
@@ -38,6 +38,13 @@ class PostgresTarget(TargetBase):
         """The password from password_env / password_file (else libpq's own sources), registered as a secret."""
         return target_password(f"postgres target {self.target}", self.password_env, self.password_file, self.dsn,
                                register_dsn_secrets)
+
+    def password_source(self) -> PasswordSource:
+        """What the pollers connect with: the password, read now (an unreadable password_file is refused at
+        start); with password_file, the reader itself, so that the file is read again at each new connection
+        and a rotated token (RDS IAM, Cloud SQL, Entra ID) is used once its refresher has written it."""
+        password = self.password()
+        return self.password if self.password_file is not None else password
 
 
 class AppPool(Strict):

@@ -51,7 +51,7 @@ from psycopg.rows import dict_row
 
 from collectors.base.kept import close_quietly
 from collectors.base.samples import OTHER, SampleList
-from collectors.postgres.access import APPLICATION_NAME, error_line, session_kwargs
+from collectors.postgres.access import APPLICATION_NAME, PasswordSource, current_password, error_line, session_kwargs
 from collectors.postgres.query import Query, fetch_counted
 
 log = logging.getLogger("dbpulse.postgres")
@@ -205,7 +205,7 @@ class WaitProfile:
 class ActivitySampler:
     """Samples pg_stat_activity every ``interval`` seconds on a connection of its own, in a task of its own."""
 
-    def __init__(self, target: str, dsn: str, password: str | None, interval: float,
+    def __init__(self, target: str, dsn: str, password: PasswordSource, interval: float,
                  errors: dict[str, int]) -> None:
         self.target = target
         self.interval = interval
@@ -269,7 +269,8 @@ class ActivitySampler:
     async def sample_once(self) -> None:
         """One sample: every active backend credited with the time since the previous one."""
         if self._conn is None or self._conn.closed:
-            kwargs = session_kwargs(max(self.interval, 1.0) * 0.9, SAMPLER_APPLICATION_NAME, self._password)
+            kwargs = session_kwargs(max(self.interval, 1.0) * 0.9, SAMPLER_APPLICATION_NAME,
+                                    current_password(self._password))
             self._conn = await psycopg.AsyncConnection.connect(self._dsn, row_factory=dict_row, **kwargs)
         rows, error = await fetch_counted(self._conn, WAIT_ACTIVITY, self.version, self._errors)
         now = time.monotonic()
@@ -296,7 +297,7 @@ class ActivitySampler:
 class WaitReader:
     """The poll's side: picks the method, reads pg_wait_sampling's deltas or the sampler's totals."""
 
-    def __init__(self, target: str, dsn: str, password: str | None, interval: float, method: str,
+    def __init__(self, target: str, dsn: str, password: PasswordSource, interval: float, method: str,
                  errors: dict[str, int]) -> None:
         self.target = target
         self.method = method  # auto | pg_wait_sampling | pg_stat_activity | off

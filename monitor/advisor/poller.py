@@ -36,7 +36,8 @@ def pollers(settings: AdvisorSettings, sections: Mapping[str, PollSettings]) -> 
     if not settings.enabled or not isinstance(postgres, PostgresSettings):
         return []
     thresholds = settings.run_thresholds()
-    return [AdvisorPoller(Advisor(t.dsn, t.target, thresholds, password=t.password()), settings.interval,
+    # A password_file is read again at each run's connection, as the statistics poller does (a rotated token).
+    return [AdvisorPoller(Advisor(t.dsn, t.target, thresholds, password=t.password_source()), settings.interval,
                           settings.effective_timeout) for t in postgres.targets]
 
 

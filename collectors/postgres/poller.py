@@ -18,6 +18,7 @@ from collectors.base.samples import OTHER, Sample, SampleList
 from collectors.base.topk import fold, from_row, top_k_interleaved
 from collectors.postgres import health, queries
 from collectors.postgres.access import session_kwargs
+from collectors.postgres.databases import DatabaseSet, TopK
 from collectors.postgres.query import MIN_SUPPORTED, Query, fetch_counted
 from collectors.postgres.settings import PostgresSettings, PostgresTarget
 from collectors.postgres.snapshot import DatabaseRow, IndexRow, PostgresSnapshot, TableRow
@@ -80,6 +81,11 @@ class PostgresPoller(Poller):
                                            settings.expected_standbys_of(target))
         self._track_planning: bool | None = None  # last reported pg_stat_statements.track_planning
         self._variant_keys: dict[int, int | None] = {}  # queryid -> variant_key, of the exported statements
+        self.databases = None if target.databases is None else DatabaseSet(
+            self.target, target.dsn, target.databases,
+            TopK(settings.top_tables, settings.top_indexes, settings.top_statements, target.databases.top_total),
+            self.timeout * 0.9, self._query_errors, password, settings.statement_text_length,
+            settings.statement_text_info)
 
     async def _checkout(self) -> psycopg.AsyncConnection[dict[str, Any]]:
         """The kept connection, taken out of the poller for this poll (see ``Poller.poll``), or a new one."""
@@ -162,6 +168,7 @@ class PostgresPoller(Poller):
         index_rows, indexes_other = self._top_indexes(indexes)
         top, statements_other = self._top_statements(statements or [])
         variant_keys = await self._variant_keys_of(conn, version, top)
+        others = await self.databases.read(conn, server, version) if self.databases is not None else None
         snapshot = PostgresSnapshot(
             target=self.target,
             datname=server["datname"],
@@ -195,6 +202,7 @@ class PostgresPoller(Poller):
             health=server_health,
             host=conn.info.host,
             port=conn.info.port,
+            others=others,
         )
         snapshot.attention = triage(snapshot)
         return snapshot

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from collectors.base.attention import Attention
 from collectors.base.chain import Endpoint
@@ -19,6 +19,14 @@ from collectors.postgres.health import ServerHealth
 from collectors.postgres.statements import OwnStatements, StatementStat
 
 T = TypeVar("T")
+
+
+class OtherDatabases(Protocol):
+    """What the target's other databases add to a poll (``databases.DatabasesPart``)."""
+
+    def names(self) -> list[str]: ...
+
+    def add_samples(self, out: SampleList) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -124,6 +132,7 @@ class PostgresSnapshot:
     variant_keys: dict[int, int] = field(default_factory=dict)  # queryid -> statements.variant_key, top-K
     host: str = ""  # where the poller connected (libpq's host: a name, an address or a socket directory)
     port: int = 0
+    others: OtherDatabases | None = None  # the other databases watched (postgres.targets[].databases)
 
     def links(self) -> list[Endpoint]:
         """This server and database, for views that join sources (a PgBouncer database leading here)."""
@@ -160,6 +169,8 @@ class PostgresSnapshot:
             out.add("dbpulse_pg_app_pool_usage_ratio", connections / capacity, application_name=app)
         if self.health is not None:
             self.health.add_samples(out, self.datname)
+        if self.others is not None:
+            self.others.add_samples(out)
         return out.samples
 
     def _database_samples(self, out: SampleList) -> None:

@@ -1,0 +1,357 @@
+"""A target's other databases (``postgres.targets[].databases``): discovered, read in turn, within a fixed cost.
+
+The main poller reads the cluster-wide views and the DSN's database on its own connection, as without
+discovery. ``DatabaseSet.read`` adds, on that same poll:
+
+- discovery, every ``discovery_interval``: new databases are watched, dropped ones retired (their
+  series go with them: a snapshot holds only the databases watched now);
+- the other databases' statements, every poll, from the main connection (``pg_stat_statements`` is
+  cluster-wide: one read covers them all). Counters are read without texts; a statement's text is read
+  once, when it first appears (it tells dbpulse's own statements apart and is the exported text);
+- per-database reads (tables, indexes, their sizes), which need a session in that database: they rotate
+  through the databases, oldest read first, each at most every ``refresh_interval``, and stop for the
+  poll once ``budget`` seconds are spent. A connection is opened for the read and closed after it, at
+  most ``concurrency`` at once: none is held between polls.
+
+Each database's top-K is the section's (``top_tables``, ``top_indexes``, ``top_statements``), shrunk so
+that the databases together export at most ``top_total`` rows of each kind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+from psycopg.rows import dict_row
+
+from collectors.base.samples import OTHER, SampleList
+from collectors.base.topk import fold, from_row, top_k_interleaved
+from collectors.postgres import queries
+from collectors.postgres.access import OWN_STATEMENT_PATTERN, OWN_TAG_CHARS, error_line, session_kwargs
+from collectors.postgres.discovery import DISCOVERY, DatabaseSelection, Discovered, select
+from collectors.postgres.query import MIN_SUPPORTED, Query, fetch_counted
+from collectors.postgres.snapshot import IndexRow, TableRow
+from collectors.postgres.statements import OwnStatements, StatementStat, own_statements, to_stats
+
+log = logging.getLogger("dbpulse.postgres")
+
+_COUNTERS = """
+SELECT dbid::bigint AS dbid, queryid,
+       sum(calls)::bigint AS calls, sum(total_exec_time)::float8 / 1000 AS exec_seconds,
+       sum(rows)::bigint AS rows, sum(shared_blks_hit)::bigint AS blks_hit,
+       sum(shared_blks_read)::bigint AS blks_read,
+       sum(total_plan_time)::float8 / 1000 AS plan_seconds, sum(temp_blks_read)::bigint AS temp_blks_read,
+       sum(temp_blks_written)::bigint AS temp_blks_written, sum(wal_bytes)::float8 AS wal_bytes
+FROM pg_stat_statements(false)
+WHERE dbid = ANY(%(dbids)s) AND queryid IS NOT NULL {toplevel}
+GROUP BY dbid, queryid
+"""
+# The other databases' statements, counters only (no text file read): every poll, on the main connection.
+DATABASE_STATEMENTS = Query("database_statements", {
+    MIN_SUPPORTED: _COUNTERS.format(toplevel=""),
+    140000: _COUNTERS.format(toplevel="AND toplevel"),
+})
+# The texts of statements seen for the first time (parameters dbids, ids: bigint[]; text_length).
+DATABASE_STATEMENT_TEXTS = Query("database_statement_texts", {
+    MIN_SUPPORTED: f"""
+SELECT dbid::bigint AS dbid, queryid, min(left(query, %(text_length)s)) AS query,
+       min(CASE WHEN strpos(query, 'dbpulse_') > 0
+           THEN substring(left(query, {OWN_TAG_CHARS}) FROM '{OWN_STATEMENT_PATTERN}') END) AS own
+FROM pg_stat_statements
+WHERE dbid = ANY(%(dbids)s) AND queryid = ANY(%(ids)s)
+GROUP BY dbid, queryid
+""",
+})
+QUERIES = (DISCOVERY, DATABASE_STATEMENTS, DATABASE_STATEMENT_TEXTS)
+CONNECT = "database_connect"  # the query label counting failed connections to another database
+
+
+@dataclass
+class DatabaseStats:
+    """One other database: its last per-database read, and its statements of the last poll."""
+
+    datname: str
+    oid: int
+    tables: list[TableRow] = field(default_factory=list)
+    tables_other: TableRow | None = None
+    table_count: int | None = None  # None until its first read
+    indexes: list[IndexRow] = field(default_factory=list)
+    indexes_other: IndexRow | None = None
+    index_count: int | None = None
+    read_at: float | None = None  # wall clock of the last per-database read
+    read_mono: float | None = None  # the same, the set's clock: when it is due again
+    read_seconds: float | None = None  # how long that read took (connection included)
+    statements: list[StatementStat] = field(default_factory=list)
+    statements_other: StatementStat | None = None
+    statement_count: int | None = None
+    own: list[OwnStatements] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DatabasesPart:
+    """What the other databases add to one poll's snapshot (copies: later polls never change it)."""
+
+    databases: tuple[DatabaseStats, ...]
+    watched: int  # the DSN's database included
+    left_out: dict[str, int]
+    track_planning: bool = False
+    statement_text_info: bool = False
+
+    def names(self) -> list[str]:
+        return [d.datname for d in self.databases]
+
+    def add_samples(self, out: SampleList) -> None:
+        out.add("dbpulse_pg_databases_watched", self.watched)
+        for reason in ("max", "not_found"):
+            out.add("dbpulse_pg_databases_left_out", self.left_out.get(reason, 0), reason=reason)
+        for d in self.databases:
+            db = {"datname": d.datname}
+            out.add("dbpulse_pg_database_read_timestamp_seconds", d.read_at, **db)
+            out.add("dbpulse_pg_database_read_duration_seconds", d.read_seconds, **db)
+            if d.table_count is not None:
+                _table_samples(out, d)
+            if d.statement_count is not None:
+                self._statement_samples(out, d)
+
+    def _statement_samples(self, out: SampleList, d: DatabaseStats) -> None:
+        db = {"datname": d.datname}
+        out.add("dbpulse_pg_statements", d.statement_count, **db)
+        rows = [(s, {"queryid": str(s.queryid)}) for s in d.statements]
+        if d.statements_other is not None:
+            rows.append((d.statements_other, {"queryid": OTHER}))
+        for s, labels in rows:
+            labels.update(db)
+            out.add("dbpulse_pg_statement_calls_total", s.calls, **labels)
+            out.add("dbpulse_pg_statement_exec_seconds_total", s.exec_seconds, **labels)
+            out.add("dbpulse_pg_statement_rows_total", s.rows, **labels)
+            out.add("dbpulse_pg_statement_shared_blocks_hit_total", s.blks_hit, **labels)
+            out.add("dbpulse_pg_statement_shared_blocks_read_total", s.blks_read, **labels)
+            out.add("dbpulse_pg_statement_plan_seconds_total", s.plan_seconds if self.track_planning else None,
+                    **labels)
+            out.add("dbpulse_pg_statement_temp_blocks_read_total", s.temp_blks_read, **labels)
+            out.add("dbpulse_pg_statement_temp_blocks_written_total", s.temp_blks_written, **labels)
+            out.add("dbpulse_pg_statement_wal_bytes_total", s.wal_bytes, **labels)
+        for own in d.own:
+            labels = {**db, "component": own.component}
+            out.add("dbpulse_pg_own_statements", own.statements, **labels)
+            out.add("dbpulse_pg_own_statement_calls_total", own.calls, **labels)
+            out.add("dbpulse_pg_own_statement_exec_seconds_total", own.exec_seconds, **labels)
+        if self.statement_text_info:
+            for s in d.statements:
+                out.add("dbpulse_pg_statement_info", 1, **db, queryid=str(s.queryid), query=" ".join(s.query.split()))
+
+
+def _table_samples(out: SampleList, d: DatabaseStats) -> None:
+    """The table and index series of one database, as the main poller exports its own (snapshot.py)."""
+    db = {"datname": d.datname}
+    out.add("dbpulse_pg_tables", d.table_count, **db)
+    out.add("dbpulse_pg_indexes", d.index_count, **db)
+    tables = [(t, {"schema": t.schema, "table": t.table}) for t in d.tables]
+    if d.tables_other is not None:
+        tables.append((d.tables_other, {"schema": OTHER, "table": OTHER}))
+    for t, labels in tables:
+        labels.update(db)
+        out.add("dbpulse_pg_table_seq_scans_total", t.seq_scans, **labels)
+        out.add("dbpulse_pg_table_index_scans_total", t.index_scans, **labels)
+        out.add("dbpulse_pg_table_live_rows", t.live_rows, **labels)
+        out.add("dbpulse_pg_table_dead_rows", t.dead_rows, **labels)
+        for operation, rows in (("insert", t.rows_inserted), ("update", t.rows_updated),
+                                ("delete", t.rows_deleted), ("hot_update", t.rows_hot_updated)):
+            out.add("dbpulse_pg_table_rows_written_total", rows, **labels, operation=operation)
+        out.add("dbpulse_pg_table_size_bytes", t.size_bytes, **labels)
+        for metric, manual, auto in (("dbpulse_pg_table_last_vacuum_timestamp_seconds", t.last_vacuum,
+                                      t.last_autovacuum),
+                                     ("dbpulse_pg_table_last_analyze_timestamp_seconds", t.last_analyze,
+                                      t.last_autoanalyze),
+                                     ("dbpulse_pg_table_vacuums_total", t.vacuums, t.autovacuums),
+                                     ("dbpulse_pg_table_analyzes_total", t.analyzes, t.autoanalyzes)):
+            out.add(metric, manual, **labels, mode="manual")
+            out.add(metric, auto, **labels, mode="auto")
+    indexes = [(i, {"schema": i.schema, "table": i.table, "index": i.index}) for i in d.indexes]
+    if d.indexes_other is not None:
+        indexes.append((d.indexes_other, {"schema": OTHER, "table": OTHER, "index": OTHER}))
+    for i, labels in indexes:
+        labels.update(db)
+        out.add("dbpulse_pg_index_scans_total", i.scans, **labels)
+        out.add("dbpulse_pg_index_size_bytes", i.size_bytes, **labels)
+
+
+@dataclass(frozen=True)
+class TopK:
+    tables: int
+    indexes: int
+    statements: int
+    total: int  # over every other database, of each kind
+
+    def share(self, k: int, databases: int) -> int:
+        """One database's K when ``databases`` share ``total``."""
+        return max(1, min(k, self.total // max(1, databases)))
+
+
+class DatabaseSet:
+    """The other databases of one target (see the module's docstring)."""
+
+    def __init__(self, target: str, dsn: str, selection: DatabaseSelection, top: TopK, timeout: float,
+                 errors: dict[str, int], password: str | None = None, text_length: int = 80,
+                 text_info: bool = False) -> None:
+        self.target = target
+        self.selection = selection
+        self.top = top
+        self.clock: Callable[[], float] = time.monotonic  # tests drive cadences through it
+        self._dsn = dsn
+        self._password = password
+        self._timeout = timeout
+        self._text_length = text_length
+        self._text_info = text_info
+        self._errors = errors
+        for name in (*(q.name for q in QUERIES), CONNECT, "tables", "indexes", "sizes"):
+            errors.setdefault(name, 0)
+        self._dbs: dict[str, DatabaseStats] = {}
+        self._left_out: dict[str, list[str]] = {}
+        self._discovered_at: float | None = None
+        self._texts: dict[tuple[int, int], tuple[str, str | None]] = {}  # (dbid, queryid) -> text, own component
+
+    def discover_soon(self) -> None:
+        """Look for new and dropped databases on the next poll (a connection to one failed)."""
+        self._discovered_at = None
+
+    async def read(self, conn: psycopg.AsyncConnection[dict[str, Any]], server: dict[str, Any],
+                   version: int) -> DatabasesPart:
+        await self._discover(conn, version, str(server["datname"]))
+        if server["pgss_installed"]:
+            band = queries.pgss_band(version, server["pgss_version"])
+            await self._statements(conn, band, version)
+        await self._rotate(version)
+        return DatabasesPart(
+            databases=tuple(_copy(d) for d in sorted(self._dbs.values(), key=lambda d: d.datname)),
+            watched=len(self._dbs) + 1, left_out={r: len(names) for r, names in self._left_out.items()},
+            track_planning=str(server["track_planning"]) == "on", statement_text_info=self._text_info)
+
+    async def _discover(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int, own: str) -> None:
+        now = self.clock()
+        if self._discovered_at is not None and now - self._discovered_at < self.selection.discovery_interval:
+            return
+        rows, error = await fetch_counted(conn, DISCOVERY, version, self._errors)
+        if rows is None:
+            log.warning("%s: database discovery failed: %s", self.target, error)
+            return
+        self._discovered_at = now
+        self._apply(select(rows, self.selection, own))
+
+    def _apply(self, found: Discovered) -> None:
+        gone = [n for n, d in self._dbs.items() if found.watched.get(n) != d.oid]  # dropped, or dropped and made anew
+        new = [n for n in found.watched if n not in self._dbs or n in gone]
+        for name in gone:
+            del self._dbs[name]
+        for name in new:
+            self._dbs[name] = DatabaseStats(name, found.watched[name])
+        if gone or new:
+            log.info("%s: databases: %s", self.target, "; ".join(
+                part for part in (f"watching {', '.join(sorted(new))}" if new else "",
+                                  f"retired {', '.join(sorted(set(gone) - set(new)))}" if set(gone) - set(new) else "")
+                if part))
+        if found.left_out != self._left_out:
+            for reason, names in found.left_out.items():
+                log.warning("%s: databases left out (%s): %s", self.target,
+                            f"over databases.max = {self.selection.max}" if reason == "max" else "no such database",
+                            ", ".join(names))
+        self._left_out = found.left_out
+        live = {d.oid for d in self._dbs.values()}
+        self._texts = {key: value for key, value in self._texts.items() if key[0] in live}
+
+    async def _statements(self, conn: psycopg.AsyncConnection[dict[str, Any]], band: int, version: int) -> None:
+        by_oid = {d.oid: d for d in self._dbs.values()}
+        if not by_oid:
+            return
+        rows, error = await fetch_counted(conn, DATABASE_STATEMENTS, band, self._errors, {"dbids": list(by_oid)})
+        if rows is None:
+            log.warning("%s: other databases' statements not read: %s", self.target, error)
+            return
+        await self._read_texts(conn, version, rows)
+        grouped: dict[int, list[dict[str, Any]]] = {oid: [] for oid in by_oid}
+        for r in rows:
+            text = self._texts.get((int(r["dbid"]), int(r["queryid"])))
+            if text is not None:  # else its text could not be read: next poll
+                grouped.setdefault(int(r["dbid"]), []).append({**r, "query": text[0], "own": text[1]})
+        k = self.top.share(self.top.statements, len(by_oid))
+        for oid, group in grouped.items():
+            d = by_oid.get(oid)
+            if d is None:
+                continue
+            application = sorted(to_stats(r for r in group if r["own"] is None),
+                                 key=lambda s: (-s.exec_seconds, s.queryid))
+            d.statements, d.statements_other = application[:k], fold(application[k:], StatementStat, queryid=0,
+                                                                     query=OTHER)
+            d.statement_count, d.own = len(group), own_statements(group)
+
+    async def _read_texts(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int,
+                          rows: list[dict[str, Any]]) -> None:
+        """Texts of the statements not seen before (one read of pg_stat_statements' text file, only then)."""
+        present = {(int(r["dbid"]), int(r["queryid"])) for r in rows}
+        unknown = present - self._texts.keys()
+        if unknown:
+            texts, error = await fetch_counted(conn, DATABASE_STATEMENT_TEXTS, version, self._errors, {
+                "dbids": sorted({k[0] for k in unknown}), "ids": sorted({k[1] for k in unknown}),
+                "text_length": self._text_length})
+            if texts is None:
+                log.warning("%s: other databases' statement texts not read: %s", self.target, error)
+            for t in texts or []:
+                self._texts[(int(t["dbid"]), int(t["queryid"]))] = (str(t["query"] or ""), t["own"])
+        self._texts = {key: value for key, value in self._texts.items() if key in present}
+
+    def _due(self) -> list[DatabaseStats]:
+        now = self.clock()
+        due = [d for d in self._dbs.values()
+               if d.read_mono is None or now - d.read_mono >= self.selection.refresh_interval]
+        return sorted(due, key=lambda d: (d.read_mono is not None, d.read_mono or 0.0, d.datname))
+
+    async def _rotate(self, version: int) -> None:
+        """Read due databases, oldest first, ``concurrency`` at a time, until the poll's budget is spent."""
+        due = self._due()
+        spent = 0.0
+        while due and (spent < self.selection.budget):
+            batch, due = due[:self.selection.concurrency], due[self.selection.concurrency:]
+            started = time.monotonic()
+            await asyncio.gather(*(self._read_one(d, version) for d in batch))
+            spent += time.monotonic() - started
+
+    async def _read_one(self, d: DatabaseStats, version: int) -> None:
+        started = time.monotonic()
+        d.read_mono = self.clock()  # a failed read is tried again at the next refresh, not every poll
+        kwargs = session_kwargs(self._timeout, password=self._password)
+        try:
+            conn = await psycopg.AsyncConnection.connect(make_conninfo(self._dsn, dbname=d.datname),
+                                                         row_factory=dict_row, **kwargs)
+        except psycopg.OperationalError as exc:
+            self._errors[CONNECT] += 1
+            log.warning("%s: cannot connect to database %s: %s", self.target, d.datname, error_line(exc, self._dsn))
+            self.discover_soon()  # dropped, perhaps
+            return
+        async with conn:
+            tables, _ = await fetch_counted(conn, queries.TABLES, version, self._errors)
+            indexes, _ = await fetch_counted(conn, queries.INDEXES, version, self._errors)
+            sizes, _ = await fetch_counted(conn, queries.SIZES, version, self._errors)
+        rel_sizes = {int(r["relid"]): float(r["size_bytes"] or 0) for r in sizes or []}
+        n = len(self._dbs)
+        if tables is not None:
+            rows = [from_row(TableRow, r, size_bytes=rel_sizes.get(int(r["relid"]))) for r in tables]
+            kept, rest = top_k_interleaved(rows, self.top.share(self.top.tables, n), lambda t: t.size_bytes or 0,
+                                           lambda t: t.seq_scans + t.index_scans)
+            d.tables, d.tables_other, d.table_count = kept, fold(rest, TableRow, schema=OTHER, table=OTHER), len(rows)
+        if indexes is not None:
+            rows_i = [from_row(IndexRow, r, size_bytes=rel_sizes.get(int(r["indexrelid"]))) for r in indexes]
+            kept_i, rest_i = top_k_interleaved(rows_i, self.top.share(self.top.indexes, n),
+                                               lambda i: i.size_bytes or 0, lambda i: i.scans)
+            d.indexes, d.indexes_other = kept_i, fold(rest_i, IndexRow, schema=OTHER, table=OTHER, index=OTHER)
+            d.index_count = len(rows_i)
+        d.read_at, d.read_seconds = time.time(), time.monotonic() - started
+
+
+def _copy(d: DatabaseStats) -> DatabaseStats:
+    return DatabaseStats(**{name: getattr(d, name) for name in d.__dataclass_fields__})

@@ -16,6 +16,9 @@ from collectors.postgres.discovery import DatabaseSelection, select
 from collectors.postgres.poller import PostgresPoller
 from collectors.postgres.settings import PostgresSettings, PostgresTarget
 from harness.servers import LocalPostgres
+from monitor.advisor import Advisor, Thresholds
+from monitor.advisor.databases import DatabaseAdvisors
+from monitor.advisor.poller import AdviceSnapshot
 
 APPS = [f"app{i:02d}" for i in range(1, 11)]  # the 10 watched
 SCRATCH = ["scratch_a", "scratch_b"]  # excluded by pattern
@@ -23,14 +26,21 @@ DISCOVERY = 300.0
 
 
 def _workload(dsn: str, name: str) -> None:
-    """Two tables of its own name, an index, and statements only this database runs."""
+    """Two tables of its own name, an index, and statements only this database runs: one of them on a
+    column with no index (the advisor's missing index in this database)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")  # the advisor reads it here
+        conn.execute("CREATE EXTENSION IF NOT EXISTS hypopg")
         conn.execute(f"CREATE TABLE {name}_orders (id int PRIMARY KEY, customer int)")
         conn.execute(f"CREATE TABLE {name}_notes (id int, body text)")
         conn.execute(f"CREATE INDEX {name}_orders_customer ON {name}_orders (customer)")
         conn.execute(f"INSERT INTO {name}_orders SELECT g, g % 7 FROM generate_series(1, 200) g")
+        conn.execute(f"INSERT INTO {name}_notes SELECT g, 'note ' || g FROM generate_series(1, 30000) g")
+        conn.execute(f"ANALYZE {name}_notes")
         for i in range(3):
             conn.execute(f"SELECT count(*) FROM {name}_orders WHERE customer = %s", (i,)).fetchone()
+        for i in range(50):
+            conn.execute(f"SELECT id FROM {name}_notes WHERE body = %s", (f"note {i}",)).fetchall()
         conn.execute("SELECT pg_stat_force_next_flush()")
 
 
@@ -192,6 +202,34 @@ async def test_top_total_caps_the_series_over_all_databases(cluster: LocalPostgr
             assert len(queryids) == 2 and OTHER in queryids
     finally:
         await p.close()
+
+
+def test_one_advisor_per_database_in_turn_and_a_dropped_database_retired(cluster: LocalPostgres) -> None:
+    thresholds = Thresholds(min_table_rows=1000)
+    selection = DatabaseSelection.model_validate({"exclude": ["scratch_*"], "discovery_interval": DISCOVERY})
+    advisors = DatabaseAdvisors(Advisor(cluster.dsn(), "cluster", thresholds), selection, thresholds)
+    advisors.clock = clock = Clock()
+    runs = [advisors.run() for _ in range(len(APPS) + 1)]  # the DSN's database, then each other one
+    main, others = runs[-1]
+    assert main.target == "cluster"
+    assert [r.target for r in others] == [f"cluster/{name}" for name in APPS]
+    assert [len(o) for _, o in runs] == list(range(len(APPS) + 1)), "one database advised per run"
+    for name, report in zip(APPS, others, strict=True):
+        missing = [f.table for f in report.findings if f.kind == "missing_index"]
+        assert [t.rsplit(".", 1)[-1] for t in missing] == [f"{name}_notes"], (name, missing)
+    snapshot = AdviceSnapshot(main, others)
+    advised = {s.labels[0] for s in snapshot.samples() if s.name == "dbpulse_advice_findings"}
+    assert advised == {"cluster", *(f"cluster/{name}" for name in APPS)}
+    with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+        conn.execute("DROP DATABASE app10 WITH (FORCE)")
+    try:
+        clock.now += DISCOVERY
+        _, others = advisors.run()
+        assert [r.target for r in others] == [f"cluster/{name}" for name in APPS[:-1]]
+    finally:
+        with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+            conn.execute("CREATE DATABASE app10")
+        _workload(cluster.dsn("app10"), "app10")
 
 
 def test_selection_forms_and_the_cap() -> None:

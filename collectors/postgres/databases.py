@@ -100,6 +100,7 @@ class DatabasesPart:
     databases: tuple[DatabaseStats, ...]
     watched: int  # the DSN's database included
     left_out: dict[str, int]
+    refresh_interval: float = 0.0  # databases.refresh_interval: how often each one's tables are read
     track_planning: bool = False
     statement_text_info: bool = False
 
@@ -231,6 +232,7 @@ class DatabaseSet:
         return DatabasesPart(
             databases=tuple(_copy(d) for d in sorted(self._dbs.values(), key=lambda d: d.datname)),
             watched=len(self._dbs) + 1, left_out={r: len(names) for r, names in self._left_out.items()},
+            refresh_interval=self.selection.refresh_interval,
             track_planning=str(server["track_planning"]) == "on", statement_text_info=self._text_info)
 
     async def _discover(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int, own: str) -> None:

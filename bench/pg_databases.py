@@ -9,16 +9,19 @@ own ``pg_stat_statements`` entries). Two phases, one after the other, in the sam
 - **every database**: dbpulse watches ``db00`` with ``databases: {include: [db*]}``; postgres_exporter
   runs with ``--auto-discover-databases`` (``postgres`` excluded), its per-database queries on each.
 
-In each phase, as in ``bench.pg_dbtime``: dbpulse polls ``--polls`` times at ``--interval`` while the peer
-is scraped ``--polls`` times, each logged in as its own ``pg_monitor`` role, and the database time of
-each is the difference of two ``pg_stat_statements`` readings (top-level execution + planning time,
-every database). dbpulse's slow cadences keep the ratio of the defaults (``--size-ratio``, 300 s / 15 s =
+In each phase, as in ``bench.pg_dbtime``: dbpulse polls at least ``--polls`` times at ``--interval`` while
+the peer is scraped ``--peer-scrapes`` times (one after the other; a scrape of 10 databases takes seconds),
+each logged in as its own ``pg_monitor`` role, and the database time of each is the difference of two
+``pg_stat_statements`` readings (top-level execution + planning time, every database): dbpulse's per poll
+over the polls it made meanwhile, the peer's per scrape. dbpulse's failed polls (a poll past its timeout
+is abandoned, and what it had not read yet is not counted) are recorded: a run with any is not clean.
+dbpulse's slow cadences keep the ratio of the defaults (``--size-ratio``, 300 s / 15 s =
 20): sizes, maintenance reads, and the other databases' refresh and discovery, so ``--polls 40`` hold two
 rounds through the other databases and the per-poll figure spreads their cost as production does.
 
 Not counted by ``pg_stat_statements``: the server's work to start a session. dbpulse opens one per other
 database read (``databases.concurrency`` at most at once; 2 per database in 40 polls here) and closes it;
-the peer keeps one per database open. The result records dbpulse's reads (count, wall ms each).
+the peer keeps one per database open. The result records the median wall time of a read, connection included.
 
 Goal (issue 23): dbpulse's database time per poll with every database at most 1.5x that with one.
 
@@ -147,7 +150,7 @@ def phase(server: LocalPostgres, every: bool, args: argparse.Namespace) -> dict[
         stats0 = statement_stats(server)
         before = common.dbpulse_polls(ours.port)
         scrape_s: list[float] = []
-        for _ in range(args.polls):
+        for _ in range(args.peer_scrapes):
             t0 = time.perf_counter()
             common.fetch_metrics(theirs.url)
             scrape_s.append(time.perf_counter() - t0)
@@ -155,6 +158,7 @@ def phase(server: LocalPostgres, every: bool, args: argparse.Namespace) -> dict[
         delta = stats_delta(stats0, statement_stats(server))
         metrics = common.fetch_metrics(ours.url)
     polls = after - before
+    failed = sum(common.metric_values(metrics, "dbpulse_source_poll_errors_total", source="postgres"))
     d_ms = sum(float(q["total_ms"]) for q in delta["dbpulse_bench"])
     p_ms = sum(float(q["total_ms"]) for q in delta["pgexp_bench"])
     read_wall = common.metric_values(metrics, "dbpulse_pg_database_read_duration_seconds")
@@ -164,8 +168,10 @@ def phase(server: LocalPostgres, every: bool, args: argparse.Namespace) -> dict[
                     "databases_watched": sum(common.metric_values(metrics, "dbpulse_pg_databases_watched")) or 1,
                     "other_database_read_wall_ms_median": (common.median(read_wall) * 1000) if read_wall else None,
                     "query_errors": sum(common.metric_values(metrics, "dbpulse_pg_query_errors_total")),
+                    "poll_errors_since_start": failed,
                     "top_queries": delta["dbpulse_bench"][:5]},
-        "postgres_exporter": {"polls": args.polls, "db_ms_total": p_ms, "db_ms_per_poll": p_ms / args.polls,
+        "postgres_exporter": {"polls": args.peer_scrapes, "db_ms_total": p_ms,
+                              "db_ms_per_poll": p_ms / args.peer_scrapes,
                               "scrape_wall_ms_median": common.median(scrape_s) * 1000,
                               "top_queries": delta["pgexp_bench"][:5]},
     }
@@ -176,8 +182,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--databases", type=int, default=10)
     parser.add_argument("--tables", type=int, default=1000, help="per database")
     parser.add_argument("--statements", type=int, default=1000, help="per database")
-    parser.add_argument("--polls", type=int, default=40)
-    parser.add_argument("--interval", type=float, default=1.0)
+    parser.add_argument("--polls", type=int, default=40, help="dbpulse polls at least (2 rounds of the slow cadences)")
+    parser.add_argument("--peer-scrapes", type=int, default=10)
+    parser.add_argument("--interval", type=float, default=3.0, help="dbpulse's poll interval (its timeout 80%%)")
     parser.add_argument("--size-ratio", type=float, default=20.0)
     parser.add_argument("--results-dir", type=Path, default=None)
     parser.add_argument("--no-docs", action="store_true")

@@ -137,9 +137,11 @@ def pg_databases(r: dict[str, Any]) -> list[str]:
     for phase, label in (("one", "one database"), ("every", f"{n} databases")):
         p = r["phases"][phase]
         rows.append([label, _n(p["dbpulse"]["db_ms_per_poll"]), _n(p["postgres_exporter"]["db_ms_per_poll"]),
-                     _n(p["dbpulse"]["polls"]), _n(p["dbpulse"]["query_errors"], 0)])
+                     _n(p["dbpulse"]["polls"]), _n(p["postgres_exporter"]["polls"]),
+                     _n(p["postgres_exporter"]["scrape_wall_ms_median"]),
+                     f"{_n(p['dbpulse']['query_errors'], 0)} / {_n(p['dbpulse'].get('poll_errors_since_start'), 0)}"])
     lines += _table(["phase", "dbpulse DB ms per poll", "postgres_exporter DB ms per scrape", "dbpulse polls",
-                     "dbpulse query errors"], rows)
+                     "peer scrapes", "peer scrape wall ms", "dbpulse failed queries / polls"], rows)
     every = r["phases"]["every"]["dbpulse"]
     lines += ["", f"- {n} databases / one: dbpulse {_x(r['dbpulse_every_over_one'])}, postgres_exporter "
               f"{_x(r['peer_every_over_one'])}",

@@ -41,21 +41,36 @@ from collectors.postgres.statements import OwnStatements, StatementStat, own_sta
 
 log = logging.getLogger("dbpulse.postgres")
 
-_COUNTERS = """
-SELECT dbid::bigint AS dbid, queryid,
-       sum(calls)::bigint AS calls, sum(total_exec_time)::float8 / 1000 AS exec_seconds,
+_SUMS = """sum(calls)::bigint AS calls, sum(total_exec_time)::float8 / 1000 AS exec_seconds,
        sum(rows)::bigint AS rows, sum(shared_blks_hit)::bigint AS blks_hit,
        sum(shared_blks_read)::bigint AS blks_read,
        sum(total_plan_time)::float8 / 1000 AS plan_seconds, sum(temp_blks_read)::bigint AS temp_blks_read,
-       sum(temp_blks_written)::bigint AS temp_blks_written, sum(wal_bytes)::float8 AS wal_bytes
-FROM pg_stat_statements(false)
-WHERE dbid = ANY(%(dbids)s) AND queryid IS NOT NULL {toplevel}
-GROUP BY dbid, queryid
+       sum(temp_blks_written)::bigint AS temp_blks_written, sum(wal_bytes)::float8 AS wal_bytes"""
+_REST = """sum(calls)::bigint, sum(exec_seconds), sum(rows)::bigint, sum(blks_hit)::bigint, sum(blks_read)::bigint,
+       sum(plan_seconds), sum(temp_blks_read)::bigint, sum(temp_blks_written)::bigint, sum(wal_bytes)"""
+# The other databases' statements, every poll, on the main connection, without their texts (the text file is
+# not read): per database its top-K of the application's by total time, dbpulse's own (their queryids known
+# from their texts, parameter own), and one row (queryid NULL) adding up the rest, with their count.
+_RANKED = f"""
+WITH s AS (
+    SELECT dbid::bigint AS dbid, queryid, queryid = ANY(%(own)s::bigint[]) AS own, {_SUMS}
+    FROM pg_stat_statements(false)
+    WHERE dbid = ANY(%(dbids)s::bigint[]) AND queryid IS NOT NULL {{toplevel}}
+    GROUP BY dbid, queryid
+), ranked AS (
+    SELECT s.*, row_number() OVER (PARTITION BY dbid, own ORDER BY exec_seconds DESC, queryid) AS rank FROM s
+)
+SELECT dbid, queryid, own, 1 AS entries, calls, exec_seconds, rows, blks_hit, blks_read, plan_seconds,
+       temp_blks_read, temp_blks_written, wal_bytes
+FROM ranked WHERE own OR rank <= %(k)s
+UNION ALL
+SELECT dbid, NULL, false, count(*), {_REST}
+FROM ranked WHERE NOT own AND rank > %(k)s
+GROUP BY dbid
 """
-# The other databases' statements, counters only (no text file read): every poll, on the main connection.
 DATABASE_STATEMENTS = Query("database_statements", {
-    MIN_SUPPORTED: _COUNTERS.format(toplevel=""),
-    140000: _COUNTERS.format(toplevel="AND toplevel"),
+    MIN_SUPPORTED: _RANKED.format(toplevel=""),
+    140000: _RANKED.format(toplevel="AND toplevel"),
 })
 # The texts of statements seen for the first time (parameters dbids, ids: bigint[]; text_length).
 DATABASE_STATEMENT_TEXTS = Query("database_statement_texts", {
@@ -64,11 +79,12 @@ SELECT dbid::bigint AS dbid, queryid, min(left(query, %(text_length)s)) AS query
        min(CASE WHEN strpos(query, 'dbpulse_') > 0
            THEN substring(left(query, {OWN_TAG_CHARS}) FROM '{OWN_STATEMENT_PATTERN}') END) AS own
 FROM pg_stat_statements
-WHERE dbid = ANY(%(dbids)s) AND queryid = ANY(%(ids)s)
+WHERE dbid = ANY(%(dbids)s::bigint[]) AND queryid = ANY(%(ids)s::bigint[])
 GROUP BY dbid, queryid
 """,
 })
 QUERIES = (DISCOVERY, DATABASE_STATEMENTS, DATABASE_STATEMENT_TEXTS)
+BURST = 10  # polls' worth of budget that can be saved up for a read that costs more than one poll's
 CONNECT = "database_connect"  # the query label counting failed connections to another database
 
 
@@ -216,6 +232,7 @@ class DatabaseSet:
         self._dbs: dict[str, DatabaseStats] = {}
         self._left_out: dict[str, list[str]] = {}
         self._discovered_at: float | None = None
+        self.credit = 0.0  # seconds of per-database reads the budget allows now (see _rotate)
         self._texts: dict[tuple[int, int], tuple[str, str | None]] = {}  # (dbid, queryid) -> text, own component
 
     def discover_soon(self) -> None:
@@ -271,41 +288,54 @@ class DatabaseSet:
         by_oid = {d.oid: d for d in self._dbs.values()}
         if not by_oid:
             return
-        rows, error = await fetch_counted(conn, DATABASE_STATEMENTS, band, self._errors, {"dbids": list(by_oid)})
+        k = self.top.share(self.top.statements, len(by_oid))
+        own = sorted({queryid for (_, queryid), (_, component) in self._texts.items() if component is not None})
+        rows, error = await fetch_counted(conn, DATABASE_STATEMENTS, band, self._errors,
+                                          {"dbids": list(by_oid), "own": own, "k": k})
         if rows is None:
             log.warning("%s: other databases' statements not read: %s", self.target, error)
             return
-        await self._read_texts(conn, version, rows)
+        top = [r for r in rows if r["queryid"] is not None]
+        await self._read_texts(conn, version, top)
         grouped: dict[int, list[dict[str, Any]]] = {oid: [] for oid in by_oid}
+        rest: dict[int, dict[str, Any]] = {}
         for r in rows:
+            if r["queryid"] is None:
+                rest[int(r["dbid"])] = r
+                continue
             text = self._texts.get((int(r["dbid"]), int(r["queryid"])))
             if text is not None:  # else its text could not be read: next poll
                 grouped.setdefault(int(r["dbid"]), []).append({**r, "query": text[0], "own": text[1]})
-        k = self.top.share(self.top.statements, len(by_oid))
         for oid, group in grouped.items():
             d = by_oid.get(oid)
             if d is None:
                 continue
             application = sorted(to_stats(r for r in group if r["own"] is None),
                                  key=lambda s: (-s.exec_seconds, s.queryid))
-            d.statements, d.statements_other = application[:k], fold(application[k:], StatementStat, queryid=0,
-                                                                     query=OTHER)
-            d.statement_count, d.own = len(group), own_statements(group)
+            others = rest.get(oid)
+            d.statements = application[:k]
+            d.statements_other = fold([*application[k:], *to_stats([{**others, "queryid": 0, "query": OTHER}])]
+                                      if others else application[k:], StatementStat, queryid=0, query=OTHER)
+            d.statement_count = len(group) + (int(others["entries"]) if others else 0)
+            d.own = own_statements(group)
 
     async def _read_texts(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int,
                           rows: list[dict[str, Any]]) -> None:
-        """Texts of the statements not seen before (one read of pg_stat_statements' text file, only then)."""
+        """Texts of the statements read that were not seen before (a read of pg_stat_statements' text file,
+        only then). dbpulse's own are told apart by their text: from then on they are left out of the top-K."""
         present = {(int(r["dbid"]), int(r["queryid"])) for r in rows}
         unknown = present - self._texts.keys()
         if unknown:
             texts, error = await fetch_counted(conn, DATABASE_STATEMENT_TEXTS, version, self._errors, {
-                "dbids": sorted({k[0] for k in unknown}), "ids": sorted({k[1] for k in unknown}),
+                "dbids": sorted({key[0] for key in unknown}), "ids": sorted({key[1] for key in unknown}),
                 "text_length": self._text_length})
             if texts is None:
                 log.warning("%s: other databases' statement texts not read: %s", self.target, error)
             for t in texts or []:
                 self._texts[(int(t["dbid"]), int(t["queryid"]))] = (str(t["query"] or ""), t["own"])
-        self._texts = {key: value for key, value in self._texts.items() if key in present}
+        if len(self._texts) > 4 * len(present) + 1000:  # forget statements gone (reset, evicted) now and then
+            self._texts = {key: value for key, value in self._texts.items()
+                           if key in present or value[1] is not None}
 
     def _due(self) -> list[DatabaseStats]:
         now = self.clock()
@@ -314,14 +344,18 @@ class DatabaseSet:
         return sorted(due, key=lambda d: (d.read_mono is not None, d.read_mono or 0.0, d.datname))
 
     async def _rotate(self, version: int) -> None:
-        """Read due databases, oldest first, ``concurrency`` at a time, until the poll's budget is spent."""
+        """Read due databases, oldest first, ``concurrency`` at a time, within the budget: each poll adds
+        ``budget`` seconds of credit (up to ``BURST`` polls' worth), a read starts while there is some and
+        takes its time off, so over many polls the reads take ``budget`` per poll at most on average (one read
+        more than the credit is paid back by the next polls)."""
+        budget = self.selection.budget
+        self.credit = min(self.credit + budget, budget * BURST)
         due = self._due()
-        spent = 0.0
-        while due and (spent < self.selection.budget):
+        while due and self.credit > 0:
             batch, due = due[:self.selection.concurrency], due[self.selection.concurrency:]
             started = time.monotonic()
             await asyncio.gather(*(self._read_one(d, version) for d in batch))
-            spent += time.monotonic() - started
+            self.credit -= time.monotonic() - started
 
     async def _read_one(self, d: DatabaseStats, version: int) -> None:
         started = time.monotonic()

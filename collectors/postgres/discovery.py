@@ -43,8 +43,8 @@ class DatabaseSelection(Strict):
     refresh_interval: float = Field(300.0, ge=0, description="seconds between two reads of one database's "
                                     "tables, indexes and sizes (they rotate through the databases); 0: as "
                                     "often as the budget allows")
-    budget: float = Field(0.05, gt=0, description="seconds of reads of other databases per poll; one database "
-                          "is read per poll at least while any is due")
+    budget: float = Field(0.03, gt=0, description="seconds of reads of other databases per poll, on average: "
+                          "a read costlier than that waits for the budget of the next polls")
     concurrency: int = Field(1, ge=1, le=16, description="connections to other databases open at once, each "
                              "only while it is read")
     top_total: int = Field(1000, ge=1, description="tables, indexes and statements (each) exported over the "

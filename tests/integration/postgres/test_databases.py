@@ -159,24 +159,34 @@ async def test_new_and_dropped_databases_within_the_discovery_interval(
 
 
 async def test_reads_rotate_within_the_budget(cluster: LocalPostgres) -> None:
-    """A budget smaller than any read: one database per poll, oldest read first, each connection closed."""
+    """Each poll adds its budget to a credit; a read starts while there is some and takes its time off: a
+    read costlier than the budget waits for the next polls'. The oldest read goes first; no connection to
+    another database stays open."""
     p = _poller(cluster, budget=0.000001, refresh_interval=DISCOVERY)
     assert p.databases is not None
     p.databases.clock = clock = Clock()
+
+    async def poll() -> list[str]:
+        snap = await p.poll()
+        clock.now += 1
+        assert isinstance(snap.others, DatabasesPart)
+        return sorted(d.datname for d in snap.others.databases if d.table_count is not None)
+
     try:
-        read: list[list[str]] = []
-        for _ in range(len(APPS) + 1):
-            snap = await p.poll()
-            assert isinstance(snap.others, DatabasesPart)
-            read.append(sorted(d.datname for d in snap.others.databases if d.table_count is not None))
-            clock.now += 1
-        assert [len(r) for r in read] == [*range(1, len(APPS) + 1), len(APPS)]
-        assert read[0] == ["app01"]
+        read = [await poll() for _ in range(4)]
+        assert read == [["app01"]] * 4, "the first read (milliseconds) is paid back by the next polls' budget"
+        assert p.databases.credit < 0
+        counts = []
+        for _ in range(len(APPS) - 1):
+            p.databases.credit = 0.0  # what the budget saved up: enough for one read, whatever it costs
+            counts.append(len(await poll()))
+        assert counts == list(range(2, len(APPS) + 1)), "one read per poll, each database in turn"
         with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
             open_elsewhere = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
                                           "'dbpulse%%' AND datname <> 'postgres'").fetchone()
         assert open_elsewhere == (0,), "no connection to another database is held between polls"
         clock.now += DISCOVERY  # every database due again: app01 first (the oldest read)
+        p.databases.credit = 0.0
         snap = await p.poll()
         assert isinstance(snap.others, DatabasesPart)
         newest = max(snap.others.databases, key=lambda d: d.read_at or 0)

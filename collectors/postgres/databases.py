@@ -5,13 +5,15 @@ discovery. ``DatabaseSet.read`` adds, on that same poll:
 
 - discovery, every ``discovery_interval``: new databases are watched, dropped ones retired (their
   series go with them: a snapshot holds only the databases watched now);
-- the other databases' statements, every poll, from the main connection (``pg_stat_statements`` is
-  cluster-wide: one read covers them all). Counters are read without texts; a statement's text is read
-  once, when it first appears (it tells dbpulse's own statements apart and is the exported text);
-- per-database reads (tables, indexes, their sizes), which need a session in that database: they rotate
-  through the databases, oldest read first, each at most every ``refresh_interval``, and stop for the
-  poll once ``budget`` seconds are spent. A connection is opened for the read and closed after it, at
-  most ``concurrency`` at once: none is held between polls.
+- per-database reads, in turn through the databases (oldest read first, each at most every
+  ``refresh_interval``) within ``budget`` seconds per poll on average (``_rotate``): a database's
+  statements, from the main connection (``pg_stat_statements`` is cluster-wide; ``dbid`` picks it), then
+  its tables, indexes and their sizes, which need a session in it: a connection opened for the read and
+  closed after it, at most ``concurrency`` at once, none held between polls.
+
+Reading every database's statements on every poll was measured first (``bench/pg_databases.py``): with
+10 databases of 1,000 statements, grouping and ranking 10,000 entries cost more than the whole poll of
+one database, against the goal of 1.5x; so they rotate with the rest.
 
 Each database's top-K is the section's (``top_tables``, ``top_indexes``, ``top_statements``), shrunk so
 that the databases together export at most ``top_total`` rows of each kind.
@@ -37,53 +39,37 @@ from collectors.postgres.access import OWN_STATEMENT_PATTERN, OWN_TAG_CHARS, err
 from collectors.postgres.discovery import DISCOVERY, DatabaseSelection, Discovered, select
 from collectors.postgres.query import MIN_SUPPORTED, Query, fetch_counted
 from collectors.postgres.snapshot import IndexRow, TableRow
-from collectors.postgres.statements import OwnStatements, StatementStat, own_statements, to_stats
+from collectors.postgres.statements import (
+    OwnStatements,
+    StatementStat,
+    application_rows,
+    own_statements,
+    to_stats,
+)
 
 log = logging.getLogger("dbpulse.postgres")
 
-_SUMS = """sum(calls)::bigint AS calls, sum(total_exec_time)::float8 / 1000 AS exec_seconds,
+_OWN = (f"CASE WHEN strpos(query, 'dbpulse_') > 0 "
+        f"THEN substring(left(query, {OWN_TAG_CHARS}) FROM '{OWN_STATEMENT_PATTERN}') END")
+_STATEMENTS = f"""
+SELECT queryid, {_OWN} AS own,
+       sum(calls)::bigint AS calls, sum(total_exec_time)::float8 / 1000 AS exec_seconds,
        sum(rows)::bigint AS rows, sum(shared_blks_hit)::bigint AS blks_hit,
        sum(shared_blks_read)::bigint AS blks_read,
        sum(total_plan_time)::float8 / 1000 AS plan_seconds, sum(temp_blks_read)::bigint AS temp_blks_read,
-       sum(temp_blks_written)::bigint AS temp_blks_written, sum(wal_bytes)::float8 AS wal_bytes"""
-_REST = """sum(calls)::bigint, sum(exec_seconds), sum(rows)::bigint, sum(blks_hit)::bigint, sum(blks_read)::bigint,
-       sum(plan_seconds), sum(temp_blks_read)::bigint, sum(temp_blks_written)::bigint, sum(wal_bytes)"""
-# The other databases' statements, every poll, on the main connection, without their texts (the text file is
-# not read): per database its top-K of the application's by total time, dbpulse's own (their queryids known
-# from their texts, parameter own), and one row (queryid NULL) adding up the rest, with their count.
-_RANKED = f"""
-WITH s AS (
-    SELECT dbid::bigint AS dbid, queryid, queryid = ANY(%(own)s::bigint[]) AS own, {_SUMS}
-    FROM pg_stat_statements(false)
-    WHERE dbid = ANY(%(dbids)s::bigint[]) AND queryid IS NOT NULL {{toplevel}}
-    GROUP BY dbid, queryid
-), ranked AS (
-    SELECT s.*, row_number() OVER (PARTITION BY dbid, own ORDER BY exec_seconds DESC, queryid) AS rank FROM s
-)
-SELECT dbid, queryid, own, 1 AS entries, calls, exec_seconds, rows, blks_hit, blks_read, plan_seconds,
-       temp_blks_read, temp_blks_written, wal_bytes
-FROM ranked WHERE own OR rank <= %(k)s
-UNION ALL
-SELECT dbid, NULL, false, count(*), {_REST}
-FROM ranked WHERE NOT own AND rank > %(k)s
-GROUP BY dbid
-"""
-DATABASE_STATEMENTS = Query("database_statements", {
-    MIN_SUPPORTED: _RANKED.format(toplevel=""),
-    140000: _RANKED.format(toplevel="AND toplevel"),
-})
-# The texts of statements seen for the first time (parameters dbids, ids: bigint[]; text_length).
-DATABASE_STATEMENT_TEXTS = Query("database_statement_texts", {
-    MIN_SUPPORTED: f"""
-SELECT dbid::bigint AS dbid, queryid, min(left(query, %(text_length)s)) AS query,
-       min(CASE WHEN strpos(query, 'dbpulse_') > 0
-           THEN substring(left(query, {OWN_TAG_CHARS}) FROM '{OWN_STATEMENT_PATTERN}') END) AS own
+       sum(temp_blks_written)::bigint AS temp_blks_written, sum(wal_bytes)::float8 AS wal_bytes,
+       min(left(query, %(text_length)s)) AS query
 FROM pg_stat_statements
-WHERE dbid = ANY(%(dbids)s::bigint[]) AND queryid = ANY(%(ids)s::bigint[])
-GROUP BY dbid, queryid
-""",
+WHERE dbid = %(dbid)s AND queryid IS NOT NULL {{toplevel}}
+GROUP BY queryid, own
+"""
+# One other database's statements (parameter dbid), read on the main connection in that database's turn:
+# pg_stat_statements is cluster-wide. The same sums as queries.STATEMENTS, dbpulse's own told apart likewise.
+DATABASE_STATEMENTS = Query("database_statements", {
+    MIN_SUPPORTED: _STATEMENTS.format(toplevel=""),
+    140000: _STATEMENTS.format(toplevel="AND toplevel"),
 })
-QUERIES = (DISCOVERY, DATABASE_STATEMENTS, DATABASE_STATEMENT_TEXTS)
+QUERIES = (DISCOVERY, DATABASE_STATEMENTS)
 BURST = 10  # polls' worth of budget that can be saved up for a read that costs more than one poll's
 CONNECT = "database_connect"  # the query label counting failed connections to another database
 
@@ -233,7 +219,6 @@ class DatabaseSet:
         self._left_out: dict[str, list[str]] = {}
         self._discovered_at: float | None = None
         self.credit = 0.0  # seconds of per-database reads the budget allows now (see _rotate)
-        self._texts: dict[tuple[int, int], tuple[str, str | None]] = {}  # (dbid, queryid) -> text, own component
 
     def discover_soon(self) -> None:
         """Look for new and dropped databases on the next poll (a connection to one failed)."""
@@ -242,10 +227,8 @@ class DatabaseSet:
     async def read(self, conn: psycopg.AsyncConnection[dict[str, Any]], server: dict[str, Any],
                    version: int) -> DatabasesPart:
         await self._discover(conn, version, str(server["datname"]))
-        if server["pgss_installed"]:
-            band = queries.pgss_band(version, server["pgss_version"])
-            await self._statements(conn, band, version)
-        await self._rotate(version)
+        band = queries.pgss_band(version, server["pgss_version"]) if server["pgss_installed"] else None
+        await self._rotate(conn, version, band)
         return DatabasesPart(
             databases=tuple(_copy(d) for d in sorted(self._dbs.values(), key=lambda d: d.datname)),
             watched=len(self._dbs) + 1, left_out={r: len(names) for r, names in self._left_out.items()},
@@ -281,61 +264,19 @@ class DatabaseSet:
                             f"over databases.max = {self.selection.max}" if reason == "max" else "no such database",
                             ", ".join(names))
         self._left_out = found.left_out
-        live = {d.oid for d in self._dbs.values()}
-        self._texts = {key: value for key, value in self._texts.items() if key[0] in live}
 
-    async def _statements(self, conn: psycopg.AsyncConnection[dict[str, Any]], band: int, version: int) -> None:
-        by_oid = {d.oid: d for d in self._dbs.values()}
-        if not by_oid:
-            return
-        k = self.top.share(self.top.statements, len(by_oid))
-        own = sorted({queryid for (_, queryid), (_, component) in self._texts.items() if component is not None})
+    async def _statements(self, conn: psycopg.AsyncConnection[dict[str, Any]], d: DatabaseStats, band: int) -> None:
+        """One other database's statements, from the main connection: its top-K, the rest added up."""
         rows, error = await fetch_counted(conn, DATABASE_STATEMENTS, band, self._errors,
-                                          {"dbids": list(by_oid), "own": own, "k": k})
+                                          {"dbid": d.oid, "text_length": self._text_length})
         if rows is None:
-            log.warning("%s: other databases' statements not read: %s", self.target, error)
+            log.warning("%s: statements of database %s not read: %s", self.target, d.datname, error)
             return
-        top = [r for r in rows if r["queryid"] is not None]
-        await self._read_texts(conn, version, top)
-        grouped: dict[int, list[dict[str, Any]]] = {oid: [] for oid in by_oid}
-        rest: dict[int, dict[str, Any]] = {}
-        for r in rows:
-            if r["queryid"] is None:
-                rest[int(r["dbid"])] = r
-                continue
-            text = self._texts.get((int(r["dbid"]), int(r["queryid"])))
-            if text is not None:  # else its text could not be read: next poll
-                grouped.setdefault(int(r["dbid"]), []).append({**r, "query": text[0], "own": text[1]})
-        for oid, group in grouped.items():
-            d = by_oid.get(oid)
-            if d is None:
-                continue
-            application = sorted(to_stats(r for r in group if r["own"] is None),
-                                 key=lambda s: (-s.exec_seconds, s.queryid))
-            others = rest.get(oid)
-            d.statements = application[:k]
-            d.statements_other = fold([*application[k:], *to_stats([{**others, "queryid": 0, "query": OTHER}])]
-                                      if others else application[k:], StatementStat, queryid=0, query=OTHER)
-            d.statement_count = len(group) + (int(others["entries"]) if others else 0)
-            d.own = own_statements(group)
-
-    async def _read_texts(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int,
-                          rows: list[dict[str, Any]]) -> None:
-        """Texts of the statements read that were not seen before (a read of pg_stat_statements' text file,
-        only then). dbpulse's own are told apart by their text: from then on they are left out of the top-K."""
-        present = {(int(r["dbid"]), int(r["queryid"])) for r in rows}
-        unknown = present - self._texts.keys()
-        if unknown:
-            texts, error = await fetch_counted(conn, DATABASE_STATEMENT_TEXTS, version, self._errors, {
-                "dbids": sorted({key[0] for key in unknown}), "ids": sorted({key[1] for key in unknown}),
-                "text_length": self._text_length})
-            if texts is None:
-                log.warning("%s: other databases' statement texts not read: %s", self.target, error)
-            for t in texts or []:
-                self._texts[(int(t["dbid"]), int(t["queryid"]))] = (str(t["query"] or ""), t["own"])
-        if len(self._texts) > 4 * len(present) + 1000:  # forget statements gone (reset, evicted) now and then
-            self._texts = {key: value for key, value in self._texts.items()
-                           if key in present or value[1] is not None}
+        k = self.top.share(self.top.statements, len(self._dbs))
+        application = sorted(to_stats(application_rows(rows)), key=lambda s: (-s.exec_seconds, s.queryid))
+        d.statements = application[:k]
+        d.statements_other = fold(application[k:], StatementStat, queryid=0, query=OTHER)
+        d.statement_count, d.own = len(rows), own_statements(rows)
 
     def _due(self) -> list[DatabaseStats]:
         now = self.clock()
@@ -343,7 +284,7 @@ class DatabaseSet:
                if d.read_mono is None or now - d.read_mono >= self.selection.refresh_interval]
         return sorted(due, key=lambda d: (d.read_mono is not None, d.read_mono or 0.0, d.datname))
 
-    async def _rotate(self, version: int) -> None:
+    async def _rotate(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int, band: int | None) -> None:
         """Read due databases, oldest first, ``concurrency`` at a time, within the budget: each poll adds
         ``budget`` seconds of credit (up to ``BURST`` polls' worth), a read starts while there is some and
         takes its time off, so over many polls the reads take ``budget`` per poll at most on average (one read
@@ -354,11 +295,16 @@ class DatabaseSet:
         while due and self.credit > 0:
             batch, due = due[:self.selection.concurrency], due[self.selection.concurrency:]
             started = time.monotonic()
-            await asyncio.gather(*(self._read_one(d, version) for d in batch))
+            await asyncio.gather(*(self._read_one(conn, d, version, band) for d in batch))
             self.credit -= time.monotonic() - started
 
-    async def _read_one(self, d: DatabaseStats, version: int) -> None:
+    async def _read_one(self, main: psycopg.AsyncConnection[dict[str, Any]], d: DatabaseStats, version: int,
+                        band: int | None) -> None:
+        """One database's turn: its statements on the main connection, then its tables, indexes and sizes on a
+        connection to it, closed after the read."""
         started = time.monotonic()
+        if band is not None:
+            await self._statements(main, d, band)
         d.read_mono = self.clock()  # a failed read is tried again at the next refresh, not every poll
         kwargs = session_kwargs(self._timeout, password=self._password)
         try:

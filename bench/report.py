@@ -143,13 +143,14 @@ def pg_databases(r: dict[str, Any]) -> list[str]:
     lines += _table(["phase", "dbpulse DB ms per poll", "postgres_exporter DB ms per scrape", "dbpulse polls",
                      "peer scrapes", "peer scrape wall ms", "dbpulse failed queries / polls"], rows)
     every = r["phases"]["every"]["dbpulse"]
-    lines += ["", f"- {n} databases / one: dbpulse {_x(r['dbpulse_every_over_one'])}, postgres_exporter "
-              f"{_x(r['peer_every_over_one'])}",
+    ours, theirs = r["dbpulse_every_over_one"], r["peer_every_over_one"]
+    lines += ["", f"- {n} databases / one: dbpulse **{_n(ours, 2)}x**, postgres_exporter **{_n(theirs, 2)}x**",
               f"- dbpulse's slow cadences at {_n(r['params']['size_ratio'])}x its {_n(r['params']['interval'])} s "
-              "interval (the defaults' 300 s / 15 s): each other database's tables, indexes and sizes read on that "
-              "cadence, within `databases.budget` per poll, on a connection opened for the read (median wall time "
-              f"of a read, connection included: {_n(every.get('other_database_read_wall_ms_median'))} ms; the "
-              "server's session start is not in `pg_stat_statements`)", ""]
+              "interval (the defaults' 300 s / 15 s): each other database's statements, tables, indexes and sizes "
+              "read in its turn, at most on that cadence, within `databases.budget` per poll on average, on a "
+              "connection opened for the read (median wall time of a turn, connection included: "
+              f"{_n(every.get('other_database_read_wall_ms_median'))} ms; the server's session start is not in "
+              "`pg_stat_statements`)", ""]
     return [*lines, _met(r["target"])]
 
 

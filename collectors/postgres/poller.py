@@ -18,6 +18,7 @@ from collectors.base.samples import OTHER, Sample, SampleList
 from collectors.base.topk import fold, from_row, top_k_interleaved
 from collectors.postgres import health, queries, waits
 from collectors.postgres.access import PasswordSource, current_password, session_kwargs
+from collectors.postgres.databases import DatabaseSet, TopK
 from collectors.postgres.query import MIN_SUPPORTED, Query, fetch_counted
 from collectors.postgres.settings import PostgresSettings, PostgresTarget
 from collectors.postgres.snapshot import DatabaseRow, IndexRow, PostgresSnapshot, TableRow
@@ -83,6 +84,11 @@ class PostgresPoller(Poller):
         self._variant_keys: dict[int, int | None] = {}  # queryid -> variant_key, of the exported statements
         self._waits = waits.WaitReader(self.target, self._dsn, password, settings.wait_sample_interval,
                                        settings.wait_sampling, self._query_errors)
+        self.databases = None if target.databases is None else DatabaseSet(
+            self.target, target.dsn, target.databases,
+            TopK(settings.top_tables, settings.top_indexes, settings.top_statements, target.databases.top_total),
+            self.timeout * 0.9, self._query_errors, password, settings.statement_text_length,
+            settings.statement_text_info)
 
     async def _checkout(self) -> psycopg.AsyncConnection[dict[str, Any]]:
         """The kept connection, taken out of the poller for this poll (see ``Poller.poll``), or a new one."""
@@ -168,6 +174,7 @@ class PostgresPoller(Poller):
         variant_keys = await self._variant_keys_of(conn, version, top)
         wait_profile = await self._waits.read(conn, version, statements is not None, (s.queryid for s in top))
         features.update(waits.features(wait_profile))
+        others = await self.databases.read(conn, server, version) if self.databases is not None else None
         snapshot = PostgresSnapshot(
             target=self.target,
             datname=server["datname"],
@@ -202,6 +209,7 @@ class PostgresPoller(Poller):
             host=conn.info.host,
             port=conn.info.port,
             waits=wait_profile,
+            others=others,
         )
         snapshot.attention = triage(snapshot)
         return snapshot

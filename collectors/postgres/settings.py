@@ -12,6 +12,7 @@ from collectors.base.redact import register_dsn_secrets
 from collectors.base.settings import PollSettings, Strict, TargetBase, file_readable, target_password, variables_set
 from collectors.postgres.access import PasswordSource, target_name
 from collectors.postgres.conninfo import dsn_problems
+from collectors.postgres.discovery import DatabaseSelection
 
 
 class PostgresTarget(TargetBase):
@@ -19,6 +20,9 @@ class PostgresTarget(TargetBase):
     password_env: str | None = Field(None, description="environment variable that holds the password")
     password_file: Path | None = Field(None, description="file that holds the password")
     expected_standbys: int | None = Field(None, ge=0, description="this primary's own count (overrides the section's)")
+    databases: DatabaseSelection | None = Field(None, description="the cluster's other databases to watch too: "
+                                                "auto, a list, or include/exclude patterns (collectors/postgres/"
+                                                "discovery.py); unset: the DSN's database only")
 
     _password_env = field_validator("password_env")(variables_set)
     _password_file = field_validator("password_file")(file_readable)

@@ -36,7 +36,7 @@ from monitor.advisor.actions import Action
 from monitor.advisor.facts import finding_facts
 from monitor.advisor.findings import AdviceReport, Finding
 from monitor.advisor.kinds import KINDS, pattern_kinds
-from monitor.advisor.poller import ADVISOR
+from monitor.advisor.poller import ADVISOR, reports_of
 from monitor.advisor.poller import report_of as advice_of
 from monitor.advisor.report import STATUS_TEXT, not_planned, utility_counts
 from monitor.core import units
@@ -73,6 +73,11 @@ def ratio(part: float | None, whole: float | None) -> float | None:
 class AdvisorView:
     state: SourceState
     report: AdviceReport | None
+    name: str = ""  # whose advice: the report's target (<target>/<database> for a target's other databases)
+
+    @property
+    def target(self) -> str:
+        return self.name or self.state.poller.target
 
     @property
     def index_findings(self) -> list[Finding]:
@@ -192,8 +197,7 @@ def summary_of(states: Sequence[SourceState]) -> Summary:
     problems = [Problem(s.poller.source, s.poller.target, item) for s in states if (spec := source(s.poller.source))
                 and (snap := spec.of(s.snapshot)) is not None for item in spec.attention(snap)]
     problems.sort(key=lambda p: (SEVERITY_RANK[p.item.severity], -p.item.score))
-    actions = [ActionLine(s.poller.target, a) for s in states if (r := report_of(s)) is not None
-               for a in r.plan.actions]
+    actions = [ActionLine(r.target, a) for s in states for r in reports_of(s.snapshot) for a in r.plan.actions]
     watched = {s.poller.source for s in states}
     return Summary(problems, actions, [spec.title for spec in sources() if spec.triaged and spec.name in watched])
 
@@ -220,6 +224,13 @@ def status_of(state: SourceState) -> SourceStatus:
             return SourceStatus("bad", "failing", degraded.detail)
         return SourceStatus("warning", f"{degraded.failing} of {degraded.total} failing", degraded.detail)
     return SourceStatus("ok", "up")
+
+
+def _advisor_views(state: SourceState) -> list[AdvisorView]:
+    """An advisor's reports, one view each (a target watching its other databases has one per database); one
+    view waiting for its first report before it has any."""
+    reports = reports_of(state.snapshot)
+    return [AdvisorView(state, r, r.target) for r in reports] if reports else [AdvisorView(state, None)]
 
 
 def report_of(state: SourceState) -> AdviceReport | None:
@@ -297,7 +308,8 @@ def render_sections(scheduler: Scheduler, now: float | None = None) -> str:
     """The live part of the page (what the script re-fetches)."""
     now = time.time() if now is None else now
     states = _states_in_page_order(scheduler)
-    advisors = [AdvisorView(s, report_of(s)) for s in states if s.poller.source == ADVISOR]
+    # One view per report: a target watching its other databases has one for each (postgres.targets[].databases).
+    advisors = [view for s in states if s.poller.source == ADVISOR for view in _advisor_views(s)]
     shown = [(s, _snapshot_for(s)) for s in states if source(s.poller.source) is not None]
     return environment().get_template("sections.html").render(
         states=states, advisors=advisors, sources=shown, links=links_of(states), now=now,

@@ -19,6 +19,7 @@ from bench import (
     advisor_tpch,
     common,
     memory,
+    pg_databases,
     pg_dbtime,
     pg_scrape,
     redis_keys,
@@ -56,6 +57,18 @@ def test_pg_dbtime(tmp_path: Path) -> None:
     assert r["exporters"]["dbpulse"]["polls"] >= 3
     assert r["exporters"]["dbpulse"]["db_ms_per_poll"] > 0
     assert r["exporters"]["postgres_exporter"]["db_ms_per_poll"] > 0
+
+
+@needs_pg_exporter
+def test_pg_databases(tmp_path: Path) -> None:
+    r = run(pg_databases.main, tmp_path, "--databases", "3", "--tables", "20", "--statements", "20", "--polls", "3",
+            "--interval", "0.5")
+    one, every = r["phases"]["one"], r["phases"]["every"]
+    assert one["dbpulse"]["databases_watched"] == 1 and every["dbpulse"]["databases_watched"] == 3
+    for phase in (one, every):
+        assert phase["dbpulse"]["polls"] >= 3 and phase["dbpulse"]["db_ms_per_poll"] > 0
+        assert phase["postgres_exporter"]["db_ms_per_poll"] > 0
+    assert r["dbpulse_every_over_one"] is not None
 
 
 @needs_pg_exporter

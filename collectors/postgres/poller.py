@@ -15,12 +15,13 @@ from psycopg.rows import dict_row
 from collectors.base.kept import KeptConnection, close_quietly
 from collectors.base.poller import Poller
 from collectors.base.samples import OTHER, Sample, SampleList
-from collectors.base.topk import fold, from_row, top_k_interleaved
+from collectors.base.topk import fold, from_row
 from collectors.postgres import health, queries
 from collectors.postgres.access import session_kwargs
 from collectors.postgres.query import MIN_SUPPORTED, Query, fetch_counted
+from collectors.postgres.relations import RelationReader, Relations
 from collectors.postgres.settings import PostgresSettings, PostgresTarget
-from collectors.postgres.snapshot import DatabaseRow, IndexRow, PostgresSnapshot, TableRow
+from collectors.postgres.snapshot import DatabaseRow, PostgresSnapshot
 from collectors.postgres.statements import (
     OwnStatements,
     StatementStat,
@@ -80,6 +81,8 @@ class PostgresPoller(Poller):
                                            settings.expected_standbys_of(target))
         self._track_planning: bool | None = None  # last reported pg_stat_statements.track_planning
         self._variant_keys: dict[int, int | None] = {}  # queryid -> variant_key, of the exported statements
+        self._relations = RelationReader(settings.top_tables, settings.top_indexes)
+        self._relations_read_at: float | None = None  # monotonic: every relation read (the size cadence)
 
     async def _checkout(self) -> psycopg.AsyncConnection[dict[str, Any]]:
         """The kept connection, taken out of the poller for this poll (see ``Poller.poll``), or a new one."""
@@ -138,9 +141,8 @@ class PostgresPoller(Poller):
         ages_rows = await self._fetch(conn, queries.ACTIVITY_AGES, version) or [{}]
         ages = ages_rows[0]
         databases = await self._fetch(conn, queries.DATABASES, version) or []
-        tables = await self._fetch(conn, queries.TABLES, version) or []
-        indexes = await self._fetch(conn, queries.INDEXES, version) or []
-        await self._refresh_sizes(conn, version)
+        now = time.monotonic()
+        await self._refresh_sizes(conn, version, now)
         statements, own, pgss_ok = await self._read_statements(conn, server, version)
         reset = queries.STATEMENTS_RESET
         reset_rows = await self._fetch(conn, reset, version) if reset.available(version) and pgss_ok else None
@@ -151,15 +153,11 @@ class PostgresPoller(Poller):
             "hypopg": bool(server["hypopg_available"]),
         }
         await self._health.maintain(conn, version)
-        thresholds = self._health.thresholds
-        all_tables = [from_row(TableRow, r, size_bytes=self._rel_sizes.get(int(r["relid"])),
-                               **thresholds.get(int(r["relid"]), {})) for r in tables]
-        table_rows, tables_other = self._top_tables(all_tables)
+        relations = await self._read_relations(conn, version, now)
         server_health = await self._health.read(conn, version, features["read_all_stats"],
-                                                int(ages.get("lock_waiting") or 0), _table_counts(all_tables))
+                                                int(ages.get("lock_waiting") or 0), relations.table_counts)
         features.update(server_health.features)
         features["track_planning"] = self._report_track_planning(server)
-        index_rows, indexes_other = self._top_indexes(indexes)
         top, statements_other = self._top_statements(statements or [])
         variant_keys = await self._variant_keys_of(conn, version, top)
         snapshot = PostgresSnapshot(
@@ -173,12 +171,12 @@ class PostgresPoller(Poller):
             idle_in_transaction_oldest_seconds=float(ages.get("oldest_idle_in_xact") or 0),
             lock_waiting_sessions=int(ages.get("lock_waiting") or 0),
             databases=self._databases(databases),
-            tables=table_rows,
-            tables_other=tables_other,
-            table_count=len(tables),
-            indexes=index_rows,
-            indexes_other=indexes_other,
-            index_count=len(indexes),
+            tables=relations.tables,
+            tables_other=relations.tables_other,
+            table_count=relations.table_count,
+            indexes=relations.indexes,
+            indexes_other=relations.indexes_other,
+            index_count=relations.index_count,
             statements=top,
             statements_other=statements_other,
             variant_keys=variant_keys,
@@ -248,9 +246,23 @@ class PostgresPoller(Poller):
         self._variant_keys = {s.queryid: known[s.queryid] for s in top if s.queryid in known}
         return {q: found for q, found in self._variant_keys.items() if found is not None}
 
-    async def _refresh_sizes(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int) -> None:
+    async def _read_relations(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int,
+                              now: float) -> Relations:
+        """The top-K tables and indexes; every one of them on the size cadence (``relations.py``)."""
+        at = self._relations_read_at
+        full = at is None or now - at >= self.settings.size_interval
+
+        async def fetch(query: Query, v: int, params: dict[str, Any] | None) -> list[dict[str, Any]] | None:
+            return await self._fetch(conn, query, v, params)
+
+        read = await self._relations.read(fetch, version, self._rel_sizes, self._health.thresholds, full)
+        if read.full:
+            self._relations_read_at = now
+        return read
+
+    async def _refresh_sizes(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int,
+                             now: float) -> None:
         """Read sizes when they are older than size_interval (they cost a stat() per file)."""
-        now = time.monotonic()
         if self._sizes_read_at is not None and now - self._sizes_read_at < self.settings.size_interval:
             return
         rels = await self._fetch(conn, queries.SIZES, version)
@@ -329,33 +341,11 @@ class PostgresPoller(Poller):
         self._previous_db = current
         return out
 
-    def _top_tables(self, tables: list[TableRow]) -> tuple[list[TableRow], TableRow | None]:
-        kept, rest = top_k_interleaved(
-            tables, self.settings.top_tables, lambda t: t.size_bytes or 0, lambda t: t.seq_scans + t.index_scans
-        )
-        return kept, fold(rest, TableRow, schema=OTHER, table=OTHER)
-
-    def _top_indexes(self, rows: list[dict[str, Any]]) -> tuple[list[IndexRow], IndexRow | None]:
-        indexes = [from_row(IndexRow, r, size_bytes=self._rel_sizes.get(int(r["indexrelid"]))) for r in rows]
-        kept, rest = top_k_interleaved(
-            indexes, self.settings.top_indexes, lambda i: i.size_bytes or 0, lambda i: i.scans
-        )
-        return kept, fold(rest, IndexRow, schema=OTHER, table=OTHER, index=OTHER)
-
     def _top_statements(self, statements: list[StatementStat]) -> tuple[list[StatementStat], StatementStat | None]:
         ranked = sorted(statements, key=lambda s: s.exec_seconds, reverse=True)
         k = self.settings.top_statements
         return ranked[:k], fold(ranked[k:], StatementStat, queryid=0, query=OTHER)
 
-
-
-def _table_counts(tables: list[TableRow]) -> health.TableCounts:
-    """Every table of the database (not only the top-K): how many autovacuum should process now."""
-    return health.TableCounts(
-        vacuum_due=sum(t.vacuum_due for t in tables),
-        analyze_due=sum(t.analyze_due for t in tables),
-        autovacuum_disabled=sum(not t.autovacuum_enabled for t in tables),
-    )
 
 
 def _with_hit_ratio(row: DatabaseRow, previous: DatabaseRow | None) -> DatabaseRow:

@@ -65,9 +65,11 @@ WHERE d.datname IS NOT NULL AND db.datallowconn
 """,
 })
 
-# Column names are the field names of snapshot.TableRow / IndexRow.
-TABLES = Query("tables", {
-    MIN_SUPPORTED: """
+# Column names are the field names of snapshot.TableRow / IndexRow. Every table and index is read on
+# the size cadence (postgres.size_interval: TABLES, INDEXES), which picks the top-K; between those
+# reads only the top-K are read, by relid (TABLES_TOP, INDEXES_TOP, parameter ids: their oids): an
+# index scan of pg_class instead of a stats lookup per column of every relation (relations.py).
+_TABLES = """
 SELECT relid, schemaname AS schema, relname AS "table", seq_scan AS seq_scans,
        coalesce(idx_scan, 0) AS index_scans, n_live_tup AS live_rows, n_dead_tup AS dead_rows,
        n_tup_ins AS rows_inserted, n_tup_upd AS rows_updated, n_tup_del AS rows_deleted,
@@ -80,15 +82,16 @@ SELECT relid, schemaname AS schema, relname AS "table", seq_scan AS seq_scans,
        analyze_count AS analyzes, autoanalyze_count AS autoanalyzes,
        n_ins_since_vacuum AS inserted_since_vacuum, n_mod_since_analyze AS modified_since_analyze
 FROM pg_stat_user_tables
-""",
-})
+"""
+TABLES = Query("tables", {MIN_SUPPORTED: _TABLES})
+TABLES_TOP = Query("tables_top", {MIN_SUPPORTED: _TABLES + "WHERE relid = ANY(%(ids)s::oid[])\n"})
 
-INDEXES = Query("indexes", {
-    MIN_SUPPORTED: """
+_INDEXES = """
 SELECT indexrelid, schemaname AS schema, relname AS "table", indexrelname AS "index", idx_scan AS scans
 FROM pg_stat_user_indexes
-""",
-})
+"""
+INDEXES = Query("indexes", {MIN_SUPPORTED: _INDEXES})
+INDEXES_TOP = Query("indexes_top", {MIN_SUPPORTED: _INDEXES + "WHERE indexrelid = ANY(%(ids)s::oid[])\n"})
 
 # Sizes cost a stat() per file and change slowly: they are read every
 # postgres.size_interval seconds, not every poll. Sizing a relation takes an

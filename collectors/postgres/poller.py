@@ -23,12 +23,10 @@ from collectors.postgres.relations import RelationReader, Relations
 from collectors.postgres.settings import PostgresSettings, PostgresTarget
 from collectors.postgres.snapshot import DatabaseRow, PostgresSnapshot
 from collectors.postgres.statements import (
+    CollectorRead,
+    CollectorStatements,
     OwnStatements,
     StatementStat,
-    application_rows,
-    own_statements,
-    statements_params,
-    to_stats,
     variant_key,
 )
 from collectors.postgres.triage import triage
@@ -82,6 +80,7 @@ class PostgresPoller(Poller):
         self._track_planning: bool | None = None  # last reported pg_stat_statements.track_planning
         self._variant_keys: dict[int, int | None] = {}  # queryid -> variant_key, of the exported statements
         self._relations = RelationReader(settings.top_tables, settings.top_indexes)
+        self._statements = CollectorStatements(settings.statement_text_length, settings.top_statements)
         self._relations_read_at: float | None = None  # monotonic: every relation read (the size cadence)
 
     async def _checkout(self) -> psycopg.AsyncConnection[dict[str, Any]]:
@@ -202,30 +201,28 @@ class PostgresPoller(Poller):
     ) -> tuple[list[StatementStat] | None, list[OwnStatements], bool]:
         """The application's statements and dbpulse's own (added up per component), and whether they are whole."""
         problem: str | None = None
-        rows: list[dict[str, Any]] | None = None
+        read: CollectorRead | None = None
         if not server["pgss_installed"]:
             problem = "not_installed"
         else:
             # Not preloaded, or no privilege: a state of the server (one log line when it changes), not an error.
             try:
-                rows, error = await fetch_counted(
-                    conn, queries.STATEMENTS, queries.pgss_band(version, server["pgss_version"]), self._query_errors,
-                    statements_params(self.settings.statement_text_length, None),
-                    passed_on=(psycopg.errors.ObjectNotInPrerequisiteState, psycopg.errors.InsufficientPrivilege))
+                read = await self._statements.read(conn, queries.pgss_band(version, server["pgss_version"]),
+                                                   self._query_errors)
             except psycopg.errors.ObjectNotInPrerequisiteState:
                 problem = "not_preloaded"
             except psycopg.errors.InsufficientPrivilege:
                 problem = "no_privilege"
             else:
-                if error is not None:
-                    log.warning("%s: pg_stat_statements query failed: %s", self.target, error)
+                if read.error is not None:
+                    log.warning("%s: pg_stat_statements query failed: %s", self.target, read.error)
                     return None, [], False
-        if rows is not None and not server["read_all_stats"]:
+        if read is not None and not server["read_all_stats"]:
             problem = "no_privilege"  # works, but only our own role's statements are visible
         self._report_pgss(problem)
-        if rows is None:
+        if read is None:
             return None, [], False
-        return to_stats(application_rows(rows)), own_statements(rows), problem is None
+        return read.statements, read.own, problem is None
 
     async def _variant_keys_of(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int,
                                top: list[StatementStat]) -> dict[int, int]:

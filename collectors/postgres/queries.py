@@ -130,8 +130,8 @@ WHERE datallowconn AND (has_database_privilege(oid, 'CONNECT')
 """,
 })
 
-# The one pg_stat_statements reader (collectors/postgres/statements.py), for
-# the collector and the advisor. Summed over userid: one row per statement of
+# The advisor's pg_stat_statements read (collectors/postgres/statements.py; the collector's is
+# STATEMENT_COUNTERS below). Summed over userid: one row per statement of
 # this database. From PG 14 on, only top-level statements: with
 # pg_stat_statements.track = all the nested ones (inside functions, or planned
 # inside another session's EXPLAIN, such as the advisor's what-if plans) would
@@ -160,6 +160,33 @@ LIMIT %(limit)s
 STATEMENTS = Query("statements", {
     MIN_SUPPORTED: _STATEMENTS.format(toplevel=""),
     140000: _STATEMENTS.format(toplevel="AND toplevel"),
+})
+
+# The collector's reads of pg_stat_statements (statements.CollectorStatements): every poll the counters
+# of every entry, without texts (pg_stat_statements(false) does not read the file of texts, and
+# nothing is grouped or sorted: the entries are summed per queryid in dbpulse); texts, and whose
+# statement each entry is (``own``), only of the entries not seen before and of the top-K statements
+# whose text is not known (parameters: text_length; every: all entries, else ids: queryids, bigint[]).
+_STATEMENT_COUNTERS = """
+SELECT userid, queryid, calls, total_exec_time, rows, shared_blks_hit AS blks_hit, shared_blks_read AS blks_read,
+       total_plan_time, temp_blks_read, temp_blks_written, wal_bytes
+FROM pg_stat_statements(false)
+WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND queryid IS NOT NULL {toplevel}
+"""
+STATEMENT_COUNTERS = Query("statement_counters", {
+    MIN_SUPPORTED: _STATEMENT_COUNTERS.format(toplevel=""),
+    140000: _STATEMENT_COUNTERS.format(toplevel="AND toplevel"),
+})
+_STATEMENT_LABELS = f"""
+SELECT userid, queryid, {_OWN} AS own, left(query, %(text_length)s) AS query
+FROM pg_stat_statements
+WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND queryid IS NOT NULL {{toplevel}} AND (%(every)s OR queryid = ANY(%(ids)s::bigint[]))
+"""
+STATEMENT_LABELS = Query("statement_labels", {
+    MIN_SUPPORTED: _STATEMENT_LABELS.format(toplevel=""),
+    140000: _STATEMENT_LABELS.format(toplevel="AND toplevel"),
 })
 
 # Whole texts of the application's statements by queryid (parameter ids: bigint[]): the exported ones whose

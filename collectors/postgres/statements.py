@@ -20,6 +20,7 @@ added up, each variant kept by its queryid.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +34,7 @@ from psycopg.rows import dict_row
 from collectors.base.topk import fold, summed
 from collectors.postgres import queries
 from collectors.postgres.access import ADVISOR_TAG, unwrap_statement_text
+from collectors.postgres.query import fetch_counted
 
 WHOLE_TEXT = 1_000_000  # characters: pg_stat_statements keeps at most track_activity_query_size of them
 
@@ -106,6 +108,105 @@ def to_stats(rows: Iterable[Mapping[str, Any]]) -> list[StatementStat]:
         )
         for r in rows
     ]
+
+
+# The errors of pg_stat_statements that are states of the server, not failures: not preloaded, no privilege.
+PGSS_STATES: tuple[type[psycopg.Error], ...] = (psycopg.errors.ObjectNotInPrerequisiteState,
+                                                psycopg.errors.InsufficientPrivilege)
+EVERY_LABEL = 1000  # more unlabelled queryids than this: the labels of every entry are read, not by queryid
+_COUNTERS = ("calls", "total_exec_time", "rows", "blks_hit", "blks_read", "total_plan_time", "temp_blks_read",
+             "temp_blks_written", "wal_bytes")
+
+
+@dataclass(frozen=True)
+class CollectorRead:
+    """One poll's statements: the application's (texts of the top-K only), dbpulse's own, or the error."""
+
+    statements: list[StatementStat] | None  # heaviest (total execution time) first
+    own: list[OwnStatements]
+    error: str | None = None
+
+
+class CollectorStatements:
+    """The collector's reads of ``pg_stat_statements``, every poll, at the cost of its counters alone.
+
+    The counters of every entry are read without texts (``queries.STATEMENT_COUNTERS``; reading,
+    grouping and sorting every text each poll cost the server 5x the view at 5,000 statements).
+    Whose statement an entry is (the application's, or a dbpulse component's by the tag in its text)
+    does not change: it is read once per entry (``queries.STATEMENT_LABELS``), when the entry is new.
+    Texts are kept only for the exported top-K; one that enters the top-K is read then.
+    """
+
+    def __init__(self, text_length: int, top: int) -> None:
+        self.text_length = text_length
+        self.top = top
+        self._own: dict[tuple[int, int], str | None] = {}  # (userid, queryid) -> component, None: the application
+        self._texts: dict[int, str] = {}  # queryid -> short text, of the exported top-K
+
+    async def read(self, conn: psycopg.AsyncConnection[dict[str, Any]], band: int,
+                   errors: dict[str, int]) -> CollectorRead:
+        """Raises the errors of ``PGSS_STATES`` (the caller reports the state: the view may be revoked while
+        the function is not); any other is counted and returned."""
+        rows, error = await fetch_counted(conn, queries.STATEMENT_COUNTERS, band, errors, passed_on=PGSS_STATES)
+        if rows is None:
+            return CollectorRead(None, [], error)
+        keys = [(int(r["userid"]), int(r["queryid"])) for r in rows]
+        texts: dict[int, str] = {}
+        unlabelled = sorted({queryid for userid, queryid in keys if (userid, queryid) not in self._own})
+        if unlabelled:
+            error = await self._label(conn, band, errors, unlabelled, texts)
+            if error is not None:
+                return CollectorRead(None, [], error)
+        self._own = {key: self._own[key] for key in keys if key in self._own}  # entries gone are forgotten
+        ranked, own = self._summed(rows, keys)
+        missing = [s.queryid for s in ranked[:self.top] if s.queryid not in texts and s.queryid not in self._texts]
+        if missing:
+            error = await self._label(conn, band, errors, missing, texts)
+            if error is not None:
+                return CollectorRead(None, [], error)
+        known = self._texts | texts
+        self._texts = {s.queryid: known[s.queryid] for s in ranked[:self.top] if s.queryid in known}
+        top = [dataclasses.replace(s, query=self._texts.get(s.queryid, "")) for s in ranked[:self.top]]
+        return CollectorRead(top + ranked[self.top:], own)
+
+    async def _label(self, conn: psycopg.AsyncConnection[dict[str, Any]], band: int, errors: dict[str, int],
+                     ids: list[int], texts: dict[int, str]) -> str | None:
+        """Read whose statement each entry of ``ids`` is, and the application's texts (into ``texts``)."""
+        every = len(ids) > EVERY_LABEL
+        params = {"text_length": self.text_length, "every": every, "ids": [] if every else ids}
+        rows, error = await fetch_counted(conn, queries.STATEMENT_LABELS, band, errors, params, passed_on=PGSS_STATES)
+        for r in rows or []:
+            queryid, own = int(r["queryid"]), r["own"]
+            self._own[(int(r["userid"]), queryid)] = own
+            if own is None:
+                texts.setdefault(queryid, unwrap_statement_text(r["query"] or ""))
+        return error
+
+    def _summed(self, rows: list[dict[str, Any]],
+                keys: list[tuple[int, int]]) -> tuple[list[StatementStat], list[OwnStatements]]:
+        """The application's entries summed per queryid (without text), heaviest first; dbpulse's per component.
+        An entry not labelled (new since the labels were read) waits for the next poll."""
+        app: dict[int, list[float]] = {}
+        own: dict[str, tuple[set[int], list[float]]] = {c: (set(), [0, 0.0]) for c in OWN_COMPONENTS}
+        for r, key in zip(rows, keys, strict=True):
+            if key not in self._own:
+                continue
+            who = self._own[key]
+            if who is None:
+                total = app.setdefault(key[1], [0.0] * len(_COUNTERS))
+                for i, name in enumerate(_COUNTERS):
+                    total[i] += float(r[name] or 0)
+            elif who in own:
+                ids, sums = own[who]
+                ids.add(key[1])
+                sums[0] += int(r["calls"] or 0)
+                sums[1] += float(r["total_exec_time"] or 0) / 1000
+        stats = [StatementStat(queryid=q, calls=int(t[0]), exec_seconds=t[1] / 1000, rows=int(t[2]),
+                               blks_hit=int(t[3]), blks_read=int(t[4]), plan_seconds=t[5] / 1000,
+                               temp_blks_read=int(t[6]), temp_blks_written=int(t[7]), wal_bytes=t[8])
+                 for q, t in app.items()]
+        stats.sort(key=lambda s: s.exec_seconds, reverse=True)
+        return stats, [OwnStatements(c, len(ids), int(sums[0]), float(sums[1])) for c, (ids, sums) in own.items()]
 
 
 def read_statements(conn: psycopg.Connection[Any], version_num: int, limit: int | None,

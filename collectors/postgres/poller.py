@@ -15,7 +15,7 @@ from psycopg.rows import dict_row
 from collectors.base.kept import KeptConnection, close_quietly
 from collectors.base.poller import Poller
 from collectors.base.samples import OTHER, Sample, SampleList
-from collectors.base.topk import fold, from_row
+from collectors.base.topk import from_row
 from collectors.postgres import health, queries
 from collectors.postgres.access import session_kwargs
 from collectors.postgres.query import MIN_SUPPORTED, Query, fetch_counted
@@ -143,6 +143,7 @@ class PostgresPoller(Poller):
         now = time.monotonic()
         await self._refresh_sizes(conn, version, now)
         statements, own, pgss_ok = await self._read_statements(conn, server, version)
+        top = statements.top or [] if statements else []
         reset = queries.STATEMENTS_RESET
         reset_rows = await self._fetch(conn, reset, version) if reset.available(version) and pgss_ok else None
 
@@ -157,7 +158,6 @@ class PostgresPoller(Poller):
                                                 int(ages.get("lock_waiting") or 0), relations.table_counts)
         features.update(server_health.features)
         features["track_planning"] = self._report_track_planning(server)
-        top, statements_other = self._top_statements(statements or [])
         variant_keys = await self._variant_keys_of(conn, version, top)
         snapshot = PostgresSnapshot(
             target=self.target,
@@ -177,9 +177,9 @@ class PostgresPoller(Poller):
             indexes_other=relations.indexes_other,
             index_count=relations.index_count,
             statements=top,
-            statements_other=statements_other,
+            statements_other=statements.other if statements else None,
             variant_keys=variant_keys,
-            statement_count=len(statements) + sum(o.statements for o in own) if statements is not None else None,
+            statement_count=statements.count + sum(o.statements for o in own) if statements else None,
             own_statements=own,
             statements_reset=(reset_rows[0]["stats_reset"] if reset_rows else None),
             sizes_read_at=self._sizes_read_wall,
@@ -198,8 +198,9 @@ class PostgresPoller(Poller):
 
     async def _read_statements(
         self, conn: psycopg.AsyncConnection[dict[str, Any]], server: dict[str, Any], version: int
-    ) -> tuple[list[StatementStat] | None, list[OwnStatements], bool]:
-        """The application's statements and dbpulse's own (added up per component), and whether they are whole."""
+    ) -> tuple[CollectorRead | None, list[OwnStatements], bool]:
+        """The application's statements (top-K and the rest added up) and dbpulse's own (added up per component),
+        and whether they are whole."""
         problem: str | None = None
         read: CollectorRead | None = None
         if not server["pgss_installed"]:
@@ -222,7 +223,7 @@ class PostgresPoller(Poller):
         self._report_pgss(problem)
         if read is None:
             return None, [], False
-        return read.statements, read.own, problem is None
+        return read, read.own, problem is None
 
     async def _variant_keys_of(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int,
                                top: list[StatementStat]) -> dict[int, int]:
@@ -338,10 +339,6 @@ class PostgresPoller(Poller):
         self._previous_db = current
         return out
 
-    def _top_statements(self, statements: list[StatementStat]) -> tuple[list[StatementStat], StatementStat | None]:
-        ranked = sorted(statements, key=lambda s: s.exec_seconds, reverse=True)
-        k = self.settings.top_statements
-        return ranked[:k], fold(ranked[k:], StatementStat, queryid=0, query=OTHER)
 
 
 

@@ -40,7 +40,7 @@ from collectors.postgres.query import fetch_counted
 WHOLE_TEXT = 1_000_000  # characters: pg_stat_statements keeps at most track_activity_query_size of them
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StatementStat:
     queryid: int
     query: str = ""

@@ -206,9 +206,13 @@ def memory(r: dict[str, Any]) -> list[str]:
     lines.append("")
     for at, x in r["ratios_peer_over_dbpulse"].items():
         lines.append(f"- postgres_exporter / dbpulse RSS after {at} polls: {_x(x)}")
+    top = r["exporters"]["dbpulse"].get("max_rss_mib")
+    if top is not None:
+        lines.append(f"- dbpulse's highest RSS at the marks: {_n(top)} MiB (100 MB is 95.4 MiB)")
     runs = r["exporters"]["dbpulse"].get("advisor_runs_done")
     if runs:
-        advisor = "off" if r["params"].get("no_advisor") else "on"
+        every = r["params"].get("advisor_interval")
+        advisor = "off" if r["params"].get("no_advisor") else (f"on, every {_n(every)} s" if every else "on")
         lines.append(f"- dbpulse's built-in advisor: {advisor}; runs finished at each mark: "
                      + ", ".join(f"{k} polls: {v}" for k, v in runs.items()))
     return [*lines, "", _met(r["target"])]

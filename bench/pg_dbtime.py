@@ -96,7 +96,7 @@ def _sql(name: str, params: dict[str, str]) -> str | None:
     return sql
 
 
-def breakdown(db: BigDatabase, repeat: int = 7) -> list[dict[str, Any]]:
+def breakdown(db: BigDatabase, repeat: int = 11) -> list[dict[str, Any]]:
     """Median server execution ms of each of dbpulse's statistics reads and of its floor, measured in turns.
 
     Run as dbpulse's role after the measurement (nothing else polling). Each round runs every read and every
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for q in top[:3]:
             print(f"  {q['total_ms']:9.1f} ms  {q['calls']:5d} calls  {q['query']}")
     print(f"\ndbpulse read sizes {size_reads} times in its {dbpulse_polls} polls")
-    print("\ndbpulse's statistics reads against the raw views they read (server execution ms, median of 7):")
+    print("\ndbpulse's statistics reads against the raw views they read (server execution ms, median of 11):")
     common.print_table(["read", "cadence", "ms", "floor", "floor ms", "ratio", "judged", "met"],
                        [[p["read"], p["cadence"], p["ms"], p["floor"], p["floor_ms"], p["ratio"], p["judged"],
                          p["met"]] for p in parts])

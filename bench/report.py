@@ -111,7 +111,7 @@ def pg_dbtime(r: dict[str, Any]) -> list[str]:
     reads = r.get("dbpulse_reads")
     if reads:
         lines += ["Each of dbpulse's statistics reads against the raw view(s) or function(s) it reads, measured in "
-                  "turns in the same run (server execution time, `EXPLAIN ANALYZE`, median of 7, after the "
+                  "turns in the same run (server execution time, `EXPLAIN ANALYZE`, median of 11, after the "
                   "measurement; a read under 0.5 ms is not judged, nor the advisor's):", ""]
         lines += _table(["read", "cadence", "ms", "raw view(s) read alone", "ms", "ratio", "<= 1.5x"],
                         [[f"`{p['read']}`", p["cadence"], _n(p["ms"], 2), p["floor"], _n(p["floor_ms"], 2),

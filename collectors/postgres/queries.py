@@ -166,7 +166,8 @@ STATEMENTS = Query("statements", {
 # of every entry, without texts (pg_stat_statements(false) does not read the file of texts, and
 # nothing is grouped or sorted: the entries are summed per queryid in dbpulse); texts, and whose
 # statement each entry is (``own``), only of the entries not seen before and of the top-K statements
-# whose text is not known (parameters: text_length; every: all entries, else ids: queryids, bigint[]).
+# whose text is not known (parameters: every: all entries, else ids: queryids, bigint[]). Texts are cut to
+# statement_text_length in dbpulse: left() on every text cost the server more than reading them.
 _STATEMENT_COUNTERS = """
 SELECT userid, queryid, calls, total_exec_time, rows, shared_blks_hit AS blks_hit, shared_blks_read AS blks_read,
        total_plan_time, temp_blks_read, temp_blks_written, wal_bytes
@@ -179,7 +180,7 @@ STATEMENT_COUNTERS = Query("statement_counters", {
     140000: _STATEMENT_COUNTERS.format(toplevel="AND toplevel"),
 })
 _STATEMENT_LABELS = f"""
-SELECT userid, queryid, {_OWN} AS own, left(query, %(text_length)s) AS query
+SELECT userid, queryid, {_OWN} AS own, query
 FROM pg_stat_statements
 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
   AND queryid IS NOT NULL {{toplevel}} AND (%(every)s OR queryid = ANY(%(ids)s::bigint[]))
@@ -464,18 +465,19 @@ IO = Query("io", {
 
 # --- maintenance reads: every postgres.maintenance_interval, not every poll ------------------------
 # The relations of the current database with the oldest relfrozenxid (TOAST tables named after
-# their table), the top-K by XID age. Parameter: limit.
+# their table), the top-K by XID age. Parameter: limit. The top-K are picked before the joins that name
+# them (joining every relation to find each TOAST table's owner cost 4x reading pg_class at 2,000 tables).
 OLDEST_TABLES = Query("oldest_tables", {
     MIN_SUPPORTED: """
 SELECT coalesce(tn.nspname, n.nspname) AS schema, coalesce(t.relname, c.relname) AS "table",
-       c.relkind = 't' AS toast, age(c.relfrozenxid)::float8 AS xid_age, mxid_age(c.relminmxid)::float8 AS mxid_age
-FROM pg_class c
+       c.relkind = 't' AS toast, c.xid_age, mxid_age(c.relminmxid)::float8 AS mxid_age
+FROM (SELECT oid, relname, relnamespace, relkind, relminmxid, age(relfrozenxid)::float8 AS xid_age
+      FROM pg_class WHERE relkind IN ('r', 'm', 't')
+      ORDER BY age(relfrozenxid) DESC LIMIT %(limit)s) c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_class t ON c.relkind = 't' AND t.reltoastrelid = c.oid
 LEFT JOIN pg_namespace tn ON tn.oid = t.relnamespace
-WHERE c.relkind IN ('r', 'm', 't')
-ORDER BY age(c.relfrozenxid) DESC
-LIMIT %(limit)s
+ORDER BY c.xid_age DESC
 """,
 }, feature="wraparound")
 

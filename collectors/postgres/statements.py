@@ -187,13 +187,13 @@ class CollectorStatements:
                      ids: list[int], texts: dict[int, str]) -> str | None:
         """Read whose statement each entry of ``ids`` is, and the application's texts (into ``texts``)."""
         every = len(ids) > EVERY_LABEL
-        params = {"text_length": self.text_length, "every": every, "ids": [] if every else ids}
+        params = {"every": every, "ids": [] if every else ids}
         rows, error = await fetch_counted(conn, queries.STATEMENT_LABELS, band, errors, params, passed_on=PGSS_STATES)
         for r in rows or []:
             queryid, own = int(r["queryid"]), r["own"]
             self._own[(int(r["userid"]), queryid)] = own
             if own is None:
-                texts.setdefault(queryid, unwrap_statement_text(r["query"] or ""))
+                texts.setdefault(queryid, unwrap_statement_text((r["query"] or "")[:self.text_length]))
         return error
 
     def _summed(self, rows: list[dict[str, Any]],

@@ -141,9 +141,10 @@ def pg_scale(r: dict[str, Any]) -> list[str]:
              f"poll measured is a fast poll (the top-K tables and indexes by oid); {p['polls']} polls and scrapes "
              "per size.", ""]
     rows = [[_n(int(t)), _n(s["database"]["tables"]), _n(s["dbpulse"]["db_ms_per_poll"], 2),
-             _n(s["postgres_exporter"]["db_ms_per_poll"], 2)] for t, s in r["sizes"].items()]
-    lines += _table(["tables", "in the database", "dbpulse DB ms per fast poll", "postgres_exporter DB ms per scrape"],
-                    rows)
+             _n(s["dbpulse"].get("statements_per_poll")), _n(s["postgres_exporter"]["db_ms_per_poll"], 2),
+             _n(s["postgres_exporter"].get("statements_per_poll"))] for t, s in r["sizes"].items()]
+    lines += _table(["tables", "in the database", "dbpulse DB ms per fast poll", "statements per poll",
+                     "postgres_exporter DB ms per scrape", "statements per scrape"], rows)
     g = r["growth"]
     lines += ["", f"- growth from the smallest to the largest: dbpulse {_x(g['dbpulse'])}, "
               f"postgres_exporter {_x(g['postgres_exporter'])}"]

@@ -44,6 +44,7 @@ from bench import common, exporters, report
 from bench.pgdata import BigDatabase, big_database, stats_delta
 from collectors.postgres import queries
 from collectors.postgres.query import Query
+from collectors.postgres.settings import PostgresSettings
 
 # dbpulse's statistics reads, each with the raw view(s) or function(s) it reads (its floor: what reading them
 # alone costs) and its cadence. ``{tables}``/``{indexes}``: the oids of a top-K (50 tables, 100 indexes, the
@@ -114,7 +115,8 @@ def breakdown(db: BigDatabase, repeat: int = 11) -> list[dict[str, Any]]:
                                "ORDER BY indexrelid LIMIT 100) i")}
         params = {"text_length": "80", "limit": "5000", "every": "true", "ids": "'{}'"}
         overrides = {"TABLES_TOP": {"ids": f"'{top['tables']}'"}, "INDEXES_TOP": {"ids": f"'{top['indexes']}'"},
-                     "STATEMENTS": {"text_length": "1000000"}}  # the advisor's: whole texts, 5,000 statements
+                     "STATEMENTS": {"text_length": "1000000"},  # the advisor's: whole texts, 5,000 statements
+                     "OLDEST_TABLES": {"limit": str(PostgresSettings().top_maintenance)}}  # as the poller asks
         variants: dict[str, str] = {}
         for name, _, floor in READS:
             sql = _sql(name, params | overrides.get(name, {}))

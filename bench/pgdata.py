@@ -168,10 +168,11 @@ def _build(db: BigDatabase) -> None:
 
 
 @contextmanager
-def big_database(tables: int = 2000, statements: int = 5000) -> Iterator[BigDatabase]:
-    """A started, populated throwaway PostgreSQL; removed on exit."""
+def big_database(tables: int = 2000, statements: int = 5000, pgss_max: int | None = None) -> Iterator[BigDatabase]:
+    """A started, populated throwaway PostgreSQL; removed on exit. ``pgss_max``: pg_stat_statements.max (default
+    twice the statements, at least 10,000)."""
     settings = {
-        "pg_stat_statements.max": str(max(10000, statements * 2)),
+        "pg_stat_statements.max": str(pgss_max or max(10000, statements * 2)),
         "shared_buffers": "'256MB'",
         "max_connections": "50",
     }

@@ -14,7 +14,6 @@ from collectors.base.settings import problems_from
 from collectors.postgres.access import error_line
 from collectors.postgres.settings import PostgresTarget, target_from_flag
 from monitor.advisor import AdviceReport, Advisor, AdvisorConnectionError, Thresholds, render_json, render_markdown
-from monitor.advisor.terminal import print_text, render_text
 from monitor.flags import EPILOG, HelpFormatter, fail
 from monitor.web.pages import render_advice_report
 
@@ -75,7 +74,11 @@ def render(report: AdviceReport, form: str) -> str:
         return render_advice_report(report, standalone=True)
     if form == "json":
         return render_json(report)
-    return render_text(report) if form == "text" else render_markdown(report)
+    if form == "text":
+        from monitor.advisor.terminal import render_text  # rich: only for `dbpulse advise`, not in the service
+
+        return render_text(report)
+    return render_markdown(report)
 
 
 def _output_problem(output: str) -> str | None:
@@ -122,6 +125,8 @@ def run_advise_command(args: argparse.Namespace) -> int:
     terminal = not args.output and sys.stdout.isatty()
     form = args.format or ("text" if terminal else "md")
     if form == "text" and terminal:
+        from monitor.advisor.terminal import print_text  # rich: only here, not in the service's memory
+
         print_text(report)  # rich: the terminal's width, colour only where it is shown
         return 0
     text = render(report, form)

@@ -15,20 +15,19 @@ from psycopg.rows import dict_row
 from collectors.base.kept import KeptConnection, close_quietly
 from collectors.base.poller import Poller
 from collectors.base.samples import OTHER, Sample, SampleList
-from collectors.base.topk import fold, from_row, top_k_interleaved
+from collectors.base.topk import from_row
 from collectors.postgres import health, queries, waits
 from collectors.postgres.access import PasswordSource, current_password, session_kwargs
 from collectors.postgres.databases import DatabaseSet, TopK
 from collectors.postgres.query import MIN_SUPPORTED, Query, fetch_counted
+from collectors.postgres.relations import RelationReader, Relations
 from collectors.postgres.settings import PostgresSettings, PostgresTarget
-from collectors.postgres.snapshot import DatabaseRow, IndexRow, PostgresSnapshot, TableRow
+from collectors.postgres.snapshot import DatabaseRow, PostgresSnapshot
 from collectors.postgres.statements import (
+    CollectorRead,
+    CollectorStatements,
     OwnStatements,
     StatementStat,
-    application_rows,
-    own_statements,
-    statements_params,
-    to_stats,
     variant_key,
 )
 from collectors.postgres.triage import triage
@@ -89,6 +88,9 @@ class PostgresPoller(Poller):
             TopK(settings.top_tables, settings.top_indexes, settings.top_statements, target.databases.top_total),
             self.timeout * 0.9, self._query_errors, password, settings.statement_text_length,
             settings.statement_text_info)
+        self._relations = RelationReader(settings.top_tables, settings.top_indexes)
+        self._statements = CollectorStatements(settings.statement_text_length, settings.top_statements)
+        self._relations_read_at: float | None = None  # monotonic: every relation read (the size cadence)
 
     async def _checkout(self) -> psycopg.AsyncConnection[dict[str, Any]]:
         """The kept connection, taken out of the poller for this poll (see ``Poller.poll``), or a new one."""
@@ -148,10 +150,10 @@ class PostgresPoller(Poller):
         ages_rows = await self._fetch(conn, queries.ACTIVITY_AGES, version) or [{}]
         ages = ages_rows[0]
         databases = await self._fetch(conn, queries.DATABASES, version) or []
-        tables = await self._fetch(conn, queries.TABLES, version) or []
-        indexes = await self._fetch(conn, queries.INDEXES, version) or []
-        await self._refresh_sizes(conn, version)
+        now = time.monotonic()
+        await self._refresh_sizes(conn, version, now)
         statements, own, pgss_ok = await self._read_statements(conn, server, version)
+        top = statements.top or [] if statements else []
         reset = queries.STATEMENTS_RESET
         reset_rows = await self._fetch(conn, reset, version) if reset.available(version) and pgss_ok else None
 
@@ -161,16 +163,11 @@ class PostgresPoller(Poller):
             "hypopg": bool(server["hypopg_available"]),
         }
         await self._health.maintain(conn, version)
-        thresholds = self._health.thresholds
-        all_tables = [from_row(TableRow, r, size_bytes=self._rel_sizes.get(int(r["relid"])),
-                               **thresholds.get(int(r["relid"]), {})) for r in tables]
-        table_rows, tables_other = self._top_tables(all_tables)
+        relations = await self._read_relations(conn, version, now)
         server_health = await self._health.read(conn, version, features["read_all_stats"],
-                                                int(ages.get("lock_waiting") or 0), _table_counts(all_tables))
+                                                int(ages.get("lock_waiting") or 0), relations.table_counts)
         features.update(server_health.features)
         features["track_planning"] = self._report_track_planning(server)
-        index_rows, indexes_other = self._top_indexes(indexes)
-        top, statements_other = self._top_statements(statements or [])
         variant_keys = await self._variant_keys_of(conn, version, top)
         wait_profile = await self._waits.read(conn, version, statements is not None, (s.queryid for s in top))
         features.update(waits.features(wait_profile))
@@ -186,16 +183,16 @@ class PostgresPoller(Poller):
             idle_in_transaction_oldest_seconds=float(ages.get("oldest_idle_in_xact") or 0),
             lock_waiting_sessions=int(ages.get("lock_waiting") or 0),
             databases=self._databases(databases),
-            tables=table_rows,
-            tables_other=tables_other,
-            table_count=len(tables),
-            indexes=index_rows,
-            indexes_other=indexes_other,
-            index_count=len(indexes),
+            tables=relations.tables,
+            tables_other=relations.tables_other,
+            table_count=relations.table_count,
+            indexes=relations.indexes,
+            indexes_other=relations.indexes_other,
+            index_count=relations.index_count,
             statements=top,
-            statements_other=statements_other,
+            statements_other=statements.other if statements else None,
             variant_keys=variant_keys,
-            statement_count=len(statements) + sum(o.statements for o in own) if statements is not None else None,
+            statement_count=statements.count + sum(o.statements for o in own) if statements else None,
             own_statements=own,
             statements_reset=(reset_rows[0]["stats_reset"] if reset_rows else None),
             sizes_read_at=self._sizes_read_wall,
@@ -216,33 +213,32 @@ class PostgresPoller(Poller):
 
     async def _read_statements(
         self, conn: psycopg.AsyncConnection[dict[str, Any]], server: dict[str, Any], version: int
-    ) -> tuple[list[StatementStat] | None, list[OwnStatements], bool]:
-        """The application's statements and dbpulse's own (added up per component), and whether they are whole."""
+    ) -> tuple[CollectorRead | None, list[OwnStatements], bool]:
+        """The application's statements (top-K and the rest added up) and dbpulse's own (added up per component),
+        and whether they are whole."""
         problem: str | None = None
-        rows: list[dict[str, Any]] | None = None
+        read: CollectorRead | None = None
         if not server["pgss_installed"]:
             problem = "not_installed"
         else:
             # Not preloaded, or no privilege: a state of the server (one log line when it changes), not an error.
             try:
-                rows, error = await fetch_counted(
-                    conn, queries.STATEMENTS, queries.pgss_band(version, server["pgss_version"]), self._query_errors,
-                    statements_params(self.settings.statement_text_length, None),
-                    passed_on=(psycopg.errors.ObjectNotInPrerequisiteState, psycopg.errors.InsufficientPrivilege))
+                read = await self._statements.read(conn, queries.pgss_band(version, server["pgss_version"]),
+                                                   self._query_errors)
             except psycopg.errors.ObjectNotInPrerequisiteState:
                 problem = "not_preloaded"
             except psycopg.errors.InsufficientPrivilege:
                 problem = "no_privilege"
             else:
-                if error is not None:
-                    log.warning("%s: pg_stat_statements query failed: %s", self.target, error)
+                if read.error is not None:
+                    log.warning("%s: pg_stat_statements query failed: %s", self.target, read.error)
                     return None, [], False
-        if rows is not None and not server["read_all_stats"]:
+        if read is not None and not server["read_all_stats"]:
             problem = "no_privilege"  # works, but only our own role's statements are visible
         self._report_pgss(problem)
-        if rows is None:
+        if read is None:
             return None, [], False
-        return to_stats(application_rows(rows)), own_statements(rows), problem is None
+        return read, read.own, problem is None
 
     async def _variant_keys_of(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int,
                                top: list[StatementStat]) -> dict[int, int]:
@@ -263,9 +259,23 @@ class PostgresPoller(Poller):
         self._variant_keys = {s.queryid: known[s.queryid] for s in top if s.queryid in known}
         return {q: found for q, found in self._variant_keys.items() if found is not None}
 
-    async def _refresh_sizes(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int) -> None:
+    async def _read_relations(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int,
+                              now: float) -> Relations:
+        """The top-K tables and indexes; every one of them on the size cadence (``relations.py``)."""
+        at = self._relations_read_at
+        full = at is None or now - at >= self.settings.size_interval
+
+        async def fetch(query: Query, v: int, params: dict[str, Any] | None) -> list[dict[str, Any]] | None:
+            return await self._fetch(conn, query, v, params)
+
+        read = await self._relations.read(fetch, version, self._rel_sizes, self._health.thresholds, full)
+        if read.full:
+            self._relations_read_at = now
+        return read
+
+    async def _refresh_sizes(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int,
+                             now: float) -> None:
         """Read sizes when they are older than size_interval (they cost a stat() per file)."""
-        now = time.monotonic()
         if self._sizes_read_at is not None and now - self._sizes_read_at < self.settings.size_interval:
             return
         rels = await self._fetch(conn, queries.SIZES, version)
@@ -344,33 +354,7 @@ class PostgresPoller(Poller):
         self._previous_db = current
         return out
 
-    def _top_tables(self, tables: list[TableRow]) -> tuple[list[TableRow], TableRow | None]:
-        kept, rest = top_k_interleaved(
-            tables, self.settings.top_tables, lambda t: t.size_bytes or 0, lambda t: t.seq_scans + t.index_scans
-        )
-        return kept, fold(rest, TableRow, schema=OTHER, table=OTHER)
 
-    def _top_indexes(self, rows: list[dict[str, Any]]) -> tuple[list[IndexRow], IndexRow | None]:
-        indexes = [from_row(IndexRow, r, size_bytes=self._rel_sizes.get(int(r["indexrelid"]))) for r in rows]
-        kept, rest = top_k_interleaved(
-            indexes, self.settings.top_indexes, lambda i: i.size_bytes or 0, lambda i: i.scans
-        )
-        return kept, fold(rest, IndexRow, schema=OTHER, table=OTHER, index=OTHER)
-
-    def _top_statements(self, statements: list[StatementStat]) -> tuple[list[StatementStat], StatementStat | None]:
-        ranked = sorted(statements, key=lambda s: s.exec_seconds, reverse=True)
-        k = self.settings.top_statements
-        return ranked[:k], fold(ranked[k:], StatementStat, queryid=0, query=OTHER)
-
-
-
-def _table_counts(tables: list[TableRow]) -> health.TableCounts:
-    """Every table of the database (not only the top-K): how many autovacuum should process now."""
-    return health.TableCounts(
-        vacuum_due=sum(t.vacuum_due for t in tables),
-        analyze_due=sum(t.analyze_due for t in tables),
-        autovacuum_disabled=sum(not t.autovacuum_enabled for t in tables),
-    )
 
 
 def _with_hit_ratio(row: DatabaseRow, previous: DatabaseRow | None) -> DatabaseRow:

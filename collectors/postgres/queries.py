@@ -68,9 +68,11 @@ WHERE d.datname IS NOT NULL AND db.datallowconn AND {not_admin_database("d.datna
 """,
 })
 
-# Column names are the field names of snapshot.TableRow / IndexRow.
-TABLES = Query("tables", {
-    MIN_SUPPORTED: """
+# Column names are the field names of snapshot.TableRow / IndexRow. Every table and index is read on
+# the size cadence (postgres.size_interval: TABLES, INDEXES), which picks the top-K; between those
+# reads only the top-K are read, by relid (TABLES_TOP, INDEXES_TOP, parameter ids: their oids): an
+# index scan of pg_class instead of a stats lookup per column of every relation (relations.py).
+_TABLES = """
 SELECT relid, schemaname AS schema, relname AS "table", seq_scan AS seq_scans,
        coalesce(idx_scan, 0) AS index_scans, n_live_tup AS live_rows, n_dead_tup AS dead_rows,
        n_tup_ins AS rows_inserted, n_tup_upd AS rows_updated, n_tup_del AS rows_deleted,
@@ -83,15 +85,16 @@ SELECT relid, schemaname AS schema, relname AS "table", seq_scan AS seq_scans,
        analyze_count AS analyzes, autoanalyze_count AS autoanalyzes,
        n_ins_since_vacuum AS inserted_since_vacuum, n_mod_since_analyze AS modified_since_analyze
 FROM pg_stat_user_tables
-""",
-})
+"""
+TABLES = Query("tables", {MIN_SUPPORTED: _TABLES})
+TABLES_TOP = Query("tables_top", {MIN_SUPPORTED: _TABLES + "WHERE relid = ANY(%(ids)s::oid[])\n"})
 
-INDEXES = Query("indexes", {
-    MIN_SUPPORTED: """
+_INDEXES = """
 SELECT indexrelid, schemaname AS schema, relname AS "table", indexrelname AS "index", idx_scan AS scans
 FROM pg_stat_user_indexes
-""",
-})
+"""
+INDEXES = Query("indexes", {MIN_SUPPORTED: _INDEXES})
+INDEXES_TOP = Query("indexes_top", {MIN_SUPPORTED: _INDEXES + "WHERE indexrelid = ANY(%(ids)s::oid[])\n"})
 
 # Sizes cost a stat() per file and change slowly: they are read every
 # postgres.size_interval seconds, not every poll. Sizing a relation takes an
@@ -130,8 +133,8 @@ WHERE datallowconn AND {not_admin_database()}
 """,
 })
 
-# The one pg_stat_statements reader (collectors/postgres/statements.py), for
-# the collector and the advisor. Summed over userid: one row per statement of
+# The advisor's pg_stat_statements read (collectors/postgres/statements.py; the collector's is
+# STATEMENT_COUNTERS below). Summed over userid: one row per statement of
 # this database. From PG 14 on, only top-level statements: with
 # pg_stat_statements.track = all the nested ones (inside functions, or planned
 # inside another session's EXPLAIN, such as the advisor's what-if plans) would
@@ -160,6 +163,34 @@ LIMIT %(limit)s
 STATEMENTS = Query("statements", {
     MIN_SUPPORTED: _STATEMENTS.format(toplevel=""),
     140000: _STATEMENTS.format(toplevel="AND toplevel"),
+})
+
+# The collector's reads of pg_stat_statements (statements.CollectorStatements): every poll the counters
+# of every entry, without texts (pg_stat_statements(false) does not read the file of texts, and
+# nothing is grouped or sorted: the entries are summed per queryid in dbpulse); texts, and whose
+# statement each entry is (``own``), only of the entries not seen before and of the top-K statements
+# whose text is not known (parameters: every: all entries, else ids: queryids, bigint[]). Texts are cut to
+# statement_text_length in dbpulse: left() on every text cost the server more than reading them.
+_STATEMENT_COUNTERS = """
+SELECT userid, queryid, calls, total_exec_time, rows, shared_blks_hit AS blks_hit, shared_blks_read AS blks_read,
+       total_plan_time, temp_blks_read, temp_blks_written, wal_bytes
+FROM pg_stat_statements(false)
+WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND queryid IS NOT NULL {toplevel}
+"""
+STATEMENT_COUNTERS = Query("statement_counters", {
+    MIN_SUPPORTED: _STATEMENT_COUNTERS.format(toplevel=""),
+    140000: _STATEMENT_COUNTERS.format(toplevel="AND toplevel"),
+})
+_STATEMENT_LABELS = f"""
+SELECT userid, queryid, {_OWN} AS own, query
+FROM pg_stat_statements
+WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND queryid IS NOT NULL {{toplevel}} AND (%(every)s OR queryid = ANY(%(ids)s::bigint[]))
+"""
+STATEMENT_LABELS = Query("statement_labels", {
+    MIN_SUPPORTED: _STATEMENT_LABELS.format(toplevel=""),
+    140000: _STATEMENT_LABELS.format(toplevel="AND toplevel"),
 })
 
 # Whole texts of the application's statements by queryid (parameter ids: bigint[]): the exported ones whose
@@ -441,18 +472,19 @@ IO = Query("io", {
 
 # --- maintenance reads: every postgres.maintenance_interval, not every poll ------------------------
 # The relations of the current database with the oldest relfrozenxid (TOAST tables named after
-# their table), the top-K by XID age. Parameter: limit.
+# their table), the top-K by XID age. Parameter: limit. The top-K are picked before the joins that name
+# them (joining every relation to find each TOAST table's owner cost 4x reading pg_class at 2,000 tables).
 OLDEST_TABLES = Query("oldest_tables", {
     MIN_SUPPORTED: """
 SELECT coalesce(tn.nspname, n.nspname) AS schema, coalesce(t.relname, c.relname) AS "table",
-       c.relkind = 't' AS toast, age(c.relfrozenxid)::float8 AS xid_age, mxid_age(c.relminmxid)::float8 AS mxid_age
-FROM pg_class c
+       c.relkind = 't' AS toast, c.xid_age, mxid_age(c.relminmxid)::float8 AS mxid_age
+FROM (SELECT oid, relname, relnamespace, relkind, relminmxid, age(relfrozenxid)::float8 AS xid_age
+      FROM pg_class WHERE relkind IN ('r', 'm', 't')
+      ORDER BY age(relfrozenxid) DESC LIMIT %(limit)s) c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_class t ON c.relkind = 't' AND t.reltoastrelid = c.oid
 LEFT JOIN pg_namespace tn ON tn.oid = t.relnamespace
-WHERE c.relkind IN ('r', 'm', 't')
-ORDER BY age(c.relfrozenxid) DESC
-LIMIT %(limit)s
+ORDER BY c.xid_age DESC
 """,
 }, feature="wraparound")
 

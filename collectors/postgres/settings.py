@@ -68,7 +68,8 @@ class PostgresSettings(PollSettings):
     statement_text_length: int = Field(80, ge=10, le=1000)
     app_pools: list[AppPool] = Field(default_factory=list)
     size_interval: float = Field(300.0, ge=0, description="seconds between reads of table, index and database "
-                                 "sizes (they cost a stat() per file); 0 reads them every poll")
+                                 "sizes (they cost a stat() per file) and of every table's and index's statistics "
+                                 "(the top-K's are read every poll); 0 reads them every poll")
     maintenance_interval: float = Field(300.0, ge=0, description="seconds between the expensive health reads "
                                         "(autovacuum's thresholds, tables with the oldest frozen XID, bloat "
                                         "estimates); 0 reads them every poll")

@@ -20,6 +20,7 @@ added up, each variant kept by its queryid.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,14 +31,16 @@ import pglast.parser
 import psycopg
 from psycopg.rows import dict_row
 
+from collectors.base.samples import OTHER
 from collectors.base.topk import fold, summed
 from collectors.postgres import queries
 from collectors.postgres.access import ADVISOR_TAG, unwrap_statement_text
+from collectors.postgres.query import fetch_counted
 
 WHOLE_TEXT = 1_000_000  # characters: pg_stat_statements keeps at most track_activity_query_size of them
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StatementStat:
     queryid: int
     query: str = ""
@@ -106,6 +109,123 @@ def to_stats(rows: Iterable[Mapping[str, Any]]) -> list[StatementStat]:
         )
         for r in rows
     ]
+
+
+# The errors of pg_stat_statements that are states of the server, not failures: not preloaded, no privilege.
+PGSS_STATES: tuple[type[psycopg.Error], ...] = (psycopg.errors.ObjectNotInPrerequisiteState,
+                                                psycopg.errors.InsufficientPrivilege)
+EVERY_LABEL = 1000  # more unlabelled queryids than this: the labels of every entry are read, not by queryid
+_COUNTERS = ("calls", "total_exec_time", "rows", "blks_hit", "blks_read", "total_plan_time", "temp_blks_read",
+             "temp_blks_written", "wal_bytes")
+
+
+@dataclass(frozen=True)
+class CollectorRead:
+    """One poll's statements: the application's top-K (with texts) and the rest summed, dbpulse's own, or the
+    error."""
+
+    top: list[StatementStat] | None  # heaviest (total execution time) first
+    other: StatementStat | None  # the rest of the application's, added up
+    count: int  # the application's statements (top-K and rest)
+    own: list[OwnStatements]
+    error: str | None = None
+
+
+def _failed(error: str | None) -> CollectorRead:
+    return CollectorRead(None, None, 0, [], error)
+
+
+class CollectorStatements:
+    """The collector's reads of ``pg_stat_statements``, every poll, at the cost of its counters alone.
+
+    The counters of every entry are read without texts (``queries.STATEMENT_COUNTERS``; reading,
+    grouping and sorting every text each poll cost the server 5x the view at 5,000 statements).
+    Whose statement an entry is (the application's, or a dbpulse component's by the tag in its text)
+    does not change: it is read once per entry (``queries.STATEMENT_LABELS``), when the entry is new.
+    Texts are kept only for the exported top-K; one that enters the top-K is read then. The entries
+    are summed per queryid as tuples, and only the top-K become ``StatementStat``s: at 10,000
+    statements, a row object per statement per poll cost more CPU and memory than the read.
+    """
+
+    def __init__(self, text_length: int, top: int) -> None:
+        self.text_length = text_length
+        self.top = top
+        self._own: dict[tuple[int, int], str | None] = {}  # (userid, queryid) -> component, None: the application
+        self._texts: dict[int, str] = {}  # queryid -> short text, of the exported top-K
+
+    async def read(self, conn: psycopg.AsyncConnection[dict[str, Any]], band: int,
+                   errors: dict[str, int]) -> CollectorRead:
+        """Raises the errors of ``PGSS_STATES`` (the caller reports the state: the view may be revoked while
+        the function is not); any other is counted and returned."""
+        rows, error = await fetch_counted(conn, queries.STATEMENT_COUNTERS, band, errors, passed_on=PGSS_STATES)
+        if rows is None:
+            return _failed(error)
+        keys = [(r["userid"], r["queryid"]) for r in rows]
+        texts: dict[int, str] = {}
+        unlabelled = sorted({queryid for userid, queryid in keys if (userid, queryid) not in self._own})
+        if unlabelled:
+            error = await self._label(conn, band, errors, unlabelled, texts)
+            if error is not None:
+                return _failed(error)
+        self._own = {key: self._own[key] for key in keys if key in self._own}  # entries gone are forgotten
+        app, own = self._summed(rows, keys)
+        ranked = sorted(app, key=lambda q: (-app[q][1], q))
+        top_ids = ranked[:self.top]
+        missing = [q for q in top_ids if q not in texts and q not in self._texts]
+        if missing:
+            error = await self._label(conn, band, errors, missing, texts)
+            if error is not None:
+                return _failed(error)
+        known = self._texts | texts
+        self._texts = {q: known[q] for q in top_ids if q in known}
+        top = [_stat(q, app[q], self._texts.get(q, "")) for q in top_ids]
+        rest = [app[q] for q in ranked[self.top:]]
+        other = _stat(0, tuple(sum(column) for column in zip(*rest, strict=True)), OTHER) if rest else None
+        return CollectorRead(top, other, len(app), own)
+
+    async def _label(self, conn: psycopg.AsyncConnection[dict[str, Any]], band: int, errors: dict[str, int],
+                     ids: list[int], texts: dict[int, str]) -> str | None:
+        """Read whose statement each entry of ``ids`` is, and the application's texts (into ``texts``)."""
+        every = len(ids) > EVERY_LABEL
+        params = {"every": every, "ids": [] if every else ids}
+        rows, error = await fetch_counted(conn, queries.STATEMENT_LABELS, band, errors, params, passed_on=PGSS_STATES)
+        for r in rows or []:
+            queryid, own = int(r["queryid"]), r["own"]
+            self._own[(int(r["userid"]), queryid)] = own
+            if own is None:
+                texts.setdefault(queryid, unwrap_statement_text((r["query"] or "")[:self.text_length]))
+        return error
+
+    def _summed(self, rows: list[dict[str, Any]],
+                keys: list[tuple[int, int]]) -> tuple[dict[int, tuple[float, ...]], list[OwnStatements]]:
+        """The application's counters summed per queryid (``_COUNTERS`` order); dbpulse's per component. An entry
+        not labelled (new since the labels were read) waits for the next poll."""
+        counters = operator.itemgetter(*_COUNTERS)
+        app: dict[int, tuple[float, ...]] = {}
+        own: dict[str, tuple[set[int], list[float]]] = {c: (set(), [0, 0.0]) for c in OWN_COMPONENTS}
+        labels = self._own
+        for r, key in zip(rows, keys, strict=True):
+            who = labels.get(key, _UNLABELLED)
+            if who is None:
+                values = counters(r)
+                before = app.get(key[1])
+                app[key[1]] = values if before is None else tuple(map(operator.add, before, values))
+            elif who in own:
+                ids, sums = own[who]
+                ids.add(key[1])
+                sums[0] += r["calls"] or 0
+                sums[1] += float(r["total_exec_time"] or 0) / 1000
+        return app, [OwnStatements(c, len(ids), int(sums[0]), float(sums[1])) for c, (ids, sums) in own.items()]
+
+
+_UNLABELLED = "?"  # not a component: an entry new since the labels were read
+
+
+def _stat(queryid: int, t: tuple[float, ...], query: str) -> StatementStat:
+    """A ``StatementStat`` from counters in ``_COUNTERS`` order (times in ms, as pg_stat_statements has them)."""
+    return StatementStat(queryid=queryid, query=query, calls=int(t[0]), exec_seconds=float(t[1]) / 1000,
+                         rows=int(t[2]), blks_hit=int(t[3]), blks_read=int(t[4]), plan_seconds=float(t[5]) / 1000,
+                         temp_blks_read=int(t[6]), temp_blks_written=int(t[7]), wal_bytes=float(t[8] or 0))
 
 
 def read_statements(conn: psycopg.Connection[Any], version_num: int, limit: int | None,

@@ -22,8 +22,7 @@ one. The one-shot command has no history, so it has no outcomes.
 from __future__ import annotations
 
 import statistics
-from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -40,7 +39,7 @@ CHANGES: tuple[Change, ...] = ("created", "dropped")
 QUERY_CHARS = 300
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Window:
     """One statement's counters over one advisor window."""
 
@@ -144,7 +143,9 @@ class OutcomeTracker:
     """Per-statement windows and per-table index OIDs across advisor runs (the service's memory)."""
 
     settings: Thresholds
-    windows: dict[int, deque[tuple[int, Window]]] = field(default_factory=dict)  # queryid -> (run, window)
+    # queryid -> its last outcome_windows (run, window), oldest first: a tuple, not a deque (a deque's first block
+    # is about 600 bytes: with thousands of statements, most of this memory)
+    windows: dict[int, tuple[tuple[int, Window], ...]] = field(default_factory=dict)
     runs: int = 0
     changed_at: dict[int, int] = field(default_factory=dict)  # table oid -> run that saw its last index change
     texts: dict[int, str] = field(default_factory=dict)
@@ -162,9 +163,9 @@ class OutcomeTracker:
         for st in window_stats:
             self.texts[st.queryid] = st.query[:QUERY_CHARS]
         self.runs += 1
-        previous = {q: list(ws) for q, ws in self.windows.items()}
+        previous = dict(self.windows)
         for q, w in current.items():
-            self.windows.setdefault(q, deque(maxlen=s.outcome_windows)).append((self.runs, w))
+            self.windows[q] = (*self.windows.get(q, ()), (self.runs, w))[-s.outcome_windows:]
         for q in [q for q in self.windows if q not in tables_of and q not in current]:
             del self.windows[q]  # left the workload we read: forget it, memory stays bounded
             self.texts.pop(q, None)
@@ -210,7 +211,7 @@ class OutcomeTracker:
         self.advised_drops = set(drops)
 
     def _follow(self, table: str, table_oid: int, index: str, change: Change, advised: bool, now: datetime,
-                statements: list[int], previous: Mapping[int, list[tuple[int, Window]]],
+                statements: list[int], previous: Mapping[int, Sequence[tuple[int, Window]]],
                 current: Mapping[int, Window]) -> None:
         s = self.settings
         # The baseline: the statement's windows since the table's previous index change (the window that
@@ -248,7 +249,7 @@ class OutcomeTracker:
         return "unchanged"
 
     def _regressions(self, outcomes: list[Outcome], current: Mapping[int, Window],
-                     previous: Mapping[int, list[tuple[int, Window]]], tables_of: Mapping[int, set[int]],
+                     previous: Mapping[int, Sequence[tuple[int, Window]]], tables_of: Mapping[int, set[int]],
                      cat: Catalog) -> list[Regression]:
         s = self.settings
         found: dict[int, Regression] = {}

@@ -21,6 +21,7 @@ from bench import (
     memory,
     pg_databases,
     pg_dbtime,
+    pg_scale,
     pg_scrape,
     redis_keys,
     report,
@@ -57,6 +58,20 @@ def test_pg_dbtime(tmp_path: Path) -> None:
     assert r["exporters"]["dbpulse"]["polls"] >= 3
     assert r["exporters"]["dbpulse"]["db_ms_per_poll"] > 0
     assert r["exporters"]["postgres_exporter"]["db_ms_per_poll"] > 0
+    reads = {p["read"]: p for p in r["dbpulse_reads"]}
+    assert {"TABLES", "TABLES_TOP", "STATEMENT_COUNTERS"} <= set(reads)
+    assert all(p["ms"] > 0 and p["floor_ms"] > 0 for p in reads.values())
+
+
+@needs_pg_exporter
+def test_pg_scale(tmp_path: Path) -> None:
+    r = run(pg_scale.main, tmp_path, "--tables", "10,30", "--statements", "50", "--polls", "3", "--interval", "0.3")
+    assert set(r["sizes"]) == {"10", "30"}
+    assert r["sizes"]["30"]["database"]["tables"] == 30
+    for size in r["sizes"].values():
+        assert size["dbpulse"]["polls"] >= 3 and size["dbpulse"]["db_ms_per_poll"] > 0
+        assert size["postgres_exporter"]["db_ms_per_poll"] > 0
+    assert r["growth"]["dbpulse"] is not None
 
 
 @needs_pg_exporter

@@ -52,7 +52,7 @@ def run_every_band(conn: psycopg.Connection[Any], version_num: int) -> dict[str,
             out[name] = "none"
             continue
         try:
-            conn.execute(sql.encode(), {"text_length": 40, "limit": 5, "ids": [1]}).fetchall()
+            conn.execute(sql.encode(), {"text_length": 40, "limit": 5, "ids": [1], "every": False}).fetchall()
             out[name] = "ran"
         except psycopg.Error as exc:
             out[name] = f"{type(exc).__name__}: {exc}"

@@ -22,6 +22,7 @@ from collectors.postgres.access import ADVISOR_APPLICATION_NAME, error_line, ses
 from collectors.postgres.statements import StatementStat, deltas, read_statements, read_statements_reset
 
 from . import plans
+from .budget import fit_budget
 from .candidates import Candidate, Workload, build_candidates
 from .catalog import Catalog, key_signature, read_catalog
 from .context import RunContext
@@ -232,8 +233,12 @@ class Advisor:
             run.whatif = WhatIf(run.conn, cat.server_version_num, budget, can_hide=cat.hypopg_can_hide)
             candidates = self._buildable(run.conn, cat, run.candidates, run.whatif, report, run.refused)
             if candidates:
-                report.findings.extend(select_verified(candidates, Verifying(
-                    run.workload, cat, run.whatif, s, run.unplannable, run.selection, run.rates)))
+                verifying = Verifying(run.workload, cat, run.whatif, s, run.unplannable, run.selection, run.rates)
+                select_verified(candidates, verifying)
+                note = fit_budget(verifying)  # index_budget_mb: what does not fit is chosen again, per byte
+                report.findings.extend(verifying.findings)
+                if note:
+                    report.notes.append(note)
             run.stats = VerificationStats(budget.explains, budget.seconds, budget.exhausted(), "hypopg")
             report.statements_planned, run.cover_explains = self._cover(run)
             return

@@ -35,6 +35,13 @@ class Variant:
     label: str  # e.g. status = 'pending'
 
 
+POSTING_MAX = 1352.0  # bytes of heap pointers in one posting-list tuple (half of BTMaxItemSize, 8 kB pages)
+
+
+def _maxalign(width: float) -> float:
+    return float(-(-width // 8) * 8)
+
+
 Role = Literal["equality", "in", "join", "range", "order", "group"]
 _ROLE_TEXT: dict[str, str] = {
     "equality": "compared with =", "in": "compared with IN / = ANY", "join": "a join key",
@@ -58,18 +65,27 @@ class Candidate:
 
     def estimated_bytes(self) -> float:
         """A btree size estimate that, unlike HypoPG 1.3.1's, counts deduplication (PostgreSQL 13+): each
-        distinct key is stored once, its other rows as 6-byte heap pointers in a posting list."""
+        distinct key is stored once, with its rows' 6-byte heap pointers in posting lists (at most
+        ``POSTING_MAX`` bytes each, so a key with many rows has several), every tuple MAXALIGNed with its
+        4-byte line pointer; leaves filled to 90 %, plus the upper levels and the metapage."""
         total = 0.0
         for member in self.members:
             rows = member.table.rows * member.predicate_fraction
             width = member.table.entry_width([k for k, _ in member.keys]) or 8.0 + 8 * len(member.keys)
-            width = -(-width // 8) * 8 + 4  # MAXALIGN, plus the line pointer
+            base = _maxalign(width)
             distinct = 1.0
             for key, _ in member.keys:
                 d = None if key.is_expression else member.table.distinct_values(key.text)
                 distinct *= d if d else rows
             distinct = min(max(distinct, 1.0), max(rows, 1.0))
-            total += (distinct * width + (rows - distinct) * 6) / 0.9  # leaves are filled to 90%
+            per_key = rows / distinct
+            if per_key < 1.5:  # (nearly) unique: plain tuples
+                leaf = rows * (base + 4)
+            else:
+                tids = 6 * per_key
+                postings = -(-tids // POSTING_MAX)
+                leaf = distinct * (_maxalign(tids + postings * base) + postings * 4)
+            total += leaf / 0.9 * 1.01 + 8192  # fill factor; upper levels; metapage
         return total
 
     @property

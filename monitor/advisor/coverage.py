@@ -8,7 +8,8 @@ every statement read gets one ``StatementReason``, the first of these that holds
    statements count it by type, and no index speeds it up);
 3. ``unplannable``: the server could not plan it (the error);
 4. ``write_cost`` / ``below_threshold``: its best candidate was costed with HypoPG and rejected, with the
-   figures (an index already in its plan makes it ``served``, with the same figures);
+   figures (an index already in its plan makes it ``served``, with the same figures); ``over_budget``: it
+   was chosen, then left out by ``index_budget_mb`` (``budget.py``);
 5. ``served``: an existing index already gives the access path its candidates would (or its plan uses one
    and no candidate lowers its cost);
 6. ``no_candidate``: why none: no predicate an index can use, keys that cannot be index keys, tables below
@@ -84,6 +85,9 @@ def _why_not(stat: StatementStat, analysis: StatementAnalysis, run: RunContext) 
         if uses:
             return "served", f"already served: {uses}; {own}{detail}"
         return ("below_threshold" if judged.verdict == "below_threshold" else "no_candidate"), own + detail
+    if judged is not None and judged.verdict == "over_budget":  # budget.py: chosen, then left out by the budget
+        return "over_budget", (f"its best candidate takes its cost from {judged.cost_before:,.0f} to "
+                               f"{judged.cost_after:,.0f}, but {judged.reason}" + (f"; {uses}" if uses else ""))
     if judged is not None and judged.verdict == "kept":  # advised for other statements; not enough for this one
         return "below_threshold", (f"its best candidate, {judged.label}, is advised for other statements, but with "
                                    f"the whole plan in place its cost does not drop (alone it took it from "

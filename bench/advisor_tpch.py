@@ -12,9 +12,10 @@ For each, after the workload: pg_qualstats' ``pg_qualstats_index_advisor()`` (fi
 dbpulse's ``Advisor`` with its default thresholds (the indexes its plan creates, in the plan's order), and
 the Dexter-style baseline (``bench/peer_advisors.py``). dbpulse has a storage budget of its own
 (``index_budget_mb``): it is also run once per budget with it, as a user who has that budget would run it,
-and that run's list is measured at that budget (the peers have no budget setting: their one list is cut). Every set is measured with one ruler
-(``bench/workload_cost.py``): the relative workload cost, HypoPG-costed generic plans of the whole
-workload with the advised indexes over without them (Kossmann et al., VLDB 2020), at storage budgets
+and that run's list is measured at that budget (the peers have no budget setting: their one list is cut).
+Every set is measured with one ruler (``bench/workload_cost.py``): the relative workload cost,
+HypoPG-costed generic plans of the whole workload with the advised indexes over without them
+(Kossmann et al., VLDB 2020), at storage budgets
 that are fractions of the data size, with the number of indexes and their total size. Sizes are those
 of the indexes **built for real** once each (HypoPG 1.3.1 ignores btree deduplication and overestimates
 by up to 7x), so a budget cut is what the disk would hold. Existing indexes stay; dbpulse's drops are

@@ -180,9 +180,8 @@ class Advisor:
 
     def _without_statements(self, run: RunContext) -> AdviceReport:
         """pg_stat_statements is not readable: the hygiene findings and a plan of their drops only."""
-        no_drops = self._no_drops(run.report, run.cat, None, statements_readable=False)
-        run.report.plan = build_plan(run.report.findings, Selection(), run.cat, Workload([]), self.settings,
-                                     Rates(), no_drops=no_drops)
+        run.no_drops = self._no_drops(run.report, run.cat, None, statements_readable=False)
+        run.report.plan = build_plan(run)  # the hygiene findings' drops: no statement, no selection
         return run.report
 
     def _analyze_step(self, run: RunContext) -> None:
@@ -258,8 +257,7 @@ class Advisor:
     def _plan(self, run: RunContext) -> None:
         """The plan of the run (checked as a whole with HypoPG when it is there), and each statement's plan."""
         report = run.report
-        report.plan = build_plan(report.findings, run.selection, run.cat, run.workload, self.settings, run.rates,
-                                 run.whatif, run.unplannable if run.whatif is not None else None, run.no_drops)
+        report.plan = build_plan(run)
         report.statement_plans = self._statement_plans(run.workload, run.selection, run.unplannable)
         if run.stats.mode == "heuristic":
             # Each heuristic finding gets the calls-weighted generic-plan cost it would cut.

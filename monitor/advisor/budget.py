@@ -81,19 +81,21 @@ def fit_budget(v: Verifying) -> str | None:
     if total <= budget:
         return None
     pool = _options(v, chosen)
-    saved = v.whatif.budget
-    v.whatif.budget = Budget(v.settings.plan_check_max_explains, max(1.0, v.settings.verification_max_seconds / 4))
+    saved, exhausted = v.whatif.budget, False
     try:
-        current, calls = _base_costs(v, pool)
         fits = []
-        for widen in (True, False):  # two passes; the one whose set costs the workload least is kept
+        for widen in (True, False):  # two passes, each with its own allowance; the cheaper set is kept
+            v.whatif.budget = Budget(v.settings.plan_check_max_explains,
+                                     max(1.0, v.settings.verification_max_seconds / 8))
+            if widen:
+                current, calls = _base_costs(v, pool)
             fit = Fitting(v, budget, dict(current), calls, widen=widen)
             _greedy(fit, pool)
             for option in fit.picked:
                 _unbuild(fit, option)
             fits.append(fit)
+            exhausted = exhausted or v.whatif.budget.exhausted()
         fit = min(fits, key=lambda f: (sum(calls[q] * c for q, c in f.current.items()), f.used))
-        exhausted = v.whatif.budget.exhausted()
     finally:
         v.whatif.budget = saved
     prefixes = _apply(fit, pool)

@@ -32,6 +32,7 @@ ANALYZE events;
 """
 MB = 1024 * 1024
 TIGHT_MB = 1.0  # (tenant_id) fits, (tenant_id, created_at) and events (ext_id) do not
+ROOMY_FOR_TWO_MB = 4.5  # events (ext_id) fits with (tenant_id), not with (tenant_id, created_at)
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +107,11 @@ def test_a_budget_nothing_fits_in_creates_nothing(budget_db: str) -> None:
     held = [h["subject"] for h in report["plan"]["held_back"] if h["kind"] == "missing_index"]
     assert "public.orders (tenant_id, created_at)" in held and "public.events (ext_id)" in held
     assert not [f for f in report["findings"] if f["kind"] == "missing_index"]
+
+
+def test_the_room_goes_to_another_table_rather_than_the_wider_index(budget_db: str) -> None:
+    """Both lookups' indexes fit with (tenant_id), not with the composite: the set that costs least is kept."""
+    report = _advise(budget_db, ROOMY_FOR_TWO_MB)
+    assert sorted(_creates(report)) == [("public.events", ["ext_id"]), ("public.orders", ["tenant_id"])]
+    built = sum(_built_size(budget_db, a["creates"][0]["ddl"]) for a in report["plan"]["actions"])
+    assert built <= ROOMY_FOR_TWO_MB * MB

@@ -6,12 +6,15 @@ budget, the choice is made again among the kept candidates and the useful prefix
 leading columns alone: ``(tenant_id)`` of ``(tenant_id, created_at)``), greedily by verified benefit per byte
 (Kossmann et al., VLDB 2020):
 
-* every option that still fits is costed with HypoPG on the statements of its table that the selection served,
-  on top of what is picked so far, and the one that removes the most calls-weighted cost per byte of its
-  estimated size (deduplicated btree, ``Candidate.estimated_bytes``) is picked;
+* every option that still fits is costed with HypoPG on the statements of its table that the selection served
+  and that use its leading column, on top of what is picked so far, and the one that removes the most
+  calls-weighted cost per byte of its estimated size (``Candidate.estimated_bytes``: a btree, deduplicated
+  where the keys' types allow it) is picked;
 * an option that extends a picked prefix replaces it, for the difference of their sizes; a second pass
-  never widens a picked index (the room goes to other tables' indexes instead), and the pass whose set
-  leaves the lower calls-weighted cost of the statements is kept;
+  never widens a picked index (the room goes to other tables' indexes instead), a third ranks by cost
+  removed alone (small indexes with a slightly better ratio would leave no room for one large index that
+  removes far more: the greedy knapsack's known weakness), and the pass whose set leaves the lowest
+  calls-weighted cost of the statements is kept;
 * a prefix is judged as any candidate: ``min_improvement_ratio`` and the write cost;
 * a kept candidate that does not fit is held back with its size and the budget; its statements say so
   (coverage status ``over_budget``).
@@ -26,11 +29,13 @@ from dataclasses import dataclass, field
 from monitor.core import units
 
 from .candidates import Candidate, served_by
-from .catalog import Table
-from .selection import Chosen, Verifying, missing_index_finding, statement_cost, write_cost_rejection
+from .selection import Chosen, Verifying, mentions, missing_index_finding, statement_cost, write_cost_rejection
 from .whatif import Budget, PlanError
 
 MB = 1024 * 1024
+# The greedy passes (widen a picked prefix, rank per byte): by benefit per byte, with and without widening, and
+# by benefit alone, which a budget whose room the small indexes would take from one large index needs.
+PASSES = ((True, True), (False, True), (True, False))
 
 
 @dataclass
@@ -69,6 +74,7 @@ class Fitting:
     trials: dict[int, Trial] = field(default_factory=dict)  # id(option) -> its trial when it was picked
     used: float = 0.0
     widen: bool = True  # an option may replace a picked one it extends (for the difference of their sizes)
+    per_byte: bool = True  # rank by cost removed per byte; else by cost removed (one large index before many small)
 
 
 def fit_budget(v: Verifying) -> str | None:
@@ -84,12 +90,12 @@ def fit_budget(v: Verifying) -> str | None:
     saved, exhausted = v.whatif.budget, False
     try:
         fits = []
-        for widen in (True, False):  # two passes, each with its own allowance; the cheaper set is kept
+        for n, (widen, per_byte) in enumerate(PASSES):  # each with its own allowance; the cheapest set is kept
             v.whatif.budget = Budget(v.settings.plan_check_max_explains,
-                                     max(1.0, v.settings.verification_max_seconds / 8))
-            if widen:
+                                     max(1.0, v.settings.verification_max_seconds / 12))
+            if n == 0:
                 current, calls = _base_costs(v, pool)
-            fit = Fitting(v, budget, dict(current), calls, widen=widen)
+            fit = Fitting(v, budget, dict(current), calls, widen=widen, per_byte=per_byte)
             _greedy(fit, pool)
             for option in fit.picked:
                 _unbuild(fit, option)
@@ -100,8 +106,8 @@ def fit_budget(v: Verifying) -> str | None:
         v.whatif.budget = saved
     prefixes = _apply(fit, pool)
     return (f"index budget {units.size(budget)} (index_budget_mb): the {len(chosen)} indexes chosen without it "
-            f"take an estimated {units.size(total)}; chosen again by verified cost removed per byte, "
-            f"{len(fit.picked)} fit in {units.size(fit.used)}"
+            f"take an estimated {units.size(total)}; chosen again with HypoPG by cost removed per byte (the "
+            f"set of the cheapest greedy pass), {len(fit.picked)} fit in {units.size(fit.used)}"
             + (f", {prefixes} of them the leading columns of a composite that does not fit" if prefixes else "")
             + ("; the budget's EXPLAINs ran out before every option was costed" if exhausted else ""))
 
@@ -112,12 +118,17 @@ def _options(v: Verifying, chosen: list[Chosen]) -> list[Option]:
     for c in chosen:
         by_table.setdefault(c.candidate.table.oid, set()).update(c.affected)
     exec_ms = {s.queryid: s.exec_seconds for s, _ in v.workload.items}
+    analyses = {s.queryid: a for s, a in v.workload.items}
 
-    def statements(table: Table) -> list[int]:
-        qs = sorted(by_table.get(table.oid, set()), key=lambda q: (-exec_ms.get(q, 0.0), q))
+    def statements(cand: Candidate) -> list[int]:
+        """The statements the table's kept candidates serve that an index led by ``cand``'s keys can serve."""
+        leads = [m.keys[0][0] for m in cand.members]
+        qs = [q for q in by_table.get(cand.table.oid, set())
+              if q in analyses and any(mentions(analyses[q], cand.table, lead, v.cat) for lead in leads)]
+        qs.sort(key=lambda q: (-exec_ms.get(q, 0.0), q))
         return qs[: v.settings.max_statements_per_candidate]
 
-    pool = [Option(c.candidate, c.candidate.estimated_bytes(), statements(c.candidate.table), c) for c in chosen]
+    pool = [Option(c.candidate, c.candidate.estimated_bytes(), statements(c.candidate), c) for c in chosen]
     seen = {o.cand.signature for o in pool}
     for c in chosen:
         cand = c.candidate
@@ -132,7 +143,7 @@ def _options(v: Verifying, chosen: list[Chosen]) -> list[Option]:
             if distinct is not None and distinct <= v.settings.low_selectivity_max_distinct:
                 continue  # it would be a low-selectivity index
             seen.add(prefix.signature)
-            pool.append(Option(prefix, prefix.estimated_bytes(), statements(cand.table)))
+            pool.append(Option(prefix, prefix.estimated_bytes(), statements(prefix)))
     return pool
 
 
@@ -181,14 +192,16 @@ def _greedy(fit: Fitting, pool: list[Option]) -> None:
             trial = cache[id(option)]
             if trial is None or trial.gain <= 0:
                 continue
-            score = trial.gain / max(trial.size, 8192.0)
+            score = trial.gain / max(trial.size, 8192.0) if fit.per_byte else trial.gain
             if best is None or score > best[0]:
                 best = (score, trial)
         if best is None:
             return
         changed = _pick(fit, best[1])
-        for option in pool:  # what the pick changes: its table's options and those sharing a statement
-            if option.cand.table is best[1].option.cand.table or changed & set(option.statements):
+        picked = best[1].option.cand
+        for option in pool:  # what the pick changes: the options sharing a statement, and its prefixes and widenings
+            if (changed & set(option.statements) or _extends(option.cand, picked)
+                    or _extends(picked, option.cand)):
                 cache.pop(id(option), None)
 
 

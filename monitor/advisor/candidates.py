@@ -64,10 +64,11 @@ class Candidate:
     predicate_fraction: float = 1.0  # of the table's rows a partial index holds (pg_stats)
 
     def estimated_bytes(self) -> float:
-        """A btree size estimate that, unlike HypoPG 1.3.1's, counts deduplication (PostgreSQL 13+): each
-        distinct key is stored once, with its rows' 6-byte heap pointers in posting lists (at most
-        ``POSTING_MAX`` bytes each, so a key with many rows has several), every tuple MAXALIGNed with its
-        4-byte line pointer; leaves filled to 90 %, plus the upper levels and the metapage."""
+        """A btree size estimate that, unlike HypoPG 1.3.1's, counts deduplication (PostgreSQL 13+) where the
+        keys' types allow it (``Column.deduplicates``): each distinct key is stored once, with its rows' 6-byte
+        heap pointers in posting lists (at most ``POSTING_MAX`` bytes each, so a key with many rows has
+        several); every tuple MAXALIGNed with its 4-byte line pointer; leaves filled to 90 %, plus the upper
+        levels and the metapage."""
         total = 0.0
         for member in self.members:
             rows = member.table.rows * member.predicate_fraction
@@ -79,7 +80,7 @@ class Candidate:
                 distinct *= d if d else rows
             distinct = min(max(distinct, 1.0), max(rows, 1.0))
             per_key = rows / distinct
-            if per_key < 1.5:  # (nearly) unique: plain tuples
+            if per_key < 1.5 or not member.table.deduplicates([k for k, _ in member.keys]):  # one tuple per row
                 leaf = rows * (base + 4)
             else:
                 tids = 6 * per_key

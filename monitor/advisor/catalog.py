@@ -36,9 +36,14 @@ WHERE c.relkind IN ('r', 'p', 'm')
 """
 
 COLUMNS_SQL = f"""
-SELECT /* {TAG} */ a.attrelid AS relid, a.attname, a.attnum
+SELECT /* {TAG} */ a.attrelid AS relid, a.attname, a.attnum,
+       NOT (t.typname IN ('numeric', 'float4', 'float8', 'jsonb', 'bpchar') OR t.typcategory IN ('A', 'C', 'R')
+            OR coalesce((SELECT NOT co.collisdeterministic FROM pg_collation co WHERE co.oid = a.attcollation),
+                        false)) AS deduplicates
 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_type t0 ON t0.oid = a.atttypid
+JOIN pg_type t ON t.oid = CASE WHEN t0.typtype = 'd' THEN t0.typbasetype ELSE t0.oid END
 WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'm')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
 """
@@ -133,6 +138,10 @@ class Column:
     avg_width: int | None = None  # bytes, from pg_stats
     attnum: int = 0
     most_common: list[tuple[str, float]] | None = None  # pg_stats most_common_vals (as text) and freqs
+    # A btree on it can store equal keys once (deduplication, PostgreSQL 13+): not numeric, float, jsonb,
+    # arrays, composites, ranges or a nondeterministic collation (the documented exceptions), nor character(n),
+    # which measured no deduplication on PostgreSQL 15 (14 MB for 450,000 rows of 5 values, as many as unique ones).
+    deduplicates: bool = True
 
 
 @dataclass
@@ -175,6 +184,11 @@ class Table:
                 return None
             total += col.avg_width
         return total
+
+    def deduplicates(self, keys: Sequence[Key]) -> bool:
+        """A btree on ``keys`` stores equal keys once: every key column's type allows it (an expression's type
+        is not known here: assumed to)."""
+        return all(key.is_expression or getattr(self.columns.get(key.text), "deduplicates", True) for key in keys)
 
     def distinct_values(self, column: str) -> float | None:
         col = self.columns.get(column)
@@ -335,7 +349,8 @@ def _read_tables(conn: psycopg.Connection[Any], cat: Catalog) -> None:
         cat._by_name[(table.schema, table.name)] = table
     for r in _rows(conn, COLUMNS_SQL):
         if r["relid"] in cat.tables:
-            cat.tables[r["relid"]].columns[r["attname"]] = Column(r["attname"], attnum=int(r["attnum"]))
+            cat.tables[r["relid"]].columns[r["attname"]] = Column(r["attname"], attnum=int(r["attnum"]),
+                                                                  deduplicates=bool(r["deduplicates"]))
 
 
 def _read_stats(conn: psycopg.Connection[Any], cat: Catalog) -> None:

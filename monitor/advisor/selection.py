@@ -181,7 +181,7 @@ def _relevant(v: Verifying, t: TableRound, cand: Candidate) -> list[tuple[Statem
     """Statements a btree led by one of the candidate's first keys can help, with a base cost."""
     leads = [m.keys[0][0] for m in cand.members]
     out = []
-    mentioning = [(s, a) for s, a in t.stmts if any(_mentions(a, t.table, lead, v.cat) for lead in leads)]
+    mentioning = [(s, a) for s, a in t.stmts if any(mentions(a, t.table, lead, v.cat) for lead in leads)]
     mentioning.sort(key=lambda sa: (-sa[0].exec_seconds * 1000, sa[0].queryid))
     for stat, analysis in mentioning[: v.settings.max_statements_per_candidate]:
         if stat.queryid in v.unplannable:
@@ -463,7 +463,8 @@ def missing_privilege(message: str) -> str:
     return f"{_READ_PRIVILEGE.get(what, 'SELECT')} on {what} {name}"
 
 
-def _mentions(analysis: StatementAnalysis, table: Table, key: Key, cat: Catalog) -> bool:
+def mentions(analysis: StatementAnalysis, table: Table, key: Key, cat: Catalog) -> bool:
+    """The statement uses ``key`` of ``table`` in a way an index led by it can serve."""
     for usage in analysis.usages:
         if cat.table(usage.table) is not table:
             continue

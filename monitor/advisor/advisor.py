@@ -252,6 +252,9 @@ class Advisor:
         candidates = self._buildable(run.conn, cat, run.candidates, None, report, run.refused)
         if candidates:
             report.findings.extend(select_heuristic(candidates, run.workload, s, run.selection))
+        if s.index_budget_mb > 0:
+            report.notes.append("index_budget_mb is not applied without HypoPG: a heuristic finding has no verified "
+                                "benefit to choose by per byte")
         run.stats = VerificationStats(run.cover_explains, mode="heuristic")
 
     def _plan(self, run: RunContext) -> None:

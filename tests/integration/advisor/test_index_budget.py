@@ -19,6 +19,9 @@ import pytest
 
 from harness.servers import LocalPostgres
 from monitor.advisor import Advisor, Thresholds, render_json
+from monitor.advisor.candidates import Candidate
+from monitor.advisor.catalog import read_catalog
+from monitor.advisor.query_analysis import Key
 from tests.integration.advisor.conftest import new_database, reset_statistics
 
 SCHEMA = """
@@ -115,3 +118,29 @@ def test_the_room_goes_to_another_table_rather_than_the_wider_index(budget_db: s
     assert sorted(_creates(report)) == [("public.events", ["ext_id"]), ("public.orders", ["tenant_id"])]
     built = sum(_built_size(budget_db, a["creates"][0]["ddl"]) for a in report["plan"]["actions"])
     assert built <= ROOMY_FOR_TWO_MB * MB
+
+
+SIZES = """
+CREATE TABLE sized (id int, few_int int, few_char char(15), few_text text, few_numeric numeric(12, 2), ts timestamptz);
+INSERT INTO sized
+  SELECT g, g % 7, (g % 7)::text, 'value ' || g % 7, g % 7, timestamptz '2026-01-01' + g * interval '1 s'
+  FROM generate_series(1, 80000) g;
+ANALYZE sized;
+"""
+
+
+@pytest.mark.parametrize("columns", [("few_int",), ("few_char",), ("few_text",), ("few_numeric",), ("ts",),
+                                     ("few_int", "ts"), ("few_char", "few_int")])
+def test_the_size_estimate_is_close_to_the_built_index(budget_db: str, columns: tuple[str, ...]) -> None:
+    """What the budget is spent by: within 10 % of the index built for real, deduplicated or not by type."""
+    with psycopg.connect(budget_db, autocommit=True) as conn:
+        exists = conn.execute("SELECT to_regclass('sized') IS NOT NULL").fetchone()
+        if not (exists and exists[0]):
+            conn.execute(SIZES)
+        cat = read_catalog(conn)
+    table = next(t for t in cat.tables.values() if t.name == "sized")
+    assert [c for c in ("few_int", "few_char", "few_text", "few_numeric", "ts") if table.columns[c].deduplicates] \
+        == ["few_int", "few_text", "ts"]
+    cand = Candidate(table, tuple((Key(c), False) for c in columns), len(columns))
+    built = _built_size(budget_db, f"CREATE INDEX CONCURRENTLY ON public.sized ({', '.join(columns)});")
+    assert abs(cand.estimated_bytes() - built) <= 0.1 * built, (cand.estimated_bytes(), built)

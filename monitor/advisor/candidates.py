@@ -35,7 +35,11 @@ class Variant:
     label: str  # e.g. status = 'pending'
 
 
-POSTING_MAX = 1352.0  # bytes of heap pointers in one posting-list tuple (half of BTMaxItemSize, 8 kB pages)
+# A btree built by CREATE INDEX (nbtsort.c), 8 kB pages: a leaf holds 8,152 bytes after its header and special
+# space and takes tuples while 819 are free (fillfactor 90); a posting-list tuple is at most a tenth of a page.
+LEAF_ROOM = 8152.0
+LEAF_RESERVE = 819.0
+POSTING_MAX = 812.0
 
 
 def _maxalign(width: float) -> float:
@@ -67,8 +71,8 @@ class Candidate:
         """A btree size estimate that, unlike HypoPG 1.3.1's, counts deduplication (PostgreSQL 13+) where the
         keys' types allow it (``Column.deduplicates``): each distinct key is stored once, with its rows' 6-byte
         heap pointers in posting lists (at most ``POSTING_MAX`` bytes each, so a key with many rows has
-        several); every tuple MAXALIGNed with its 4-byte line pointer; leaves filled to 90 %, plus the upper
-        levels and the metapage."""
+        several); every tuple MAXALIGNed with its 4-byte line pointer; whole tuples per leaf page, filled to
+        90 % as CREATE INDEX fills them, plus the upper levels and the metapage."""
         total = 0.0
         for member in self.members:
             rows = member.table.rows * member.predicate_fraction
@@ -81,12 +85,13 @@ class Candidate:
             distinct = min(max(distinct, 1.0), max(rows, 1.0))
             per_key = rows / distinct
             if per_key < 1.5 or not member.table.deduplicates([k for k, _ in member.keys]):  # one tuple per row
-                leaf = rows * (base + 4)
-            else:
-                tids = 6 * per_key
-                postings = -(-tids // POSTING_MAX)
-                leaf = distinct * (_maxalign(tids + postings * base) + postings * 4)
-            total += leaf / 0.9 * 1.01 + 8192  # fill factor; upper levels; metapage
+                tuples, size = rows, base + 4
+            else:  # posting lists of at most POSTING_MAX bytes
+                postings = -(-per_key // max(1.0, (POSTING_MAX - base) // 6))
+                tuples, size = distinct * postings, _maxalign(base + 6 * per_key / postings) + 4
+            room = LEAF_ROOM - base - 4  # a leaf's high key
+            per_page = max(1.0, (room - LEAF_RESERVE) // size)  # filled to 90 %
+            total += -(-tuples // per_page) * 8192 * 1.01 + 8192  # leaves; upper levels; metapage
         return total
 
     @property

@@ -121,16 +121,18 @@ def test_the_room_goes_to_another_table_rather_than_the_wider_index(budget_db: s
 
 
 SIZES = """
-CREATE TABLE sized (id int, few_int int, few_char char(15), few_text text, few_numeric numeric(12, 2), ts timestamptz);
+CREATE TABLE sized (id int, few_int int, few_char char(15), few_text text, few_numeric numeric(12, 2), ts timestamptz,
+                    day date, quad int);
 INSERT INTO sized
-  SELECT g, g % 7, (g % 7)::text, 'value ' || g % 7, g % 7, timestamptz '2026-01-01' + g * interval '1 s'
+  SELECT g, g % 7, (g % 7)::text, 'value ' || g % 7, g % 7, timestamptz '2026-01-01' + g * interval '1 s',
+         date '2020-01-01' + g / 700, g / 4
   FROM generate_series(1, 80000) g;
 ANALYZE sized;
 """
 
 
 @pytest.mark.parametrize("columns", [("few_int",), ("few_char",), ("few_text",), ("few_numeric",), ("ts",),
-                                     ("few_int", "ts"), ("few_char", "few_int")])
+                                     ("day",), ("quad",), ("few_int", "ts"), ("few_char", "few_int")])
 def test_the_size_estimate_is_close_to_the_built_index(budget_db: str, columns: tuple[str, ...]) -> None:
     """What the budget is spent by: within 10 % of the index built for real, deduplicated or not by type."""
     with psycopg.connect(budget_db, autocommit=True) as conn:

@@ -52,6 +52,7 @@ bench: setup
 	.venv/bin/python -m bench.advisor_tpch
 	.venv/bin/python -m bench.ui_render
 	.venv/bin/python -m bench.light_install
+	.venv/bin/python -m bench.wait_sampler
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .hypothesis

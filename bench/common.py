@@ -27,6 +27,8 @@ from typing import Any
 import aiohttp
 import psutil
 
+from harness.servers import end_process
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 DBPULSE = ROOT / ".venv" / "bin" / "dbpulse"
@@ -106,12 +108,7 @@ class Service:
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            end_process(self.proc, 10)
         if self.log_path:
             with contextlib.suppress(OSError):
                 self.log_path.unlink()

@@ -6,14 +6,22 @@ A throwaway PostgreSQL behind a throwaway PgBouncer 1.18 (harness), with ``--dat
 - dbpulse: the PgBouncer poller in-process (``--polls`` polls): wall time per poll, admin commands per poll,
   series per poll, and the time to render its samples as the exposition text (what a scrape of the service
   costs: it is served from the snapshot, never touching PgBouncer);
+- dbpulse's admin commands a minute at its default settings (interval 15 s, config_interval 60 s,
+  detail_interval 30 s): ``--minutes`` minutes of polls on a stepped clock, every command counted on the wire;
 - the peer, started as its package installs it: time per scrape and admin commands per scrape, or why it
-  does not run.
+  does not run. Debian 12's exporter 1.7 reads ``SHOW STATS`` ``total_requests``, which PgBouncer renamed
+  ``total_query_count`` in 1.8, and exits at start on 1.18; the bench records that, then runs it again with
+  a shim (``PEER_SHIM``: the one column copied under its old name, nothing else changed) so its scrape can be
+  timed; the result says which run was measured;
+- side by side, admin commands a minute: dbpulse at its defaults against the peer at a 15 s scrape interval
+  (the global ``scrape_interval`` of Debian's prometheus.yml; Prometheus' built-in default is 1 m) and at 1 m,
+  with dbpulse at a 60 s interval too.
 
 Admin commands are counted on the wire: each side connects through a small TCP proxy in front of PgBouncer
 that counts the simple-protocol queries (``Q`` messages) its clients send. (PgBouncer's own SHOW STATS does not
 count admin-console commands.)
 
-Usage: .venv/bin/python -m bench.pgbouncer_poll [--databases 20] [--clients 5] [--polls 50]
+Usage: .venv/bin/python -m bench.pgbouncer_poll [--databases 20] [--clients 5] [--polls 50] [--minutes 4]
 """
 
 from __future__ import annotations
@@ -40,9 +48,29 @@ from collectors.pgbouncer.poller import PgBouncerPoller
 from collectors.pgbouncer.settings import PgBouncerSettings, PgBouncerTarget
 from harness.pgbouncer import USERS, LocalPgBouncer
 from harness.servers import LocalPostgres, free_port
+from monitor.core.scheduler import Scheduler
+from monitor.web.exposition import Exposition
 
 PEER = Path(os.environ.get("BENCH_PGBOUNCER_EXPORTER", "/usr/bin/prometheus-pgbouncer-exporter"))
 APPS = ("quotes-api", "billing-worker", "reports", "admin-ui")
+SCRAPE_INTERVALS = (15.0, 60.0)  # Debian's prometheus.yml global scrape_interval; Prometheus' built-in default
+
+# Run by the system Python that has the Debian package: its STATS collector reads total_requests, gone since
+# PgBouncer 1.8 (renamed total_query_count). The shim copies that one column under its old name.
+PEER_SHIM = """
+import sys
+from prometheus_pgbouncer_exporter import cli, collectors, utils
+read = utils.get_data_by_named_column
+def shimmed(connection, key):
+    rows = read(connection, key)
+    for row in rows:
+        if key == "STATS" and "total_requests" not in row and "total_query_count" in row:
+            row["total_requests"] = row["total_query_count"]
+    return rows
+collectors.get_data_by_named_column = shimmed
+sys.argv[0] = "prometheus-pgbouncer-exporter"
+sys.exit(cli.main())
+"""
 
 
 class Rendered:
@@ -133,7 +161,9 @@ def dsn_via(proxy: CountingProxy) -> str:
 
 
 def measure_dbpulse(proxy: CountingProxy, polls: int) -> dict[str, Any]:
-    poller = PgBouncerPoller(PgBouncerTarget(name="bench", dsn=dsn_via(proxy)), PgBouncerSettings(interval=15))
+    # Every command every poll (config_interval and detail_interval 0): the full poll is what is timed.
+    settings = PgBouncerSettings(interval=15, config_interval=0, detail_interval=0)
+    poller = PgBouncerPoller(PgBouncerTarget(name="bench", dsn=dsn_via(proxy)), settings)
 
     async def run() -> tuple[list[float], list[Sample]]:
         walls, samples = [], []
@@ -156,22 +186,77 @@ def measure_dbpulse(proxy: CountingProxy, polls: int) -> dict[str, Any]:
         started = time.perf_counter()
         text = generate_latest(registry)
         renders.append(time.perf_counter() - started)
+    cold, warm = asyncio.run(scrapes(poller, samples, polls))
     return {
         "polls": polls,
         "poll_ms_median": common.median(walls) * 1000, "poll_ms_p99": common.percentile(walls, 99) * 1000,
-        # the first poll (SHOW VERSION, SHOW CONFIG) included: at 15 s, CONFIG is read every 4th poll
+        # every command every poll here; the first poll's SHOW VERSION included (see admin_commands_per_minute)
         "admin_commands_per_poll": (after - before) / (polls + 1),
         "series": len(samples), "exposition_bytes": len(text),
         "render_ms_median": common.median(renders) * 1000,
+        # the service's /metrics body (monitor/web/exposition.py) without HTTP: a poll's end re-encodes the snapshot
+        # in the background, so a scrape is served cached and encodes only the process metrics (warm); one that
+        # lands during that re-encoding waits for it (cold, the worst case)
+        "scrape_cold_ms_median": common.median(cold) * 1000, "scrape_warm_ms_median": common.median(warm) * 1000,
     }
+
+
+async def scrapes(poller: PgBouncerPoller, samples: list[Sample], n: int) -> tuple[list[float], list[float]]:
+    scheduler = Scheduler([poller])
+    state = scheduler.states[0]
+    state.samples, state.up, state.polls = samples, True, 1
+    exposition = Exposition(scheduler)
+    cold, warm = [], []
+    await exposition.render("")  # Prometheus has scraped once: its format is re-encoded when a poll ends
+    for _ in range(n):
+        scheduler.version += 1  # a scrape that lands while a poll's re-encoding runs waits for it (worst case)
+        started = time.perf_counter()
+        await exposition.render("")
+        cold.append(time.perf_counter() - started)
+        scheduler.bump()  # a poll ended: re-encoded in the background, so the next scrape is served cached
+        assert exposition.warming is not None
+        await exposition.warming
+        started = time.perf_counter()
+        await exposition.render("")
+        warm.append(time.perf_counter() - started)
+    await exposition.close()
+    return cold, warm
+
+
+def commands_per_minute(proxy: CountingProxy, minutes: int, interval: float) -> float:
+    """dbpulse's admin commands a minute at ``interval`` and the other settings' defaults: ``minutes`` of polls
+    on a stepped clock (after the first poll, which connects and reads everything once), counted on the wire."""
+    poller = PgBouncerPoller(PgBouncerTarget(name="bench", dsn=dsn_via(proxy)), PgBouncerSettings(interval=interval))
+    now = [0.0]
+    poller.clock = lambda: now[0]
+
+    async def run() -> int:
+        await poller.poll()
+        before = proxy.queries
+        for _ in range(int(minutes * 60 / interval)):
+            now[0] += interval
+            await poller.poll()
+        sent = proxy.queries - before
+        await poller.close()
+        return sent
+
+    return asyncio.run(run()) / minutes
 
 
 def measure_peer(proxy: CountingProxy, scrapes: int) -> dict[str, Any]:
     if not PEER.exists():
         return {"runs": False, "why": f"{PEER} is not installed"}
+    as_installed = run_peer(proxy, scrapes, [str(PEER)])
+    if as_installed.get("runs"):
+        return as_installed | {"shim": False}
+    shimmed = run_peer(proxy, scrapes, ["/usr/bin/python3", "-c", PEER_SHIM])
+    return shimmed | {"shim": True, "as_installed": as_installed}
+
+
+def run_peer(proxy: CountingProxy, scrapes: int, command: list[str]) -> dict[str, Any]:
     port = free_port()
     proc = subprocess.Popen(
-        [str(PEER), "--host", "127.0.0.1", "--port", str(port), "--pgbouncer-host", "127.0.0.1",
+        [*command, "--host", "127.0.0.1", "--port", str(port), "--pgbouncer-host", "127.0.0.1",
          "--pgbouncer-port", str(proxy.port), "--pgbouncer-user", "dbpulse"],
         env={**os.environ, "PGPASSWORD": USERS["dbpulse"]}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -213,6 +298,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--databases", type=int, default=20)
     parser.add_argument("--clients", type=int, default=5, help="idle clients per database")
     parser.add_argument("--polls", type=int, default=50, help="polls of dbpulse and scrapes of the peer")
+    parser.add_argument("--minutes", type=int, default=4, help="minutes of polls (stepped clock) for dbpulse's "
+                        "admin commands a minute")
     parser.add_argument("--results-dir", type=Path, default=None, help="default bench/results")
     args = parser.parse_args(argv)
     names = [f"bench{i}" for i in range(args.databases)]
@@ -224,12 +311,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 conn.execute(f"CREATE DATABASE {name}")
         with clients(bouncer, names, args.clients), CountingProxy(bouncer.port) as proxy:
             ours = measure_dbpulse(proxy, args.polls)
+            per_minute = {f"dbpulse_at_{i:g}s": commands_per_minute(proxy, args.minutes, i) for i in SCRAPE_INTERVALS}
             peer = measure_peer(proxy, args.polls)
     ratios = {}
     if peer.get("runs"):
-        ratios = {"scrape_peer_over_dbpulse_render": common.ratio(peer["scrape_ms_median"], ours["render_ms_median"]),
-                  "admin_commands_peer_per_scrape_over_dbpulse_per_poll":
-                      common.ratio(peer["admin_commands_per_scrape"], ours["admin_commands_per_poll"])}
+        for i in SCRAPE_INTERVALS:
+            per_minute[f"peer_at_{i:g}s"] = peer["admin_commands_per_scrape"] * 60 / i
+        theirs = peer["scrape_ms_median"]
+        ratios = {"scrape_peer_over_dbpulse_render": common.ratio(theirs, ours["render_ms_median"]),
+                  "scrape_peer_over_dbpulse_cold": common.ratio(theirs, ours["scrape_cold_ms_median"]),
+                  "scrape_peer_over_dbpulse_warm": common.ratio(theirs, ours["scrape_warm_ms_median"]),
+                  **{f"admin_commands_per_minute_peer_over_dbpulse_at_{i:g}s":
+                     common.ratio(per_minute[f"peer_at_{i:g}s"], per_minute[f"dbpulse_at_{i:g}s"])
+                     for i in SCRAPE_INTERVALS}}
+    ours["admin_commands_per_minute"] = per_minute
     result = {
         "params": vars(args) | {"results_dir": None},
         "versions": {"pgbouncer": "1.18.0", "prometheus-pgbouncer-exporter": peer_version(),
@@ -239,12 +334,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     common.print_table(["", "ms median", "ms p99", "admin commands", "series"],
                        [["dbpulse poll", ours["poll_ms_median"], ours["poll_ms_p99"], ours["admin_commands_per_poll"],
                          ours["series"]],
-                        ["dbpulse render (a scrape)", ours["render_ms_median"], None, 0, ours["series"]]]
+                        ["dbpulse render (the samples encoded)", ours["render_ms_median"], None, 0, ours["series"]],
+                        ["dbpulse scrape during a re-encoding (worst case)", ours["scrape_cold_ms_median"], None, 0,
+                         ours["series"]],
+                        ["dbpulse scrape (re-encoded when the poll ended)", ours["scrape_warm_ms_median"], None, 0,
+                         ours["series"]]]
                        + ([["peer scrape", peer["scrape_ms_median"], peer["scrape_ms_p99"],
                             peer["admin_commands_per_scrape"], peer["series"]]] if peer.get("runs") else []))
-    if not peer.get("runs"):
-        print(f"prometheus-pgbouncer-exporter {result['versions']['prometheus-pgbouncer-exporter']} does not run: "
-              f"{peer['why']}")
+    common.print_table(["admin commands a minute", *(f"at {i:g} s" for i in SCRAPE_INTERVALS)],
+                       [["dbpulse (interval = that, other settings default)",
+                         *(per_minute[f"dbpulse_at_{i:g}s"] for i in SCRAPE_INTERVALS)],
+                        ["peer (scrape interval = that)",
+                         *(per_minute.get(f"peer_at_{i:g}s") for i in SCRAPE_INTERVALS)]])
+    failed = peer if not peer.get("runs") else peer.get("as_installed")
+    if failed:
+        print(f"prometheus-pgbouncer-exporter {result['versions']['prometheus-pgbouncer-exporter']} as installed does "
+              f"not run: {failed['why']}" + ("; measured with the shim" if peer.get("runs") else ""))
     path = common.write_result("pgbouncer_poll", result, args.results_dir)
     print(f"written: {path}")
     return result

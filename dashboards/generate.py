@@ -275,6 +275,17 @@ def postgres() -> dict[str, Any]:
                                      f"rate(dbpulse_pg_statement_shared_blocks_hit_total{{{SEL}}}[{RI}]) + "
                                      f"rate(dbpulse_pg_statement_shared_blocks_read_total{{{SEL}}}[{RI}]))",
                                      "{{queryid}}")], "percentunit", "", max_=1), 8, 8),
+        lay.place(timeseries("Wait events by class (average active sessions)",
+                             [target(f"sum by (target, wait_event_type) (rate(dbpulse_pg_wait_seconds_total"
+                                     f"{{{SEL}}}[{RI}]))", "{{target}} {{wait_event_type}}")], "short",
+                             "Where active sessions' time goes (CPU: waiting on nothing); PostgresWaitClassDominant "
+                             "fires when LWLock or IO takes most of it.", stack=True), 12, 8),
+        lay.place(timeseries("Top statements by wait time",
+                             [target(top.format(f"sum by (queryid, wait_event_type, wait_event) (rate("
+                                                f"dbpulse_pg_statement_wait_seconds_total{{{SEL}}}[{RI}]))"),
+                                     "{{queryid}} {{wait_event_type}}:{{wait_event}}")], "short",
+                             "Seconds per second each top statement spends in each wait event (CPU:CPU included)."),
+                  12, 8),
         lay.row("Tables and indexes"),
         lay.place(timeseries("Index scans (top indexes)",
                              [target(top.format(f"rate(dbpulse_pg_index_scans_total{{{SEL}}}[{RI}])"),
@@ -693,16 +704,25 @@ def pgbouncer() -> dict[str, Any]:
                                                "{{target}}")], "s",
                        "The oldest waiting client's wait (maxwait); PgBouncerMaxWaitHigh at 5 s.",
                        usage_thresholds(1, 5)), 6, 5),
-        lay.place(stat("Client connections", [target(f'dbpulse_pgbouncer_list_items{{{SEL}, list="used_clients"}} '
-                                                     f"/ ignoring (list) dbpulse_pgbouncer_max_client_conn{{{SEL}}}",
+        lay.place(stat("Client connections", [target(f"dbpulse_pgbouncer_client_connections{{{SEL}}} "
+                                                     f"/ dbpulse_pgbouncer_max_client_conn{{{SEL}}}",
                                                      "{{target}}")], "percentunit",
-                       "Clients connected against max_client_conn.", usage_thresholds(0.8, 0.9)), 6, 5),
+                       "Clients connected (dbpulse's own left out) against max_client_conn.",
+                       usage_thresholds(0.8, 0.9)), 6, 5),
         lay.place(timeseries("Waiting clients by pool",
                              [target(f'dbpulse_pgbouncer_pool_clients{{{SEL}, state="waiting"}}', pool)],
                              "short", "cl_waiting of each pool."), 12, 8),
         lay.place(timeseries("Longest wait by pool",
                              [target(f"dbpulse_pgbouncer_pool_maxwait_seconds{{{SEL}}}", pool)], "s",
                              "maxwait of each pool."), 12, 8),
+        lay.row("The pool chain: application pool -> PgBouncer -> PostgreSQL"),
+        lay.place(timeseries("Pool chain: each link's use of its limit",
+                             [target(f"dbpulse_pgbouncer_chain_saturation_ratio{{{SEL}}}",
+                                     "{{target}} {{database}}/{{user}} {{link}}")],
+                             "percentunit", "One line per link of each pool's chain: app_pool (checked out / "
+                             "pool_size + max_overflow), pgbouncer_clients (/ max_client_conn), pgbouncer_pool "
+                             "(active servers / pool_size), server (PostgreSQL connections / max_connections). The "
+                             "first link at 100% is where requests queue (PgBouncerChainAppPoolSaturated)."), 24, 9),
         lay.row("Pools against their limits"),
         lay.place(timeseries("Active servers / pool_size",
                              [target(f'sum without (state) (dbpulse_pgbouncer_pool_servers{{{SEL}, state="active"}}) '

@@ -44,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seed data size factor")
     parser.add_argument("--clients", type=number(int, minimum=1), default=4, metavar="N",
                         help="concurrent load generator clients")
+    parser.add_argument("--saturate", action="store_true",
+                        help="start with PgBouncer saturated: more clients than its pool_size, each holding a "
+                             "server for a second, so the pool chain shows the queue in PgBouncer (SIGUSR1 to the "
+                             "demo turns it on and off)")
     return parser
 
 
@@ -55,7 +59,8 @@ def options_of(args: argparse.Namespace) -> DemoOptions:
         raise argparse.ArgumentTypeError(f"--listen: {exc}, got {args.listen!r}") from None
     return DemoOptions(host=args.host or host, port=port if args.port is None else args.port,
                        app_port=args.app_port, duration=args.duration, interval=args.interval,
-                       advisor_interval=args.advisor_interval, scale=args.scale, clients=args.clients)
+                       advisor_interval=args.advisor_interval, scale=args.scale, clients=args.clients,
+                       saturate=args.saturate)
 
 
 def run(argv: list[str] | None = None) -> int:

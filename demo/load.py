@@ -83,14 +83,18 @@ async def run_load(base: str, stop: asyncio.Event, clients: int = 4, pause: floa
     stats = stats or LoadStats()
     timeout = aiohttp.ClientTimeout(total=10)
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        tasks = [asyncio.create_task(_client(session, base, sizes or SIZES, stats, pause, seed))
-                 for seed in range(clients)]
-        try:
-            await stop.wait()
-        finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await until_stopped(stop, [asyncio.create_task(_client(session, base, sizes or SIZES, stats, pause, seed))
+                                   for seed in range(clients)])
     return stats
+
+
+async def until_stopped(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+    """Wait until ``stop`` is set (or this is cancelled), then cancel ``tasks`` and wait for them to end."""
+    try:
+        await stop.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -34,6 +34,7 @@ from aiohttp import web
 
 from demo import app as demo_app
 from demo.load import LoadStats, run_load
+from demo.saturate import Saturation
 from harness.pgbouncer import USERS as PGBOUNCER_USERS
 from harness.pgbouncer import LocalPgBouncer, find_pgbouncer
 from harness.servers import LocalPostgres, LocalRedis, ServerError, find_pg_bin, free_port
@@ -76,6 +77,7 @@ class DemoOptions:
     advisor_interval: float = 10.0
     scale: float = 1.0  # seed data size factor
     clients: int = 4  # load generator concurrency
+    saturate: bool = False  # start with PgBouncer saturated (demo/saturate.py; SIGUSR1 toggles it)
     out: TextIO = field(default_factory=lambda: sys.stdout)
 
 
@@ -161,7 +163,10 @@ def dbpulse_config(pg_dsn: str, redis_url: str, app_url: str, listen: str, optio
         },
         "redis": {"interval": options.interval,
                   "targets": [{"name": "cache", "url": redis_url, "queues": list(demo_app.QUEUES)}]},
-        "health": {"interval": options.interval, "targets": [{"name": "demo-api", "url": app_url}]},
+        # The app reports its one pool on /health ("pool") and again in /health/ready (the seeds' readiness
+        # shape): read at one path only, so the page and the pool chain show it once.
+        "health": {"interval": options.interval, "pool_paths": ["components.database.pool"],
+                   "targets": [{"name": "demo-api", "url": app_url}]},
         "advisor": {"interval": options.advisor_interval, "thresholds": dict(ADVISOR_THRESHOLDS)},
     }
     if pgbouncer_dsn:
@@ -189,6 +194,7 @@ class DemoStack:
         self.hypopg = False
         self.stats = LoadStats()
         self.started = time.monotonic()
+        self.saturation: Saturation | None = None  # with PgBouncer: its saturating clients, off until asked
 
     def say(self, message: str) -> None:
         print(message, file=self.options.out, flush=True)
@@ -349,7 +355,9 @@ def banner(stack: DemoStack, sizes: dict[str, int], elapsed: float) -> str:
         f"  PostgreSQL      {stack.postgres.dsn(DB_NAME) if stack.postgres else ''}"
         f"   (pg_stat_statements{', HypoPG' if stack.hypopg else ''})",
         *([f"  PgBouncer       127.0.0.1:{stack.pgbouncer.port}   (session mode, pool_size {PGBOUNCER_POOL_SIZE}: "
-            f"the app connects through it; the pool chain is on the web UI)"] if stack.pgbouncer else []),
+            f"the app connects through it; the pool chain is on the web UI)",
+            f"                  saturate it: kill -USR1 {os.getpid()} (again to stop), or start with --saturate"]
+          if stack.pgbouncer else []),
         f"  Redis           {stack.redis.url() if stack.redis else ''}",
         f"  files           {stack.tmp}  (removed on exit)",
         "",
@@ -390,6 +398,11 @@ async def run_demo(options: DemoOptions, on_ready: Callable[[DemoStack], None] |
         stack.start_dbpulse()
         await stack.wait_dbpulse_ready()
         load_task = asyncio.create_task(run_load(stack.app_url, stop, options.clients, sizes=sizes, stats=stack.stats))
+        if stack.pgbouncer is not None:
+            stack.saturation = Saturation(stack.pgbouncer.dsn(DB_NAME, user="app"), PGBOUNCER_POOL_SIZE, stack.say)
+            loop.add_signal_handler(signal.SIGUSR1, stack.saturation.toggle)
+            if options.saturate:
+                stack.saturation.start()
         advice_task = asyncio.create_task(stack.watch_advice())
         stack.say(banner(stack, sizes, time.monotonic() - stack.started))
         if on_ready:
@@ -407,6 +420,9 @@ async def run_demo(options: DemoOptions, on_ready: Callable[[DemoStack], None] |
     finally:
         stop.set()
         stack.say("demo: stopping ...")
+        if stack.saturation is not None:
+            loop.remove_signal_handler(signal.SIGUSR1)
+            await stack.saturation.stop()
         for task in (advice_task, load_task):
             if task is not None:
                 task.cancel()

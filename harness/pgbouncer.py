@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from harness.servers import LocalPostgres, ServerError, _wait_port, free_port
+from harness.servers import LocalPostgres, ServerError, Throwaway, _wait_port, end_process, free_port
 
 USERS = {"dbpulse": "stats-secret", "admin": "admin-secret", "app": "app-secret"}
 
@@ -32,7 +32,7 @@ def find_pgbouncer() -> str:
     return exe
 
 
-class LocalPgBouncer:
+class LocalPgBouncer(Throwaway):
     """PgBouncer on 127.0.0.1:port in front of ``postgres``; ``settings`` add to or override its ini."""
 
     def __init__(self, postgres: LocalPostgres, pool_mode: str = "transaction", pool_size: int = 2,
@@ -98,29 +98,15 @@ class LocalPgBouncer:
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
+            signalled = True
             try:
                 self.signal(signal.SIGCONT)  # a SIGSTOPped one must run to exit
                 self.signal(signal.SIGINT)
             except (OSError, ValueError):
-                self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                signalled = False  # no pid file yet: runuser (or pgbouncer) gets SIGTERM
+            end_process(self.proc, 10, terminate=not signalled)
         self.proc = None
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def dsn(self, dbname: str = "pgbouncer", user: str = "dbpulse", password: str | None = None) -> str:
         """A client DSN; by default the admin console as the stats_users role."""
         return f"postgresql://{user}:{password or USERS[user]}@127.0.0.1:{self.port}/{dbname}"
-
-    def __enter__(self) -> LocalPgBouncer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.cleanup()

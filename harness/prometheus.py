@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from harness.servers import ServerError, free_port
+from harness.servers import ServerError, Throwaway, end_process, free_port
 
 _DURATION_PART = re.compile(r"([0-9]+)(ms|[smhdwy])")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
@@ -110,7 +110,7 @@ class PrometheusAPI:
                 and all(a["labels"].get(k) == v for k, v in labels.items())]
 
 
-class LocalPrometheus:
+class LocalPrometheus(Throwaway):
     """``prometheus`` on a free port, scraping ``targets`` as job ``dbpulse`` and evaluating ``rule_files``."""
 
     def __init__(self, targets: list[str], rule_files: list[Path], scrape_interval: float = 1.0,
@@ -160,22 +160,5 @@ class LocalPrometheus:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+            end_process(self.proc, 10)
         self.proc = None
-
-    def cleanup(self) -> None:
-        self.stop()
-        if self._own_dir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> LocalPrometheus:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.cleanup()

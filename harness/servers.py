@@ -23,6 +23,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 PG_BIN_CANDIDATES = ("/usr/lib/postgresql/{v}/bin",)
 PG_VERSIONS = ("17", "16", "15", "14", "13")
@@ -38,6 +39,44 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def end_process(proc: subprocess.Popen[bytes], timeout: float, terminate: bool = True) -> None:
+    """Have ``proc`` end: SIGTERM (unless ``terminate`` is off: the caller signalled it its own way), up to
+    ``timeout`` seconds to exit, then SIGKILL."""
+    if terminate:
+        proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class Throwaway:
+    """A server in its own temporary directory: started on entering ``with``; on leaving, stopped and the
+    directory removed (``cleanup``)."""
+
+    workdir: Path
+    _own_dir = True  # False: the caller gave the directory, and keeps it
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def cleanup(self) -> None:
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
 
 
 def pg_cache_dir() -> Path:
@@ -311,7 +350,7 @@ def redis_version(exe: Path) -> RedisVersion:
     return RedisVersion(m.group(1).lower(), tuple(int(x) for x in m.group(2).split(".")))
 
 
-class LocalRedis:
+class LocalRedis(Throwaway):
     """A redis-server on 127.0.0.1:port that keeps nothing on disk unless told to.
 
     ``server`` names an installed version (see ``REDIS_SERVERS``); None runs the
@@ -372,25 +411,9 @@ class LocalRedis:
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            end_process(self.proc, 5)
         self.proc = None
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def url(self, db: int = 0) -> str:
         auth = f":{self.password}@" if self.password else ""
         return f"redis://{auth}127.0.0.1:{self.port}/{db}"
-
-    def __enter__(self) -> LocalRedis:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.cleanup()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything dbpulse needs to run and to be tested, on a fresh Debian machine:
-# system packages (PostgreSQL 15 with pg_stat_statements and HypoPG, Redis,
+# system packages (PostgreSQL 15 with pg_stat_statements, HypoPG and pg_wait_sampling, Redis,
 # PgBouncer, Prometheus/promtool, Alertmanager/amtool, Chromium for the UI test, and the
 # peers the benchmarks compare against: the exporters and pg_qualstats' index
 # advisor), the other supported PostgreSQL majors (13, 14, 16, 17, 18) for the
@@ -14,7 +14,7 @@ PACKAGES=(
   postgresql-15 postgresql-contrib postgresql-15-hypopg redis-server
   prometheus prometheus-alertmanager chromium chromium-driver
   prometheus-postgres-exporter prometheus-redis-exporter postgresql-15-pg-qualstats
-  pgbouncer prometheus-pgbouncer-exporter
+  pgbouncer prometheus-pgbouncer-exporter postgresql-15-pg-wait-sampling
 )
 PYTHON=${PYTHON:-python3}
 

@@ -95,6 +95,18 @@ class DbpulseProcess:
             time.sleep(0.2)
         raise AssertionError(f"{name}{labels} stayed {value}, expected {expected}\n{self.log}")
 
+    def wait_for_page(self, path: str, needle: str, timeout: float = 15) -> str:
+        """The body of ``path`` once it answers 200 with ``needle`` in it."""
+        deadline = time.monotonic() + timeout
+        body = ""
+        while time.monotonic() < deadline:
+            status, raw = self.get(path)
+            body = raw.decode()
+            if status == 200 and needle in body:
+                return body
+            time.sleep(0.3)
+        raise AssertionError(f"{needle!r} not in {path} within {timeout} s:\n{body[:4000]}\n{self.log[-3000:]}")
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> float:
         """Send ``sig`` and return how long the process took to exit."""
         assert self.proc is not None

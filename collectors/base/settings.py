@@ -12,7 +12,7 @@ import os
 import re
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from collectors.base.redact import register_secret
 
 TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,62}$")
 DEFAULT_TIMEOUT_SHARE = 0.8  # a poll may take this share of its interval unless a timeout is set
@@ -243,6 +245,17 @@ def resolve_secret(what: str, password_env: str | None, password_file: Path | No
             raise ConfigError(str(password_file), [ConfigProblem(
                 f"{what}: password_file", f"cannot read: {exc.strerror}")]) from None
     return None
+
+
+def target_password(what: str, password_env: str | None, password_file: Path | None, link: str,
+                    register_link: Callable[[str], None]) -> str | None:
+    """A target's password from ``password_env`` / ``password_file`` (None: the driver's own sources), registered
+    as a secret, and any password in its ``link`` (DSN or URL, by ``register_link``) too, so that no log line or
+    page shows either."""
+    password = resolve_secret(what, password_env, password_file)
+    register_secret(password)
+    register_link(link)
+    return password
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:

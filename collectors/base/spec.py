@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 from collectors.base.attention import Attention
 from collectors.base.chain import Link
 from collectors.base.poller import Poller, Snapshot
+from collectors.base.samples import Sample
 from collectors.base.settings import PollSettings
 
 S = TypeVar("S", bound=PollSettings)
@@ -111,6 +112,9 @@ class SourceSpec(Generic[S, T]):
     links: Callable[[T], Sequence[Link]] = _no_links  # what its targets tell other sources' views (chain.py)
     # A view that also reads every target's links (the pool chain across sources); used instead of ``view``.
     joined_view: Callable[[T, Sequence[Link]], object] | None = None
+    # Samples that also read every target's links (the pool chain's ratios): added to each successful poll's own
+    # samples by the scheduler, from the other targets' latest links, so they are exported and recorded alike.
+    joined_samples: Callable[[T, Sequence[Link]], Sequence[Sample]] | None = None
 
     @property
     def template(self) -> str:

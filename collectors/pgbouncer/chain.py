@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from collectors.base.chain import AppPool, Endpoint, Link
+from collectors.base.samples import Sample, SampleList
 from collectors.pgbouncer.snapshot import Database, PgBouncerSnapshot, Pool
 
 LINKS = ("app_pool", "pgbouncer_clients", "pgbouncer_pool", "server")  # in the order a request meets them
@@ -88,7 +89,7 @@ def pool_chain(snap: PgBouncerSnapshot, links: Sequence[Link]) -> PgBouncerView:
     """Each of the snapshot's pools (not ``__other__``) with its chain, from the links the other targets publish."""
     pools = [link for link in links if isinstance(link, AppPool)]
     servers = [link for link in links if isinstance(link, Endpoint)]
-    used_clients = snap.lists.get("used_clients")
+    used_clients = snap.client_connections
     rows = []
     for pool in snap.pools:
         database = next((d for d in snap.chain() if d.name == pool.database), None)
@@ -102,3 +103,19 @@ def pool_chain(snap: PgBouncerSnapshot, links: Sequence[Link]) -> PgBouncerView:
             server_link(database, servers),
         ]))
     return PgBouncerView(snap, rows)
+
+
+def chain_samples(snap: PgBouncerSnapshot, links: Sequence[Link]) -> list[Sample]:
+    """``dbpulse_pgbouncer_chain_saturation_ratio``: each pool's chain as one family, a ``link`` label per link,
+    the values the pool-chain view shows. Several application pools leading to one pool: the fullest (where its
+    requests queue first). A link whose use or limit is not known has no series."""
+    out = SampleList(target=snap.target)
+    for row in pool_chain(snap, links).chain:
+        ratios: dict[str, float] = {}
+        for link in row.links:
+            if link.ratio is not None:
+                ratios[link.link] = max(ratios.get(link.link, link.ratio), link.ratio)
+        for name in LINKS:
+            out.add("dbpulse_pgbouncer_chain_saturation_ratio", ratios.get(name), database=row.pool.database,
+                    user=row.pool.user, link=name)
+    return out.samples

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -26,6 +27,7 @@ from collectors.pgbouncer.snapshot import (
     Database,
     PgBouncerSnapshot,
     Pool,
+    client_connections,
     count_connections,
     fold_pools,
     prepared_statements,
@@ -36,6 +38,13 @@ log = logging.getLogger("dbpulse.pgbouncer")
 
 APPLICATION_NAME = "dbpulse"
 COMMANDS = ("POOLS", "STATS", "DATABASES", "LISTS", "CONFIG", "CLIENTS", "SERVERS", "VERSION")
+# How often each command is sent (the rest: every poll). What changes only on RELOAD, SET, PAUSE or DISABLE
+# (SHOW DATABASES, CONFIG) and PgBouncer's internal lists are read at config_interval; the per-application
+# counts (SHOW CLIENTS, SERVERS) at detail_interval. SHOW POOLS and STATS (the waits, the counters) every poll.
+# At the defaults (15 s, 60 s, 30 s): 4 x 2 + 2 x 2 + 3 = 15 commands a minute, against the 16 of
+# prometheus-pgbouncer-exporter's 4 commands a scrape at a 15 s scrape interval (docs/benchmarks.md).
+SLOW_COMMANDS = {"DATABASES": "config_interval", "LISTS": "config_interval", "CONFIG": "config_interval",
+                 "CLIENTS": "detail_interval", "SERVERS": "detail_interval"}
 CONFIG_KEYS = ("max_client_conn", "default_pool_size")
 
 _LOGIN_HINT = ("the role must be in PgBouncer's stats_users (or admin_users), with its password in auth_file "
@@ -73,8 +82,10 @@ class PgBouncerPoller(Poller):
         self._password = password
         self._kept = KeptConnection()
         self._version: str | None = None  # read once per connection
-        self._config: dict[str, str] = {}
-        self._config_read_at: float | None = None  # monotonic
+        # A slower command's last rows and when they were read (monotonic); emptied on every new connection,
+        # so a restarted or reconfigured PgBouncer is read in full at once.
+        self._kept_rows: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+        self.clock: Callable[[], float] = time.monotonic
         # Every counter exists from the start (at 0), so rate() works from the first error.
         self._errors: dict[str, int] = dict.fromkeys((c.lower() for c in COMMANDS), 0)
 
@@ -96,6 +107,7 @@ class PgBouncerPoller(Poller):
         if conn is not None:
             return conn
         self._version = None
+        self._kept_rows.clear()
         return await self._connect()
 
     async def close(self) -> None:
@@ -135,11 +147,14 @@ class PgBouncerPoller(Poller):
         if pool_rows is None:
             raise RuntimeError("SHOW POOLS failed: the role may not be in stats_users")
         stats = await self._show(conn, "STATS") or []
-        databases = await self._show(conn, "DATABASES") or []
-        lists = await self._show(conn, "LISTS") or []
-        clients = await self._show(conn, "CLIENTS") or []
-        servers = await self._show(conn, "SERVERS") or []
-        await self._refresh_config(conn)
+        kept = {str(r.get("name")) for r in self._kept_rows.get("DATABASES", (0.0, []))[1]}
+        new_database = any(str(r.get("database")) not in kept for r in pool_rows)  # e.g. one made by a "*" entry
+        databases = await self._show_every(conn, "DATABASES", now=new_database)
+        lists = await self._show_every(conn, "LISTS")
+        clients = await self._show_every(conn, "CLIENTS", now=new_database)  # and who its clients are
+        servers = await self._show_every(conn, "SERVERS", now=new_database)
+        config = {str(r["key"]): str(r["value"]) for r in await self._show_every(conn, "CONFIG")
+                  if r.get("key") in CONFIG_KEYS}
         if self._version is None:
             rows = await self._show(conn, "VERSION")
             self._version = _version(rows[0]) if rows else None
@@ -154,8 +169,9 @@ class PgBouncerPoller(Poller):
             stats={str(r["database"]): stats_counters(r) for r in stats if r.get("database") != ADMIN_DATABASE},
             databases=[Database.from_row(r) for r in databases if r.get("name") != ADMIN_DATABASE],
             lists={str(r["list"]): int(r["items"]) for r in lists},
-            max_client_conn=_config_int(self._config, "max_client_conn"),
-            default_pool_size=_config_int(self._config, "default_pool_size"),
+            max_client_conn=_config_int(config, "max_client_conn"),
+            default_pool_size=_config_int(config, "default_pool_size"),
+            client_connections=client_connections(pool_rows),
             clients=count_connections(clients, self.settings.top_applications),
             servers=count_connections(servers, self.settings.top_applications),
             server_prepared_statements=prepared_statements(servers),
@@ -163,15 +179,21 @@ class PgBouncerPoller(Poller):
             applications=self.applications,
         )
 
-    async def _refresh_config(self, conn: psycopg.AsyncConnection[dict[str, Any]]) -> None:
-        """SHOW CONFIG when it is older than config_interval (it changes only on RELOAD or SET)."""
-        now = time.monotonic()
-        if self._config_read_at is not None and now - self._config_read_at < self.settings.config_interval:
-            return
-        rows = await self._show(conn, "CONFIG")
-        if rows is not None:
-            self._config = {str(r["key"]): str(r["value"]) for r in rows if r.get("key") in CONFIG_KEYS}
-            self._config_read_at = now
+    async def _show_every(self, conn: psycopg.AsyncConnection[dict[str, Any]], command: str,
+                          now: bool = False) -> list[dict[str, Any]]:
+        """``SHOW <command>`` at its cadence (``SLOW_COMMANDS``): the rows last read while they are younger than
+        it (unless ``now``), else read now. A refused command is tried again at the next poll; its last rows
+        stand meanwhile."""
+        when = self.clock()
+        every = float(getattr(self.settings, SLOW_COMMANDS[command]))
+        kept = self._kept_rows.get(command)
+        if kept is not None and when - kept[0] < every and not now:
+            return kept[1]
+        rows = await self._show(conn, command)
+        if rows is None:
+            return kept[1] if kept else []
+        self._kept_rows[command] = (when, rows)
+        return rows
 
 
 def _version(row: dict[str, Any]) -> str:

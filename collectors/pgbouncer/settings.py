@@ -8,14 +8,14 @@ from typing import Any
 from psycopg.conninfo import conninfo_to_dict
 from pydantic import Field, field_validator
 
-from collectors.base.redact import register_dsn_secrets, register_secret
+from collectors.base.redact import register_dsn_secrets
 from collectors.base.settings import (
     PollSettings,
     TargetBase,
     file_readable,
     named_url,
-    resolve_secret,
     safe_name,
+    target_password,
     variables_set,
 )
 
@@ -66,12 +66,9 @@ class PgBouncerTarget(TargetBase):
         return safe_name(f"{host}:{port}")
 
     def password(self) -> str | None:
-        """The password from password_env / password_file (else libpq's own sources), registered as a secret
-        along with any password in the DSN so that no log line or page shows it."""
-        password = resolve_secret(f"pgbouncer target {self.target}", self.password_env, self.password_file)
-        register_secret(password)
-        register_dsn_secrets(self.dsn)
-        return password
+        """The password from password_env / password_file (else libpq's own sources), registered as a secret."""
+        return target_password(f"pgbouncer target {self.target}", self.password_env, self.password_file, self.dsn,
+                               register_dsn_secrets)
 
 
 class PgBouncerSettings(PollSettings):
@@ -80,8 +77,12 @@ class PgBouncerSettings(PollSettings):
                                   "the client and server counts; the rest are summed as __other__")
     top_pools: int = Field(100, ge=1, le=10000, description="pools (database, user) exported by name, busiest "
                            "first; the rest are summed as __other__")
-    config_interval: float = Field(60.0, ge=0, description="seconds between reads of SHOW CONFIG (it changes only "
-                                   "on RELOAD or SET); 0 reads it every poll")
+    config_interval: float = Field(60.0, ge=0, description="seconds between reads of SHOW CONFIG, DATABASES and "
+                                   "LISTS (pool_size, limits, PAUSE/DISABLE: they change on RELOAD, SET or an "
+                                   "admin command); 0 reads them every poll")
+    detail_interval: float = Field(30.0, ge=0, description="seconds between reads of SHOW CLIENTS and SERVERS (the "
+                                   "counts by application_name); 0 reads them every poll. SHOW POOLS and STATS "
+                                   "are read every poll")
 
 
 def target_from_flag(value: str) -> dict[str, Any]:

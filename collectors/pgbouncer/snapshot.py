@@ -164,6 +164,13 @@ def count_connections(rows: Iterable[Mapping[str, Any]], top_applications: int) 
     return [ConnectionCount(d, s, a, n) for (d, s, a), n in sorted(grouped.items())]
 
 
+def client_connections(pool_rows: Iterable[Mapping[str, Any]]) -> int:
+    """Client connections in PgBouncer's pools (every SHOW POOLS row, the admin console's included, as
+    max_client_conn counts them), less dbpulse's own: the one admin-console connection that sent SHOW POOLS."""
+    total = sum(_int(r.get(column)) for r in pool_rows for column in POOL_CLIENT_STATES if column in r)
+    return max(0, total - 1)
+
+
 def prepared_statements(rows: Iterable[Mapping[str, Any]]) -> dict[str, int] | None:
     """Prepared statements on the server connections, per database (1.21+); None before 1.21."""
     out: dict[str, int] | None = None
@@ -191,6 +198,7 @@ class PgBouncerSnapshot:
     servers: list[ConnectionCount]
     server_prepared_statements: dict[str, int] | None = None
     command_errors: dict[str, int] = field(default_factory=dict)
+    client_connections: int | None = None  # every client in a pool, dbpulse's own connection left out
     applications: dict[str, str] = field(default_factory=dict)  # health target -> PgBouncer database (configured)
 
     def chain(self) -> list[Database]:
@@ -237,6 +245,7 @@ class PgBouncerSnapshot:
         for name, items in sorted(self.lists.items()):
             out.add("dbpulse_pgbouncer_list_items", items, list=name)
         out.add("dbpulse_pgbouncer_max_client_conn", self.max_client_conn)
+        out.add("dbpulse_pgbouncer_client_connections", self.client_connections)
         out.add("dbpulse_pgbouncer_default_pool_size", self.default_pool_size)
         for kind, counts in (("dbpulse_pgbouncer_clients", self.clients), ("dbpulse_pgbouncer_servers", self.servers)):
             for c in counts:

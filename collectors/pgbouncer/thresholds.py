@@ -10,4 +10,7 @@ MAXWAIT = Threshold("maxwait", 5, "seconds", "PgBouncerMaxWaitHigh")  # the olde
 # the share of max_client_conn in use
 CLIENT_CONNECTIONS = Threshold("client_connections", 0.9, "ratio", "PgBouncerClientConnectionsNearMax")
 
-ALL = (CLIENTS_WAITING, MAXWAIT, CLIENT_CONNECTIONS)
+# the share of the fullest application pool in front of a PgBouncer pool that still has a free server
+CHAIN_APP_POOL = Threshold("chain_app_pool", 0.9, "ratio", "PgBouncerChainAppPoolSaturated", written=">= #")
+
+ALL = (CLIENTS_WAITING, MAXWAIT, CLIENT_CONNECTIONS, CHAIN_APP_POOL)

@@ -9,6 +9,7 @@ carry a password.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from psycopg.conninfo import conninfo_to_dict
@@ -80,6 +81,17 @@ def error_line(exc: BaseException, dsn: str | None = None) -> str:
         register_dsn_secrets(dsn)
     lines = str(exc).strip().splitlines()
     return redact(lines[0] if lines else type(exc).__name__)
+
+
+# A password as given (or None: libpq's own sources, PGPASSWORD and the passfile), or where to read it at each
+# new connection: a password_file rewritten by a token refresher (RDS IAM, Cloud SQL and Azure Entra tokens
+# last minutes) must be read when dbpulse connects, not once at start.
+PasswordSource = str | None | Callable[[], str | None]
+
+
+def current_password(source: PasswordSource) -> str | None:
+    """The password to connect with now: ``source`` called if it is a reader."""
+    return source() if callable(source) else source
 
 
 def session_kwargs(

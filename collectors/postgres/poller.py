@@ -16,8 +16,9 @@ from collectors.base.kept import KeptConnection, close_quietly
 from collectors.base.poller import Poller
 from collectors.base.samples import OTHER, Sample, SampleList
 from collectors.base.topk import fold, from_row, top_k_interleaved
-from collectors.postgres import health, queries
-from collectors.postgres.access import session_kwargs
+from collectors.postgres import health, queries, waits
+from collectors.postgres.access import PasswordSource, current_password, session_kwargs
+from collectors.postgres.databases import DatabaseSet, TopK
 from collectors.postgres.query import MIN_SUPPORTED, Query, fetch_counted
 from collectors.postgres.settings import PostgresSettings, PostgresTarget
 from collectors.postgres.snapshot import DatabaseRow, IndexRow, PostgresSnapshot, TableRow
@@ -53,14 +54,15 @@ PGSS_HINTS = {
 
 
 def pollers(settings: PostgresSettings) -> list[Poller]:
-    """One statistics poller per target."""
-    return [PostgresPoller(target, settings, target.password()) for target in settings.targets]
+    """One statistics poller per target. A password_file is read at start (so that an unreadable one is
+    refused then) and again at each new connection (a rotated token is used once it is written)."""
+    return [PostgresPoller(target, settings, target.password_source()) for target in settings.targets]
 
 
 class PostgresPoller(Poller):
     source = "postgres"
 
-    def __init__(self, target: PostgresTarget, settings: PostgresSettings, password: str | None = None) -> None:
+    def __init__(self, target: PostgresTarget, settings: PostgresSettings, password: PasswordSource = None) -> None:
         self.target = target.target
         self.interval = settings.interval_of(target)
         self.timeout = settings.timeout_of(target)
@@ -80,6 +82,13 @@ class PostgresPoller(Poller):
                                            settings.expected_standbys_of(target))
         self._track_planning: bool | None = None  # last reported pg_stat_statements.track_planning
         self._variant_keys: dict[int, int | None] = {}  # queryid -> variant_key, of the exported statements
+        self._waits = waits.WaitReader(self.target, self._dsn, password, settings.wait_sample_interval,
+                                       settings.wait_sampling, self._query_errors)
+        self.databases = None if target.databases is None else DatabaseSet(
+            self.target, target.dsn, target.databases,
+            TopK(settings.top_tables, settings.top_indexes, settings.top_statements, target.databases.top_total),
+            self.timeout * 0.9, self._query_errors, password, settings.statement_text_length,
+            settings.statement_text_info)
 
     async def _checkout(self) -> psycopg.AsyncConnection[dict[str, Any]]:
         """The kept connection, taken out of the poller for this poll (see ``Poller.poll``), or a new one."""
@@ -87,10 +96,11 @@ class PostgresPoller(Poller):
         if conn is not None:
             return conn
         # statement_timeout a bit below the poll timeout so the server cancels first.
-        kwargs = session_kwargs(self.timeout * 0.9, password=self._password)
+        kwargs = session_kwargs(self.timeout * 0.9, password=current_password(self._password))
         return await psycopg.AsyncConnection.connect(self._dsn, row_factory=dict_row, **kwargs)
 
     async def close(self) -> None:
+        await self._waits.close()
         await self._kept.close()
 
     def down_samples(self) -> list[Sample]:
@@ -162,6 +172,9 @@ class PostgresPoller(Poller):
         index_rows, indexes_other = self._top_indexes(indexes)
         top, statements_other = self._top_statements(statements or [])
         variant_keys = await self._variant_keys_of(conn, version, top)
+        wait_profile = await self._waits.read(conn, version, statements is not None, (s.queryid for s in top))
+        features.update(waits.features(wait_profile))
+        others = await self.databases.read(conn, server, version) if self.databases is not None else None
         snapshot = PostgresSnapshot(
             target=self.target,
             datname=server["datname"],
@@ -195,6 +208,8 @@ class PostgresPoller(Poller):
             health=server_health,
             host=conn.info.host,
             port=conn.info.port,
+            waits=wait_profile,
+            others=others,
         )
         snapshot.attention = triage(snapshot)
         return snapshot

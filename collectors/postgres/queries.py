@@ -12,6 +12,7 @@ from the first poll.
 from __future__ import annotations
 
 from collectors.postgres.access import OWN_STATEMENT_PATTERN, OWN_TAG_CHARS
+from collectors.postgres.cloud import not_admin_database
 from collectors.postgres.query import MIN_SUPPORTED, Query
 
 SERVER = Query("server", {
@@ -55,13 +56,15 @@ WHERE backend_type = 'client backend'
 """,
 })
 
+# The databases of the cluster, but for those that allow no connection (template0) and the cloud providers'
+# administration databases (cloud.ADMIN_DATABASES): the same in every query that lists databases.
 DATABASES = Query("databases", {
-    MIN_SUPPORTED: """
+    MIN_SUPPORTED: f"""
 SELECT d.datname, d.xact_commit, d.xact_rollback, d.blks_hit, d.blks_read, d.deadlocks, d.temp_bytes,
        extract(epoch FROM d.stats_reset)::float8 AS stats_reset
 FROM pg_stat_database d
 JOIN pg_database db ON db.oid = d.datid
-WHERE d.datname IS NOT NULL AND db.datallowconn
+WHERE d.datname IS NOT NULL AND db.datallowconn AND {not_admin_database("d.datname")}
 """,
 })
 
@@ -119,11 +122,11 @@ FROM (
 })
 
 DATABASE_SIZES = Query("database_sizes", {
-    MIN_SUPPORTED: """
+    MIN_SUPPORTED: f"""
 SELECT datname, pg_database_size(oid) AS size_bytes
 FROM pg_database
-WHERE datallowconn AND (has_database_privilege(oid, 'CONNECT')
-                        OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE'))
+WHERE datallowconn AND {not_admin_database()}
+  AND (has_database_privilege(oid, 'CONNECT') OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE'))
 """,
 })
 
@@ -270,19 +273,21 @@ FROM pg_replication_slots s
 }, feature="replication_slots")
 
 # Queries a standby cancelled because replay needed what they used (read only in recovery).
-_CONFLICTS = """
+_CONFLICTS = f"""
 SELECT c.datname, c.confl_tablespace, c.confl_lock, c.confl_snapshot, c.confl_bufferpin, c.confl_deadlock,
-       {logicalslot} AS confl_active_logicalslot
+       {{logicalslot}} AS confl_active_logicalslot
 FROM pg_stat_database_conflicts c
 JOIN pg_database d ON d.oid = c.datid
-WHERE d.datallowconn
+WHERE d.datallowconn AND {not_admin_database("c.datname")}
 """
 DATABASE_CONFLICTS = Query("database_conflicts", {
     MIN_SUPPORTED: _CONFLICTS.format(logicalslot="NULL::bigint"),
     160000: _CONFLICTS.format(logicalslot="c.confl_active_logicalslot"),
 }, feature="replication")
 
-# Transaction-ID and multixact ages of every database (template0 too: autovacuum freezes it as well).
+# Transaction-ID and multixact ages of every database (template0 too: autovacuum freezes it as well; and the
+# cloud providers' administration databases: wraparound is the whole cluster's, and an old one there is for
+# the provider to fix, which only a support case gets done).
 # New XIDs stop about 3 million short of 2^31; anti-wraparound autovacuum is forced past
 # autovacuum_freeze_max_age (multixacts: autovacuum_multixact_freeze_max_age).
 FROZEN_AGES = Query("frozen_ages", {
@@ -292,9 +297,10 @@ FROM pg_database
 """,
 }, feature="wraparound")
 
-# Running VACUUMs of every database; the relation is named in the current one, an oid elsewhere.
+# Running VACUUMs of every database but the cloud providers' administration databases; the relation is
+# named in the current one, an oid elsewhere.
 VACUUM_PROGRESS = Query("vacuum_progress", {
-    MIN_SUPPORTED: """
+    MIN_SUPPORTED: f"""
 SELECT p.datname,
        CASE WHEN p.datname = current_database() THEN p.relid::regclass::text ELSE p.relid::text END AS relation,
        coalesce(p.phase, 'unknown') AS phase, p.heap_blks_total, p.heap_blks_scanned,
@@ -302,6 +308,7 @@ SELECT p.datname,
        extract(epoch FROM now() - a.xact_start)::float8 AS running_seconds
 FROM pg_stat_progress_vacuum p
 LEFT JOIN pg_stat_activity a ON a.pid = p.pid
+WHERE {not_admin_database("p.datname")}
 """,
 }, feature="autovacuum")
 

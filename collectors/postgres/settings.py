@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from collectors.base.redact import register_dsn_secrets, register_secret
-from collectors.base.settings import PollSettings, Strict, TargetBase, file_readable, resolve_secret, variables_set
-from collectors.postgres.access import target_name
+from collectors.base.redact import register_dsn_secrets
+from collectors.base.settings import PollSettings, Strict, TargetBase, file_readable, target_password, variables_set
+from collectors.postgres.access import PasswordSource, target_name
 from collectors.postgres.conninfo import dsn_problems
+from collectors.postgres.discovery import DatabaseSelection
 
 
 class PostgresTarget(TargetBase):
@@ -19,6 +20,9 @@ class PostgresTarget(TargetBase):
     password_env: str | None = Field(None, description="environment variable that holds the password")
     password_file: Path | None = Field(None, description="file that holds the password")
     expected_standbys: int | None = Field(None, ge=0, description="this primary's own count (overrides the section's)")
+    databases: DatabaseSelection | None = Field(None, description="the cluster's other databases to watch too: "
+                                                "auto, a list, or include/exclude patterns (collectors/postgres/"
+                                                "discovery.py); unset: the DSN's database only")
 
     _password_env = field_validator("password_env")(variables_set)
     _password_file = field_validator("password_file")(file_readable)
@@ -35,12 +39,16 @@ class PostgresTarget(TargetBase):
         return target_name(self.dsn)
 
     def password(self) -> str | None:
-        """The password from password_env / password_file (else libpq's own sources), registered as a secret
-        along with any password in the DSN so that no log line or page shows it."""
-        password = resolve_secret(f"postgres target {self.target}", self.password_env, self.password_file)
-        register_secret(password)
-        register_dsn_secrets(self.dsn)
-        return password
+        """The password from password_env / password_file (else libpq's own sources), registered as a secret."""
+        return target_password(f"postgres target {self.target}", self.password_env, self.password_file, self.dsn,
+                               register_dsn_secrets)
+
+    def password_source(self) -> PasswordSource:
+        """What the pollers connect with: the password, read now (an unreadable password_file is refused at
+        start); with password_file, the reader itself, so that the file is read again at each new connection
+        and a rotated token (RDS IAM, Cloud SQL, Entra ID) is used once its refresher has written it."""
+        password = self.password()
+        return self.password if self.password_file is not None else password
 
 
 class AppPool(Strict):
@@ -70,6 +78,11 @@ class PostgresSettings(PollSettings):
                                  "oldest tables, most used sequences, most bloated tables and indexes")
     expected_standbys: int | None = Field(None, ge=0, description="WAL senders (not base backups) each primary "
                                           "should have; fewer fires PostgresStandbysMissing. Unset: not checked")
+    wait_sampling: Literal["auto", "pg_wait_sampling", "pg_stat_activity", "off"] = Field(
+        "auto", description="how wait events are measured: auto uses pg_wait_sampling where it is installed and "
+        "loaded, else samples pg_stat_activity (collectors/postgres/waits.py)")
+    wait_sample_interval: float = Field(1.0, ge=0.1, le=60, description="seconds between pg_stat_activity wait "
+                                        "samples (their own cadence, not the poll interval)")
 
     def expected_standbys_of(self, target: PostgresTarget) -> int | None:
         return target.expected_standbys if target.expected_standbys is not None else self.expected_standbys

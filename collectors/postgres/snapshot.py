@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from collectors.base.attention import Attention
 from collectors.base.chain import Endpoint
@@ -17,8 +17,17 @@ from collectors.base.samples import OTHER, Sample, SampleList
 from collectors.base.topk import summed
 from collectors.postgres.health import ServerHealth
 from collectors.postgres.statements import OwnStatements, StatementStat
+from collectors.postgres.waits import WaitProfile
 
 T = TypeVar("T")
+
+
+class OtherDatabases(Protocol):
+    """What the target's other databases add to a poll (``databases.DatabasesPart``)."""
+
+    def names(self) -> list[str]: ...
+
+    def add_samples(self, out: SampleList) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -124,6 +133,8 @@ class PostgresSnapshot:
     variant_keys: dict[int, int] = field(default_factory=dict)  # queryid -> statements.variant_key, top-K
     host: str = ""  # where the poller connected (libpq's host: a name, an address or a socket directory)
     port: int = 0
+    waits: WaitProfile | None = None  # wait-event time (collectors/postgres/waits.py); None when sampling is off
+    others: OtherDatabases | None = None  # the other databases watched (postgres.targets[].databases)
 
     def links(self) -> list[Endpoint]:
         """This server and database, for views that join sources (a PgBouncer database leading here)."""
@@ -160,6 +171,10 @@ class PostgresSnapshot:
             out.add("dbpulse_pg_app_pool_usage_ratio", connections / capacity, application_name=app)
         if self.health is not None:
             self.health.add_samples(out, self.datname)
+        if self.waits is not None:
+            self.waits.add_samples(out, self.datname)
+        if self.others is not None:
+            self.others.add_samples(out)
         return out.samples
 
     def _database_samples(self, out: SampleList) -> None:

@@ -28,7 +28,11 @@ SEQUENCE_USED = Threshold("sequence_used", 0.75, "ratio", "PostgresSequenceNearE
 # Requested checkpoints' share of all: the rule says "more requested than timed" (in the last hour).
 CHECKPOINTS_REQUESTED = Threshold("checkpoints_requested", 0.5, "ratio", "PostgresCheckpointsTooFrequent",
                                   '> ignoring (kind) increase(dbpulse_pg_checkpoints_total{kind="timed"}[1h])')
+# A wait class (LWLock, IO) above this share of active sessions' time, while at least WAIT_ACTIVE_SESSIONS are active
+# on average (an idle system never fires).
+WAIT_CLASS_SHARE = Threshold("wait_class_share", 0.5, "ratio", "PostgresWaitClassDominant")
+WAIT_ACTIVE_SESSIONS = Threshold("wait_active_sessions", 1, "count", "PostgresWaitClassDominant", ">= #")
 
 ALL = (CACHE_HIT, CONNECTIONS, APP_POOL, LOCK_WAITS, REPLICATION_LAG, REPLAY_LAG, SLOT_RETAINED, WRAPAROUND_WARNING,
        WRAPAROUND_CRITICAL, FREEZE_OVERDUE, AUTOVACUUM_NAPTIMES, BLOCKED_SESSIONS, LOCK_WAIT, SEQUENCE_USED,
-       CHECKPOINTS_REQUESTED)
+       CHECKPOINTS_REQUESTED, WAIT_CLASS_SHARE, WAIT_ACTIVE_SESSIONS)

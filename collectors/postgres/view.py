@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from collectors.postgres.databases import DatabasesPart, DatabaseStats
 from collectors.postgres.snapshot import PostgresSnapshot, TableRow
 from collectors.postgres.statements import OwnStatements, Variants, group_variants
 
@@ -33,6 +34,22 @@ class PostgresView:
     def own(self) -> list[OwnStatements]:
         """dbpulse's own statements (kept out of the tables), the components that have any."""
         return [o for o in self.snap.own_statements if o.statements]
+
+    @property
+    def others(self) -> list[DatabaseStats]:
+        """The target's other databases (``postgres.targets[].databases``), by name; none without it."""
+        return list(self.snap.others.databases) if isinstance(self.snap.others, DatabasesPart) else []
+
+    @property
+    def left_out(self) -> int:
+        """Databases the selection takes but that are not watched (past ``max``, or not found)."""
+        return sum(self.snap.others.left_out.values()) if isinstance(self.snap.others, DatabasesPart) else 0
+
+    @staticmethod
+    def busiest_tables(database: DatabaseStats, k: int = 3) -> list[TableRow]:
+        """A database's tables with the most sequential scans (``__other__`` never among them)."""
+        tables = [t for t in database.tables if t.table != "__other__"]
+        return sorted(tables, key=lambda t: (-t.seq_scans, t.schema, t.table))[:k]
 
     @property
     def application_statements(self) -> int | None:

@@ -8,8 +8,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from redis.asyncio.connection import parse_url
 
-from collectors.base.redact import register_secret, register_url_secrets
-from collectors.base.settings import PollSettings, TargetBase, file_readable, resolve_secret, safe_name, variables_set
+from collectors.base.redact import register_url_secrets
+from collectors.base.settings import PollSettings, TargetBase, file_readable, safe_name, target_password, variables_set
 from collectors.redis.prefixes import PrefixRules
 
 
@@ -49,12 +49,9 @@ class RedisTarget(TargetBase):
         return target_name(self.url)
 
     def password(self) -> str | None:
-        """The password from password_env / password_file (else the URL's), registered as a secret along
-        with any password in the URL so that no log line or page shows it."""
-        password = resolve_secret(f"redis target {self.target}", self.password_env, self.password_file)
-        register_secret(password)
-        register_url_secrets(self.url)
-        return password
+        """The password from password_env / password_file (else the URL's), registered as a secret."""
+        return target_password(f"redis target {self.target}", self.password_env, self.password_file, self.url,
+                               register_url_secrets)
 
 
 class RedisSettings(PollSettings):

@@ -18,7 +18,13 @@ from typing import Any
 
 import psycopg
 
-from collectors.postgres.access import ADVISOR_APPLICATION_NAME, error_line, session_kwargs
+from collectors.postgres.access import (
+    ADVISOR_APPLICATION_NAME,
+    PasswordSource,
+    current_password,
+    error_line,
+    session_kwargs,
+)
 from collectors.postgres.statements import StatementStat, deltas, read_statements, read_statements_reset
 
 from . import plans
@@ -41,6 +47,7 @@ from .normalize import planned_form
 from .outcomes import OutcomeTracker, Regression
 from .patterns import NPlusOne, slow_findings
 from .plan import build_plan
+from .privileges import read_denied, refused_by_privilege
 from .query_analysis import StatementAnalysis, analyze
 from .rates import Rates
 from .safety import drops_blocked
@@ -72,7 +79,7 @@ class AdvisorConnectionError(RuntimeError):
 
 class Advisor:
     def __init__(self, dsn: str, target: str, settings: Thresholds | None = None,
-                 password: str | None = None) -> None:
+                 password: PasswordSource = None) -> None:
         self.dsn = dsn
         self._password = password
         self.target = target
@@ -87,9 +94,10 @@ class Advisor:
         self.n_plus_one = NPlusOne(self.settings)  # remembers the previous window's pairs
 
     def connect(self) -> psycopg.Connection[Any]:
-        kwargs = session_kwargs(self.settings.statement_timeout_seconds, application_name=ADVISOR_APPLICATION_NAME,
-                                password=self._password)
         try:
+            password = current_password(self._password)  # a password_file is read at each connection
+            kwargs = session_kwargs(self.settings.statement_timeout_seconds,
+                                    application_name=ADVISOR_APPLICATION_NAME, password=password)
             return psycopg.connect(self.dsn, **kwargs)
         except Exception as exc:
             raise AdvisorConnectionError(f"cannot connect to {self.target}: {error_line(exc, self.dsn)}") from None
@@ -199,6 +207,9 @@ class Advisor:
         run.by_id = {st.queryid: a for st, a in run.items}
         run.workload = Workload(run.items)
         run.unplannable = plan_forms(run.workload)  # writes without a read side: skipped with their reason
+        # and what the role may not read or call: the server would refuse it, and log that (privileges.py)
+        refused = refused_by_privilege(read_denied(run.conn), run.workload, cat, self._analyze)
+        run.unplannable = {**refused, **run.unplannable}
         written = written_rows(run.statements or [], lambda ref: getattr(cat.table(ref), "oid", None))
         run.rates = Rates.over(cat.now, run.statements_reset or cat.stats_reset, cat.stats_reset, cat.tables,
                                written)

@@ -22,6 +22,7 @@ from collectors.postgres.settings import PostgresSettings
 from collectors.postgres.spec import SPEC as POSTGRES
 from monitor.advisor.actions import ACTION_KINDS
 from monitor.advisor.advisor import Advisor
+from monitor.advisor.databases import DatabaseAdvisors
 from monitor.advisor.findings import UNPLANNABLE_CATEGORIES, AdviceReport
 from monitor.advisor.outcomes import CHANGES
 from monitor.advisor.settings import AdvisorSettings
@@ -36,39 +37,59 @@ def pollers(settings: AdvisorSettings, sections: Mapping[str, PollSettings]) -> 
     if not settings.enabled or not isinstance(postgres, PostgresSettings):
         return []
     thresholds = settings.run_thresholds()
-    return [AdvisorPoller(Advisor(t.dsn, t.target, thresholds, password=t.password()), settings.interval,
-                          settings.effective_timeout) for t in postgres.targets]
+    out: list[Poller] = []
+    for t in postgres.targets:
+        # A password_file is read again at each run's connection, as the statistics poller does (a rotated token).
+        password = t.password_source()
+        advisor = Advisor(t.dsn, t.target, thresholds, password=password)
+        runner = advisor if t.databases is None else DatabaseAdvisors(advisor, t.databases, thresholds, password)
+        out.append(AdvisorPoller(runner, settings.interval, settings.effective_timeout))
+    return out
 
 
 @dataclass(frozen=True)
 class AdviceSnapshot:
-    report: AdviceReport
+    report: AdviceReport  # the DSN's database's
+    others: tuple[AdviceReport, ...] = ()  # the other databases' (postgres.targets[].databases), each its own target
+
+    @property
+    def reports(self) -> list[AdviceReport]:
+        return [self.report, *self.others]
 
     def samples(self) -> list[Sample]:
-        report = self.report
-        out = SampleList(target=report.target)
-        for kind, count in sorted(report.counts_by_kind().items()):
-            out.add("dbpulse_advice_findings", count, kind=kind)
-        out.add("dbpulse_advice_last_run_timestamp_seconds", report.generated_at.timestamp())
-        out.add("dbpulse_advice_statements_skipped", report.skipped_count)
-        for reason in UNPLANNABLE_CATEGORIES:
-            out.add("dbpulse_advice_statements_unplannable", sum(1 for sk in report.skipped if sk.category == reason),
-                    reason=reason)
-        out.add("dbpulse_advice_missing_index_benefit_ratio", missing_index_benefit(report))
-        for action in ACTION_KINDS:
-            out.add("dbpulse_advice_plan_actions", sum(1 for a in report.plan.actions if a.action == action),
-                    action=action)
-        for verdict, count in report.outcome_counts().items():
-            out.add("dbpulse_advice_outcome_statements", count, verdict=verdict)
-        for change in CHANGES:
-            out.add("dbpulse_advice_index_changes", sum(1 for o in report.outcomes if o.change == change),
-                    change=change)
-        return out.samples
+        return [sample for report in self.reports for sample in _samples(report)]
+
+
+def _samples(report: AdviceReport) -> list[Sample]:
+    """One report's samples, labelled with its target."""
+    out = SampleList(target=report.target)
+    for kind, count in sorted(report.counts_by_kind().items()):
+        out.add("dbpulse_advice_findings", count, kind=kind)
+    out.add("dbpulse_advice_last_run_timestamp_seconds", report.generated_at.timestamp())
+    out.add("dbpulse_advice_statements_skipped", report.skipped_count)
+    for reason in UNPLANNABLE_CATEGORIES:
+        out.add("dbpulse_advice_statements_unplannable", sum(1 for sk in report.skipped if sk.category == reason),
+                reason=reason)
+    out.add("dbpulse_advice_missing_index_benefit_ratio", missing_index_benefit(report))
+    for action in ACTION_KINDS:
+        out.add("dbpulse_advice_plan_actions", sum(1 for a in report.plan.actions if a.action == action),
+                action=action)
+    for verdict, count in report.outcome_counts().items():
+        out.add("dbpulse_advice_outcome_statements", count, verdict=verdict)
+    for change in CHANGES:
+        out.add("dbpulse_advice_index_changes", sum(1 for o in report.outcomes if o.change == change),
+                change=change)
+    return out.samples
 
 
 def report_of(snapshot: object) -> AdviceReport | None:
     """The advisor's report, when ``snapshot`` is an advisor's (the one type check the web needs for it)."""
     return snapshot.report if isinstance(snapshot, AdviceSnapshot) else None
+
+
+def reports_of(snapshot: object) -> list[AdviceReport]:
+    """Every report of an advisor's ``snapshot``: its target's, then its other databases' (none otherwise)."""
+    return snapshot.reports if isinstance(snapshot, AdviceSnapshot) else []
 
 
 def missing_index_benefit(report: AdviceReport) -> float:
@@ -83,12 +104,12 @@ def missing_index_benefit(report: AdviceReport) -> float:
 class AdvisorPoller(Poller):
     source = ADVISOR
 
-    def __init__(self, advisor: Advisor, interval: float, timeout: float) -> None:
+    def __init__(self, advisor: Advisor | DatabaseAdvisors, interval: float, timeout: float) -> None:
         self.advisor = advisor
         self.target = advisor.target
         self.interval = interval
         self.timeout = timeout
-        self._running: asyncio.Future[AdviceReport] | None = None
+        self._running: asyncio.Future[AdviceSnapshot] | None = None
 
     async def poll(self) -> AdviceSnapshot:
         if self._running is not None:
@@ -96,18 +117,24 @@ class AdvisorPoller(Poller):
                 raise RuntimeError("the previous advisor run is still going")
             # A run that outlived its timeout finished since: publish it now.
             late, self._running = self._running, None
-            return AdviceSnapshot(late.result())
+            return late.result()
         self._running = self._start()
-        report = await asyncio.shield(self._running)
+        snapshot = await asyncio.shield(self._running)
         self._running = None
-        return AdviceSnapshot(report)
+        return snapshot
 
-    def _start(self) -> asyncio.Future[AdviceReport]:
+    def _run(self) -> AdviceSnapshot:
+        """One run (in the advisor's thread): the target's database, or the turn of one of its databases."""
+        if isinstance(self.advisor, DatabaseAdvisors):
+            return AdviceSnapshot(*self.advisor.run())
+        return AdviceSnapshot(self.advisor.run())
+
+    def _start(self) -> asyncio.Future[AdviceSnapshot]:
         """Run the advisor in a daemon thread: it never holds up shutdown, unlike the default executor."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[AdviceReport] = loop.create_future()
+        future: asyncio.Future[AdviceSnapshot] = loop.create_future()
 
-        def deliver(result: AdviceReport | None, error: BaseException | None) -> None:
+        def deliver(result: AdviceSnapshot | None, error: BaseException | None) -> None:
             if future.done():
                 return
             if error is not None:
@@ -118,7 +145,7 @@ class AdvisorPoller(Poller):
 
         def work() -> None:
             try:
-                result, error = self.advisor.run(), None
+                result, error = self._run(), None
             except BaseException as exc:  # handed to the event loop, never lost in the thread
                 result, error = None, exc
             with contextlib.suppress(RuntimeError):  # the loop is closed: we are shutting down

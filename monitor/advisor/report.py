@@ -16,6 +16,7 @@ from typing import Any
 from monitor.core import units
 
 from .actions import Action, NewIndex, Plan
+from .facts import finding_facts
 from .findings import AdviceReport, Finding, Skipped
 from .kinds import title
 from .outcomes import Outcome
@@ -78,34 +79,11 @@ def _md_text(text: str) -> str:
 
 
 def _facts(f: Finding) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    if f.columns:
-        out.append(("columns", ", ".join(f.columns)))
-    for label, value in (
-        ("verified", f.verified), ("duplicate of", f.duplicate_of), ("covered by", f.covered_by),
-    ):
-        if value:
-            out.append((label, value))
-    if f.cost_before is not None and f.cost_after is not None:
-        out.append(("weighted cost", f"{f.cost_before:.0f} -> {f.cost_after:.0f}"))
-    if f.index_size_bytes is not None:
-        out.append(("index size", units.size(f.index_size_bytes)))
-    if f.calls is not None:
-        out.append(("calls", str(f.calls)))
-    if f.rows_per_call is not None:
-        out.append(("rows per call", f"{f.rows_per_call:.2f}"))
-    if f.mean_exec_seconds is not None:
-        out.append(("mean time", units.duration(f.mean_exec_seconds)))
+    """The finding's numbers, with its columns first and its statements last (no links in plain text)."""
+    out = [("columns", ", ".join(f.columns))] if f.columns else []
+    out += finding_facts(f)
     if f.queryids:
         out.append(("queryids", ", ".join(str(q) for q in f.queryids)))
-    if f.action is not None:
-        out.append(("plan step", str(f.action)))
-    if f.supersedes:
-        out.append(("supersedes", ", ".join(f.supersedes)))
-    if f.replaced_by:
-        out.append(("replaced by", f.replaced_by))
-    if f.held_back:
-        out.append(("held back", f.held_back))
     return out
 
 

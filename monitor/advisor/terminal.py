@@ -25,6 +25,7 @@ from rich.text import Text
 from monitor.core import units
 
 from .actions import Action, NewIndex, ServedStatement
+from .facts import finding_facts
 from .findings import AdviceReport, Finding
 from .kinds import title
 from .outcomes import Outcome
@@ -265,10 +266,7 @@ def _finding(f: Finding, served: dict[int, int]) -> list[RenderableType]:
         head.append(f": statement {queryid}, served by plan action {order}", style="green")
         return [head]
     body: list[RenderableType] = [Text(f.evidence)]
-    facts = [("calls", f"{f.calls:,}" if f.calls is not None else ""),
-             ("mean", units.duration(f.mean_exec_seconds) if f.mean_exec_seconds is not None else ""),
-             ("rows per call", f"{f.rows_per_call:.2f}" if f.rows_per_call is not None else ""),
-             ("queryids", ", ".join(map(str, f.queryids or []))), ("held back:", f.held_back or "")]
+    facts = [*finding_facts(f), ("queryids", ", ".join(map(str, f.queryids or []))), ("held back:", f.held_back or "")]
     line = " · ".join(f"{label} {value}" for label, value in facts if value)
     if line:
         body.append(_muted(line))

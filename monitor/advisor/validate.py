@@ -25,6 +25,7 @@ from .candidates import Candidate
 from .catalog import Catalog
 from .ddl import index_element, qualified
 from .index_keys import SYSTEM_COLUMNS
+from .privileges import table_privilege_missing
 from .query_analysis import Key
 from .whatif import PlanError, WhatIf, plan_error
 
@@ -103,6 +104,9 @@ def _heuristic_problem(conn: psycopg.Connection[Any], cand: Candidate, functions
                 if problem is not None:
                     return problem
         order = ", ".join(index_element(k) for k, _ in member.keys)
+        missing = table_privilege_missing(conn, member.table.oid)
+        if missing is not None:  # the EXPLAIN below would be refused, and the refusal logged by the server
+            return f"no privilege to check it with the planner: {missing}"
         try:
             conn.execute(f"EXPLAIN SELECT /* {TAG} */ 1 FROM {qualified(member.table.schema, member.table.name)} "
                          f"ORDER BY {order}")

@@ -21,6 +21,7 @@ from collectors.base.poller import Poller, Snapshot
 from collectors.base.redact import redact
 from collectors.base.samples import Sample, SampleList
 from monitor.core.history import DEFAULT_SECONDS, History, capacity_for
+from monitor.core.joined import joined_samples
 
 log = logging.getLogger("dbpulse.scheduler")
 
@@ -92,6 +93,7 @@ class Scheduler:
         self._tasks: list[asyncio.Task[None]] = []
         self._reapers: set[asyncio.Task[None]] = set()  # each stops one abandoned poll
         self.version = 0  # bumped after every poll; lets the HTTP layer cache a rendering
+        self.on_change: list[Callable[[], None]] = []  # called after each bump (the exposition re-encodes)
         self.started_at = clock()
 
     def start(self) -> None:
@@ -131,6 +133,7 @@ class Scheduler:
             try:
                 snapshot = task.result()
                 samples = snapshot.samples()
+                samples += joined_samples(poller.source, snapshot, self.states)  # the other targets' latest
             except asyncio.CancelledError:  # the poll cancelled itself (stop() is handled above)
                 self._failed(state, "cancelled")
             except Exception as exc:  # one source's failure must never stop the others
@@ -144,7 +147,13 @@ class Scheduler:
         state.polls += 1
         state.last_duration = time.perf_counter() - started
         state.last_ended = self._clock()
+        self.bump()
+
+    def bump(self) -> None:
+        """A poll ended (or an abandoned one was reaped): what the HTTP layer cached is stale."""
         self.version += 1
+        for listener in self.on_change:
+            listener()
 
     def _abandon(self, state: SourceState, task: asyncio.Task[Snapshot],
                  grace: float | None = None) -> None:
@@ -174,7 +183,7 @@ class Scheduler:
                 await asyncio.wait((task,))
         finally:
             state.abandoned -= 1
-            self.version += 1
+            self.bump()
 
     def _failed(self, state: SourceState, message: str) -> None:
         poller = state.poller

@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from monitor.advisor.findings import AdviceReport
-from monitor.advisor.poller import report_of
+from monitor.advisor.poller import reports_of
 from monitor.core.scheduler import Scheduler
 from monitor.web import detail, pages
 from monitor.web.exposition import Exposition
@@ -67,12 +67,20 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def _reports(scheduler: Scheduler, target: str | None) -> list[AdviceReport]:
-    return [report for state in scheduler.states
-            if target in (None, state.poller.target) and (report := report_of(state.snapshot)) is not None]
+    """The last report of every target, or of ``target``; a target's other databases' each its own
+    (``<target>/<database>``)."""
+    return [report for state in scheduler.states for report in reports_of(state.snapshot)
+            if target in (None, report.target)]
 
 
 def _advised_targets(scheduler: Scheduler) -> list[str]:
-    return [s.poller.target for s in scheduler.states if s.poller.source == "advisor"]
+    """The advisor's targets, and the databases it advises of those that watch several."""
+    out = []
+    for s in scheduler.states:
+        if s.poller.source == "advisor":
+            out.append(s.poller.target)
+            out.extend(r.target for r in reports_of(s.snapshot) if r.target != s.poller.target)
+    return out
 
 
 def _no_report(scheduler: Scheduler, target: str) -> str:
@@ -152,11 +160,16 @@ async def static(request: web.Request) -> web.Response:
                         charset="utf-8", headers={**SECURITY_HEADERS, "Cache-Control": "max-age=300"})
 
 
+async def _close_exposition(app: web.Application) -> None:
+    await app[EXPOSITION].close()
+
+
 def make_app(scheduler: Scheduler, exposition: Exposition,
              middlewares: Iterable[Middleware] = ()) -> web.Application:
     app = web.Application(middlewares=list(middlewares))
     app[SCHEDULER] = scheduler
     app[EXPOSITION] = exposition
+    app.on_cleanup.append(_close_exposition)
     app.router.add_get("/", index)
     app.router.add_get("/ui/sections", sections)
     app.router.add_get("/ui/static/{name}", static)

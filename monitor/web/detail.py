@@ -18,15 +18,16 @@ actions of the target's last advisor report that name it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import quote, unquote
 
+from collectors.postgres.databases import DatabasesPart, DatabaseStats
 from collectors.postgres.snapshot import IndexRow, PostgresSnapshot, TableRow
 from collectors.postgres.spec import SPEC as POSTGRES
 from collectors.postgres.statements import StatementStat
 from monitor.advisor.actions import Action, StatementReason
 from monitor.advisor.findings import AdviceReport, Finding
-from monitor.advisor.poller import ADVISOR, report_of
+from monitor.advisor.poller import ADVISOR, report_of, reports_of
 from monitor.advisor.report import STATUS_TEXT
 from monitor.core.history import History, Series, delta_ratio, increase, rate
 from monitor.core.scheduler import SourceState
@@ -191,11 +192,13 @@ def _held(series: Series | None) -> list[tuple[float, float]]:
 
 
 def table_figures(history: History, schema: str, table: str, sizes_read_at: float | None = None,
-                  size_interval: float = 0.0) -> TableFigures:
+                  size_interval: float = 0.0, datname: str | None = None) -> TableFigures:
     """Growth and scan rates over the buffer. Sizes are read every ``size_interval`` and kept in between, so a
-    growth needs two reads in the buffer: the last one (``sizes_read_at``) after the first point held."""
-    size = _held(history.one(SIZE, schema=schema, table=table))
-    seq, idx = (history.one(n, schema=schema, table=table) for n in (SEQ_SCANS, INDEX_SCANS))
+    growth needs two reads in the buffer: the last one (``sizes_read_at``) after the first point held.
+    ``datname``: the table's database, when the target watches several (``postgres.targets[].databases``)."""
+    match = _table_match(schema, table, datname)
+    size = _held(history.one(SIZE, **match))
+    seq, idx = (history.one(n, **match) for n in (SEQ_SCANS, INDEX_SCANS))
     d_seq = increase(seq) if seq else None
     d_idx = increase(idx) if idx else None
     two_reads = len(size) >= 2 and (size_interval == 0 or (sizes_read_at is not None and sizes_read_at > size[0][0]))
@@ -423,14 +426,20 @@ def variants_of(snap: PostgresSnapshot, queryid: int) -> list[StatementStat]:
                   key=lambda s: -s.exec_seconds)
 
 
-def find_table(name: str, last: PostgresSnapshot | None, history: History,
-               report: AdviceReport | None) -> tuple[str, str] | None:
-    """(schema, table) whose ``schema.table`` is ``name``, among the tables the snapshot, the history and the
-    advice know."""
+def _table_match(schema: str, table: str, datname: str | None) -> dict[str, str]:
+    """The labels of one table's series; its database's too when known (a target may watch several)."""
+    return {"schema": schema, "table": table} | ({"datname": datname} if datname is not None else {})
+
+
+def find_table(name: str, last: PostgresSnapshot | DatabaseStats | None, history: History,
+               report: AdviceReport | None, datname: str | None = None) -> tuple[str, str] | None:
+    """(schema, table) whose ``schema.table`` is ``name``, among the tables the snapshot (or one of the
+    target's other databases), the history (of ``datname`` when given) and the advice know."""
     known: list[tuple[str, str]] = []
     if last is not None:
         known += [(t.schema, t.table) for t in last.tables] + [(i.schema, i.table) for i in last.indexes]
-    known += [(s.labels["schema"], s.labels["table"]) for s in history.series(SEQ_SCANS)]
+    in_db = {"datname": datname} if datname is not None else {}
+    known += [(s.labels["schema"], s.labels["table"]) for s in history.series(SEQ_SCANS, **in_db)]
     for pair in known:
         if f"{pair[0]}.{pair[1]}" == name and pair[1] != OTHER:
             return pair
@@ -442,31 +451,68 @@ def find_table(name: str, last: PostgresSnapshot | None, history: History,
 
 
 def table_page(states: Iterable[SourceState], target: str, name: str, now: float) -> TablePage | None:
-    """The table page's content; ``None`` (a 404) for an unknown target or table."""
+    """The table page's content; ``None`` (a 404) for an unknown target or table. ``target`` may name one of a
+    target's other databases, ``<target>/<database>`` (``postgres.targets[].databases``)."""
+    states = list(states)
     pg, advisor = _states(states, target)
+    if pg is None and "/" in target:
+        base, other = target.rsplit("/", 1)
+        pg, advisor = _states(states, base)
+        return _other_database_table(pg, advisor, target, other, name, now) if pg is not None else None
     if pg is None:
         return None
     source = _source(pg)
     report = _report(advisor)
-    found = find_table(name, _last_snapshot(pg), pg.history, report)
+    last = _last_snapshot(pg)  # when the sizes were read, also while the source is down
+    datname = last.datname if last is not None and last.others is not None else None
+    found = find_table(name, last, pg.history, report, datname)
     if found is None:
         return None
-    schema, table = found
     snap = source.snap
     row = next((t for t in snap.tables if (t.schema, t.table) == found), None) if snap else None
     indexes = sorted((i for i in snap.indexes if (i.schema, i.table) == found), key=lambda i: i.index) if snap else []
-    history = pg.history
-    size, seq, idx, dead = (history.one(n, schema=schema, table=table) for n in (SIZE, SEQ_SCANS, INDEX_SCANS,
-                                                                                   DEAD_ROWS))
+    figures = table_figures(pg.history, *found, last.sizes_read_at if last else None,
+                            last.size_interval if last else 0.0, datname)
+    page = TablePage(target=target, schema=found[0], table=found[1], source=source, row=row, indexes=indexes,
+                     figures=figures, charts=[], advice=Advice(advisor, report))
+    return _with_charts_and_advice(page, pg, datname, now)
+
+
+def _other_database_table(pg: SourceState, advisor: SourceState | None, target: str, datname: str, name: str,
+                          now: float) -> TablePage | None:
+    """A table of one of the target's other databases: its last rotating read, its history, its database's
+    advice (reported as ``<target>/<database>``)."""
+    last = _last_snapshot(pg)
+    others = last.others if last is not None and isinstance(last.others, DatabasesPart) else None
+    database = next((d for d in others.databases if d.datname == datname), None) if others else None
+    if others is None or database is None:
+        return None
+    report = next((r for r in reports_of(advisor.snapshot) if r.target == target), None) if advisor else None
+    found = find_table(name, database, pg.history, report, datname)
+    if found is None:
+        return None
+    source = _source(pg)
+    current = database if source.snap is not None else None
+    row = next((t for t in current.tables if (t.schema, t.table) == found), None) if current else None
+    indexes = sorted((i for i in current.indexes if (i.schema, i.table) == found),
+                     key=lambda i: i.index) if current else []
+    figures = table_figures(pg.history, *found, database.read_at, others.refresh_interval, datname)
+    page = TablePage(target=target, schema=found[0], table=found[1], source=source, row=row, indexes=indexes,
+                     figures=figures, charts=[], advice=Advice(advisor, report))
+    return _with_charts_and_advice(page, pg, datname, now)
+
+
+def _with_charts_and_advice(page: TablePage, pg: SourceState, datname: str | None, now: float) -> TablePage:
+    """``page`` with its charts and the advice that concerns its table."""
+    match = _table_match(page.schema, page.table, datname)
+    size, seq, idx, dead = (pg.history.one(n, **match) for n in (SIZE, SEQ_SCANS, INDEX_SCANS, DEAD_ROWS))
     scans = [Line(label, s.times, rate(s).values) for label, s in (("seq", seq), ("index", idx)) if s is not None]
     charts = [
         _chart("size", "total size", "bytes", [Line("size", size.times, size.values)] if size else [], pg, now),
         _chart("scans", "scans per second (sequential, index)", "/s", scans, pg, now),
         _chart("dead", "dead rows", "count", [Line("dead rows", dead.times, dead.values)] if dead else [], pg, now),
     ]
-    qualified = f"{schema}.{table}"
-    advice = Advice(advisor, report, table_findings(report, qualified), table_actions(report, qualified))
-    last = _last_snapshot(pg)  # when the sizes were read, also while the source is down
-    return TablePage(target=target, schema=schema, table=table, source=source, row=row, indexes=indexes,
-                     figures=table_figures(history, schema, table, last.sizes_read_at if last else None,
-                                           last.size_interval if last else 0.0), charts=charts, advice=advice)
+    report = page.advice.report
+    advice = Advice(page.advice.state, report, table_findings(report, page.qualified),
+                    table_actions(report, page.qualified))
+    return replace(page, charts=charts, advice=advice)

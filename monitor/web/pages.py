@@ -28,18 +28,19 @@ from jinja2.runtime import Context
 from markupsafe import Markup
 
 from collectors.base.attention import SEVERITY_RANK, Attention
-from collectors.base.chain import Link
 from collectors.base.poller import Snapshot
 from collectors.base.spec import SourceSpec
 from collectors.registry import source, sources
 from monitor import __version__
 from monitor.advisor.actions import Action
+from monitor.advisor.facts import finding_facts
 from monitor.advisor.findings import AdviceReport, Finding
 from monitor.advisor.kinds import KINDS, pattern_kinds
-from monitor.advisor.poller import ADVISOR
+from monitor.advisor.poller import ADVISOR, reports_of
 from monitor.advisor.poller import report_of as advice_of
 from monitor.advisor.report import STATUS_TEXT, not_planned, utility_counts
 from monitor.core import units
+from monitor.core.joined import links_of
 from monitor.core.scheduler import Scheduler, SourceState
 from monitor.web import charts
 from monitor.web.detail import StatementPage, TablePage, statement_path, table_path
@@ -72,6 +73,11 @@ def ratio(part: float | None, whole: float | None) -> float | None:
 class AdvisorView:
     state: SourceState
     report: AdviceReport | None
+    name: str = ""  # whose advice: the report's target (<target>/<database> for a target's other databases)
+
+    @property
+    def target(self) -> str:
+        return self.name or self.state.poller.target
 
     @property
     def index_findings(self) -> list[Finding]:
@@ -191,8 +197,7 @@ def summary_of(states: Sequence[SourceState]) -> Summary:
     problems = [Problem(s.poller.source, s.poller.target, item) for s in states if (spec := source(s.poller.source))
                 and (snap := spec.of(s.snapshot)) is not None for item in spec.attention(snap)]
     problems.sort(key=lambda p: (SEVERITY_RANK[p.item.severity], -p.item.score))
-    actions = [ActionLine(s.poller.target, a) for s in states if (r := report_of(s)) is not None
-               for a in r.plan.actions]
+    actions = [ActionLine(r.target, a) for s in states for r in reports_of(s.snapshot) for a in r.plan.actions]
     watched = {s.poller.source for s in states}
     return Summary(problems, actions, [spec.title for spec in sources() if spec.triaged and spec.name in watched])
 
@@ -221,33 +226,16 @@ def status_of(state: SourceState) -> SourceStatus:
     return SourceStatus("ok", "up")
 
 
+def _advisor_views(state: SourceState) -> list[AdvisorView]:
+    """An advisor's reports, one view each (a target watching its other databases has one per database); one
+    view waiting for its first report before it has any."""
+    reports = reports_of(state.snapshot)
+    return [AdvisorView(state, r, r.target) for r in reports] if reports else [AdvisorView(state, None)]
+
+
 def report_of(state: SourceState) -> AdviceReport | None:
     return advice_of(state.snapshot)
 
-
-def finding_facts(f: Finding) -> list[tuple[str, str]]:
-    """The numbers of a finding, formatted, for the UI and the report page."""
-    facts: list[tuple[str, str]] = []
-    if f.verified:
-        facts.append(("verified", f.verified))
-    for label, value in (("duplicate of", f.duplicate_of), ("covered by", f.covered_by)):
-        if value:
-            facts.append((label, value))
-    if f.cost_before is not None and f.cost_after is not None:
-        facts.append(("weighted cost", f"{units.num(f.cost_before)} → {units.num(f.cost_after)}"))
-    if f.calls is not None:
-        facts.append(("calls", units.num(f.calls)))
-    if f.mean_exec_seconds is not None:
-        facts.append(("mean", units.ms(f.mean_exec_seconds)))
-    if f.rows_per_call is not None:
-        facts.append(("rows/call", units.num(f.rows_per_call, 2)))
-    if f.share_of_calls is not None:
-        facts.append(("share of calls", units.ratio(f.share_of_calls)))
-    if f.index_size_bytes is not None:
-        facts.append(("size", units.bytes_(f.index_size_bytes)))
-    if f.scans is not None:
-        facts.append(("scans", units.num(f.scans)))
-    return facts
 
 
 # --- the environment ---------------------------------------------------------------------------
@@ -308,12 +296,6 @@ def view_of(context: Context, snapshot: Snapshot) -> object:
     return spec.view(snapshot)
 
 
-def links_of(states: Sequence[SourceState]) -> list[Link]:
-    """What every target that answered its last poll tells the other sources' views (``SourceSpec.links``)."""
-    return [link for s in states if s.up and (spec := source(s.poller.source)) is not None
-            and (snap := spec.of(s.snapshot)) is not None for link in spec.links(snap)]
-
-
 def template_of(state: SourceState) -> str:
     """The section template of a source's state (``SourceSpec.template``)."""
     spec = source(state.poller.source)
@@ -326,7 +308,8 @@ def render_sections(scheduler: Scheduler, now: float | None = None) -> str:
     """The live part of the page (what the script re-fetches)."""
     now = time.time() if now is None else now
     states = _states_in_page_order(scheduler)
-    advisors = [AdvisorView(s, report_of(s)) for s in states if s.poller.source == ADVISOR]
+    # One view per report: a target watching its other databases has one for each (postgres.targets[].databases).
+    advisors = [view for s in states if s.poller.source == ADVISOR for view in _advisor_views(s)]
     shown = [(s, _snapshot_for(s)) for s in states if source(s.poller.source) is not None]
     return environment().get_template("sections.html").render(
         states=states, advisors=advisors, sources=shown, links=links_of(states), now=now,

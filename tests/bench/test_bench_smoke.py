@@ -14,7 +14,19 @@ from typing import Any
 
 import pytest
 
-from bench import advisor_large, advisor_tpch, common, memory, pg_dbtime, pg_scrape, redis_keys, report, ui_render
+from bench import (
+    advisor_large,
+    advisor_tpch,
+    common,
+    memory,
+    pg_databases,
+    pg_dbtime,
+    pg_scrape,
+    redis_keys,
+    report,
+    ui_render,
+    wait_sampler,
+)
 
 needs_pg_exporter = pytest.mark.skipif(not common.PG_EXPORTER.exists(), reason="postgres_exporter not installed")
 needs_redis_exporter = pytest.mark.skipif(not common.REDIS_EXPORTER.exists(), reason="redis_exporter not installed")
@@ -45,6 +57,18 @@ def test_pg_dbtime(tmp_path: Path) -> None:
     assert r["exporters"]["dbpulse"]["polls"] >= 3
     assert r["exporters"]["dbpulse"]["db_ms_per_poll"] > 0
     assert r["exporters"]["postgres_exporter"]["db_ms_per_poll"] > 0
+
+
+@needs_pg_exporter
+def test_pg_databases(tmp_path: Path) -> None:
+    r = run(pg_databases.main, tmp_path, "--databases", "3", "--tables", "20", "--statements", "20", "--polls", "3",
+            "--interval", "0.5")
+    one, every = r["phases"]["one"], r["phases"]["every"]
+    assert one["dbpulse"]["databases_watched"] == 1 and every["dbpulse"]["databases_watched"] == 3
+    for phase in (one, every):
+        assert phase["dbpulse"]["polls"] >= 3 and phase["dbpulse"]["db_ms_per_poll"] > 0
+        assert phase["postgres_exporter"]["db_ms_per_poll"] > 0
+    assert r["dbpulse_every_over_one"] is not None
 
 
 @needs_pg_exporter
@@ -111,3 +135,12 @@ def test_ui_render(tmp_path: Path) -> None:
     assert r["statements_exported"] >= 10 and r["charts"] >= 8
     assert r["render_ms"]["full"]["median"] > 0 and r["charts_cost_ratio"] is not None
     assert r["history"]["statements"]["series"] >= 30 and r["history"]["statements"]["bytes"] > 0
+
+
+@pytest.mark.skipif(not wait_sampler.DEBIAN_15.joinpath("../lib/pg_wait_sampling.so").exists(),
+                    reason="postgresql-15-pg-wait-sampling not installed")
+def test_wait_sampler(tmp_path: Path) -> None:
+    r = run(wait_sampler.main, tmp_path, "--backends", "5", "--seconds", "2", "--interval", "0.5", "--rounds", "1")
+    assert r["samples"] >= 3
+    assert r["statements_seen"] == 5  # each load session runs a statement of its own queryid
+    assert r["sampler_query_calls"] >= 3

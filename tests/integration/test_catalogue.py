@@ -74,7 +74,9 @@ def test_exported_metrics_equal_the_catalogue(pg_server: LocalPostgres, fresh_db
     cache.set("session:abc", "y")
     cache.rpush("celery", "task")
     config = tmp_path / "dbpulse.yaml"
-    config.write_text(CONFIG)
+    # A target that watches the cluster's other databases (postgres.targets[].databases): their own series.
+    config.write_text(CONFIG.replace("postgres:\n", "postgres:\n  targets:\n    - {name: cluster, dsn: "
+                                     f"'{pg_server.dsn()}', databases: {{include: ['t*']}}}}\n", 1))
     # PostgreSQL health: a 17 primary (pg_stat_io is 16+) and its standby, in trouble (slots, paused
     # replay, a blocking chain, a running VACUUM, a failed archiving...): every health metric has a value.
     try:

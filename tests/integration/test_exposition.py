@@ -1,4 +1,5 @@
-"""/metrics bodies: the snapshot part is encoded once per poll, process metrics on every scrape."""
+"""/metrics bodies: the snapshot part is encoded once per poll (right after it, for the formats scraped before),
+process metrics on every scrape."""
 
 from __future__ import annotations
 
@@ -39,8 +40,13 @@ async def test_snapshot_encoded_once_per_poll_and_valid_in_both_formats(fresh_db
         assert om.count(b"# EOF") == 1 and om.endswith(b"# EOF\n")
         assert {"dbpulse_pg_up", "process_resident_memory_bytes"} <= {f.name for f in parse_openmetrics(om.decode())}
 
-        await scheduler.poll_once(scheduler.states[0])
+        await scheduler.poll_once(scheduler.states[0])  # a new poll: both formats scraped before are encoded again
+        assert exposition.warming is not None
+        await exposition.warming
+        assert encodes == 4
         await exposition.render("")
-        assert encodes == 3  # a new poll: encoded again (once for text, once before for OpenMetrics)
+        await exposition.render("application/openmetrics-text; version=1.0.0")
+        assert encodes == 4  # the scrapes after the poll were served from the cache
     finally:
         await scheduler.stop()
+        await exposition.close()

@@ -45,11 +45,32 @@ redis:
     - {url: "redis://h/0", interval: 2, timeout: 2, bogus: 1}
 """
 
+# postgres.targets[].databases: each bad form named by its key.
+DATABASES = """\
+postgres:
+  targets:
+    - {name: word, dsn: "postgresql://u@h/a", databases: all}
+    - {name: both, dsn: "postgresql://u@h/b", databases: {names: [x], include: ["y*"]}}
+    - {name: cap, dsn: "postgresql://u@h/c", databases: {max: 0, budget: 0, concurrency: 99}}
+    - {name: typo, dsn: "postgresql://u@h/d", databases: {exclud: ["z*"]}}
+    - {name: empty, dsn: "postgresql://u@h/e", databases: []}
+"""
+
 CASES = {
     "bad DSN values": (FIVE_TARGETS, [
         'postgres.targets[1].dsn: invalid integer value "notaport" for connection option "port"',
         'postgres.targets[2].dsn: invalid sslmode value: "bogus"',
         'postgres.targets[3].dsn: invalid port number: "99999"',
+    ]),
+    "bad databases": (DATABASES, [
+        "postgres.targets[0].databases: must be auto, a list of database names, or a mapping (include, exclude, "
+        "max, ...); got 'all'",
+        "postgres.targets[1].databases: give names, or include/exclude patterns, not both",
+        "postgres.targets[2].databases.max: Input should be greater than or equal to 1",
+        "postgres.targets[2].databases.budget: Input should be greater than 0",
+        "postgres.targets[2].databases.concurrency: Input should be less than or equal to 16",
+        "postgres.targets[3].databases.exclud: unknown key (did you mean exclude?)",
+        "postgres.targets[4].databases: a list of databases must name at least one",
     ]),
     "empty file": ("", ["nothing to watch: give --postgres DSN"]),
     "comments only": ("# nothing yet\n", ["nothing to watch: give --postgres DSN"]),

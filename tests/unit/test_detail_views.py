@@ -285,3 +285,44 @@ def test_table_page_finds_a_table_whose_names_hold_dots() -> None:
 def test_not_found_page_escapes_what_was_asked() -> None:
     html = pages.render_not_found("no table <script>x</script>", "../")
     assert "<script>x" not in html and "&lt;script&gt;x&lt;/script&gt;" in html
+
+
+# --- a target watching its cluster's other databases (postgres.targets[].databases) ----------------------------
+def test_a_table_page_per_database_and_the_databases_listed() -> None:
+    from collectors.postgres.databases import DatabasesPart, DatabaseStats
+    from monitor.core.scheduler import Scheduler
+
+    shop = DatabaseStats("shop", 16384, tables=[TableRow("public", "orders", seq_scans=9, size_bytes=5.0)],
+                         table_count=1, indexes=[IndexRow("public", "orders", "orders_pkey", scans=2)],
+                         index_count=1, statement_count=4, read_at=1015.0)
+    others = DatabasesPart(databases=(shop,), watched=2, left_out={"max": 3}, refresh_interval=300.0)
+    snap = snapshot(tables=[TableRow("public", "orders", seq_scans=1)], others=others)
+    # One table of the same name in each database: its series differ by datname only.
+    history = history_of([[Sample(SEQ_SCANS, (TARGET, db, "public", "orders"), n * i) for db, n in
+                           (("postgres", 1), ("shop", 3))] for i in range(3)])
+    main = AdviceReport(TARGET, datetime.now(UTC), None, findings=[])
+    in_shop = AdviceReport(f"{TARGET}/shop", datetime.now(UTC), None,
+                           findings=[Finding("missing_index", "public.orders", "e", columns=["a"])])
+    pg = SourceState(FakePoller("postgres"), history, snapshot=snap, polls=3, up=True, last_success=1020.0)
+    advisor = SourceState(FakePoller("advisor"), History(2, []), snapshot=AdviceSnapshot(main, (in_shop,)), polls=1,
+                          up=True, last_success=1020.0)
+    page = detail.table_page([pg, advisor], f"{TARGET}/shop", "public.orders", 1030.0)
+    assert page is not None and page.target == f"{TARGET}/shop"
+    assert page.row is not None and page.row.seq_scans == 9
+    assert [i.index for i in page.indexes] == ["orders_pkey"]
+    assert [f.kind for f in page.advice.findings] == ["missing_index"]  # the shop database's advice only
+    assert page.figures.seq_scans_per_second == pytest.approx(0.3)  # its own series: 3 scans per 10 s
+    dsn_page = detail.table_page([pg, advisor], TARGET, "public.orders", 1030.0)
+    assert dsn_page is not None and dsn_page.row is not None and dsn_page.row.seq_scans == 1
+    assert dsn_page.advice.findings == []
+    assert dsn_page.figures.seq_scans_per_second == pytest.approx(0.1)  # the DSN's database's series, not shop's
+    assert detail.table_page([pg, advisor], f"{TARGET}/nope", "public.orders", 1030.0) is None
+    assert "public.orders" in pages.render_table_page(page, "../../", now=1030.0)
+    scheduler = Scheduler([])
+    scheduler.states = [pg, advisor]
+    html = pages.render_sections(scheduler, now=1030.0)
+    assert "Databases (2 watched, 3 left out" in html
+    assert 'href="' + table_path(f"{TARGET}/shop", "public", "orders") + '"' in html
+    # Linked from the databases table, and the shop database's advice has its own block in the advice section.
+    assert html.count('href="advice.html?target=127.0.0.1%3A5432/postgres/shop"') == 2
+    assert html.count('href="advice.html?target=127.0.0.1%3A5432/postgres"') == 1

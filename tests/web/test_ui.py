@@ -10,7 +10,6 @@ A screenshot is saved under artifacts/.
 from __future__ import annotations
 
 import re
-import time
 
 import psycopg
 import pytest
@@ -36,15 +35,7 @@ def hostile_db(fresh_db: str) -> str:
 
 
 def _wait_for(svc: DbpulseProcess, path: str, needle: str, timeout: float = 15) -> str:
-    deadline = time.monotonic() + timeout
-    body = ""
-    while time.monotonic() < deadline:
-        status, raw = svc.get(path)
-        body = raw.decode()
-        if status == 200 and needle in body:
-            return body
-        time.sleep(0.3)
-    raise AssertionError(f"{needle!r} not in {path} within {timeout} s:\n{body[:3000]}\n{svc.log}")
+    return svc.wait_for_page(path, needle, timeout)
 
 
 def test_ui_renders_sources_statements_and_escapes_hostile_names(hostile_db: str) -> None:

@@ -63,15 +63,7 @@ def _queryid(dsn: str) -> int:
 
 
 def _wait(svc: DbpulseProcess, path: str, needle: str, timeout: float = 60) -> str:
-    deadline = time.monotonic() + timeout
-    body = ""
-    while time.monotonic() < deadline:
-        status, raw = svc.get(path)
-        body = raw.decode()
-        if status == 200 and needle in body:
-            return body
-        time.sleep(0.3)
-    raise AssertionError(f"{needle!r} not in {path} within {timeout} s:\n{body[:4000]}\n{svc.log[-3000:]}")
+    return svc.wait_for_page(path, needle, timeout)
 
 
 def _get(svc: DbpulseProcess, path: str) -> tuple[int, Any, str]:

@@ -10,11 +10,18 @@ from bench import pgbouncer_poll
 
 
 def test_pgbouncer_bench(tmp_path: Path) -> None:
-    r = pgbouncer_poll.main(["--databases", "2", "--clients", "2", "--polls", "4", "--results-dir", str(tmp_path)])
+    r = pgbouncer_poll.main(["--databases", "2", "--clients", "2", "--polls", "4", "--minutes", "1",
+                             "--results-dir", str(tmp_path)])
     assert json.loads((tmp_path / "pgbouncer_poll.json").read_text())["benchmark"] == "pgbouncer_poll"
     ours = r["dbpulse"]
-    # six SHOW commands a poll, SHOW VERSION and SHOW CONFIG once in the five polls (config_interval 60 s)
-    assert ours["admin_commands_per_poll"] == (6 * 5 + 2) / 5
+    # the timed polls send all seven SHOW commands; SHOW VERSION once in the five polls
+    assert ours["admin_commands_per_poll"] == (7 * 5 + 1) / 5
+    # at the defaults: POOLS and STATS every 15 s, CLIENTS and SERVERS every 30 s, DATABASES, LISTS, CONFIG every 60 s
+    assert ours["admin_commands_per_minute"]["dbpulse_at_15s"] == 4 * 2 + 2 * 2 + 3
+    assert ours["admin_commands_per_minute"]["dbpulse_at_60s"] == 7
     assert ours["series"] > 0 and ours["exposition_bytes"] > 0
     peer = r["peer"]
     assert peer["runs"] or peer["why"]
+    if peer["runs"]:  # its four SHOW commands a scrape (LISTS, STATS, POOLS, DATABASES)
+        assert peer["admin_commands_per_scrape"] == 4
+        assert ours["admin_commands_per_minute"]["peer_at_15s"] == 16

@@ -99,6 +99,7 @@ def test_pools_databases_and_the_chain_link(pgbouncer: LocalPgBouncer, pg_server
     assert value(samples, "dbpulse_pgbouncer_max_client_conn") == 100
     assert value(samples, "dbpulse_pgbouncer_default_pool_size") == 2
     assert value(samples, "dbpulse_pgbouncer_list_items", list="used_clients") == 2  # the holder and dbpulse
+    assert value(samples, "dbpulse_pgbouncer_client_connections") == 1  # the holder: dbpulse's own left out
     assert value(samples, "dbpulse_pgbouncer_command_errors_total", command="pools") == 0
 
 

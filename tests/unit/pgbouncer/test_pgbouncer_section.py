@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from collectors.base.chain import AppPool, Endpoint, Link
-from collectors.pgbouncer.chain import pool_chain
+from collectors.pgbouncer.chain import chain_samples, pool_chain
 from collectors.pgbouncer.poller import PgBouncerPoller
 from collectors.pgbouncer.settings import PgBouncerSettings, PgBouncerTarget
 from collectors.pgbouncer.snapshot import ConnectionCount, Database, PgBouncerSnapshot, Pool
@@ -49,8 +49,9 @@ def chain_snapshot(active: int, waiting: int, applications: dict[str, str] | Non
     return PgBouncerSnapshot(
         target="edge", version="1.18.0", pools=[Pool("shop", "app", {"active": active + waiting, "waiting": waiting},
                                                      {"active": active}, 1.0, "transaction")],
-        pools_other=None, stats={}, databases=[shop], lists={"used_clients": active + waiting}, max_client_conn=100,
-        default_pool_size=4, clients=[], servers=[], applications=applications or {})
+        pools_other=None, stats={}, databases=[shop], lists={"used_clients": active + waiting + 1},
+        max_client_conn=100, default_pool_size=4, clients=[], servers=[], client_connections=active + waiting,
+        applications=applications or {})
 
 
 def chain_rows(html: str) -> list[str]:
@@ -92,3 +93,15 @@ def test_a_healthy_chain_marks_nothing() -> None:
     (row,) = view.chain
     assert row.first_full is None and [link.ratio for link in row.links] == [0.3, 0.02, 0.5, 0.12]
     assert "saturated" not in "".join(chain_rows(render(view.snap, [AppPool("api", "db.pool", 3, 10), SERVER])))
+
+
+def test_the_chain_ratios_are_one_family_with_a_link_label() -> None:
+    """The samples say what the view says: the fullest application pool leading here, the clients without
+    dbpulse's own (used_clients, one more, is not read), the pool and the server; an unknown link has no series."""
+    snap = chain_snapshot(active=4, waiting=3, applications={"api": "shop", "worker": "shop"})
+    samples = chain_samples(snap, [AppPool("api", "db.pool", 6, 10), AppPool("worker", "db.pool", 9, 12), SERVER])
+    assert {s.name for s in samples} == {"dbpulse_pgbouncer_chain_saturation_ratio"}
+    assert {s.labels[3]: s.value for s in samples if s.labels[:3] == ("edge", "shop", "app")} == {
+        "app_pool": 0.75, "pgbouncer_clients": 0.07, "pgbouncer_pool": 1.0, "server": 0.12}
+    unknown = chain_samples(snap, [])  # no application pool, no PostgreSQL target: those links are not known
+    assert sorted(s.labels[3] for s in unknown) == ["pgbouncer_clients", "pgbouncer_pool"]

@@ -1,0 +1,346 @@
+"""A target's other databases (``postgres.targets[].databases``): discovered, read in turn, within a fixed cost.
+
+The main poller reads the cluster-wide views and the DSN's database on its own connection, as without
+discovery. ``DatabaseSet.read`` adds, on that same poll:
+
+- discovery, every ``discovery_interval``: new databases are watched, dropped ones retired (their
+  series go with them: a snapshot holds only the databases watched now);
+- per-database reads, in turn through the databases (oldest read first, each at most every
+  ``refresh_interval``) within ``budget`` seconds per poll on average (``_rotate``): a database's
+  statements, from the main connection (``pg_stat_statements`` is cluster-wide; ``dbid`` picks it), then
+  its tables, indexes and their sizes, which need a session in it: a connection opened for the read and
+  closed after it, at most ``concurrency`` at once, none held between polls.
+
+Reading every database's statements on every poll was measured first (``bench/pg_databases.py``): with
+10 databases of 1,000 statements, grouping and ranking 10,000 entries cost more than the whole poll of
+one database, against the goal of 1.5x; so they rotate with the rest.
+
+Each database's top-K is the section's (``top_tables``, ``top_indexes``, ``top_statements``), shrunk so
+that the databases together export at most ``top_total`` rows of each kind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+from psycopg.rows import dict_row
+
+from collectors.base.samples import OTHER, SampleList
+from collectors.base.topk import fold, from_row, top_k_interleaved
+from collectors.postgres import queries
+from collectors.postgres.access import (
+    OWN_STATEMENT_PATTERN,
+    OWN_TAG_CHARS,
+    PasswordSource,
+    current_password,
+    error_line,
+    session_kwargs,
+)
+from collectors.postgres.discovery import DISCOVERY, DatabaseSelection, Discovered, select
+from collectors.postgres.query import MIN_SUPPORTED, Query, fetch_counted
+from collectors.postgres.snapshot import IndexRow, TableRow
+from collectors.postgres.statements import (
+    OwnStatements,
+    StatementStat,
+    application_rows,
+    own_statements,
+    to_stats,
+)
+
+log = logging.getLogger("dbpulse.postgres")
+
+_OWN = (f"CASE WHEN strpos(query, 'dbpulse_') > 0 "
+        f"THEN substring(left(query, {OWN_TAG_CHARS}) FROM '{OWN_STATEMENT_PATTERN}') END")
+_STATEMENTS = f"""
+SELECT queryid, {_OWN} AS own,
+       sum(calls)::bigint AS calls, sum(total_exec_time)::float8 / 1000 AS exec_seconds,
+       sum(rows)::bigint AS rows, sum(shared_blks_hit)::bigint AS blks_hit,
+       sum(shared_blks_read)::bigint AS blks_read,
+       sum(total_plan_time)::float8 / 1000 AS plan_seconds, sum(temp_blks_read)::bigint AS temp_blks_read,
+       sum(temp_blks_written)::bigint AS temp_blks_written, sum(wal_bytes)::float8 AS wal_bytes,
+       min(left(query, %(text_length)s)) AS query
+FROM pg_stat_statements
+WHERE dbid = %(dbid)s AND queryid IS NOT NULL {{toplevel}}
+GROUP BY queryid, own
+"""
+# One other database's statements (parameter dbid), read on the main connection in that database's turn:
+# pg_stat_statements is cluster-wide. The same sums as queries.STATEMENTS, dbpulse's own told apart likewise.
+DATABASE_STATEMENTS = Query("database_statements", {
+    MIN_SUPPORTED: _STATEMENTS.format(toplevel=""),
+    140000: _STATEMENTS.format(toplevel="AND toplevel"),
+})
+QUERIES = (DISCOVERY, DATABASE_STATEMENTS)
+BURST = 10  # polls' worth of budget that can be saved up for a read that costs more than one poll's
+CONNECT = "database_connect"  # the query label counting failed connections to another database
+
+
+@dataclass
+class DatabaseStats:
+    """One other database: its last per-database read, and its statements of the last poll."""
+
+    datname: str
+    oid: int
+    tables: list[TableRow] = field(default_factory=list)
+    tables_other: TableRow | None = None
+    table_count: int | None = None  # None until its first read
+    indexes: list[IndexRow] = field(default_factory=list)
+    indexes_other: IndexRow | None = None
+    index_count: int | None = None
+    read_at: float | None = None  # wall clock of the last per-database read
+    read_mono: float | None = None  # the same, the set's clock: when it is due again
+    read_seconds: float | None = None  # how long that read took (connection included)
+    statements: list[StatementStat] = field(default_factory=list)
+    statements_other: StatementStat | None = None
+    statement_count: int | None = None
+    own: list[OwnStatements] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DatabasesPart:
+    """What the other databases add to one poll's snapshot (copies: later polls never change it)."""
+
+    databases: tuple[DatabaseStats, ...]
+    watched: int  # the DSN's database included
+    left_out: dict[str, int]
+    refresh_interval: float = 0.0  # databases.refresh_interval: how often each one's tables are read
+    track_planning: bool = False
+    statement_text_info: bool = False
+
+    def names(self) -> list[str]:
+        return [d.datname for d in self.databases]
+
+    def add_samples(self, out: SampleList) -> None:
+        out.add("dbpulse_pg_databases_watched", self.watched)
+        for reason in ("max", "not_found"):
+            out.add("dbpulse_pg_databases_left_out", self.left_out.get(reason, 0), reason=reason)
+        for d in self.databases:
+            db = {"datname": d.datname}
+            out.add("dbpulse_pg_database_read_timestamp_seconds", d.read_at, **db)
+            out.add("dbpulse_pg_database_read_duration_seconds", d.read_seconds, **db)
+            if d.table_count is not None:
+                _table_samples(out, d)
+            if d.statement_count is not None:
+                self._statement_samples(out, d)
+
+    def _statement_samples(self, out: SampleList, d: DatabaseStats) -> None:
+        db = {"datname": d.datname}
+        out.add("dbpulse_pg_statements", d.statement_count, **db)
+        rows = [(s, {"queryid": str(s.queryid)}) for s in d.statements]
+        if d.statements_other is not None:
+            rows.append((d.statements_other, {"queryid": OTHER}))
+        for s, labels in rows:
+            labels.update(db)
+            out.add("dbpulse_pg_statement_calls_total", s.calls, **labels)
+            out.add("dbpulse_pg_statement_exec_seconds_total", s.exec_seconds, **labels)
+            out.add("dbpulse_pg_statement_rows_total", s.rows, **labels)
+            out.add("dbpulse_pg_statement_shared_blocks_hit_total", s.blks_hit, **labels)
+            out.add("dbpulse_pg_statement_shared_blocks_read_total", s.blks_read, **labels)
+            out.add("dbpulse_pg_statement_plan_seconds_total", s.plan_seconds if self.track_planning else None,
+                    **labels)
+            out.add("dbpulse_pg_statement_temp_blocks_read_total", s.temp_blks_read, **labels)
+            out.add("dbpulse_pg_statement_temp_blocks_written_total", s.temp_blks_written, **labels)
+            out.add("dbpulse_pg_statement_wal_bytes_total", s.wal_bytes, **labels)
+        for own in d.own:
+            labels = {**db, "component": own.component}
+            out.add("dbpulse_pg_own_statements", own.statements, **labels)
+            out.add("dbpulse_pg_own_statement_calls_total", own.calls, **labels)
+            out.add("dbpulse_pg_own_statement_exec_seconds_total", own.exec_seconds, **labels)
+        if self.statement_text_info:
+            for s in d.statements:
+                out.add("dbpulse_pg_statement_info", 1, **db, queryid=str(s.queryid), query=" ".join(s.query.split()))
+
+
+def _table_samples(out: SampleList, d: DatabaseStats) -> None:
+    """The table and index series of one database, as the main poller exports its own (snapshot.py)."""
+    db = {"datname": d.datname}
+    out.add("dbpulse_pg_tables", d.table_count, **db)
+    out.add("dbpulse_pg_indexes", d.index_count, **db)
+    tables = [(t, {"schema": t.schema, "table": t.table}) for t in d.tables]
+    if d.tables_other is not None:
+        tables.append((d.tables_other, {"schema": OTHER, "table": OTHER}))
+    for t, labels in tables:
+        labels.update(db)
+        out.add("dbpulse_pg_table_seq_scans_total", t.seq_scans, **labels)
+        out.add("dbpulse_pg_table_index_scans_total", t.index_scans, **labels)
+        out.add("dbpulse_pg_table_live_rows", t.live_rows, **labels)
+        out.add("dbpulse_pg_table_dead_rows", t.dead_rows, **labels)
+        for operation, rows in (("insert", t.rows_inserted), ("update", t.rows_updated),
+                                ("delete", t.rows_deleted), ("hot_update", t.rows_hot_updated)):
+            out.add("dbpulse_pg_table_rows_written_total", rows, **labels, operation=operation)
+        out.add("dbpulse_pg_table_size_bytes", t.size_bytes, **labels)
+        for metric, manual, auto in (("dbpulse_pg_table_last_vacuum_timestamp_seconds", t.last_vacuum,
+                                      t.last_autovacuum),
+                                     ("dbpulse_pg_table_last_analyze_timestamp_seconds", t.last_analyze,
+                                      t.last_autoanalyze),
+                                     ("dbpulse_pg_table_vacuums_total", t.vacuums, t.autovacuums),
+                                     ("dbpulse_pg_table_analyzes_total", t.analyzes, t.autoanalyzes)):
+            out.add(metric, manual, **labels, mode="manual")
+            out.add(metric, auto, **labels, mode="auto")
+    indexes = [(i, {"schema": i.schema, "table": i.table, "index": i.index}) for i in d.indexes]
+    if d.indexes_other is not None:
+        indexes.append((d.indexes_other, {"schema": OTHER, "table": OTHER, "index": OTHER}))
+    for i, labels in indexes:
+        labels.update(db)
+        out.add("dbpulse_pg_index_scans_total", i.scans, **labels)
+        out.add("dbpulse_pg_index_size_bytes", i.size_bytes, **labels)
+
+
+@dataclass(frozen=True)
+class TopK:
+    tables: int
+    indexes: int
+    statements: int
+    total: int  # over every other database, of each kind
+
+    def share(self, k: int, databases: int) -> int:
+        """One database's K when ``databases`` share ``total``."""
+        return max(1, min(k, self.total // max(1, databases)))
+
+
+class DatabaseSet:
+    """The other databases of one target (see the module's docstring)."""
+
+    def __init__(self, target: str, dsn: str, selection: DatabaseSelection, top: TopK, timeout: float,
+                 errors: dict[str, int], password: PasswordSource = None, text_length: int = 80,
+                 text_info: bool = False) -> None:
+        self.target = target
+        self.selection = selection
+        self.top = top
+        self.clock: Callable[[], float] = time.monotonic  # tests drive cadences through it
+        self._dsn = dsn
+        self._password = password
+        self._timeout = timeout
+        self._text_length = text_length
+        self._text_info = text_info
+        self._errors = errors
+        for name in (*(q.name for q in QUERIES), CONNECT, "tables", "indexes", "sizes"):
+            errors.setdefault(name, 0)
+        self._dbs: dict[str, DatabaseStats] = {}
+        self._left_out: dict[str, list[str]] = {}
+        self._discovered_at: float | None = None
+        self.credit = 0.0  # seconds of per-database reads the budget allows now (see _rotate)
+
+    def discover_soon(self) -> None:
+        """Look for new and dropped databases on the next poll (a connection to one failed)."""
+        self._discovered_at = None
+
+    async def read(self, conn: psycopg.AsyncConnection[dict[str, Any]], server: dict[str, Any],
+                   version: int) -> DatabasesPart:
+        await self._discover(conn, version, str(server["datname"]))
+        band = queries.pgss_band(version, server["pgss_version"]) if server["pgss_installed"] else None
+        await self._rotate(conn, version, band)
+        return DatabasesPart(
+            databases=tuple(_copy(d) for d in sorted(self._dbs.values(), key=lambda d: d.datname)),
+            watched=len(self._dbs) + 1, left_out={r: len(names) for r, names in self._left_out.items()},
+            refresh_interval=self.selection.refresh_interval,
+            track_planning=str(server["track_planning"]) == "on", statement_text_info=self._text_info)
+
+    async def _discover(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int, own: str) -> None:
+        now = self.clock()
+        if self._discovered_at is not None and now - self._discovered_at < self.selection.discovery_interval:
+            return
+        rows, error = await fetch_counted(conn, DISCOVERY, version, self._errors)
+        if rows is None:
+            log.warning("%s: database discovery failed: %s", self.target, error)
+            return
+        self._discovered_at = now
+        self._apply(select(rows, self.selection, own))
+
+    def _apply(self, found: Discovered) -> None:
+        gone = [n for n, d in self._dbs.items() if found.watched.get(n) != d.oid]  # dropped, or dropped and made anew
+        new = [n for n in found.watched if n not in self._dbs or n in gone]
+        for name in gone:
+            del self._dbs[name]
+        for name in new:
+            self._dbs[name] = DatabaseStats(name, found.watched[name])
+        if gone or new:
+            log.info("%s: databases: %s", self.target, "; ".join(
+                part for part in (f"watching {', '.join(sorted(new))}" if new else "",
+                                  f"retired {', '.join(sorted(set(gone) - set(new)))}" if set(gone) - set(new) else "")
+                if part))
+        if found.left_out != self._left_out:
+            for reason, names in found.left_out.items():
+                log.warning("%s: databases left out (%s): %s", self.target,
+                            f"over databases.max = {self.selection.max}" if reason == "max" else "no such database",
+                            ", ".join(names))
+        self._left_out = found.left_out
+
+    async def _statements(self, conn: psycopg.AsyncConnection[dict[str, Any]], d: DatabaseStats, band: int) -> None:
+        """One other database's statements, from the main connection: its top-K, the rest added up."""
+        rows, error = await fetch_counted(conn, DATABASE_STATEMENTS, band, self._errors,
+                                          {"dbid": d.oid, "text_length": self._text_length})
+        if rows is None:
+            log.warning("%s: statements of database %s not read: %s", self.target, d.datname, error)
+            return
+        k = self.top.share(self.top.statements, len(self._dbs))
+        application = sorted(to_stats(application_rows(rows)), key=lambda s: (-s.exec_seconds, s.queryid))
+        d.statements = application[:k]
+        d.statements_other = fold(application[k:], StatementStat, queryid=0, query=OTHER)
+        d.statement_count, d.own = len(rows), own_statements(rows)
+
+    def _due(self) -> list[DatabaseStats]:
+        now = self.clock()
+        due = [d for d in self._dbs.values()
+               if d.read_mono is None or now - d.read_mono >= self.selection.refresh_interval]
+        return sorted(due, key=lambda d: (d.read_mono is not None, d.read_mono or 0.0, d.datname))
+
+    async def _rotate(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int, band: int | None) -> None:
+        """Read due databases, oldest first, ``concurrency`` at a time, within the budget: each poll adds
+        ``budget`` seconds of credit (up to ``BURST`` polls' worth), a read starts while there is some and
+        takes its time off, so over many polls the reads take ``budget`` per poll at most on average (one read
+        more than the credit is paid back by the next polls)."""
+        budget = self.selection.budget
+        self.credit = min(self.credit + budget, budget * BURST)
+        due = self._due()
+        while due and self.credit > 0:
+            batch, due = due[:self.selection.concurrency], due[self.selection.concurrency:]
+            started = time.monotonic()
+            await asyncio.gather(*(self._read_one(conn, d, version, band) for d in batch))
+            self.credit -= time.monotonic() - started
+
+    async def _read_one(self, main: psycopg.AsyncConnection[dict[str, Any]], d: DatabaseStats, version: int,
+                        band: int | None) -> None:
+        """One database's turn: its statements on the main connection, then its tables, indexes and sizes on a
+        connection to it, closed after the read."""
+        started = time.monotonic()
+        if band is not None:
+            await self._statements(main, d, band)
+        d.read_mono = self.clock()  # a failed read is tried again at the next refresh, not every poll
+        kwargs = session_kwargs(self._timeout, password=current_password(self._password))
+        try:
+            conn = await psycopg.AsyncConnection.connect(make_conninfo(self._dsn, dbname=d.datname),
+                                                         row_factory=dict_row, **kwargs)
+        except psycopg.OperationalError as exc:
+            self._errors[CONNECT] += 1
+            log.warning("%s: cannot connect to database %s: %s", self.target, d.datname, error_line(exc, self._dsn))
+            self.discover_soon()  # dropped, perhaps
+            return
+        async with conn:
+            tables, _ = await fetch_counted(conn, queries.TABLES, version, self._errors)
+            indexes, _ = await fetch_counted(conn, queries.INDEXES, version, self._errors)
+            sizes, _ = await fetch_counted(conn, queries.SIZES, version, self._errors)
+        rel_sizes = {int(r["relid"]): float(r["size_bytes"] or 0) for r in sizes or []}
+        n = len(self._dbs)
+        if tables is not None:
+            rows = [from_row(TableRow, r, size_bytes=rel_sizes.get(int(r["relid"]))) for r in tables]
+            kept, rest = top_k_interleaved(rows, self.top.share(self.top.tables, n), lambda t: t.size_bytes or 0,
+                                           lambda t: t.seq_scans + t.index_scans)
+            d.tables, d.tables_other, d.table_count = kept, fold(rest, TableRow, schema=OTHER, table=OTHER), len(rows)
+        if indexes is not None:
+            rows_i = [from_row(IndexRow, r, size_bytes=rel_sizes.get(int(r["indexrelid"]))) for r in indexes]
+            kept_i, rest_i = top_k_interleaved(rows_i, self.top.share(self.top.indexes, n),
+                                               lambda i: i.size_bytes or 0, lambda i: i.scans)
+            d.indexes, d.indexes_other = kept_i, fold(rest_i, IndexRow, schema=OTHER, table=OTHER, index=OTHER)
+            d.index_count = len(rows_i)
+        d.read_at, d.read_seconds = time.time(), time.monotonic() - started
+
+
+def _copy(d: DatabaseStats) -> DatabaseStats:
+    return DatabaseStats(**{name: getattr(d, name) for name in d.__dataclass_fields__})

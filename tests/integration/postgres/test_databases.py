@@ -1,0 +1,259 @@
+"""Every database of a cluster (postgres.targets[].databases) against a real cluster of its own: 12 databases,
+2 excluded by pattern, one created and one dropped while dbpulse runs. Polls and discovery are driven
+directly, with the discovery's clock set by the test (no sleeping on cadences)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import psycopg
+import pytest
+
+from collectors.base.catalogue import spec
+from collectors.base.samples import OTHER, Sample
+from collectors.postgres.databases import DatabasesPart
+from collectors.postgres.discovery import DatabaseSelection, select
+from collectors.postgres.poller import PostgresPoller
+from collectors.postgres.settings import PostgresSettings, PostgresTarget
+from harness.servers import LocalPostgres
+from monitor.advisor import Advisor, Thresholds
+from monitor.advisor.databases import DatabaseAdvisors
+from monitor.advisor.poller import AdviceSnapshot
+
+APPS = [f"app{i:02d}" for i in range(1, 11)]  # the 10 watched
+SCRATCH = ["scratch_a", "scratch_b"]  # excluded by pattern
+DISCOVERY = 300.0
+
+
+def _workload(dsn: str, name: str) -> None:
+    """Two tables of its own name, an index, and statements only this database runs: one of them on a
+    column with no index (the advisor's missing index in this database)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")  # the advisor reads it here
+        conn.execute("CREATE EXTENSION IF NOT EXISTS hypopg")
+        conn.execute(f"CREATE TABLE {name}_orders (id int PRIMARY KEY, customer int)")
+        conn.execute(f"CREATE TABLE {name}_notes (id int, body text)")
+        conn.execute(f"CREATE INDEX {name}_orders_customer ON {name}_orders (customer)")
+        conn.execute(f"INSERT INTO {name}_orders SELECT g, g % 7 FROM generate_series(1, 200) g")
+        conn.execute(f"INSERT INTO {name}_notes SELECT g, 'note ' || g FROM generate_series(1, 30000) g")
+        conn.execute(f"ANALYZE {name}_notes")
+        for i in range(3):
+            conn.execute(f"SELECT count(*) FROM {name}_orders WHERE customer = %s", (i,)).fetchone()
+        for i in range(50):
+            conn.execute(f"SELECT id FROM {name}_notes WHERE body = %s", (f"note {i}",)).fetchall()
+        conn.execute("SELECT pg_stat_force_next_flush()")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalPostgres]:
+    server = LocalPostgres()
+    server.start()
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION pg_stat_statements")
+        for name in [*APPS, *SCRATCH]:
+            conn.execute(f"CREATE DATABASE {name}")
+    for name in [*APPS, *SCRATCH]:
+        _workload(server.dsn(name), name)
+    yield server
+    server.cleanup()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _poller(cluster: LocalPostgres, **selection: object) -> PostgresPoller:
+    target = PostgresTarget(name="cluster", dsn=cluster.dsn(), databases={
+        "exclude": ["scratch_*", "template*"], "discovery_interval": DISCOVERY, **selection})
+    return PostgresPoller(target, PostgresSettings(interval=30, timeout=25, top_tables=5, top_statements=20))
+
+
+@pytest.fixture
+async def poller(cluster: LocalPostgres) -> AsyncIterator[tuple[PostgresPoller, Clock]]:
+    p = _poller(cluster, refresh_interval=0, budget=60)
+    clock = Clock()
+    assert p.databases is not None
+    p.databases.clock = clock
+    yield p, clock
+    await p.close()
+
+
+def by_db(samples: list[Sample], name: str) -> dict[str, list[Sample]]:
+    """``name``'s samples by their datname."""
+    position = spec(name).labels.index("datname")
+    out: dict[str, list[Sample]] = {}
+    for s in samples:
+        if s.name == name:
+            out.setdefault(s.labels[position], []).append(s)
+    return out
+
+
+def label(sample: Sample, name: str) -> str:
+    return sample.labels[spec(sample.name).labels.index(name)]
+
+
+async def test_every_selected_database_exports_tables_indexes_and_statements(
+        poller: tuple[PostgresPoller, Clock]) -> None:
+    p, _ = poller
+    snap = await p.poll()
+    samples = snap.samples()
+    expected = {"postgres", *APPS}  # the DSN's database (main connection) and the 10 discovered
+    for metric in ("dbpulse_pg_tables", "dbpulse_pg_indexes", "dbpulse_pg_statements"):
+        assert set(by_db(samples, metric)) == expected, metric
+    tables = by_db(samples, "dbpulse_pg_table_seq_scans_total")
+    indexes = by_db(samples, "dbpulse_pg_index_scans_total")
+    calls = by_db(samples, "dbpulse_pg_statement_calls_total")
+    for name in APPS:
+        assert {label(s, "table") for s in tables[name]} == {f"{name}_orders", f"{name}_notes"}
+        assert {label(s, "index") for s in indexes[name]} == {f"{name}_orders_pkey", f"{name}_orders_customer"}
+        # Each database's statements are its own: the query on its own table, run 3 times.
+        assert isinstance(snap.others, DatabasesPart)
+        stats = next(d for d in snap.others.databases if d.datname == name).statements
+        ours = [s for s in stats if f"{name}_orders WHERE customer" in s.query]
+        assert [s.calls for s in ours] == [3], (name, [s.query for s in stats])
+        assert not any(other in s.query for s in stats for other in APPS if other != name)
+        assert {label(s, "queryid") for s in calls[name]} >= {str(ours[0].queryid)}
+    per_database = ("dbpulse_pg_table_", "dbpulse_pg_index_", "dbpulse_pg_statement", "dbpulse_pg_own_statement",
+                    "dbpulse_pg_database_read_")
+    for name in SCRATCH:  # in the cluster-wide views only (pg_stat_database), as every database is
+        assert not any(name in s.labels for s in samples if s.name.startswith(per_database))
+        assert name in by_db(samples, "dbpulse_pg_database_xact_commit_total")
+    watched = [s for s in samples if s.name == "dbpulse_pg_databases_watched"]
+    assert [s.value for s in watched] == [11]
+
+
+async def test_new_and_dropped_databases_within_the_discovery_interval(
+        poller: tuple[PostgresPoller, Clock], cluster: LocalPostgres) -> None:
+    p, clock = poller
+    await p.poll()
+    start = clock.now
+    with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE app11")
+    _workload(cluster.dsn("app11"), "app11")
+    try:
+        clock.now = start + DISCOVERY - 1
+        snap = await p.poll()
+        assert "app11" not in set(by_db(snap.samples(), "dbpulse_pg_tables"))  # found at the next discovery
+        with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+            conn.execute("DROP DATABASE app10 WITH (FORCE)")
+        clock.now = start + DISCOVERY
+        snap = await p.poll()
+        samples = snap.samples()
+        assert set(by_db(samples, "dbpulse_pg_tables")) == {"postgres", *APPS[:-1], "app11"}
+        assert not any("app10" in s.labels for s in samples), "a dropped database's series are retired"
+        assert {label(s, "table") for s in by_db(samples, "dbpulse_pg_table_seq_scans_total")["app11"]} == {
+            "app11_orders", "app11_notes"}
+        assert isinstance(snap.others, DatabasesPart)
+        assert any("app11_orders WHERE customer" in s.query
+                   for d in snap.others.databases if d.datname == "app11" for s in d.statements)
+    finally:
+        with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+            conn.execute("DROP DATABASE IF EXISTS app11 WITH (FORCE)")
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'app10'").fetchone():
+                conn.execute("CREATE DATABASE app10")
+        _workload(cluster.dsn("app10"), "app10")
+
+
+async def test_reads_rotate_within_the_budget(cluster: LocalPostgres) -> None:
+    """Each poll adds its budget to a credit; a read starts while there is some and takes its time off: a
+    read costlier than the budget waits for the next polls'. The oldest read goes first; no connection to
+    another database stays open."""
+    p = _poller(cluster, budget=0.000001, refresh_interval=DISCOVERY)
+    assert p.databases is not None
+    p.databases.clock = clock = Clock()
+
+    async def poll() -> list[str]:
+        snap = await p.poll()
+        clock.now += 1
+        assert isinstance(snap.others, DatabasesPart)
+        return sorted(d.datname for d in snap.others.databases if d.table_count is not None)
+
+    try:
+        read = [await poll() for _ in range(4)]
+        assert read == [["app01"]] * 4, "the first read (milliseconds) is paid back by the next polls' budget"
+        assert p.databases.credit < 0
+        counts = []
+        for _ in range(len(APPS) - 1):
+            p.databases.credit = 0.0  # what the budget saved up: enough for one read, whatever it costs
+            counts.append(len(await poll()))
+        assert counts == list(range(2, len(APPS) + 1)), "one read per poll, each database in turn"
+        with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+            open_elsewhere = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
+                                          "'dbpulse%%' AND datname <> 'postgres'").fetchone()
+        assert open_elsewhere == (0,), "no connection to another database is held between polls"
+        clock.now += DISCOVERY  # every database due again: app01 first (the oldest read)
+        p.databases.credit = 0.0
+        snap = await p.poll()
+        assert isinstance(snap.others, DatabasesPart)
+        newest = max(snap.others.databases, key=lambda d: d.read_at or 0)
+        assert newest.datname == "app01"
+    finally:
+        await p.close()
+
+
+async def test_top_total_caps_the_series_over_all_databases(cluster: LocalPostgres) -> None:
+    target = PostgresTarget(name="cluster", dsn=cluster.dsn(), databases={
+        "include": ["app*"], "refresh_interval": 0, "budget": 60, "top_total": 10})
+    p = PostgresPoller(target, PostgresSettings(interval=30, timeout=25, top_tables=5, top_indexes=5,
+                                                top_statements=5))
+    try:
+        snap = await p.poll()
+        samples = snap.samples()
+        tables = by_db(samples, "dbpulse_pg_table_seq_scans_total")
+        for name in APPS:  # 10 // 10 databases: one table each, the other one summed as __other__
+            kept = {label(s, "table") for s in tables[name]}
+            assert len(kept) == 2 and OTHER in kept
+            assert kept - {OTHER} <= {f"{name}_orders", f"{name}_notes"}
+            queryids = {label(s, "queryid") for s in by_db(samples, "dbpulse_pg_statement_calls_total")[name]}
+            assert len(queryids) == 2 and OTHER in queryids
+    finally:
+        await p.close()
+
+
+def test_one_advisor_per_database_in_turn_and_a_dropped_database_retired(cluster: LocalPostgres) -> None:
+    thresholds = Thresholds(min_table_rows=1000)
+    selection = DatabaseSelection.model_validate({"exclude": ["scratch_*"], "discovery_interval": DISCOVERY})
+    advisors = DatabaseAdvisors(Advisor(cluster.dsn(), "cluster", thresholds), selection, thresholds)
+    advisors.clock = clock = Clock()
+    runs = [advisors.run() for _ in range(len(APPS) + 1)]  # the DSN's database, then each other one
+    main, others = runs[-1]
+    assert main.target == "cluster"
+    assert [r.target for r in others] == [f"cluster/{name}" for name in APPS]
+    assert [len(o) for _, o in runs] == list(range(len(APPS) + 1)), "one database advised per run"
+    for name, report in zip(APPS, others, strict=True):
+        missing = [f.table for f in report.findings if f.kind == "missing_index"]
+        assert [t.rsplit(".", 1)[-1] for t in missing] == [f"{name}_notes"], (name, missing)
+    snapshot = AdviceSnapshot(main, others)
+    advised = {s.labels[0] for s in snapshot.samples() if s.name == "dbpulse_advice_findings"}
+    assert advised == {"cluster", *(f"cluster/{name}" for name in APPS)}
+    with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+        conn.execute("DROP DATABASE app10 WITH (FORCE)")
+    try:
+        clock.now += DISCOVERY
+        _, others = advisors.run()
+        assert [r.target for r in others] == [f"cluster/{name}" for name in APPS[:-1]]
+    finally:
+        with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+            conn.execute("CREATE DATABASE app10")
+        _workload(cluster.dsn("app10"), "app10")
+
+
+def test_selection_forms_and_the_cap() -> None:
+    auto = DatabaseSelection.model_validate("auto")
+    assert auto.matches("shop") and not auto.matches("rdsadmin") and not auto.matches("cloudsqladmin")
+    listed = DatabaseSelection.model_validate(["shop", "billing"])
+    assert listed.matches("shop") and not listed.matches("shop2")
+    patterns = DatabaseSelection.model_validate({"include": ["app*"], "exclude": ["*_test"], "max": 3})
+    assert patterns.matches("app1") and not patterns.matches("app1_test") and not patterns.matches("other")
+    for bad in ("all", [], {"names": ["a"], "include": ["b"]}, 5):
+        with pytest.raises(ValueError):
+            DatabaseSelection.model_validate(bad)
+    rows = [{"datname": n, "oid": i} for i, n in enumerate(["app1", "app2", "app3", "app4", "main", "x_test"])]
+    found = select(rows, patterns, own="main")  # the DSN's database counts toward max: 2 more
+    assert found.watched == {"app1": 0, "app2": 1} and found.left_out == {"max": ["app3", "app4"]}
+    named = select(rows, listed, own="main")
+    assert named.watched == {} and named.left_out == {"not_found": ["billing", "shop"]}

@@ -1,0 +1,289 @@
+"""What statements wait on, against real servers (collectors/postgres/waits.py).
+
+- A real lock wait (one session holds a row lock, another updates the row) shows up as
+  ``Lock:transactionid``, per database on every supported major (13-18, pg_stat_activity sampled) and per
+  statement where PostgreSQL names it (14+); 13 says why not through the ``wait_statements`` feature.
+- pg_wait_sampling on 15 (Debian's package, preloaded in a server of this module only): the same lock wait,
+  from the extension's profile deltas.
+- Real I/O waits from a cold cache: a table hundreds of times the size of ``shared_buffers`` (128 kB here),
+  its files evicted from the OS page cache (fsync, then ``posix_fadvise(DONTNEED)``) before each sequential
+  scan, so every block is read from disk: ``IO:DataFileRead`` on the scan, with both methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from collectors.postgres.snapshot import PostgresSnapshot
+from harness.servers import SUPPORTED_MAJORS, LocalPostgres
+from tests.support import DbpulseProcess, pg_poller
+
+UPDATE = "UPDATE accounts SET balance = balance + 1 WHERE id = 1"
+SCAN = "SELECT count(*) FROM big WHERE pad <> ''"
+DEBIAN_15 = Path("/usr/lib/postgresql/15/bin")
+
+
+def wait_sampling_server(**settings: str) -> LocalPostgres:
+    """Debian's PostgreSQL 15 (the one pg_wait_sampling is packaged for) with the extension preloaded."""
+    if not (DEBIAN_15.parent / "lib" / "pg_wait_sampling.so").exists():
+        pytest.skip("postgresql-15-pg-wait-sampling is not installed (scripts/setup.sh installs it)")
+    server = LocalPostgres(preload=("pg_stat_statements", "pg_wait_sampling"), settings=settings)
+    server.bin = DEBIAN_15
+    return server
+
+
+@contextmanager
+def running(server: LocalPostgres, *extensions: str) -> Iterator[str]:
+    server.start()
+    try:
+        with psycopg.connect(server.dsn(), autocommit=True) as conn:
+            for extension in ("pg_stat_statements", *extensions):
+                conn.execute(f"CREATE EXTENSION {extension}")
+        yield server.dsn()
+    finally:
+        server.cleanup()
+
+
+@contextmanager
+def lock_wait(dsn: str) -> Iterator[int]:
+    """One session holds a row lock, another waits for it with UPDATE; yields the UPDATE's queryid."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE accounts (id int PRIMARY KEY, balance int)")
+        conn.execute("INSERT INTO accounts VALUES (1, 0)")
+        conn.execute(UPDATE)  # once, so pg_stat_statements (and the top-K) has it before it waits
+        queryid = int(conn.execute("SELECT queryid FROM pg_stat_statements WHERE query LIKE 'UPDATE accounts%'"
+                                   ).fetchone()[0])  # type: ignore[index]
+    holder = psycopg.connect(dsn)
+    holder.execute(UPDATE)  # holds the row lock until it commits
+
+    def wait() -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(UPDATE)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for _ in range(100):  # until the waiter waits
+                if conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                ).fetchone() == (1,):
+                    break
+                threading.Event().wait(0.05)
+        yield queryid
+    finally:
+        holder.commit()
+        holder.close()
+        waiter.join(10)
+
+
+def sampled(dsn: str, seconds: float, method: str = "auto", while_running: object = None) -> PostgresSnapshot:
+    """Two polls ``seconds`` apart, wait events sampled every 0.1 s in between; the second poll's snapshot."""
+
+    async def run() -> PostgresSnapshot:
+        poller = pg_poller(dsn, interval=10, timeout=8, wait_sampling=method, wait_sample_interval=0.1)
+        try:
+            await poller.poll()
+            await asyncio.sleep(seconds)
+            return await poller.poll()
+        finally:
+            await poller.close()
+
+    return asyncio.run(run())
+
+
+def metric(snap: PostgresSnapshot, name: str, **labels: str) -> float:
+    """The sum of a metric's samples matching ``labels`` in the snapshot's samples."""
+    from collectors.base.catalogue import spec
+
+    names = spec(name).labels
+    return sum(s.value for s in snap.samples() if s.name == name
+               and all(s.labels[names.index(k)] == v for k, v in labels.items()))
+
+
+@pytest.mark.parametrize("major", SUPPORTED_MAJORS)
+def test_a_lock_wait_on_every_major(major: str) -> None:
+    with running(LocalPostgres(version=major)) as dsn, lock_wait(dsn) as queryid:
+        snap = sampled(dsn, 2.0, method="pg_stat_activity")
+    waits = snap.waits
+    assert waits is not None and waits.method == "pg_stat_activity"
+    db_lock = metric(snap, "dbpulse_pg_wait_seconds_total", datname="postgres", wait_event_type="Lock",
+                     wait_event="transactionid")
+    assert 1.0 < db_lock < 4.0, waits.databases  # about the 2 s between the polls, estimated from samples
+    assert metric(snap, "dbpulse_pg_wait_sampler", method="pg_stat_activity") == 1
+    statement_lock = metric(snap, "dbpulse_pg_statement_wait_seconds_total", queryid=str(queryid),
+                            wait_event_type="Lock", wait_event="transactionid")
+    if major == "13":
+        assert snap.features["wait_statements"] is False
+        assert waits.reason is not None and "query_id" in waits.reason
+        assert statement_lock == 0
+    else:
+        assert snap.features["wait_statements"] is True
+        assert statement_lock == pytest.approx(db_lock)
+    assert snap.features["wait_sampling"] is True
+
+
+def test_a_lock_wait_with_pg_wait_sampling() -> None:
+    with running(wait_sampling_server(), "pg_wait_sampling") as dsn, lock_wait(dsn) as queryid:
+        snap = sampled(dsn, 2.0)
+    waits = snap.waits
+    assert waits is not None and waits.method == "pg_wait_sampling"
+    assert snap.features["wait_statements"] is True
+    db_lock = metric(snap, "dbpulse_pg_wait_seconds_total", datname="postgres", wait_event_type="Lock",
+                     wait_event="transactionid")
+    assert 1.0 < db_lock < 4.0, waits.databases  # the extension samples every 10 ms
+    # Debian's 1.1.4 has no sample_cpu and takes the queryid in its planner hook only: per statement (and the CPU),
+    # the pg_stat_activity sampler's figures
+    assert (waits.cpu_from, waits.statements_from) == ("pg_stat_activity", "pg_stat_activity")
+    assert 1.0 < metric(snap, "dbpulse_pg_statement_wait_seconds_total", queryid=str(queryid),
+                        wait_event_type="Lock") < 4.0
+    # the session holding the lock is idle in transaction: its ClientRead is not active time
+    assert not any(e == "ClientRead" for (_, _, e) in waits.databases)
+
+
+def evict(conn: psycopg.Connection[tuple[object, ...]], datadir: Path, table: str) -> None:
+    """Drop the table's blocks from the OS page cache: written out (the harness runs with fsync off), then
+    POSIX_FADV_DONTNEED; shared_buffers (128 kB) holds almost none of them."""
+    conn.execute("CHECKPOINT")
+    relative = conn.execute("SELECT pg_relation_filepath(%s)", (table,)).fetchone()[0]  # type: ignore[index]
+    first = datadir / str(relative)
+    for path in [first, *sorted(first.parent.glob(first.name + ".*"))]:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+@contextmanager
+def cold_scans(dsn: str, datadir: Path) -> Iterator[int]:
+    """Sequential scans of a table far beyond shared_buffers, each from a cold OS cache, in a thread;
+    yields the scan's queryid."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE big (id int, pad text)")
+        conn.execute("INSERT INTO big SELECT g, repeat('x', 200) FROM generate_series(1, 200000) g")  # ~50 MB
+        conn.execute("SET max_parallel_workers_per_gather = 0")
+        conn.execute(SCAN)
+        queryid = int(conn.execute("SELECT queryid FROM pg_stat_statements WHERE query LIKE 'SELECT count(*) FROM big%'"
+                                   ).fetchone()[0])  # type: ignore[index]
+    stop = threading.Event()
+
+    def scan() -> None:
+        # psycopg prepares the scan server-side after 5 executions: pg_wait_sampling 1.1.4 profiles its cached plan
+        # under queryid 0, so its figures per statement come from pg_stat_activity samples
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("SET max_parallel_workers_per_gather = 0")
+            while not stop.is_set():
+                evict(conn, datadir, "big")
+                conn.execute(SCAN)
+
+    thread = threading.Thread(target=scan)
+    thread.start()
+    try:
+        yield queryid
+    finally:
+        stop.set()
+        thread.join(60)
+
+
+@pytest.mark.parametrize("method", ["pg_wait_sampling", "pg_stat_activity"])
+def test_io_waits_from_a_cold_cache(method: str, tmp_path: Path) -> None:
+    server = wait_sampling_server(shared_buffers="128kB")
+    extensions = ("pg_wait_sampling",) if method == "pg_wait_sampling" else ()
+    with running(server, *extensions) as dsn, cold_scans(dsn, server.datadir) as queryid:
+        snap = sampled(dsn, 4.0, method=method)
+        page = served_page(dsn, f"/statements/shop/{queryid}", "IO:DataFileRead", method, tmp_path)
+    assert f"measured with {method}" in page
+    waits = snap.waits
+    assert waits is not None and waits.method == method
+    read = metric(snap, "dbpulse_pg_statement_wait_seconds_total", queryid=str(queryid), wait_event_type="IO",
+                  wait_event="DataFileRead")
+    assert read > 0, waits.statements.get(queryid)
+    assert metric(snap, "dbpulse_pg_wait_seconds_total", datname="postgres", wait_event_type="IO",
+                  wait_event="DataFileRead") > 0
+    # the scan also runs on the CPU between reads: with pg_wait_sampling 1.1.4 (no sample_cpu) that time comes
+    # from the pg_stat_activity sampler, so that shares are of active time with both methods
+    assert metric(snap, "dbpulse_pg_statement_wait_seconds_total", queryid=str(queryid), wait_event_type="CPU") > 0
+    assert waits.cpu_from == waits.statements_from == ("pg_stat_activity" if method == "pg_wait_sampling" else "")
+
+
+def served_page(dsn: str, path: str, needle: str, method: str, tmp_path: Path) -> str:
+    """A page of dbpulse (as a process, wait events sampled every 0.2 s) once it shows ``needle``."""
+    config = tmp_path / "dbpulse.yaml"
+    config.write_text(f"postgres:\n  wait_sample_interval: 0.2\n  wait_sampling: {method}\n")
+    with DbpulseProcess("--config", str(config), "--postgres", f"shop={dsn}", "--interval", "1") as svc:
+        return svc.wait_for_page(path, needle, timeout=30)
+
+
+def served_pages(dsn: str, queryid: int, tmp_path: Path) -> tuple[str, str, dict[str, float]]:
+    """dbpulse as a process while the lock wait lasts: the statement page, the main page, the wait metrics."""
+    config = tmp_path / "dbpulse.yaml"
+    config.write_text("postgres:\n  wait_sample_interval: 0.2\n")
+    with DbpulseProcess("--config", str(config), "--postgres", f"shop={dsn}", "--interval", "1") as svc:
+        statement = svc.wait_for_page(f"/statements/shop/{queryid}", "Lock:transactionid", timeout=30)
+        main = svc.wait_for_page("/", "Lock:transactionid", timeout=15)
+        metrics = {dict(k).get("wait_event", ""): v for k, v in
+                   svc.metrics().get("dbpulse_pg_statement_wait_seconds_total", {}).items()
+                   if dict(k).get("queryid") == str(queryid)}
+    return statement, main, metrics
+
+
+def test_the_statement_page_and_main_page_show_a_lock_wait(fresh_db: str, tmp_path: Path) -> None:
+    with lock_wait(fresh_db) as queryid:
+        statement, main, metrics = served_pages(fresh_db, queryid, tmp_path)
+    assert 'id="statement-waits"' in statement and "measured with pg_stat_activity" in statement
+    assert "What active sessions wait on" in main
+    assert metrics.get("transactionid", 0) > 0
+
+
+def test_the_statement_page_with_pg_wait_sampling(tmp_path: Path) -> None:
+    with running(wait_sampling_server(), "pg_wait_sampling") as dsn, lock_wait(dsn) as queryid:
+        statement, _, metrics = served_pages(dsn, queryid, tmp_path)
+    assert "measured with pg_wait_sampling" in statement
+    assert metrics.get("transactionid", 0) > 0
+
+
+def test_postgres_13_says_why_there_is_no_statement_profile(tmp_path: Path) -> None:
+    with running(LocalPostgres(version="13")) as dsn, lock_wait(dsn) as queryid:
+        config = tmp_path / "dbpulse.yaml"
+        config.write_text("postgres:\n  wait_sample_interval: 0.2\n")
+        with DbpulseProcess("--config", str(config), "--postgres", f"shop={dsn}", "--interval", "1") as svc:
+            page = svc.wait_for_page(f"/statements/shop/{queryid}", 'id="waits-not-per-statement"', timeout=30)
+            svc.wait_for("dbpulse_pg_feature_enabled", 0, feature="wait_statements")
+    assert "PostgreSQL 13 has no pg_stat_activity.query_id" in page
+
+
+def test_a_reset_of_pg_wait_samplings_profile_keeps_the_counters_counting() -> None:
+    """Someone else resets the profile (dbpulse never does): the counts drop, and what was counted since the reset
+    is added, so the exported counters keep growing."""
+
+    async def run(dsn: str) -> list[float]:
+        poller = pg_poller(dsn, interval=10, timeout=8)
+        seconds = []
+        try:
+            for reset in (False, False, True, False):
+                if reset:
+                    with psycopg.connect(dsn, autocommit=True) as conn:
+                        conn.execute("SELECT pg_wait_sampling_reset_profile()")
+                snap = await poller.poll()
+                seconds.append(metric(snap, "dbpulse_pg_wait_seconds_total", wait_event_type="Lock"))
+                await asyncio.sleep(1.5)
+        finally:
+            await poller.close()
+        return seconds
+
+    with running(wait_sampling_server(), "pg_wait_sampling") as dsn, lock_wait(dsn):
+        first, before, after, later = asyncio.run(run(dsn))
+    assert first == 0  # the first read is the baseline
+    assert 1.0 < before < 2.5
+    # the reset came right before the third read: what the profile counted since (a few ms) is added
+    assert before <= after < before + 0.5
+    assert after + 1.0 < later < after + 2.5  # and from there on, deltas from the reset profile

@@ -10,9 +10,12 @@ pg_qualstats preloaded, HypoPG created), two schemas:
 
 For each, after the workload: pg_qualstats' ``pg_qualstats_index_advisor()`` (first, before any EXPLAIN),
 dbpulse's ``Advisor`` with its default thresholds (the indexes its plan creates, in the plan's order), and
-the Dexter-style baseline (``bench/peer_advisors.py``). Every set is measured with one ruler
-(``bench/workload_cost.py``): the relative workload cost, HypoPG-costed generic plans of the whole
-workload with the advised indexes over without them (Kossmann et al., VLDB 2020), at storage budgets
+the Dexter-style baseline (``bench/peer_advisors.py``). dbpulse has a storage budget of its own
+(``index_budget_mb``): it is also run once per budget with it, as a user who has that budget would run it,
+and that run's list is measured at that budget (the peers have no budget setting: their one list is cut).
+Every set is measured with one ruler (``bench/workload_cost.py``): the relative workload cost,
+HypoPG-costed generic plans of the whole workload with the advised indexes over without them
+(Kossmann et al., VLDB 2020), at storage budgets
 that are fractions of the data size, with the number of indexes and their total size. Sizes are those
 of the indexes **built for real** once each (HypoPG 1.3.1 ignores btree deduplication and overestimates
 by up to 7x), so a budget cut is what the disk would hold. Existing indexes stay; dbpulse's drops are
@@ -74,9 +77,9 @@ def label(ddl: str) -> str:
     return f"{table} ({cols})" + ("" if am == "btree" else f" USING {am}")
 
 
-def dbpulse_advice(dsn: str) -> dict[str, Any]:
+def dbpulse_advice(dsn: str, budget_mb: float = 0.0) -> dict[str, Any]:
     started = time.monotonic()
-    rep = Advisor(dsn, "bench", Thresholds()).run()
+    rep = Advisor(dsn, "bench", Thresholds(index_budget_mb=budget_mb)).run()
     creates = [n.ddl.replace("CREATE INDEX CONCURRENTLY", "CREATE INDEX").rstrip(";")
                for a in rep.plan.actions for n in a.creates]
     skipped: dict[str, int] = {}
@@ -115,9 +118,24 @@ def real_sizes(conn: psycopg.Connection[Any], ddls: list[str]) -> dict[str, int]
     return sizes
 
 
+def dbpulse_budgeted(dsn: str, budgets: tuple[float, ...], data_bytes: int) -> dict[str, dict[str, Any]]:
+    """dbpulse run once per budget with ``index_budget_mb`` (its storage budget), as a user would set it."""
+    out = {}
+    for b in budgets:
+        adv = dbpulse_advice(dsn, b * data_bytes / MB)
+        out[str(b)] = {"index_budget_mb": round(b * data_bytes / MB, 1), "indexes": adv["indexes"],
+                       "seconds": adv["seconds"], "explains": adv["explains"],
+                       "note": next((n for n in adv["notes"] if n.startswith("index budget")), None)}
+    return out
+
+
+def _lists(adv: dict[str, Any]) -> list[list[str]]:
+    return [adv["indexes"], *(run["indexes"] for run in adv.get("by_budget", {}).values())]
+
+
 def measure(conn: psycopg.Connection[Any], advisors: dict[str, dict[str, Any]], coster: Coster,
             budgets: tuple[float, ...], data_bytes: int) -> dict[str, Any]:
-    everything = [d for a in advisors.values() for d in a["indexes"]]
+    everything = [d for a in advisors.values() for ddls in _lists(a) for d in ddls]
     started = time.monotonic()
     sizes = real_sizes(conn, everything)
     build_s = time.monotonic() - started
@@ -130,8 +148,10 @@ def measure(conn: psycopg.Connection[Any], advisors: dict[str, dict[str, Any]], 
         rows = []
         for b in (*budgets, None):
             budget = None if b is None else b * data_bytes
-            greedy = list(ddls) if b is None else cut_greedy(coster, ddls, sizes, budget)
-            ordered = list(ddls) if b is None else cut_in_order(ddls, sizes, budget)
+            # An advisor with a storage budget of its own (dbpulse) was run with it; its list gets the same cut.
+            own = ddls if b is None else adv.get("by_budget", {}).get(str(b), {"indexes": ddls})["indexes"]
+            greedy = list(own) if b is None else cut_greedy(coster, own, sizes, budget)
+            ordered = list(own) if b is None else cut_in_order(own, sizes, budget)
             rows.append({
                 "budget": "unlimited" if b is None else b,
                 "budget_mb": None if budget is None else round(budget / MB, 1),
@@ -139,13 +159,16 @@ def measure(conn: psycopg.Connection[Any], advisors: dict[str, dict[str, Any]], 
                 "relative_cost": round(coster.relative(greedy), 4),
                 "order_cut": {"n_indexes": len(ordered), "relative_cost": round(coster.relative(ordered), 4)},
                 "indexes": [label(d) for d in greedy],
+                **({"advised": len(own)} if own is not ddls else {}),
             })
         served = sum(1 for c0, c in zip(base, full.per_statement, strict=True) if c0 > 0 and c <= c0 / 2)
         out["advisors"][name] = {
-            **{k: v for k, v in adv.items() if k != "indexes"},
+            **{k: v for k, v in adv.items() if k not in ("indexes", "by_budget")},
             "indexes": [{"index": label(d), "real_mb": round(sizes[d] / MB, 2),
                          "hypopg_mb": round(hypo.get(d, 0) / MB, 2),
                          "used_by": len(full.used.get(d, []))} for d in ddls],
+            **({"by_budget": {b: {**run, "indexes": [label(d) for d in run["indexes"]]}
+                              for b, run in adv["by_budget"].items()}} if "by_budget" in adv else {}),
             "rows": rows,
             "statements_served_2x": served,
         }
@@ -180,16 +203,18 @@ def compare(pg: LocalPostgres, dbname: str, prepare: Callable[[str], dict[str, A
     prepared = prepare(dsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
         advisors = {"qualstats": qualstats_advice(conn)}  # before any EXPLAIN
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT sum(pg_table_size(c.oid)) FROM pg_class c JOIN pg_namespace n "
+                           "ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r'").fetchone()
+        data_bytes = int(row[0]) if row and row[0] else 0
     advisors["dbpulse"] = dbpulse_advice(dsn)
+    advisors["dbpulse"]["by_budget"] = dbpulse_budgeted(dsn, budgets, data_bytes)
     with psycopg.connect(dsn, autocommit=True) as conn:
         workload = fetch_workload(conn)
         coster = Coster(conn, workload)
         started = time.monotonic()
         advisors["dexter"] = dexter_advice(coster)
         advisors["dexter"]["seconds"] = round(time.monotonic() - started, 2)
-        row = conn.execute("SELECT sum(pg_table_size(c.oid)) FROM pg_class c JOIN pg_namespace n "
-                           "ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r'").fetchone()
-        data_bytes = int(row[0]) if row and row[0] else 0
         result = {
             "prepared": prepared, "data_mb": round(data_bytes / MB, 1),
             "statements": len(workload), "costed": len(coster.statements),
@@ -273,7 +298,7 @@ def _version(conn: psycopg.Connection[Any], ext: str) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", type=float, default=1.0, help="TPC-H scale factor")
+    parser.add_argument("--scale", type=float, default=1.0, help="TPC-H scale factor (0 skips TPC-H)")
     parser.add_argument("--calls", type=float, default=1.0, help="workload calls, times those of bench/tpch.py")
     parser.add_argument("--budgets", default=",".join(map(str, BUDGETS)), help="fractions of the data size")
     parser.add_argument("--demo-requests", type=int, default=6000, help="0 skips the demo schema")
@@ -288,10 +313,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="dbpulse-tpch-") as tmp, \
             LocalPostgres(preload=("pg_stat_statements", "pg_qualstats"), settings=SETTINGS) as pg:
         workdir = Path(tmp)  # the CSVs: read by this process (COPY FROM STDIN), not by the server
-        schemas["tpch"] = compare(pg, "tpch", prepare_tpch(args.scale, args.calls, workdir), budgets)
+        if args.scale > 0:
+            schemas["tpch"] = compare(pg, "tpch", prepare_tpch(args.scale, args.calls, workdir), budgets)
         if args.demo_requests > 0:
             schemas["demo"] = compare(pg, "demo", prepare_demo(args.demo_scale, args.demo_requests), budgets)
-        with psycopg.connect(pg.dsn("tpch"), autocommit=True) as conn:
+        with psycopg.connect(pg.dsn(next(iter(schemas))), autocommit=True) as conn:
             row = conn.execute("SHOW server_version").fetchone()
             versions = {"postgresql": str(row[0]) if row else "n/a", "pg_qualstats": _version(conn, "pg_qualstats"),
                         "hypopg": _version(conn, "hypopg")}

@@ -274,7 +274,10 @@ def advisor_tpch(r: dict[str, Any]) -> list[str]:
              f"tpchgen-cli {v.get('tpchgen-cli')}; {r.get('wall_s', 0):.0f} s in all. Relative workload cost = "
              "HypoPG-costed generic plans of the whole workload with the advised indexes / without them "
              "(lower is better), cut to storage budgets (fractions of the data size) by marginal benefit per "
-             "byte of the indexes' real, built sizes; the same cut for every advisor.", ""]
+             "byte of the indexes' real, built sizes; the same cut for every advisor."
+             + (" dbpulse has a storage budget of its own (`index_budget_mb`): it is run once per budget with it, "
+                "and that list gets the same cut; the peers have none, and their one list is cut."
+                if any("by_budget" in s["advisors"].get("dbpulse", {}) for s in r["schemas"].values()) else ""), ""]
     for schema, s in r["schemas"].items():
         title = "TPC-H" if schema == "tpch" else "The demo's schema"
         prep = s["prepared"]
@@ -309,6 +312,10 @@ def advisor_tpch(r: dict[str, Any]) -> list[str]:
         lines.append("- dbpulse lowest at every budget: " + ("yes" if verdict["lowest_at_every_budget"] else
                                                             "**no**: " + "; ".join(lost)))
         d = s["advisors"]["dbpulse"]
+        if "by_budget" in d:
+            runs = "; ".join(f"{_budget(float(b))}: {len(run['indexes'])} advised in {run['index_budget_mb']:g} MB"
+                             for b, run in d["by_budget"].items())
+            lines.append(f"- dbpulse run with each budget as its `index_budget_mb`: {runs}")
         skipped = ", ".join(f"{k} {n}" for k, n in sorted(d.get("skipped_by_category", {}).items())) or "none"
         lines.append(f"- dbpulse's plan: {d['actions']['create']} create, {d['actions']['replace']} replace, "
                      f"{d['actions']['drop']} drop; statements skipped by reason: {skipped}; "

@@ -25,6 +25,8 @@ _FLAGS = (
     ("min_table_rows", "--min-table-rows", "tables with fewer rows get no missing-index advice"),
     ("max_index_columns", "--max-index-columns", "widest index the advisor proposes"),
     ("min_improvement_ratio", "--min-improvement", "minimum relative cost cut of an advised index (0..1)"),
+    ("index_budget_mb", "--index-budget-mb", "storage budget: the new indexes' total estimated size at most, "
+     "in MB (0: no limit)"),
     ("verification_max_explains", "--max-explains", "budget: EXPLAINs per run for HypoPG verification"),
     ("verification_max_seconds", "--max-verify-seconds", "budget: seconds per run for HypoPG verification"),
     ("unused_min_stats_age_seconds", "--unused-min-stats-age",

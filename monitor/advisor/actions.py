@@ -160,8 +160,8 @@ class HeldBack:
         return out
 
 
-COVERAGE_STATUSES = ("action", "served", "below_threshold", "write_cost", "unplannable", "no_candidate",
-                     "not_costed", "not_analyzed")
+COVERAGE_STATUSES = ("action", "served", "below_threshold", "write_cost", "over_budget", "unplannable",
+                     "no_candidate", "not_costed", "not_analyzed")
 
 
 @dataclass

@@ -28,6 +28,7 @@ from collectors.postgres.access import (
 from collectors.postgres.statements import StatementStat, deltas, read_statements, read_statements_reset
 
 from . import plans
+from .budget import fit_budget
 from .candidates import Candidate, Workload, build_candidates
 from .catalog import Catalog, key_signature, read_catalog
 from .context import RunContext
@@ -187,9 +188,8 @@ class Advisor:
 
     def _without_statements(self, run: RunContext) -> AdviceReport:
         """pg_stat_statements is not readable: the hygiene findings and a plan of their drops only."""
-        no_drops = self._no_drops(run.report, run.cat, None, statements_readable=False)
-        run.report.plan = build_plan(run.report.findings, Selection(), run.cat, Workload([]), self.settings,
-                                     Rates(), no_drops=no_drops)
+        run.no_drops = self._no_drops(run.report, run.cat, None, statements_readable=False)
+        run.report.plan = build_plan(run)  # the hygiene findings' drops: no statement, no selection
         return run.report
 
     def _analyze_step(self, run: RunContext) -> None:
@@ -243,8 +243,12 @@ class Advisor:
             run.whatif = WhatIf(run.conn, cat.server_version_num, budget, can_hide=cat.hypopg_can_hide)
             candidates = self._buildable(run.conn, cat, run.candidates, run.whatif, report, run.refused)
             if candidates:
-                report.findings.extend(select_verified(candidates, Verifying(
-                    run.workload, cat, run.whatif, s, run.unplannable, run.selection, run.rates)))
+                verifying = Verifying(run.workload, cat, run.whatif, s, run.unplannable, run.selection, run.rates)
+                select_verified(candidates, verifying)
+                note = fit_budget(verifying)  # index_budget_mb: what does not fit is chosen again, per byte
+                report.findings.extend(verifying.findings)
+                if note:
+                    report.notes.append(note)
             run.stats = VerificationStats(budget.explains, budget.seconds, budget.exhausted(), "hypopg")
             report.statements_planned, run.cover_explains = self._cover(run)
             return
@@ -259,13 +263,15 @@ class Advisor:
         candidates = self._buildable(run.conn, cat, run.candidates, None, report, run.refused)
         if candidates:
             report.findings.extend(select_heuristic(candidates, run.workload, s, run.selection))
+        if s.index_budget_mb > 0:
+            report.notes.append("index_budget_mb is not applied without HypoPG: a heuristic finding has no verified "
+                                "benefit to choose by per byte")
         run.stats = VerificationStats(run.cover_explains, mode="heuristic")
 
     def _plan(self, run: RunContext) -> None:
         """The plan of the run (checked as a whole with HypoPG when it is there), and each statement's plan."""
         report = run.report
-        report.plan = build_plan(report.findings, run.selection, run.cat, run.workload, self.settings, run.rates,
-                                 run.whatif, run.unplannable if run.whatif is not None else None, run.no_drops)
+        report.plan = build_plan(run)
         report.statement_plans = self._statement_plans(run.workload, run.selection, run.unplannable)
         if run.stats.mode == "heuristic":
             # Each heuristic finding gets the calls-weighted generic-plan cost it would cut.

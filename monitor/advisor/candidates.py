@@ -35,6 +35,17 @@ class Variant:
     label: str  # e.g. status = 'pending'
 
 
+# A btree built by CREATE INDEX (nbtsort.c), 8 kB pages: a leaf holds 8,152 bytes after its header and special
+# space and takes tuples while 819 are free (fillfactor 90); a posting-list tuple is at most a tenth of a page.
+LEAF_ROOM = 8152.0
+LEAF_RESERVE = 819.0
+POSTING_MAX = 812.0
+
+
+def _maxalign(width: float) -> float:
+    return float(-(-width // 8) * 8)
+
+
 Role = Literal["equality", "in", "join", "range", "order", "group"]
 _ROLE_TEXT: dict[str, str] = {
     "equality": "compared with =", "in": "compared with IN / = ANY", "join": "a join key",
@@ -57,19 +68,30 @@ class Candidate:
     predicate_fraction: float = 1.0  # of the table's rows a partial index holds (pg_stats)
 
     def estimated_bytes(self) -> float:
-        """A btree size estimate that, unlike HypoPG 1.3.1's, counts deduplication (PostgreSQL 13+): each
-        distinct key is stored once, its other rows as 6-byte heap pointers in a posting list."""
+        """A btree size estimate that, unlike HypoPG 1.3.1's, counts deduplication (PostgreSQL 13+) where the
+        keys' types allow it (``Column.deduplicates``): each distinct key is stored once, with its rows' 6-byte
+        heap pointers in posting lists (at most ``POSTING_MAX`` bytes each, so a key with many rows has
+        several); every tuple MAXALIGNed with its 4-byte line pointer; whole tuples per leaf page, filled to
+        90 % as CREATE INDEX fills them, plus the upper levels and the metapage."""
         total = 0.0
         for member in self.members:
             rows = member.table.rows * member.predicate_fraction
             width = member.table.entry_width([k for k, _ in member.keys]) or 8.0 + 8 * len(member.keys)
-            width = -(-width // 8) * 8 + 4  # MAXALIGN, plus the line pointer
+            base = _maxalign(width)
             distinct = 1.0
             for key, _ in member.keys:
                 d = None if key.is_expression else member.table.distinct_values(key.text)
                 distinct *= d if d else rows
             distinct = min(max(distinct, 1.0), max(rows, 1.0))
-            total += (distinct * width + (rows - distinct) * 6) / 0.9  # leaves are filled to 90%
+            per_key = rows / distinct
+            if per_key < 1.5 or not member.table.deduplicates([k for k, _ in member.keys]):  # one tuple per row
+                tuples, size = rows, base + 4
+            else:  # posting lists of at most POSTING_MAX bytes
+                postings = -(-per_key // max(1.0, (POSTING_MAX - base) // 6))
+                tuples, size = distinct * postings, _maxalign(base + 6 * per_key / postings) + 4
+            room = LEAF_ROOM - base - 4  # a leaf's high key
+            per_page = max(1.0, (room - LEAF_RESERVE) // size)  # filled to 90 %
+            total += -(-tuples // per_page) * 8192 * 1.01 + 8192  # leaves; upper levels; metapage
         return total
 
     @property

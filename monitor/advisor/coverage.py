@@ -8,7 +8,8 @@ every statement read gets one ``StatementReason``, the first of these that holds
    statements count it by type, and no index speeds it up);
 3. ``unplannable``: the server could not plan it (the error);
 4. ``write_cost`` / ``below_threshold``: its best candidate was costed with HypoPG and rejected, with the
-   figures (an index already in its plan makes it ``served``, with the same figures);
+   figures (an index already in its plan makes it ``served``, with the same figures); ``over_budget``: it
+   was chosen, then left out by ``index_budget_mb`` (``budget.py``);
 5. ``served``: an existing index already gives the access path its candidates would (or its plan uses one
    and no candidate lowers its cost);
 6. ``no_candidate``: why none: no predicate an index can use, keys that cannot be index keys, tables below
@@ -27,6 +28,7 @@ from .candidates import candidates_for_usage, served_by
 from .catalog import Catalog
 from .context import RunContext
 from .query_analysis import StatementAnalysis
+from .selection import Judged
 from .settings import Thresholds
 
 
@@ -73,22 +75,8 @@ def _why_not(stat: StatementStat, analysis: StatementAnalysis, run: RunContext) 
     used = sorted(plans.index_names(measured.plan)) if measured is not None else []
     uses = f"its plan uses {', '.join(used)}" if used else ""
     judged = selection.judged.get(q)
-    if judged is not None and judged.verdict in ("below_threshold", "write_cost", "no_gain"):
-        own = (f"its best candidate, {judged.label}, takes its cost from {judged.cost_before:,.0f} to "
-               f"{judged.cost_after:,.0f} ({units.percent_less(1 - judged.cost_after / judged.cost_before)} less)"
-               if judged.cost_before > 0 and judged.cost_after < judged.cost_before else
-               f"no candidate lowers its cost (the best tried: {judged.label})")
-        detail = f"; {judged.reason}" if judged.verdict != "no_gain" else ""
-        if judged.verdict == "write_cost":
-            return "write_cost", own + detail
-        if uses:
-            return "served", f"already served: {uses}; {own}{detail}"
-        return ("below_threshold" if judged.verdict == "below_threshold" else "no_candidate"), own + detail
-    if judged is not None and judged.verdict == "kept":  # advised for other statements; not enough for this one
-        return "below_threshold", (f"its best candidate, {judged.label}, is advised for other statements, but with "
-                                   f"the whole plan in place its cost does not drop (alone it took it from "
-                                   f"{judged.cost_before:,.0f} to {judged.cost_after:,.0f})"
-                                   + (f"; {uses}" if uses else ""))
+    if judged is not None and judged.verdict != "not_judged":
+        return _judged_reason(judged, uses)
     # No candidate of it was costed: say why.
     if analysis.kind == "insert" and not analysis.usages:
         return "no_candidate", "an INSERT of values: an index can only add to its cost"
@@ -125,6 +113,29 @@ def _why_not(stat: StatementStat, analysis: StatementAnalysis, run: RunContext) 
                           f"({settings.max_candidates_per_table}) most promising of their table, or it is not among "
                           f"the max_statements_per_candidate ({settings.max_statements_per_candidate}) heaviest "
                           "statements of one")
+
+
+def _judged_reason(judged: Judged, uses: str) -> tuple[str, str]:
+    """The status and reason of a statement whose best candidate was judged (selection.py, budget.py)."""
+    if judged.verdict in ("below_threshold", "write_cost", "no_gain"):
+        own = (f"its best candidate, {judged.label}, takes its cost from {judged.cost_before:,.0f} to "
+               f"{judged.cost_after:,.0f} ({units.percent_less(1 - judged.cost_after / judged.cost_before)} less)"
+               if judged.cost_before > 0 and judged.cost_after < judged.cost_before else
+               f"no candidate lowers its cost (the best tried: {judged.label})")
+        detail = f"; {judged.reason}" if judged.verdict != "no_gain" else ""
+        if judged.verdict == "write_cost":
+            return "write_cost", own + detail
+        if uses:
+            return "served", f"already served: {uses}; {own}{detail}"
+        return ("below_threshold" if judged.verdict == "below_threshold" else "no_candidate"), own + detail
+    if judged.verdict == "over_budget":  # budget.py: chosen, then left out by the storage budget
+        return "over_budget", (f"its best candidate takes its cost from {judged.cost_before:,.0f} to "
+                               f"{judged.cost_after:,.0f}, but {judged.reason}" + (f"; {uses}" if uses else ""))
+    # kept: advised for other statements; not enough for this one
+    return "below_threshold", (f"its best candidate, {judged.label}, is advised for other statements, but with "
+                               f"the whole plan in place its cost does not drop (alone it took it from "
+                               f"{judged.cost_before:,.0f} to {judged.cost_after:,.0f})"
+                               + (f"; {uses}" if uses else ""))
 
 
 def _served_by_existing(analysis: StatementAnalysis, cat: Catalog, settings: Thresholds) -> list[str]:

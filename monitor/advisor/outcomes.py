@@ -138,6 +138,26 @@ class _Followed:
     until: datetime  # windows after this are no longer added
 
 
+@dataclass(frozen=True)
+class _IndexChange:
+    """An index that appeared on or left a table since the previous run."""
+
+    table: str  # qualified name, for display
+    table_oid: int
+    index: str
+    change: Change
+    advised: bool  # the previous plan advised it
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """This run's time, and the statements' windows before and in it."""
+
+    now: datetime
+    previous: Mapping[int, Sequence[tuple[int, Window]]]
+    current: Mapping[int, Window]
+
+
 @dataclass
 class OutcomeTracker:
     """Per-statement windows and per-table index OIDs across advisor runs (the service's memory)."""
@@ -176,6 +196,7 @@ class OutcomeTracker:
                 statements_of.setdefault(oid, []).append(q)
 
         now_indexes = _valid_indexes(cat)
+        seen = _Seen(now, previous, current)
         if self.indexes is not None:
             for table_oid, members in now_indexes.items():
                 before_members = self.indexes.get(table_oid)
@@ -186,12 +207,13 @@ class OutcomeTracker:
                     if oid not in before_members:
                         index = next(i for i in cat.indexes if i.oid == oid)
                         advised = (table_oid, index.key_signature()) in self.advised_creates
-                        self._follow(table.qualified, table_oid, name, "created", advised, now,
-                                     statements_of.get(table_oid, []), previous, current)
+                        self._follow(_IndexChange(table.qualified, table_oid, name, "created", advised),
+                                     statements_of.get(table_oid, []), seen)
                 for oid, name in before_members.items():
                     if oid not in members:
-                        self._follow(table.qualified, table_oid, name, "dropped", oid in self.advised_drops, now,
-                                     statements_of.get(table_oid, []), previous, current)
+                        self._follow(_IndexChange(table.qualified, table_oid, name, "dropped",
+                                                  oid in self.advised_drops),
+                                     statements_of.get(table_oid, []), seen)
         self.indexes = now_indexes
 
         keep_after = now - timedelta(seconds=s.outcome_keep_seconds)
@@ -210,23 +232,21 @@ class OutcomeTracker:
         self.advised_creates = set(creates)
         self.advised_drops = set(drops)
 
-    def _follow(self, table: str, table_oid: int, index: str, change: Change, advised: bool, now: datetime,
-                statements: list[int], previous: Mapping[int, Sequence[tuple[int, Window]]],
-                current: Mapping[int, Window]) -> None:
+    def _follow(self, change: _IndexChange, statements: list[int], seen: _Seen) -> None:
         s = self.settings
         # The baseline: the statement's windows since the table's previous index change (the window that
         # saw it included), not across it.
-        since = self.changed_at.get(table_oid, 0)
+        since = self.changed_at.get(change.table_oid, 0)
         before: dict[int, Window] = {}
         for q in statements:
-            windows = [w for run, w in previous.get(q, []) if run >= since]
+            windows = [w for run, w in seen.previous.get(q, []) if run >= since]
             if windows:
                 before[q] = merged(windows[-s.outcome_baseline_windows:])
-        self.changed_at[table_oid] = self.runs
-        after = {q: [current[q]] for q in before if q in current}
-        outcome = Outcome(table, index, change, now, advised)
-        self.followed.append(_Followed(outcome, table_oid, before, after,
-                                       now + timedelta(seconds=s.outcome_follow_seconds)))
+        self.changed_at[change.table_oid] = self.runs
+        after = {q: [seen.current[q]] for q in before if q in seen.current}
+        outcome = Outcome(change.table, change.index, change.change, seen.now, change.advised)
+        self.followed.append(_Followed(outcome, change.table_oid, before, after,
+                                       seen.now + timedelta(seconds=s.outcome_follow_seconds)))
 
     def _judge(self, f: _Followed) -> list[StatementOutcome]:
         out = []

@@ -33,12 +33,12 @@ from . import plans
 from .actions import Action, HeldBack, NewIndex, Plan
 from .candidates import Candidate, Workload
 from .catalog import Catalog, Index, key_signature
+from .context import RunContext
 from .evidence import new_indexes
 from .findings import Finding
 from .hygiene import low_selectivity_distinct, young_zero_scan, zero_scan_droppable
-from .rates import Rates
 from .safety import foreign_key_keeps
-from .selection import Chosen, Selection, statement_cost
+from .selection import Chosen, statement_cost
 from .settings import Thresholds
 from .whatif import Budget, PlanError, WhatIf
 
@@ -68,6 +68,15 @@ class _Drop:
     users: list[int] = field(default_factory=list)
 
 
+@dataclass
+class _Draft:
+    """The plan being built: its actions and held-back items so far, and the drops and creates left to place."""
+
+    plan: Plan
+    drops: list[_Drop]
+    creates: list[_Create]
+
+
 def _supersedes(cand: Candidate, index: Index) -> bool:
     """The new index's leading columns are exactly the existing index's keys (and nothing is lost)."""
     if (index.method != "btree" or not index.is_valid or index.protected or index.predicate is not None
@@ -84,14 +93,15 @@ def _prefix_of(index: Index, cand: Candidate) -> bool:
     return len(old_sig) <= len(new_sig) and new_sig[: len(old_sig)] == old_sig
 
 
-def build_plan(findings: list[Finding], selection: Selection, cat: Catalog, workload: Workload,
-               settings: Thresholds, rates: Rates, whatif: WhatIf | None = None,
-               unplannable: Mapping[int, str] | None = None,
-               no_drops: tuple[str, datetime | None] | None = None) -> Plan:
+def build_plan(run: RunContext) -> Plan:
     """The plan of a run; sets ``action`` / ``held_back`` / ``supersedes`` / ``replaced_by`` on the findings.
 
-    ``no_drops`` (``safety.drops_blocked``): why no index may be dropped in this run, and from when. A finding
-    the plan holds back keeps its reason and loses its DDL: nothing held back can be copied and run."""
+    It reads the run's findings, selection, catalog, workload, rates, HypoPG session (``whatif``: the plan is
+    checked as a whole when it is there) and ``no_drops`` (``safety.drops_blocked``: why no index may be
+    dropped in this run, and from when). A finding the plan holds back keeps its reason and loses its DDL:
+    nothing held back can be copied and run."""
+    findings, selection, cat, workload = run.report.findings, run.selection, run.cat, run.workload
+    settings, whatif = run.settings, run.whatif
     plan = Plan(drop_check="hypopg_hide_index" if whatif is not None and whatif.can_hide else
                 "catalog and statements")
     by_name = {i.qualified: i for i in cat.indexes}
@@ -117,12 +127,12 @@ def build_plan(findings: list[Finding], selection: Selection, cat: Catalog, work
     for index, why, ready in young_zero_scan(cat, settings):
         if index.qualified not in judged:  # an index with another finding (low selectivity) is judged by it
             plan.held_back.append(HeldBack(index.qualified, "unused_index", why, ready))
-    _safety_holds(plan, drops, creates, cat, no_drops)
+    _safety_holds(plan, drops, creates, cat, run.no_drops)
     _resolve(drops, creates, cat, settings, plan)
     final: dict[int, plans.Plan] = {}
     labels: dict[int, str] = {}
     if whatif is not None:
-        final, labels = _check_whole(plan, drops, creates, cat, workload, settings, whatif, unplannable or {})
+        final, labels = _check_whole(_Draft(plan, drops, creates), run, whatif)
     else:  # no HypoPG: the statements' generic plans with the real indexes tell which ones they use
         users = _users({q: m.plan for q, m in selection.initial.items()})
         for d in list(drops):
@@ -135,7 +145,7 @@ def build_plan(findings: list[Finding], selection: Selection, cat: Catalog, work
     for rejected, why in selection.rejected:
         plan.held_back.append(HeldBack(rejected.label, "missing_index", why))
     for create in creates:
-        news = new_indexes(create.chosen, selection, stats, rates, final, labels)
+        news = new_indexes(create.chosen, selection, stats, run.rates, final, labels)
         _create_action(plan, create, news)
     _drop_actions(plan, drops, cat)
     for f in findings:
@@ -283,10 +293,10 @@ def _why(name: str, dropped: Mapping[str, _Drop]) -> str:
     return d.kind.replace("_index", "").replace("_", " ") if d else "superseded by a new index"
 
 
-def _check_whole(plan: Plan, drops: list[_Drop], creates: list[_Create], cat: Catalog, workload: Workload,
-                 settings: Thresholds, whatif: WhatIf, unplannable: Mapping[int, str],
-                 ) -> tuple[dict[int, plans.Plan], dict[int, str]]:
+def _check_whole(draft: _Draft, run: RunContext, whatif: WhatIf) -> tuple[dict[int, plans.Plan], dict[int, str]]:
     """Plan the statements on the tables concerned with every create in place; check every drop."""
+    plan, drops, creates = draft.plan, draft.drops, draft.creates
+    cat, workload, settings, unplannable = run.cat, run.workload, run.settings, run.unplannable
     budget = Budget(settings.plan_check_max_explains, max(1.0, settings.verification_max_seconds / 4))
     saved_budget, whatif.budget = whatif.budget, budget
     labels: dict[int, str] = {}

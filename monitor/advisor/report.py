@@ -187,7 +187,8 @@ def plan_markdown(report: AdviceReport) -> list[str]:
 
 STATUS_TEXT = {
     "action": "in the plan", "served": "already served", "below_threshold": "cost removed below the threshold",
-    "write_cost": "rejected on write cost", "unplannable": "cannot be planned", "no_candidate": "no candidate",
+    "write_cost": "rejected on write cost", "over_budget": "over the index budget",
+    "unplannable": "cannot be planned", "no_candidate": "no candidate",
     "not_costed": "not costed", "not_analyzed": "not analyzed",
 }
 

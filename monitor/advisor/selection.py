@@ -65,7 +65,7 @@ class Judged:
     label: str  # the candidate, e.g. public.orders (customer_id)
     cost_before: float  # the statement's generic-plan cost with the real indexes
     cost_after: float  # with the candidate (on top of the indexes kept before it on the table)
-    verdict: str = "not_judged"  # kept | below_threshold | write_cost | no_gain | not_judged
+    verdict: str = "not_judged"  # kept | below_threshold | write_cost | no_gain | over_budget | not_judged
     reason: str = ""  # for people, with the figures
     signature: object = None  # the candidate's (to find its verdict)
 
@@ -181,7 +181,7 @@ def _relevant(v: Verifying, t: TableRound, cand: Candidate) -> list[tuple[Statem
     """Statements a btree led by one of the candidate's first keys can help, with a base cost."""
     leads = [m.keys[0][0] for m in cand.members]
     out = []
-    mentioning = [(s, a) for s, a in t.stmts if any(_mentions(a, t.table, lead, v.cat) for lead in leads)]
+    mentioning = [(s, a) for s, a in t.stmts if any(mentions(a, t.table, lead, v.cat) for lead in leads)]
     mentioning.sort(key=lambda sa: (-sa[0].exec_seconds * 1000, sa[0].queryid))
     for stat, analysis in mentioning[: v.settings.max_statements_per_candidate]:
         if stat.queryid in v.unplannable:
@@ -298,18 +298,7 @@ def _keep(v: Verifying, t: TableRound, picked: Picked) -> None:
     for member in best.members:
         v.kept.append(v.whatif.create(member.hypothetical_sql())[0])
     t.kept_here.append(best)
-    calls = t.calls
-    finding = Finding(
-        kind="missing_index", table=table.qualified,
-        evidence=(f"{len(affected)} statement(s) on {table.qualified} "
-                  f"({sum(calls[q] for q in affected)} calls) would go from a weighted generic-plan "
-                  f"cost of {before_w:.0f} to {after_w:.0f} ({units.percent_less(1 - after_w / before_w)} "
-                  f"less) with this index (estimated size {units.size(sizes[0])}), checked with HypoPG."
-                  + (f" Why: {best.why}." if best.why else "")),
-        index=None, columns=best.columns, ddl=best.ddl(), queryids=affected, verified="hypopg",
-        cost_before=round(before_w, 2), cost_after=round(after_w, 2), index_size_bytes=sizes[0],
-        benefit=before_w - after_w,
-    )
+    finding = missing_index_finding(best, affected, sum(t.calls[q] for q in affected), (before_w, after_w), sizes[0])
     extra = [Finding(
         kind="missing_index", table=table.qualified,
         evidence=(f"Advised together with {best.label} for the same {len(affected)} statement(s): "
@@ -322,6 +311,24 @@ def _keep(v: Verifying, t: TableRound, picked: Picked) -> None:
                                      extra, sizes[1:]))
     for q in affected:
         t.base[q] = after[q]
+
+
+def missing_index_finding(cand: Candidate, affected: list[int], calls: int, weighted: tuple[float, float],
+                          size: int, extra: str = "") -> Finding:
+    """The finding of a kept candidate: the weighted cost (before, after) of the statements it serves."""
+    before_w, after_w = weighted
+    table = cand.table
+    return Finding(
+        kind="missing_index", table=table.qualified,
+        evidence=(f"{len(affected)} statement(s) on {table.qualified} "
+                  f"({calls} calls) would go from a weighted generic-plan "
+                  f"cost of {before_w:.0f} to {after_w:.0f} ({units.percent_less(1 - after_w / before_w)} "
+                  f"less) with this index (estimated size {units.size(size)}), checked with HypoPG."
+                  + (f" Why: {cand.why}." if cand.why else "") + extra),
+        index=None, columns=cand.columns, ddl=cand.ddl(), queryids=affected, verified="hypopg",
+        cost_before=round(before_w, 2), cost_after=round(after_w, 2), index_size_bytes=size,
+        benefit=before_w - after_w,
+    )
 
 
 def _prefix_of(kept: Candidate, cand: Candidate) -> bool:
@@ -456,7 +463,8 @@ def missing_privilege(message: str) -> str:
     return f"{_READ_PRIVILEGE.get(what, 'SELECT')} on {what} {name}"
 
 
-def _mentions(analysis: StatementAnalysis, table: Table, key: Key, cat: Catalog) -> bool:
+def mentions(analysis: StatementAnalysis, table: Table, key: Key, cat: Catalog) -> bool:
+    """The statement uses ``key`` of ``table`` in a way an index led by it can serve."""
     for usage in analysis.usages:
         if cat.table(usage.table) is not table:
             continue

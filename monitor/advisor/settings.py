@@ -28,6 +28,8 @@ class Thresholds(Strict):
     rescored_candidates: int = Field(8, ge=0, description="runners-up costed again on top of each kept index")
     prefer_smaller_within: float = Field(0.05, ge=0, le=1, description="a candidate whose gain is this close to "
                                          "the best one's and whose btree (deduplicated) is smaller is kept instead")
+    index_budget_mb: float = Field(0.0, ge=0, description="the new indexes' total estimated size at most, in MB "
+                                   "(0: no limit); what does not fit is chosen again by cost removed per byte")
     verification_max_explains: int = Field(2000, ge=0)
     verification_max_seconds: float = Field(30.0, ge=0)
     use_hypopg: bool = True

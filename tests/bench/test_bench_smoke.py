@@ -126,6 +126,9 @@ def test_advisor_tpch(tmp_path: Path) -> None:
         for row in adv["rows"]:
             assert 0 < row["relative_cost"] <= 1
     assert tpch["advisors"]["dexter"]["rows"][-1]["relative_cost"] < 1
+    own = tpch["advisors"]["dbpulse"]["by_budget"]["0.1"]  # run with the budget as its index_budget_mb
+    assert abs(own["index_budget_mb"] - 0.1 * tpch["data_mb"]) <= 0.1
+    assert tpch["advisors"]["dbpulse"]["rows"][0]["advised"] == len(own["indexes"])
     assert sum(tpch["advisors"]["dbpulse"]["coverage"].values()) >= 1  # statements at 1 % with their action or reason
     assert tpch["verdict"]["per_budget"][0]["budget"] == 0.1
     assert r["schemas"]["demo"]["prepared"]["requests"]

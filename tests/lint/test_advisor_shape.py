@@ -9,8 +9,6 @@ from pathlib import Path
 ADVISOR = Path(__file__).resolve().parents[2] / "monitor" / "advisor"
 MAX_LINES = 60
 MAX_PARAMS = 6
-# Still over MAX_PARAMS (issue 21 item 5 not finished): the list may only shrink, a test below says when.
-KNOWN_WIDE = {"outcomes.py _follow", "plan.py build_plan", "plan.py _check_whole"}
 
 
 def _functions() -> list[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef]]:
@@ -46,12 +44,5 @@ def test_no_advisor_function_is_longer_than_60_lines() -> None:
 
 
 def test_no_advisor_function_takes_more_than_6_parameters() -> None:
-    wide = [f"{name} ({_params(node)} parameters)" for name, node in _functions()
-            if _params(node) > MAX_PARAMS and name not in KNOWN_WIDE]
+    wide = [f"{name} ({_params(node)} parameters)" for name, node in _functions() if _params(node) > MAX_PARAMS]
     assert not wide, f"functions over {MAX_PARAMS} parameters: {wide}"
-
-
-def test_the_known_wide_functions_are_still_wide() -> None:
-    """A function fixed leaves KNOWN_WIDE, so the list says what is left to do."""
-    wide = {name for name, node in _functions() if _params(node) > MAX_PARAMS}
-    assert wide >= KNOWN_WIDE, f"no longer wide, remove from KNOWN_WIDE: {sorted(KNOWN_WIDE - wide)}"

@@ -59,7 +59,7 @@ def pgbench_pair() -> Iterator[tuple[LocalPostgres, LocalPostgres]]:
     try:
         with psycopg.connect(primary.dsn(), autocommit=True) as conn:
             conn.execute("CREATE EXTENSION pg_stat_statements")
-        pgbench(primary, "-i", "-s", "1", "-q")  # with its primary keys (the default steps, dtgvp)
+        pgbench(primary, "-i", "-s", "10", "-q")  # as the issue asks; with its primary keys (default steps dtgvp)
         standby = primary.standby(slot="standby", name="standby")
         standby.start()
         with psycopg.connect(primary.dsn(), autocommit=True) as conn:

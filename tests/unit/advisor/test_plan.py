@@ -4,15 +4,18 @@ the findings and the chosen candidates; the what-if check is covered by the inte
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import psycopg
 
 from monitor.advisor.actions import Plan
-from monitor.advisor.candidates import Candidate, Workload
+from monitor.advisor.candidates import Candidate
 from monitor.advisor.catalog import Catalog, Column, Index, Table
-from monitor.advisor.findings import Finding
+from monitor.advisor.context import RunContext
+from monitor.advisor.findings import AdviceReport, Finding
 from monitor.advisor.hygiene import hygiene_findings, unused_held_back_note
 from monitor.advisor.plan import build_plan
 from monitor.advisor.query_analysis import Key
-from monitor.advisor.rates import Rates
 from monitor.advisor.selection import Chosen, Selection
 from monitor.advisor.settings import Thresholds
 
@@ -38,7 +41,9 @@ def plan_of(cat: Catalog, settings: Thresholds = OLD, chosen: list[Chosen] | Non
     findings = hygiene_findings(cat, settings)
     selection = Selection(chosen=chosen or [])
     findings += [c.finding for c in selection.chosen]
-    return build_plan(findings, selection, cat, Workload([]), settings, Rates()), findings
+    report = AdviceReport(target="t", generated_at=NOW, stats_reset=cat.stats_reset, findings=findings)
+    run = RunContext(cast(psycopg.Connection[Any], None), cat, settings, report, selection=selection)  # no session
+    return build_plan(run), findings
 
 
 def assert_coherent(plan: Plan) -> None:

@@ -55,6 +55,7 @@ from .selection import (
 )
 from .settings import Thresholds
 from .skew import Samples, analyze_skew, partial_candidates, partial_served, read_qualstats
+from .store import AdvisorMemory, StateStore, advice_rows
 from .validate import Refused, check_candidates
 from .variants import StatementVariants
 from .whatif import Budget, PlanError, WhatIf
@@ -72,7 +73,7 @@ class AdvisorConnectionError(RuntimeError):
 
 class Advisor:
     def __init__(self, dsn: str, target: str, settings: Thresholds | None = None,
-                 password: str | None = None) -> None:
+                 password: str | None = None, store: StateStore | None = None) -> None:
         self.dsn = dsn
         self._password = password
         self.target = target
@@ -85,6 +86,10 @@ class Advisor:
         self._plannable: dict[str, str | None] = {}  # statement text -> why it cannot be planned (None: it can)
         self._plan_texts: dict[str, str] = {}  # statement text -> its generic plan as text (the statement page)
         self.n_plus_one = NPlusOne(self.settings)  # remembers the previous window's pairs
+        self.store = store  # durable state (store.py): None keeps it in memory only
+        if store is not None:
+            memory = store.load(target, self.outcomes)
+            self._previous, self._first_seen = memory.previous, memory.first_seen
 
     def connect(self) -> psycopg.Connection[Any]:
         kwargs = session_kwargs(self.settings.statement_timeout_seconds, application_name=ADVISOR_APPLICATION_NAME,
@@ -102,6 +107,8 @@ class Advisor:
                 report = self._run(conn)
             finally:
                 self._conn = None
+        if self.store is not None:
+            self.store.save(self.target, self.outcomes, AdvisorMemory(self._previous, self._first_seen))
         report.duration_seconds = time.monotonic() - started
         return report
 
@@ -322,10 +329,12 @@ class Advisor:
         report.outcomes, regressions = self.outcomes.update(
             [st for st in run.window_stats if st.queryid in run.by_id], tables_of, cat, report.generated_at)
         report.findings.extend(regression_findings(regressions))
-        self.outcomes.remember_advice(
-            [(c.candidate.table.oid, tuple(key_signature(k) for k, _ in c.candidate.keys))
-             for c in selection.chosen if c.finding.action is not None],
-            [i.oid for i in cat.indexes if any(i.qualified in a.drops for a in report.plan.actions)])
+        creates = [(c.candidate.table.oid, tuple(key_signature(k) for k, _ in c.candidate.keys))
+                   for c in selection.chosen if c.finding.action is not None]
+        drops = [i.oid for i in cat.indexes if any(i.qualified in a.drops for a in report.plan.actions)]
+        self.outcomes.remember_advice(creates, drops)
+        if self.store is not None:
+            self.store.record_advice(self.target, report.generated_at, advice_rows(creates, drops))
         report.coverage = statement_reasons(run)
         run.variants.name_them(report)
 

@@ -25,6 +25,7 @@ from monitor.advisor.advisor import Advisor
 from monitor.advisor.findings import UNPLANNABLE_CATEGORIES, AdviceReport
 from monitor.advisor.outcomes import CHANGES
 from monitor.advisor.settings import AdvisorSettings
+from monitor.advisor.store import open_store
 
 ADVISOR = "advisor"  # its pollers' source: the service's own, not a registered source
 
@@ -36,8 +37,9 @@ def pollers(settings: AdvisorSettings, sections: Mapping[str, PollSettings]) -> 
     if not settings.enabled or not isinstance(postgres, PostgresSettings):
         return []
     thresholds = settings.run_thresholds()
-    return [AdvisorPoller(Advisor(t.dsn, t.target, thresholds, password=t.password()), settings.interval,
-                          settings.effective_timeout) for t in postgres.targets]
+    store = open_store(settings.state_dir, settings.state_fallback)  # StateError: dbpulse does not start
+    return [AdvisorPoller(Advisor(t.dsn, t.target, thresholds, password=t.password(), store=store),
+                          settings.interval, settings.effective_timeout) for t in postgres.targets]
 
 
 @dataclass(frozen=True)

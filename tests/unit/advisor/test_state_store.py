@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from collectors.postgres.settings import PostgresSettings
 from collectors.postgres.statements import StatementStat
 from monitor.advisor.catalog import Catalog, Index, Table
 from monitor.advisor.outcomes import OutcomeTracker
+from monitor.advisor.poller import AdvisorPoller, pollers
 from monitor.advisor.query_analysis import Key
-from monitor.advisor.settings import Thresholds
+from monitor.advisor.settings import AdvisorSettings, Thresholds
 from monitor.advisor.store import (
     FILE_NAME,
     SCHEMA_VERSION,
@@ -194,3 +196,16 @@ def test_check_config_names_the_key_and_the_file(tmp_path: Path, capsys: pytest.
     config.write_text(f"advisor: {{state_dir: {tmp_path}}}\npostgres: {{targets: [{{name: a, dsn: 'host=h'}}]}}\n")
     assert main(["check-config", str(config)]) == 0
     assert not (tmp_path / FILE_NAME).exists()  # checking writes nothing
+
+
+def test_the_service_does_not_start_on_a_state_file_it_cannot_use(tmp_path: Path) -> None:
+    (tmp_path / FILE_NAME).write_bytes(b"not sqlite\n" * 100)
+    sections = {"postgres": PostgresSettings.model_validate({"targets": [{"name": "a", "dsn": "host=h"}]})}
+    with pytest.raises(StateError, match=str(tmp_path / FILE_NAME)):
+        pollers(AdvisorSettings(state_dir=tmp_path), sections)
+    (poller,) = pollers(AdvisorSettings(state_dir=tmp_path, state_fallback="memory"), sections)
+    assert isinstance(poller, AdvisorPoller) and poller.advisor.store is None
+    (tmp_path / FILE_NAME).unlink()
+    (poller,) = pollers(AdvisorSettings(state_dir=tmp_path), sections)
+    assert isinstance(poller, AdvisorPoller) and poller.advisor.store is not None
+    assert (tmp_path / FILE_NAME).exists()

@@ -206,7 +206,9 @@ def migrate(db: sqlite3.Connection) -> int:
         with db:
             MIGRATIONS[version](db)
             db.execute(f"PRAGMA user_version = {version + 1}")
-    if found < SCHEMA_VERSION:
+    if found == 0:
+        log.info("advisor state file created (schema version %d)", SCHEMA_VERSION)
+    elif found < SCHEMA_VERSION:
         log.info("advisor state schema upgraded from version %d to %d", found, SCHEMA_VERSION)
     return found
 
@@ -268,7 +270,7 @@ def _load(db: sqlite3.Connection, target: str, tracker: OutcomeTracker) -> Advis
             "temp_blks_written, wal_bytes FROM statement_counters WHERE target = ?",
             q,
         )
-    }
+    } or None  # no counters saved (pg_stat_statements was not readable): the next window is the lifetime's
     for queryid, run, *w in db.execute(
         "SELECT queryid, run, calls, exec_seconds, rows, blocks "
         "FROM statement_window WHERE target = ? ORDER BY queryid, run",
@@ -364,7 +366,7 @@ def _save(db: sqlite3.Connection, target: str, tracker: OutcomeTracker, memory: 
             (
                 target,
                 st.queryid,
-                st.query,
+                "",  # the counters only: a window takes its text from the current read
                 st.calls,
                 st.exec_seconds,
                 st.rows,

@@ -55,7 +55,7 @@ from .selection import (
 )
 from .settings import Thresholds
 from .skew import Samples, analyze_skew, partial_candidates, partial_served, read_qualstats
-from .store import AdvisorMemory, StateStore, advice_rows
+from .store import AdvisorMemory, StateError, StateStore, advice_rows
 from .validate import Refused, check_candidates
 from .variants import StatementVariants
 from .whatif import Budget, PlanError, WhatIf
@@ -108,7 +108,10 @@ class Advisor:
             finally:
                 self._conn = None
         if self.store is not None:
-            self.store.save(self.target, self.outcomes, AdvisorMemory(self._previous, self._first_seen))
+            try:
+                self.store.save(self.target, self.outcomes, AdvisorMemory(self._previous, self._first_seen))
+            except StateError as exc:
+                self._state_not_kept(report, exc)
         report.duration_seconds = time.monotonic() - started
         return report
 
@@ -334,9 +337,18 @@ class Advisor:
         drops = [i.oid for i in cat.indexes if any(i.qualified in a.drops for a in report.plan.actions)]
         self.outcomes.remember_advice(creates, drops)
         if self.store is not None:
-            self.store.record_advice(self.target, report.generated_at, advice_rows(creates, drops))
+            try:
+                self.store.record_advice(self.target, report.generated_at, advice_rows(creates, drops))
+            except StateError as exc:
+                self._state_not_kept(report, exc)
         report.coverage = statement_reasons(run)
         run.variants.name_them(report)
+
+    @staticmethod
+    def _state_not_kept(report: AdviceReport, exc: StateError) -> None:
+        """The run goes on in memory; the log and the report's notes say the state was not kept."""
+        log.error("%s: this run's state is kept in memory only", exc)
+        report.notes.append(f"{exc}: this run's state is kept in memory only and lost if dbpulse restarts")
 
     def _no_drops(self, report: AdviceReport, cat: Catalog, statements_reset: datetime | None,
                   statements_readable: bool) -> tuple[str, datetime | None] | None:

@@ -26,8 +26,8 @@ import sqlite3
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
-from contextlib import closing
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -161,13 +161,23 @@ class StateStore:
         db.execute("PRAGMA foreign_keys = ON")
         return db
 
+    @contextmanager
+    def _transaction(self, what: str) -> Iterator[sqlite3.Connection]:
+        """One connection and transaction, one thread at a time; an SQLite error (disk full, the file
+        replaced or damaged since the start) becomes a ``StateError`` naming the file."""
+        try:
+            with self._lock, closing(self._connect()) as db, db:
+                yield db
+        except sqlite3.Error as exc:
+            raise StateError(f"advisor state {what} {self.path} failed: {exc}") from None
+
     def load(self, target: str, tracker: OutcomeTracker) -> AdvisorMemory:
         """The target's saved state, into ``tracker``; the rest is returned."""
-        with self._lock, closing(self._connect()) as db:
+        with self._transaction("read from") as db:
             return _load(db, target, tracker)
 
     def save(self, target: str, tracker: OutcomeTracker, memory: AdvisorMemory) -> None:
-        with self._lock, closing(self._connect()) as db, db:
+        with self._transaction("write to") as db:
             _save(db, target, tracker, memory)
 
     def record_advice(self, target: str, at: datetime, advice: Iterable[tuple[str, int | None, str]]) -> None:
@@ -175,7 +185,7 @@ class StateStore:
         ``drop`` with the index OID — kept when it differs from the last advice kept (``none``: nothing
         advised), so the history says when each piece of advice began."""
         wanted = sorted(set(advice)) or [("none", None, "")]
-        with self._lock, closing(self._connect()) as db, db:
+        with self._transaction("write to") as db:
             if sorted(_last_advice(db, target)) == wanted:
                 return
             rows = [(target, at.isoformat(), action, oid, subject) for action, oid, subject in wanted]
@@ -187,7 +197,7 @@ class StateStore:
             )
 
     def advice(self, target: str) -> list[tuple[datetime, str, int | None, str]]:
-        with self._lock, closing(self._connect()) as db:
+        with self._transaction("read from") as db:
             rows = db.execute(
                 "SELECT advised_at, action, table_oid, subject FROM advice WHERE target = ? ORDER BY advised_at, rowid",
                 (target,),

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 
 from monitor.advisor import Advisor
-from monitor.advisor.store import StateStore
+from monitor.advisor.store import FILE_NAME, StateStore
 from tests.integration.advisor.test_outcomes import SETTINGS, lookups, tickets_db
 
 __all__ = ["tickets_db"]  # the fixture, shared with the outcomes test
@@ -47,3 +47,16 @@ def test_the_outcome_of_an_index_created_before_a_restart_is_still_reported(tick
     history = StateStore(tmp_path).advice("svc")
     assert history[0][:2] == (first.generated_at, "create") and history[0][3] == "c:external_ref"
     assert history[-1][:2] == (second.generated_at, "none")  # served since: nothing advised
+
+
+def test_a_state_file_damaged_while_running_is_said_and_the_run_goes_on(tickets_db: str, tmp_path: Path) -> None:
+    advisor = Advisor(tickets_db, "svc", SETTINGS, store=StateStore(tmp_path))
+    lookups(tickets_db)
+    assert not [n for n in advisor.run().notes if "advisor state" in n]
+    (tmp_path / FILE_NAME).write_bytes(b"overwritten by something else\n" * 100)
+    lookups(tickets_db)
+    report = advisor.run()
+    assert [a.action for a in report.plan.actions] == ["create"]  # the advice is unchanged
+    (note,) = {n for n in report.notes if "advisor state" in n}
+    assert f"advisor state write to {tmp_path / FILE_NAME} failed: file is not a database" in note
+    assert "kept in memory only" in note

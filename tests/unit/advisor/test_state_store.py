@@ -209,3 +209,12 @@ def test_the_service_does_not_start_on_a_state_file_it_cannot_use(tmp_path: Path
     (poller,) = pollers(AdvisorSettings(state_dir=tmp_path), sections)
     assert isinstance(poller, AdvisorPoller) and poller.advisor.store is not None
     assert (tmp_path / FILE_NAME).exists()
+
+
+def test_a_relative_state_dir_is_checked_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "state").mkdir()
+    StateStore(tmp_path / "state")  # a valid file there
+    monkeypatch.chdir(tmp_path)
+    assert check_state(Path("state")) is None
+    (tmp_path / "state" / FILE_NAME).write_bytes(b"not sqlite\n" * 100)
+    assert check_state(Path("state")) == f"{Path('state') / FILE_NAME} cannot be used: file is not a database"

@@ -8,7 +8,8 @@ that a restart or an upgrade keeps it:
   counted from them, not from the statements' lifetime);
 - the statements' windows and texts, and the index changes followed, with the
   before and after figures of their statements (``outcomes.py``);
-- advice history: what each run advised (schema version 2).
+- advice history: what each run advised, and every index change seen, kept beyond the
+  outcomes' 24 h (schema version 2).
 
 The whole state of a target is written after each run in one transaction. The
 schema is versioned (``PRAGMA user_version``) and upgraded at start by the
@@ -65,11 +66,15 @@ CREATE TABLE change_statement (change_id INTEGER NOT NULL REFERENCES index_chang
     rows INTEGER NOT NULL, blocks INTEGER NOT NULL, PRIMARY KEY (change_id, queryid, side));
 """
 
-# Version 2: advice history (what was advised when), and the last plan's advice for marking changes ``advised``.
+# Version 2: advice history (what was advised when; the last advice marks changes ``advised``), and the index
+# changes seen kept beyond the outcomes' ``outcome_keep_seconds`` (``index_event``).
 V2_SCHEMA = """
 CREATE TABLE advice (target TEXT NOT NULL, advised_at TEXT NOT NULL, action TEXT NOT NULL,
     table_oid INTEGER, subject TEXT NOT NULL);
 CREATE INDEX advice_target_time ON advice (target, advised_at);
+CREATE TABLE index_event (target TEXT NOT NULL, table_name TEXT NOT NULL, index_name TEXT NOT NULL,
+    change TEXT NOT NULL, detected_at TEXT NOT NULL, advised INTEGER NOT NULL,
+    PRIMARY KEY (target, index_name, change, detected_at));
 """
 
 
@@ -95,6 +100,7 @@ PER_TARGET = (
     "index_change",
 )
 ADVICE_KEEP = 10_000  # advice rows kept per target, newest first
+EVENTS_KEEP = 10_000  # index changes kept per target, newest first
 
 
 class StateError(RuntimeError):
@@ -195,6 +201,19 @@ class StateStore:
                 "WHERE target = ? ORDER BY advised_at DESC LIMIT ?)",
                 (target, target, ADVICE_KEEP),
             )
+
+    def index_events(self, target: str) -> list[tuple[datetime, str, str, str, bool]]:
+        """The index changes seen on ``target``, oldest first: (detected at, table, index, change, advised)."""
+        with self._transaction("read from") as db:
+            rows = db.execute(
+                "SELECT detected_at, table_name, index_name, change, advised FROM index_event WHERE target = ? "
+                "ORDER BY detected_at, rowid",
+                (target,),
+            ).fetchall()
+        return [
+            (datetime.fromisoformat(at), table, index, change, bool(advised))
+            for at, table, index, change, advised in rows
+        ]
 
     def advice(self, target: str) -> list[tuple[datetime, str, int | None, str]]:
         with self._transaction("read from") as db:
@@ -403,7 +422,27 @@ def _save(db: sqlite3.Connection, target: str, tracker: OutcomeTracker, memory: 
 
 
 def _save_followed(db: sqlite3.Connection, target: str, followed: list[_Followed]) -> None:
-    """The index changes followed, with their statements' before and after (merged) figures."""
+    """The index changes followed, with their statements' before and after (merged) figures; each change also
+    in the history of index changes, which outlives the outcome."""
+    db.executemany(
+        "INSERT OR IGNORE INTO index_event VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (
+                target,
+                f.outcome.table,
+                f.outcome.index,
+                f.outcome.change,
+                f.outcome.detected_at.isoformat(),
+                int(f.outcome.advised),
+            )
+            for f in followed
+        ],
+    )
+    db.execute(
+        "DELETE FROM index_event WHERE target = ? AND rowid NOT IN (SELECT rowid FROM index_event "
+        "WHERE target = ? ORDER BY detected_at DESC LIMIT ?)",
+        (target, target, EVENTS_KEEP),
+    )
     for f in followed:
         o = f.outcome
         cid = db.execute(

@@ -44,6 +44,8 @@ def test_the_outcome_of_an_index_created_before_a_restart_is_still_reported(tick
     assert third.to_json_dict()["outcomes"][0]["verdict"] == "improvement"
     assert forgetful.run().outcomes == []  # without the state, the restart lost the before
 
+    events = StateStore(tmp_path).index_events("svc")
+    assert events == [(seen.detected_at, "public.tickets", seen.index, "created", True)]
     history = StateStore(tmp_path).advice("svc")
     assert history[0][:2] == (first.generated_at, "create") and history[0][3] == "c:external_ref"
     assert history[-1][:2] == (second.generated_at, "none")  # served since: nothing advised

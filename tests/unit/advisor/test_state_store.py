@@ -218,3 +218,18 @@ def test_a_relative_state_dir_is_checked_too(tmp_path: Path, monkeypatch: pytest
     assert check_state(Path("state")) is None
     (tmp_path / "state" / FILE_NAME).write_bytes(b"not sqlite\n" * 100)
     assert check_state(Path("state")) == f"{Path('state') / FILE_NAME} cannot be used: file is not a database"
+
+
+def test_index_changes_are_kept_after_their_outcome_is_no_longer_reported(tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    tracker = OutcomeTracker(Thresholds(outcome_keep_seconds=3600))
+    for n in range(3):
+        _run(tracker, n, 8.0, with_index=False)
+    _run(tracker, 3, 1.0, with_index=True)
+    store.save("shop", tracker, AdvisorMemory())
+    detected = T0 + timedelta(minutes=15)
+    assert _run(tracker, 40, 1.0, with_index=True) == []  # 3 h later: the outcome is no longer reported
+    store.save("shop", tracker, AdvisorMemory())
+    with closing(sqlite3.connect(tmp_path / FILE_NAME)) as db:
+        assert db.execute("SELECT count(*) FROM index_change").fetchone()[0] == 0
+    assert store.index_events("shop") == [(detected, "public.orders", "public.orders_customer_idx", "created", False)]

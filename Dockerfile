@@ -33,7 +33,12 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
  && /opt/dbpulse/bin/pip install --no-cache-dir --no-index --find-links /wheels dbpulse \
  && /opt/dbpulse/bin/pip uninstall -y pip \
  && groupadd --system --gid 10001 dbpulse \
- && useradd --system --uid 10001 --gid dbpulse --home-dir /nonexistent --shell /usr/sbin/nologin dbpulse
+ && useradd --system --uid 10001 --gid dbpulse --home-dir /nonexistent --shell /usr/sbin/nologin dbpulse \
+ && install -d -o 10001 -g 10001 -m 0750 /var/lib/dbpulse
+# The advisor's state (index changes, outcomes' before figures, advice history): a volume, so it outlives the
+# container; DBPULSE_STATE_DIR sets advisor.state_dir whatever configuration file is mounted.
+ENV DBPULSE_STATE_DIR=/var/lib/dbpulse
+VOLUME ["/var/lib/dbpulse"]
 COPY deploy/docker/dbpulse.yaml /etc/dbpulse/dbpulse.yaml
 USER 10001:10001
 EXPOSE 19630

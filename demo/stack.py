@@ -149,8 +149,9 @@ def finding_kinds(doc: Any) -> list[str]:
 
 
 def dbpulse_config(pg_dsn: str, redis_url: str, app_url: str, listen: str, options: DemoOptions,
-                   pgbouncer_dsn: str = "") -> dict[str, Any]:
-    """The configuration file dbpulse runs with; with ``pgbouncer_dsn``, the PgBouncer between app and database."""
+                   pgbouncer_dsn: str = "", state_dir: Path | None = None) -> dict[str, Any]:
+    """The configuration file dbpulse runs with; with ``pgbouncer_dsn``, the PgBouncer between app and database;
+    with ``state_dir``, where the advisor keeps its state (index changes and outcomes) across restarts."""
     config: dict[str, Any] = {
         "listen": listen,
         "log": {"level": "info"},
@@ -169,6 +170,8 @@ def dbpulse_config(pg_dsn: str, redis_url: str, app_url: str, listen: str, optio
                    "targets": [{"name": "demo-api", "url": app_url}]},
         "advisor": {"interval": options.advisor_interval, "thresholds": dict(ADVISOR_THRESHOLDS)},
     }
+    if state_dir is not None:
+        config["advisor"]["state_dir"] = str(state_dir)
     if pgbouncer_dsn:
         config["pgbouncer"] = {"interval": options.interval, "targets": [{
             "name": "edge", "dsn": pgbouncer_dsn, "password_env": PGBOUNCER_PASSWORD_ENV,
@@ -264,7 +267,9 @@ class DemoStack:
         if self.pgbouncer is not None:
             os.environ[PGBOUNCER_PASSWORD_ENV] = PGBOUNCER_USERS["dbpulse"]  # read by the dbpulse subprocess only
             bouncer_dsn = f"postgresql://dbpulse@127.0.0.1:{self.pgbouncer.port}/pgbouncer"
-        config = dbpulse_config(pg_dsn, self.redis.url(), self.app_url, listen, self.options, bouncer_dsn)
+        state_dir = self.tmp / "state"  # the advisor's state: kept across a restart of dbpulse, removed on exit
+        state_dir.mkdir(exist_ok=True)
+        config = dbpulse_config(pg_dsn, self.redis.url(), self.app_url, listen, self.options, bouncer_dsn, state_dir)
         path = self.tmp / "dbpulse.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         self._dbpulse_log = (self.tmp / "dbpulse.log").open("wb")

@@ -13,7 +13,8 @@ from collectors.registry import sources
 from monitor import __version__
 from monitor.advise import add_advise_parser
 from monitor.advisor.settings import AdvisorSettings
-from monitor.config import DEFAULT_LISTEN, ENV_TARGETS, Config, ConfigError, Layers
+from monitor.advisor.store import StateError, check_state
+from monitor.config import DEFAULT_LISTEN, ENV_TARGETS, Config, ConfigError, ConfigProblem, Layers
 from monitor.core import logs
 from monitor.flags import EPILOG, HelpFormatter, Parser, number
 from monitor.web.webconfig import WebConfig, load_web_config
@@ -76,6 +77,10 @@ def prepare(path: Path | None, flags: dict[str, Any] | None = None) -> tuple[Lay
             web_config = load_web_config(Path(web_path))
         except ConfigError as exc:
             errors.append(exc)
+    if config is not None and config.advisor.state_dir is not None and config.advisor.state_fallback == "fail":
+        problem = check_state(config.advisor.state_dir)
+        if problem:
+            errors.append(ConfigError(layers.source, [ConfigProblem("advisor.state_dir", problem)]))
     if errors or config is None:
         raise ConfigErrors(errors)
     return layers, config, web_config
@@ -93,7 +98,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     log.info("targets: %s", layers.origins(config))
     try:
         return service.run(config, web_config)
-    except ConfigError as exc:  # e.g. a password_file that became unreadable since the check
+    except (ConfigError, StateError) as exc:  # e.g. a password_file that became unreadable since the check
         print(f"dbpulse: {exc}", file=sys.stderr)
         return 2
 

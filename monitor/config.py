@@ -148,6 +148,8 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         data["listen"] = environ["DBPULSE_LISTEN"]
     if environ.get("DBPULSE_LOG_LEVEL"):
         data.setdefault("log", {})["level"] = environ["DBPULSE_LOG_LEVEL"]
+    if environ.get("DBPULSE_STATE_DIR"):
+        data.setdefault("advisor", {})["state_dir"] = environ["DBPULSE_STATE_DIR"]
     for spec in sources():
         flag = spec.target_flag
         if spec.env and flag and environ.get(spec.env):

@@ -62,6 +62,7 @@ from .selection import (
 )
 from .settings import Thresholds
 from .skew import Samples, analyze_skew, partial_candidates, partial_served, read_qualstats
+from .store import AdvisorMemory, StateError, StateStore, advice_rows
 from .validate import Refused, check_candidates
 from .variants import StatementVariants
 from .whatif import Budget, PlanError, WhatIf
@@ -79,7 +80,7 @@ class AdvisorConnectionError(RuntimeError):
 
 class Advisor:
     def __init__(self, dsn: str, target: str, settings: Thresholds | None = None,
-                 password: PasswordSource = None) -> None:
+                 password: PasswordSource = None, store: StateStore | None = None) -> None:
         self.dsn = dsn
         self._password = password
         self.target = target
@@ -92,6 +93,10 @@ class Advisor:
         self._plannable: dict[str, str | None] = {}  # statement text -> why it cannot be planned (None: it can)
         self._plan_texts: dict[str, str] = {}  # statement text -> its generic plan as text (the statement page)
         self.n_plus_one = NPlusOne(self.settings)  # remembers the previous window's pairs
+        self.store = store  # durable state (store.py): None keeps it in memory only
+        if store is not None:
+            memory = store.load(target, self.outcomes)
+            self._previous, self._first_seen = memory.previous, memory.first_seen
 
     def connect(self) -> psycopg.Connection[Any]:
         try:
@@ -110,6 +115,11 @@ class Advisor:
                 report = self._run(conn)
             finally:
                 self._conn = None
+        if self.store is not None:
+            try:
+                self.store.save(self.target, self.outcomes, AdvisorMemory(self._previous, self._first_seen))
+            except StateError as exc:
+                self._state_not_kept(report, exc)
         report.duration_seconds = time.monotonic() - started
         return report
 
@@ -333,12 +343,23 @@ class Advisor:
         report.outcomes, regressions = self.outcomes.update(
             [st for st in run.window_stats if st.queryid in run.by_id], tables_of, cat, report.generated_at)
         report.findings.extend(regression_findings(regressions))
-        self.outcomes.remember_advice(
-            [(c.candidate.table.oid, tuple(key_signature(k) for k, _ in c.candidate.keys))
-             for c in selection.chosen if c.finding.action is not None],
-            [i.oid for i in cat.indexes if any(i.qualified in a.drops for a in report.plan.actions)])
+        creates = [(c.candidate.table.oid, tuple(key_signature(k) for k, _ in c.candidate.keys))
+                   for c in selection.chosen if c.finding.action is not None]
+        drops = [i.oid for i in cat.indexes if any(i.qualified in a.drops for a in report.plan.actions)]
+        self.outcomes.remember_advice(creates, drops)
+        if self.store is not None:
+            try:
+                self.store.record_advice(self.target, report.generated_at, advice_rows(creates, drops))
+            except StateError as exc:
+                self._state_not_kept(report, exc)
         report.coverage = statement_reasons(run)
         run.variants.name_them(report)
+
+    @staticmethod
+    def _state_not_kept(report: AdviceReport, exc: StateError) -> None:
+        """The run goes on in memory; the log and the report's notes say the state was not kept."""
+        log.error("%s: this run's state is kept in memory only", exc)
+        report.notes.append(f"{exc}: this run's state is kept in memory only and lost if dbpulse restarts")
 
     def _no_drops(self, report: AdviceReport, cat: Catalog, statements_reset: datetime | None,
                   statements_readable: bool) -> tuple[str, datetime | None] | None:

@@ -86,4 +86,4 @@ class DatabaseAdvisors:
             if name not in self._advisors:
                 dsn = make_conninfo(self.main.dsn, dbname=name)
                 self._advisors[name] = Advisor(dsn, sub_target(self.target, name), self._thresholds,
-                                               password=self._password)
+                                               password=self._password, store=self.main.store)

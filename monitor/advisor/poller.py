@@ -26,6 +26,7 @@ from monitor.advisor.databases import DatabaseAdvisors
 from monitor.advisor.findings import UNPLANNABLE_CATEGORIES, AdviceReport
 from monitor.advisor.outcomes import CHANGES
 from monitor.advisor.settings import AdvisorSettings
+from monitor.advisor.store import open_store
 
 ADVISOR = "advisor"  # its pollers' source: the service's own, not a registered source
 
@@ -37,11 +38,12 @@ def pollers(settings: AdvisorSettings, sections: Mapping[str, PollSettings]) -> 
     if not settings.enabled or not isinstance(postgres, PostgresSettings):
         return []
     thresholds = settings.run_thresholds()
+    store = open_store(settings.state_dir, settings.state_fallback)  # StateError: dbpulse does not start
     out: list[Poller] = []
     for t in postgres.targets:
         # A password_file is read again at each run's connection, as the statistics poller does (a rotated token).
         password = t.password_source()
-        advisor = Advisor(t.dsn, t.target, thresholds, password=password)
+        advisor = Advisor(t.dsn, t.target, thresholds, password=password, store=store)
         runner = advisor if t.databases is None else DatabaseAdvisors(advisor, t.databases, thresholds, password)
         out.append(AdvisorPoller(runner, settings.interval, settings.effective_timeout))
     return out

@@ -6,6 +6,9 @@ from flags, the service from ``advisor.thresholds``).
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Literal
+
 from pydantic import Field, field_validator
 
 from collectors.base.settings import Strict, default_timeout, timeout_below_interval
@@ -97,6 +100,10 @@ class AdvisorSettings(Strict):
     interval: float = Field(300.0, ge=1, description="seconds between advisor runs")
     timeout: float | None = Field(None, gt=0, description="seconds a run may take; default min(120, 80% of interval)")
     thresholds: Thresholds = Field(default_factory=Thresholds)
+    state_dir: Path | None = Field(None, description="directory of the advisor's durable state (advisor.sqlite3): "
+                                   "index changes, outcomes' before figures, advice history; unset: memory only")
+    state_fallback: Literal["fail", "memory"] = Field(
+        "fail", description="when state_dir cannot be used: fail (dbpulse does not start) or memory (a warning)")
 
     _timeout = field_validator("timeout")(timeout_below_interval)
 

@@ -36,16 +36,14 @@ from collectors.base.samples import OTHER, SampleList
 from collectors.base.topk import fold, from_row, top_k_interleaved
 from collectors.postgres import queries
 from collectors.postgres.access import (
-    OWN_STATEMENT_PATTERN,
-    OWN_TAG_CHARS,
     PasswordSource,
     current_password,
     error_line,
     session_kwargs,
 )
 from collectors.postgres.discovery import DISCOVERY, DatabaseSelection, Discovered, select
-from collectors.postgres.query import MIN_SUPPORTED, Query, fetch_counted
-from collectors.postgres.snapshot import IndexRow, TableRow
+from collectors.postgres.query import fetch_counted
+from collectors.postgres.snapshot import IndexRow, TableRow, add_statement_series, add_table_series
 from collectors.postgres.statements import (
     OwnStatements,
     StatementStat,
@@ -56,27 +54,7 @@ from collectors.postgres.statements import (
 
 log = logging.getLogger("dbpulse.postgres")
 
-_OWN = (f"CASE WHEN strpos(query, 'dbpulse_') > 0 "
-        f"THEN substring(left(query, {OWN_TAG_CHARS}) FROM '{OWN_STATEMENT_PATTERN}') END")
-_STATEMENTS = f"""
-SELECT queryid, {_OWN} AS own,
-       sum(calls)::bigint AS calls, sum(total_exec_time)::float8 / 1000 AS exec_seconds,
-       sum(rows)::bigint AS rows, sum(shared_blks_hit)::bigint AS blks_hit,
-       sum(shared_blks_read)::bigint AS blks_read,
-       sum(total_plan_time)::float8 / 1000 AS plan_seconds, sum(temp_blks_read)::bigint AS temp_blks_read,
-       sum(temp_blks_written)::bigint AS temp_blks_written, sum(wal_bytes)::float8 AS wal_bytes,
-       min(left(query, %(text_length)s)) AS query
-FROM pg_stat_statements
-WHERE dbid = %(dbid)s AND queryid IS NOT NULL {{toplevel}}
-GROUP BY queryid, own
-"""
-# One other database's statements (parameter dbid), read on the main connection in that database's turn:
-# pg_stat_statements is cluster-wide. The same sums as queries.STATEMENTS, dbpulse's own told apart likewise.
-DATABASE_STATEMENTS = Query("database_statements", {
-    MIN_SUPPORTED: _STATEMENTS.format(toplevel=""),
-    140000: _STATEMENTS.format(toplevel="AND toplevel"),
-})
-QUERIES = (DISCOVERY, DATABASE_STATEMENTS)
+QUERIES = (DISCOVERY, queries.DATABASE_STATEMENTS)
 BURST = 10  # polls' worth of budget that can be saved up for a read that costs more than one poll's
 CONNECT = "database_connect"  # the query label counting failed connections to another database
 
@@ -125,71 +103,12 @@ class DatabasesPart:
             out.add("dbpulse_pg_database_read_timestamp_seconds", d.read_at, **db)
             out.add("dbpulse_pg_database_read_duration_seconds", d.read_seconds, **db)
             if d.table_count is not None:
-                _table_samples(out, d)
+                add_table_series(out, d.datname, d.table_count, d.index_count, (d.tables, d.tables_other),
+                                 (d.indexes, d.indexes_other))
             if d.statement_count is not None:
-                self._statement_samples(out, d)
+                add_statement_series(out, d.datname, d.statement_count, (d.statements, d.statements_other), d.own,
+                                     self.track_planning, self.statement_text_info)
 
-    def _statement_samples(self, out: SampleList, d: DatabaseStats) -> None:
-        db = {"datname": d.datname}
-        out.add("dbpulse_pg_statements", d.statement_count, **db)
-        rows = [(s, {"queryid": str(s.queryid)}) for s in d.statements]
-        if d.statements_other is not None:
-            rows.append((d.statements_other, {"queryid": OTHER}))
-        for s, labels in rows:
-            labels.update(db)
-            out.add("dbpulse_pg_statement_calls_total", s.calls, **labels)
-            out.add("dbpulse_pg_statement_exec_seconds_total", s.exec_seconds, **labels)
-            out.add("dbpulse_pg_statement_rows_total", s.rows, **labels)
-            out.add("dbpulse_pg_statement_shared_blocks_hit_total", s.blks_hit, **labels)
-            out.add("dbpulse_pg_statement_shared_blocks_read_total", s.blks_read, **labels)
-            out.add("dbpulse_pg_statement_plan_seconds_total", s.plan_seconds if self.track_planning else None,
-                    **labels)
-            out.add("dbpulse_pg_statement_temp_blocks_read_total", s.temp_blks_read, **labels)
-            out.add("dbpulse_pg_statement_temp_blocks_written_total", s.temp_blks_written, **labels)
-            out.add("dbpulse_pg_statement_wal_bytes_total", s.wal_bytes, **labels)
-        for own in d.own:
-            labels = {**db, "component": own.component}
-            out.add("dbpulse_pg_own_statements", own.statements, **labels)
-            out.add("dbpulse_pg_own_statement_calls_total", own.calls, **labels)
-            out.add("dbpulse_pg_own_statement_exec_seconds_total", own.exec_seconds, **labels)
-        if self.statement_text_info:
-            for s in d.statements:
-                out.add("dbpulse_pg_statement_info", 1, **db, queryid=str(s.queryid), query=" ".join(s.query.split()))
-
-
-def _table_samples(out: SampleList, d: DatabaseStats) -> None:
-    """The table and index series of one database, as the main poller exports its own (snapshot.py)."""
-    db = {"datname": d.datname}
-    out.add("dbpulse_pg_tables", d.table_count, **db)
-    out.add("dbpulse_pg_indexes", d.index_count, **db)
-    tables = [(t, {"schema": t.schema, "table": t.table}) for t in d.tables]
-    if d.tables_other is not None:
-        tables.append((d.tables_other, {"schema": OTHER, "table": OTHER}))
-    for t, labels in tables:
-        labels.update(db)
-        out.add("dbpulse_pg_table_seq_scans_total", t.seq_scans, **labels)
-        out.add("dbpulse_pg_table_index_scans_total", t.index_scans, **labels)
-        out.add("dbpulse_pg_table_live_rows", t.live_rows, **labels)
-        out.add("dbpulse_pg_table_dead_rows", t.dead_rows, **labels)
-        for operation, rows in (("insert", t.rows_inserted), ("update", t.rows_updated),
-                                ("delete", t.rows_deleted), ("hot_update", t.rows_hot_updated)):
-            out.add("dbpulse_pg_table_rows_written_total", rows, **labels, operation=operation)
-        out.add("dbpulse_pg_table_size_bytes", t.size_bytes, **labels)
-        for metric, manual, auto in (("dbpulse_pg_table_last_vacuum_timestamp_seconds", t.last_vacuum,
-                                      t.last_autovacuum),
-                                     ("dbpulse_pg_table_last_analyze_timestamp_seconds", t.last_analyze,
-                                      t.last_autoanalyze),
-                                     ("dbpulse_pg_table_vacuums_total", t.vacuums, t.autovacuums),
-                                     ("dbpulse_pg_table_analyzes_total", t.analyzes, t.autoanalyzes)):
-            out.add(metric, manual, **labels, mode="manual")
-            out.add(metric, auto, **labels, mode="auto")
-    indexes = [(i, {"schema": i.schema, "table": i.table, "index": i.index}) for i in d.indexes]
-    if d.indexes_other is not None:
-        indexes.append((d.indexes_other, {"schema": OTHER, "table": OTHER, "index": OTHER}))
-    for i, labels in indexes:
-        labels.update(db)
-        out.add("dbpulse_pg_index_scans_total", i.scans, **labels)
-        out.add("dbpulse_pg_index_size_bytes", i.size_bytes, **labels)
 
 
 @dataclass(frozen=True)
@@ -274,7 +193,7 @@ class DatabaseSet:
 
     async def _statements(self, conn: psycopg.AsyncConnection[dict[str, Any]], d: DatabaseStats, band: int) -> None:
         """One other database's statements, from the main connection: its top-K, the rest added up."""
-        rows, error = await fetch_counted(conn, DATABASE_STATEMENTS, band, self._errors,
+        rows, error = await fetch_counted(conn, queries.DATABASE_STATEMENTS, band, self._errors,
                                           {"dbid": d.oid, "text_length": self._text_length})
         if rows is None:
             log.warning("%s: statements of database %s not read: %s", self.target, d.datname, error)

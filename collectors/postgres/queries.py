@@ -154,15 +154,21 @@ SELECT queryid, {_OWN} AS own,
        sum(temp_blks_written)::bigint AS temp_blks_written, sum(wal_bytes)::float8 AS wal_bytes,
        min(left(query, %(text_length)s)) AS query
 FROM pg_stat_statements
-WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+WHERE dbid = {{dbid}}
   AND queryid IS NOT NULL {{toplevel}}
 GROUP BY queryid, own
-ORDER BY own NULLS FIRST, sum(total_exec_time) DESC, queryid
-LIMIT %(limit)s
 """
+_THIS_DATABASE = "(SELECT oid FROM pg_database WHERE datname = current_database())"
+_RANKED = "ORDER BY own NULLS FIRST, sum(total_exec_time) DESC, queryid\nLIMIT %(limit)s\n"
 STATEMENTS = Query("statements", {
-    MIN_SUPPORTED: _STATEMENTS.format(toplevel=""),
-    140000: _STATEMENTS.format(toplevel="AND toplevel"),
+    MIN_SUPPORTED: _STATEMENTS.format(dbid=_THIS_DATABASE, toplevel="") + _RANKED,
+    140000: _STATEMENTS.format(dbid=_THIS_DATABASE, toplevel="AND toplevel") + _RANKED,
+})
+# One other database's statements (parameter dbid), read on the main connection in that database's turn
+# (collectors/postgres/databases.py): pg_stat_statements is cluster-wide. Ranked in dbpulse.
+DATABASE_STATEMENTS = Query("database_statements", {
+    MIN_SUPPORTED: _STATEMENTS.format(dbid="%(dbid)s", toplevel=""),
+    140000: _STATEMENTS.format(dbid="%(dbid)s", toplevel="AND toplevel"),
 })
 
 # The collector's reads of pg_stat_statements (statements.CollectorStatements): every poll the counters

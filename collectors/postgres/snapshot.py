@@ -191,64 +191,77 @@ class PostgresSnapshot:
             out.add("dbpulse_pg_database_stats_reset_timestamp_seconds", d.stats_reset, **labels)
 
     def _table_samples(self, out: SampleList) -> None:
-        db = {"datname": self.datname}
-        out.add("dbpulse_pg_tables", self.table_count, **db)
-        out.add("dbpulse_pg_indexes", self.index_count, **db)
-        vacuum = "dbpulse_pg_table_last_vacuum_timestamp_seconds"
-        analyze = "dbpulse_pg_table_last_analyze_timestamp_seconds"
-        for t, labels in _labelled(self.tables, self.tables_other, lambda t: {"schema": t.schema, "table": t.table},
-                                   {"schema": OTHER, "table": OTHER}):
-            labels.update(db)
-            out.add("dbpulse_pg_table_seq_scans_total", t.seq_scans, **labels)
-            out.add("dbpulse_pg_table_index_scans_total", t.index_scans, **labels)
-            out.add("dbpulse_pg_table_live_rows", t.live_rows, **labels)
-            out.add("dbpulse_pg_table_dead_rows", t.dead_rows, **labels)
-            for operation, rows in (("insert", t.rows_inserted), ("update", t.rows_updated),
-                                    ("delete", t.rows_deleted), ("hot_update", t.rows_hot_updated)):
-                out.add("dbpulse_pg_table_rows_written_total", rows, **labels, operation=operation)
-            out.add("dbpulse_pg_table_size_bytes", t.size_bytes, **labels)
-            out.add(vacuum, t.last_vacuum, **labels, mode="manual")
-            out.add(vacuum, t.last_autovacuum, **labels, mode="auto")
-            out.add(analyze, t.last_analyze, **labels, mode="manual")
-            out.add(analyze, t.last_autoanalyze, **labels, mode="auto")
-            out.add("dbpulse_pg_table_vacuums_total", t.vacuums, **labels, mode="manual")
-            out.add("dbpulse_pg_table_vacuums_total", t.autovacuums, **labels, mode="auto")
-            out.add("dbpulse_pg_table_analyzes_total", t.analyzes, **labels, mode="manual")
-            out.add("dbpulse_pg_table_analyzes_total", t.autoanalyzes, **labels, mode="auto")
-            out.add("dbpulse_pg_table_autovacuum_threshold_rows",
-                    t.vacuum_threshold if t.autovacuum_enabled else None, **labels)
-        for i, labels in _labelled(self.indexes, self.indexes_other,
-                                   lambda i: {"schema": i.schema, "table": i.table, "index": i.index},
-                                   {"schema": OTHER, "table": OTHER, "index": OTHER}):
-            labels.update(db)
-            out.add("dbpulse_pg_index_scans_total", i.scans, **labels)
-            out.add("dbpulse_pg_index_size_bytes", i.size_bytes, **labels)
+        add_table_series(out, self.datname, self.table_count, self.index_count, (self.tables, self.tables_other),
+                         (self.indexes, self.indexes_other))
 
     def _statement_samples(self, out: SampleList) -> None:
-        db = {"datname": self.datname}
-        out.add("dbpulse_pg_statements", self.statement_count, **db)
         out.add("dbpulse_pg_statements_reset_timestamp_seconds", self.statements_reset)
-        for s, labels in _labelled(self.statements, self.statements_other, lambda s: {"queryid": str(s.queryid)},
-                                   {"queryid": OTHER}):
-            labels.update(db)
-            out.add("dbpulse_pg_statement_calls_total", s.calls, **labels)
-            out.add("dbpulse_pg_statement_exec_seconds_total", s.exec_seconds, **labels)
-            out.add("dbpulse_pg_statement_rows_total", s.rows, **labels)
-            out.add("dbpulse_pg_statement_shared_blocks_hit_total", s.blks_hit, **labels)
-            out.add("dbpulse_pg_statement_shared_blocks_read_total", s.blks_read, **labels)
-            out.add("dbpulse_pg_statement_plan_seconds_total", s.plan_seconds if self.track_planning else None,
-                    **labels)
-            out.add("dbpulse_pg_statement_temp_blocks_read_total", s.temp_blks_read, **labels)
-            out.add("dbpulse_pg_statement_temp_blocks_written_total", s.temp_blks_written, **labels)
-            out.add("dbpulse_pg_statement_wal_bytes_total", s.wal_bytes, **labels)
-        for own in self.own_statements:
-            labels = {**db, "component": own.component}
-            out.add("dbpulse_pg_own_statements", own.statements, **labels)
-            out.add("dbpulse_pg_own_statement_calls_total", own.calls, **labels)
-            out.add("dbpulse_pg_own_statement_exec_seconds_total", own.exec_seconds, **labels)
-        if self.statement_text_info:
-            for s in self.statements:
-                out.add("dbpulse_pg_statement_info", 1, **db, queryid=str(s.queryid), query=" ".join(s.query.split()))
+        add_statement_series(out, self.datname, self.statement_count, (self.statements, self.statements_other),
+                             self.own_statements, self.track_planning, self.statement_text_info)
+
+
+def add_table_series(out: SampleList, datname: str, table_count: int | None, index_count: int | None,
+                     tables: tuple[list[TableRow], TableRow | None],
+                     indexes: tuple[list[IndexRow], IndexRow | None]) -> None:
+    """One database's table and index series (the poller's own database, and each other one watched)."""
+    db = {"datname": datname}
+    out.add("dbpulse_pg_tables", table_count, **db)
+    out.add("dbpulse_pg_indexes", index_count, **db)
+    vacuum = "dbpulse_pg_table_last_vacuum_timestamp_seconds"
+    analyze = "dbpulse_pg_table_last_analyze_timestamp_seconds"
+    for t, labels in _labelled(*tables, lambda t: {"schema": t.schema, "table": t.table},
+                               {"schema": OTHER, "table": OTHER}):
+        labels.update(db)
+        out.add("dbpulse_pg_table_seq_scans_total", t.seq_scans, **labels)
+        out.add("dbpulse_pg_table_index_scans_total", t.index_scans, **labels)
+        out.add("dbpulse_pg_table_live_rows", t.live_rows, **labels)
+        out.add("dbpulse_pg_table_dead_rows", t.dead_rows, **labels)
+        for operation, rows in (("insert", t.rows_inserted), ("update", t.rows_updated),
+                                ("delete", t.rows_deleted), ("hot_update", t.rows_hot_updated)):
+            out.add("dbpulse_pg_table_rows_written_total", rows, **labels, operation=operation)
+        out.add("dbpulse_pg_table_size_bytes", t.size_bytes, **labels)
+        out.add(vacuum, t.last_vacuum, **labels, mode="manual")
+        out.add(vacuum, t.last_autovacuum, **labels, mode="auto")
+        out.add(analyze, t.last_analyze, **labels, mode="manual")
+        out.add(analyze, t.last_autoanalyze, **labels, mode="auto")
+        out.add("dbpulse_pg_table_vacuums_total", t.vacuums, **labels, mode="manual")
+        out.add("dbpulse_pg_table_vacuums_total", t.autovacuums, **labels, mode="auto")
+        out.add("dbpulse_pg_table_analyzes_total", t.analyzes, **labels, mode="manual")
+        out.add("dbpulse_pg_table_analyzes_total", t.autoanalyzes, **labels, mode="auto")
+        out.add("dbpulse_pg_table_autovacuum_threshold_rows",
+                t.vacuum_threshold if t.autovacuum_enabled else None, **labels)
+    for i, labels in _labelled(*indexes, lambda i: {"schema": i.schema, "table": i.table, "index": i.index},
+                               {"schema": OTHER, "table": OTHER, "index": OTHER}):
+        labels.update(db)
+        out.add("dbpulse_pg_index_scans_total", i.scans, **labels)
+        out.add("dbpulse_pg_index_size_bytes", i.size_bytes, **labels)
+
+
+def add_statement_series(out: SampleList, datname: str, count: int | None,
+                         statements: tuple[list[StatementStat], StatementStat | None], own: list[OwnStatements],
+                         track_planning: bool, text_info: bool) -> None:
+    """One database's statement series (the poller's own database, and each other one watched)."""
+    db = {"datname": datname}
+    out.add("dbpulse_pg_statements", count, **db)
+    for s, labels in _labelled(*statements, lambda s: {"queryid": str(s.queryid)}, {"queryid": OTHER}):
+        labels.update(db)
+        out.add("dbpulse_pg_statement_calls_total", s.calls, **labels)
+        out.add("dbpulse_pg_statement_exec_seconds_total", s.exec_seconds, **labels)
+        out.add("dbpulse_pg_statement_rows_total", s.rows, **labels)
+        out.add("dbpulse_pg_statement_shared_blocks_hit_total", s.blks_hit, **labels)
+        out.add("dbpulse_pg_statement_shared_blocks_read_total", s.blks_read, **labels)
+        out.add("dbpulse_pg_statement_plan_seconds_total", s.plan_seconds if track_planning else None, **labels)
+        out.add("dbpulse_pg_statement_temp_blocks_read_total", s.temp_blks_read, **labels)
+        out.add("dbpulse_pg_statement_temp_blocks_written_total", s.temp_blks_written, **labels)
+        out.add("dbpulse_pg_statement_wal_bytes_total", s.wal_bytes, **labels)
+    for o in own:
+        labels = {**db, "component": o.component}
+        out.add("dbpulse_pg_own_statements", o.statements, **labels)
+        out.add("dbpulse_pg_own_statement_calls_total", o.calls, **labels)
+        out.add("dbpulse_pg_own_statement_exec_seconds_total", o.exec_seconds, **labels)
+    if text_info:
+        for s in statements[0]:
+            out.add("dbpulse_pg_statement_info", 1, **db, queryid=str(s.queryid), query=" ".join(s.query.split()))
 
 
 def _labelled(rows: list[T], other: T | None, labels_of: Callable[[T], dict[str, str]],

@@ -52,7 +52,8 @@ def run_every_band(conn: psycopg.Connection[Any], version_num: int) -> dict[str,
             out[name] = "none"
             continue
         try:
-            conn.execute(sql.encode(), {"text_length": 40, "limit": 5, "ids": [1], "every": False}).fetchall()
+            params = {"text_length": 40, "limit": 5, "ids": [1], "every": False, "dbid": 0}
+            conn.execute(sql.encode(), params).fetchall()
             out[name] = "ran"
         except psycopg.Error as exc:
             out[name] = f"{type(exc).__name__}: {exc}"

@@ -192,8 +192,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             tops = {role: rows[:5] for role, rows in delta.items()}
             size_reads = sum(int(q["calls"]) for q in delta["dbpulse_bench"]
                              if "relation_size" in str(q["query"]) or "pg_locks" in str(q["query"]))
+            # OLDEST_TABLES runs once per maintenance read; matched inside the text, which starts with dbpulse's
+            # tag and is cut at 90 characters (pgdata.statement_stats)
             maintenance_reads = sum(int(q["calls"]) for q in delta["dbpulse_bench"]
-                                    if str(q["query"]).startswith("WITH feeds AS"))  # SEQUENCES (texts are cut)
+                                    if "coalesce(tn.nspname, n.nspname) AS schema" in str(q["query"]))
             wall = time.perf_counter() - started
             ours_metrics = common.fetch_metrics(ours.url)
             poll_s = common.metric_values(ours_metrics, "dbpulse_source_poll_duration_seconds", source="postgres")

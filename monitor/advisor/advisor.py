@@ -39,6 +39,7 @@ from .findings import (
     WRITE_REFUSED,
     AdviceReport,
     Finding,
+    IndexEvent,
     Skipped,
     VerificationStats,
 )
@@ -71,6 +72,7 @@ from .writes import read_side, written_rows
 __all__ = ["AdviceReport", "Advisor", "AdvisorConnectionError", "Thresholds"]
 
 SYSTEM_SCHEMAS = frozenset({"pg_catalog", "information_schema"})
+INDEX_HISTORY_MAX = 500  # index changes a report carries for the table pages, newest kept
 log = logging.getLogger("dbpulse.advisor")
 
 
@@ -118,6 +120,8 @@ class Advisor:
         if self.store is not None:
             try:
                 self.store.save(self.target, self.outcomes, AdvisorMemory(self._previous, self._first_seen))
+                events = self.store.index_events(self.target)[-INDEX_HISTORY_MAX:]
+                report.index_history = [IndexEvent(*e) for e in events]
             except StateError as exc:
                 self._state_not_kept(report, exc)
         report.duration_seconds = time.monotonic() - started

@@ -123,6 +123,17 @@ class VerificationStats:
     mode: str = "hypopg"  # or "heuristic"
 
 
+@dataclass(frozen=True)
+class IndexEvent:
+    """An index the advisor saw appear or vanish, and whether its plan had advised that."""
+
+    at: datetime
+    table: str  # schema.table
+    index: str
+    change: str  # created, dropped
+    advised: bool
+
+
 @dataclass
 class AdviceReport:
     target: str
@@ -145,6 +156,9 @@ class AdviceReport:
     # queryid -> its generic plan (the real indexes) as text, for the statement page; bounded, heaviest first;
     # not in the JSON contract (the plans in ``plan`` are the evidence of the advice)
     statement_plans: dict[int, str] = field(default_factory=dict)
+    # the index changes seen on this target, oldest first, from the state store (advisor.state_dir): they outlive
+    # restarts and the outcomes' 24 h; empty without a store; for the table pages, not in the JSON contract
+    index_history: list[IndexEvent] = field(default_factory=list)
 
     def outcome_counts(self) -> dict[str, int]:
         """Statements in the reported outcomes by verdict, every verdict present (zero included)."""

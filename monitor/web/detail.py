@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from urllib.parse import quote, unquote
 
 from collectors.postgres.databases import DatabasesPart, DatabaseStats
@@ -26,7 +27,8 @@ from collectors.postgres.snapshot import IndexRow, PostgresSnapshot, TableRow
 from collectors.postgres.spec import SPEC as POSTGRES
 from collectors.postgres.statements import StatementStat
 from monitor.advisor.actions import Action, StatementReason
-from monitor.advisor.findings import AdviceReport, Finding
+from monitor.advisor.findings import AdviceReport, Finding, IndexEvent
+from monitor.advisor.outcomes import Outcome
 from monitor.advisor.poller import ADVISOR, report_of, reports_of
 from monitor.advisor.report import STATUS_TEXT
 from monitor.core.history import History, Series, delta_ratio, increase, rate
@@ -245,6 +247,16 @@ def table_findings(report: AdviceReport | None, qualified: str) -> list[Finding]
     return [f for f in report.ordered_findings() if f.table == qualified]
 
 
+def table_history(report: AdviceReport | None, qualified: str) -> list[tuple[IndexEvent, Outcome | None]]:
+    """The index changes seen on a table, newest first, each with its outcome while the report still has it."""
+    if report is None:
+        return []
+    outcomes: dict[tuple[str, str, datetime], Outcome] = {
+        (o.index, o.change, o.detected_at): o for o in report.outcomes if o.table == qualified}
+    return [(e, outcomes.get((e.index, e.change, e.at)))
+            for e in reversed(report.index_history) if e.table == qualified]
+
+
 def table_actions(report: AdviceReport | None, qualified: str) -> list[Action]:
     if report is None:
         return []
@@ -331,6 +343,10 @@ class TablePage:
     @property
     def qualified(self) -> str:
         return f"{self.schema}.{self.table}"
+
+    @property
+    def index_history(self) -> list[tuple[IndexEvent, Outcome | None]]:
+        return table_history(self.advice.report, self.qualified)
 
 
 def _states(states: Iterable[SourceState], target: str) -> tuple[SourceState | None, SourceState | None]:

@@ -10,7 +10,9 @@ from pathlib import Path
 import psycopg
 
 from monitor.advisor import Advisor
+from monitor.advisor.findings import IndexEvent
 from monitor.advisor.store import FILE_NAME, StateStore
+from monitor.web.detail import table_history
 from tests.integration.advisor.test_outcomes import SETTINGS, lookups, tickets_db
 
 __all__ = ["tickets_db"]  # the fixture, shared with the outcomes test
@@ -46,6 +48,10 @@ def test_the_outcome_of_an_index_created_before_a_restart_is_still_reported(tick
 
     events = StateStore(tmp_path).index_events("svc")
     assert events == [(seen.detected_at, "public.tickets", seen.index, "created", True)]
+    # the report carries that history for the table page, matched to the outcome it still follows
+    assert third.index_history == [IndexEvent(seen.detected_at, "public.tickets", seen.index, "created", True)]
+    assert [(e.index, o is outcome) for e, o in table_history(third, "public.tickets")] == [(seen.index, True)]
+    assert forgetful.run().index_history == []
     history = StateStore(tmp_path).advice("svc")
     assert history[0][:2] == (first.generated_at, "create") and history[0][3] == "c:external_ref"
     assert history[-1][:2] == (second.generated_at, "none")  # served since: nothing advised

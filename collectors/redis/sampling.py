@@ -23,9 +23,10 @@ import heapq
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import ResponseError
+if TYPE_CHECKING:  # redis-py is imported by the poller, only when Redis is watched
+    from redis.exceptions import ResponseError
 
 from collectors.base.samples import OTHER
 from collectors.redis.prefixes import PrefixRules
@@ -118,6 +119,8 @@ async def sample_keys(
     error reply rather than one per key of a batch. ``queues`` (the target's configured queue keys) need no
     TTL: they are sampled like any key but never counted as keys without one.
     """
+    from redis.exceptions import ResponseError
+
     budget_seconds, max_keys = settings.sample_budget_ms / 1000, settings.sample_max_keys
     rules = settings.prefix_rules(queues)
     samples, keep = settings.memory_samples, settings.largest_keys

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collectors.base.poller import Poller
 from collectors.base.settings import named_url
 from collectors.base.spec import ChartSpec, Flag, SourceSpec
-from collectors.redis.poller import pollers
 from collectors.redis.settings import RedisSettings
 from collectors.redis.snapshot import RedisSnapshot
+
+
+def pollers(settings: RedisSettings) -> list[Poller]:
+    """The section's pollers; redis-py is imported here, when Redis is watched, not with the registry."""
+    from collectors.redis.poller import pollers as build
+
+    return build(settings)
+
 
 CHARTS = (
     ChartSpec("hit-ratio", "Keyspace hit ratio", "ratio", "dbpulse_redis_cache_hit_ratio", line="hit ratio",

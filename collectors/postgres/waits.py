@@ -220,19 +220,34 @@ class ActivitySampler:
         self._conn: psycopg.AsyncConnection[dict[str, Any]] | None = None
         self._last: float | None = None  # monotonic time of the previous sample
         self._failing = False
+        self._owner: asyncio.AbstractEventLoop | None = None  # the event loop the task and connection belong to
 
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
+    def _forget_other_loop(self) -> None:
+        """A task or connection of an event loop that has ended (each ``asyncio.run`` of a caller that polls
+        from several) can never be awaited from this one: awaiting the connection hung. Drop them, closing
+        the socket at once, and start afresh in the running loop."""
+        loop = asyncio.get_running_loop()
+        if self._owner is not None and self._owner is not loop:
+            if self._conn is not None:
+                with contextlib.suppress(Exception):
+                    self._conn.pgconn.finish()
+            self._conn, self._task = None, None
+        self._owner = loop
+
     def start(self, version: int) -> None:
         self.version = version
+        self._forget_other_loop()
         if not self.running:
             self.since, self._last = time.time(), None
             self.totals, self.samples = WaitTotals(), 0
             self._task = asyncio.create_task(self._loop(), name=f"wait-sampler-{self.target}")
 
     async def stop(self) -> None:
+        self._forget_other_loop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             # OLDEST_TABLES runs once per maintenance read; matched inside the text, which starts with dbpulse's
             # tag and is cut at 90 characters (pgdata.statement_stats)
             maintenance_reads = sum(int(q["calls"]) for q in delta["dbpulse_bench"]
-                                    if "coalesce(tn.nspname, n.nspname) AS schema" in str(q["query"]))
+                                    if "oldest_relations AS" in str(q["query"]))
             wall = time.perf_counter() - started
             ours_metrics = common.fetch_metrics(ours.url)
             poll_s = common.metric_values(ours_metrics, "dbpulse_source_poll_duration_seconds", source="postgres")

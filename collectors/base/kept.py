@@ -2,19 +2,24 @@
 
 A poll takes the connection out (``take``), so a poll abandoned at its deadline never shares it
 with the next one, and gives it back when it finished cleanly (``give_back``). A connection that
-failed or was abandoned is closed (``close_quietly``), never reused: it may be half way through a
-reply.
+failed or was abandoned is closed (``close_quietly``), not reused, unless its source knows it is
+safe (``KeptConnectionPoller._reusable_after``): it may be half way through a reply.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from abc import abstractmethod
+from typing import Any, Generic, TypeVar
 
 import psycopg
 
+from collectors.base.poller import Poller, Snapshot
+from collectors.base.settings import PollSettings, TargetBase
+
 Conn = psycopg.AsyncConnection[dict[str, Any]]
+S = TypeVar("S", bound=Snapshot)
 
 
 async def close_quietly(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -47,3 +52,48 @@ class KeptConnection:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await close_quietly(conn)
+
+
+class KeptConnectionPoller(Poller, Generic[S]):
+    """A poller that reads its target over one kept connection: each poll checks it out, reads (``_read``) and
+    gives it back, or closes it after a failure; a new one is made (``_connect``) when none is kept."""
+
+    def __init__(self, target: TargetBase, settings: PollSettings) -> None:
+        self.target = target.target
+        self.interval = settings.interval_of(target)
+        self.timeout = settings.timeout_of(target)
+        self._kept = KeptConnection()
+
+    @abstractmethod
+    async def _connect(self) -> Conn:
+        """A new connection to the target."""
+
+    @abstractmethod
+    async def _read(self, conn: Conn) -> S:
+        """One poll's reads over ``conn``."""
+
+    def _reusable_after(self, conn: Conn, exc: BaseException) -> bool:
+        """Whether ``conn`` may serve the next poll after this one failed with ``exc``. Not by default: a
+        command may be half read (abandoned at the deadline), so the connection cannot be trusted."""
+        return False
+
+    async def _checkout(self) -> Conn:
+        """The kept connection, taken out of the poller for this poll (see ``Poller.poll``), or a new one."""
+        conn = await self._kept.take()
+        return conn if conn is not None else await self._connect()
+
+    async def poll(self) -> S:
+        conn = await self._checkout()
+        try:
+            snapshot = await self._read(conn)
+        except BaseException as exc:
+            if self._reusable_after(conn, exc):
+                await self._kept.give_back(conn)
+            else:
+                await close_quietly(conn)  # the next poll connects afresh
+            raise
+        await self._kept.give_back(conn)
+        return snapshot
+
+    async def close(self) -> None:
+        await self._kept.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Protocol
 
-from collectors.base.samples import Sample
+from collectors.base.samples import Sample, SampleList
 
 
 class Snapshot(Protocol):
@@ -19,6 +19,7 @@ class Poller(ABC):
     target: str
     interval: float
     timeout: float
+    up_metric: str | None = None  # its source's up gauge, if it has one
 
     @abstractmethod
     async def poll(self) -> Snapshot:
@@ -31,8 +32,12 @@ class Poller(ABC):
         """
 
     def down_samples(self) -> list[Sample]:
-        """Samples to export while the source is failing (e.g. ``dbpulse_pg_up 0``)."""
-        return []
+        """Samples to export while the source is failing: its ``up_metric`` at 0 (e.g. ``dbpulse_pg_up 0``)."""
+        if self.up_metric is None:
+            return []
+        out = SampleList(target=self.target)
+        out.add(self.up_metric, 0)
+        return out.samples
 
     async def close(self) -> None:  # noqa: B027 - optional hook, most pollers hold a connection
         """Release connections; called once at shutdown."""

@@ -116,6 +116,26 @@ class TargetBase(Strict):
         raise NotImplementedError
 
 
+class SecretTarget(TargetBase):
+    """A target that logs in with a password: where it is read from (else the driver's own sources), each
+    checked when the configuration is (the variable set, the file readable)."""
+
+    password_env: str | None = Field(None, description="environment variable that holds the password")
+    password_file: Path | None = Field(None, description="file that holds the password")
+
+    _password_env = field_validator("password_env")(variables_set)
+    _password_file = field_validator("password_file")(file_readable)
+
+    def read_password(self, source: str, link: str, register_link: Callable[[str], None]) -> str | None:
+        """The password from ``password_env`` / ``password_file`` (None: the driver's own sources), registered as
+        a secret, and any password in the target's ``link`` (DSN or URL, by ``register_link``) too, so that no
+        log line or page shows either; ``source`` names the target in errors."""
+        password = resolve_secret(f"{source} target {self.target}", self.password_env, self.password_file)
+        register_secret(password)
+        register_link(link)
+        return password
+
+
 class PollSettings(Strict):
     """A source's section: a default cadence for its targets, each of which may override it."""
 
@@ -245,17 +265,6 @@ def resolve_secret(what: str, password_env: str | None, password_file: Path | No
             raise ConfigError(str(password_file), [ConfigProblem(
                 f"{what}: password_file", f"cannot read: {exc.strerror}")]) from None
     return None
-
-
-def target_password(what: str, password_env: str | None, password_file: Path | None, link: str,
-                    register_link: Callable[[str], None]) -> str | None:
-    """A target's password from ``password_env`` / ``password_file`` (None: the driver's own sources), registered
-    as a secret, and any password in its ``link`` (DSN or URL, by ``register_link``) too, so that no log line or
-    page shows either."""
-    password = resolve_secret(what, password_env, password_file)
-    register_secret(password)
-    register_link(link)
-    return password
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:

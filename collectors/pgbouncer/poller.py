@@ -17,10 +17,9 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from collectors.base.kept import KeptConnection, close_quietly
+from collectors.base.kept import KeptConnectionPoller
 from collectors.base.poller import Poller
 from collectors.base.redact import redact, register_dsn_secrets
-from collectors.base.samples import Sample, SampleList
 from collectors.pgbouncer.settings import PgBouncerSettings, PgBouncerTarget
 from collectors.pgbouncer.snapshot import (
     ADMIN_DATABASE,
@@ -68,19 +67,17 @@ class PgBouncerConnectError(ConnectionError):
     """The admin console refused or did not answer; the message says why, never with a password."""
 
 
-class PgBouncerPoller(Poller):
+class PgBouncerPoller(KeptConnectionPoller[PgBouncerSnapshot]):
     source = "pgbouncer"
+    up_metric = "dbpulse_pgbouncer_up"
 
     def __init__(self, target: PgBouncerTarget, settings: PgBouncerSettings, password: str | None = None) -> None:
-        self.target = target.target
-        self.interval = settings.interval_of(target)
-        self.timeout = settings.timeout_of(target)
+        super().__init__(target, settings)
         self.settings = settings
         self._dsn = target.dsn
         self.applications = dict(target.applications)
         register_dsn_secrets(target.dsn)
         self._password = password
-        self._kept = KeptConnection()
         self._version: str | None = None  # read once per connection
         # A slower command's last rows and when they were read (monotonic); emptied on every new connection,
         # so a restarted or reconfigured PgBouncer is read in full at once.
@@ -90,6 +87,9 @@ class PgBouncerPoller(Poller):
         self._errors: dict[str, int] = dict.fromkeys((c.lower() for c in COMMANDS), 0)
 
     async def _connect(self) -> psycopg.AsyncConnection[dict[str, Any]]:
+        """A new admin-console connection; what was read once per connection is read again on it."""
+        self._version = None
+        self._kept_rows.clear()
         kwargs: dict[str, Any] = {"application_name": APPLICATION_NAME, "autocommit": True,
                                   "connect_timeout": max(1, int(self.timeout)), "row_factory": dict_row}
         if self._password is not None:
@@ -100,35 +100,6 @@ class PgBouncerPoller(Poller):
             reason = error_line(exc)
             hint = f" ({_LOGIN_HINT})" if _LOGIN_FAILURE.search(str(exc)) else ""
             raise PgBouncerConnectError(f"cannot connect to the PgBouncer admin console: {reason}{hint}") from None
-
-    async def _checkout(self) -> psycopg.AsyncConnection[dict[str, Any]]:
-        """The kept connection, taken out of the poller for this poll (see ``Poller.poll``), or a new one."""
-        conn = await self._kept.take()
-        if conn is not None:
-            return conn
-        self._version = None
-        self._kept_rows.clear()
-        return await self._connect()
-
-    async def close(self) -> None:
-        await self._kept.close()
-
-    def down_samples(self) -> list[Sample]:
-        out = SampleList(target=self.target)
-        out.add("dbpulse_pgbouncer_up", 0)
-        return out.samples
-
-    async def poll(self) -> PgBouncerSnapshot:
-        conn = await self._checkout()
-        try:
-            snapshot = await self._read(conn)
-        except BaseException:
-            # Abandoned at the deadline (a command may be half read: the connection cannot be trusted),
-            # broken, or failed: closed; the next poll connects afresh.
-            await close_quietly(conn)
-            raise
-        await self._kept.give_back(conn)
-        return snapshot
 
     async def _show(self, conn: psycopg.AsyncConnection[dict[str, Any]], command: str) -> list[dict[str, Any]] | None:
         """``SHOW <command>``: its rows, or None when PgBouncer refused it (counted, the poll goes on)."""

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from psycopg.conninfo import conninfo_to_dict
 from pydantic import Field, field_validator
 
 from collectors.base.redact import register_dsn_secrets
-from collectors.base.settings import (
-    PollSettings,
-    TargetBase,
-    file_readable,
-    named_url,
-    safe_name,
-    target_password,
-    variables_set,
-)
+from collectors.base.settings import PollSettings, SecretTarget, named_url, safe_name
 
 ADMIN_DATABASE = "pgbouncer"  # PgBouncer's virtual database: the admin console
 
@@ -31,16 +22,11 @@ def dsn_parts(dsn: str) -> dict[str, str]:
         raise ValueError("is not a valid PostgreSQL connection string or URI") from None
 
 
-class PgBouncerTarget(TargetBase):
+class PgBouncerTarget(SecretTarget):
     dsn: str = Field(description="libpq URI or key=value string of the admin console (database pgbouncer)")
-    password_env: str | None = Field(None, description="environment variable that holds the password")
-    password_file: Path | None = Field(None, description="file that holds the password")
     applications: dict[str, str] = Field(default_factory=dict, description="health target -> the PgBouncer "
                                          "database its pool connects to, for the pool chain (an application whose "
                                          "application_name is its health target's name is matched without it)")
-
-    _password_env = field_validator("password_env")(variables_set)
-    _password_file = field_validator("password_file")(file_readable)
 
     @field_validator("dsn")
     @classmethod
@@ -67,8 +53,7 @@ class PgBouncerTarget(TargetBase):
 
     def password(self) -> str | None:
         """The password from password_env / password_file (else libpq's own sources), registered as a secret."""
-        return target_password(f"pgbouncer target {self.target}", self.password_env, self.password_file, self.dsn,
-                               register_dsn_secrets)
+        return self.read_password("pgbouncer", self.dsn, register_dsn_secrets)
 
 
 class PgBouncerSettings(PollSettings):

@@ -36,7 +36,7 @@ from collectors.postgres.query import Query, fetch_counted
 from collectors.postgres.replication import ConflictRow, ReceiverRow, Replication, SenderRow, SlotRow
 from collectors.postgres.sequences import SequenceRow, top_sequences
 from collectors.postgres.settings import PostgresSettings
-from collectors.postgres.vacuum import FrozenAgeRow, OldestTableRow, Vacuum, VacuumRow, one_per_table
+from collectors.postgres.vacuum import FrozenAgeRow, OldestTableRow, Vacuum, VacuumRow
 from collectors.postgres.wal import IoRow, Wal, WalRow
 
 log = logging.getLogger("dbpulse.postgres")
@@ -293,7 +293,7 @@ class HealthReader:
             problems["bloat"] = problems["bloat"] or GRANT_READ
         self._maintenance = Maintenance(
             thresholds={int(r["relid"]): {f: r[f] for f in THRESHOLD_FIELDS} for r in thresholds or []},
-            oldest_tables=one_per_table([from_row(OldestTableRow, r) for r in oldest]) if oldest is not None else None,
+            oldest_tables=[from_row(OldestTableRow, r) for r in oldest] if oldest is not None else None,
             bloat=top_bloat(bloat_rows, k) if bloat is not None else None,
             problems=problems,
         )

@@ -12,9 +12,9 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
-from collectors.base.kept import KeptConnection, close_quietly
+from collectors.base.kept import KeptConnectionPoller
 from collectors.base.poller import Poller
-from collectors.base.samples import OTHER, Sample, SampleList
+from collectors.base.samples import OTHER
 from collectors.base.topk import from_row
 from collectors.postgres import health, queries, waits
 from collectors.postgres.access import PasswordSource, current_password, session_kwargs
@@ -58,17 +58,15 @@ def pollers(settings: PostgresSettings) -> list[Poller]:
     return [PostgresPoller(target, settings, target.password_source()) for target in settings.targets]
 
 
-class PostgresPoller(Poller):
+class PostgresPoller(KeptConnectionPoller[PostgresSnapshot]):
     source = "postgres"
+    up_metric = "dbpulse_pg_up"
 
     def __init__(self, target: PostgresTarget, settings: PostgresSettings, password: PasswordSource = None) -> None:
-        self.target = target.target
-        self.interval = settings.interval_of(target)
-        self.timeout = settings.timeout_of(target)
+        super().__init__(target, settings)
         self.settings = settings
         self._dsn = target.dsn
         self._password = password
-        self._kept = KeptConnection()
         self._previous_db: dict[str, DatabaseRow] = {}
         # Every query's counter (health's too) exists from the start (at 0), so rate() works from the first error.
         self._query_errors: dict[str, int] = dict.fromkeys((q.name for q in queries.ALL), 0)
@@ -92,45 +90,23 @@ class PostgresPoller(Poller):
         self._statements = CollectorStatements(settings.statement_text_length, settings.top_statements)
         self._relations_read_at: float | None = None  # monotonic: every relation read (the size cadence)
 
-    async def _checkout(self) -> psycopg.AsyncConnection[dict[str, Any]]:
-        """The kept connection, taken out of the poller for this poll (see ``Poller.poll``), or a new one."""
-        conn = await self._kept.take()
-        if conn is not None:
-            return conn
+    async def _connect(self) -> psycopg.AsyncConnection[dict[str, Any]]:
         # statement_timeout a bit below the poll timeout so the server cancels first.
         kwargs = session_kwargs(self.timeout * 0.9, password=current_password(self._password))
         return await psycopg.AsyncConnection.connect(self._dsn, row_factory=dict_row, **kwargs)
 
-    async def close(self) -> None:
-        await self._waits.close()
-        await self._kept.close()
-
-    def down_samples(self) -> list[Sample]:
-        out = SampleList(target=self.target)
-        out.add("dbpulse_pg_up", 0)
-        return out.samples
-
-    async def poll(self) -> PostgresSnapshot:
-        conn = await self._checkout()
-        try:
-            snapshot = await self._read(conn)
-        except asyncio.CancelledError:
+    def _reusable_after(self, conn: psycopg.AsyncConnection[dict[str, Any]], exc: BaseException) -> bool:
+        """A query that failed leaves the session usable; a broken connection, or one in an unknown state, not."""
+        if isinstance(exc, asyncio.CancelledError):
             # Abandoned at the timeout. A server that is merely slow has cancelled the query when psycopg asked
             # it to, and the session is idle again: kept, so the next poll need not reconnect. Otherwise (a
             # second cancel made psycopg close it, or it is mid-query) it is closed.
-            if not conn.closed and not conn.broken and conn.pgconn.transaction_status == TransactionStatus.IDLE:
-                await self._kept.give_back(conn)
-            else:
-                await close_quietly(conn)
-            raise
-        except (psycopg.OperationalError, psycopg.InterfaceError):
-            await close_quietly(conn)  # broken, or in an unknown state
-            raise
-        except Exception:
-            await self._kept.give_back(conn)
-            raise
-        await self._kept.give_back(conn)
-        return snapshot
+            return not conn.closed and not conn.broken and conn.pgconn.transaction_status == TransactionStatus.IDLE
+        return isinstance(exc, Exception) and not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+
+    async def close(self) -> None:
+        await self._waits.close()
+        await super().close()
 
     async def _fetch(self, conn: psycopg.AsyncConnection[dict[str, Any]], query: Query, version: int,
                      params: dict[str, Any] | None = None) -> list[dict[str, Any]] | None:

@@ -3,29 +3,23 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
 from collectors.base.redact import register_dsn_secrets
-from collectors.base.settings import PollSettings, Strict, TargetBase, file_readable, target_password, variables_set
+from collectors.base.settings import PollSettings, SecretTarget, Strict
 from collectors.postgres.access import PasswordSource, target_name
 from collectors.postgres.conninfo import dsn_problems
 from collectors.postgres.discovery import DatabaseSelection
 
 
-class PostgresTarget(TargetBase):
+class PostgresTarget(SecretTarget):
     dsn: str
-    password_env: str | None = Field(None, description="environment variable that holds the password")
-    password_file: Path | None = Field(None, description="file that holds the password")
     expected_standbys: int | None = Field(None, ge=0, description="this primary's own count (overrides the section's)")
     databases: DatabaseSelection | None = Field(None, description="the cluster's other databases to watch too: "
                                                 "auto, a list, or include/exclude patterns (collectors/postgres/"
                                                 "discovery.py); unset: the DSN's database only")
-
-    _password_env = field_validator("password_env")(variables_set)
-    _password_file = field_validator("password_file")(file_readable)
 
     @field_validator("dsn")
     @classmethod
@@ -40,8 +34,7 @@ class PostgresTarget(TargetBase):
 
     def password(self) -> str | None:
         """The password from password_env / password_file (else libpq's own sources), registered as a secret."""
-        return target_password(f"postgres target {self.target}", self.password_env, self.password_file, self.dsn,
-                               register_dsn_secrets)
+        return self.read_password("postgres", self.dsn, register_dsn_secrets)
 
     def password_source(self) -> PasswordSource:
         """What the pollers connect with: the password, read now (an unreadable password_file is refused at

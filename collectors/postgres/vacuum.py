@@ -24,26 +24,13 @@ class FrozenAgeRow:
 
 @dataclass(frozen=True)
 class OldestTableRow:
+    """A table with its TOAST relation folded in (by the query): the greater age of the two, per kind."""
+
     schema: str
     table: str
-    toast: bool = False  # the table's TOAST relation is the old one
+    toast: bool = False  # the table's TOAST relation is the older one
     xid_age: float = 0.0
     mxid_age: float = 0.0
-
-
-def one_per_table(rows: list[OldestTableRow]) -> list[OldestTableRow]:
-    """A table and its TOAST relation are both in the ranking under the table's name: keep the older of the
-    two (per kind), so each table is one series and one line, oldest first."""
-    kept: dict[tuple[str, str], OldestTableRow] = {}
-    for r in rows:
-        seen = kept.get((r.schema, r.table))
-        if seen is None:
-            kept[(r.schema, r.table)] = r
-        else:
-            older = r if r.xid_age > seen.xid_age else seen
-            kept[(r.schema, r.table)] = OldestTableRow(r.schema, r.table, older.toast, max(r.xid_age, seen.xid_age),
-                                                       max(r.mxid_age, seen.mxid_age))
-    return sorted(kept.values(), key=lambda r: -r.xid_age)
 
 
 @dataclass(frozen=True)

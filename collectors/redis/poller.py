@@ -28,7 +28,6 @@ from redis.asyncio.connection import AbstractConnection, ConnectionPool, parse_u
 from redis.exceptions import RedisError, ResponseError
 
 from collectors.base.poller import Poller
-from collectors.base.samples import Sample, SampleList
 from collectors.redis.diagnostics import LatencyEvent, SlowEntry, config_value, parse_latency_latest, parse_slowlog
 from collectors.redis.features import Features
 from collectors.redis.info import RedisInfo, parse_info
@@ -102,6 +101,7 @@ class _Diagnostics:
 
 class RedisPoller(Poller):
     source = "redis"
+    up_metric = "dbpulse_redis_up"
 
     def __init__(self, target: RedisTarget, settings: RedisSettings, password: str | None = None) -> None:
         self.target = target.target
@@ -148,11 +148,6 @@ class RedisPoller(Poller):
         if self._client is not None:
             client, self._client = self._client, None
             await _close(client)
-
-    def down_samples(self) -> list[Sample]:
-        out = SampleList(target=self.target)
-        out.add("dbpulse_redis_up", 0)
-        return out.samples
 
     async def poll(self) -> RedisSnapshot:
         client = self._checkout()

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field, field_validator
 
 from collectors.base.redact import register_url_secrets
-from collectors.base.settings import PollSettings, TargetBase, file_readable, safe_name, target_password, variables_set
+from collectors.base.settings import PollSettings, SecretTarget, safe_name
 from collectors.redis.prefixes import PrefixRules
 
 
@@ -33,15 +32,10 @@ def target_name(url: str) -> str:
     return safe_name(f"{parts.get('host') or 'localhost'}:{parts.get('port') or 6379}/{db}")
 
 
-class RedisTarget(TargetBase):
+class RedisTarget(SecretTarget):
     url: str = Field(description="redis://[[user]:password@]host[:port][/db], rediss://..., unix://path")
     username: str | None = Field(None, description="ACL user; overrides the URL's")
-    password_env: str | None = Field(None, description="environment variable that holds the password")
-    password_file: Path | None = Field(None, description="file that holds the password")
     queues: list[str] = Field(default_factory=list, description="list or stream keys of this target")
-
-    _password_env = field_validator("password_env")(variables_set)
-    _password_file = field_validator("password_file")(file_readable)
 
     @field_validator("url")
     @classmethod
@@ -58,8 +52,7 @@ class RedisTarget(TargetBase):
 
     def password(self) -> str | None:
         """The password from password_env / password_file (else the URL's), registered as a secret."""
-        return target_password(f"redis target {self.target}", self.password_env, self.password_file, self.url,
-                               register_url_secrets)
+        return self.read_password("redis", self.url, register_url_secrets)
 
 
 class RedisSettings(PollSettings):

@@ -532,7 +532,7 @@ def regression_findings(regressions: list[Regression]) -> list[Finding]:
     for r in regressions:
         ratio = r.current.mean_exec_seconds / r.baseline.mean_exec_seconds if r.baseline.mean_exec_seconds else 0.0
         out.append(Finding(
-            kind="statement_regression", table=r.table,
+            kind="statement_regression", table=r.table, table_id=r.table_id,
             evidence=(f"Statement {r.queryid} now takes {r.current.mean_exec_seconds * 1000:.2f} ms per call "
                       f"({r.current.calls} calls in the last window), {ratio:.1f}x its "
                       f"{r.baseline.mean_exec_seconds * 1000:.2f} ms before, {r.cause}."),

@@ -144,6 +144,20 @@ class Column:
     deduplicates: bool = True
 
 
+@dataclass(frozen=True)
+class TableId:
+    """A table as PostgreSQL knows it: its oid, and its schema and name (either may hold dots); ``qualified``
+    is for display only, never split back."""
+
+    relid: int
+    schema: str
+    name: str
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
 @dataclass
 class Table:
     oid: int
@@ -165,6 +179,10 @@ class Table:
     @property
     def qualified(self) -> str:
         return f"{self.schema}.{self.name}"
+
+    @property
+    def id(self) -> TableId:
+        return TableId(self.oid, self.schema, self.name)
 
     @property
     def row_width(self) -> float:

@@ -6,7 +6,9 @@ JSON shape (others build on it)::
      "summary": {...}, "notes": [...], "plan": {...}, "outcomes": [...], "coverage": [...]}
 
 A finding always has ``kind``, ``table`` and ``evidence``; the other keys are
-present only where they apply (never ``null``). An index finding the plan acts
+present only where they apply (never ``null``). ``table`` is the display text
+``schema.table``; a finding on a table also names it by ``relid`` (its oid),
+``schema`` and ``relname``, which is how it is matched (names may hold dots). An index finding the plan acts
 on names its step (``action``, the action's ``order``); one it does not act on
 says why (``held_back``). ``plan`` is in ``actions.py``, ``outcomes`` in
 ``outcomes.py``, a ``coverage`` entry (``StatementReason``) in ``actions.py``.
@@ -20,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from .actions import Plan, StatementReason
+from .catalog import TableId
 from .kinds import KINDS, kind
 from .outcomes import VERDICTS, Outcome
 
@@ -63,13 +66,22 @@ class Finding:
     replaced_by: str | None = None  # the index that serves a dropped index's lookups afterwards
     parent_queryid: int | None = None  # n_plus_one: the statement whose rows the lookups follow
     parent_query: str | None = None  # its normalized text (untrusted)
+    table_id: TableId | None = None  # the table by oid and (schema, name); None: on no table the advisor knows
     benefit: float = 0.0  # ordering key for people; not part of the JSON contract
 
     def __post_init__(self) -> None:
         kind(self.kind)  # raises for a kind the registry (kinds.py) lacks
 
+    def concerns(self, schema: str, table: str) -> bool:
+        """Whether it is on the table ``schema``.``table``: by its (schema, name), else by its display text."""
+        if self.table_id is not None:
+            return (self.table_id.schema, self.table_id.name) == (schema, table)
+        return self.table == f"{schema}.{table}"
+
     def to_json_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "table": self.table, "evidence": self.evidence}
+        if self.table_id is not None:
+            out |= {"relid": self.table_id.relid, "schema": self.table_id.schema, "relname": self.table_id.name}
         for name in _OPTIONAL:
             value = getattr(self, name)
             if value is not None:

@@ -71,7 +71,7 @@ def _invalid(found: _Found) -> None:
         if table is None or index.is_valid or index.building:
             continue
         found.emit(index, Finding(
-            kind="invalid_index", table=table.qualified,
+            kind="invalid_index", table=table.qualified, table_id=table.id,
             evidence=(f"Index {index.qualified} is invalid (indisvalid = false), most likely left by a "
                       f"failed CREATE INDEX CONCURRENTLY; it is maintained on every write but never "
                       f"used. Drop it, then create it again."),
@@ -99,7 +99,7 @@ def _duplicates(found: _Found, valid: list[Index]) -> None:
             table = found.table_of(index)
             assert table is not None
             found.emit(index, Finding(
-                kind="duplicate_index", table=table.qualified,
+                kind="duplicate_index", table=table.qualified, table_id=table.id,
                 evidence=(f"Index {index.qualified} has the same columns, predicate and method as "
                           f"{keep.qualified}; it doubles write cost and storage ({units.size(index.size_bytes)}) "
                           f"for nothing."),
@@ -127,7 +127,7 @@ def _redundant(found: _Found, valid: list[Index]) -> None:
                 table = found.table_of(index)
                 assert table is not None
                 found.emit(index, Finding(
-                    kind="redundant_index", table=table.qualified,
+                    kind="redundant_index", table=table.qualified, table_id=table.id,
                     evidence=(f"The columns of {index.qualified} ({', '.join(k.text for k in index.keys)}) "
                               f"are a leading prefix of {other.qualified}, which serves the same lookups."),
                     ddl=index.drop_ddl(), covered_by=other.qualified,
@@ -144,7 +144,7 @@ def _unused(found: _Found, valid: list[Index], settings: Thresholds) -> None:
         table = found.table_of(index)
         assert table is not None
         found.emit(index, Finding(
-            kind="unused_index", table=table.qualified,
+            kind="unused_index", table=table.qualified, table_id=table.id,
             evidence=(f"Index {index.qualified} ({units.size(index.size_bytes)}) has not been scanned "
                       f"{_age_text(age)}, while {table.writes} rows were written to {table.qualified}."),
             ddl=index.drop_ddl(),
@@ -165,7 +165,7 @@ def _low_selectivity(found: _Found, valid: list[Index], settings: Thresholds) ->
             what = (f"The key columns ({', '.join(k.text for k in index.keys)}) of {index.qualified} have "
                     f"at most about {distinct:.0f} combinations of")
         found.emit(index, Finding(
-            kind="low_selectivity_index", table=table.qualified,
+            kind="low_selectivity_index", table=table.qualified, table_id=table.id,
             evidence=(f"{what} distinct values over {table.rows:.0f} rows: a lookup on it reads a large share of "
                       f"the table, so the planner rarely wants it ({index.scans} scans). Drop it, or "
                       f"replace it with a partial index on the rare value."),

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from collectors.postgres.statements import StatementStat
 
-from .catalog import Catalog, Index
+from .catalog import Catalog, Index, TableId
 from .settings import Thresholds
 
 Verdict = Literal["improvement", "regression", "unchanged", "insufficient_data"]
@@ -123,10 +123,11 @@ class Regression:
 
     queryid: int
     query: str
-    table: str
+    table: str  # qualified name, for display
     baseline: Window
     current: Window
     cause: str  # one line for people
+    table_id: TableId | None = None  # the table (None: none of the statement's tables is known)
 
 
 @dataclass
@@ -225,7 +226,7 @@ class OutcomeTracker:
                         f.after.setdefault(q, []).append(current[q])
             f.outcome.statements = self._judge(f)
         outcomes = [f.outcome for f in self.followed]
-        return outcomes, self._regressions(outcomes, current, previous, tables_of, cat)
+        return outcomes, self._regressions(self.followed, current, previous, tables_of, cat)
 
     def remember_advice(self, creates: Iterable[tuple[int, tuple[str, ...]]], drops: Iterable[int]) -> None:
         """What the last plan advised, so a change that follows it is marked ``advised``."""
@@ -268,12 +269,13 @@ class OutcomeTracker:
             return "improvement"
         return "unchanged"
 
-    def _regressions(self, outcomes: list[Outcome], current: Mapping[int, Window],
+    def _regressions(self, followed: list[_Followed], current: Mapping[int, Window],
                      previous: Mapping[int, Sequence[tuple[int, Window]]], tables_of: Mapping[int, set[int]],
                      cat: Catalog) -> list[Regression]:
         s = self.settings
         found: dict[int, Regression] = {}
-        for outcome in outcomes:
+        for f in followed:
+            outcome, table = f.outcome, cat.tables.get(f.table_oid)
             for st in outcome.statements:
                 now_w = current.get(st.queryid)
                 still = now_w is not None and now_w.calls >= s.outcome_min_calls and \
@@ -282,7 +284,7 @@ class OutcomeTracker:
                     cause = (f"after index {outcome.index} was {outcome.change} on {outcome.table} "
                              f"({outcome.detected_at.replace(microsecond=0).isoformat()})")
                     found.setdefault(st.queryid, Regression(st.queryid, st.query, outcome.table, st.before,
-                                                            st.after, cause))
+                                                            st.after, cause, table.id if table else None))
         for q, now_w in current.items():
             if q in found or now_w.calls < s.regression_min_calls:
                 continue
@@ -292,10 +294,11 @@ class OutcomeTracker:
             baseline = statistics.median(w.mean_exec_seconds for w in earlier)
             mean = now_w.mean_exec_seconds
             if mean >= baseline * s.regression_factor and mean - baseline >= s.outcome_min_delta_seconds:
-                table = next((cat.tables[t].qualified for t in sorted(tables_of.get(q, ())) if t in cat.tables), "")
-                found[q] = Regression(q, self.texts.get(q, ""), table, merged(earlier), now_w,
+                on = next((cat.tables[t] for t in sorted(tables_of.get(q, ())) if t in cat.tables), None)
+                found[q] = Regression(q, self.texts.get(q, ""), on.qualified if on else "", merged(earlier), now_w,
                                       f"against its own baseline (median of {len(earlier)} earlier windows), "
-                                      "with no index change on its tables: a deploy, a plan change or data growth")
+                                      "with no index change on its tables: a deploy, a plan change or data growth",
+                                      on.id if on else None)
         return sorted(found.values(), key=lambda r: -r.current.exec_seconds)
 
 

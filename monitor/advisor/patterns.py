@@ -138,7 +138,7 @@ def _n_plus_one(child: KeyLookup, parent: Parent) -> Finding:
     if parent.recurring:
         how += ", at the same rate as in the previous window"
     return Finding(
-        kind="n_plus_one", table=child.table.qualified,
+        kind="n_plus_one", table=child.table.qualified, table_id=child.table.id,
         evidence=(f"Statement {stat.queryid} looks up {child.table.qualified} by its {child.key_kind} "
                   f"({', '.join(child.key)}) {stat.calls} times ({100 * child.share:.0f}% of all calls), "
                   f"{stat.rows_per_call:.2f} rows per call, {parent.per_call:.1f} times per call of statement "
@@ -160,14 +160,9 @@ def slow_findings(
     for stat, analysis in items:
         if stat.calls < settings.slow_min_calls or stat.mean_exec_seconds < settings.slow_mean_seconds:
             continue
-        table = ""
-        for ref in analysis.relations if analysis else []:
-            found = cat.table(ref)
-            if found is not None:
-                table = found.qualified
-                break
+        on = next((t for t in map(cat.table, analysis.relations if analysis else []) if t is not None), None)
         findings.append(Finding(
-            kind="slow_statement", table=table,
+            kind="slow_statement", table=on.qualified if on else "", table_id=on.id if on else None,
             evidence=(f"Statement {stat.queryid} took {stat.mean_exec_seconds * 1000:.0f} ms per call on "
                       f"average over {stat.calls} calls {window} (threshold "
                       f"{settings.slow_mean_seconds * 1000:.0f} ms)."),

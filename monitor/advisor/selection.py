@@ -300,7 +300,7 @@ def _keep(v: Verifying, t: TableRound, picked: Picked) -> None:
     t.kept_here.append(best)
     finding = missing_index_finding(best, affected, sum(t.calls[q] for q in affected), (before_w, after_w), sizes[0])
     extra = [Finding(
-        kind="missing_index", table=table.qualified,
+        kind="missing_index", table=table.qualified, table_id=table.id,
         evidence=(f"Advised together with {best.label} for the same {len(affected)} statement(s): "
                   f"{best.why}. Estimated size {units.size(member_size)}, checked with HypoPG."),
         columns=member.columns, ddl=member.ddl(), queryids=affected, verified="hypopg",
@@ -319,7 +319,7 @@ def missing_index_finding(cand: Candidate, affected: list[int], calls: int, weig
     before_w, after_w = weighted
     table = cand.table
     return Finding(
-        kind="missing_index", table=table.qualified,
+        kind="missing_index", table=table.qualified, table_id=table.id,
         evidence=(f"{len(affected)} statement(s) on {table.qualified} "
                   f"({calls} calls) would go from a weighted generic-plan "
                   f"cost of {before_w:.0f} to {after_w:.0f} ({units.percent_less(1 - after_w / before_w)} "
@@ -515,7 +515,7 @@ def select_heuristic(
     for cand in capped:
         ms = sum(time_of.get(q, 0.0) for q in cand.queryids)
         finding = Finding(
-            kind="missing_index", table=cand.table.qualified,
+            kind="missing_index", table=cand.table.qualified, table_id=cand.table.id,
             evidence=(f"{len(cand.queryids)} statement(s) filter {cand.table.qualified} on "
                       f"{', '.join(cand.columns)} ({sum(calls_of.get(q, 0) for q in cand.queryids)} calls, "
                       f"{ms / 1000:.1f} s in total) and no index serves them. Not verified: HypoPG is "

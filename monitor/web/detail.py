@@ -241,10 +241,10 @@ def statement_reason(report: AdviceReport | None, queryid: int) -> StatementReas
     return next((c for c in report.coverage if c.queryid == queryid or queryid in c.variants), None)
 
 
-def table_findings(report: AdviceReport | None, qualified: str) -> list[Finding]:
+def table_findings(report: AdviceReport | None, schema: str, table: str) -> list[Finding]:
     if report is None:
         return []
-    return [f for f in report.ordered_findings() if f.table == qualified]
+    return [f for f in report.ordered_findings() if f.concerns(schema, table)]
 
 
 def table_history(report: AdviceReport | None, qualified: str) -> list[tuple[IndexEvent, Outcome | None]]:
@@ -450,20 +450,16 @@ def _table_match(schema: str, table: str, datname: str | None) -> dict[str, str]
 def find_table(name: str, last: PostgresSnapshot | DatabaseStats | None, history: History,
                report: AdviceReport | None, datname: str | None = None) -> tuple[str, str] | None:
     """(schema, table) whose ``schema.table`` is ``name``, among the tables the snapshot (or one of the
-    target's other databases), the history (of ``datname`` when given) and the advice know."""
+    target's other databases), the history (of ``datname`` when given) and the advice know: the text is
+    matched against the pairs they hold, never split (either name may hold dots)."""
     known: list[tuple[str, str]] = []
     if last is not None:
         known += [(t.schema, t.table) for t in last.tables] + [(i.schema, i.table) for i in last.indexes]
     in_db = {"datname": datname} if datname is not None else {}
     known += [(s.labels["schema"], s.labels["table"]) for s in history.series(SEQ_SCANS, **in_db)]
-    for pair in known:
-        if f"{pair[0]}.{pair[1]}" == name and pair[1] != OTHER:
-            return pair
-    if report is not None and any(f.table == name for f in report.findings):
-        schema, dot, table = name.partition(".")  # the advisor names tables schema.table: the first dot
-        if dot:
-            return schema, table
-    return None
+    if report is not None:
+        known += [(f.table_id.schema, f.table_id.name) for f in report.findings if f.table_id is not None]
+    return next((pair for pair in known if f"{pair[0]}.{pair[1]}" == name and pair[1] != OTHER), None)
 
 
 def table_page(states: Iterable[SourceState], target: str, name: str, now: float) -> TablePage | None:
@@ -529,6 +525,6 @@ def _with_charts_and_advice(page: TablePage, pg: SourceState, datname: str | Non
         _chart("dead", "dead rows", "count", [Line("dead rows", dead.times, dead.values)] if dead else [], pg, now),
     ]
     report = page.advice.report
-    advice = Advice(page.advice.state, report, table_findings(report, page.qualified),
+    advice = Advice(page.advice.state, report, table_findings(report, page.schema, page.table),
                     table_actions(report, page.qualified))
     return replace(page, charts=charts, advice=advice)

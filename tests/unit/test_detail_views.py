@@ -192,9 +192,9 @@ def test_findings_and_plan_actions_matched_to_a_statement() -> None:
 
 def test_findings_and_plan_actions_matched_to_a_table() -> None:
     r = report()
-    assert sorted(f.kind for f in table_findings(r, "s.t")) == ["missing_index", "unused_index"]
+    assert sorted(f.kind for f in table_findings(r, "s", "t")) == ["missing_index", "unused_index"]
     assert [a.order for a in table_actions(r, "s.t")] == [1, 2]
-    assert table_findings(r, "s.x") == [] and table_actions(None, "s.t") == []
+    assert table_findings(r, "s", "x") == [] and table_actions(None, "s.t") == []
 
 
 # --- the pages from the scheduler's state --------------------------------------------------------------------

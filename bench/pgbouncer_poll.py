@@ -4,8 +4,8 @@ A throwaway PostgreSQL behind a throwaway PgBouncer 1.18 (harness), with ``--dat
 ``--clients`` idle clients connected (a few application names), so SHOW CLIENTS has rows to count. Measured:
 
 - dbpulse: the PgBouncer poller in-process (``--polls`` polls): wall time per poll, admin commands per poll,
-  series per poll, and the time to render its samples as the exposition text (what a scrape of the service
-  costs: it is served from the snapshot, never touching PgBouncer);
+  series per poll, the time to render its samples as the exposition text, and the service's /metrics body
+  in-process (built beforehand, and the worst case: a scrape that lands while a poll's re-encoding runs);
 - dbpulse's admin commands a minute at its default settings (interval 15 s, config_interval 60 s,
   detail_interval 30 s): ``--minutes`` minutes of polls on a stepped clock, every command counted on the wire;
 - the peer, started as its package installs it: time per scrape and admin commands per scrape, or why it
@@ -13,6 +13,11 @@ A throwaway PostgreSQL behind a throwaway PgBouncer 1.18 (harness), with ``--dat
   ``total_query_count`` in 1.8, and exits at start on 1.18; the bench records that, then runs it again with
   a shim (``PEER_SHIM``: the one column copied under its old name, nothing else changed) so its scrape can be
   timed; the result says which run was measured;
+- side by side over HTTP, the scrape: dbpulse's service (``dbpulse run --pgbouncer``, polling at its defaults)
+  and the peer, both on the same PgBouncer directly (no proxy slows the peer), scraped in turn ``--scrapes``
+  times each by one client that sends what Prometheus 2.53 sends (``common.PROMETHEUS_HEADERS``: OpenMetrics
+  preferred, ``Accept-Encoding: gzip``), keeps the connection alive while the server does, and reads and
+  gunzips the body: median and p99 of each, and their ratios;
 - side by side, admin commands a minute: dbpulse at its defaults against the peer at a 15 s scrape interval
   (the global ``scrape_interval`` of Debian's prometheus.yml; Prometheus' built-in default is 1 m) and at 1 m,
   with dbpulse at a 60 s interval too.
@@ -22,6 +27,7 @@ that counts the simple-protocol queries (``Q`` messages) its clients send. (PgBo
 count admin-console commands.)
 
 Usage: .venv/bin/python -m bench.pgbouncer_poll [--databases 20] [--clients 5] [--polls 50] [--minutes 4]
+       [--scrapes 500]
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import struct
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -262,9 +268,7 @@ def peer_command(proxy: CountingProxy) -> tuple[list[str] | None, dict[str, Any]
 
 def measure_peer(proxy: CountingProxy, command: list[str], scrapes: int) -> dict[str, Any]:
     """The peer's admin commands a scrape, counted on the wire (through the proxy)."""
-    before = proxy.queries
-    counted = run_peer(proxy.port, scrapes, command)
-    return counted | {"admin_commands_per_scrape": (proxy.queries - before) / scrapes}
+    return run_peer(proxy.port, scrapes, command, lambda: proxy.queries)
 
 
 @contextlib.contextmanager
@@ -276,20 +280,25 @@ def serving(name: str, command: list[str], port: int, env: dict[str, str] | None
         yield service
 
 
-def run_peer(pgbouncer_port: int, scrapes: int, command: list[str]) -> dict[str, Any]:
-    """The peer started on PgBouncer at ``pgbouncer_port``, scraped ``scrapes`` times; or why it does not run."""
+def run_peer(pgbouncer_port: int, scrapes: int, command: list[str],
+             commands: Callable[[], int] = lambda: 0) -> dict[str, Any]:
+    """The peer started on PgBouncer at ``pgbouncer_port``, scraped ``scrapes`` times, ``commands`` (the admin
+    commands counted so far) read around those scrapes; or why it does not run."""
     port = free_port()
     args = [*command, "--host", "127.0.0.1", "--port", str(port), "--pgbouncer-host", "127.0.0.1",
             "--pgbouncer-port", str(pgbouncer_port), "--pgbouncer-user", "dbpulse"]
     try:
         with serving("peer", args, port, {"PGPASSWORD": USERS["dbpulse"]}):
             scraper = common.PrometheusScraper(port)
+            before = commands()
             got = [scraper.scrape() for _ in range(scrapes)]
+            sent = commands() - before
             scraper.close()
     except RuntimeError as exc:  # it exited: its last line says why
         lines = str(exc).strip().splitlines()
         return {"runs": False, "why": lines[-1] if lines else "exited"}
-    return {"runs": True, "scrapes": scrapes, "series": common.series_count(got[-1].body.decode())}
+    return {"runs": True, "scrapes": scrapes, "series": common.series_count(got[-1].body.decode()),
+            "admin_commands_per_scrape": sent / scrapes}
 
 
 def side_by_side(bouncer: LocalPgBouncer, peer: list[str] | None, scrapes: int) -> dict[str, Any]:

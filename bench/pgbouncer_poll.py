@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import CollectorRegistry
@@ -311,22 +312,28 @@ def side_by_side(bouncer: LocalPgBouncer, peer: list[str] | None, scrapes: int) 
                  "--log-level", "warning"]
     out: dict[str, Any] = {}
     with contextlib.ExitStack() as stack:
-        stack.enter_context(serving("dbpulse", ours_args, ours_port, ready="/readyz"))
+        services = {"dbpulse": stack.enter_context(serving("dbpulse", ours_args, ours_port, ready="/readyz"))}
         sides = {"dbpulse": common.PrometheusScraper(ours_port)}
         if peer is not None:
             peer_port = free_port()
-            stack.enter_context(serving("peer", [*peer, "--host", "127.0.0.1", "--port", str(peer_port),
-                                                 "--pgbouncer-host", "127.0.0.1", "--pgbouncer-port",
-                                                 str(bouncer.port), "--pgbouncer-user", "dbpulse"],
-                                        peer_port, {"PGPASSWORD": USERS["dbpulse"]}))
+            services["peer"] = stack.enter_context(serving(
+                "peer", [*peer, "--host", "127.0.0.1", "--port", str(peer_port), "--pgbouncer-host", "127.0.0.1",
+                         "--pgbouncer-port", str(bouncer.port), "--pgbouncer-user", "dbpulse"],
+                peer_port, {"PGPASSWORD": USERS["dbpulse"]}))
             sides["peer"] = common.PrometheusScraper(peer_port)
         walls: dict[str, list[float]] = {name: [] for name in sides}
         last: dict[str, common.Scraped] = {}
+        cpu: dict[str, float] = {}
+        pgbouncer = psutil.Process(bouncer.pid)
         for i in range(SCRAPE_WARMUP + scrapes):
+            if i == SCRAPE_WARMUP:
+                cpu = {name: s.cpu_seconds() for name, s in services.items()} | {"pgbouncer": _cpu(pgbouncer)}
             for name, scraper in sides.items():
                 last[name] = got = scraper.scrape()
                 if i >= SCRAPE_WARMUP:
                     walls[name].append(got.seconds)
+        cpu = {name: s.cpu_seconds() - cpu[name] for name, s in services.items()} | {
+            "pgbouncer": _cpu(pgbouncer) - cpu["pgbouncer"]}
         for name, scraper in sides.items():
             scraper.close()
             got = last[name]
@@ -334,11 +341,21 @@ def side_by_side(bouncer: LocalPgBouncer, peer: list[str] | None, scrapes: int) 
                          "ms_p99": common.percentile(walls[name], 99) * 1000, "series":
                          common.series_count(got.body.decode()), "content_type": got.content_type,
                          "content_encoding": got.content_encoding, "wire_bytes": got.wire_bytes,
-                         "body_bytes": len(got.body)}
+                         "body_bytes": len(got.body),
+                         # the serving process's CPU time (user + system) per scrape: the work, whatever the load
+                         "cpu_ms_per_scrape": cpu[name] * 1000 / scrapes}
+        if "peer" in out:  # PgBouncer answers the peer's four SHOW commands a scrape (and dbpulse's rare polls)
+            out["peer"]["pgbouncer_cpu_ms_per_scrape"] = cpu["pgbouncer"] * 1000 / scrapes
     if "peer" in out:
         out["ratios"] = {"median": common.ratio(out["peer"]["ms_median"], out["dbpulse"]["ms_median"]),
-                         "p99": common.ratio(out["peer"]["ms_p99"], out["dbpulse"]["ms_p99"])}
+                         "p99": common.ratio(out["peer"]["ms_p99"], out["dbpulse"]["ms_p99"]),
+                         "cpu": common.ratio(out["peer"]["cpu_ms_per_scrape"], out["dbpulse"]["cpu_ms_per_scrape"])}
     return out
+
+
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
 
 
 def peer_version() -> str:
@@ -377,6 +394,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             per_minute[f"peer_at_{i:g}s"] = peer["admin_commands_per_scrape"] * 60 / i
         ratios = {"scrape_peer_over_dbpulse_median": http["ratios"]["median"],
                   "scrape_peer_over_dbpulse_p99": http["ratios"]["p99"],
+                  "scrape_cpu_peer_over_dbpulse": http["ratios"]["cpu"],
                   **{f"admin_commands_per_minute_peer_over_dbpulse_at_{i:g}s":
                      common.ratio(per_minute[f"peer_at_{i:g}s"], per_minute[f"dbpulse_at_{i:g}s"])
                      for i in SCRAPE_INTERVALS}}
@@ -400,7 +418,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                            side["series"]] for name, side in http.items() if name != "ratios"])
     if http.get("ratios"):
         print(f"peer / dbpulse scrape over HTTP: median {common.fmt_ratio(http['ratios']['median'])}, "
-              f"p99 {common.fmt_ratio(http['ratios']['p99'])}")
+              f"p99 {common.fmt_ratio(http['ratios']['p99'])}; serving process CPU per scrape "
+              f"{http['dbpulse']['cpu_ms_per_scrape']:.3f} ms against {http['peer']['cpu_ms_per_scrape']:.3f} ms "
+              f"({common.fmt_ratio(http['ratios']['cpu'])}; PgBouncer "
+              f"{http['peer']['pgbouncer_cpu_ms_per_scrape']:.3f} ms more for the peer)")
     common.print_table(["admin commands a minute", *(f"at {i:g} s" for i in SCRAPE_INTERVALS)],
                        [["dbpulse (interval = that, other settings default)",
                          *(per_minute[f"dbpulse_at_{i:g}s"] for i in SCRAPE_INTERVALS)],

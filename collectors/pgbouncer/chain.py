@@ -140,6 +140,12 @@ def server_pools(snap: PgBouncerSnapshot, database: Database) -> int:
     return min(most, database.max_connections) if database.max_connections else most
 
 
+def _server_of(database: Database, servers: Sequence[Endpoint]) -> Endpoint | None:
+    """The watched PostgreSQL target on the server the database leads to (any of its databases: the limits are
+    the server's); the first such target when several watch it."""
+    return next((e for e in servers if e.same_server(database.host, database.port)), None)
+
+
 def _clients_check(snap: PgBouncerSnapshot, by_database: dict[str, list[AppPool]]) -> list[Imbalance]:
     apps = list({(p.target, p.pool): p for pools in by_database.values() for p in pools}.values())
     if not apps or snap.max_client_conn is None:
@@ -155,11 +161,12 @@ def _clients_check(snap: PgBouncerSnapshot, by_database: dict[str, list[AppPool]
 
 def _server_checks(snap: PgBouncerSnapshot, servers: Sequence[Endpoint]) -> list[Imbalance]:
     """Per PostgreSQL server: the server connections of every PgBouncer database leading to it, together."""
+    by_server: dict[str, tuple[Endpoint, list[Database]]] = {}
+    for d in snap.chain():
+        if (found := _server_of(d, servers)) is not None:
+            by_server.setdefault(found.target, (found, []))[1].append(d)
     out = []
-    for server in {(e.host, e.port): e for e in servers}.values():
-        databases = [d for d in snap.chain() if server.same_server(d.host, d.port)]
-        if not databases:
-            continue
+    for server, databases in by_server.values():
         demand = sum(server_pools(snap, d) for d in databases)
         parts = "; ".join(
             f"{d.name}: (pool_size {d.pool_size} + reserve_pool {d.reserve_pool_size}) x {snap.pools_of(d)} "
@@ -216,7 +223,7 @@ def capacities(snap: PgBouncerSnapshot, links: Sequence[Link]) -> dict[str, dict
         if snap.max_client_conn is not None:
             caps["pgbouncer_clients"] = snap.max_client_conn
         caps["pgbouncer_pool"] = server_pools(snap, d)
-        if server := next((e for e in servers if e.same_server(d.host, d.port)), None):
+        if server := _server_of(d, servers):
             caps["server"] = server.available
         out[d.name] = caps
     return out
@@ -234,7 +241,8 @@ class WarnOnce:
         for text in sorted(texts - last):
             log.warning("pool chain configuration: %s", text)
         if last and not texts:
-            log.info("PgBouncer %s: the pool chain's configured capacities fit again", target)
+            log.info("PgBouncer %s: no pool chain configuration warning any more (the capacities fit, or a link "
+                     "is no longer known)", target)
         self._last[target] = texts
 
 

@@ -253,6 +253,54 @@ def scrape(url: str, requests: int, concurrency: int, timeout: float = 60.0) -> 
     return asyncio.run(_scrape(url, requests, concurrency, timeout))
 
 
+# What Prometheus 2.53 sends with every scrape (its default scrape_protocols, no native histograms).
+PROMETHEUS_HEADERS = {
+    "Accept": "application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,"
+              "text/plain;version=0.0.4;q=0.3,*/*;q=0.2",
+    "Accept-Encoding": "gzip",
+    "User-Agent": "Prometheus/2.53.1",
+    "X-Prometheus-Scrape-Timeout-Seconds": "10",
+}
+
+
+@dataclass
+class Scraped:
+    seconds: float  # from sending the request to the body read and decoded
+    body: bytes  # decoded
+    content_type: str
+    content_encoding: str
+    wire_bytes: int
+
+
+class PrometheusScraper:
+    """One scraper as Prometheus is one: its headers, one connection kept alive for as long as the server keeps
+    it (a server that closes it is connected again, in the timed scrape), the gzipped body read and decoded.
+    The same client for dbpulse and its peer, one scrape at a time."""
+
+    def __init__(self, port: int, path: str = "/metrics", timeout: float = 30.0) -> None:
+        import http.client
+
+        self.path = path
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+
+    def scrape(self) -> Scraped:
+        import gzip
+
+        started = time.perf_counter()
+        self.conn.request("GET", self.path, headers=PROMETHEUS_HEADERS)
+        resp = self.conn.getresponse()
+        wire = resp.read()
+        encoding = resp.getheader("Content-Encoding") or ""
+        body = gzip.decompress(wire) if encoding == "gzip" else wire
+        seconds = time.perf_counter() - started
+        if resp.status != 200:
+            raise RuntimeError(f"GET {self.path}: HTTP {resp.status}")
+        return Scraped(seconds, body, resp.getheader("Content-Type") or "", encoding, len(wire))
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 # --------------------------------------------------------------------------- machine and versions
 
 

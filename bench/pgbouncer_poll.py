@@ -4,8 +4,8 @@ A throwaway PostgreSQL behind a throwaway PgBouncer 1.18 (harness), with ``--dat
 ``--clients`` idle clients connected (a few application names), so SHOW CLIENTS has rows to count. Measured:
 
 - dbpulse: the PgBouncer poller in-process (``--polls`` polls): wall time per poll, admin commands per poll,
-  series per poll, and the time to render its samples as the exposition text (what a scrape of the service
-  costs: it is served from the snapshot, never touching PgBouncer);
+  series per poll, the time to render its samples as the exposition text, and the service's /metrics body
+  in-process (built beforehand, and the worst case: a scrape that lands while a poll's re-encoding runs);
 - dbpulse's admin commands a minute at its default settings (interval 15 s, config_interval 60 s,
   detail_interval 30 s): ``--minutes`` minutes of polls on a stepped clock, every command counted on the wire;
 - the peer, started as its package installs it: time per scrape and admin commands per scrape, or why it
@@ -13,6 +13,11 @@ A throwaway PostgreSQL behind a throwaway PgBouncer 1.18 (harness), with ``--dat
   ``total_query_count`` in 1.8, and exits at start on 1.18; the bench records that, then runs it again with
   a shim (``PEER_SHIM``: the one column copied under its old name, nothing else changed) so its scrape can be
   timed; the result says which run was measured;
+- side by side over HTTP, the scrape: dbpulse's service (``dbpulse run --pgbouncer``, polling at its defaults)
+  and the peer, both on the same PgBouncer directly (no proxy slows the peer), scraped in turn ``--scrapes``
+  times each by one client that sends what Prometheus 2.53 sends (``common.PROMETHEUS_HEADERS``: OpenMetrics
+  preferred, ``Accept-Encoding: gzip``), keeps the connection alive while the server does, and reads and
+  gunzips the body: median and p99 of each, and their ratios;
 - side by side, admin commands a minute: dbpulse at its defaults against the peer at a 15 s scrape interval
   (the global ``scrape_interval`` of Debian's prometheus.yml; Prometheus' built-in default is 1 m) and at 1 m,
   with dbpulse at a 60 s interval too.
@@ -22,6 +27,7 @@ that counts the simple-protocol queries (``Q`` messages) its clients send. (PgBo
 count admin-console commands.)
 
 Usage: .venv/bin/python -m bench.pgbouncer_poll [--databases 20] [--clients 5] [--polls 50] [--minutes 4]
+       [--scrapes 500]
 """
 
 from __future__ import annotations
@@ -34,10 +40,11 @@ import struct
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import CollectorRegistry
@@ -54,6 +61,7 @@ from monitor.web.exposition import Exposition
 PEER = Path(os.environ.get("BENCH_PGBOUNCER_EXPORTER", "/usr/bin/prometheus-pgbouncer-exporter"))
 APPS = ("quotes-api", "billing-worker", "reports", "admin-ui")
 SCRAPE_INTERVALS = (15.0, 60.0)  # Debian's prometheus.yml global scrape_interval; Prometheus' built-in default
+SCRAPE_WARMUP = 5  # scrapes of each side before the timed ones (the first builds dbpulse's gzipped body)
 
 # Run by the system Python that has the Debian package: its STATS collector reads total_requests, gone since
 # PgBouncer 1.8 (renamed total_query_count). The shim copies that one column under its old name.
@@ -202,22 +210,25 @@ def measure_dbpulse(proxy: CountingProxy, polls: int) -> dict[str, Any]:
 
 
 async def scrapes(poller: PgBouncerPoller, samples: list[Sample], n: int) -> tuple[list[float], list[float]]:
+    """The service's /metrics body without HTTP, as Prometheus asks for it: served as built beforehand (warm), and
+    landing while a poll's re-encoding runs (cold: it waits for the encoding, the worst case)."""
     scheduler = Scheduler([poller])
     state = scheduler.states[0]
     state.samples, state.up, state.polls = samples, True, 1
     exposition = Exposition(scheduler)
+    accept, encoding = common.PROMETHEUS_HEADERS["Accept"], common.PROMETHEUS_HEADERS["Accept-Encoding"]
     cold, warm = [], []
-    await exposition.render("")  # Prometheus has scraped once: its format is re-encoded when a poll ends
+    await exposition.serve(accept, encoding)  # Prometheus has scraped once: its format is re-encoded when a poll ends
     for _ in range(n):
         scheduler.version += 1  # a scrape that lands while a poll's re-encoding runs waits for it (worst case)
         started = time.perf_counter()
-        await exposition.render("")
+        await exposition.serve(accept, encoding)
         cold.append(time.perf_counter() - started)
-        scheduler.bump()  # a poll ended: re-encoded in the background, so the next scrape is served cached
+        scheduler.bump()  # a poll ended: re-encoded in the background, so the next scrape is served as built
         assert exposition.warming is not None
         await exposition.warming
         started = time.perf_counter()
-        await exposition.render("")
+        await exposition.serve(accept, encoding)
         warm.append(time.perf_counter() - started)
     await exposition.close()
     return cold, warm
@@ -243,48 +254,108 @@ def commands_per_minute(proxy: CountingProxy, minutes: int, interval: float) -> 
     return asyncio.run(run()) / minutes
 
 
-def measure_peer(proxy: CountingProxy, scrapes: int) -> dict[str, Any]:
+def peer_command(proxy: CountingProxy) -> tuple[list[str] | None, dict[str, Any]]:
+    """How the peer runs: as installed, else under the shim (``PEER_SHIM``), else not (and why)."""
     if not PEER.exists():
-        return {"runs": False, "why": f"{PEER} is not installed"}
-    as_installed = run_peer(proxy, scrapes, [str(PEER)])
+        return None, {"runs": False, "why": f"{PEER} is not installed"}
+    as_installed = run_peer(proxy.port, 1, [str(PEER)])
     if as_installed.get("runs"):
-        return as_installed | {"shim": False}
-    shimmed = run_peer(proxy, scrapes, ["/usr/bin/python3", "-c", PEER_SHIM])
-    return shimmed | {"shim": True, "as_installed": as_installed}
+        return [str(PEER)], {"shim": False}
+    shimmed = run_peer(proxy.port, 1, ["/usr/bin/python3", "-c", PEER_SHIM])
+    if not shimmed.get("runs"):
+        return None, shimmed | {"as_installed": as_installed}
+    return ["/usr/bin/python3", "-c", PEER_SHIM], {"shim": True, "as_installed": as_installed}
 
 
-def run_peer(proxy: CountingProxy, scrapes: int, command: list[str]) -> dict[str, Any]:
+def measure_peer(proxy: CountingProxy, command: list[str], scrapes: int) -> dict[str, Any]:
+    """The peer's admin commands a scrape, counted on the wire (through the proxy)."""
+    return run_peer(proxy.port, scrapes, command, lambda: proxy.queries)
+
+
+@contextlib.contextmanager
+def serving(name: str, command: list[str], port: int, env: dict[str, str] | None = None,
+            ready: str = "/metrics") -> Iterator[common.Service]:
+    service = common.Service(name, command, port, env or {})
+    with common.running(service):
+        common.wait_http(service, timeout=30, path=ready)
+        yield service
+
+
+def run_peer(pgbouncer_port: int, scrapes: int, command: list[str],
+             commands: Callable[[], int] = lambda: 0) -> dict[str, Any]:
+    """The peer started on PgBouncer at ``pgbouncer_port``, scraped ``scrapes`` times, ``commands`` (the admin
+    commands counted so far) read around those scrapes; or why it does not run."""
     port = free_port()
-    proc = subprocess.Popen(
-        [*command, "--host", "127.0.0.1", "--port", str(port), "--pgbouncer-host", "127.0.0.1",
-         "--pgbouncer-port", str(proxy.port), "--pgbouncer-user", "dbpulse"],
-        env={**os.environ, "PGPASSWORD": USERS["dbpulse"]}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    args = [*command, "--host", "127.0.0.1", "--port", str(port), "--pgbouncer-host", "127.0.0.1",
+            "--pgbouncer-port", str(pgbouncer_port), "--pgbouncer-user", "dbpulse"]
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and proc.poll() is None:
-            with contextlib.suppress(OSError):
-                common.fetch_metrics(f"http://127.0.0.1:{port}/metrics", timeout=10)
-                break
-            time.sleep(0.2)
-        if proc.poll() is not None:
-            out = (proc.stdout.read() if proc.stdout else b"").decode(errors="replace").strip().splitlines()
-            return {"runs": False, "exit_code": proc.returncode, "why": out[-1] if out else "exited"}
-        before = proxy.queries
-        walls, text = [], ""
-        for _ in range(scrapes):
-            started = time.perf_counter()
-            text = common.fetch_metrics(f"http://127.0.0.1:{port}/metrics")
-            walls.append(time.perf_counter() - started)
-        after = proxy.queries
-        return {"runs": True, "scrapes": scrapes, "scrape_ms_median": common.median(walls) * 1000,
-                "scrape_ms_p99": common.percentile(walls, 99) * 1000,
-                "admin_commands_per_scrape": (after - before) / scrapes, "series": common.series_count(text)}
-    finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(10)
-        if proc.poll() is None:
-            proc.kill()
+        with serving("peer", args, port, {"PGPASSWORD": USERS["dbpulse"]}):
+            scraper = common.PrometheusScraper(port)
+            before = commands()
+            got = [scraper.scrape() for _ in range(scrapes)]
+            sent = commands() - before
+            scraper.close()
+    except RuntimeError as exc:  # it exited: its last line says why
+        lines = str(exc).strip().splitlines()
+        return {"runs": False, "why": lines[-1] if lines else "exited"}
+    return {"runs": True, "scrapes": scrapes, "series": common.series_count(got[-1].body.decode()),
+            "admin_commands_per_scrape": sent / scrapes}
+
+
+def side_by_side(bouncer: LocalPgBouncer, peer: list[str] | None, scrapes: int) -> dict[str, Any]:
+    """dbpulse's service and the peer, each on the same PgBouncer (directly: no proxy slows the peer's SHOW
+    commands), scraped by one Prometheus-like client in turn, ``scrapes`` times each: time per scrape, from the
+    request to the body read and gunzipped. dbpulse polls at its default interval meanwhile."""
+    ours_port = free_port()
+    ours_args = [str(common.DBPULSE), "run", "--listen", f"127.0.0.1:{ours_port}", "--pgbouncer",
+                 f"bench=postgresql://dbpulse:{USERS['dbpulse']}@127.0.0.1:{bouncer.port}/pgbouncer",
+                 "--log-level", "warning"]
+    out: dict[str, Any] = {}
+    with contextlib.ExitStack() as stack:
+        services = {"dbpulse": stack.enter_context(serving("dbpulse", ours_args, ours_port, ready="/readyz"))}
+        sides = {"dbpulse": common.PrometheusScraper(ours_port)}
+        if peer is not None:
+            peer_port = free_port()
+            services["peer"] = stack.enter_context(serving(
+                "peer", [*peer, "--host", "127.0.0.1", "--port", str(peer_port), "--pgbouncer-host", "127.0.0.1",
+                         "--pgbouncer-port", str(bouncer.port), "--pgbouncer-user", "dbpulse"],
+                peer_port, {"PGPASSWORD": USERS["dbpulse"]}))
+            sides["peer"] = common.PrometheusScraper(peer_port)
+        walls: dict[str, list[float]] = {name: [] for name in sides}
+        last: dict[str, common.Scraped] = {}
+        cpu: dict[str, float] = {}
+        pgbouncer = psutil.Process(bouncer.pid)
+        for i in range(SCRAPE_WARMUP + scrapes):
+            if i == SCRAPE_WARMUP:
+                cpu = {name: s.cpu_seconds() for name, s in services.items()} | {"pgbouncer": _cpu(pgbouncer)}
+            for name, scraper in sides.items():
+                last[name] = got = scraper.scrape()
+                if i >= SCRAPE_WARMUP:
+                    walls[name].append(got.seconds)
+        cpu = {name: s.cpu_seconds() - cpu[name] for name, s in services.items()} | {
+            "pgbouncer": _cpu(pgbouncer) - cpu["pgbouncer"]}
+        for name, scraper in sides.items():
+            scraper.close()
+            got = last[name]
+            out[name] = {"scrapes": scrapes, "ms_median": common.median(walls[name]) * 1000,
+                         "ms_p99": common.percentile(walls[name], 99) * 1000, "series":
+                         common.series_count(got.body.decode()), "content_type": got.content_type,
+                         "content_encoding": got.content_encoding, "wire_bytes": got.wire_bytes,
+                         "body_bytes": len(got.body),
+                         # the serving process's CPU time (user + system) per scrape: the work, whatever the load
+                         "cpu_ms_per_scrape": cpu[name] * 1000 / scrapes}
+        if "peer" in out:  # PgBouncer answers the peer's four SHOW commands a scrape (and dbpulse's rare polls)
+            out["peer"]["pgbouncer_cpu_ms_per_scrape"] = cpu["pgbouncer"] * 1000 / scrapes
+    if "peer" in out:
+        out["ratios"] = {"median": common.ratio(out["peer"]["ms_median"], out["dbpulse"]["ms_median"]),
+                         "p99": common.ratio(out["peer"]["ms_p99"], out["dbpulse"]["ms_p99"]),
+                         "cpu": common.ratio(out["peer"]["cpu_ms_per_scrape"], out["dbpulse"]["cpu_ms_per_scrape"])}
+    return out
+
+
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
 
 
 def peer_version() -> str:
@@ -297,7 +368,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--databases", type=int, default=20)
     parser.add_argument("--clients", type=int, default=5, help="idle clients per database")
-    parser.add_argument("--polls", type=int, default=50, help="polls of dbpulse and scrapes of the peer")
+    parser.add_argument("--polls", type=int, default=50, help="timed polls of dbpulse (in-process)")
+    parser.add_argument("--scrapes", type=int, default=500, help="timed scrapes over HTTP of each, in turn")
     parser.add_argument("--minutes", type=int, default=4, help="minutes of polls (stepped clock) for dbpulse's "
                         "admin commands a minute")
     parser.add_argument("--results-dir", type=Path, default=None, help="default bench/results")
@@ -312,15 +384,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         with clients(bouncer, names, args.clients), CountingProxy(bouncer.port) as proxy:
             ours = measure_dbpulse(proxy, args.polls)
             per_minute = {f"dbpulse_at_{i:g}s": commands_per_minute(proxy, args.minutes, i) for i in SCRAPE_INTERVALS}
-            peer = measure_peer(proxy, args.polls)
+            command, peer = peer_command(proxy)
+            if command is not None:
+                peer |= measure_peer(proxy, command, max(1, args.polls // 10))
+            http = side_by_side(bouncer, command, args.scrapes)
     ratios = {}
     if peer.get("runs"):
         for i in SCRAPE_INTERVALS:
             per_minute[f"peer_at_{i:g}s"] = peer["admin_commands_per_scrape"] * 60 / i
-        theirs = peer["scrape_ms_median"]
-        ratios = {"scrape_peer_over_dbpulse_render": common.ratio(theirs, ours["render_ms_median"]),
-                  "scrape_peer_over_dbpulse_cold": common.ratio(theirs, ours["scrape_cold_ms_median"]),
-                  "scrape_peer_over_dbpulse_warm": common.ratio(theirs, ours["scrape_warm_ms_median"]),
+        ratios = {"scrape_peer_over_dbpulse_median": http["ratios"]["median"],
+                  "scrape_peer_over_dbpulse_p99": http["ratios"]["p99"],
+                  "scrape_cpu_peer_over_dbpulse": http["ratios"]["cpu"],
                   **{f"admin_commands_per_minute_peer_over_dbpulse_at_{i:g}s":
                      common.ratio(per_minute[f"peer_at_{i:g}s"], per_minute[f"dbpulse_at_{i:g}s"])
                      for i in SCRAPE_INTERVALS}}
@@ -329,18 +403,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "params": vars(args) | {"results_dir": None},
         "versions": {"pgbouncer": "1.18.0", "prometheus-pgbouncer-exporter": peer_version(),
                      "dbpulse": common.dbpulse_version()},
-        "dbpulse": ours, "peer": peer, "ratios": ratios,
+        "machine": common.machine(),
+        "dbpulse": ours, "peer": peer, "scrape_over_http": http, "ratios": ratios,
     }
     common.print_table(["", "ms median", "ms p99", "admin commands", "series"],
                        [["dbpulse poll", ours["poll_ms_median"], ours["poll_ms_p99"], ours["admin_commands_per_poll"],
                          ours["series"]],
-                        ["dbpulse render (the samples encoded)", ours["render_ms_median"], None, 0, ours["series"]],
-                        ["dbpulse scrape during a re-encoding (worst case)", ours["scrape_cold_ms_median"], None, 0,
+                        ["dbpulse body, built beforehand (in-process)", ours["scrape_warm_ms_median"], None, 0,
                          ours["series"]],
-                        ["dbpulse scrape (re-encoded when the poll ended)", ours["scrape_warm_ms_median"], None, 0,
-                         ours["series"]]]
-                       + ([["peer scrape", peer["scrape_ms_median"], peer["scrape_ms_p99"],
-                            peer["admin_commands_per_scrape"], peer["series"]]] if peer.get("runs") else []))
+                        ["dbpulse body during a re-encoding (in-process, worst case)", ours["scrape_cold_ms_median"],
+                         None, 0, ours["series"]]]
+                       + [[f"{name} scrape over HTTP ({side['content_encoding'] or 'identity'})", side["ms_median"],
+                           side["ms_p99"], 0 if name == "dbpulse" else peer.get("admin_commands_per_scrape"),
+                           side["series"]] for name, side in http.items() if name != "ratios"])
+    if http.get("ratios"):
+        print(f"peer / dbpulse scrape over HTTP: median {common.fmt_ratio(http['ratios']['median'])}, "
+              f"p99 {common.fmt_ratio(http['ratios']['p99'])}; serving process CPU per scrape "
+              f"{http['dbpulse']['cpu_ms_per_scrape']:.3f} ms against {http['peer']['cpu_ms_per_scrape']:.3f} ms "
+              f"({common.fmt_ratio(http['ratios']['cpu'])}; PgBouncer "
+              f"{http['peer']['pgbouncer_cpu_ms_per_scrape']:.3f} ms more for the peer)")
     common.print_table(["admin commands a minute", *(f"at {i:g} s" for i in SCRAPE_INTERVALS)],
                        [["dbpulse (interval = that, other settings default)",
                          *(per_minute[f"dbpulse_at_{i:g}s"] for i in SCRAPE_INTERVALS)],

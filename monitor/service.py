@@ -20,7 +20,7 @@ from monitor.web.detail import DETAIL_METRICS
 from monitor.web.exposition import Exposition
 from monitor.web.trends import RECORDED
 from monitor.web.webconfig import WebConfig, ssl_context
-from monitor.web.webconfig import middleware as web_middleware
+from monitor.web.webconfig import middlewares as web_middlewares
 
 log = logging.getLogger("dbpulse")
 
@@ -52,7 +52,7 @@ async def serve(config: Config, web_config: WebConfig, stop: asyncio.Event) -> N
     """Run until ``stop`` is set; then stop polling and close every connection."""
     scheduler = Scheduler(build_pollers(config), history_seconds=config.ui.history_seconds,
                           recorded=(*RECORDED, *DETAIL_METRICS))
-    app = make_app(scheduler, Exposition(scheduler), [web_middleware(web_config)])
+    app = make_app(scheduler, Exposition(scheduler), web_middlewares(web_config))
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     host, port = parse_listen(config.listen)

@@ -29,6 +29,16 @@ class Endpoint:
     database: str
     connections: int
     max_connections: int
+    reserved_connections: int = 0  # superuser_reserved_connections (+ reserved_connections, PostgreSQL 16+)
+
+    @property
+    def available(self) -> int:
+        """The connections an ordinary role (PgBouncer's server user) can open: max_connections less the reserved."""
+        return self.max_connections - self.reserved_connections
+
+    def same_server(self, host: str, port: int) -> bool:
+        """Whether ``host:port`` is this target's server (any of its databases: max_connections is the server's)."""
+        return port == self.port and same_host(host, self.host)
 
     def serves(self, host: str, port: int, database: str) -> bool:
         """Whether a client connecting to ``host:port/database`` reaches this target's server and database."""

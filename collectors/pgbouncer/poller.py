@@ -44,7 +44,7 @@ COMMANDS = ("POOLS", "STATS", "DATABASES", "LISTS", "CONFIG", "CLIENTS", "SERVER
 # prometheus-pgbouncer-exporter's 4 commands a scrape at a 15 s scrape interval (docs/benchmarks.md).
 SLOW_COMMANDS = {"DATABASES": "config_interval", "LISTS": "config_interval", "CONFIG": "config_interval",
                  "CLIENTS": "detail_interval", "SERVERS": "detail_interval"}
-CONFIG_KEYS = ("max_client_conn", "default_pool_size")
+CONFIG_KEYS = ("max_client_conn", "default_pool_size", "pool_mode")
 
 _LOGIN_HINT = ("the role must be in PgBouncer's stats_users (or admin_users), with its password in auth_file "
                "(or found by auth_query)")
@@ -142,6 +142,7 @@ class PgBouncerPoller(KeptConnectionPoller[PgBouncerSnapshot]):
             lists={str(r["list"]): int(r["items"]) for r in lists},
             max_client_conn=_config_int(config, "max_client_conn"),
             default_pool_size=_config_int(config, "default_pool_size"),
+            default_pool_mode=config.get("pool_mode", ""),
             client_connections=client_connections(pool_rows),
             clients=count_connections(clients, self.settings.top_applications),
             servers=count_connections(servers, self.settings.top_applications),

@@ -200,6 +200,7 @@ class PgBouncerSnapshot:
     command_errors: dict[str, int] = field(default_factory=dict)
     client_connections: int | None = None  # every client in a pool, dbpulse's own connection left out
     applications: dict[str, str] = field(default_factory=dict)  # health target -> PgBouncer database (configured)
+    default_pool_mode: str = ""  # SHOW CONFIG pool_mode: a database's mode when its entry sets none
 
     def chain(self) -> list[Database]:
         """The pool chain's PgBouncer-to-PostgreSQL links: each database's backend host, port and database,
@@ -209,6 +210,18 @@ class PgBouncerSnapshot:
     def pool_size_of(self, pool: Pool) -> int | None:
         """The pool_size of the pool's database (None for ``__other__`` or a database not listed)."""
         return next((d.pool_size for d in self.databases if d.name == pool.database), None)
+
+    def pool_mode_of(self, database: Database) -> str:
+        """The database's effective pool mode: its own, else that of its pools (SHOW POOLS), else the default."""
+        pools = {p.pool_mode for p in self.pools if p.database == database.name}
+        return database.pool_mode or (pools.pop() if len(pools) == 1 else "") or self.default_pool_mode
+
+    def pools_of(self, database: Database) -> int:
+        """How many pools the database has or can have: one with a forced user (every client shares it), else
+        one per user seen in SHOW POOLS (at least one: a pool appears with its first client)."""
+        if database.force_user:
+            return 1
+        return max(1, len({p.user for p in self.pools if p.database == database.name}))
 
     def saturated(self, pool: Pool) -> bool:
         """Every server of the pool is in use while clients wait: the queue is in PgBouncer (the condition of

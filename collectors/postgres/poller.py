@@ -153,6 +153,7 @@ class PostgresPoller(KeptConnectionPoller[PostgresSnapshot]):
             datname=server["datname"],
             server_version=str(server["version"]).split()[0],
             max_connections=int(server["max_connections"]),
+            reserved_connections=int(server.get("reserved_connections") or 0),
             features=features,
             connections=self._connections(activity),
             oldest_transaction_seconds=float(ages.get("oldest_xact") or 0),

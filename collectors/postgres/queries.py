@@ -20,6 +20,8 @@ SERVER = Query("server", {
 SELECT current_setting('server_version_num')::int AS version_num,
        current_setting('server_version') AS version,
        current_setting('max_connections')::int AS max_connections,
+       current_setting('superuser_reserved_connections')::int
+           + coalesce(current_setting('reserved_connections', true), '0')::int AS reserved_connections,
        current_database() AS datname,
        pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS read_all_stats,
        EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements') AS pgss_installed,

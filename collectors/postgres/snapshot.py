@@ -135,11 +135,12 @@ class PostgresSnapshot:
     port: int = 0
     waits: WaitProfile | None = None  # wait-event time (collectors/postgres/waits.py); None when sampling is off
     others: OtherDatabases | None = None  # the other databases watched (postgres.targets[].databases)
+    reserved_connections: int = 0  # superuser_reserved_connections + reserved_connections (16+): not for PgBouncer
 
     def links(self) -> list[Endpoint]:
         """This server and database, for views that join sources (a PgBouncer database leading here)."""
         return [Endpoint(self.target, self.host, self.port, self.datname, sum(c[3] for c in self.connections),
-                         self.max_connections)]
+                         self.max_connections, self.reserved_connections)]
 
     @property
     def database(self) -> DatabaseRow | None:

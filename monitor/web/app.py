@@ -38,8 +38,10 @@ def _html(text: str, status: int = 200) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body, content_type = await request.app[EXPOSITION].render(request.headers.get("Accept", ""))
-    return web.Response(body=body, headers={"Content-Type": content_type})
+    """The body built beforehand for this Accept and Accept-Encoding (gzipped when the scraper takes gzip)."""
+    headers = request.headers
+    body = await request.app[EXPOSITION].serve(headers.get("Accept", ""), headers.get("Accept-Encoding", ""))
+    return web.Response(body=body.data, headers=body.headers)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -168,9 +168,13 @@ class BasicAuth:
         return False
 
 
-def middleware(config: WebConfig) -> Middleware:
+def middlewares(config: WebConfig) -> list[Middleware]:
+    """The guard of every request: basic auth and the configured response headers; none when neither is
+    configured, so a request (a scrape of /metrics) goes through no middleware at all."""
     auth = BasicAuth(config.basic_auth_users) if config.basic_auth_users else None
     headers = config.http_server_config.headers
+    if auth is None and not headers:
+        return []
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -183,4 +187,4 @@ def middleware(config: WebConfig) -> Middleware:
             response.headers[name] = value
         return response
 
-    return guard
+    return [guard]

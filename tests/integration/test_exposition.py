@@ -1,14 +1,20 @@
-"""/metrics bodies: the snapshot part is encoded once per poll (right after it, for the formats scraped before),
-process metrics on every scrape."""
+"""/metrics bodies: the snapshot part is encoded once per poll (right after it, for the formats scraped before), the
+process metrics read in the background; a scrape is served the body built beforehand, gzipped when asked."""
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.core.scheduler import Scheduler
+from monitor.web import exposition as exposition_module
+from monitor.web.app import make_app
 from monitor.web.exposition import Exposition
 from tests.support import pg_poller
 
@@ -49,4 +55,82 @@ async def test_snapshot_encoded_once_per_poll_and_valid_in_both_formats(fresh_db
         assert encodes == 4  # the scrapes after the poll were served from the cache
     finally:
         await scheduler.stop()
+        await exposition.close()
+
+
+PROMETHEUS = ("application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,"
+              "text/plain;version=0.0.4;q=0.3,*/*;q=0.2")
+
+
+async def test_gzipped_body_decodes_to_the_plain_body_and_changes_after_a_poll(
+        fresh_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(exposition_module, "PROCESS_REFRESH", 3600.0)  # the process metrics read once: comparable
+    scheduler = Scheduler([pg_poller(fresh_db)])
+    exposition = Exposition(scheduler)
+    try:
+        await scheduler.poll_once(scheduler.states[0])
+        gz = await exposition.serve(PROMETHEUS, "gzip")
+        plain = await exposition.serve(PROMETHEUS, "")
+        assert gz.headers["Content-Encoding"] == "gzip" and "Content-Encoding" not in plain.headers
+        assert gz.headers["Content-Type"] == plain.headers["Content-Type"]
+        assert gz.headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
+        assert gzip.decompress(gz.data) == plain.data
+        assert len(gz.data) < len(plain.data) / 4
+        assert plain.data.count(b"# EOF") == 1 and plain.data.endswith(b"# EOF\n")
+
+        await scheduler.poll_once(scheduler.states[0])  # a poll ended: the bodies are built again in the background
+        assert exposition.warming is not None
+        await exposition.warming
+        gz_after, plain_after = await exposition.serve(PROMETHEUS, "gzip"), await exposition.serve(PROMETHEUS, "")
+        assert plain_after.data != plain.data
+        assert gzip.decompress(gz_after.data) == plain_after.data
+        polls = {f.name: f for f in parse_openmetrics(plain_after.data.decode())}["dbpulse_source_polls"]
+        assert [s.value for s in polls.samples if s.name == "dbpulse_source_polls_total"] == [2]
+    finally:
+        await scheduler.stop()
+        await exposition.close()
+
+
+@pytest.mark.parametrize(("accept", "content_type"), [
+    (PROMETHEUS, "application/openmetrics-text; version=1.0.0"),
+    ("application/openmetrics-text; version=1.0.0", "application/openmetrics-text; version=1.0.0"),
+    ("text/plain;version=0.0.4;q=0.3,*/*;q=0.2", "text/plain; version=0.0.4"),
+    ("", "text/plain; version=0.0.4"),
+])
+async def test_the_format_follows_accept_over_http(fresh_db: str, accept: str, content_type: str) -> None:
+    """Through the service's app: each Accept gets its format, gzipped only when asked, parseable as such."""
+    scheduler = Scheduler([pg_poller(fresh_db)])
+    exposition = Exposition(scheduler)
+    server = TestServer(make_app(scheduler, exposition))
+    await server.start_server()
+    try:
+        await scheduler.poll_once(scheduler.states[0])
+        async with aiohttp.ClientSession(auto_decompress=False) as session:
+            for encoding in ("gzip", ""):
+                async with session.get(server.make_url("/metrics"),
+                                       headers={"Accept": accept, "Accept-Encoding": encoding}) as resp:
+                    assert resp.status == 200
+                    assert resp.headers["Content-Type"].startswith(content_type)
+                    assert resp.headers.get("Content-Encoding", "") == encoding
+                    raw = await resp.read()
+                text = (gzip.decompress(raw) if encoding else raw).decode()
+                parse = parse_openmetrics if content_type.startswith("application/openmetrics") \
+                    else text_string_to_metric_families
+                assert {"dbpulse_pg_up", "process_resident_memory_bytes"} <= {f.name for f in parse(text)}
+    finally:
+        await server.close()
+        await scheduler.stop()
+
+
+async def test_process_metrics_are_read_again_while_scraped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a poll, the body's process metrics are read again every PROCESS_REFRESH seconds, in the background."""
+    monkeypatch.setattr(exposition_module, "PROCESS_REFRESH", 0.05)
+    exposition = Exposition(Scheduler([]))
+    try:
+        first = await exposition.serve(PROMETHEUS, "gzip")
+        await asyncio.sleep(0.3)
+        again = await exposition.serve(PROMETHEUS, "gzip")
+        assert again is not first and gzip.decompress(again.data).endswith(b"# EOF\n")
+        assert not exposition.warming  # no poll: only the process part was read again
+    finally:
         await exposition.close()

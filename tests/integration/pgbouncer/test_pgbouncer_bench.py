@@ -11,7 +11,7 @@ from bench import pgbouncer_poll
 
 def test_pgbouncer_bench(tmp_path: Path) -> None:
     r = pgbouncer_poll.main(["--databases", "2", "--clients", "2", "--polls", "4", "--minutes", "1",
-                             "--results-dir", str(tmp_path)])
+                             "--scrapes", "3", "--results-dir", str(tmp_path)])
     assert json.loads((tmp_path / "pgbouncer_poll.json").read_text())["benchmark"] == "pgbouncer_poll"
     ours = r["dbpulse"]
     # the timed polls send all seven SHOW commands; SHOW VERSION once in the five polls
@@ -20,8 +20,13 @@ def test_pgbouncer_bench(tmp_path: Path) -> None:
     assert ours["admin_commands_per_minute"]["dbpulse_at_15s"] == 4 * 2 + 2 * 2 + 3
     assert ours["admin_commands_per_minute"]["dbpulse_at_60s"] == 7
     assert ours["series"] > 0 and ours["exposition_bytes"] > 0
+    # dbpulse's service over HTTP, scraped as Prometheus scrapes: OpenMetrics, gzipped
+    http = r["scrape_over_http"]
+    assert http["dbpulse"]["content_type"].startswith("application/openmetrics-text")
+    assert http["dbpulse"]["content_encoding"] == "gzip" and http["dbpulse"]["series"] > ours["series"]
     peer = r["peer"]
     assert peer["runs"] or peer["why"]
     if peer["runs"]:  # its four SHOW commands a scrape (LISTS, STATS, POOLS, DATABASES)
         assert peer["admin_commands_per_scrape"] == 4
+        assert http["peer"]["series"] > 0 and http["ratios"]["median"] is not None
         assert ours["admin_commands_per_minute"]["peer_at_15s"] == 16

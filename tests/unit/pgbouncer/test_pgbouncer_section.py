@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from collectors.base.chain import AppPool, Endpoint, Link
+from collectors.base.samples import Sample
 from collectors.pgbouncer.chain import chain_samples, pool_chain
 from collectors.pgbouncer.poller import PgBouncerPoller
 from collectors.pgbouncer.settings import PgBouncerSettings, PgBouncerTarget
@@ -99,9 +100,26 @@ def test_the_chain_ratios_are_one_family_with_a_link_label() -> None:
     """The samples say what the view says: the fullest application pool leading here, the clients without
     dbpulse's own (used_clients, one more, is not read), the pool and the server; an unknown link has no series."""
     snap = chain_snapshot(active=4, waiting=3, applications={"api": "shop", "worker": "shop"})
-    samples = chain_samples(snap, [AppPool("api", "db.pool", 6, 10), AppPool("worker", "db.pool", 9, 12), SERVER])
-    assert {s.name for s in samples} == {"dbpulse_pgbouncer_chain_saturation_ratio"}
+    samples = ratio_samples(chain_samples(snap, [AppPool("api", "db.pool", 6, 10), AppPool("worker", "db.pool", 9, 12),
+                                                 SERVER]))
     assert {s.labels[3]: s.value for s in samples if s.labels[:3] == ("edge", "shop", "app")} == {
         "app_pool": 0.75, "pgbouncer_clients": 0.07, "pgbouncer_pool": 1.0, "server": 0.12}
-    unknown = chain_samples(snap, [])  # no application pool, no PostgreSQL target: those links are not known
+    unknown = ratio_samples(chain_samples(snap, []))  # no application pool, no PostgreSQL target: not known
     assert sorted(s.labels[3] for s in unknown) == ["pgbouncer_clients", "pgbouncer_pool"]
+
+
+def ratio_samples(samples: Sequence[Sample]) -> list[Sample]:
+    return [s for s in samples if s.name == "dbpulse_pgbouncer_chain_saturation_ratio"]
+
+
+def test_a_chain_that_cannot_fit_has_its_warning_in_the_block() -> None:
+    """The application's pool (capacity 10) above max_client_conn (8): the block prints the warning; 100 fits."""
+    snap = chain_snapshot(active=1, waiting=0, applications={"api": "shop"})
+    snap.max_client_conn = 8
+    html = render(snap, [AppPool("api", "db.pool", 3, 10), SERVER])
+    block = html.split('<div class="pool-chain"')[1].split("</div>")[0]
+    assert 'data-check="app_pools_over_max_client_conn"' in block
+    assert "can open 10 client connections (pool_size + max_overflow of api db.pool: 10), above max_client_conn 8" \
+        in block
+    snap.max_client_conn = 100
+    assert "chain-warning" not in render(snap, [AppPool("api", "db.pool", 3, 10), SERVER])

@@ -4,6 +4,7 @@ directly, with the discovery's clock set by the test (no sleeping on cadences)."
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 
 import psycopg
@@ -19,6 +20,7 @@ from harness.servers import LocalPostgres
 from monitor.advisor import Advisor, Thresholds
 from monitor.advisor.databases import DatabaseAdvisors
 from monitor.advisor.poller import AdviceSnapshot
+from monitor.cli import main
 
 APPS = [f"app{i:02d}" for i in range(1, 11)]  # the 10 watched
 SCRATCH = ["scratch_a", "scratch_b"]  # excluded by pattern
@@ -240,6 +242,53 @@ def test_one_advisor_per_database_in_turn_and_a_dropped_database_retired(cluster
         with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
             conn.execute("CREATE DATABASE app10")
         _workload(cluster.dsn("app10"), "app10")
+
+
+def _missing_index_tables(report: dict[str, object]) -> set[str]:
+    findings = report["findings"]
+    assert isinstance(findings, list)
+    return {str(f["table"]).split(".")[-1] for f in findings if f["kind"] == "missing_index"}
+
+
+def test_advise_all_databases_one_section_each_templates_and_cloud_admin_skipped(
+        cluster: LocalPostgres, capsys: pytest.CaptureFixture[str]) -> None:
+    with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE rdsadmin")  # RDS's own: never advised
+    try:
+        capsys.readouterr()
+        assert main(["advise", "--postgres", f"cluster={cluster.dsn()}", "--all-databases", "--no-hypopg",
+                     "--format", "json"]) == 0
+        reports = json.loads(capsys.readouterr().out)
+    finally:
+        with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+            conn.execute("DROP DATABASE rdsadmin")
+    targets = [r["target"] for r in reports]
+    # the DSN's database first, under the target's own name, then every other one in name order
+    assert targets == ["cluster", *(f"cluster/{n}" for n in sorted([*APPS, *SCRATCH]))]
+    for report in reports[1:]:  # each database's own missing index, from its own statements
+        name = report["target"].split("/")[1]
+        assert _missing_index_tables(report) == {f"{name}_notes"}
+
+
+def test_advise_named_databases_and_one_that_does_not_exist(cluster: LocalPostgres,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    args = ["advise", "--postgres", f"cluster={cluster.dsn()}", "--format", "md"]
+    assert main([*args, "--database", "app05", "--database", "app02", "--database", "app05"]) == 0
+    out = capsys.readouterr().out
+    headings = [line for line in out.splitlines() if line.startswith("# dbpulse index advice")]
+    assert headings == ["# dbpulse index advice: cluster/app05", "# dbpulse index advice: cluster/app02"]
+    assert "app05_notes" in out and "app02_notes" in out and "app01_notes" not in out
+    # a database that cannot be advised: one line that names it, the others' report, exit status 2
+    assert main([*args, "--database", "nosuchdb", "--database", "app03"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "cluster/nosuchdb" in captured.err and "Traceback" not in captured.err
+    assert "# dbpulse index advice: cluster/app03" in captured.out
+    # the DSN's database by name is the target itself
+    assert main([*args, "--database", "postgres", "--database", "app04", "--format", "html"]) == 0
+    page = capsys.readouterr().out
+    assert page.count("<html") == 1 and page.count("<main") == 2
+    assert "dbpulse index advice: cluster</h1>" in page and "dbpulse index advice: cluster/app04</h1>" in page
 
 
 def test_selection_forms_and_the_cap() -> None:

@@ -128,6 +128,41 @@ async def test_every_selected_database_exports_tables_indexes_and_statements(
     assert [s.value for s in watched] == [11]
 
 
+async def test_sequences_bloat_and_autovacuum_thresholds_of_every_database(
+        poller: tuple[PostgresPoller, Clock], cluster: LocalPostgres) -> None:
+    """Read in each database's turn, on its own connection, labelled with its datname: a sequence half used
+    in app03 only, each database's bloat estimates of its own tables, and autovacuum's threshold of each
+    table from its own reltuples (the DSN's database reads them on maintenance_interval, as before)."""
+    with psycopg.connect(cluster.dsn("app03"), autocommit=True) as conn:
+        conn.execute("CREATE SEQUENCE app03_ticket AS smallint")  # 32767 values
+        conn.execute("SELECT setval('app03_ticket', 16384)")
+    try:
+        p, _ = poller
+        snap = await p.poll()
+    finally:
+        with psycopg.connect(cluster.dsn("app03"), autocommit=True) as conn:
+            conn.execute("DROP SEQUENCE app03_ticket")
+    samples = snap.samples()
+    sequences = by_db(samples, "dbpulse_pg_sequence_used_ratio")
+    assert [(label(s, "sequence"), round(s.value, 3)) for s in sequences["app03"]] == [("app03_ticket", 0.5)]
+    assert not any(name in sequences for name in APPS if name != "app03")
+    bloat = by_db(samples, "dbpulse_pg_table_bloat_bytes")
+    thresholds = by_db(samples, "dbpulse_pg_table_autovacuum_threshold_rows")
+    for name in APPS:
+        # its own tables only, _notes among them (ANALYZEd: it has the statistics an estimate needs)
+        tables = {label(s, "table") for s in bloat[name]}
+        assert f"{name}_notes" in tables and tables <= {f"{name}_orders", f"{name}_notes"}, (name, tables)
+        with psycopg.connect(cluster.dsn(name)) as conn:
+            row = conn.execute(f"""SELECT current_setting('autovacuum_vacuum_threshold')::float8
+                                          + current_setting('autovacuum_vacuum_scale_factor')::float8 * reltuples
+                                   FROM pg_class WHERE relname = '{name}_notes'""").fetchone()
+        assert row is not None
+        assert {s.value for s in thresholds[name] if label(s, "table") == f"{name}_notes"} == {row[0]}, name
+    for name in SCRATCH:  # excluded: no read of theirs
+        assert name not in bloat and name not in thresholds
+    assert {q: n for q, n in snap.query_errors.items() if n} == {}
+
+
 async def test_new_and_dropped_databases_within_the_discovery_interval(
         poller: tuple[PostgresPoller, Clock], cluster: LocalPostgres) -> None:
     p, clock = poller

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -21,6 +22,8 @@ from monitor.advisor import Advisor, Thresholds
 from monitor.advisor.databases import DatabaseAdvisors
 from monitor.advisor.poller import AdviceSnapshot
 from monitor.cli import main
+from monitor.web.detail import statement_path
+from tests.support import DbpulseProcess
 
 APPS = [f"app{i:02d}" for i in range(1, 11)]  # the 10 watched
 SCRATCH = ["scratch_a", "scratch_b"]  # excluded by pattern
@@ -324,6 +327,32 @@ def test_advise_named_databases_and_one_that_does_not_exist(cluster: LocalPostgr
     page = capsys.readouterr().out
     assert page.count("<html") == 1 and page.count("<main") == 2
     assert "dbpulse index advice: cluster</h1>" in page and "dbpulse index advice: cluster/app04</h1>" in page
+
+
+def test_served_statement_pages_of_another_database(cluster: LocalPostgres, tmp_path: Path) -> None:
+    """dbpulse as a process watching the cluster: the main page links app03's costliest statements, and the
+    statement page of app03's own query shows its text and its calls."""
+    with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+        row = conn.execute("""SELECT queryid FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+                              WHERE d.datname = 'app03' AND s.query LIKE '%app03_notes WHERE body%'""").fetchone()
+    assert row is not None
+    queryid = int(row[0])
+    config = tmp_path / "dbpulse.yaml"
+    config.write_text(f"""postgres:
+  targets:
+    - name: cluster
+      dsn: "{cluster.dsn()}"
+      databases: {{exclude: ["scratch_*"], refresh_interval: 0, budget: 1}}
+advisor:
+  enabled: false
+""")
+    with DbpulseProcess("--config", str(config), "--interval", "5") as svc:
+        path = "/" + statement_path("cluster/app03", queryid)
+        main_page = svc.wait_for_page("/", f'href="{path[1:]}"', timeout=60)
+        assert "app03" in main_page
+        page = svc.wait_for_page(path, "app03_notes WHERE body", timeout=30)
+        assert "cluster/app03" in page
+        assert svc.get("/" + statement_path("cluster/app03", queryid + 1))[0] == 404
 
 
 def test_selection_forms_and_the_cap() -> None:

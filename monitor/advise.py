@@ -8,12 +8,16 @@ import sys
 from pathlib import Path
 
 import psycopg
+from psycopg.conninfo import make_conninfo
+from psycopg.rows import dict_row
 from pydantic import ValidationError
 
 from collectors.base.settings import problems_from
 from collectors.postgres.access import error_line
+from collectors.postgres.discovery import DISCOVERY, DatabaseSelection, select
 from collectors.postgres.settings import PostgresTarget, target_from_flag
 from monitor.advisor import AdviceReport, Advisor, AdvisorConnectionError, Thresholds, render_json, render_markdown
+from monitor.advisor.databases import sub_target
 from monitor.flags import EPILOG, HelpFormatter, fail
 from monitor.web.pages import render_advice_report
 
@@ -64,6 +68,13 @@ def add_advise_parser(subparsers: argparse._SubParsersAction) -> None:  # type: 
                         help="name of the target in the report (default: NAME= of --postgres, else host:port/db, "
                         "as in `dbpulse run`)")
     parser.add_argument("--no-hypopg", action="store_true", help="skip HypoPG verification (heuristic advice)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--database", metavar="NAME", action="append", dest="databases",
+                       help="advise this database of the --postgres server instead of the DSN's (repeatable: one "
+                       "report section per database, each named <target>/<database>)")
+    which.add_argument("--all-databases", action="store_true",
+                       help="advise the DSN's database and every other one that allows connections, except "
+                       "templates and managed clouds' admin databases (as `databases: auto` in `dbpulse run`)")
     for name, flag, text in _FLAGS:
         default = getattr(defaults, name)
         parser.add_argument(flag, dest=name, type=type(default), default=default, metavar="N", help=text)
@@ -116,27 +127,87 @@ def run_advise_command(args: argparse.Namespace) -> int:
         return fail(PROG, problem)
     dsn, target = postgres.dsn, args.target or postgres.target
     try:
-        report = Advisor(dsn, target, settings).run()
+        databases = _databases(args, dsn, target, settings)
     except AdvisorConnectionError as exc:
         return fail(PROG, str(exc))
-    except psycopg.OperationalError as exc:  # the server went away mid-run
-        return fail(PROG, f"lost {target}: {error_line(exc, dsn)}")
-    except Exception as exc:  # a bug of ours: one line that names it, never a traceback (docs/advisor.md)
-        return fail(PROG, f"the advisor failed on {target}: {type(exc).__name__}: {error_line(exc, dsn)} "
-                          "(a dbpulse bug: please report it)", code=1)
+    except psycopg.Error as exc:
+        return fail(PROG, f"cannot list the databases of {target}: {error_line(exc, dsn)}")
+    reports: list[AdviceReport] = []
+    unreachable = 0
+    for db_dsn, db_target in databases:
+        outcome = _advise(db_dsn, db_target, settings)
+        if isinstance(outcome, AdviceReport):
+            reports.append(outcome)
+        elif outcome[0] == 1:
+            return fail(PROG, outcome[1], code=1)
+        elif len(databases) == 1:
+            return fail(PROG, outcome[1])
+        else:  # one database that cannot be advised: said, and the others go on
+            print(f"{PROG}: {outcome[1]}", file=sys.stderr)
+            unreachable += 1
+    if not reports:
+        return 2
+    code = 2 if unreachable else 0
     terminal = not args.output and sys.stdout.isatty()
     form = args.format or ("text" if terminal else "md")
     if form == "text" and terminal:
         from monitor.advisor.terminal import print_text  # rich: only here, not in the service's memory
 
-        print_text(report)  # rich: the terminal's width, colour only where it is shown
-        return 0
-    text = render(report, form)
+        for report in reports:
+            print_text(report)  # rich: the terminal's width, colour only where it is shown
+        return code
+    text = render_all(reports, form) if (args.databases or args.all_databases) else render(reports[0], form)
     if not args.output:
         sys.stdout.write(text + "\n")
-        return 0
+        return code
     try:
         Path(args.output).write_text(text + "\n", encoding="utf-8")
     except OSError as exc:  # e.g. the disk filled up during the analysis
         return fail(PROG, f"--output {args.output}: cannot write: {exc.strerror}")
-    return 0
+    return code
+
+
+def _databases(args: argparse.Namespace, dsn: str, target: str, settings: Thresholds) -> list[tuple[str, str]]:
+    """(DSN, target name) of each database to advise: the DSN's alone by default; with --database, those; with
+    --all-databases, the DSN's and the others the service's ``databases: auto`` watches."""
+    if not args.databases and not args.all_databases:
+        return [(dsn, target)]
+    with Advisor(dsn, target, settings).connect() as conn:
+        own = conn.info.dbname
+        if args.all_databases:
+            with conn.cursor(row_factory=dict_row) as cur:
+                cur.execute(DISCOVERY.required_sql(conn.info.server_version).encode())
+                found = select(cur.fetchall(), DatabaseSelection.model_validate("auto"), own)
+            names = [own, *sorted(found.watched)]
+        else:
+            names = list(dict.fromkeys(args.databases))  # in the order given, each once
+    return [(dsn, target) if name == own else (make_conninfo(dsn, dbname=name), sub_target(target, name))
+            for name in names]
+
+
+def _advise(dsn: str, target: str, settings: Thresholds) -> AdviceReport | tuple[int, str]:
+    """One database's report, or (exit status, message) when it cannot be advised."""
+    try:
+        return Advisor(dsn, target, settings).run()
+    except AdvisorConnectionError as exc:
+        return 2, str(exc)
+    except psycopg.OperationalError as exc:  # the server went away mid-run
+        return 2, f"lost {target}: {error_line(exc, dsn)}"
+    except Exception as exc:  # a bug of ours: one line that names it, never a traceback (docs/advisor.md)
+        return 1, (f"the advisor failed on {target}: {type(exc).__name__}: {error_line(exc, dsn)} "
+                   "(a dbpulse bug: please report it)")
+
+
+def render_all(reports: list[AdviceReport], form: str) -> str:
+    """Several databases' reports as one document, a section per database, in the order given: text and md
+    one after the other, json a list, html one page."""
+    if form == "json":
+        return "[\n" + ",\n".join(render_json(r) for r in reports) + "\n]"
+    if form == "html":
+        pages = [render(r, form) for r in reports]
+        first = pages[0]
+        sections = "".join(page[page.index("<header>"):page.index("</main>") + len("</main>")] + "\n"
+                           for page in pages[1:])
+        at = first.index("<footer")
+        return first[:at] + sections + first[at:]
+    return "\n\n".join(render(r, form) for r in reports)

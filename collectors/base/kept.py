@@ -23,9 +23,19 @@ S = TypeVar("S", bound=Snapshot)
 
 
 async def close_quietly(conn: psycopg.AsyncConnection[Any]) -> None:
-    """Close a connection without waiting on the server; a broken one may fail to close: it is gone either way."""
+    """Close a connection without waiting on the server; a broken one may fail to close: it is gone either way.
+    (asyncio.timeout, not wait_for: Python 3.11's wait_for can drop a cancellation of the caller that arrives
+    just as the close ends.)"""
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(conn.close(), 1.0)
+        async with asyncio.timeout(1.0):
+            await conn.close()
+
+
+def close_now(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Close a connection's socket at once, awaiting nothing (libpq's PQfinish: a Terminate message, then
+    close): for a task being cancelled, or a connection whose event loop has ended."""
+    with contextlib.suppress(Exception):
+        conn.pgconn.finish()
 
 
 class KeptConnection:

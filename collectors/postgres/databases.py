@@ -8,15 +8,17 @@ discovery. ``DatabaseSet.read`` adds, on that same poll:
 - per-database reads, in turn through the databases (oldest read first, each at most every
   ``refresh_interval``) within ``budget`` seconds per poll on average (``_rotate``): a database's
   statements, from the main connection (``pg_stat_statements`` is cluster-wide; ``dbid`` picks it), then
-  its tables, indexes and their sizes, which need a session in it: a connection opened for the read and
-  closed after it, at most ``concurrency`` at once, none held between polls.
+  its tables, indexes and their sizes, and its maintenance reads (autovacuum's thresholds of its tables,
+  its sequences, its bloat estimates: the DSN's database reads them every ``maintenance_interval``, the
+  others in their turn), which need a session in it: a connection opened for the read and closed after it,
+  at most ``concurrency`` at once, none held between polls.
 
 Reading every database's statements on every poll was measured first (``bench/pg_databases.py``): with
 10 databases of 1,000 statements, grouping and ranking 10,000 entries cost more than the whole poll of
 one database, against the goal of 1.5x; so they rotate with the rest.
 
-Each database's top-K is the section's (``top_tables``, ``top_indexes``, ``top_statements``), shrunk so
-that the databases together export at most ``top_total`` rows of each kind.
+Each database's top-K is the section's (``top_tables``, ``top_indexes``, ``top_statements``,
+``top_maintenance``), shrunk so that the databases together export at most ``top_total`` rows of each kind.
 """
 
 from __future__ import annotations
@@ -34,15 +36,20 @@ from psycopg.rows import dict_row
 
 from collectors.base.samples import OTHER, SampleList
 from collectors.base.topk import fold, from_row, top_k_interleaved
+from collectors.postgres import bloat as bloat_estimates
 from collectors.postgres import queries
+from collectors.postgres import sequences as sequence_usage
 from collectors.postgres.access import (
     PasswordSource,
     current_password,
     error_line,
     session_kwargs,
 )
+from collectors.postgres.bloat import Bloat, BloatRow, top_bloat
 from collectors.postgres.discovery import DISCOVERY, DatabaseSelection, Discovered, select
+from collectors.postgres.health import THRESHOLD_FIELDS
 from collectors.postgres.query import fetch_counted
+from collectors.postgres.sequences import SequenceRow, top_sequences
 from collectors.postgres.snapshot import IndexRow, TableRow, add_statement_series, add_table_series
 from collectors.postgres.statements import (
     OwnStatements,
@@ -55,6 +62,9 @@ from collectors.postgres.statements import (
 log = logging.getLogger("dbpulse.postgres")
 
 QUERIES = (DISCOVERY, queries.DATABASE_STATEMENTS)
+# Read in a session of each other database, in its turn.
+PER_DATABASE = (queries.TABLES, queries.INDEXES, queries.SIZES, queries.AUTOVACUUM_THRESHOLDS, queries.SEQUENCES,
+                queries.BLOAT)
 BURST = 10  # polls' worth of budget that can be saved up for a read that costs more than one poll's
 CONNECT = "database_connect"  # the query label counting failed connections to another database
 
@@ -78,6 +88,8 @@ class DatabaseStats:
     statements_other: StatementStat | None = None
     statement_count: int | None = None
     own: list[OwnStatements] = field(default_factory=list)
+    sequences: list[SequenceRow] | None = None  # None until read (or when the read failed)
+    bloat: Bloat | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +117,10 @@ class DatabasesPart:
             if d.table_count is not None:
                 add_table_series(out, d.datname, d.table_count, d.index_count, (d.tables, d.tables_other),
                                  (d.indexes, d.indexes_other))
+            if d.sequences is not None:
+                sequence_usage.add_samples(out, d.sequences, d.datname)
+            if d.bloat is not None:
+                bloat_estimates.add_samples(out, d.bloat, d.datname)
             if d.statement_count is not None:
                 add_statement_series(out, d.datname, d.statement_count, (d.statements, d.statements_other), d.own,
                                      self.track_planning, self.statement_text_info)
@@ -117,6 +133,7 @@ class TopK:
     indexes: int
     statements: int
     total: int  # over every other database, of each kind
+    maintenance: int = 20  # sequences, and tables and indexes by bloat (postgres.top_maintenance)
 
     def share(self, k: int, databases: int) -> int:
         """One database's K when ``databases`` share ``total``."""
@@ -139,7 +156,7 @@ class DatabaseSet:
         self._text_length = text_length
         self._text_info = text_info
         self._errors = errors
-        for name in (*(q.name for q in QUERIES), CONNECT, "tables", "indexes", "sizes"):
+        for name in (*(q.name for q in QUERIES), CONNECT, *(q.name for q in PER_DATABASE)):
             errors.setdefault(name, 0)
         self._dbs: dict[str, DatabaseStats] = {}
         self._left_out: dict[str, list[str]] = {}
@@ -226,8 +243,8 @@ class DatabaseSet:
 
     async def _read_one(self, main: psycopg.AsyncConnection[dict[str, Any]], d: DatabaseStats, version: int,
                         band: int | None) -> None:
-        """One database's turn: its statements on the main connection, then its tables, indexes and sizes on a
-        connection to it, closed after the read."""
+        """One database's turn: its statements on the main connection, then its tables, indexes, sizes and
+        maintenance reads on a connection to it, closed after the read."""
         started = time.monotonic()
         if band is not None:
             await self._statements(main, d, band)
@@ -242,13 +259,19 @@ class DatabaseSet:
             self.discover_soon()  # dropped, perhaps
             return
         async with conn:
-            tables, _ = await fetch_counted(conn, queries.TABLES, version, self._errors)
-            indexes, _ = await fetch_counted(conn, queries.INDEXES, version, self._errors)
-            sizes, _ = await fetch_counted(conn, queries.SIZES, version, self._errors)
+            read = {q.name: (await fetch_counted(conn, q, version, self._errors))[0] for q in PER_DATABASE}
+        tables, indexes, sizes = read["tables"], read["indexes"], read["sizes"]
         rel_sizes = {int(r["relid"]): float(r["size_bytes"] or 0) for r in sizes or []}
+        thresholds = {int(r["relid"]): {f: r[f] for f in THRESHOLD_FIELDS} for r in read["autovacuum_thresholds"] or []}
         n = len(self._dbs)
+        k = self.top.share(self.top.maintenance, n)
+        if read["sequences"] is not None:
+            d.sequences = top_sequences([from_row(SequenceRow, r) for r in read["sequences"]], k)
+        if read["bloat"] is not None:
+            d.bloat = top_bloat([from_row(BloatRow, r) for r in read["bloat"]], k)
         if tables is not None:
-            rows = [from_row(TableRow, r, size_bytes=rel_sizes.get(int(r["relid"]))) for r in tables]
+            rows = [from_row(TableRow, r, size_bytes=rel_sizes.get(int(r["relid"])),
+                             **thresholds.get(int(r["relid"]), {})) for r in tables]
             kept, rest = top_k_interleaved(rows, self.top.share(self.top.tables, n), lambda t: t.size_bytes or 0,
                                            lambda t: t.seq_scans + t.index_scans)
             d.tables, d.tables_other, d.table_count = kept, fold(rest, TableRow, schema=OTHER, table=OTHER), len(rows)

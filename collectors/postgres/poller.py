@@ -83,7 +83,8 @@ class PostgresPoller(KeptConnectionPoller[PostgresSnapshot]):
                                        settings.wait_sampling, self._query_errors)
         self.databases = None if target.databases is None else DatabaseSet(
             self.target, target.dsn, target.databases,
-            TopK(settings.top_tables, settings.top_indexes, settings.top_statements, target.databases.top_total),
+            TopK(settings.top_tables, settings.top_indexes, settings.top_statements, target.databases.top_total,
+                 settings.top_maintenance),
             self.timeout * 0.9, self._query_errors, password, settings.statement_text_length,
             settings.statement_text_info)
         self._relations = RelationReader(settings.top_tables, settings.top_indexes)

@@ -39,7 +39,6 @@ loaded) or ``pg_wait_sampling``'s ``queryid``. PostgreSQL 13 has neither in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -49,7 +48,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from collectors.base.kept import close_quietly
+from collectors.base.kept import close_now
 from collectors.base.samples import OTHER, SampleList
 from collectors.postgres.access import APPLICATION_NAME, PasswordSource, current_password, error_line, session_kwargs
 from collectors.postgres.query import Query, fetch_counted
@@ -59,6 +58,7 @@ log = logging.getLogger("dbpulse.postgres")
 CPU = "CPU"  # wait_event_type and wait_event of an active backend that waits on nothing
 SAMPLER_APPLICATION_NAME = f"{APPLICATION_NAME}-sampler"  # the sampler's session, told apart from the poll's
 RETRY_MAX = 30.0  # seconds: a failing sampler retries after 1, 2, 4... intervals, at most this long
+STOP_GRACE = 1.0  # seconds stop() waits for the cancelled task (its session is closed without waiting)
 UNKNOWN_DB = "(unknown)"  # a backend whose database was not seen (it ended before a read named it)
 EVENTS_PER_STATEMENT = 12  # distinct wait events kept per statement; later new ones add up in (type, __other__)
 _CLIENT_BACKENDS = "backend_type IN ('client backend', 'parallel worker')"
@@ -203,7 +203,10 @@ class WaitProfile:
 
 
 class ActivitySampler:
-    """Samples pg_stat_activity every ``interval`` seconds on a connection of its own, in a task of its own."""
+    """Samples pg_stat_activity every ``interval`` seconds on a connection of its own, in a task of its own.
+
+    Every step is bounded: the connect (connect_timeout), the query (statement_timeout, and the sample's own
+    timeout for a server that does not answer), the close (the socket is closed, nothing awaited)."""
 
     def __init__(self, target: str, dsn: str, password: PasswordSource, interval: float,
                  errors: dict[str, int]) -> None:
@@ -220,66 +223,68 @@ class ActivitySampler:
         self._conn: psycopg.AsyncConnection[dict[str, Any]] | None = None
         self._last: float | None = None  # monotonic time of the previous sample
         self._failing = False
-        self._owner: asyncio.AbstractEventLoop | None = None  # the event loop the task and connection belong to
 
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    def _forget_other_loop(self) -> None:
-        """A task or connection of an event loop that has ended (each ``asyncio.run`` of a caller that polls
-        from several) can never be awaited from this one: awaiting the connection hung. Drop them, closing
-        the socket at once, and start afresh in the running loop."""
-        loop = asyncio.get_running_loop()
-        if self._owner is not None and self._owner is not loop:
-            if self._conn is not None:
-                with contextlib.suppress(Exception):
-                    self._conn.pgconn.finish()
-            self._conn, self._task = None, None
-        self._owner = loop
-
     def start(self, version: int) -> None:
+        """Sampling in a task of the running event loop, unless it already is. The task is the poll's: it ends
+        with the poll's loop (``asyncio.run`` cancels it) or with ``stop()`` (the poller's ``close()``), and its
+        session with it."""
         self.version = version
-        self._forget_other_loop()
+        if self.running and self._task is not None and self._task.get_loop() is not asyncio.get_running_loop():
+            self._close_session()  # a loop closed without cancelling its tasks: that task will never run again
+            self._task = None
         if not self.running:
             self.since, self._last = time.time(), None
             self.totals, self.samples = WaitTotals(), 0
             self._task = asyncio.create_task(self._loop(), name=f"wait-sampler-{self.target}")
 
     async def stop(self) -> None:
-        self._forget_other_loop()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
-        if self._conn is not None:
-            await close_quietly(self._conn)
-            self._conn = None
+        """Cancel the task and close its session, waiting at most STOP_GRACE seconds for the task to end."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            if task.get_loop() is asyncio.get_running_loop():
+                await asyncio.wait({task}, timeout=STOP_GRACE)
+        self._close_session()
+
+    def _close_session(self) -> None:
+        """Close the sampler's session at once: nothing awaited, so neither a dead server nor a cancellation can
+        hold it open."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            close_now(conn)
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
         failures = 0
-        while True:
-            try:
-                await asyncio.wait_for(self.sample_once(), timeout=max(self.interval, 1.0))
-                self._report(None)
-                failures = 0
-            except (TimeoutError, psycopg.Error, OSError) as exc:
-                self._report(error_line(exc))
-                if self._conn is not None:
-                    await close_quietly(self._conn)
-                    self._conn = None
-                self._last = None  # the time in between is unknown: not credited to anyone
-                failures += 1
-            now = loop.time()
-            next_tick += self.interval
-            if failures:  # a server that is down is not asked every interval
-                next_tick = now + min(self.interval * 2 ** (failures - 1), RETRY_MAX)
-            elif next_tick < now:  # a slow sample: skip the missed ticks rather than catch up
-                next_tick = now + self.interval
-            await asyncio.sleep(next_tick - now)
+        try:
+            while True:
+                try:
+                    # asyncio.timeout, not wait_for: Python 3.11's wait_for returns the result of a sample that
+                    # ended just as the task was cancelled and drops the cancellation, and the task then
+                    # samples on forever (asyncio.run's end, and a poller's close, waited on it: the CI hang).
+                    async with asyncio.timeout(max(self.interval, 1.0)):
+                        await self.sample_once()
+                    self._report(None)
+                    failures = 0
+                except (TimeoutError, psycopg.Error, OSError) as exc:
+                    self._report(error_line(exc))
+                    self._close_session()
+                    self._last = None  # the time in between is unknown: not credited to anyone
+                    failures += 1
+                now = loop.time()
+                next_tick += self.interval
+                if failures:  # a server that is down is not asked every interval
+                    next_tick = now + min(self.interval * 2 ** (failures - 1), RETRY_MAX)
+                elif next_tick < now:  # a slow sample: skip the missed ticks rather than catch up
+                    next_tick = now + self.interval
+                await asyncio.sleep(next_tick - now)
+        finally:  # cancelled (stop(), or the end of the loop's asyncio.run): the session goes with the task
+            self._close_session()
 
     async def sample_once(self) -> None:
         """One sample: every active backend credited with the time since the previous one."""

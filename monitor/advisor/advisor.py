@@ -131,7 +131,10 @@ class Advisor:
         """Cancel the statement the running session is executing (safe from another thread)."""
         conn = self._conn
         if conn is not None:
-            conn.cancel()
+            try:
+                conn.cancel()
+            except Exception as exc:  # the server went away: its thread logs one line, never a traceback
+                log.warning("%s: cancelling the advisor's statement failed: %s", self.target, error_line(exc, self.dsn))
 
     def _analyze(self, text: str, cat: Catalog) -> StatementAnalysis:
         cached = self._analysis_cache.get(text)

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from collectors.base.poller import Poller
+from collectors.base.redact import redact
 from collectors.base.samples import Sample, SampleList
 from collectors.base.settings import PollSettings
 from collectors.postgres.settings import PostgresSettings
@@ -29,6 +31,8 @@ from monitor.advisor.settings import AdvisorSettings
 from monitor.advisor.store import open_store
 
 ADVISOR = "advisor"  # its pollers' source: the service's own, not a registered source
+
+log = logging.getLogger("dbpulse.advisor")
 
 
 def pollers(settings: AdvisorSettings, sections: Mapping[str, PollSettings]) -> list[Poller]:
@@ -154,8 +158,17 @@ class AdvisorPoller(Poller):
                 loop.call_soon_threadsafe(deliver, result, error)
 
         threading.Thread(target=work, name=f"advisor-{self.target}", daemon=True).start()
+        # Marked retrieved whoever reads it: a run abandoned at its timeout that then fails (an unreachable
+        # target's connect outlasting the poll) and is never read (shutdown) would otherwise be logged by asyncio
+        # as "Future exception was never retrieved", with the advisor thread's traceback. The next poll publishes
+        # it (the scheduler counts and logs it), or close() says it in one line.
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
         return future
 
     async def close(self) -> None:
+        late = self._running
+        if late is not None and late.done() and not late.cancelled() and (error := late.exception()) is not None:
+            log.warning("advisor %s: its last run, abandoned at the timeout, failed: %s", self.target,
+                        redact(f"{type(error).__name__}: {error}".strip()))
         # libpq's cancel request waits for the server's answer (for ever, if it is frozen): never on the event loop.
         threading.Thread(target=self.advisor.cancel, name=f"advisor-cancel-{self.target}", daemon=True).start()

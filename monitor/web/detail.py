@@ -106,12 +106,13 @@ def _per(part: tuple[float, float] | None, whole: tuple[float, float] | None) ->
     return part[0] / whole[0]
 
 
-def total_series(history: History, name: str) -> Series:
-    """The sum of every series of ``name`` at each held poll (the top-K and ``__other__``: an exact total even
-    as statements move in and out of the top-K); ``None`` where the poll failed or held none of them."""
+def total_series(history: History, name: str, **match: str) -> Series:
+    """The sum of every series of ``name`` (whose labels include ``match``) at each held poll (the top-K and
+    ``__other__``: an exact total even as statements move in and out of the top-K); ``None`` where the poll
+    failed or held none of them."""
     times, ups = history.times(), history.ups()
     totals: list[float | None] = [None] * len(times)
-    for series in history.series(name):
+    for series in history.series(name, **match):
         for i, value in enumerate(series.values):
             if value is not None and ups[i]:
                 totals[i] = (totals[i] or 0.0) + value
@@ -130,13 +131,15 @@ class StatementFigures:
     share_of_time: float | None = None  # its execution time over all statements' (with __other__)
 
 
-def statement_figures(history: History, queryid: int) -> StatementFigures:
+def statement_figures(history: History, queryid: int, **in_db: str) -> StatementFigures:
+    """``in_db``: ``datname=`` the statement's database, when the target watches several (its share is of
+    that database's time)."""
     key = str(queryid)
-    calls, exec_, rows = (history.one(n, queryid=key) for n in (CALLS, EXEC, ROWS))
+    calls, exec_, rows = (history.one(n, queryid=key, **in_db) for n in (CALLS, EXEC, ROWS))
     d_calls = increase(calls) if calls else None
     d_exec = increase(exec_) if exec_ else None
     d_rows = increase(rows) if rows else None
-    d_total = increase(total_series(history, EXEC))
+    d_total = increase(total_series(history, EXEC, **in_db))
     share = None
     if d_exec is not None and d_total is not None and d_total[0] > 0:
         share = min(1.0, d_exec[0] / d_total[0])
@@ -150,9 +153,9 @@ def statement_figures(history: History, queryid: int) -> StatementFigures:
     )
 
 
-def share_since_reset(snap: PostgresSnapshot, queryid: int) -> float | None:
-    """The statement's execution time over every statement's (the top-K and ``__other__``), since the
-    statistics were reset; ``None`` if the statement is not in the snapshot's top-K."""
+def share_since_reset(snap: PostgresSnapshot | DatabaseStats, queryid: int) -> float | None:
+    """The statement's execution time over every statement's (the top-K and ``__other__``) of its database,
+    since the statistics were reset; ``None`` if the statement is not in the top-K."""
     stat = next((s for s in snap.statements if s.queryid == queryid), None)
     if stat is None:
         return None
@@ -374,7 +377,8 @@ def _source(state: SourceState) -> Source:
     return Source(state, _last_snapshot(state) if state.up else None)
 
 
-def _statement_text(queryid: int, last: PostgresSnapshot | None, report: AdviceReport | None) -> str | None:
+def _statement_text(queryid: int, last: PostgresSnapshot | DatabaseStats | None,
+                    report: AdviceReport | None) -> str | None:
     """The statement's normalized text: the longest of the snapshot's (also the last one of a source now down: a
     text is not a measurement; the collector reads ``statement_text_length`` characters) and the advice's (the
     advisor reads whole texts); ``None`` if nothing names the statement."""
@@ -389,21 +393,42 @@ def _statement_text(queryid: int, last: PostgresSnapshot | None, report: AdviceR
 
 def statement_page(states: Iterable[SourceState], target: str, queryid: int, now: float) -> StatementPage | None:
     """The statement page's content; ``None`` (a 404) for a target without a PostgreSQL source, or a statement
-    that neither the snapshot, the history nor the advice knows (while the source is up)."""
+    that neither the snapshot, the history nor the advice knows (while the source is up). ``target`` may name
+    one of a target's other databases, ``<target>/<database>`` (``postgres.targets[].databases``): its
+    statements are that database's last rotating read, its history and its database's advice."""
+    states = list(states)
     pg, advisor = _states(states, target)
+    datname = None
+    if pg is None and "/" in target:
+        base, datname = target.rsplit("/", 1)
+        pg, advisor = _states(states, base)
     if pg is None:
         return None
     source = _source(pg)
-    report = _report(advisor)
+    last = _last_snapshot(pg)
     history = pg.history
     key = str(queryid)
-    text = _statement_text(queryid, _last_snapshot(pg), report)
-    in_history = history.one(CALLS, queryid=key) is not None
+    current: PostgresSnapshot | DatabaseStats | None
+    if datname is None:
+        report = _report(advisor)
+        named: PostgresSnapshot | DatabaseStats | None = last
+        in_db = {"datname": last.datname} if last is not None and last.others is not None else {}
+        current = source.snap
+    else:
+        others = last.others if last is not None and isinstance(last.others, DatabasesPart) else None
+        named = next((d for d in others.databases if d.datname == datname), None) if others else None
+        if named is None:
+            return None
+        report = next((r for r in reports_of(advisor.snapshot) if r.target == target), None) if advisor else None
+        in_db = {"datname": datname}
+        current = named if source.snap is not None else None
+    text = _statement_text(queryid, named, report)
+    in_history = history.one(CALLS, queryid=key, **in_db) is not None
     if text is None and not in_history and (source.snap is not None or pg.polls == 0):
         # up (or never polled) and unknown: a 404; a source now down keeps the pages of what its history held
         return None
-    stat = next((s for s in source.snap.statements if s.queryid == queryid), None) if source.snap else None
-    calls, exec_, rows = (history.one(n, queryid=key) for n in (CALLS, EXEC, ROWS))
+    stat = next((s for s in current.statements if s.queryid == queryid), None) if current else None
+    calls, exec_, rows = (history.one(n, queryid=key, **in_db) for n in (CALLS, EXEC, ROWS))
     charts = [
         _chart("calls", "calls per second", "/s", [Line("calls/s", calls.times, rate(calls).values)] if calls else [],
                pg, now),
@@ -428,9 +453,10 @@ def statement_page(states: Iterable[SourceState], target: str, queryid: int, now
                    "no plan: the advisor's last report did not plan this statement (not among the statements it "
                    "covered, or over its EXPLAIN budget)")
     return StatementPage(target=target, queryid=queryid, source=source, text=text or "", stat=stat,
-                         share_since_reset=share_since_reset(source.snap, queryid) if source.snap else None,
-                         figures=statement_figures(history, queryid), charts=charts, advice=advice, plan=plan,
-                         no_plan=no_plan, variants=variants_of(source.snap, queryid) if source.snap else [])
+                         share_since_reset=share_since_reset(current, queryid) if current else None,
+                         figures=statement_figures(history, queryid, **in_db), charts=charts, advice=advice,
+                         plan=plan, no_plan=no_plan,
+                         variants=variants_of(source.snap, queryid) if source.snap and datname is None else [])
 
 
 def variants_of(snap: PostgresSnapshot, queryid: int) -> list[StatementStat]:

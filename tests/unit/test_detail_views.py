@@ -329,6 +329,51 @@ def test_a_table_page_per_database_and_the_databases_listed() -> None:
     assert html.count('href="advice.html?target=127.0.0.1%3A5432/postgres"') == 1
 
 
+def test_a_statement_page_per_database_linked_from_the_databases_table() -> None:
+    """The same statement (one queryid) in two databases: each page shows its own database's counters, share,
+    history and advice."""
+    from collectors.postgres.databases import DatabasesPart, DatabaseStats
+    from monitor.core.scheduler import Scheduler
+
+    def series(db: str, queryid: str, calls: float, exec_: float) -> list[Sample]:
+        labels = (TARGET, db, queryid)
+        return [Sample(CALLS, labels, calls), Sample(EXEC, labels, exec_), Sample(ROWS, labels, calls)]
+
+    shop = DatabaseStats("shop", 16384, statements=[StatementStat(7, "SELECT * FROM orders WHERE id = $1", calls=40,
+                                                                  exec_seconds=3.0)],
+                         statements_other=StatementStat(0, "__other__", calls=5, exec_seconds=1.0), statement_count=2,
+                         read_at=1015.0)
+    others = DatabasesPart(databases=(shop,), watched=2, left_out={}, refresh_interval=300.0)
+    snap = snapshot(others=others, statements=[StatementStat(7, "SELECT * FROM orders WHERE id = $1", calls=10,
+                                                             exec_seconds=1.0)])
+    history = history_of([series("postgres", "7", 10 * i, 1.0 * i) + series("shop", "7", 40 * i, 3.0 * i)
+                          + series("shop", "__other__", 5 * i, 1.0 * i) for i in range(3)])
+    main = AdviceReport(TARGET, datetime.now(UTC), None, findings=[])
+    in_shop = AdviceReport(f"{TARGET}/shop", datetime.now(UTC), None, findings=[
+        Finding("missing_index", "public.orders", "e", columns=["id"], queryids=[7])])
+    pg = SourceState(FakePoller("postgres"), history, snapshot=snap, polls=3, up=True, last_success=1020.0)
+    advisor = SourceState(FakePoller("advisor"), History(2, []), snapshot=AdviceSnapshot(main, (in_shop,)), polls=1,
+                          up=True, last_success=1020.0)
+    page = detail.statement_page([pg, advisor], f"{TARGET}/shop", 7, 1030.0)
+    assert page is not None and page.target == f"{TARGET}/shop"
+    assert page.stat is not None and page.stat.calls == 40
+    assert page.share_since_reset == pytest.approx(0.75)  # of shop's time: 3 of 3 + 1
+    assert page.figures.calls_per_second == pytest.approx(4.0)  # its own series: 40 calls per 10 s
+    assert page.figures.share_of_time == pytest.approx(0.75)
+    assert [f.kind for f in page.advice.findings] == ["missing_index"]  # the shop database's advice
+    dsn_page = detail.statement_page([pg, advisor], TARGET, 7, 1030.0)
+    assert dsn_page is not None and dsn_page.stat is not None and dsn_page.stat.calls == 10
+    assert dsn_page.figures.calls_per_second == pytest.approx(1.0) and dsn_page.advice.findings == []
+    assert detail.statement_page([pg, advisor], f"{TARGET}/nope", 7, 1030.0) is None
+    assert detail.statement_page([pg, advisor], f"{TARGET}/shop", 8, 1030.0) is None
+    html = pages.render_statement_page(page, "../../", now=1030.0)
+    assert "SELECT * FROM orders WHERE id = $1" in html and f"{TARGET}/shop" in html
+    scheduler = Scheduler([])
+    scheduler.states = [pg, advisor]
+    sections = pages.render_sections(scheduler, now=1030.0)
+    assert 'href="' + statement_path(f"{TARGET}/shop", 7) + '"' in sections
+
+
 def test_a_table_page_shows_its_index_history_newest_first_with_the_outcome_still_followed() -> None:
     created = datetime(2026, 12, 4, 9, 30, tzinfo=UTC)
     dropped = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)

@@ -4,7 +4,9 @@ directly, with the discovery's clock set by the test (no sleeping on cadences)."
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -19,6 +21,9 @@ from harness.servers import LocalPostgres
 from monitor.advisor import Advisor, Thresholds
 from monitor.advisor.databases import DatabaseAdvisors
 from monitor.advisor.poller import AdviceSnapshot
+from monitor.cli import main
+from monitor.web.detail import statement_path
+from tests.support import DbpulseProcess
 
 APPS = [f"app{i:02d}" for i in range(1, 11)]  # the 10 watched
 SCRATCH = ["scratch_a", "scratch_b"]  # excluded by pattern
@@ -124,6 +129,41 @@ async def test_every_selected_database_exports_tables_indexes_and_statements(
         assert name in by_db(samples, "dbpulse_pg_database_xact_commit_total")
     watched = [s for s in samples if s.name == "dbpulse_pg_databases_watched"]
     assert [s.value for s in watched] == [11]
+
+
+async def test_sequences_bloat_and_autovacuum_thresholds_of_every_database(
+        poller: tuple[PostgresPoller, Clock], cluster: LocalPostgres) -> None:
+    """Read in each database's turn, on its own connection, labelled with its datname: a sequence half used
+    in app03 only, each database's bloat estimates of its own tables, and autovacuum's threshold of each
+    table from its own reltuples (the DSN's database reads them on maintenance_interval, as before)."""
+    with psycopg.connect(cluster.dsn("app03"), autocommit=True) as conn:
+        conn.execute("CREATE SEQUENCE app03_ticket AS smallint")  # 32767 values
+        conn.execute("SELECT setval('app03_ticket', 16384)")
+    try:
+        p, _ = poller
+        snap = await p.poll()
+    finally:
+        with psycopg.connect(cluster.dsn("app03"), autocommit=True) as conn:
+            conn.execute("DROP SEQUENCE app03_ticket")
+    samples = snap.samples()
+    sequences = by_db(samples, "dbpulse_pg_sequence_used_ratio")
+    assert [(label(s, "sequence"), round(s.value, 3)) for s in sequences["app03"]] == [("app03_ticket", 0.5)]
+    assert not any(name in sequences for name in APPS if name != "app03")
+    bloat = by_db(samples, "dbpulse_pg_table_bloat_bytes")
+    thresholds = by_db(samples, "dbpulse_pg_table_autovacuum_threshold_rows")
+    for name in APPS:
+        # its own tables only, _notes among them (ANALYZEd: it has the statistics an estimate needs)
+        tables = {label(s, "table") for s in bloat[name]}
+        assert f"{name}_notes" in tables and tables <= {f"{name}_orders", f"{name}_notes"}, (name, tables)
+        with psycopg.connect(cluster.dsn(name)) as conn:
+            row = conn.execute(f"""SELECT current_setting('autovacuum_vacuum_threshold')::float8
+                                          + current_setting('autovacuum_vacuum_scale_factor')::float8 * reltuples
+                                   FROM pg_class WHERE relname = '{name}_notes'""").fetchone()
+        assert row is not None
+        assert {s.value for s in thresholds[name] if label(s, "table") == f"{name}_notes"} == {row[0]}, name
+    for name in SCRATCH:  # excluded: no read of theirs
+        assert name not in bloat and name not in thresholds
+    assert {q: n for q, n in snap.query_errors.items() if n} == {}
 
 
 async def test_new_and_dropped_databases_within_the_discovery_interval(
@@ -240,6 +280,79 @@ def test_one_advisor_per_database_in_turn_and_a_dropped_database_retired(cluster
         with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
             conn.execute("CREATE DATABASE app10")
         _workload(cluster.dsn("app10"), "app10")
+
+
+def _missing_index_tables(report: dict[str, object]) -> set[str]:
+    findings = report["findings"]
+    assert isinstance(findings, list)
+    return {str(f["table"]).split(".")[-1] for f in findings if f["kind"] == "missing_index"}
+
+
+def test_advise_all_databases_one_section_each_templates_and_cloud_admin_skipped(
+        cluster: LocalPostgres, capsys: pytest.CaptureFixture[str]) -> None:
+    with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE rdsadmin")  # RDS's own: never advised
+    try:
+        capsys.readouterr()
+        assert main(["advise", "--postgres", f"cluster={cluster.dsn()}", "--all-databases", "--no-hypopg",
+                     "--format", "json"]) == 0
+        reports = json.loads(capsys.readouterr().out)
+    finally:
+        with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+            conn.execute("DROP DATABASE rdsadmin")
+    targets = [r["target"] for r in reports]
+    # the DSN's database first, under the target's own name, then every other one in name order
+    assert targets == ["cluster", *(f"cluster/{n}" for n in sorted([*APPS, *SCRATCH]))]
+    for report in reports[1:]:  # each database's own missing index, from its own statements
+        name = report["target"].split("/")[1]
+        assert _missing_index_tables(report) == {f"{name}_notes"}
+
+
+def test_advise_named_databases_and_one_that_does_not_exist(cluster: LocalPostgres,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    args = ["advise", "--postgres", f"cluster={cluster.dsn()}", "--format", "md"]
+    assert main([*args, "--database", "app05", "--database", "app02", "--database", "app05"]) == 0
+    out = capsys.readouterr().out
+    headings = [line for line in out.splitlines() if line.startswith("# dbpulse index advice")]
+    assert headings == ["# dbpulse index advice: cluster/app05", "# dbpulse index advice: cluster/app02"]
+    assert "app05_notes" in out and "app02_notes" in out and "app01_notes" not in out
+    # a database that cannot be advised: one line that names it, the others' report, exit status 2
+    assert main([*args, "--database", "nosuchdb", "--database", "app03"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "cluster/nosuchdb" in captured.err and "Traceback" not in captured.err
+    assert "# dbpulse index advice: cluster/app03" in captured.out
+    # the DSN's database by name is the target itself
+    assert main([*args, "--database", "postgres", "--database", "app04", "--format", "html"]) == 0
+    page = capsys.readouterr().out
+    assert page.count("<html") == 1 and page.count("<main") == 2
+    assert "dbpulse index advice: cluster</h1>" in page and "dbpulse index advice: cluster/app04</h1>" in page
+
+
+def test_served_statement_pages_of_another_database(cluster: LocalPostgres, tmp_path: Path) -> None:
+    """dbpulse as a process watching the cluster: the main page links app03's costliest statements, and the
+    statement page of app03's own query shows its text and its calls."""
+    with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+        row = conn.execute("""SELECT queryid FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+                              WHERE d.datname = 'app03' AND s.query LIKE '%app03_notes WHERE body%'""").fetchone()
+    assert row is not None
+    queryid = int(row[0])
+    config = tmp_path / "dbpulse.yaml"
+    config.write_text(f"""postgres:
+  targets:
+    - name: cluster
+      dsn: "{cluster.dsn()}"
+      databases: {{exclude: ["scratch_*"], refresh_interval: 0, budget: 1}}
+advisor:
+  enabled: false
+""")
+    with DbpulseProcess("--config", str(config), "--interval", "5") as svc:
+        path = "/" + statement_path("cluster/app03", queryid)
+        main_page = svc.wait_for_page("/", f'href="{path[1:]}"', timeout=60)
+        assert "app03" in main_page
+        page = svc.wait_for_page(path, "app03_notes WHERE body", timeout=30)
+        assert "cluster/app03" in page
+        assert svc.get("/" + statement_path("cluster/app03", queryid + 1))[0] == 404
 
 
 def test_selection_forms_and_the_cap() -> None:

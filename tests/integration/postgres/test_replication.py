@@ -12,7 +12,6 @@ import asyncio
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
@@ -72,22 +71,15 @@ def write_wal(server: LocalPostgres, megabytes: int) -> None:
                      (megabytes * 1000,))
 
 
-def replication_poller(dsn: str, name: str, **settings: Any) -> PostgresPoller:
-    """A poller without the wait sampler: these tests poll and close in separate event loops (asyncio.run
-    each), and with the sampler's own task and session that hung a CI run (issue 25, not yet explained); waits
-    have their own tests (test_waits.py)."""
-    return pg_poller(dsn, name=name, wait_sampling="off", **settings)
-
-
 def poll(*pollers: PostgresPoller) -> list[PostgresSnapshot]:
-    async def all_of() -> list[PostgresSnapshot]:  # bounded: a hang fails here rather than stalling the suite
-        return list(await asyncio.wait_for(asyncio.gather(*(p.poll() for p in pollers)), 120))
+    async def all_of() -> list[PostgresSnapshot]:
+        return list(await asyncio.gather(*(p.poll() for p in pollers)))
     return asyncio.run(all_of())
 
 
 def close(*pollers: PostgresPoller) -> None:
     async def all_of() -> None:
-        await asyncio.wait_for(asyncio.gather(*(p.close() for p in pollers)), 60)
+        await asyncio.gather(*(p.close() for p in pollers))
     asyncio.run(all_of())
 
 
@@ -101,8 +93,7 @@ def down(target: str) -> list[Sample]:
 
 def test_paused_replay_and_an_abandoned_slot(servers: tuple[LocalPostgres, LocalPostgres], tmp_path: Path) -> None:
     primary, standby = servers
-    pp = replication_poller(primary.dsn(), name="primary", expected_standbys=1)
-    ps = replication_poller(standby.dsn(), name="standby")
+    pp, ps = pg_poller(primary.dsn(), name="primary", expected_standbys=1), pg_poller(standby.dsn(), name="standby")
     try:
         healthy_p, healthy_s = poll(pp, ps)
         assert values(healthy_p, "dbpulse_pg_replication_standby_state") == {("primary", "standby", "streaming"): 1}
@@ -150,8 +141,8 @@ def test_a_stopped_standby(servers: tuple[LocalPostgres, LocalPostgres], tmp_pat
     without a slot) and one fewer than postgres.expected_standbys (PostgresStandbysMissing, set on the section:
     the standby's own target is not held to it)."""
     primary, standby = servers
-    pp, ps = replication_poller(primary.dsn(), name="primary", expected_standbys=1), \
-        replication_poller(standby.dsn(), name="standby", expected_standbys=1)
+    pp, ps = pg_poller(primary.dsn(), name="primary", expected_standbys=1), \
+        pg_poller(standby.dsn(), name="standby", expected_standbys=1)
     try:
         with psycopg.connect(primary.dsn(), autocommit=True) as conn:
             target = one(conn, "SELECT pg_current_wal_insert_lsn()")
@@ -204,7 +195,7 @@ def test_promotion_and_a_lost_slot(servers: tuple[LocalPostgres, LocalPostgres],
     with psycopg.connect(primary.dsn(), autocommit=True) as conn:
         wait_for("the standby to stream again",
                  lambda: one(conn, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"))
-    pp, ps = replication_poller(primary.dsn(), name="primary"), replication_poller(standby.dsn(), name="standby")
+    pp, ps = pg_poller(primary.dsn(), name="primary"), pg_poller(standby.dsn(), name="standby")
     try:
         (standing,) = poll(ps)
         with psycopg.connect(standby.dsn(), autocommit=True) as conn:
@@ -231,8 +222,7 @@ def test_promotion_and_a_lost_slot(servers: tuple[LocalPostgres, LocalPostgres],
         assert values(snap, "dbpulse_pg_in_recovery") == {("standby",): 0}
         assert not values(snap, "dbpulse_pg_replay_paused") and not values(snap, "dbpulse_pg_wal_receiver_streaming")
         assert {q: n for q, n in snap.query_errors.items() if n} == {}
-        off = {f for f, on in snap.features.items() if not on}
-        assert off <= {"io", "track_planning", "wait_sampling", "wait_statements"}  # 15; waits off here
+        assert {f for f, on in snap.features.items() if not on} <= {"io", "track_planning"}  # 15, defaults
     assert said == ["standby: left recovery (promoted): it is a primary now"]  # once, and nothing else
     status = values(lost, "dbpulse_pg_replication_slot_wal_status")
     assert status == {("primary", "abandoned", "physical", "lost"): 1, ("primary", "standby", "physical", "lost"): 1}
@@ -247,7 +237,7 @@ def test_polls_survive_slots_dropped_while_they_read(servers: tuple[LocalPostgre
     """Slots created and dropped as fast as possible while a poller reads: every poll succeeds and never
     counts a query error (a slot that vanishes between two polls just vanishes from the metrics)."""
     primary, _ = servers
-    p = replication_poller(primary.dsn(), name="primary", maintenance_interval=0)
+    p = pg_poller(primary.dsn(), name="primary", maintenance_interval=0)
 
     async def churn(stop: asyncio.Event) -> int:
         rounds = 0

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +25,7 @@ import psycopg
 import pytest
 
 from collectors.postgres.snapshot import PostgresSnapshot
-from collectors.postgres.waits import ActivitySampler
+from collectors.postgres.waits import SAMPLER_APPLICATION_NAME, ActivitySampler
 from harness.servers import SUPPORTED_MAJORS, LocalPostgres
 from tests.support import DbpulseProcess, pg_poller
 
@@ -290,10 +292,58 @@ def test_a_reset_of_pg_wait_samplings_profile_keeps_the_counters_counting() -> N
     assert after + 1.0 < later < after + 2.5  # and from there on, deltas from the reset profile
 
 
+def sampler_sessions(dsn: str) -> int:
+    """The wait sampler's sessions on the database of ``dsn``."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+                           "AND datname = current_database()", (SAMPLER_APPLICATION_NAME,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def gone(dsn: str) -> bool:
+    """No sampler session left (a backend ends a moment after its client closed the socket)."""
+    for _ in range(100):
+        if sampler_sessions(dsn) == 0:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_sampler_whose_event_loop_ends_is_cancelled_with_it_and_closes_its_session(fresh_db: str) -> None:
+    """Tests poll from many asyncio.run calls; each ends by cancelling its tasks, the sampler's too, and waits
+    for them. With a sample ending just as that cancel came, Python 3.11's asyncio.wait_for (which the sampler
+    used) returned the sample and dropped the cancellation: the task sampled on and asyncio.run never returned
+    (the CI hang in test_replication). Samples back to back (interval 1 ms) and loops ended at random moments
+    make that moment likely: the loop, the old code hung within a few runs. Every run must end, and the
+    sampler's session must not outlive its loop's task."""
+    with psycopg.connect(fresh_db) as conn:
+        version = conn.info.server_version
+    sampler = ActivitySampler("loops", fresh_db, None, 0.001, {})
+    chance = random.Random(25)
+    samples = 0
+
+    async def sample_a_moment(seconds: float) -> None:
+        sampler.start(version)
+        await asyncio.sleep(seconds)
+
+    def runs() -> None:
+        nonlocal samples
+        for _ in range(150):
+            asyncio.run(sample_a_moment(chance.uniform(0.0, 0.03)))
+            samples += sampler.samples
+
+    worker = threading.Thread(target=runs, daemon=True)
+    worker.start()
+    worker.join(300)  # bounded so that a hang fails here; the runs take a few seconds
+    assert not worker.is_alive(), "an asyncio.run never returned: the sampler's task outlived its cancellation"
+    assert samples > 0
+    asyncio.run(sampler.stop())  # drops the last task: a connect it cancelled half way is freed with it
+    assert not sampler.running and gone(fresh_db)
+
+
 def test_a_sampler_used_from_one_event_loop_then_another_neither_hangs_nor_leaks(fresh_db: str) -> None:
-    """Each asyncio.run is a new event loop (tests poll that way): sampling goes on in the new one and stop()
-    ends. (A CI run hung in test_replication's close() after polls in separate loops; this test does not
-    reproduce that hang, it checks the path the fix takes: the old loop's connection dropped, not awaited.)"""
+    """Each asyncio.run is a new event loop (tests poll that way): sampling goes on in the new one, and stop()
+    from a third ends it and leaves no session behind."""
     with psycopg.connect(fresh_db) as conn:
         version = conn.info.server_version
     sampler = ActivitySampler("loops", fresh_db, None, 0.1, {})
@@ -312,3 +362,4 @@ def test_a_sampler_used_from_one_event_loop_then_another_neither_hangs_nor_leaks
 
     asyncio.run(again_then_stop())
     assert first >= 1 and sampler.samples >= 1 and not sampler.running
+    assert gone(fresh_db)

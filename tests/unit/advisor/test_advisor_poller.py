@@ -5,9 +5,15 @@ made to take a chosen time, and a stand-in that sleeps would make the test a rac
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
+import socket
 import threading
 from datetime import UTC, datetime
 
+import pytest
+
+from monitor.advisor.advisor import Advisor
 from monitor.advisor.findings import AdviceReport
 from monitor.advisor.poller import AdvisorPoller
 from monitor.advisor.settings import AdvisorSettings, Thresholds
@@ -83,3 +89,45 @@ def test_advisor_session_fits_inside_its_timeout() -> None:
     settings = AdvisorSettings(interval=300, thresholds=Thresholds(statement_timeout_seconds=20)).run_thresholds()
     assert settings.statement_timeout_seconds == 20.0  # explicit wins
     assert settings.verification_max_seconds == 30.0  # default, already under 60
+
+
+def test_an_unreachable_target_is_one_log_line_and_a_counted_failure(caplog: pytest.LogCaptureFixture) -> None:
+    """A server that accepts TCP connections and never answers (a real socket, listening, never accepting):
+    the advisor's connect outlasts its poll's timeout, so the run is abandoned and fails afterwards. That
+    failure is counted and logged as one line naming the target and the error, at the next poll or, when
+    the service stops first, at close; never asyncio's "exception was never retrieved" with a traceback."""
+    frozen = socket.socket()
+    frozen.bind(("127.0.0.1", 0))
+    frozen.listen(16)
+    dsn = f"postgresql://postgres@127.0.0.1:{frozen.getsockname()[1]}/postgres"
+    caplog.set_level(logging.DEBUG)
+
+    async def abandoned_run(poller: AdvisorPoller, scheduler: Scheduler) -> None:
+        await scheduler.poll_once(scheduler.states[0])  # the connect (1 s) outlasts the poll (0.2 s)
+        assert scheduler.states[0].last_error == "timed out after 0.2 s"
+        for _ in range(1000):  # bounded: the connect times out after 1 s
+            if poller._running is not None and poller._running.done():
+                break
+            await asyncio.sleep(0.01)
+
+    async def next_poll_then_stop() -> None:
+        advisor = Advisor(dsn, "frozen", Thresholds(statement_timeout_seconds=1))
+        poller = AdvisorPoller(advisor, interval=60, timeout=0.2)
+        scheduler = Scheduler([poller])
+        await abandoned_run(poller, scheduler)
+        await scheduler.poll_once(scheduler.states[0])  # publishes the late failure
+        state = scheduler.states[0]
+        assert state.errors == 2 and state.last_error is not None
+        assert state.last_error.startswith("AdvisorConnectionError: cannot connect to frozen: ")
+        await abandoned_run(poller, scheduler)  # and one more that nobody reads before the stop
+        await scheduler.stop()
+
+    try:
+        asyncio.run(next_poll_then_stop())
+        gc.collect()  # asyncio reports an unretrieved exception when its future is collected
+    finally:
+        frozen.close()
+    assert not [r for r in caplog.records if r.exc_info or "never retrieved" in r.getMessage()]
+    at_close = [r.getMessage() for r in caplog.records if "abandoned at the timeout, failed" in r.getMessage()]
+    assert at_close == ["advisor frozen: its last run, abandoned at the timeout, failed: AdvisorConnectionError: "
+                        "cannot connect to frozen: connection timeout expired"]

@@ -29,6 +29,8 @@ def _run_flags(args: argparse.Namespace) -> dict[str, Any]:
         flags.setdefault("log", {})["level"] = args.log_level
     if args.web_config:
         flags["web_config"] = str(args.web_config)
+    if args.prometheus_url:
+        flags.setdefault("prometheus", {})["url"] = args.prometheus_url
     for spec in sources():
         for flag in spec.flags:
             if values := getattr(args, _dest(flag.option)):
@@ -144,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help=argparse.SUPPRESS)  # its former name: hidden, kept for existing scripts
     run.add_argument("--web-config", type=Path, metavar="FILE",
                      help="TLS and basic auth for the HTTP server, in the Prometheus exporter-toolkit format")
+    run.add_argument("--prometheus-url", metavar="URL",
+                     help="a Prometheus HTTP query API that scrapes this dbpulse: the UI's charts then offer 6 h, 24 h "
+                     "and 7 d (prometheus.* in the config file: auth, TLS, timeout)")
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     run.set_defaults(func=cmd_run)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import platform
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import Metric
@@ -30,7 +30,8 @@ Encoder = Callable[[CollectorRegistry], bytes]
 class SnapshotCollector(Collector):
     """Builds fresh metric families from the samples stored at the last poll of each source."""
 
-    def __init__(self, scheduler: Scheduler) -> None:
+    def __init__(self, scheduler: Scheduler, live: Iterable[Collector] = ()) -> None:
+        """``live``: collectors of the service's own counters that change between polls, encoded every scrape."""
         self.scheduler = scheduler
         build = SampleList()
         build.add("dbpulse_build_info", 1, version=__version__, python_version=platform.python_version())
@@ -50,12 +51,15 @@ WARM_DELAY = 0.1  # seconds: polls that end together are encoded once
 class Exposition:
     """``/metrics`` bodies: the cached snapshot part plus the live process metrics."""
 
-    def __init__(self, scheduler: Scheduler) -> None:
+    def __init__(self, scheduler: Scheduler, live: Iterable[Collector] = ()) -> None:
+        """``live``: collectors of the service's own counters that change between polls, encoded every scrape."""
         self.scheduler = scheduler
         self.snapshot = CollectorRegistry(auto_describe=False)
         self.snapshot.register(SnapshotCollector(scheduler))
         self.process = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self.process)
+        for collector in live:
+            self.process.register(collector)
         self._cache: dict[str, tuple[int, bytes, Encoder]] = {}  # content type -> (version, body, its encoder)
         self._lock = asyncio.Lock()
         self.warming: asyncio.Task[None] | None = None  # the re-encoding after a poll, if one is due

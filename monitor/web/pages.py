@@ -44,6 +44,7 @@ from monitor.core.joined import links_of
 from monitor.core.scheduler import Scheduler, SourceState
 from monitor.web import charts
 from monitor.web.detail import StatementPage, TablePage, statement_path, table_path
+from monitor.web.history import Shown
 from monitor.web.trends import charts_of
 
 STATIC = Path(__file__).parent / "static"
@@ -342,15 +343,18 @@ def _css() -> Markup:
     return Markup((STATIC / "ui.css").read_text(encoding="utf-8"))  # our own file, not input
 
 
-def render_statement_page(page: StatementPage, root: str, now: float | None = None) -> str:
-    """``/statements/<target>/<queryid>``; ``root`` leads back to the root from the page's path."""
+def render_statement_page(page: StatementPage, root: str, now: float | None = None, shown: Shown | None = None) -> str:
+    """``/statements/<target>/<queryid>``; ``root`` leads back to the root from the page's path; ``shown``: where
+    its charts come from (``history.HistoryReader``), memory by default."""
     now = time.time() if now is None else now
-    return environment().get_template("statement.html").render(p=page, root=root, now=now, standalone=False)
+    return environment().get_template("statement.html").render(p=page, root=root, now=now, standalone=False,
+                                                               shown=shown or Shown())
 
 
-def render_table_page(page: TablePage, root: str, now: float | None = None) -> str:
+def render_table_page(page: TablePage, root: str, now: float | None = None, shown: Shown | None = None) -> str:
     now = time.time() if now is None else now
-    return environment().get_template("table.html").render(p=page, root=root, now=now, standalone=False)
+    return environment().get_template("table.html").render(p=page, root=root, now=now, standalone=False,
+                                                           shown=shown or Shown())
 
 
 def render_not_found(what: str, root: str = "") -> str:

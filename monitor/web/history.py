@@ -14,6 +14,7 @@ page draws the ring and says why (``Shown.note``); every such failure is counted
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -132,6 +133,10 @@ class HistoryError(Exception):
     """Why Prometheus gave no chart, in words the page shows after "Prometheus at URL"."""
 
 
+class AnsweredError(HistoryError):
+    """Prometheus's own error answer (``"status": "error"``), whatever its HTTP status."""
+
+
 @dataclass(frozen=True)
 class RangeSeries:
     labels: Mapping[str, str]
@@ -152,7 +157,7 @@ def parse_matrix(body: bytes) -> list[RangeSeries]:
     if not isinstance(doc, dict):
         raise HistoryError("answered with JSON that is not a query result")
     if doc.get("status") != "success":
-        raise HistoryError(f"answered with an error ({doc.get('errorType', 'unknown')}: "
+        raise AnsweredError(f"answered with an error ({doc.get('errorType', 'unknown')}: "
                            f"{str(doc.get('error', 'no message'))[:200]})")
     data = doc.get("data")
     if not isinstance(data, dict) or data.get("resultType") != "matrix":
@@ -193,7 +198,8 @@ class PrometheusClient:
         self.shown = settings.shown_url
         password = settings.password()
         auth = settings.basic_auth
-        self._auth = aiohttp.BasicAuth(auth.username, password or "") if auth is not None else None
+        self._headers = {} if auth is None else {
+            "Authorization": "Basic " + base64.b64encode(f"{auth.username}:{password or ''}".encode()).decode()}
         self._ssl = settings.ssl_context()
         self._session: aiohttp.ClientSession | None = None
         self.reads = 0  # pages that asked Prometheus for their charts
@@ -202,7 +208,7 @@ class PrometheusClient:
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                auth=self._auth, timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
+                headers=self._headers, timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
                 connector=aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else True, limit=8))
         return self._session
 
@@ -213,6 +219,8 @@ class PrometheusClient:
             status = response.status
         try:
             return parse_matrix(body)
+        except AnsweredError:
+            raise
         except HistoryError:
             if status != 200:  # a proxy's page, not Prometheus's JSON error: its status says more
                 raise HistoryError(f"answered HTTP {status}") from None
@@ -283,6 +291,11 @@ class Shown:
     @property
     def label(self) -> str:
         return RANGE_LABELS[self.range]
+
+    @property
+    def every(self) -> str:
+        """The step in words: "90 s", "6 min", "42 min"."""
+        return f"{self.step} s" if self.step < 120 else f"{self.step / 60:.3g} min"
 
 
 def kept_text(seconds: float) -> str:

@@ -118,12 +118,16 @@ async def advice_html(request: web.Request) -> web.Response:
 
 
 async def index(request: web.Request) -> web.Response:
-    return _html(pages.render_index(request.app[SCHEDULER]))
+    scheduler = request.app[SCHEDULER]
+    frames, shown = await request.app[HISTORY].frames(scheduler.states, request.query.get("range"), time.time())
+    return _html(pages.render_index(scheduler, frames, shown))
 
 
 async def sections(request: web.Request) -> web.Response:
-    """The live part of the page, which ui.js re-fetches."""
-    return _html(pages.render_sections(request.app[SCHEDULER]))
+    """The live part of the page, which ui.js re-fetches (with the page's ``?range=``)."""
+    scheduler = request.app[SCHEDULER]
+    frames, shown = await request.app[HISTORY].frames(scheduler.states, request.query.get("range"), time.time())
+    return _html(pages.render_sections(scheduler, frames=frames, shown=shown))
 
 
 def _not_found(request: web.Request, what: str) -> web.Response:

@@ -26,9 +26,13 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from collectors.base.catalogue import catalogue
+from collectors.registry import source
+from monitor.core.history import Series
+from monitor.core.scheduler import SourceState
 from monitor.prometheus_settings import PrometheusSettings
 from monitor.web.charts import Chart, Line
 from monitor.web.detail import CALLS, DEAD_ROWS, EXEC, INDEX_SCANS, ROWS, SEQ_SCANS, SIZE
+from monitor.web.trends import Frame, RangeFrame, read_by
 
 RANGES: dict[str, float] = {"1h": 3600.0, "6h": 6 * 3600.0, "24h": 24 * 3600.0, "7d": 7 * 86400.0}
 RANGE_LABELS = {"1h": "1 h", "6h": "6 h", "24h": "24 h", "7d": "7 d"}
@@ -126,6 +130,15 @@ def table_queries(target: str, schema: str, table: str, datname: str | None) -> 
             ChartQuery("dead", "dead rows", "count", (("dead rows", selector(DEAD_ROWS, match)),)),
         ]
     return build
+
+
+def main_query(name: str, rated: bool, labels: Mapping[str, str], window: str) -> str:
+    """A main-page chart's series, as the dashboards read them: a counter per second, a gauge as it is."""
+    return f"rate({selector(name, labels)}[{window}])" if rated else selector(name, labels)
+
+
+def frame_key(state: SourceState) -> str:
+    return f"{state.poller.source}:{state.poller.target}"
 
 
 # --- the answer ----------------------------------------------------------------------------------------------
@@ -226,13 +239,13 @@ class PrometheusClient:
                 raise HistoryError(f"answered HTTP {status}") from None
             raise
 
-    async def charts(self, queries: Sequence[ChartQuery], window: Window) -> list[Chart]:
-        """Every chart of ``queries`` over ``window``, or ``HistoryError`` (counted) saying why there are none."""
+    async def read(self, exprs: Sequence[str], window: Window) -> list[list[RangeSeries]]:
+        """Every expression's series over ``window``, all within ``prometheus.timeout``; else ``HistoryError``
+        (counted) saying why there are none."""
         self.reads += 1
-        exprs = [expr for query in queries for _, expr in query.lines]
         try:
             async with asyncio.timeout(self.settings.timeout):
-                found = await _all(self.query_range(expr, window) for expr in exprs)
+                return await _all(self.query_range(expr, window) for expr in exprs)
         except TimeoutError:
             raise self._failed(f"did not answer within {self.settings.timeout:g} s") from None
         except aiohttp.ClientConnectorError as exc:
@@ -241,7 +254,10 @@ class PrometheusClient:
             raise self._failed(f"could not be read ({type(exc).__name__}: {exc})") from None
         except HistoryError as exc:
             raise self._failed(str(exc)) from None
-        answers = iter(found)
+
+    async def charts(self, queries: Sequence[ChartQuery], window: Window) -> list[Chart]:
+        """Every chart of ``queries`` over ``window``."""
+        answers = iter(await self.read([expr for query in queries for _, expr in query.lines], window))
         out = []
         for query in queries:
             lines = [line for label, _ in query.lines for line in lines_of(label, next(answers), window)]
@@ -249,6 +265,21 @@ class PrometheusClient:
                              window=(float(window.start), float(window.end)), key=query.key,
                              source="prometheus", step=window.step))
         return out
+
+    async def frames(self, states: Sequence[SourceState], window: Window) -> dict[str, Frame]:
+        """The main page's charts over ``window``: per source and target, what its charts read (``read_by``)."""
+        wanted = [(state, name, rated) for state in states if (spec := source(state.poller.source)) is not None
+                  for name, rated in read_by(spec)]
+        exprs = [main_query(name, rated, {**self.settings.labels, "target": state.poller.target}, window.rate)
+                 for state, name, rated in wanted]
+        found: dict[str, dict[tuple[str, bool], list[Series]]] = {}
+        for (state, name, rated), answer in zip(wanted, await self.read(exprs, window), strict=True):
+            series = [Series(name, s.labels, window.times, list(on_grid(s, window).values))
+                      for s in sorted(answer, key=lambda s: sorted(s.labels.items()))]
+            found.setdefault(frame_key(state), {})[(name, rated)] = series
+        span = (float(window.start), float(window.end))
+        return {frame_key(state): RangeFrame(state, found.get(frame_key(state), {}), span, window.step)
+                for state in states if source(state.poller.source) is not None}
 
     def _failed(self, why: str) -> HistoryError:
         self.failures += 1
@@ -315,21 +346,46 @@ class HistoryReader:
                      now: float) -> tuple[list[Chart], Shown]:
         chosen = range_of(asked)
         client = self.client
-        if client is None:
-            note = "" if chosen == DEFAULT_RANGE else (
-                f"Ranges beyond {self.kept} kept in memory need Prometheus (prometheus.url); showing {self.kept}.")
-            return ring, Shown(note=note, kept=self.kept)
-        shown = Shown(offered=True, prometheus=client.shown, kept=self.kept)
-        if chosen == DEFAULT_RANGE:
-            return ring, shown
+        if client is None or chosen == DEFAULT_RANGE:
+            return ring, self._memory(chosen)
         window = window_for(chosen, now, client.settings.scrape_interval)
         try:
             drawn = await client.charts(queries(window.rate, client.settings.labels), window)
         except HistoryError as exc:
-            return ring, Shown(chosen, offered=True, note=f"{exc}; showing {self.kept} kept in memory.", failed=True,
-                               prometheus=client.shown, kept=self.kept)
-        return drawn, Shown(chosen, "prometheus", offered=True, prometheus=client.shown, step=window.step,
-                            kept=self.kept)
+            return ring, self._fell_back(chosen, exc)
+        return drawn, self._from_prometheus(chosen, window)
+
+    async def frames(self, states: Sequence[SourceState], asked: str | None,
+                     now: float) -> tuple[dict[str, Frame], Shown]:
+        """The main page's: no frame (the ring) for the default range or without Prometheus."""
+        chosen = range_of(asked)
+        client = self.client
+        if client is None or chosen == DEFAULT_RANGE:
+            return {}, self._memory(chosen)
+        window = window_for(chosen, now, client.settings.scrape_interval)
+        try:
+            found = await client.frames(states, window)
+        except HistoryError as exc:
+            return {}, self._fell_back(chosen, exc)
+        return found, self._from_prometheus(chosen, window)
+
+    def _memory(self, chosen: str) -> Shown:
+        """The ring, as asked (the default range) or for want of Prometheus."""
+        if self.client is not None:
+            return Shown(offered=True, prometheus=self.client.shown, kept=self.kept)
+        note = "" if chosen == DEFAULT_RANGE else (
+            f"Ranges beyond {self.kept} kept in memory need Prometheus (prometheus.url); showing {self.kept}.")
+        return Shown(note=note, kept=self.kept)
+
+    def _fell_back(self, chosen: str, exc: HistoryError) -> Shown:
+        assert self.client is not None
+        return Shown(chosen, offered=True, note=f"{exc}; showing {self.kept} kept in memory.", failed=True,
+                     prometheus=self.client.shown, kept=self.kept)
+
+    def _from_prometheus(self, chosen: str, window: Window) -> Shown:
+        assert self.client is not None
+        return Shown(chosen, "prometheus", offered=True, prometheus=self.client.shown, step=window.step,
+                     kept=self.kept)
 
     async def close(self) -> None:
         if self.client is not None:

@@ -27,6 +27,7 @@ class Watched:
     svc: DbpulseProcess
     prometheus: LocalPrometheus
     queryid: int
+    dsn: str
 
     @property
     def api(self) -> PrometheusAPI:
@@ -109,7 +110,10 @@ def watched(dsn: str, tmp_path: Path, samples: int = 8) -> Iterator[Watched]:
             series = f'dbpulse_pg_statement_calls_total{{target="{TARGET}", queryid="{queryid}"}}'
             eventually(lambda: prometheus.client.query(f"count_over_time({series}[1m]) >= {samples}"), 60,
                        f"{samples} scrapes of {series}")
-            yield Watched(svc, prometheus, queryid)
+            size = f'dbpulse_pg_table_size_bytes{{target="{TARGET}", table="orders"}}'
+            # sizes are read apart from the statistics: a few scrapes of them too
+            eventually(lambda: prometheus.client.query(f"count_over_time({size}[1m]) >= 3"), 60, f"3 scrapes of {size}")
+            yield Watched(svc, prometheus, queryid, dsn)
     finally:
         stop.set()
         worker.join(10)

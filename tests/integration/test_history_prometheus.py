@@ -61,13 +61,34 @@ def test_ranges_are_drawn_from_prometheus_exactly(scene: Watched) -> None:
     charts = chart_attrs(raw.decode())
     sel = f'{{job="dbpulse", target="{TARGET}", schema="public", table="orders"'
     size = scene.answer(f"dbpulse_pg_table_size_bytes{sel}}}", charts["size"])
-    assert charts["size"]["data-step"] == "360" and size and drawn(charts["size"]["data-values"]) == size
+    e = int(time.time())
+    assert charts["size"]["data-step"] == "360" and size, (charts["size"]["data-window"], e, [(int(t) - e, v) for t, v in scene.api.api("query_range", query='up{job="dbpulse"}', start=str(e - 30), end=str(e), step="1")["result"][0]["values"]][-4:], [(int(t) - e, v) for t, v in scene.api.api("query_range", query=f'dbpulse_pg_table_size_bytes{sel}}}', start=str(e - 30), end=str(e), step="1")["result"][0]["values"]][-4:], [(int(t) - e, v) for t, v in scene.api.api("query_range", query=f'dbpulse_pg_table_dead_rows{sel}}}', start=str(e - 30), end=str(e), step="1")["result"][0]["values"]][-4:])
+    assert drawn(charts["size"]["data-values"]) == size
     assert size[0][-1] > 8192
     scans = [scene.answer(f"rate(dbpulse_pg_table_{kind}_scans_total{sel}}}[361s])", charts["scans"])[0]
              for kind in ("seq", "index")]
     assert drawn(charts["scans"]["data-values"]) == scans and scans[1][-1] > 0
 
-    assert svc.value("dbpulse_history_reads_total") == 2
+    # The main page: each source's declared charts, the same lines the ring draws (a counter per second, lines
+    # added up per label value) from the dashboards' series.
+    datname = scene.dsn.rsplit("/", 1)[1]
+    status, raw = svc.get("/?range=6h")
+    page = raw.decode()
+    assert 'id="history-fallback"' not in page and 'aria-current="page">6 h</a>' in page
+    charts = chart_attrs(page)
+    sel = f'job="dbpulse", target="{TARGET}"'
+    tps = scene.answer(f'sum(rate(dbpulse_pg_database_xact_commit_total{{{sel}, datname="{datname}"}}[91s])) + '
+                       f'sum(rate(dbpulse_pg_database_xact_rollback_total{{{sel}, datname="{datname}"}}[91s]))',
+                       charts[f"postgres:{TARGET}:tps"])
+    tps_drawn = drawn(charts[f"postgres:{TARGET}:tps"]["data-values"])
+    assert len(tps) == len(tps_drawn) == 1 and tps[0][-1] > 1 and tps_drawn[0] == pytest.approx(tps[0], rel=1e-12)
+    by_state = scene.answer(f"sum by (state) (dbpulse_pg_connections{{{sel}}})", charts[f"postgres:{TARGET}:connections"])
+    assert drawn(charts[f"postgres:{TARGET}:connections"]["data-values"]) == by_state  # states in label order
+    assert all(c["data-source"] == "prometheus" for c in charts.values())
+    status, raw = svc.get("/ui/sections?range=6h")  # what the page's script re-fetches keeps the range
+    assert chart_attrs(raw.decode())[f"postgres:{TARGET}:tps"]["data-source"] == "prometheus"
+
+    assert svc.value("dbpulse_history_reads_total") == 4
     assert svc.value("dbpulse_history_read_failures_total") == 0
 
 
@@ -111,4 +132,10 @@ def test_prometheus_silent_or_down_falls_back_to_memory_and_says_so(fresh_db: st
         assert chart_attrs(page)["calls"]["data-source"] == "memory"
         assert 'aria-current="page">7 d</a>' in page  # the range asked for stays selected
         assert svc.value("dbpulse_history_read_failures_total") == 1
-        print(f"{case}: page with the fallback in {elapsed:.2f} s")
+        print(f"{case}: statement page with the fallback in {elapsed:.2f} s")
+
+        status, raw = svc.get("/?range=24h")  # the main page too
+        page = raw.decode()
+        assert f'id="history-fallback">Prometheus at http://127.0.0.1:{port} {why}' in page, page[:4000]
+        assert chart_attrs(page)[f"postgres:{TARGET}:tps"]["data-source"] == "memory"
+        assert svc.value("dbpulse_history_read_failures_total") == 2

@@ -39,6 +39,12 @@ class Watched:
         result = self.api.api("query_range", query=expr, start=start, end=end, step=attrs["data-step"])["result"]
         return [[float(v) for _, v in series["values"] if v not in ("NaN", "+Inf", "-Inf")] for series in result]
 
+    def scraped_at(self, attrs: dict[str, str]) -> bool:
+        """Did the last scrape before the chart's window end succeed?"""
+        end = attrs["data-window"].split()[1]
+        up = self.api.api("query", query='up{job="dbpulse"}', time=end)["result"]
+        return bool(up) and up[0]["value"][1] == "1"
+
 
 def drawn(values: str) -> list[list[float]]:
     """A chart's ``data-values``: its lines' values (``|`` between lines)."""
@@ -106,6 +112,7 @@ def watched(dsn: str, tmp_path: Path, samples: int = 8) -> Iterator[Watched]:
     worker = threading.Thread(target=_workload, args=(dsn, stop), daemon=True)
     worker.start()
     try:
+        svc.start(timeout=90)  # a loaded machine (CI) may take a while to import and poll once
         with svc, prometheus:
             series = f'dbpulse_pg_statement_calls_total{{target="{TARGET}", queryid="{queryid}"}}'
             eventually(lambda: prometheus.client.query(f"count_over_time({series}[1m]) >= {samples}"), 60,

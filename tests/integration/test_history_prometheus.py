@@ -61,10 +61,12 @@ def test_ranges_are_drawn_from_prometheus_exactly(scene: Watched) -> None:
     charts = chart_attrs(raw.decode())
     sel = f'{{job="dbpulse", target="{TARGET}", schema="public", table="orders"'
     size = scene.answer(f"dbpulse_pg_table_size_bytes{sel}}}", charts["size"])
-    e = int(time.time())
-    assert charts["size"]["data-step"] == "360" and size, (charts["size"]["data-window"], e, [(int(t) - e, v) for t, v in scene.api.api("query_range", query='up{job="dbpulse"}', start=str(e - 30), end=str(e), step="1")["result"][0]["values"]][-4:], [(int(t) - e, v) for t, v in scene.api.api("query_range", query=f'dbpulse_pg_table_size_bytes{sel}}}', start=str(e - 30), end=str(e), step="1")["result"][0]["values"]][-4:], [(int(t) - e, v) for t, v in scene.api.api("query_range", query=f'dbpulse_pg_table_dead_rows{sel}}}', start=str(e - 30), end=str(e), step="1")["result"][0]["values"]][-4:])
-    assert drawn(charts["size"]["data-values"]) == size
-    assert size[0][-1] > 8192
+    assert charts["size"]["data-step"] == "360"
+    # A gauge's one point (the window's end) is missing when the scrape just before failed (Prometheus marks every
+    # series stale then; a loaded machine misses a 1 s scrape now and then): it must then be missing on both sides.
+    assert size or not scene.scraped_at(charts["size"]), charts["size"]
+    assert drawn(charts["size"]["data-values"]) == (size or [[]])
+    assert not size or size[0][-1] > 8192
     scans = [scene.answer(f"rate(dbpulse_pg_table_{kind}_scans_total{sel}}}[361s])", charts["scans"])[0]
              for kind in ("seq", "index")]
     assert drawn(charts["scans"]["data-values"]) == scans and scans[1][-1] > 0
@@ -82,8 +84,10 @@ def test_ranges_are_drawn_from_prometheus_exactly(scene: Watched) -> None:
                        charts[f"postgres:{TARGET}:tps"])
     tps_drawn = drawn(charts[f"postgres:{TARGET}:tps"]["data-values"])
     assert len(tps) == len(tps_drawn) == 1 and tps[0][-1] > 1 and tps_drawn[0] == pytest.approx(tps[0], rel=1e-12)
-    by_state = scene.answer(f"sum by (state) (dbpulse_pg_connections{{{sel}}})", charts[f"postgres:{TARGET}:connections"])
-    assert drawn(charts[f"postgres:{TARGET}:connections"]["data-values"]) == by_state  # states in label order
+    connections = charts[f"postgres:{TARGET}:connections"]
+    by_state = scene.answer(f"sum by (state) (dbpulse_pg_connections{{{sel}}})", connections)
+    assert by_state or not scene.scraped_at(connections), connections
+    assert drawn(connections["data-values"]) == (by_state or [[]])  # states in label order
     assert all(c["data-source"] == "prometheus" for c in charts.values())
     status, raw = svc.get("/ui/sections?range=6h")  # what the page's script re-fetches keeps the range
     assert chart_attrs(raw.decode())[f"postgres:{TARGET}:tps"]["data-source"] == "prometheus"

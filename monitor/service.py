@@ -55,7 +55,8 @@ async def serve(config: Config, web_config: WebConfig, stop: asyncio.Event) -> N
                           recorded=(*RECORDED, *DETAIL_METRICS))
     client = PrometheusClient(config.prometheus) if config.prometheus.url else None
     reader = HistoryReader(client, config.ui.history_seconds)
-    app = make_app(scheduler, Exposition(scheduler, [HistoryCollector(reader)]), [web_middleware(web_config)], reader)
+    counted = HistoryCollector(reader, (s.poller.target for s in scheduler.states))
+    app = make_app(scheduler, Exposition(scheduler, [counted]), [web_middleware(web_config)], reader)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     host, port = parse_listen(config.listen)

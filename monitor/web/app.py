@@ -145,7 +145,7 @@ async def statement_page(request: web.Request) -> web.Response:
     if page is None:
         return _not_found(request, f"no statement {queryid} on PostgreSQL target {target}")
     charts, shown = await request.app[HISTORY].charts(page.charts, history.statement_queries(target, queryid),
-                                                      request.query.get("range"), now)
+                                                      request.query.get("range"), now, target)
     return _html(pages.render_statement_page(replace(page, charts=charts), detail.root_of(request.raw_path),
                                              shown=shown))
 
@@ -160,8 +160,9 @@ async def table_page(request: web.Request) -> web.Response:
     page = detail.table_page(request.app[SCHEDULER].states, target, name, now)
     if page is None:
         return _not_found(request, f"no table {name} on PostgreSQL target {target}")
-    queries = history.table_queries(page.source.state.poller.target, page.schema, page.table, page.datname)
-    charts, shown = await request.app[HISTORY].charts(page.charts, queries, request.query.get("range"), now)
+    pg_target = page.source.state.poller.target  # <target>/<database>: its series are the target's
+    queries = history.table_queries(pg_target, page.schema, page.table, page.datname)
+    charts, shown = await request.app[HISTORY].charts(page.charts, queries, request.query.get("range"), now, pg_target)
     return _html(pages.render_table_page(replace(page, charts=charts), detail.root_of(request.raw_path),
                                          shown=shown))
 

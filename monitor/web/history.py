@@ -8,7 +8,7 @@ without Prometheus.
 
 A chart never waits longer than ``prometheus.timeout``: Prometheus down, slow or answering an error, the
 page draws the ring and says why (``Shown.note``); every such failure is counted
-(``dbpulse_history_query_failures_total``).
+(``dbpulse_history_read_failures_total``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import asyncio
 import base64
 import json
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -215,8 +216,8 @@ class PrometheusClient:
             "Authorization": "Basic " + base64.b64encode(f"{auth.username}:{password or ''}".encode()).decode()}
         self._ssl = settings.ssl_context()
         self._session: aiohttp.ClientSession | None = None
-        self.reads = 0  # pages that asked Prometheus for their charts
-        self.failures = 0  # of which Prometheus gave none
+        self.reads: Counter[str] = Counter()  # by target: pages that asked Prometheus for its charts
+        self.failures: Counter[str] = Counter()  # of which Prometheus gave none
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -239,25 +240,27 @@ class PrometheusClient:
                 raise HistoryError(f"answered HTTP {status}") from None
             raise
 
-    async def read(self, exprs: Sequence[str], window: Window) -> list[list[RangeSeries]]:
+    async def read(self, exprs: Sequence[str], window: Window, targets: Sequence[str]) -> list[list[RangeSeries]]:
         """Every expression's series over ``window``, all within ``prometheus.timeout``; else ``HistoryError``
-        (counted) saying why there are none."""
-        self.reads += 1
+        (counted for each of ``targets``, whose charts they are) saying why there are none."""
+        self.reads.update(targets)
         try:
             async with asyncio.timeout(self.settings.timeout):
                 return await _all(self.query_range(expr, window) for expr in exprs)
         except TimeoutError:
-            raise self._failed(f"did not answer within {self.settings.timeout:g} s") from None
+            why = f"did not answer within {self.settings.timeout:g} s"
         except aiohttp.ClientConnectorError as exc:
-            raise self._failed(f"could not be reached ({exc.os_error.strerror or exc.os_error})") from None
+            why = f"could not be reached ({exc.os_error.strerror or exc.os_error})"
         except aiohttp.ClientError as exc:
-            raise self._failed(f"could not be read ({type(exc).__name__}: {exc})") from None
+            why = f"could not be read ({type(exc).__name__}: {exc})"
         except HistoryError as exc:
-            raise self._failed(str(exc)) from None
+            why = str(exc)
+        self.failures.update(targets)
+        raise HistoryError(f"Prometheus at {self.shown} {why}")
 
-    async def charts(self, queries: Sequence[ChartQuery], window: Window) -> list[Chart]:
-        """Every chart of ``queries`` over ``window``."""
-        answers = iter(await self.read([expr for query in queries for _, expr in query.lines], window))
+    async def charts(self, queries: Sequence[ChartQuery], window: Window, target: str) -> list[Chart]:
+        """Every chart of ``queries`` (a page of ``target``) over ``window``."""
+        answers = iter(await self.read([expr for query in queries for _, expr in query.lines], window, [target]))
         out = []
         for query in queries:
             lines = [line for label, _ in query.lines for line in lines_of(label, next(answers), window)]
@@ -273,17 +276,14 @@ class PrometheusClient:
         exprs = [main_query(name, rated, {**self.settings.labels, "target": state.poller.target}, window.rate)
                  for state, name, rated in wanted]
         found: dict[str, dict[tuple[str, bool], list[Series]]] = {}
-        for (state, name, rated), answer in zip(wanted, await self.read(exprs, window), strict=True):
+        targets = list(dict.fromkeys(state.poller.target for state, _, _ in wanted))
+        for (state, name, rated), answer in zip(wanted, await self.read(exprs, window, targets), strict=True):
             series = [Series(name, s.labels, window.times, list(on_grid(s, window).values))
                       for s in sorted(answer, key=lambda s: sorted(s.labels.items()))]
             found.setdefault(frame_key(state), {})[(name, rated)] = series
         span = (float(window.start), float(window.end))
         return {frame_key(state): RangeFrame(state, found.get(frame_key(state), {}), span, window.step)
                 for state in states if source(state.poller.source) is not None}
-
-    def _failed(self, why: str) -> HistoryError:
-        self.failures += 1
-        return HistoryError(f"Prometheus at {self.shown} {why}")
 
     async def close(self) -> None:
         if self._session is not None:
@@ -342,15 +342,16 @@ class HistoryReader:
         self.client = client
         self.kept = kept_text(history_seconds)
 
-    async def charts(self, ring: list[Chart], queries: Queries, asked: str | None,
-                     now: float) -> tuple[list[Chart], Shown]:
+    async def charts(self, ring: list[Chart], queries: Queries, asked: str | None, now: float,
+                     target: str) -> tuple[list[Chart], Shown]:
+        """A statement or table page's charts (of ``target``, its PostgreSQL target): ``ring`` or Prometheus's."""
         chosen = range_of(asked)
         client = self.client
         if client is None or chosen == DEFAULT_RANGE:
             return ring, self._memory(chosen)
         window = window_for(chosen, now, client.settings.scrape_interval)
         try:
-            drawn = await client.charts(queries(window.rate, client.settings.labels), window)
+            drawn = await client.charts(queries(window.rate, client.settings.labels), window, target)
         except HistoryError as exc:
             return ring, self._fell_back(chosen, exc)
         return drawn, self._from_prometheus(chosen, window)
@@ -393,15 +394,18 @@ class HistoryReader:
 
 
 class HistoryCollector(Collector):
-    """``dbpulse_history_*``: pages that read Prometheus, and how many of them fell back to memory."""
+    """``dbpulse_history_*{target}``: pages that read a target's charts from Prometheus, and how many of them fell
+    back to memory; 0 for every target watched until then (and without ``prometheus.url``)."""
 
-    def __init__(self, reader: HistoryReader) -> None:
+    def __init__(self, reader: HistoryReader, targets: Iterable[str]) -> None:
         self.reader = reader
+        self.targets = list(dict.fromkeys(targets))
 
     def collect(self) -> Iterator[Metric]:
         client = self.reader.client
-        for name, value in (("dbpulse_history_reads", client.reads if client else 0),
-                            ("dbpulse_history_read_failures", client.failures if client else 0)):
-            family = CounterMetricFamily(name, catalogue()[f"{name}_total"].help)
-            family.add_metric([], value)
+        for name, counts in (("dbpulse_history_reads", client.reads if client else Counter[str]()),
+                             ("dbpulse_history_read_failures", client.failures if client else Counter[str]())):
+            family = CounterMetricFamily(name, catalogue()[f"{name}_total"].help, labels=["target"])
+            for target in dict.fromkeys([*self.targets, *counts]):
+                family.add_metric([target], counts[target])
             yield family

@@ -63,6 +63,19 @@ def test_statement_page_six_hours_from_prometheus_then_from_memory_when_it_stops
     assert answer and answer[0] and drawn(attrs["data-values"]) == answer
     assert int(attrs["data-points"]) == len(answer[0]) and shown["polylines"] >= 1
 
+    # The main page at 6 h: its script's refreshes (ui/sections) keep the range.
+    async def refreshed(page: CdpPage) -> Any:
+        for _ in range(300):
+            if int(await page.evaluate("document.documentElement.getAttribute('data-refreshes') || 0")) >= 2:
+                break
+            await asyncio.sleep(0.1)
+        return await page.evaluate("[document.documentElement.getAttribute('data-refreshes'), "
+                                   "document.querySelector('svg.chart[data-chart$=\":tps\"]').getAttribute('data-source'),"
+                                   " document.getElementById('charts-from').textContent]")
+
+    refreshes, source, caption = Browser().run(scene.svc.base + "/?range=6h", refreshed)
+    assert int(refreshes) >= 2 and source == "prometheus" and caption.startswith("Charts: the last 6 h from Prometheus")
+
     scene.prometheus.stop()
     fallback = Browser().run(scene.svc.base + path + "?range=6h", read)
     note = fallback["note"]

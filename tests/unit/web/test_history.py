@@ -21,6 +21,7 @@ from monitor.web.history import (
     HistoryReader,
     PrometheusClient,
     RangeSeries,
+    Shown,
     Window,
     lines_of,
     on_grid,
@@ -212,11 +213,11 @@ async def serving() -> AsyncIterator[Callable[[web.Response], object]]:
     await runner.cleanup()
 
 
-async def read(url: str, asked: str = "6h") -> tuple[list[Chart], object, PrometheusClient]:
+async def read(url: str, asked: str = "6h") -> tuple[list[Chart], Shown, PrometheusClient]:
     client = PrometheusClient(PrometheusSettings(url=url, scrape_interval=1, labels={"job": "dbpulse"}))
     reader = HistoryReader(client)
     try:
-        charts, shown = await reader.charts(RING, statement_queries("main", 7), asked, 1_000_000.0)
+        charts, shown = await reader.charts(RING, statement_queries("main", 7), asked, 1_000_000.0, "main")
     finally:
         await reader.close()
     return charts, shown, client
@@ -234,9 +235,9 @@ async def test_a_broken_answer_falls_back_to_memory_and_says_why(serving: Callab
     assert isinstance(where, dict)
     charts, shown, client = await read(where["url"])
     assert charts is RING
-    assert shown.failed and shown.source == "memory" and shown.range == "6h"  # type: ignore[attr-defined]
-    assert shown.note == (f"Prometheus at {where['url']} {why}; showing the last hour kept in memory.")  # type: ignore[attr-defined]
-    assert (client.reads, client.failures) == (1, 1)
+    assert shown.failed and shown.source == "memory" and shown.range == "6h"
+    assert shown.note == (f"Prometheus at {where['url']} {why}; showing the last hour kept in memory.")
+    assert (client.reads, client.failures) == ({"main": 1}, {"main": 1})
 
 
 async def test_a_good_answer_is_drawn_with_the_query_sent(serving: Callable[[web.Response], object]) -> None:
@@ -249,19 +250,19 @@ async def test_a_good_answer_is_drawn_with_the_query_sent(serving: Callable[[web
     assert all(c.source == "prometheus" and c.step == 90 for c in charts)
     assert [v for v in charts[0].lines[0].values if v is not None] == [1.5, 2.5]
     assert charts[0].window == (end - 21600, end)
-    assert shown.source == "prometheus" and shown.note == ""  # type: ignore[attr-defined]
+    assert shown.source == "prometheus" and shown.note == ""
     sent = where["seen"][0].query
     assert sent["step"] == "90" and sent["end"] == str(end) and sent["start"] == str(end - 21600)
     assert sent["query"] == 'rate(dbpulse_pg_statement_calls_total{job="dbpulse", target="main", queryid="7"}[91s])'
-    assert (client.reads, client.failures) == (1, 0)
+    assert (client.reads, client.failures) == ({"main": 1}, {})
 
 
 async def test_the_default_range_and_no_prometheus_draw_memory() -> None:
     reader = HistoryReader(None)
-    charts, shown = await reader.charts(RING, statement_queries("main", 7), "6h", 0.0)
+    charts, shown = await reader.charts(RING, statement_queries("main", 7), "6h", 0.0, "main")
     assert charts is RING and not shown.offered and not shown.failed
     assert shown.note == "Ranges beyond the last hour kept in memory need Prometheus (prometheus.url); showing the " \
                          "last hour."
     client = PrometheusClient(PrometheusSettings(url="http://127.0.0.1:9"))
-    charts, shown = await HistoryReader(client).charts(RING, statement_queries("main", 7), None, 0.0)
-    assert charts is RING and shown.offered and shown.note == "" and client.reads == 0
+    charts, shown = await HistoryReader(client).charts(RING, statement_queries("main", 7), None, 0.0, "main")
+    assert charts is RING and shown.offered and shown.note == "" and not client.reads

@@ -266,3 +266,48 @@ async def test_the_default_range_and_no_prometheus_draw_memory() -> None:
     client = PrometheusClient(PrometheusSettings(url="http://127.0.0.1:9"))
     charts, shown = await HistoryReader(client).charts(RING, statement_queries("main", 7), None, 0.0, "main")
     assert charts is RING and shown.offered and shown.note == "" and not client.reads
+
+
+# --- the main page over a range ------------------------------------------------------------------------------
+def test_a_range_frame_draws_the_declared_charts_from_series_read_elsewhere() -> None:
+    """Per-pool charts (``each``), their ceilings from the ring (the current capacity), lines added up per label
+    value (connections by state), counters already per second (transactions), the section's database only."""
+    from collectors.base.samples import Sample
+    from collectors.registry import source
+    from monitor.core.history import Series
+    from monitor.web.trends import RangeFrame, charts_of, read_by
+    from tests.unit.web.test_charts import _state
+
+    assert read_by(source("postgres"))[:3] == [("dbpulse_pg_database_cache_hit_ratio", False),  # type: ignore[arg-type]
+                                               ("dbpulse_pg_database_xact_commit_total", True),
+                                               ("dbpulse_pg_database_xact_rollback_total", True)]
+    times = [100.0, 190.0, 280.0]
+
+    def series(name: str, values: list[float | None], **labels: str) -> Series:
+        return Series(name, {"job": "dbpulse", "target": "t", **labels}, times, values)
+
+    health = _state("health", [[Sample("dbpulse_app_pool_capacity", ("t", "api"), 10)]])
+    found = {("dbpulse_app_pool_checked_out", False): [series("dbpulse_app_pool_checked_out", [1, None, 3], pool="api"),
+                                                       series("dbpulse_app_pool_checked_out", [0, 0, 0], pool="jobs")]}
+    charts = {c.key: c for c in charts_of(health, None, RangeFrame(health, found, (100.0, 280.0), 90))}
+    api = charts["health:t:pool-api"]
+    assert api.lines[0].values == [1, None, 3] and api.ceiling == 10 and api.source == "prometheus"
+    assert charts["health:t:pool-jobs"].ceiling is None and api.window == (100.0, 280.0) and api.step == 90
+
+    pg = _state("postgres", [[Sample("dbpulse_pg_max_connections", ("t",), 100)]])
+    found = {
+        ("dbpulse_pg_connections", False): [series("dbpulse_pg_connections", [2, 2, 2], datname="db", state="active",
+                                                   application_name="a"),
+                                            series("dbpulse_pg_connections", [1, None, 5], datname="db", state="active",
+                                                   application_name="b"),
+                                            series("dbpulse_pg_connections", [4, 4, 4], datname="db", state="idle",
+                                                   application_name="a")],
+        ("dbpulse_pg_database_xact_commit_total", True): [series("x", [1.5, 2.5, None], datname="db"),
+                                                          series("x", [9.0, 9.0, 9.0], datname="other")],
+        ("dbpulse_pg_database_xact_rollback_total", True): [series("x", [0.5, None, None], datname="db")],
+    }
+    charts = {c.key: c for c in charts_of(pg, {"datname": "db"}, RangeFrame(pg, found, (100.0, 280.0), 90))}
+    connections = charts["postgres:t:connections"]
+    assert [(line.label, line.values) for line in connections.lines] == [("active", [3, 2, 7]), ("idle", [4, 4, 4])]
+    assert connections.ceiling == 100
+    assert [line.values for line in charts["postgres:t:tps"].lines] == [[2.0, 2.5, None]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import ssl
 import sys
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,12 @@ def prepare(path: Path | None, flags: dict[str, Any] | None = None) -> tuple[Lay
         problem = check_state(config.advisor.state_dir)
         if problem:
             errors.append(ConfigError(layers.source, [ConfigProblem("advisor.state_dir", problem)]))
+    if config is not None and config.prometheus.url:
+        try:
+            config.prometheus.ssl_context()
+        except (ssl.SSLError, OSError) as exc:  # a file that is not PEM, a key that does not match its certificate
+            errors.append(ConfigError(layers.source, [ConfigProblem(
+                "prometheus.tls_config", f"cannot load the CA, certificate or key: {exc}")]))
     if errors or config is None:
         raise ConfigErrors(errors)
     return layers, config, web_config

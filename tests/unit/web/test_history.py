@@ -70,6 +70,21 @@ def test_bad_prometheus_settings_name_the_key(tmp_path: Path) -> None:
         "prometheus.tls_config: cert_file and key_file go together"]
 
 
+def test_check_config_loads_the_tls_files(tmp_path: Path) -> None:
+    from monitor.cli import ConfigErrors, prepare
+
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("not a certificate")
+    config = tmp_path / "dbpulse.yaml"
+    config.write_text(f"postgres: {{targets: [{{dsn: 'postgresql:///x'}}]}}\n"
+                      f"prometheus: {{url: 'https://p:9090', tls_config: {{ca_file: '{not_pem}'}}}}\n")
+    with pytest.raises(ConfigErrors) as info:
+        prepare(config)
+    (error,) = info.value.errors
+    assert error.source == str(config)
+    assert str(error.problems[0]).startswith("prometheus.tls_config: cannot load the CA, certificate or key: ")
+
+
 def test_the_flag_and_the_shown_url() -> None:
     args = build_parser().parse_args(["run", "--postgres", "postgresql:///x", "--prometheus-url", "http://p:9090"])
     assert _run_flags(args)["prometheus"] == {"url": "http://p:9090"}

@@ -16,7 +16,7 @@ from aiohttp.typedefs import Middleware
 from monitor.advisor.findings import AdviceReport
 from monitor.advisor.poller import reports_of
 from monitor.core.scheduler import Scheduler
-from monitor.web import detail, history, pages
+from monitor.web import detail, history, history_query, pages
 from monitor.web.exposition import Exposition
 
 SCHEDULER: web.AppKey[Scheduler] = web.AppKey("scheduler", Scheduler)
@@ -144,7 +144,7 @@ async def statement_page(request: web.Request) -> web.Response:
     page = detail.statement_page(request.app[SCHEDULER].states, target, queryid, now)
     if page is None:
         return _not_found(request, f"no statement {queryid} on PostgreSQL target {target}")
-    charts, shown = await request.app[HISTORY].charts(page.charts, history.statement_queries(target, queryid),
+    charts, shown = await request.app[HISTORY].charts(page.charts, history_query.statement_queries(target, queryid),
                                                       request.query.get("range"), now, target)
     return _html(pages.render_statement_page(replace(page, charts=charts), detail.root_of(request.raw_path),
                                              shown=shown))
@@ -161,7 +161,7 @@ async def table_page(request: web.Request) -> web.Response:
     if page is None:
         return _not_found(request, f"no table {name} on PostgreSQL target {target}")
     pg_target = page.source.state.poller.target  # <target>/<database>: its series are the target's
-    queries = history.table_queries(pg_target, page.schema, page.table, page.datname)
+    queries = history_query.table_queries(pg_target, page.schema, page.table, page.datname)
     charts, shown = await request.app[HISTORY].charts(page.charts, queries, request.query.get("range"), now, pg_target)
     return _html(pages.render_table_page(replace(page, charts=charts), detail.root_of(request.raw_path),
                                          shown=shown))

@@ -14,7 +14,8 @@ from aiohttp import web
 
 from monitor.prometheus_settings import PrometheusSettings
 from monitor.web.charts import Chart, Line
-from monitor.web.history import HistoryReader, PrometheusClient, statement_queries
+from monitor.web.history import HistoryReader, PrometheusClient
+from monitor.web.history_query import statement_queries
 from tests.security.test_web_config import pki  # noqa: F401 - the fixture
 
 GOOD = "Basic " + base64.b64encode(b"reader:pa55word").decode()

@@ -16,12 +16,11 @@ from monitor.cli import _run_flags, build_parser
 from monitor.config import ConfigError, validate
 from monitor.prometheus_settings import PrometheusSettings
 from monitor.web.charts import Chart, Line, svg
-from monitor.web.history import (
+from monitor.web.history import HistoryReader, PrometheusClient, Shown
+from monitor.web.history_query import (
+    RANGES,
     HistoryError,
-    HistoryReader,
-    PrometheusClient,
     RangeSeries,
-    Shown,
     Window,
     lines_of,
     on_grid,
@@ -110,8 +109,6 @@ def test_password_from_a_file_is_sent_as_basic_auth(tmp_path: Path) -> None:
 ])
 def test_step_about_240_points_never_below_the_scrape_interval(asked: str, scrape: float, step: int,
                                                                window: str) -> None:
-    from monitor.web.history import RANGES
-
     assert step_for(RANGES[asked], scrape) == step
     assert rate_window(step, scrape) == window
 

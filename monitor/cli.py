@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import ssl
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ def _run_flags(args: argparse.Namespace) -> dict[str, Any]:
         flags.setdefault("log", {})["level"] = args.log_level
     if args.web_config:
         flags["web_config"] = str(args.web_config)
+    if args.prometheus_url:
+        flags.setdefault("prometheus", {})["url"] = args.prometheus_url
     for spec in sources():
         for flag in spec.flags:
             if values := getattr(args, _dest(flag.option)):
@@ -81,6 +84,12 @@ def prepare(path: Path | None, flags: dict[str, Any] | None = None) -> tuple[Lay
         problem = check_state(config.advisor.state_dir)
         if problem:
             errors.append(ConfigError(layers.source, [ConfigProblem("advisor.state_dir", problem)]))
+    if config is not None and config.prometheus.url:
+        try:
+            config.prometheus.ssl_context()
+        except (ssl.SSLError, OSError) as exc:  # a file that is not PEM, a key that does not match its certificate
+            errors.append(ConfigError(layers.source, [ConfigProblem(
+                "prometheus.tls_config", f"cannot load the CA, certificate or key: {exc}")]))
     if errors or config is None:
         raise ConfigErrors(errors)
     return layers, config, web_config
@@ -144,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help=argparse.SUPPRESS)  # its former name: hidden, kept for existing scripts
     run.add_argument("--web-config", type=Path, metavar="FILE",
                      help="TLS and basic auth for the HTTP server, in the Prometheus exporter-toolkit format")
+    run.add_argument("--prometheus-url", metavar="URL",
+                     help="a Prometheus HTTP query API that scrapes this dbpulse: the UI's charts then offer 6 h, 24 h "
+                     "and 7 d (prometheus.* in the config file: auth, TLS, timeout)")
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     run.set_defaults(func=cmd_run)
 

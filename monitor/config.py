@@ -29,6 +29,7 @@ from collectors.base.settings import (
 )
 from collectors.registry import sources
 from monitor.advisor.settings import AdvisorSettings
+from monitor.prometheus_settings import PrometheusSettings
 
 DEFAULT_PORT = 19630
 DEFAULT_LISTEN = f"0.0.0.0:{DEFAULT_PORT}"
@@ -69,6 +70,7 @@ class ServiceConfig(Strict):
     log: LogSettings = Field(default_factory=LogSettings)
     ui: UiSettings = Field(default_factory=UiSettings)
     advisor: AdvisorSettings = Field(default_factory=AdvisorSettings)
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
 
     @field_validator("listen")
     @classmethod
@@ -148,6 +150,8 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         data["listen"] = environ["DBPULSE_LISTEN"]
     if environ.get("DBPULSE_LOG_LEVEL"):
         data.setdefault("log", {})["level"] = environ["DBPULSE_LOG_LEVEL"]
+    if environ.get("DBPULSE_PROMETHEUS_URL"):
+        data.setdefault("prometheus", {})["url"] = environ["DBPULSE_PROMETHEUS_URL"]
     if environ.get("DBPULSE_STATE_DIR"):
         data.setdefault("advisor", {})["state_dir"] = environ["DBPULSE_STATE_DIR"]
     for spec in sources():

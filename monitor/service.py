@@ -18,6 +18,7 @@ from monitor.core.scheduler import Scheduler
 from monitor.web.app import make_app
 from monitor.web.detail import DETAIL_METRICS
 from monitor.web.exposition import Exposition
+from monitor.web.history import HistoryCollector, HistoryReader, PrometheusClient
 from monitor.web.trends import RECORDED
 from monitor.web.webconfig import WebConfig, ssl_context
 from monitor.web.webconfig import middlewares as web_middlewares
@@ -52,7 +53,10 @@ async def serve(config: Config, web_config: WebConfig, stop: asyncio.Event) -> N
     """Run until ``stop`` is set; then stop polling and close every connection."""
     scheduler = Scheduler(build_pollers(config), history_seconds=config.ui.history_seconds,
                           recorded=(*RECORDED, *DETAIL_METRICS))
-    app = make_app(scheduler, Exposition(scheduler), web_middlewares(web_config))
+    client = PrometheusClient(config.prometheus) if config.prometheus.url else None
+    reader = HistoryReader(client, config.ui.history_seconds)
+    counted = HistoryCollector(reader, (s.poller.target for s in scheduler.states))
+    app = make_app(scheduler, Exposition(scheduler, [counted]), web_middlewares(web_config), reader)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     host, port = parse_listen(config.listen)
@@ -66,6 +70,8 @@ async def serve(config: Config, web_config: WebConfig, stop: asyncio.Event) -> N
     scheduler.start()
     log.info("dbpulse listening on %s://%s:%d%s, watching %d source(s)", "https" if tls else "http", host, port,
              " with basic auth" if web_config.basic_auth_users else "", len(scheduler.states))
+    if client is not None:
+        log.info("the UI's charts read ranges beyond %s from Prometheus at %s", reader.kept, client.shown)
     try:
         await stop.wait()
     finally:

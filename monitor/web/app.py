@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -15,11 +16,12 @@ from aiohttp.typedefs import Middleware
 from monitor.advisor.findings import AdviceReport
 from monitor.advisor.poller import reports_of
 from monitor.core.scheduler import Scheduler
-from monitor.web import detail, pages
+from monitor.web import detail, history, history_query, pages
 from monitor.web.exposition import Exposition
 
 SCHEDULER: web.AppKey[Scheduler] = web.AppKey("scheduler", Scheduler)
 EXPOSITION: web.AppKey[Exposition] = web.AppKey("exposition", Exposition)
+HISTORY: web.AppKey[history.HistoryReader] = web.AppKey("history", history.HistoryReader)
 # Every page dbpulse serves: nothing but its own stylesheet and script, no inline code, no framing.
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -118,12 +120,16 @@ async def advice_html(request: web.Request) -> web.Response:
 
 
 async def index(request: web.Request) -> web.Response:
-    return _html(pages.render_index(request.app[SCHEDULER]))
+    scheduler = request.app[SCHEDULER]
+    frames, shown = await request.app[HISTORY].frames(scheduler.states, request.query.get("range"), time.time())
+    return _html(pages.render_index(scheduler, frames, shown))
 
 
 async def sections(request: web.Request) -> web.Response:
-    """The live part of the page, which ui.js re-fetches."""
-    return _html(pages.render_sections(request.app[SCHEDULER]))
+    """The live part of the page, which ui.js re-fetches (with the page's ``?range=``)."""
+    scheduler = request.app[SCHEDULER]
+    frames, shown = await request.app[HISTORY].frames(scheduler.states, request.query.get("range"), time.time())
+    return _html(pages.render_sections(scheduler, frames=frames, shown=shown))
 
 
 def _not_found(request: web.Request, what: str) -> web.Response:
@@ -136,10 +142,14 @@ async def statement_page(request: web.Request) -> web.Response:
     if parsed is None:
         return _not_found(request, "not a statement page: /statements/<target>/<queryid>")
     target, queryid = parsed
-    page = detail.statement_page(request.app[SCHEDULER].states, target, queryid, time.time())
+    now = time.time()
+    page = detail.statement_page(request.app[SCHEDULER].states, target, queryid, now)
     if page is None:
         return _not_found(request, f"no statement {queryid} on PostgreSQL target {target}")
-    return _html(pages.render_statement_page(page, detail.root_of(request.raw_path)))
+    charts, shown = await request.app[HISTORY].charts(page.charts, history_query.statement_queries(target, queryid),
+                                                      request.query.get("range"), now, target)
+    return _html(pages.render_statement_page(replace(page, charts=charts), detail.root_of(request.raw_path),
+                                             shown=shown))
 
 
 async def table_page(request: web.Request) -> web.Response:
@@ -148,10 +158,15 @@ async def table_page(request: web.Request) -> web.Response:
     if parsed is None:
         return _not_found(request, "not a table page: /tables/<target>/<schema>.<table>")
     target, name = parsed
-    page = detail.table_page(request.app[SCHEDULER].states, target, name, time.time())
+    now = time.time()
+    page = detail.table_page(request.app[SCHEDULER].states, target, name, now)
     if page is None:
         return _not_found(request, f"no table {name} on PostgreSQL target {target}")
-    return _html(pages.render_table_page(page, detail.root_of(request.raw_path)))
+    pg_target = page.source.state.poller.target  # <target>/<database>: its series are the target's
+    queries = history_query.table_queries(pg_target, page.schema, page.table, page.datname)
+    charts, shown = await request.app[HISTORY].charts(page.charts, queries, request.query.get("range"), now, pg_target)
+    return _html(pages.render_table_page(replace(page, charts=charts), detail.root_of(request.raw_path),
+                                         shown=shown))
 
 
 async def static(request: web.Request) -> web.Response:
@@ -162,16 +177,19 @@ async def static(request: web.Request) -> web.Response:
                         charset="utf-8", headers={**SECURITY_HEADERS, "Cache-Control": "max-age=300"})
 
 
-async def _close_exposition(app: web.Application) -> None:
+async def _close(app: web.Application) -> None:
     await app[EXPOSITION].close()
+    await app[HISTORY].close()
 
 
-def make_app(scheduler: Scheduler, exposition: Exposition,
-             middlewares: Iterable[Middleware] = ()) -> web.Application:
+def make_app(scheduler: Scheduler, exposition: Exposition, middlewares: Iterable[Middleware] = (),
+             reader: history.HistoryReader | None = None) -> web.Application:
+    """The service's routes; ``reader`` draws ranges from Prometheus (``prometheus.url``), else the ring only."""
     app = web.Application(middlewares=list(middlewares))
     app[SCHEDULER] = scheduler
     app[EXPOSITION] = exposition
-    app.on_cleanup.append(_close_exposition)
+    app[HISTORY] = reader or history.HistoryReader(None)
+    app.on_cleanup.append(_close)
     app.router.add_get("/", index)
     app.router.add_get("/ui/sections", sections)
     app.router.add_get("/ui/static/{name}", static)

@@ -45,6 +45,8 @@ class Chart:
     ceiling_label: str = ""
     key: str = ""  # a stable id for tests and links
     down: Sequence[tuple[float, float]] = field(default_factory=tuple)  # spans with no poll result
+    source: str = "memory"  # or "prometheus" (monitor/web/history.py): then its points are in data-values
+    step: float = 0.0  # seconds between Prometheus's points
 
     @property
     def current(self) -> str:
@@ -112,7 +114,8 @@ def svg(chart: Chart) -> Markup:
 
     label = f"{chart.title}: {chart.current}"
     out = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(label)}"'
-           f' data-chart="{escape(chart.key)}" data-points="{len(values)}" data-gaps="{len(chart.down)}">',
+           f' data-chart="{escape(chart.key)}" data-points="{len(values)}" data-gaps="{len(chart.down)}"'
+           f' data-source="{escape(chart.source)}"{_drawn_from(chart, lines)}>',
            f"<title>{escape(label)}</title>"]
     for a, b in chart.down:
         out.append(f'<rect class="gap" x="{_attr(x(a))}" y="{y1}" width="{_attr(max(x(b) - x(a), 1.5))}"'
@@ -150,7 +153,21 @@ def svg(chart: Chart) -> Markup:
 
 
 def _ago(seconds: float) -> str:
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:.3g} d ago"
+    if seconds >= 2 * 3600:
+        return f"{seconds / 3600:.3g} h ago"
     return f"{seconds / 60:.0f} min ago" if seconds >= 120 else f"{seconds:.0f} s ago"
+
+
+def _drawn_from(chart: Chart, lines: Sequence[Line]) -> str:
+    """A chart from Prometheus names its window, step and every value drawn (each line's, `|` between lines),
+    so that what is drawn can be checked against Prometheus's own answer."""
+    if chart.source == "memory":
+        return ""
+    values = " | ".join(" ".join(repr(v) for v in line.values if v is not None) for line in lines)
+    return (f' data-window="{chart.window[0]:.0f} {chart.window[1]:.0f}" data-step="{chart.step:g}"'
+            f' data-values="{escape(values)}"')
 
 
 def _runs(line: Line) -> list[list[tuple[float, float]]]:

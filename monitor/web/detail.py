@@ -342,6 +342,7 @@ class TablePage:
     figures: TableFigures
     charts: list[Chart]
     advice: Advice
+    datname: str | None = None  # its database, named in its series when the target watches several
 
     @property
     def qualified(self) -> str:
@@ -512,7 +513,7 @@ def table_page(states: Iterable[SourceState], target: str, name: str, now: float
     figures = table_figures(pg.history, *found, last.sizes_read_at if last else None,
                             last.size_interval if last else 0.0, datname)
     page = TablePage(target=target, schema=found[0], table=found[1], source=source, row=row, indexes=indexes,
-                     figures=figures, charts=[], advice=Advice(advisor, report))
+                     figures=figures, charts=[], advice=Advice(advisor, report), datname=datname)
     return _with_charts_and_advice(page, pg, datname, now)
 
 
@@ -536,7 +537,7 @@ def _other_database_table(pg: SourceState, advisor: SourceState | None, target: 
                      key=lambda i: i.index) if current else []
     figures = table_figures(pg.history, *found, database.read_at, others.refresh_interval, datname)
     page = TablePage(target=target, schema=found[0], table=found[1], source=source, row=row, indexes=indexes,
-                     figures=figures, charts=[], advice=Advice(advisor, report))
+                     figures=figures, charts=[], advice=Advice(advisor, report), datname=datname)
     return _with_charts_and_advice(page, pg, datname, now)
 
 

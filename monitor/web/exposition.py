@@ -19,7 +19,7 @@ import asyncio
 import platform
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -44,7 +44,8 @@ NEGOTIATED_KEEP = 64  # distinct (Accept, Accept-Encoding) pairs remembered (a s
 class SnapshotCollector(Collector):
     """Builds fresh metric families from the samples stored at the last poll of each source."""
 
-    def __init__(self, scheduler: Scheduler) -> None:
+    def __init__(self, scheduler: Scheduler, live: Iterable[Collector] = ()) -> None:
+        """``live``: collectors of the service's own counters that change between polls, encoded every scrape."""
         self.scheduler = scheduler
         build = SampleList()
         build.add("dbpulse_build_info", 1, version=__version__, python_version=platform.python_version())
@@ -95,13 +96,18 @@ def _encode(encoder: Encoder, registry: CollectorRegistry, version: int, gzip: b
 class Exposition:
     """``/metrics`` bodies: the snapshot part encoded per poll, the process metrics per ``PROCESS_REFRESH``."""
 
-    def __init__(self, scheduler: Scheduler, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, scheduler: Scheduler, live: Iterable[Collector] = (),
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """``live``: collectors of the service's own counters that change between polls; they are read with
+        the process metrics (every ``PROCESS_REFRESH`` while scraped), not with the snapshot."""
         self.scheduler = scheduler
         self.clock = clock
         self.snapshot = CollectorRegistry(auto_describe=False)
         self.snapshot.register(SnapshotCollector(scheduler))
         self.process = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self.process)
+        for collector in live:
+            self.process.register(collector)
         self._encoded: dict[str, Encoded] = {}  # content type -> its snapshot part
         self._gzip: set[str] = set()  # content types a scraper asked gzipped
         self._process: dict[str, bytes] = {}  # content type -> the process metrics, as last read

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -44,7 +44,8 @@ from monitor.core.joined import links_of
 from monitor.core.scheduler import Scheduler, SourceState
 from monitor.web import charts
 from monitor.web.detail import StatementPage, TablePage, statement_path, table_path
-from monitor.web.trends import charts_of
+from monitor.web.history import Shown
+from monitor.web.trends import Frame, charts_of
 
 STATIC = Path(__file__).parent / "static"
 QUERY_CHARS = 400
@@ -256,7 +257,7 @@ def environment() -> Environment:
         age=units.age, anchor=anchor, ratio=ratio, kinds=KINDS, facts=finding_facts, version=__version__,
         view_of=view_of, template_of=template_of, report_of=report_of, snapshot_of=_snapshot_for,
         status_of=status_of, root="",
-        charts_of=charts_of, chart=charts.svg, statement_path=statement_path, table_path=table_path,
+        charts_of=_charts_of, chart=charts.svg, statement_path=statement_path, table_path=table_path,
         note_tone=note_tone, plan_ident=plan_ident, utility_counts=utility_counts, not_planned=not_planned,
         status_text=STATUS_TEXT,
         limits={"problems": SUMMARY_PROBLEMS, "actions": SUMMARY_ACTIONS},
@@ -287,6 +288,13 @@ def _spec_of(snapshot: Snapshot) -> SourceSpec[Any, Any]:
 
 
 @pass_context
+def _charts_of(context: Context, state: SourceState, scope: Mapping[str, str] | None = None) -> list[charts.Chart]:
+    """A section's charts: over the page's range (``frames``, from Prometheus) when it has one, else the ring."""
+    frames: Mapping[str, Frame] = context.get("frames") or {}
+    return charts_of(state, scope, frames.get(f"{state.poller.source}:{state.poller.target}"))
+
+
+@pass_context
 def view_of(context: Context, snapshot: Snapshot) -> object:
     """What a section template shows of its source's snapshot (``SourceSpec.view``); a view that joins sources
     (``SourceSpec.joined_view``) also gets every target's links, which ``render_sections`` puts on the page."""
@@ -304,15 +312,18 @@ def template_of(state: SourceState) -> str:
     return spec.template
 
 
-def render_sections(scheduler: Scheduler, now: float | None = None) -> str:
-    """The live part of the page (what the script re-fetches)."""
+def render_sections(scheduler: Scheduler, now: float | None = None, frames: Mapping[str, Frame] | None = None,
+                    shown: Shown | None = None) -> str:
+    """The live part of the page (what the script re-fetches); ``frames``: the charts' range read from Prometheus
+    (``history.HistoryReader.frames``), by ``source:target``, and ``shown`` where they come from."""
     now = time.time() if now is None else now
     states = _states_in_page_order(scheduler)
     # One view per report: a target watching its other databases has one for each (postgres.targets[].databases).
     advisors = [view for s in states if s.poller.source == ADVISOR for view in _advisor_views(s)]
-    shown = [(s, _snapshot_for(s)) for s in states if source(s.poller.source) is not None]
+    watched = [(s, _snapshot_for(s)) for s in states if source(s.poller.source) is not None]
     return environment().get_template("sections.html").render(
-        states=states, advisors=advisors, sources=shown, links=links_of(states), now=now,
+        states=states, advisors=advisors, sources=watched, links=links_of(states), now=now,
+        frames=frames or {}, shown=shown or Shown(),
         version_stamp=scheduler.version,
         summary=summary_of(states),
         stamp=time.strftime("%H:%M:%S", time.localtime(now)))
@@ -323,9 +334,10 @@ def refresh_seconds(scheduler: Scheduler) -> int:
     return int(min(max(min(intervals, default=5.0), 2.0), 30.0))
 
 
-def render_index(scheduler: Scheduler) -> str:
+def render_index(scheduler: Scheduler, frames: Mapping[str, Frame] | None = None, shown: Shown | None = None) -> str:
     return environment().get_template("index.html").render(
-        refresh=refresh_seconds(scheduler), sections=Markup(render_sections(scheduler)), standalone=False)
+        refresh=refresh_seconds(scheduler), sections=Markup(render_sections(scheduler, frames=frames, shown=shown)),
+        standalone=False)
 
 
 def render_advice_report(report: AdviceReport, standalone: bool = False) -> str:
@@ -342,15 +354,18 @@ def _css() -> Markup:
     return Markup((STATIC / "ui.css").read_text(encoding="utf-8"))  # our own file, not input
 
 
-def render_statement_page(page: StatementPage, root: str, now: float | None = None) -> str:
-    """``/statements/<target>/<queryid>``; ``root`` leads back to the root from the page's path."""
+def render_statement_page(page: StatementPage, root: str, now: float | None = None, shown: Shown | None = None) -> str:
+    """``/statements/<target>/<queryid>``; ``root`` leads back to the root from the page's path; ``shown``: where
+    its charts come from (``history.HistoryReader``), memory by default."""
     now = time.time() if now is None else now
-    return environment().get_template("statement.html").render(p=page, root=root, now=now, standalone=False)
+    return environment().get_template("statement.html").render(p=page, root=root, now=now, standalone=False,
+                                                               shown=shown or Shown())
 
 
-def render_table_page(page: TablePage, root: str, now: float | None = None) -> str:
+def render_table_page(page: TablePage, root: str, now: float | None = None, shown: Shown | None = None) -> str:
     now = time.time() if now is None else now
-    return environment().get_template("table.html").render(p=page, root=root, now=now, standalone=False)
+    return environment().get_template("table.html").render(p=page, root=root, now=now, standalone=False,
+                                                           shown=shown or Shown())
 
 
 def render_not_found(what: str, root: str = "") -> str:

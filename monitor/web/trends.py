@@ -11,8 +11,9 @@ recorded samples into ``charts.Chart`` values for any of them, and
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-from collectors.base.spec import ChartSpec
+from collectors.base.spec import ChartSpec, SourceSpec
 from collectors.registry import source, sources
 from monitor.core.history import History, Series, rate
 from monitor.core.scheduler import SourceState
@@ -25,7 +26,10 @@ RECORDED = tuple(dict.fromkeys(m for spec in sources() for chart in spec.charts 
 
 
 class Frame:
-    """What every chart of one source shares: its window, its gaps and its history."""
+    """What every chart of one source shares: its window, its gaps and its history (the ring in memory)."""
+
+    source = "memory"
+    step = 0.0
 
     def __init__(self, state: SourceState) -> None:
         self.history: History = state.history
@@ -45,7 +49,11 @@ class Frame:
               threshold_label: str = "", ceiling: float | None = None, ceiling_label: str = "") -> Chart:
         return Chart(title=title, unit=unit, lines=list(lines), window=self.window, threshold=threshold,
                      threshold_label=threshold_label, ceiling=ceiling, ceiling_label=ceiling_label,
-                     key=f"{self.key}:{key}", down=self.down)
+                     key=f"{self.key}:{key}", down=self.down, source=self.source, step=self.step)
+
+    def series(self, name: str, rated: bool, match: Mapping[str, str]) -> list[Series]:
+        """The series of ``name`` whose labels include ``match``; a counter's per second when ``rated``."""
+        return [rate(s) if rated else s for s in self.history.series(name, **match)]
 
     def latest(self, name: str, **match: str) -> float | None:
         """The newest recorded value of a single series."""
@@ -53,6 +61,31 @@ class Frame:
         if series is None:
             return None
         return next((v for v in reversed(series.values) if v is not None), None)
+
+
+class RangeFrame(Frame):
+    """A source's charts over a longer range, from series read elsewhere (Prometheus: ``history.py``), already
+    per second where the chart rates a counter; ceilings stay the ring's current ones."""
+
+    source = "prometheus"
+
+    def __init__(self, state: SourceState, found: Mapping[tuple[str, bool], Sequence[Series]],
+                 window: tuple[float, float], step: float) -> None:
+        super().__init__(state)
+        self.found = found
+        self.window = window
+        self.down = []
+        self.step = step
+
+    def series(self, name: str, rated: bool, match: Mapping[str, str]) -> list[Series]:
+        return [s for s in self.found.get((name, rated), ()) if all(s.labels.get(k) == v for k, v in match.items())]
+
+
+def read_by(spec: SourceSpec[Any, Any]) -> list[tuple[str, bool]]:
+    """What a source's charts read: (metric, per second?), each once."""
+    names = ((chart.metric,) if isinstance(chart.metric, str) else chart.metric for chart in spec.charts)
+    return list(dict.fromkeys((name, chart.rate) for chart, group in zip(spec.charts, names, strict=True)
+                              for name in group))
 
 
 def summed(label: str, series: Sequence[Series]) -> Line:
@@ -69,7 +102,7 @@ def summed(label: str, series: Sequence[Series]) -> Line:
 # --- any declared chart ----------------------------------------------------------------------------
 def _lines(f: Frame, spec: ChartSpec, match: Mapping[str, str]) -> list[Line]:
     names = (spec.metric,) if isinstance(spec.metric, str) else spec.metric
-    series = [rate(s) if spec.rate else s for name in names for s in f.history.series(name, **match)]
+    series = [s for name in names for s in f.series(name, spec.rate, match)]
     if not spec.combine:
         return [Line(s.labels[spec.label] if spec.label else spec.line, s.times, s.values) for s in series]
     if not spec.label:
@@ -101,14 +134,15 @@ def draw(f: Frame, spec: ChartSpec, scope: Mapping[str, str] | None = None) -> l
     if not spec.each:
         return [c for c in (_one(f, spec, match, {}),) if c is not None]
     names = (spec.metric,) if isinstance(spec.metric, str) else spec.metric
-    values = dict.fromkeys(s.labels[spec.each] for name in names for s in f.history.series(name, **match))
+    values = dict.fromkeys(s.labels[spec.each] for name in names for s in f.series(name, spec.rate, match))
     return [c for v in values if (c := _one(f, spec, match, {spec.each: v})) is not None]
 
 
-def charts_of(state: SourceState, scope: Mapping[str, str] | None = None) -> list[Chart]:
-    """The charts of one source's section on the main page, in the order its spec declares them."""
+def charts_of(state: SourceState, scope: Mapping[str, str] | None = None, frame: Frame | None = None) -> list[Chart]:
+    """The charts of one source's section on the main page, in the order its spec declares them; from ``frame``
+    when given (a longer range), else the ring."""
     spec = source(state.poller.source)
     if spec is None:
         return []
-    f = Frame(state)
+    f = frame or Frame(state)
     return [chart for declared in spec.charts for chart in draw(f, declared, scope)]

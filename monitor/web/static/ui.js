@@ -16,7 +16,9 @@
   function refresh() {
     timer = null;
     if (!live || paused) { return; }  // the statement and table pages do not refresh
-    fetch("ui/sections", { cache: "no-store", credentials: "same-origin" })
+    var range = new URLSearchParams(window.location.search).get("range");  // the charts' range (?range=6h)
+    fetch("ui/sections" + (range ? "?range=" + encodeURIComponent(range) : ""),
+          { cache: "no-store", credentials: "same-origin" })
       .then(function (response) {
         if (!response.ok) { throw new Error("HTTP " + response.status); }
         return response.text();

@@ -92,7 +92,7 @@ def test_ranges_are_drawn_from_prometheus_exactly(scene: Watched) -> None:
     status, raw = svc.get("/ui/sections?range=6h")  # what the page's script re-fetches keeps the range
     assert chart_attrs(raw.decode())[f"postgres:{TARGET}:tps"]["data-source"] == "prometheus"
 
-    assert svc.value("dbpulse_history_reads_total", target=TARGET) == 4
+    svc.wait_for("dbpulse_history_reads_total", 4, target=TARGET)  # read with the process metrics, each second
     assert svc.value("dbpulse_history_read_failures_total", target=TARGET) == 0
 
 
@@ -135,11 +135,11 @@ def test_prometheus_silent_or_down_falls_back_to_memory_and_says_so(fresh_db: st
         assert "; showing the last hour kept in memory.</p>" in page
         assert chart_attrs(page)["calls"]["data-source"] == "memory"
         assert 'aria-current="page">7 d</a>' in page  # the range asked for stays selected
-        assert svc.value("dbpulse_history_read_failures_total", target=TARGET) == 1
+        svc.wait_for("dbpulse_history_read_failures_total", 1, target=TARGET)
         print(f"{case}: statement page with the fallback in {elapsed:.2f} s")
 
         status, raw = svc.get("/?range=24h")  # the main page too
         page = raw.decode()
         assert f'id="history-fallback">Prometheus at http://127.0.0.1:{port} {why}' in page, page[:4000]
         assert chart_attrs(page)[f"postgres:{TARGET}:tps"]["data-source"] == "memory"
-        assert svc.value("dbpulse_history_read_failures_total", target=TARGET) == 2
+        svc.wait_for("dbpulse_history_read_failures_total", 2, target=TARGET)

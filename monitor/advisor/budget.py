@@ -47,6 +47,7 @@ class Option:
     statements: list[int]  # the statements it is costed on: those its table's kept candidates serve
     chosen: Chosen | None = None
     oids: list[int] = field(default_factory=list)  # its hypothetical indexes while it is picked
+    form: str = "prefix"  # of an option the selection did not keep: "prefix", "alone" or "hash"
 
 
 @dataclass
@@ -108,12 +109,14 @@ def fit_budget(v: Verifying) -> str | None:
     return (f"index budget {units.size(budget)} (index_budget_mb): the {len(chosen)} indexes chosen without it "
             f"take an estimated {units.size(total)}; chosen again with HypoPG by cost removed per byte (the "
             f"set of the cheapest greedy pass), {len(fit.picked)} fit in {units.size(fit.used)}"
-            + (f", {prefixes} of them the leading columns of a composite that does not fit" if prefixes else "")
+            + (f", {prefixes} of them a narrower form of one that does not fit (its leading columns, one of its "
+               "columns alone, or a hash index for equality lookups on a wide key)" if prefixes else "")
             + ("; the budget's EXPLAINs ran out before every option was costed" if exhausted else ""))
 
 
 def _options(v: Verifying, chosen: list[Chosen]) -> list[Option]:
-    """The kept candidates, and the prefixes of their composites that no index serves and that are selective."""
+    """The kept candidates and their narrower forms that no index serves and that are selective: the prefixes of
+    a composite, each of its other columns alone, and a hash index in place of a one-column btree on a wide key."""
     by_table: dict[int, set[int]] = {}
     for c in chosen:
         by_table.setdefault(c.candidate.table.oid, set()).update(c.affected)
@@ -130,21 +133,49 @@ def _options(v: Verifying, chosen: list[Chosen]) -> list[Option]:
 
     pool = [Option(c.candidate, c.candidate.estimated_bytes(), statements(c.candidate), c) for c in chosen]
     seen = {o.cand.signature for o in pool}
+
+    def add(narrow: Candidate, form: str) -> None:
+        if narrow.signature in seen or served_by(narrow, v.cat.indexes_of(narrow.table)) is not None:
+            return
+        lead = narrow.keys[0][0]
+        distinct = None if lead.is_expression else narrow.table.distinct_values(lead.text)
+        if distinct is not None and distinct <= v.settings.low_selectivity_max_distinct:
+            return  # it would be a low-selectivity index
+        seen.add(narrow.signature)
+        pool.append(Option(narrow, narrow.estimated_bytes(), statements(narrow), form=form))
+
     for c in chosen:
         cand = c.candidate
         if cand.companions or cand.predicate:
             continue  # an OR bundle or a partial index has no narrower form that serves the same way
         for n in range(1, len(cand.keys)):
-            prefix = _prefix(cand, n)
-            if prefix.signature in seen or served_by(prefix, v.cat.indexes_of(cand.table)) is not None:
-                continue
-            lead = prefix.keys[0][0]
-            distinct = None if lead.is_expression else cand.table.distinct_values(lead.text)
-            if distinct is not None and distinct <= v.settings.low_selectivity_max_distinct:
-                continue  # it would be a low-selectivity index
-            seen.add(prefix.signature)
-            pool.append(Option(prefix, prefix.estimated_bytes(), statements(prefix)))
+            add(_prefix(cand, n), "prefix")
+        for n in range(1, len(cand.keys)):
+            add(_alone(cand, n), "alone")
+    for option in list(pool):
+        hashed = _hashed(option.cand)
+        if hashed is not None and hashed.estimated_bytes() < option.size:
+            add(hashed, "hash")
     return pool
+
+
+def _alone(cand: Candidate, n: int) -> Candidate:
+    """The ``n``-th key of a composite alone: the sort or range column a scan in its order filters along."""
+    return Candidate(cand.table, cand.keys[n:n + 1], 1 if n < cand.n_equality else 0, set(cand.queryids),
+                     cand.roles[n:n + 1], cand.low_cardinality)
+
+
+def _hashed(cand: Candidate) -> Candidate | None:
+    """A one-column btree as a hash index, for its equality lookups: 4-byte hash codes instead of the keys, so
+    smaller on a wide key. Only on a column of nearly distinct values (equal keys share a bucket and would
+    overflow it) and never an expression (its size is unknown)."""
+    if len(cand.keys) != 1 or cand.method != "btree" or cand.companions or cand.predicate:
+        return None
+    key = cand.keys[0][0]
+    distinct = None if key.is_expression else cand.table.distinct_values(key.text)
+    if distinct is None or distinct < cand.table.rows / 2:
+        return None
+    return Candidate(cand.table, ((key, False),), 1, set(cand.queryids), cand.roles[:1], method="hash")
 
 
 def _prefix(cand: Candidate, n: int) -> Candidate:
@@ -272,7 +303,7 @@ def _pick(fit: Fitting, trial: Trial) -> set[int]:
 
 
 def _apply(fit: Fitting, pool: list[Option]) -> int:
-    """The selection and the findings as the budget leaves them; returns the number of prefixes picked."""
+    """The selection and the findings as the budget leaves them; returns the number of narrower forms picked."""
     v = fit.v
     picked = {id(o) for o in fit.picked}
     kept: list[Chosen] = []
@@ -310,8 +341,11 @@ def _prefix_chosen(fit: Fitting, trial: Trial) -> Chosen:
     affected = sorted(q for q, c in after.items() if c < before[q] * 0.999)
     before_w = sum(fit.calls[q] * before[q] for q in affected)
     after_w = sum(fit.calls[q] * after[q] for q in affected)
-    extra = (f" Under the index budget ({units.size(fit.budget)}, index_budget_mb) the leading columns of a "
-             f"composite that does not fit: the most cost removed per byte.")
+    form = {"prefix": "the leading columns of a composite that does not fit",
+            "alone": "one column of a composite that does not fit, the rows read in its order",
+            "hash": "a hash index, smaller than a btree on this wide key; it serves equality (=) lookups only"}
+    extra = (f" Under the index budget ({units.size(fit.budget)}, index_budget_mb) {form[trial.option.form]}: "
+             f"the most cost removed per byte.")
     finding = missing_index_finding(cand, affected, sum(fit.calls[q] for q in affected), (before_w, after_w),
                                     trial.hypo_size, extra)
     return Chosen(cand, finding, affected, trial.hypo_size, {q: after[q] for q in affected})

@@ -13,6 +13,7 @@ made across the workload in ``selection.py``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -46,6 +47,22 @@ def _maxalign(width: float) -> float:
     return float(-(-width // 8) * 8)
 
 
+# A hash index stores each row's 4-byte hash code (a 16-byte tuple and its 4-byte line pointer), fills its
+# bucket pages to 75 % when built, and has a power of two of buckets (hashbuild, _hash_init).
+HASH_ENTRY = 20.0
+HASH_FILL = 8192 * 0.75
+
+
+def hash_bytes(rows: float) -> float:
+    """The size CREATE INDEX … USING hash gives on ``rows`` rows of distinct enough keys (no overflow pages):
+    the buckets, the metapage and one bitmap page. Up to 512 buckets their number doubles; beyond, it grows by
+    quarters of the last doubling (the split points' phases)."""
+    wanted = max(2.0, rows / (HASH_FILL // HASH_ENTRY))
+    half = float(1 << max(0, math.ceil(math.log2(wanted)) - 1))
+    buckets = 2 * half if half < 512 else half + math.ceil((wanted - half) / (half / 4)) * (half / 4)
+    return (buckets + 2) * 8192.0
+
+
 Role = Literal["equality", "in", "join", "range", "order", "group"]
 _ROLE_TEXT: dict[str, str] = {
     "equality": "compared with =", "in": "compared with IN / = ANY", "join": "a join key",
@@ -66,6 +83,7 @@ class Candidate:
     companions: tuple[Candidate, ...] = ()
     why: str = ""  # an extra sentence for people: the OR, the skewed value
     predicate_fraction: float = 1.0  # of the table's rows a partial index holds (pg_stats)
+    method: str = "btree"  # "hash" only as a smaller form of a one-column equality lookup (budget.py)
 
     def estimated_bytes(self) -> float:
         """A btree size estimate that, unlike HypoPG 1.3.1's, counts deduplication (PostgreSQL 13+) where the
@@ -73,6 +91,8 @@ class Candidate:
         heap pointers in posting lists (at most ``POSTING_MAX`` bytes each, so a key with many rows has
         several); every tuple MAXALIGNed with its 4-byte line pointer; whole tuples per leaf page, filled to
         90 % as CREATE INDEX fills them, plus the upper levels and the metapage."""
+        if self.method == "hash":
+            return hash_bytes(self.table.rows * self.predicate_fraction)
         total = 0.0
         for member in self.members:
             rows = member.table.rows * member.predicate_fraction
@@ -135,7 +155,8 @@ class Candidate:
 
     @property
     def signature(self) -> tuple[object, ...]:
-        own = (self.table.oid, self.key_signature, self.predicate or "")
+        own: tuple[object, ...] = (self.table.oid, self.key_signature, self.predicate or "")
+        own += (self.method,) if self.method != "btree" else ()
         return own if not self.companions else (own, *(c.signature for c in self.companions))
 
     @property
@@ -145,11 +166,12 @@ class Candidate:
     @property
     def label(self) -> str:
         where = f" WHERE {self.predicate}" if self.predicate else ""
-        return f"{self.table.qualified} ({', '.join(self.columns)}){where}"
+        using = f" USING {self.method}" if self.method != "btree" else ""
+        return f"{self.table.qualified}{using} ({', '.join(self.columns)}){where}"
 
     def ddl(self) -> str:
-        return create_index(self.table.schema, self.table.name, list(self.keys), where=self.predicate,
-                            concurrently=not self.table.partitioned)
+        return create_index(self.table.schema, self.table.name, list(self.keys), method=self.method,
+                            where=self.predicate, concurrently=not self.table.partitioned)
 
     def hypothetical_sql(self) -> str:
         return self.ddl().replace("CREATE INDEX CONCURRENTLY ", "CREATE INDEX ").rstrip(";")

@@ -79,8 +79,9 @@ class _Draft:
 
 def _supersedes(cand: Candidate, index: Index) -> bool:
     """The new index's leading columns are exactly the existing index's keys (and nothing is lost)."""
-    if (index.method != "btree" or not index.is_valid or index.protected or index.predicate is not None
-            or index.include or not index.default_opclasses or index.table_oid != cand.table.oid):
+    if (index.method != "btree" or cand.method != "btree" or not index.is_valid or index.protected
+            or index.predicate is not None or index.include or not index.default_opclasses
+            or index.table_oid != cand.table.oid):
         return False
     new_sig = tuple(key_signature(k) for k, _ in cand.keys)
     old_sig = index.key_signature()
@@ -88,6 +89,8 @@ def _supersedes(cand: Candidate, index: Index) -> bool:
 
 
 def _prefix_of(index: Index, cand: Candidate) -> bool:
+    if cand.method != "btree":
+        return False  # a hash index serves equality alone: it leads with nothing
     new_sig = tuple(key_signature(k) for k, _ in cand.keys)
     old_sig = index.key_signature()
     return len(old_sig) <= len(new_sig) and new_sig[: len(old_sig)] == old_sig

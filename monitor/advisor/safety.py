@@ -56,7 +56,8 @@ def leads_with(index: Index, columns: Sequence[str]) -> bool:
 
 def _created_leads_with(cand: Candidate, columns: Sequence[str]) -> bool:
     lead = [key_signature(k) for k, _ in cand.keys][: len(columns)]
-    return cand.predicate is None and len(lead) == len(columns) and set(lead) == {f"c:{c}" for c in columns}
+    return (cand.predicate is None and cand.method == "btree" and len(lead) == len(columns)
+            and set(lead) == {f"c:{c}" for c in columns})
 
 
 def foreign_key_keeps(dropped: Sequence[Index], relied_on: dict[str, int], created: Sequence[Candidate],

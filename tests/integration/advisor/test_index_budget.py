@@ -35,7 +35,8 @@ ANALYZE events;
 """
 MB = 1024 * 1024
 TIGHT_MB = 1.0  # (tenant_id) fits, (tenant_id, created_at) and events (ext_id) do not
-ROOMY_FOR_TWO_MB = 4.5  # events (ext_id) fits with (tenant_id), not with (tenant_id, created_at)
+ROOMY_FOR_TWO_MB = 4.5  # the btree on events (ext_id) fits with (tenant_id), not with the composite; its hash does
+ALONE_FITS_MB = 1.6  # (created_at) fits, (tenant_id, created_at) does not
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +100,7 @@ def test_under_the_budget_the_leading_column_alone(budget_db: str) -> None:
     assert [f["columns"] for f in advised] == [["tenant_id"]]
     assert "leading columns of a composite that does not fit" in advised[0]["evidence"]
     note = next(n for n in report["notes"] if n.startswith("index budget"))
-    assert "1 of them the leading columns of a composite" in note
+    assert "1 of them a narrower form of one that does not fit" in note
     statuses = {c["query"].split(" FROM ")[1].split()[0]: c["status"] for c in report["coverage"]}
     assert statuses == {"orders": "action", "events": "over_budget"}, report["coverage"]
 
@@ -112,12 +113,28 @@ def test_a_budget_nothing_fits_in_creates_nothing(budget_db: str) -> None:
     assert not [f for f in report["findings"] if f["kind"] == "missing_index"]
 
 
-def test_the_room_goes_to_another_table_rather_than_the_wider_index(budget_db: str) -> None:
-    """Both lookups' indexes fit with (tenant_id), not with the composite: the set that costs least is kept."""
+def test_a_hash_index_on_the_wide_key_leaves_room_for_the_composite(budget_db: str) -> None:
+    """The btree on ``ext_id`` (33-byte md5 texts) does not fit beside the composite; a hash index, which
+    stores 4-byte hash codes and serves the ``=`` lookup as well, does: both lookups are served, the sort too."""
     report = _advise(budget_db, ROOMY_FOR_TWO_MB)
-    assert sorted(_creates(report)) == [("public.events", ["ext_id"]), ("public.orders", ["tenant_id"])]
-    built = sum(_built_size(budget_db, a["creates"][0]["ddl"]) for a in report["plan"]["actions"])
+    assert sorted(_creates(report)) == [("public.events", ["ext_id"]), ("public.orders", ["tenant_id", "created_at"])]
+    ddls = {a["table"]: a["creates"][0]["ddl"] for a in report["plan"]["actions"]}
+    assert ddls["public.events"] == "CREATE INDEX CONCURRENTLY ON public.events USING hash (ext_id);"
+    assert "USING" not in ddls["public.orders"]
+    built = sum(_built_size(budget_db, ddl) for ddl in ddls.values())
     assert built <= ROOMY_FOR_TWO_MB * MB
+    advised = {f["table"]: f["evidence"] for f in report["findings"] if f["kind"] == "missing_index"}
+    assert "a hash index, smaller than a btree on this wide key" in advised["public.events"]
+
+
+def test_the_hash_size_estimate_is_close_to_the_built_index(budget_db: str) -> None:
+    """What a hash index spends of the budget: within 10 % of the index built for real."""
+    with psycopg.connect(budget_db, autocommit=True) as conn:
+        cat = read_catalog(conn)
+    table = next(t for t in cat.tables.values() if t.name == "events")
+    cand = Candidate(table, ((Key("ext_id"), False),), 1, method="hash")
+    built = _built_size(budget_db, cand.ddl())
+    assert abs(cand.estimated_bytes() - built) <= 0.1 * built, (cand.estimated_bytes(), built)
 
 
 SIZES = """
@@ -148,3 +165,32 @@ def test_the_size_estimate_is_close_to_the_built_index(budget_db: str, columns: 
     cand = Candidate(table, tuple((Key(c), False) for c in columns), len(columns))
     built = _built_size(budget_db, f"CREATE INDEX CONCURRENTLY ON public.sized ({', '.join(columns)});")
     assert abs(cand.estimated_bytes() - built) <= 0.1 * built, (cand.estimated_bytes(), built)
+
+
+def _hypo_cost(dsn: str, ddl: str, sql: str) -> float:
+    """The generic plan's total cost of ``sql`` with ``ddl`` as a hypothetical index."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute("SELECT hypopg_create_index(%s)", (ddl.replace(" CONCURRENTLY", "").rstrip(";"),))
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        conn.execute(f"PREPARE probe(int) AS {sql}")  # type: ignore[arg-type]
+        row = conn.execute("EXPLAIN (FORMAT JSON) EXECUTE probe(1)").fetchone()
+        conn.execute("SELECT hypopg_reset()")
+        conn.rollback()
+    assert row is not None
+    return float(row[0][0]["Plan"]["Total Cost"])
+
+
+def test_the_sort_column_alone_when_it_removes_more_than_the_leading_one(budget_db: str) -> None:
+    """Between the composite's two narrower forms that fit, the one that leaves the list cheaper: reading the
+    dates in order and filtering on the tenant stops at the LIMIT, where (tenant_id) reads and sorts all of a
+    tenant's rows."""
+    sql = "SELECT id, created_at FROM orders WHERE tenant_id = $1 ORDER BY created_at DESC LIMIT 20"
+    alone = _hypo_cost(budget_db, "CREATE INDEX ON public.orders (created_at)", sql)
+    leading = _hypo_cost(budget_db, "CREATE INDEX ON public.orders (tenant_id)", sql)
+    assert alone < leading  # the premise: on this table the sort column alone serves the list better
+    report = _advise(budget_db, ALONE_FITS_MB)
+    assert _creates(report) == [("public.orders", ["created_at"])], _creates(report)
+    ddl = report["plan"]["actions"][0]["creates"][0]["ddl"]
+    assert _built_size(budget_db, ddl) <= ALONE_FITS_MB * MB
+    advised = [f["evidence"] for f in report["findings"] if f["kind"] == "missing_index"]
+    assert "one column of a composite that does not fit, the rows read in its order" in advised[0]

@@ -111,6 +111,29 @@ class Outcome:
                 return v
         return "insufficient_data"
 
+    @property
+    def speedup(self) -> float | None:
+        """Before / after mean time over the statements measured on both sides, weighted by their calls since
+        the change (the time those calls took against the time they would have taken before); > 1 is faster."""
+        measured = [s for s in self.statements if s.after.calls and s.before.calls]
+        after = sum(s.after.exec_seconds for s in measured)
+        if after <= 0:
+            return None
+        return sum(s.after.calls * s.before.mean_exec_seconds for s in measured) / after
+
+    def in_words(self) -> str:
+        """The outcome as the history line says it: "2 statements 12x faster since" (or slower, or why not)."""
+        n = len(self.statements)
+        counted = f"{n} statement{'' if n == 1 else 's'}"
+        speedup = self.speedup
+        if self.verdict == "insufficient_data" or speedup is None:
+            return f"{counted} followed, too few calls since to judge"
+        if self.verdict == "unchanged":
+            return f"{counted} unchanged since"
+        if speedup >= 1:
+            return f"{counted} {speedup:.3g}x faster since"  # overall; the verdict says if one regressed
+        return f"{counted} {1 / speedup:.3g}x slower since"
+
     def to_json_dict(self) -> dict[str, Any]:
         return {"table": self.table, "index": self.index, "change": self.change,
                 "detected_at": self.detected_at.isoformat(), "advised": self.advised, "verdict": self.verdict,

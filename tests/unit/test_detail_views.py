@@ -13,7 +13,7 @@ from collectors.postgres.snapshot import IndexRow, PostgresSnapshot, TableRow
 from collectors.postgres.statements import StatementStat
 from monitor.advisor.actions import Action, NewIndex, Plan, ServedStatement, StatementReason
 from monitor.advisor.findings import AdviceReport, Finding, IndexEvent, Skipped
-from monitor.advisor.outcomes import Outcome
+from monitor.advisor.outcomes import Outcome, StatementOutcome, Window
 from monitor.advisor.poller import AdviceSnapshot
 from monitor.core.history import History
 from monitor.core.scheduler import SourceState
@@ -381,13 +381,15 @@ def test_a_table_page_shows_its_index_history_newest_first_with_the_outcome_stil
     r.index_history = [IndexEvent(created, "s.t", "ix_t_a", "created", True),
                        IndexEvent(created, "s.other", "ix_other", "created", False),
                        IndexEvent(dropped, "s.t", "ix_t_old", "dropped", False)]
-    r.outcomes = [Outcome("s.t", "ix_t_a", "created", created, True)]
+    r.outcomes = [Outcome("s.t", "ix_t_a", "created", created, True,
+                          [StatementOutcome(7, "SELECT 1", Window(30, 3.0, 30, 300), Window(60, 0.5, 60, 60),
+                                            "improvement")])]
     snap = snapshot(tables=[TableRow("s", "t", size_bytes=1.0)])
     page = detail.table_page(states(snap, history_of([]), advice=r), TARGET, "s.t", 1030.0)
     assert page is not None
     assert [(e.index, o is not None) for e, o in page.index_history] == [("ix_t_old", False), ("ix_t_a", True)]
     html = pages.render_table_page(page, "../../", now=1030.0)
     assert 'id="index-history"' in html and "ix_other" not in html
-    assert "ix_t_a</span> created 4 Dec 2026 09:30 UTC, as advised · insufficient data for 0 statement(s)" in html
+    assert "ix_t_a</span> created 4 Dec 2026 09:30 UTC, as advised · 1 statement 12x faster since (improvement)" in html
     quiet = detail.table_page(states(snap, history_of([]), advice=report()), TARGET, "s.t", 1030.0)
     assert quiet is not None and 'id="index-history"' not in pages.render_table_page(quiet, "../../", now=1030.0)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from collectors.postgres.statements import StatementStat
 from monitor.advisor.catalog import Catalog, Table
-from monitor.advisor.outcomes import OutcomeTracker, Window
+from monitor.advisor.outcomes import Outcome, OutcomeTracker, StatementOutcome, Window
 from monitor.advisor.settings import Thresholds
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -59,3 +59,24 @@ def test_history_stays_bounded() -> None:
     assert len(tracker.windows[7]) == 3
     tracker.update([], {}, _catalog(), T0 + timedelta(hours=2))  # the statement left the workload
     assert tracker.windows == {}
+
+
+def _outcome(*sides: tuple[Window, Window, str]) -> Outcome:
+    at = datetime(2026, 12, 4, tzinfo=UTC)
+    return Outcome("public.t", "ix", "created", at, True,
+                   [StatementOutcome(i, "SELECT 1", b, a, v) for i, (b, a, v) in enumerate(sides)])  # type: ignore[arg-type]
+
+
+def test_an_outcome_in_words_weighs_the_statements_by_their_calls_since() -> None:
+    # 0.1 s a call before; since: 60 calls in 0.5 s and 10 calls at the same 0.1 s -> 7 s before, 1.5 s since
+    two = _outcome((Window(30, 3.0, 0, 0), Window(60, 0.5, 0, 0), "improvement"),
+                   (Window(30, 3.0, 0, 0), Window(10, 1.0, 0, 0), "unchanged"))
+    assert two.speedup is not None and abs(two.speedup - 7.0 / 1.5) < 1e-9
+    assert two.in_words() == "2 statements 4.67x faster since"
+    slower = _outcome((Window(30, 0.3, 0, 0), Window(30, 0.9, 0, 0), "regression"))
+    assert slower.in_words() == "1 statement 3x slower since"
+    assert _outcome((Window(30, 3.0, 0, 0), Window(0, 0.0, 0, 0), "insufficient_data")).in_words() == (
+        "1 statement followed, too few calls since to judge")
+    assert _outcome().in_words() == "0 statements followed, too few calls since to judge"
+    assert _outcome((Window(30, 3.0, 0, 0), Window(30, 2.9, 0, 0), "unchanged")).in_words() == (
+        "1 statement unchanged since")

@@ -236,6 +236,16 @@ def memory(r: dict[str, Any]) -> list[str]:
     lines.append("")
     for at, x in r["ratios_peer_over_dbpulse"].items():
         lines.append(f"- postgres_exporter / dbpulse RSS after {at} polls: {_x(x)}")
+    start = r["exporters"]["dbpulse"].get("rss_start_mib")
+    if start is not None:
+        lines.append(f"- dbpulse's RSS once it answers (imports done, first poll under way): {_n(start)} MiB")
+    if "slope_mib_per_1000_polls" in r["exporters"]["dbpulse"]:
+        slope = r["exporters"]["dbpulse"]["slope_mib_per_1000_polls"]
+        lines.append(f"- dbpulse's RSS slope from poll 100 on (least squares, a sample every 25 polls): "
+                     f"{'n/a' if slope is None else f'{slope:+.2f}'} MiB per 1,000 polls")
+    if r.get("load_average_at_start"):
+        lines.append(f"- load average (1, 5, 15 min) at the start: {r['load_average_at_start']}, "
+                     f"at the end: {r.get('load_average_at_end')}")
     top = r["exporters"]["dbpulse"].get("max_rss_mib")
     if top is not None:
         lines.append(f"- dbpulse's highest RSS at the marks: {_n(top)} MiB (100 MB is 95.4 MiB)")

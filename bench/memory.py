@@ -1,7 +1,7 @@
 """Benchmark 4: memory (RSS) of dbpulse and postgres_exporter after 10 and after 1,000 polls.
 
 Same large database as benchmark 1. dbpulse polls back to back (a short
-interval; overruns skip ticks) and is scraped twice per interval (ten times a
+interval; overruns skip ticks) and is scraped once per interval (ten times a
 second at most) while it does; postgres_exporter (statement collector on) is scraped in a loop
 by another thread, each of its scrapes being one poll of the database. RSS is
 read with psutil once dbpulse answers (``start``), when each reaches 10, 100, 300,
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     rss["dbpulse"][pending.pop(0)] = ours.rss_bytes() / 2**20
                 if polls and polls // SAMPLE_EVERY * SAMPLE_EVERY not in samples:
                     samples[polls // SAMPLE_EVERY * SAMPLE_EVERY] = ours.rss_bytes() / 2**20
-                time.sleep(max(0.1, args.interval / 2))  # each scrape renders every series: CPU
+                time.sleep(max(0.1, args.interval))  # a scrape per poll, as Prometheus makes: each renders every series
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
             if pending or thread.is_alive():
                 raise RuntimeError(f"did not reach {args.polls} polls of both in time: {rss}")

@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         with common.running(ours, peer):
             common.wait_http(ours)
             rss_start = ours.rss_bytes() / 2**20  # imports done, the first poll under way
-            common.wait_http(peer)
+            common.wait_http(peer, timeout=300)  # its first scrape reads everything: slow on a loaded machine
             peer_errors = 0
 
             def scrape_peer() -> None:

@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         peer = exporters.postgres_exporter("postgres_exporter", db.dsn("pgexp_bench"))
         with common.running(ours, peer):
             common.wait_http(ours)
-            common.wait_http(peer)
+            common.wait_http(peer, timeout=300)  # its first scrape reads everything: slow on a loaded machine
             common.wait_dbpulse_polls(ours.port, 2, timeout=120)
             common.fetch_metrics(peer.url)  # warm-up scrape: the peer reads settings and versions once
 

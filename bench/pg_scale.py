@@ -60,7 +60,7 @@ def measure(dbs: dict[int, BigDatabase], polls: int, rounds: int, interval: floa
     with common.running(*ours.values(), *peers.values()):
         for t in dbs:
             common.wait_http(ours[t])
-            common.wait_http(peers[t])
+            common.wait_http(peers[t], timeout=300)
         for t in dbs:
             _wait_successful_polls(ours[t].url, 2, timeout=600)  # the first, full, read of every relation is behind
             common.fetch_metrics(peers[t].url)  # warm-up scrape

@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 while pending and polls >= pending[0]:
                     advisor_runs[pending[0]] = advised
                     rss["dbpulse"][pending.pop(0)] = ours.rss_bytes() / 2**20
-                if polls and polls // SAMPLE_EVERY * SAMPLE_EVERY not in samples:
+                if polls >= SAMPLE_EVERY and polls // SAMPLE_EVERY * SAMPLE_EVERY not in samples:
                     samples[polls // SAMPLE_EVERY * SAMPLE_EVERY] = ours.rss_bytes() / 2**20
                 time.sleep(max(0.1, args.interval))  # a scrape per poll, as Prometheus makes: each renders every series
             thread.join(timeout=max(0.0, deadline - time.monotonic()))

@@ -109,11 +109,16 @@ def pg_dbtime(r: dict[str, Any]) -> list[str]:
                      f"dbpulse's cost x{_n(b['cost_ratio_ms'], 2)} in ms, "
                      f"x{_n(b['cost_ratio_peer_relative'], 2)} relative to the peer measured alongside")
     lines.append("")
+    if r.get("load_average_at_start"):
+        lines += [f"- load average (1, 5, 15 min) at the start: {r['load_average_at_start']}, "
+                  f"at the end: {r.get('load_average_at_end')}", ""]
     reads = r.get("dbpulse_reads")
     if reads:
         lines += ["Each of dbpulse's statistics reads against the raw view(s) or function(s) it reads, measured in "
-                  "turns in the same run (server execution time, `EXPLAIN ANALYZE`, median of 11, after the "
-                  "measurement; a read under 0.5 ms is not judged, nor the advisor's):", ""]
+                  "the same run, after the measurement (server execution time, `EXPLAIN ANALYZE`; ms: median of "
+                  f"{reads[0].get('rounds', 11)} rounds, each running every read next to its floor, the pairs "
+                  "shuffled and the two of a pair in turns; ratio: median of the rounds' own ratios; a read under "
+                  "0.5 ms is not judged, nor the advisor's):", ""]
         lines += _table(["read", "cadence", "ms", "raw view(s) read alone", "ms", "ratio", "<= 1.5x"],
                         [[f"`{p['read']}`", p["cadence"], _n(p["ms"], 2), p["floor"], _n(p["floor_ms"], 2),
                           f"{_n(p['ratio'], 2)}x", _n(p["met"]) if p["judged"] else "not judged"] for p in reads])
@@ -168,7 +173,8 @@ def pg_scale(r: dict[str, Any]) -> list[str]:
              f"`python -m bench.pg_scale`: {p['statements']:,} statements, 2 indexes per table; dbpulse's slow "
              "cadences (the full read of every table and index, sizes, maintenance) set past the run, so every "
              f"poll measured is a fast poll (the top-K tables and indexes by oid); {p['polls']} polls and scrapes "
-             "per size.", ""]
+             + (f"per size, every size in the same minutes: {p['rounds']} rounds, the peers scraped in turns."
+                if p.get("rounds") else "per size."), ""]
     rows = [[_n(int(t)), _n(s["database"]["tables"]), _n(s["dbpulse"]["db_ms_per_poll"], 2),
              _n(s["dbpulse"].get("statements_per_poll")), _n(s["postgres_exporter"]["db_ms_per_poll"], 2),
              _n(s["postgres_exporter"].get("statements_per_poll"))] for t, s in r["sizes"].items()]
@@ -177,6 +183,14 @@ def pg_scale(r: dict[str, Any]) -> list[str]:
     g = r["growth"]
     lines += ["", f"- growth from the smallest to the largest: dbpulse {_x(g['dbpulse'])}, "
               f"postgres_exporter {_x(g['postgres_exporter'])}"]
+    rounds = r.get("round_growth")
+    if rounds:
+        m = r["median_round_growth"]
+        lines += [f"- growth in each round (same minutes): dbpulse {', '.join(_x(x) for x in rounds['dbpulse'])} "
+                  f"(median {_x(m['dbpulse'])}); postgres_exporter median {_x(m['postgres_exporter'])}"]
+    if r.get("load_average_at_start"):
+        lines += [f"- load average (1, 5, 15 min) at the start: {r['load_average_at_start']}, "
+                  f"at the end: {r.get('load_average_at_end')}"]
     return [*lines, "", _met(r["target"])]
 
 
@@ -236,6 +250,16 @@ def memory(r: dict[str, Any]) -> list[str]:
     lines.append("")
     for at, x in r["ratios_peer_over_dbpulse"].items():
         lines.append(f"- postgres_exporter / dbpulse RSS after {at} polls: {_x(x)}")
+    start = r["exporters"]["dbpulse"].get("rss_start_mib")
+    if start is not None:
+        lines.append(f"- dbpulse's RSS once it answers (imports done, first poll under way): {_n(start)} MiB")
+    if "slope_mib_per_1000_polls" in r["exporters"]["dbpulse"]:
+        slope = r["exporters"]["dbpulse"]["slope_mib_per_1000_polls"]
+        lines.append(f"- dbpulse's RSS slope from poll 100 on (least squares, a sample every 25 polls): "
+                     f"{'n/a' if slope is None else f'{slope:+.2f}'} MiB per 1,000 polls")
+    if r.get("load_average_at_start"):
+        lines.append(f"- load average (1, 5, 15 min) at the start: {r['load_average_at_start']}, "
+                     f"at the end: {r.get('load_average_at_end')}")
     top = r["exporters"]["dbpulse"].get("max_rss_mib")
     if top is not None:
         lines.append(f"- dbpulse's highest RSS at the marks: {_n(top)} MiB (100 MB is 95.4 MiB)")

@@ -14,6 +14,7 @@ from collectors.base.poller import Poller
 from collectors.registry import sources
 from monitor.advisor import poller as advisor
 from monitor.config import Config, parse_listen
+from monitor.core.memory import limit_malloc_arenas
 from monitor.core.scheduler import Scheduler
 from monitor.web.app import make_app
 from monitor.web.detail import DETAIL_METRICS
@@ -85,6 +86,8 @@ async def serve(config: Config, web_config: WebConfig, stop: asyncio.Event) -> N
 
 
 def run(config: Config, web_config: WebConfig) -> int:
+    limit_malloc_arenas()  # before the first thread (memory.py)
+
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -10,7 +10,10 @@ from collectors.redis.snapshot import RedisSnapshot
 
 
 def pollers(settings: RedisSettings) -> list[Poller]:
-    """The section's pollers; redis-py is imported here, when Redis is watched, not with the registry."""
+    """The section's pollers; redis-py is imported here, when Redis is watched, not with the registry (every
+    source's pollers are built at start, a source without targets too)."""
+    if not settings.targets:
+        return []
     from collectors.redis.poller import pollers as build
 
     return build(settings)

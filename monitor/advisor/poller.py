@@ -29,6 +29,7 @@ from monitor.advisor.findings import UNPLANNABLE_CATEGORIES, AdviceReport
 from monitor.advisor.outcomes import CHANGES
 from monitor.advisor.settings import AdvisorSettings
 from monitor.advisor.store import open_store
+from monitor.core.memory import release_freed_memory
 
 ADVISOR = "advisor"  # its pollers' source: the service's own, not a registered source
 
@@ -154,6 +155,9 @@ class AdvisorPoller(Poller):
                 result, error = self._run(), None
             except BaseException as exc:  # handed to the event loop, never lost in the thread
                 result, error = None, exc
+            # The run's working set (texts, parse trees, plans) is garbage now: its pages go back to the system, or
+            # the process would stay at the run's peak until the next run.
+            release_freed_memory()
             with contextlib.suppress(RuntimeError):  # the loop is closed: we are shutting down
                 loop.call_soon_threadsafe(deliver, result, error)
 

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -77,7 +78,7 @@ def test_starts_with_postgres_down_and_recovers_without_restart() -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_clean_shutdown_closes_connections(fresh_db: str, sig: int) -> None:
-    svc = DbpulseProcess("--postgres", f"shop={fresh_db}", "--interval", "1").start()
+    svc = DbpulseProcess("--postgres", f"shop={fresh_db}", "--interval", "3").start()
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         count = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbpulse'"
         assert conn.execute(count).fetchone() == (1,)
@@ -107,3 +108,26 @@ def test_unreachable_target_never_leaks_its_password() -> None:
     assert b"Canary-5521" not in metrics + ready
     assert "Canary-5521" not in svc.log
     assert f"127.0.0.1:{port}/shop" in metrics.decode()
+
+
+def test_serves_metrics_without_importing_what_it_does_not_watch(fresh_db: str, tmp_path: Path) -> None:
+    # Only PostgreSQL watched: redis-py is never imported (7 MiB of RSS, issue 23). The modules the process
+    # loaded are written at its exit, after a real poll and a real scrape.
+    loaded = tmp_path / "modules.txt"
+    svc = DbpulseProcess("--postgres", f"shop={fresh_db}", "--interval", "3")
+    svc.args = [sys.executable, "-c",
+                "import atexit, sys\n"
+                f"atexit.register(lambda: open({str(loaded)!r}, 'w').write('\\n'.join(sorted(sys.modules))))\n"
+                f"sys.argv = ['dbpulse', *{svc.args[3:]!r}]\n"
+                "from monitor.cli import main\n"
+                "sys.exit(main())\n"]
+    svc.start(timeout=60)
+    try:
+        svc.wait_for("dbpulse_source_up", 1, timeout=60, source="postgres", target="shop")
+        status, body = svc.get("/metrics")
+        assert status == 200 and b"dbpulse_pg_up" in body
+    finally:
+        svc.stop()
+    modules = set(loaded.read_text().split())
+    assert "collectors.postgres.poller" in modules  # the file is the service's own list
+    assert not {m for m in modules if m == "redis" or m.startswith("redis.")}

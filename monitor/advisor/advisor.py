@@ -353,7 +353,7 @@ class Advisor:
         creates = [(c.candidate.table.oid, tuple(key_signature(k) for k, _ in c.candidate.keys))
                    for c in selection.chosen if c.finding.action is not None]
         drops = [i.oid for i in cat.indexes if any(i.qualified in a.drops for a in report.plan.actions)]
-        self.outcomes.remember_advice(creates, drops)
+        self.outcomes.remember_advice(creates, drops, report.generated_at)
         if self.store is not None:
             try:
                 self.store.record_advice(self.target, report.generated_at, advice_rows(creates, drops))

@@ -144,6 +144,7 @@ class IndexEvent:
     index: str
     change: str  # created, dropped
     advised: bool
+    advised_at: datetime | None = None  # when that advice began, when it was advised
 
 
 @dataclass

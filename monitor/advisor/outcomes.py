@@ -68,6 +68,18 @@ def merged(windows: Iterable[Window]) -> Window:
     return Window(int(calls), exec_s, int(rows), int(blocks))
 
 
+AdviceKey = tuple[str, str]  # (create, "<table oid>\t<key signature>") or (drop, "<index oid>")
+
+
+def advice_key(action: str, oid: int | None, subject: object = None) -> AdviceKey:
+    """One key for a piece of advice, as remembered and as read back from the store's advice rows: a create by
+    its table oid and key signature (a tuple, or the store's tab-joined text), a drop by its index oid."""
+    if action == "drop":
+        return ("drop", str(subject if oid is None else oid))
+    signature = subject if isinstance(subject, str) else "\t".join(subject)  # type: ignore[arg-type]
+    return ("create", f"{oid}\t{signature}")
+
+
 @dataclass
 class StatementOutcome:
     queryid: int
@@ -101,6 +113,7 @@ class Outcome:
     detected_at: datetime
     advised: bool  # the plan of the run before the change advised exactly this
     statements: list[StatementOutcome] = field(default_factory=list)
+    advised_at: datetime | None = None  # when that advice began (the first of the runs that kept advising it)
 
     @property
     def verdict(self) -> Verdict:
@@ -136,7 +149,8 @@ class Outcome:
 
     def to_json_dict(self) -> dict[str, Any]:
         return {"table": self.table, "index": self.index, "change": self.change,
-                "detected_at": self.detected_at.isoformat(), "advised": self.advised, "verdict": self.verdict,
+                "detected_at": self.detected_at.isoformat(), "advised": self.advised,
+                "advised_at": self.advised_at.isoformat() if self.advised_at else None, "verdict": self.verdict,
                 "statements": [s.to_json_dict() for s in self.statements]}
 
 
@@ -171,6 +185,7 @@ class _IndexChange:
     index: str
     change: Change
     advised: bool  # the previous plan advised it
+    advised_at: datetime | None = None  # when that advice began
 
 
 @dataclass(frozen=True)
@@ -197,6 +212,7 @@ class OutcomeTracker:
     followed: list[_Followed] = field(default_factory=list)
     advised_creates: set[tuple[int, tuple[str, ...]]] = field(default_factory=set)  # (table oid, key signature)
     advised_drops: set[int] = field(default_factory=set)  # index oids
+    advice_since: dict[AdviceKey, datetime] = field(default_factory=dict)  # when each piece of advice began
 
     def update(self, window_stats: list[StatementStat], tables_of: Mapping[int, set[int]], cat: Catalog,
                now: datetime) -> tuple[list[Outcome], list[Regression]]:
@@ -230,13 +246,16 @@ class OutcomeTracker:
                 for oid, name in members.items():
                     if oid not in before_members:
                         index = next(i for i in cat.indexes if i.oid == oid)
-                        advised = (table_oid, index.key_signature()) in self.advised_creates
-                        self._follow(_IndexChange(table.qualified, table_oid, name, "created", advised),
+                        key = (table_oid, index.key_signature())
+                        advised = key in self.advised_creates
+                        since = self.advice_since.get(advice_key("create", *key)) if advised else None
+                        self._follow(_IndexChange(table.qualified, table_oid, name, "created", advised, since),
                                      statements_of.get(table_oid, []), seen)
                 for oid, name in before_members.items():
                     if oid not in members:
-                        self._follow(_IndexChange(table.qualified, table_oid, name, "dropped",
-                                                  oid in self.advised_drops),
+                        dropped = oid in self.advised_drops
+                        since = self.advice_since.get(advice_key("drop", oid)) if dropped else None
+                        self._follow(_IndexChange(table.qualified, table_oid, name, "dropped", dropped, since),
                                      statements_of.get(table_oid, []), seen)
         self.indexes = now_indexes
 
@@ -251,10 +270,14 @@ class OutcomeTracker:
         outcomes = [f.outcome for f in self.followed]
         return outcomes, self._regressions(self.followed, current, previous, tables_of, cat)
 
-    def remember_advice(self, creates: Iterable[tuple[int, tuple[str, ...]]], drops: Iterable[int]) -> None:
-        """What the last plan advised, so a change that follows it is marked ``advised``."""
+    def remember_advice(self, creates: Iterable[tuple[int, tuple[str, ...]]], drops: Iterable[int],
+                        at: datetime) -> None:
+        """What the last plan advised, so a change that follows it is marked ``advised``, and since when."""
         self.advised_creates = set(creates)
         self.advised_drops = set(drops)
+        keys = [advice_key("create", *c) for c in self.advised_creates]
+        keys += [advice_key("drop", d) for d in self.advised_drops]
+        self.advice_since = {k: self.advice_since.get(k, at) for k in keys}
 
     def _follow(self, change: _IndexChange, statements: list[int], seen: _Seen) -> None:
         s = self.settings
@@ -268,7 +291,8 @@ class OutcomeTracker:
                 before[q] = merged(windows[-s.outcome_baseline_windows:])
         self.changed_at[change.table_oid] = self.runs
         after = {q: [seen.current[q]] for q in before if q in seen.current}
-        outcome = Outcome(change.table, change.index, change.change, seen.now, change.advised)
+        outcome = Outcome(change.table, change.index, change.change, seen.now, change.advised,
+                          advised_at=change.advised_at)
         self.followed.append(_Followed(outcome, change.table_oid, before, after,
                                        seen.now + timedelta(seconds=s.outcome_follow_seconds)))
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from collectors.postgres.statements import StatementStat
 
-from .outcomes import Outcome, OutcomeTracker, Window, _Followed, merged
+from .outcomes import Outcome, OutcomeTracker, Window, _Followed, advice_key, merged
 
 log = logging.getLogger("dbpulse.advisor.state")
 FILE_NAME = "advisor.sqlite3"
@@ -85,8 +85,14 @@ def _v2(db: sqlite3.Connection) -> None:
     db.executescript(V2_SCHEMA)
 
 
+def _v3(db: sqlite3.Connection) -> None:
+    """Version 3: when the advice a change followed began (``advised_at``), for the history in words."""
+    db.executescript("ALTER TABLE index_event ADD COLUMN advised_at TEXT;\n"
+                     "ALTER TABLE index_change ADD COLUMN advised_at TEXT;")
+
+
 # Ordered: MIGRATIONS[n] takes a file from version n to n + 1. Append, never edit a shipped one.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 PER_TARGET = (
     "tracker",
@@ -201,17 +207,18 @@ class StateStore:
                 (target, target, ADVICE_KEEP),
             )
 
-    def index_events(self, target: str) -> list[tuple[datetime, str, str, str, bool]]:
-        """The index changes seen on ``target``, oldest first: (detected at, table, index, change, advised)."""
+    def index_events(self, target: str) -> list[tuple[datetime, str, str, str, bool, datetime | None]]:
+        """The index changes seen on ``target``, oldest first: (detected at, table, index, change, advised,
+        when that advice began)."""
         with self._transaction("read from") as db:
             rows = db.execute(
-                "SELECT detected_at, table_name, index_name, change, advised FROM index_event WHERE target = ? "
-                "ORDER BY detected_at, rowid",
+                "SELECT detected_at, table_name, index_name, change, advised, advised_at FROM index_event "
+                "WHERE target = ? ORDER BY detected_at, rowid",
                 (target,),
             ).fetchall()
         return [
-            (datetime.fromisoformat(at), table, index, change, bool(advised))
-            for at, table, index, change, advised in rows
+            (datetime.fromisoformat(at), table, index, change, bool(advised), _time(advised_at))
+            for at, table, index, change, advised, advised_at in rows
         ]
 
     def advice(self, target: str) -> list[tuple[datetime, str, int | None, str]]:
@@ -265,6 +272,14 @@ def open_store(directory: Path | None, fallback: str) -> StateStore | None:
     return store
 
 
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
 def _window(row: Iterable[float]) -> Window:
     calls, exec_s, rows, blocks = row
     return Window(int(calls), float(exec_s), int(rows), int(blocks))
@@ -315,13 +330,14 @@ def _load(db: sqlite3.Connection, target: str, tracker: OutcomeTracker) -> Advis
 
 def _load_followed(db: sqlite3.Connection, target: str) -> list[_Followed]:
     out = []
-    for cid, table, table_oid, index, change, detected, advised, until in db.execute(
-        "SELECT id, table_name, table_oid, index_name, change, detected_at, advised, follow_until "
+    for cid, table, table_oid, index, change, detected, advised, until, advised_at in db.execute(
+        "SELECT id, table_name, table_oid, index_name, change, detected_at, advised, follow_until, advised_at "
         "FROM index_change WHERE target = ? ORDER BY detected_at, id",
         (target,),
     ).fetchall():
         followed = _Followed(
-            Outcome(table, index, change, datetime.fromisoformat(detected), bool(advised)),
+            Outcome(table, index, change, datetime.fromisoformat(detected), bool(advised),
+                    advised_at=_time(advised_at)),
             table_oid,
             {},
             {},
@@ -354,12 +370,27 @@ def _last_advice(db: sqlite3.Connection, target: str) -> list[tuple[str, int | N
 
 
 def _load_last_advice(db: sqlite3.Connection, target: str, tracker: OutcomeTracker) -> None:
-    """The last run's advice, so a change made while dbpulse was down is still marked ``advised``."""
+    """The last run's advice, so a change made while dbpulse was down is still marked ``advised``, and when
+    each piece of it began: the oldest of the unbroken run of kept advice sets that hold it."""
     rows = _last_advice(db, target)
     tracker.advised_creates = {
         (oid, tuple(subject.split("\t"))) for action, oid, subject in rows if action == "create" and oid is not None
     }
     tracker.advised_drops = {int(subject) for action, _, subject in rows if action == "drop"}
+    sets: dict[str, set[tuple[str, int | None, str]]] = {}
+    for at, action, oid, subject in db.execute(
+        "SELECT advised_at, action, table_oid, subject FROM advice WHERE target = ? ORDER BY advised_at", (target,)
+    ):
+        sets.setdefault(at, set()).add((action, oid, subject))
+    newest_first = sorted(sets.items(), reverse=True)
+    for row in rows:
+        began = None
+        for at, kept in newest_first:
+            if row not in kept:
+                break
+            began = at
+        if began is not None:
+            tracker.advice_since[advice_key(*row)] = datetime.fromisoformat(began)
 
 
 def advice_rows(
@@ -425,7 +456,7 @@ def _save_followed(db: sqlite3.Connection, target: str, followed: list[_Followed
     """The index changes followed, with their statements' before and after (merged) figures; each change also
     in the history of index changes, which outlives the outcome."""
     db.executemany(
-        "INSERT OR IGNORE INTO index_event VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO index_event VALUES (?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 target,
@@ -434,6 +465,7 @@ def _save_followed(db: sqlite3.Connection, target: str, followed: list[_Followed
                 f.outcome.change,
                 f.outcome.detected_at.isoformat(),
                 int(f.outcome.advised),
+                _iso(f.outcome.advised_at),
             )
             for f in followed
         ],
@@ -447,7 +479,7 @@ def _save_followed(db: sqlite3.Connection, target: str, followed: list[_Followed
         o = f.outcome
         cid = db.execute(
             "INSERT INTO index_change (target, table_name, table_oid, index_name, change, detected_at, "
-            "advised, follow_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "advised, follow_until, advised_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 target,
                 o.table,
@@ -457,6 +489,7 @@ def _save_followed(db: sqlite3.Connection, target: str, followed: list[_Followed
                 o.detected_at.isoformat(),
                 int(o.advised),
                 f.until.isoformat(),
+                _iso(o.advised_at),
             ),
         ).lastrowid
         rows = [(cid, queryid, "before", w) for queryid, w in f.before.items()]

@@ -47,9 +47,12 @@ def test_the_outcome_of_an_index_created_before_a_restart_is_still_reported(tick
     assert forgetful.run().outcomes == []  # without the state, the restart lost the before
 
     events = StateStore(tmp_path).index_events("svc")
-    assert events == [(seen.detected_at, "public.tickets", seen.index, "created", True)]
+    # advised by the first run: the advice began then, and that date outlives the restart
+    assert seen.advised_at == first.generated_at and outcome.advised_at == first.generated_at
+    assert events == [(seen.detected_at, "public.tickets", seen.index, "created", True, first.generated_at)]
     # the report carries that history for the table page, matched to the outcome it still follows
-    assert third.index_history == [IndexEvent(seen.detected_at, "public.tickets", seen.index, "created", True)]
+    assert third.index_history == [
+        IndexEvent(seen.detected_at, "public.tickets", seen.index, "created", True, first.generated_at)]
     assert [(e.index, o is outcome) for e, o in table_history(third, "public.tickets")] == [(seen.index, True)]
     assert forgetful.run().index_history == []
     history = StateStore(tmp_path).advice("svc")

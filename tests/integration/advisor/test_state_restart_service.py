@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,9 @@ def test_a_restarted_service_still_reports_the_outcome_and_the_index_history(tic
         assert outcome["verdict"] == "improvement"
         page = svc.wait_for_page("/" + table_path(TARGET, "public", "tickets"), 'id="index-history"')
     history = page.split('id="index-history"', 1)[1].split("</section>", 1)[0]
-    assert seen["index"] in history and "created" in history and "as advised" in history
+    advised = datetime.fromisoformat(first["generated_at"]).strftime("%-d %b %Y %H:%M UTC")
+    assert outcome["advised_at"] == first["generated_at"]  # the advice began with the first report
+    assert f"{seen['index']}</span> advised {advised}, created " in history
     assert "x faster since (improvement)" in history  # the outcome in words, across the restart
 
 

@@ -16,7 +16,7 @@ import pytest
 from collectors.postgres.settings import PostgresSettings
 from collectors.postgres.statements import StatementStat
 from monitor.advisor.catalog import Catalog, Index, Table
-from monitor.advisor.outcomes import OutcomeTracker
+from monitor.advisor.outcomes import OutcomeTracker, advice_key
 from monitor.advisor.poller import AdvisorPoller, pollers
 from monitor.advisor.query_analysis import Key
 from monitor.advisor.settings import AdvisorSettings, Thresholds
@@ -124,6 +124,23 @@ def test_advice_history_keeps_when_each_advice_began(tmp_path: Path) -> None:
     store.record_advice("shop", T0 + timedelta(minutes=15), [("create", 1, "customer"), ("drop", None, "77")])
     store.load("shop", tracker)
     assert tracker.advised_creates == {(1, ("customer",))} and tracker.advised_drops == {77}
+    # advised again after a break: it began anew at 15 min, not at T0
+    assert tracker.advice_since == {advice_key("create", 1, ("customer",)): T0 + timedelta(minutes=15),
+                                    advice_key("drop", 77): T0 + timedelta(minutes=15)}
+    store.record_advice("shop", T0 + timedelta(minutes=20), [("drop", None, "77")])
+    restarted = OutcomeTracker(Thresholds())
+    store.load("shop", restarted)
+    assert restarted.advice_since == {advice_key("drop", 77): T0 + timedelta(minutes=15)}  # kept since 15 min
+
+
+def test_a_tracker_keeps_when_each_piece_of_advice_began() -> None:
+    tracker = OutcomeTracker(Thresholds())
+    tracker.remember_advice([(1, ("c:a",))], [], T0)
+    tracker.remember_advice([(1, ("c:a",)), (2, ("c:b",))], [9], T0 + timedelta(minutes=5))
+    tracker.remember_advice([(2, ("c:b",))], [9], T0 + timedelta(minutes=10))
+    tracker.remember_advice([(1, ("c:a",)), (2, ("c:b",))], [], T0 + timedelta(minutes=15))
+    assert tracker.advice_since == {advice_key("create", 1, ("c:a",)): T0 + timedelta(minutes=15),
+                                    advice_key("create", 2, ("c:b",)): T0 + timedelta(minutes=5)}
 
 
 def test_a_version_1_file_is_upgraded_and_read(tmp_path: Path) -> None:
@@ -141,7 +158,7 @@ def test_a_version_1_file_is_upgraded_and_read(tmp_path: Path) -> None:
     tracker = OutcomeTracker(Thresholds())
     StateStore(tmp_path).load("shop", tracker)
     with closing(sqlite3.connect(tmp_path / FILE_NAME)) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     ((index, verdict, ratio),) = _run(tracker, 4, 1.0, with_index=True)
     assert (index, verdict) == ("public.orders_customer_idx", "improvement")
     assert ratio == pytest.approx(1.0 / 8.0)  # (0.02 + 0.02) s / 40 calls after, 0.48 s / 60 before
@@ -232,4 +249,5 @@ def test_index_changes_are_kept_after_their_outcome_is_no_longer_reported(tmp_pa
     store.save("shop", tracker, AdvisorMemory())
     with closing(sqlite3.connect(tmp_path / FILE_NAME)) as db:
         assert db.execute("SELECT count(*) FROM index_change").fetchone()[0] == 0
-    assert store.index_events("shop") == [(detected, "public.orders", "public.orders_customer_idx", "created", False)]
+    assert store.index_events("shop") == [
+        (detected, "public.orders", "public.orders_customer_idx", "created", False, None)]

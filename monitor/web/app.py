@@ -146,8 +146,9 @@ async def statement_page(request: web.Request) -> web.Response:
     page = detail.statement_page(request.app[SCHEDULER].states, target, queryid, now)
     if page is None:
         return _not_found(request, f"no statement {queryid} on PostgreSQL target {target}")
-    charts, shown = await request.app[HISTORY].charts(page.charts, history_query.statement_queries(target, queryid),
-                                                      request.query.get("range"), now, target)
+    pg_target = page.source.state.poller.target  # <target>/<database>: its series are the target's
+    queries = history_query.statement_queries(pg_target, queryid, page.datname)
+    charts, shown = await request.app[HISTORY].charts(page.charts, queries, request.query.get("range"), now, pg_target)
     return _html(pages.render_statement_page(replace(page, charts=charts), detail.root_of(request.raw_path),
                                              shown=shown))
 

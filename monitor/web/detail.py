@@ -329,6 +329,7 @@ class StatementPage:
     plan: str | None  # the generic plan's text from the advisor's last report
     no_plan: str  # why there is no plan, when there is none
     variants: list[StatementStat] = field(default_factory=list)  # the others with its fingerprint (top-K)
+    datname: str | None = None  # its database, named in its series when the target watches several
 
 
 @dataclass(frozen=True)
@@ -457,7 +458,8 @@ def statement_page(states: Iterable[SourceState], target: str, queryid: int, now
                          share_since_reset=share_since_reset(current, queryid) if current else None,
                          figures=statement_figures(history, queryid, **in_db), charts=charts, advice=advice,
                          plan=plan, no_plan=no_plan,
-                         variants=variants_of(source.snap, queryid) if source.snap and datname is None else [])
+                         variants=variants_of(source.snap, queryid) if source.snap and datname is None else [],
+                         datname=in_db.get("datname"))
 
 
 def variants_of(snap: PostgresSnapshot, queryid: int) -> list[StatementStat]:

@@ -82,10 +82,13 @@ class ChartQuery:
 Queries = Callable[[str, Mapping[str, str]], list[ChartQuery]]  # (rate window, extra labels) -> the charts
 
 
-def statement_queries(target: str, queryid: int) -> Queries:
-    """The statement page's charts (``detail.statement_page``)."""
+def statement_queries(target: str, queryid: int, datname: str | None = None) -> Queries:
+    """The statement page's charts (``detail.statement_page``); ``target`` the PostgreSQL target's, ``datname``
+    its database when the target watches several (the same queryid can run in two databases)."""
     def build(window: str, labels: Mapping[str, str]) -> list[ChartQuery]:
         match = {**labels, "target": target, "queryid": str(queryid)}
+        if datname is not None:
+            match["datname"] = datname
         calls = f"rate({selector(CALLS, match)}[{window}])"
         return [
             ChartQuery("calls", "calls per second", "/s", (("calls/s", calls),)),

@@ -364,6 +364,9 @@ def test_a_statement_page_per_database_linked_from_the_databases_table() -> None
     dsn_page = detail.statement_page([pg, advisor], TARGET, 7, 1030.0)
     assert dsn_page is not None and dsn_page.stat is not None and dsn_page.stat.calls == 10
     assert dsn_page.figures.calls_per_second == pytest.approx(1.0) and dsn_page.advice.findings == []
+    # for ranges from Prometheus: the series are the base target's, told apart by datname
+    assert (page.source.state.poller.target, page.datname) == (TARGET, "shop")
+    assert (dsn_page.source.state.poller.target, dsn_page.datname) == (TARGET, "postgres")
     assert detail.statement_page([pg, advisor], f"{TARGET}/nope", 7, 1030.0) is None
     assert detail.statement_page([pg, advisor], f"{TARGET}/shop", 8, 1030.0) is None
     html = pages.render_statement_page(page, "../../", now=1030.0)

@@ -133,6 +133,9 @@ def test_queries_are_the_dashboards_promql_with_escaped_labels() -> None:
         ("mean", (("mean", f"rate(dbpulse_pg_statement_exec_seconds_total{sel}[105s]) / {calls}"),)),
         ("rows", (("rows/call", f"rate(dbpulse_pg_statement_rows_total{sel}[105s]) / {calls}"),)),
     ]
+    in_shop = statement_queries("main", 7, "shop")("60s", {})[0].lines
+    assert in_shop == (("calls/s", 'rate(dbpulse_pg_statement_calls_total{target="main", queryid="7", '
+                                   'datname="shop"}[60s])'),)
     table = table_queries("main", "public", "orders", "shop")("60s", {})
     sel = '{target="main", schema="public", table="orders", datname="shop"}'
     assert [c.lines for c in table] == [

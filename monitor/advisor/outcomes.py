@@ -135,17 +135,23 @@ class Outcome:
         return sum(s.after.calls * s.before.mean_exec_seconds for s in measured) / after
 
     def in_words(self) -> str:
-        """The outcome as the history line says it: "2 statements 12x faster since" (or slower, or why not)."""
-        n = len(self.statements)
-        counted = f"{n} statement{'' if n == 1 else 's'}"
+        """The outcome as the history line says it, from its verdict: "2 statements 12x faster since", "1
+        statement slower since", … Only statements measured on both sides are counted."""
+        def counted(n: int) -> str:
+            return f"{n} statement{'' if n == 1 else 's'}"
+        by_verdict = {v: sum(1 for s in self.statements if s.verdict == v) for v in ("improvement", "regression")}
+        measured = sum(1 for s in self.statements if s.after.calls and s.before.calls)
         speedup = self.speedup
-        if self.verdict == "insufficient_data" or speedup is None:
-            return f"{counted} followed, too few calls since to judge"
+        if self.verdict == "regression":
+            faster = by_verdict["improvement"]
+            return f"{counted(by_verdict['regression'])} slower since" + (f", {faster} faster" if faster else "")
+        if self.verdict == "improvement":
+            if speedup is not None and speedup >= 1:
+                return f"{counted(measured)} {speedup:.3g}x faster since"
+            return f"{counted(by_verdict['improvement'])} faster since"
         if self.verdict == "unchanged":
-            return f"{counted} unchanged since"
-        if speedup >= 1:
-            return f"{counted} {speedup:.3g}x faster since"  # overall; the verdict says if one regressed
-        return f"{counted} {1 / speedup:.3g}x slower since"
+            return f"{counted(measured)} unchanged since"
+        return f"{counted(len(self.statements))} followed, too few calls since to judge"
 
     def to_json_dict(self) -> dict[str, Any]:
         return {"table": self.table, "index": self.index, "change": self.change,

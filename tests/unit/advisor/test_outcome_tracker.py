@@ -74,7 +74,16 @@ def test_an_outcome_in_words_weighs_the_statements_by_their_calls_since() -> Non
     assert two.speedup is not None and abs(two.speedup - 7.0 / 1.5) < 1e-9
     assert two.in_words() == "2 statements 4.67x faster since"
     slower = _outcome((Window(30, 0.3, 0, 0), Window(30, 0.9, 0, 0), "regression"))
-    assert slower.in_words() == "1 statement 3x slower since"
+    assert slower.in_words() == "1 statement slower since"
+    # the verdict leads: one regression among faster statements is never worded "faster"
+    mixed = _outcome((Window(30, 3.0, 0, 0), Window(60, 0.5, 0, 0), "improvement"),
+                     (Window(30, 0.3, 0, 0), Window(30, 0.9, 0, 0), "regression"))
+    assert mixed.speedup is not None and mixed.speedup > 1
+    assert mixed.in_words() == "1 statement slower since, 1 faster"
+    # an improvement whose unmeasured statements are not counted
+    partly = _outcome((Window(30, 3.0, 0, 0), Window(60, 0.5, 0, 0), "improvement"),
+                      (Window(30, 3.0, 0, 0), Window(0, 0.0, 0, 0), "insufficient_data"))
+    assert partly.in_words() == "1 statement 12x faster since"
     assert _outcome((Window(30, 3.0, 0, 0), Window(0, 0.0, 0, 0), "insufficient_data")).in_words() == (
         "1 statement followed, too few calls since to judge")
     assert _outcome().in_words() == "0 statements followed, too few calls since to judge"

@@ -77,18 +77,25 @@ CREATE TABLE index_event (target TEXT NOT NULL, table_name TEXT NOT NULL, index_
 """
 
 
+def _script(db: sqlite3.Connection, sql: str) -> None:
+    """Statement by statement, inside the caller's transaction (``executescript`` would commit first)."""
+    for statement in sql.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
 def _v1(db: sqlite3.Connection) -> None:
-    db.executescript(V1_SCHEMA)
+    _script(db, V1_SCHEMA)
 
 
 def _v2(db: sqlite3.Connection) -> None:
-    db.executescript(V2_SCHEMA)
+    _script(db, V2_SCHEMA)
 
 
 def _v3(db: sqlite3.Connection) -> None:
     """Version 3: when the advice a change followed began (``advised_at``), for the history in words."""
-    db.executescript("ALTER TABLE index_event ADD COLUMN advised_at TEXT;\n"
-                     "ALTER TABLE index_change ADD COLUMN advised_at TEXT;")
+    _script(db, "ALTER TABLE index_event ADD COLUMN advised_at TEXT; "
+                "ALTER TABLE index_change ADD COLUMN advised_at TEXT")
 
 
 # Ordered: MIGRATIONS[n] takes a file from version n to n + 1. Append, never edit a shipped one.
@@ -238,9 +245,16 @@ def migrate(db: sqlite3.Connection) -> int:
             f"written by a newer dbpulse (schema version {found}, this one reads {SCHEMA_VERSION})"
         )
     for version in range(found, SCHEMA_VERSION):
-        with db:
+        # One transaction per migration, its DDL and the version together (SQLite's DDL is transactional):
+        # a migration that fails or is cut short leaves the file as it was, to be upgraded at the next start.
+        db.execute("BEGIN")
+        try:
             MIGRATIONS[version](db)
             db.execute(f"PRAGMA user_version = {version + 1}")
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
     if found == 0:
         log.info("advisor state file created (schema version %d)", SCHEMA_VERSION)
     elif found < SCHEMA_VERSION:

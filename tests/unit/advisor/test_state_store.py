@@ -251,3 +251,24 @@ def test_index_changes_are_kept_after_their_outcome_is_no_longer_reported(tmp_pa
         assert db.execute("SELECT count(*) FROM index_change").fetchone()[0] == 0
     assert store.index_events("shop") == [
         (detected, "public.orders", "public.orders_customer_idx", "created", False, None)]
+
+
+def test_a_migration_cut_short_leaves_the_file_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each migration is one transaction with its version: one that fails half-way (here after its first
+    ALTER) is rolled back, and the next start upgrades the file, instead of failing on a column it half added."""
+    from monitor.advisor import store
+
+    def half_then_fail(db: sqlite3.Connection) -> None:
+        db.execute("ALTER TABLE index_event ADD COLUMN advised_at TEXT")
+        raise sqlite3.OperationalError("disk I/O error (planted)")
+
+    path = tmp_path / FILE_NAME
+    monkeypatch.setattr(store, "MIGRATIONS", [*store.MIGRATIONS[:2], half_then_fail])
+    with closing(sqlite3.connect(path)) as db, pytest.raises(sqlite3.OperationalError, match="planted"):
+        store.migrate(db)
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert "advised_at" not in {row[1] for row in db.execute("PRAGMA table_info(index_event)")}
+    monkeypatch.undo()
+    with closing(sqlite3.connect(path)) as db:
+        assert store.migrate(db) == 2 and db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

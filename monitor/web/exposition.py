@@ -36,6 +36,7 @@ Encoder = Callable[[CollectorRegistry], bytes]
 
 WARM_DELAY = 0.1  # seconds: polls that end together are encoded once
 PROCESS_REFRESH = 1.0  # seconds: how old the process metrics of a body can be
+STALE_AFTER = 3 * PROCESS_REFRESH  # process metrics older than this are read before a scrape is served
 IDLE_AFTER = 300.0  # seconds without a scrape after which the process metrics are no longer read
 GZIP_LEVEL = 6  # gzip's default; the snapshot part is compressed once per poll, in a worker thread
 NEGOTIATED_KEEP = 64  # distinct (Accept, Accept-Encoding) pairs remembered (a scraper sends the same every time)
@@ -134,7 +135,12 @@ class Exposition:
             self.refreshing = asyncio.get_running_loop().create_task(self._refresh(), name="exposition-process")
         cached = self._bodies.get((content_type, gzip))
         if cached is not None and cached[0] == self.scheduler.version:
-            return cached[1]
+            if self.clock() - self._process_read_at < STALE_AFTER:
+                return cached[1]
+            # idle for a while (no refresh ran): the bodies a poll rebuilt meanwhile carry old process metrics
+            self._read_process()
+            self._rebuild()
+            return self._bodies[(content_type, gzip)][1]
         if gzip:
             self._gzip.add(content_type)
         encoded = await self._snapshot_part(content_type, encoder)
@@ -169,7 +175,7 @@ class Exposition:
 
     def _build(self, content_type: str, gzip: bool, encoded: Encoded) -> Body:
         tail = self._process[content_type]
-        headers = {"Content-Type": content_type}
+        headers = {"Content-Type": content_type, "Vary": "Accept, Accept-Encoding"}
         if gzip:
             data = encoded.gzipped(tail)
             headers["Content-Encoding"] = "gzip"

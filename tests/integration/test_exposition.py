@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+from collections.abc import Iterator
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
 from monitor.core.scheduler import Scheduler
 from monitor.web import exposition as exposition_module
@@ -132,5 +135,39 @@ async def test_process_metrics_are_read_again_while_scraped(monkeypatch: pytest.
         again = await exposition.serve(PROMETHEUS, "gzip")
         assert again is not first and gzip.decompress(again.data).endswith(b"# EOF\n")
         assert not exposition.warming  # no poll: only the process part was read again
+    finally:
+        await exposition.close()
+
+
+class _Reads(Collector):
+    """A live collector that counts how often it is read (as the history counters are read with the process
+    metrics)."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def collect(self) -> Iterator[Metric]:
+        self.reads += 1
+        yield GaugeMetricFamily("dbpulse_test_reads", "times read", value=self.reads)
+
+
+async def test_after_an_idle_spell_the_first_scrape_reads_the_process_metrics_again() -> None:
+    """No scrape for longer than IDLE_AFTER stops the background refresh; a poll meanwhile rebuilds the bodies
+    with the process metrics last read. The next scrape must not be served those: it reads them first."""
+    now = [1000.0]
+    reads = _Reads()
+    scheduler = Scheduler([])
+    exposition = Exposition(scheduler, [reads], clock=lambda: now[0])
+    try:
+        first = await exposition.serve(PROMETHEUS, "")
+        assert b"dbpulse_test_reads 1.0" in first.data and "Accept-Encoding" in first.headers["Vary"]
+        assert exposition.refreshing is not None
+        exposition.refreshing.cancel()  # what IDLE_AFTER without a scrape does
+        now[0] += exposition_module.IDLE_AFTER + 60
+        scheduler.bump()  # a poll ends while nobody scrapes: the bodies are rebuilt, the process part is old
+        assert exposition.warming is not None
+        await exposition.warming
+        later = await exposition.serve(PROMETHEUS, "")
+        assert b"dbpulse_test_reads 2.0" in later.data, later.data[-300:]
     finally:
         await exposition.close()

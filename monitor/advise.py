@@ -75,6 +75,9 @@ def add_advise_parser(subparsers: argparse._SubParsersAction) -> None:  # type: 
     which.add_argument("--all-databases", action="store_true",
                        help="advise the DSN's database and every other one that allows connections, except "
                        "templates and managed clouds' admin databases (as `databases: auto` in `dbpulse run`)")
+    parser.add_argument("--max-databases", type=int, default=DatabaseSelection().max, metavar="N",
+                        help="with --all-databases: advise at most N databases (the DSN's included); the rest, by "
+                        "name order, are named on stderr as left out")
     for name, flag, text in _FLAGS:
         default = getattr(defaults, name)
         parser.add_argument(flag, dest=name, type=type(default), default=default, metavar="N", help=text)
@@ -123,11 +126,15 @@ def run_advise_command(args: argparse.Namespace) -> int:
         postgres = PostgresTarget.model_validate(target_from_flag(args.postgres))
     except ValidationError as exc:
         return fail(PROG, "; ".join(f"--postgres: {p}" for p in problems_from(exc)))
+    try:
+        selection = DatabaseSelection(max=args.max_databases)  # `databases: auto`, with its max from the flag
+    except ValidationError as exc:
+        return fail(PROG, "; ".join(f"--max-databases: {err['msg']}" for err in exc.errors()))
     if args.output and (problem := _output_problem(args.output)):
         return fail(PROG, problem)
     dsn, target = postgres.dsn, args.target or postgres.target
     try:
-        databases = _databases(args, dsn, target, settings)
+        databases = _databases(args, selection, dsn, target, settings)
     except AdvisorConnectionError as exc:
         return fail(PROG, str(exc))
     except psycopg.Error as exc:
@@ -167,9 +174,10 @@ def run_advise_command(args: argparse.Namespace) -> int:
     return code
 
 
-def _databases(args: argparse.Namespace, dsn: str, target: str, settings: Thresholds) -> list[tuple[str, str]]:
+def _databases(args: argparse.Namespace, selection: DatabaseSelection, dsn: str, target: str,
+               settings: Thresholds) -> list[tuple[str, str]]:
     """(DSN, target name) of each database to advise: the DSN's alone by default; with --database, those; with
-    --all-databases, the DSN's and the others the service's ``databases: auto`` watches."""
+    --all-databases, the DSN's and the others ``selection`` watches (the rest named on stderr)."""
     if not args.databases and not args.all_databases:
         return [(dsn, target)]
     with Advisor(dsn, target, settings).connect() as conn:
@@ -177,8 +185,12 @@ def _databases(args: argparse.Namespace, dsn: str, target: str, settings: Thresh
         if args.all_databases:
             with conn.cursor(row_factory=dict_row) as cur:
                 cur.execute(DISCOVERY.required_sql(conn.info.server_version).encode())
-                found = select(cur.fetchall(), DatabaseSelection.model_validate("auto"), own)
+                found = select(cur.fetchall(), selection, own)
             names = [own, *sorted(found.watched)]
+            if left_out := found.left_out.get("max"):
+                print(f"{PROG}: {target}: {len(left_out)} database(s) left out, past --max-databases "
+                      f"{args.max_databases} (the DSN's included, by name order): {', '.join(left_out)}",
+                      file=sys.stderr)
         else:
             names = list(dict.fromkeys(args.databases))  # in the order given, each once
     return [(dsn, target) if name == own else (make_conninfo(dsn, dbname=name), sub_target(target, name))

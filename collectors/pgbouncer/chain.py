@@ -183,23 +183,48 @@ def _server_checks(snap: PgBouncerSnapshot, servers: Sequence[Endpoint]) -> list
 
 def _session_checks(snap: PgBouncerSnapshot, by_database: dict[str, list[AppPool]]) -> list[Imbalance]:
     """In session mode a client holds its server for its whole connection: more app connections than the
-    database's pool_size queue in PgBouncer by design."""
+    database's pools can hold queue in PgBouncer by design."""
     out = []
     for d in snap.chain():
         apps = by_database.get(d.name, [])
         if not apps or snap.pool_mode_of(d) != "session":
             continue
         total = _capacity(apps)
+        capacity, held, fix = session_capacity(snap, d), _session_held(snap, d), _session_fix(snap, d, total)
         text = (f"PgBouncer {snap.target}, database {d.name} in session mode: the application pools leading to "
-                f"it can hold {total} connections (pool_size + max_overflow of {_listed(apps)}), above its "
-                f"pool_size {d.pool_size}; each "
+                f"it can hold {total} connections (pool_size + max_overflow of {_listed(apps)}), above the "
+                f"{capacity} servers its pools hold ({held}); each "
                 f"holds a server while connected, so the others wait in PgBouncer (reserve_pool "
-                f"{d.reserve_pool_size} only after reserve_pool_timeout). Raise pool_size of {d.name} in "
-                f"pgbouncer.ini to at least {total} (PostgreSQL's max_connections must fit it), lower the "
-                f"applications' pool_size + max_overflow, or use pool_mode = transaction if the application "
-                f"keeps no session state.")
-        out.append(Imbalance(CHECKS[2], d.name, total, d.pool_size, text))
+                f"{d.reserve_pool_size} only after reserve_pool_timeout). {fix} (PostgreSQL's max_connections "
+                f"must fit it), lower the applications' pool_size + max_overflow, or use pool_mode = transaction "
+                f"if the application keeps no session state.")
+        out.append(Imbalance(CHECKS[2], d.name, total, capacity, text))
     return out
+
+
+def session_capacity(snap: PgBouncerSnapshot, database: Database) -> int:
+    """The servers a session-mode database holds for its clients without the reserve: pool_size per pool (one
+    per user without a forced user), capped by max_db_connections (0 is no cap), as ``server_pools``."""
+    most = database.pool_size * snap.pools_of(database)
+    return min(most, database.max_connections) if database.max_connections else most
+
+
+def _session_held(snap: PgBouncerSnapshot, d: Database) -> str:
+    cap = f", max_db_connections {d.max_connections}" if d.max_connections else ""
+    return f"pool_size {d.pool_size} x {snap.pools_of(d)} pool(s){cap}"
+
+
+def _session_fix(snap: PgBouncerSnapshot, d: Database, total: int) -> str:
+    """The pgbouncer.ini settings that hold the database below ``total``: pool_size per pool, and
+    max_db_connections when it caps the pools."""
+    pools = snap.pools_of(d)
+    wanted = []
+    if d.pool_size * pools < total:
+        wanted.append(("pool_size", -(-total // pools)))  # each pool holds pool_size: the ceiling of total / pools
+    if d.max_connections and d.max_connections < total:
+        wanted.append(("max_db_connections", total))
+    return "Raise " + " and ".join(f"{setting} of {d.name} in pgbouncer.ini to at least {at_least}"
+                                   for setting, at_least in wanted)
 
 
 def imbalances(snap: PgBouncerSnapshot, links: Sequence[Link]) -> list[Imbalance]:

@@ -202,6 +202,20 @@ class WaitProfile:
                         wait_event_type=event_type, wait_event=event)
 
 
+class SamplerSession:
+    """One sampler task's own connection: a task that outlives stop() (past STOP_GRACE) closes its own session
+    when it ends, never the one of a task started since."""
+
+    def __init__(self) -> None:
+        self.conn: psycopg.AsyncConnection[dict[str, Any]] | None = None
+
+    def close(self) -> None:
+        """At once: nothing awaited, so neither a dead server nor a cancellation can hold it open."""
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            close_now(conn)
+
+
 class ActivitySampler:
     """Samples pg_stat_activity every ``interval`` seconds on a connection of its own, in a task of its own.
 
@@ -220,7 +234,7 @@ class ActivitySampler:
         self._password = password
         self._errors = errors
         self._task: asyncio.Task[None] | None = None
-        self._conn: psycopg.AsyncConnection[dict[str, Any]] | None = None
+        self._session: SamplerSession | None = None  # the task's, for stop() to close without waiting for it
         self._last: float | None = None  # monotonic time of the previous sample
         self._failing = False
 
@@ -239,25 +253,25 @@ class ActivitySampler:
         if not self.running:
             self.since, self._last = time.time(), None
             self.totals, self.samples = WaitTotals(), 0
-            self._task = asyncio.create_task(self._loop(), name=f"wait-sampler-{self.target}")
+            self._session = session = SamplerSession()
+            self._task = asyncio.create_task(self._loop(session), name=f"wait-sampler-{self.target}")
 
     async def stop(self) -> None:
         """Cancel the task and close its session, waiting at most STOP_GRACE seconds for the task to end."""
         task, self._task = self._task, None
-        if task is not None and not task.done():
+        if task is not None and not task.done() and not task.get_loop().is_closed():  # cancel() would raise
             task.cancel()
             if task.get_loop() is asyncio.get_running_loop():
                 await asyncio.wait({task}, timeout=STOP_GRACE)
         self._close_session()
 
     def _close_session(self) -> None:
-        """Close the sampler's session at once: nothing awaited, so neither a dead server nor a cancellation can
-        hold it open."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            close_now(conn)
+        """Close the current task's session at once (``SamplerSession.close``)."""
+        session, self._session = self._session, None
+        if session is not None:
+            session.close()
 
-    async def _loop(self) -> None:
+    async def _loop(self, session: SamplerSession) -> None:
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
         failures = 0
@@ -268,12 +282,12 @@ class ActivitySampler:
                     # ended just as the task was cancelled and drops the cancellation, and the task then
                     # samples on forever (asyncio.run's end, and a poller's close, waited on it: the CI hang).
                     async with asyncio.timeout(max(self.interval, 1.0)):
-                        await self.sample_once()
+                        await self.sample_once(session)
                     self._report(None)
                     failures = 0
                 except (TimeoutError, psycopg.Error, OSError) as exc:
                     self._report(error_line(exc))
-                    self._close_session()
+                    session.close()
                     self._last = None  # the time in between is unknown: not credited to anyone
                     failures += 1
                 now = loop.time()
@@ -283,16 +297,17 @@ class ActivitySampler:
                 elif next_tick < now:  # a slow sample: skip the missed ticks rather than catch up
                     next_tick = now + self.interval
                 await asyncio.sleep(next_tick - now)
-        finally:  # cancelled (stop(), or the end of the loop's asyncio.run): the session goes with the task
-            self._close_session()
+        finally:  # cancelled (stop(), or the end of the loop's asyncio.run): its own session goes with the task
+            session.close()
 
-    async def sample_once(self) -> None:
-        """One sample: every active backend credited with the time since the previous one."""
-        if self._conn is None or self._conn.closed:
+    async def sample_once(self, session: SamplerSession) -> None:
+        """One sample on ``session`` (the task's): every active backend credited with the time since the
+        previous one."""
+        if session.conn is None or session.conn.closed:
             kwargs = session_kwargs(max(self.interval, 1.0) * 0.9, SAMPLER_APPLICATION_NAME,
                                     current_password(self._password))
-            self._conn = await psycopg.AsyncConnection.connect(self._dsn, row_factory=dict_row, **kwargs)
-        rows, error = await fetch_counted(self._conn, WAIT_ACTIVITY, self.version, self._errors)
+            session.conn = await psycopg.AsyncConnection.connect(self._dsn, row_factory=dict_row, **kwargs)
+        rows, error = await fetch_counted(session.conn, WAIT_ACTIVITY, self.version, self._errors)
         now = time.monotonic()
         if rows is None:
             self._last = None

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,9 +48,44 @@ from monitor.web.history_query import (
 )
 from monitor.web.trends import Frame, RangeFrame, read_by
 
+FrameSeries = dict[str, dict[tuple[str, bool], list[Series]]]  # by frame_key, by (metric, per second?)
+
 
 def frame_key(state: SourceState) -> str:
     return f"{state.poller.source}:{state.poller.target}"
+
+
+def range_frames(states: Sequence[SourceState], found: FrameSeries, window: Window) -> dict[str, Frame]:
+    """The main page's frames over ``window`` from the series read (ceilings stay the states' current ones)."""
+    span = (float(window.start), float(window.end))
+    return {frame_key(state): RangeFrame(state, found.get(frame_key(state), {}), span, window.step)
+            for state in states if source(state.poller.source) is not None}
+
+
+class AnswerCache:
+    """Prometheus's answers by (what was asked, window), so that a page refreshed every few seconds asks again
+    only once its window's ``end`` has moved by a step (``window_for``). An older end of the same question and
+    range is never asked again and is dropped; at most ``size`` answers are kept, the least recently used go."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._answers: OrderedDict[tuple[Hashable, Window], Any] = OrderedDict()
+
+    def get(self, asked: Hashable, window: Window) -> Any:
+        answer = self._answers.get((asked, window))
+        if answer is not None:
+            self._answers.move_to_end((asked, window))
+        return answer
+
+    def put(self, asked: Hashable, window: Window, answer: Any) -> None:
+        for key in [k for k in self._answers if k[0] == asked and k[1].range == window.range and k[1] != window]:
+            del self._answers[key]  # an older end (ends only move forward)
+        self._answers[(asked, window)] = answer
+        while len(self._answers) > self.size:
+            self._answers.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._answers)
 
 
 # --- the client ----------------------------------------------------------------------------------------------
@@ -121,21 +156,20 @@ class PrometheusClient:
                              source="prometheus", step=window.step))
         return out
 
-    async def frames(self, states: Sequence[SourceState], window: Window) -> dict[str, Frame]:
-        """The main page's charts over ``window``: per source and target, what its charts read (``read_by``)."""
+    async def frames(self, states: Sequence[SourceState], window: Window) -> FrameSeries:
+        """The main page's series over ``window``: per source and target (``frame_key``), what its charts read
+        (``read_by``); ``range_frames`` draws them."""
         wanted = [(state, name, rated) for state in states if (spec := source(state.poller.source)) is not None
                   for name, rated in read_by(spec)]
         exprs = [main_query(name, rated, {**self.settings.labels, "target": state.poller.target}, window.rate)
                  for state, name, rated in wanted]
-        found: dict[str, dict[tuple[str, bool], list[Series]]] = {}
+        found: FrameSeries = {}
         targets = list(dict.fromkeys(state.poller.target for state, _, _ in wanted))
         for (state, name, rated), answer in zip(wanted, await self.read(exprs, window, targets), strict=True):
             series = [Series(name, s.labels, window.times, list(on_grid(s, window).values))
                       for s in sorted(answer, key=lambda s: sorted(s.labels.items()))]
             found.setdefault(frame_key(state), {})[(name, rated)] = series
-        span = (float(window.start), float(window.end))
-        return {frame_key(state): RangeFrame(state, found.get(frame_key(state), {}), span, window.step)
-                for state in states if source(state.poller.source) is not None}
+        return found
 
     async def close(self) -> None:
         if self._session is not None:
@@ -193,6 +227,7 @@ class HistoryReader:
     def __init__(self, client: PrometheusClient | None, history_seconds: float = 3600.0) -> None:
         self.client = client
         self.kept = kept_text(history_seconds)
+        self.cache = AnswerCache()
 
     async def charts(self, ring: list[Chart], queries: Queries, asked: str | None, now: float,
                      target: str) -> tuple[list[Chart], Shown]:
@@ -202,11 +237,16 @@ class HistoryReader:
         if client is None or chosen == DEFAULT_RANGE:
             return ring, self._memory(chosen)
         window = window_for(chosen, now, client.settings.scrape_interval)
-        try:
-            drawn = await client.charts(queries(window.rate, client.settings.labels), window, target)
-        except HistoryError as exc:
-            return ring, self._fell_back(chosen, exc)
-        return drawn, self._from_prometheus(chosen, window)
+        wanted = queries(window.rate, client.settings.labels)
+        question = ("charts", target, tuple(wanted))
+        drawn: list[Chart] | None = self.cache.get(question, window)
+        if drawn is None:
+            try:
+                drawn = await client.charts(wanted, window, target)
+            except HistoryError as exc:  # not kept: the next refresh asks again
+                return ring, self._fell_back(chosen, exc)
+            self.cache.put(question, window, drawn)
+        return list(drawn), self._from_prometheus(chosen, window)
 
     async def frames(self, states: Sequence[SourceState], asked: str | None,
                      now: float) -> tuple[dict[str, Frame], Shown]:
@@ -216,11 +256,15 @@ class HistoryReader:
         if client is None or chosen == DEFAULT_RANGE:
             return {}, self._memory(chosen)
         window = window_for(chosen, now, client.settings.scrape_interval)
-        try:
-            found = await client.frames(states, window)
-        except HistoryError as exc:
-            return {}, self._fell_back(chosen, exc)
-        return found, self._from_prometheus(chosen, window)
+        question = ("frames", tuple(frame_key(state) for state in states))
+        found: FrameSeries | None = self.cache.get(question, window)
+        if found is None:
+            try:
+                found = await client.frames(states, window)
+            except HistoryError as exc:  # not kept: the next refresh asks again
+                return {}, self._fell_back(chosen, exc)
+            self.cache.put(question, window, found)
+        return range_frames(states, found, window), self._from_prometheus(chosen, window)
 
     def _memory(self, chosen: str) -> Shown:
         """The ring, as asked (the default range) or for want of Prometheus."""

@@ -53,10 +53,12 @@ class Window:
 
 
 def window_for(asked: str, now: float, scrape_interval: float) -> Window:
-    """The range ending one scrape before ``now``: every point drawn is final (no scrape still on its way)."""
+    """The range ending at the last multiple of its step at least one scrape before ``now``: every point drawn is
+    final (no scrape still on its way), and the same window is asked again until ``end`` moves by a step, which
+    Prometheus's (Thanos's, Mimir's) result caches and ``HistoryReader``'s reuse."""
     seconds = RANGES[asked]
     step = step_for(seconds, scrape_interval)
-    end = math.floor(now - scrape_interval)
+    end = math.floor(now - scrape_interval) // step * step
     return Window(asked, end - int(seconds), end, step, rate_window(step, scrape_interval))
 
 

@@ -4,6 +4,7 @@ share."""
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -96,6 +97,14 @@ def eventually(check: Any, timeout: float, what: str) -> Any:
         time.sleep(0.5)
 
 
+STEP_6H = 90  # the 6 h range's step at scrape_interval 1
+
+
+def window_end() -> int:
+    """Where the pages' 6 h window ends now (``history_query.window_for``)."""
+    return math.floor(time.time() - 1) // STEP_6H * STEP_6H
+
+
 @contextmanager
 def watched(dsn: str, tmp_path: Path, samples: int = 8) -> Iterator[Watched]:
     """Running until the statement's series has ``samples`` scrapes in Prometheus; the workload goes on meanwhile."""
@@ -120,6 +129,11 @@ def watched(dsn: str, tmp_path: Path, samples: int = 8) -> Iterator[Watched]:
             size = f'dbpulse_pg_table_size_bytes{{target="{TARGET}", table="orders"}}'
             # sizes are read apart from the statistics: a few scrapes of them too
             eventually(lambda: prometheus.client.query(f"count_over_time({size}[1m]) >= 3"), 60, f"3 scrapes of {size}")
+            # The pages' 6 h window ends on a multiple of its step (90 s): wait until it holds those scrapes too.
+            for expr, count in ((series, samples), (size, 3)):
+                eventually(lambda e=expr, c=count: prometheus.client.query(
+                    f"count_over_time({e}[1m] @ {window_end()}) >= {c}"), 150, f"{count} scrapes of {expr} inside the "
+                    f"6 h window")
             yield Watched(svc, prometheus, queryid, dsn)
     finally:
         stop.set()

@@ -56,18 +56,19 @@ def test_ranges_are_drawn_from_prometheus_exactly(scene: Watched) -> None:
     assert drawn(charts["calls"]["data-values"])[0][-1] > 1  # the workload runs tens of calls a second
     assert drawn(charts["rows"]["data-values"])[0][-1] == 1.0  # one row per call
 
-    # The table page: a gauge (size) and two rates on one chart (sequential and index scans).
-    status, raw = svc.get("/" + table_path(TARGET, "public", "orders") + "?range=24h")
+    # The table page: a gauge (size) and two rates on one chart (sequential and index scans). At 6 h: the
+    # scenario's scrapes are inside its window (a 24 h window ends on a multiple of 6 min, before them).
+    status, raw = svc.get("/" + table_path(TARGET, "public", "orders") + "?range=6h")
     charts = chart_attrs(raw.decode())
     sel = f'{{job="dbpulse", target="{TARGET}", schema="public", table="orders"'
     size = scene.answer(f"dbpulse_pg_table_size_bytes{sel}}}", charts["size"])
-    assert charts["size"]["data-step"] == "360"
-    # A gauge's one point (the window's end) is missing when the scrape just before failed (Prometheus marks every
+    assert charts["size"]["data-step"] == "90"
+    # A gauge's newest point (the window's end) is missing when the scrape just before failed (Prometheus marks every
     # series stale then; a loaded machine misses a 1 s scrape now and then): it must then be missing on both sides.
     assert size or not scene.scraped_at(charts["size"]), charts["size"]
     assert drawn(charts["size"]["data-values"]) == (size or [[]])
     assert not size or size[0][-1] > 8192
-    scans = [scene.answer(f"rate(dbpulse_pg_table_{kind}_scans_total{sel}}}[361s])", charts["scans"])[0]
+    scans = [scene.answer(f"rate(dbpulse_pg_table_{kind}_scans_total{sel}}}[91s])", charts["scans"])[0]
              for kind in ("seq", "index")]
     assert drawn(charts["scans"]["data-values"]) == scans and scans[1][-1] > 0
 
@@ -90,9 +91,13 @@ def test_ranges_are_drawn_from_prometheus_exactly(scene: Watched) -> None:
     assert drawn(connections["data-values"]) == (by_state or [[]])  # states in label order
     assert all(c["data-source"] == "prometheus" for c in charts.values())
     status, raw = svc.get("/ui/sections?range=6h")  # what the page's script re-fetches keeps the range
-    assert chart_attrs(raw.decode())[f"postgres:{TARGET}:tps"]["data-source"] == "prometheus"
+    refreshed = chart_attrs(raw.decode())[f"postgres:{TARGET}:tps"]
+    assert refreshed["data-source"] == "prometheus"
+    # the refresh asks Prometheus again only if its window moved by a step since the page (else the kept answer)
+    moved = refreshed["data-window"] != charts[f"postgres:{TARGET}:tps"]["data-window"]
+    assert moved or refreshed["data-values"] == charts[f"postgres:{TARGET}:tps"]["data-values"]
 
-    svc.wait_for("dbpulse_history_reads_total", 4, target=TARGET)  # read with the process metrics, each second
+    svc.wait_for("dbpulse_history_reads_total", 3 + moved, target=TARGET)  # read with the process metrics
     assert svc.value("dbpulse_history_read_failures_total", target=TARGET) == 0
 
 

@@ -115,7 +115,8 @@ def test_an_imbalanced_chain_warns_with_its_numbers(small_pg: LocalPostgres,
     assert (f"can open {pool_size + reserve} server connections to PostgreSQL primary (shop: (pool_size {pool_size}"
             f" + reserve_pool {reserve}) x 1 pool(s)), above the {available} that its max_connections "
             f"{MAX_CONNECTIONS} less {MAX_CONNECTIONS - available} reserved") in server
-    assert "database shop in session mode" in session and f"above its pool_size {pool_size}" in session
+    assert "database shop in session mode" in session and (
+        f"above the {pool_size} servers its pools hold (pool_size {pool_size} x 1 pool(s))") in session
     assert "Raise pool_size of shop in pgbouncer.ini to at least 5" in session
     # two polls, the same configuration: each warning logged once, not at every poll
     logged = [r.getMessage() for r in caplog.records if r.name == "dbpulse.pgbouncer"]

@@ -308,6 +308,21 @@ def test_advise_all_databases_one_section_each_templates_and_cloud_admin_skipped
         assert _missing_index_tables(report) == {f"{name}_notes"}
 
 
+def test_advise_all_databases_past_max_databases_names_the_rest_on_stderr(
+        cluster: LocalPostgres, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["advise", "--postgres", f"cluster={cluster.dsn()}", "--all-databases", "--max-databases", "3",
+                 "--no-hypopg", "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    others = sorted([*APPS, *SCRATCH])
+    assert [r["target"] for r in json.loads(captured.out)] == ["cluster", *(f"cluster/{n}" for n in others[:2])]
+    assert captured.err.count("\n") == 1, captured.err
+    assert f"{len(others) - 2} database(s) left out, past --max-databases 3" in captured.err
+    assert captured.err.rstrip().endswith(": " + ", ".join(others[2:]))
+    assert main(["advise", "--postgres", cluster.dsn(), "--all-databases", "--max-databases", "0"]) == 2
+    assert "--max-databases: " in capsys.readouterr().err
+
+
 def test_advise_named_databases_and_one_that_does_not_exist(cluster: LocalPostgres,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()

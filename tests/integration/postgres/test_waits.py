@@ -20,10 +20,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
+from collectors.postgres import waits
 from collectors.postgres.snapshot import PostgresSnapshot
 from collectors.postgres.waits import SAMPLER_APPLICATION_NAME, ActivitySampler
 from harness.servers import SUPPORTED_MAJORS, LocalPostgres
@@ -363,3 +365,95 @@ def test_a_sampler_used_from_one_event_loop_then_another_neither_hangs_nor_leaks
     asyncio.run(again_then_stop())
     assert first >= 1 and sampler.samples >= 1 and not sampler.running
     assert gone(fresh_db)
+
+
+def sampler_pids(dsn: str) -> set[int]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s "
+                            "AND datname = current_database()", (SAMPLER_APPLICATION_NAME,)).fetchall()
+    return {int(r[0]) for r in rows}
+
+
+class SlowToStop(ActivitySampler):
+    """A sampler whose first task, once it has sampled, stays in its sample past stop()'s grace, deaf to
+    cancellation until released (a server or a loop too slow to let it end in time: not something a test can
+    make a real server do on cue), and then ends as a cancelled task does."""
+
+    def __init__(self, dsn: str) -> None:
+        super().__init__("slow", dsn, None, 0.2, {})
+        self.hang = True
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def sample_once(self, *args: Any) -> None:
+        await super().sample_once(*args)
+        if not self.hang:
+            return
+        self.hang = False
+        self.entered.set()
+        cancelled = False
+        while not self.release.is_set():
+            try:
+                await self.release.wait()
+            except asyncio.CancelledError:
+                cancelled = True
+        if cancelled:
+            raise asyncio.CancelledError
+
+
+def test_a_task_that_outlives_stop_closes_only_its_own_session(fresh_db: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """stop() gives up on a task after STOP_GRACE and start() begins another (the poll does so when
+    sample_cpu changes): the old task, ending later, must not close the new task's session."""
+    monkeypatch.setattr(waits, "STOP_GRACE", 0.1)
+    with psycopg.connect(fresh_db) as conn:
+        version = conn.info.server_version
+    sampler = SlowToStop(fresh_db)
+
+    async def scenario() -> tuple[set[int], set[int]]:
+        sampler.start(version)
+        await asyncio.wait_for(sampler.entered.wait(), 30)
+        old = sampler._task
+        assert old is not None
+        await sampler.stop()  # gives up after the grace: the old task lives on
+        assert not old.done()
+        sampler.start(version)
+        while sampler.samples < 2:
+            await asyncio.sleep(0.05)
+        while len(before := await asyncio.to_thread(sampler_pids, fresh_db)) != 1:  # the old one's ends
+            await asyncio.sleep(0.05)
+        sampler.release.set()
+        await asyncio.wait({old}, timeout=30)
+        assert old.done()
+        done = sampler.samples
+        while sampler.samples < done + 3:  # the new task samples on, on its own session
+            await asyncio.sleep(0.05)
+        after = await asyncio.to_thread(sampler_pids, fresh_db)
+        await sampler.stop()
+        return before, after
+
+    before, after = asyncio.run(scenario())
+    assert after == before, "the old task closed the new task's session: it reconnected"
+    assert gone(fresh_db)
+
+
+def test_stop_after_the_tasks_loop_was_closed_without_cancelling_it(fresh_db: str) -> None:
+    """A loop closed without cancelling its tasks (not asyncio.run's way): stop() from another loop must not
+    raise (cancel() on that task would), and it closes the session."""
+    with psycopg.connect(fresh_db) as conn:
+        version = conn.info.server_version
+    sampler = ActivitySampler("closed", fresh_db, None, 0.2, {})
+
+    async def sample_a_while() -> None:
+        sampler.start(version)
+        while sampler.samples == 0:
+            await asyncio.sleep(0.05)
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(asyncio.wait_for(sample_a_while(), 30))
+    finally:
+        loop.close()
+    assert sampler.running
+    asyncio.run(sampler.stop())
+    assert not sampler.running and gone(fresh_db)

@@ -49,3 +49,20 @@ def test_session_mode_from_the_default_pool_mode() -> None:
         ("app_pools_over_max_client_conn", 10, 100, False), ("session_app_pools_over_pool_size", 10, 4, True)]
     transaction = imbalances(snapshot([shop], [], "transaction", {"api": "shop"}), [app])
     assert [c.check for c in transaction] == ["app_pools_over_max_client_conn"]  # no queue by design there
+
+
+def test_session_mode_counts_a_pool_per_user_and_max_db_connections() -> None:
+    """Two users, each with its own pool of 4: 8 app connections fit; max_db_connections 6 caps them again."""
+    shop = db("shop", 4, pool_mode="session")  # no forced user: one pool per user seen
+    pools = [Pool("shop", "api"), Pool("shop", "worker")]
+    apps = [AppPool("api", "db.pool", 0, 4), AppPool("worker", "db.pool", 0, 4)]
+    fits = imbalances(snapshot([shop], pools, applications={"api": "shop", "worker": "shop"}), apps)
+    session = [c for c in fits if c.check == "session_app_pools_over_pool_size"]
+    assert [(c.demand, c.capacity, c.imbalanced) for c in session] == [(8, 8, False)]
+
+    capped = db("shop", 4, pool_mode="session", max_db_connections=6)
+    over = imbalances(snapshot([capped], pools, applications={"api": "shop", "worker": "shop"}), apps)
+    session = [c for c in over if c.check == "session_app_pools_over_pool_size"]
+    assert [(c.demand, c.capacity, c.imbalanced) for c in session] == [(8, 6, True)]
+    assert "Raise max_db_connections of shop in pgbouncer.ini to at least 8 (" in session[0].text
+    assert "Raise pool_size" not in session[0].text  # 4 per pool already holds 8: the cap is what to change

@@ -113,10 +113,12 @@ def test_step_about_240_points_never_below_the_scrape_interval(asked: str, scrap
     assert rate_window(step, scrape) == window
 
 
-def test_window_ends_one_scrape_before_now_on_whole_seconds() -> None:
-    window = window_for("6h", 1_000_000.7, 15)
-    assert (window.start, window.end, window.step, window.rate) == (1_000_000 - 15 - 21600, 999_985, 90, "105s")
+def test_window_ends_on_a_multiple_of_its_step_at_least_one_scrape_before_now() -> None:
+    window = window_for("6h", 1_000_000.7, 15)  # 999,985.7 floored to a multiple of 90
+    assert (window.start, window.end, window.step, window.rate) == (999_900 - 21600, 999_900, 90, "105s")
     assert len(window.times) == 241 and window.times[-1] == window.end
+    assert window_for("6h", 999_915.0, 15) == window  # the same window until end can move by a step
+    assert window_for("6h", 1_000_005.0, 15).end == 999_990
 
 
 def test_unknown_range_is_the_default() -> None:
@@ -256,7 +258,7 @@ async def test_a_broken_answer_falls_back_to_memory_and_says_why(serving: Callab
 
 
 async def test_a_good_answer_is_drawn_with_the_query_sent(serving: Callable[[web.Response], object]) -> None:
-    end = 1_000_000 - 1
+    end = 999_990  # 1,000,000 less one scrape, floored to a multiple of the step (90)
     body = matrix(({"queryid": "7"}, [(end - 90, "1.5"), (end, "2.5")]))
     where = serving(web.Response(body=body, content_type="application/json"))
     assert isinstance(where, dict)
@@ -270,6 +272,32 @@ async def test_a_good_answer_is_drawn_with_the_query_sent(serving: Callable[[web
     assert sent["step"] == "90" and sent["end"] == str(end) and sent["start"] == str(end - 21600)
     assert sent["query"] == 'rate(dbpulse_pg_statement_calls_total{job="dbpulse", target="main", queryid="7"}[91s])'
     assert (client.reads, client.failures) == ({"main": 1}, {})
+
+
+async def test_a_refresh_within_one_step_asks_prometheus_once(serving: Callable[[web.Response], object]) -> None:
+    """The live page re-renders every few seconds: within a step its window is the same and its answer kept;
+    once ``end`` moves by a step it asks again, and the older answer is dropped."""
+    where = serving(web.Response(body=matrix(({"queryid": "7"}, [(999_990, "1.5")])),
+                                 content_type="application/json"))
+    assert isinstance(where, dict)
+    client = PrometheusClient(PrometheusSettings(url=where["url"], scrape_interval=1, labels={"job": "dbpulse"}))
+    reader = HistoryReader(client)
+    queries = statement_queries("main", 7)
+    try:
+        first, _ = await reader.charts(RING, queries, "6h", 1_000_000.0, "main")
+        again, shown = await reader.charts(RING, queries, "6h", 1_000_030.0, "main")  # end 999,990 still
+        assert len(where["seen"]) == 3  # one query_range per line of the three charts, once
+        assert again == first and shown.source == "prometheus"
+        await reader.charts(RING, statement_queries("main", 8), "6h", 1_000_030.0, "main")
+        assert len(where["seen"]) == 6  # another statement: its own queries
+        moved, _ = await reader.charts(RING, queries, "6h", 1_000_091.0, "main")  # end 1,000,080
+        assert len(where["seen"]) == 9
+        assert {r.query["end"] for r in where["seen"][6:]} == {"1000080"}
+        assert moved[0].window == (1_000_080 - 21600, 1_000_080)
+        assert len(reader.cache) == 2  # statement 7's older end dropped
+        assert client.reads == {"main": 3}  # pages that asked Prometheus, not those drawn from the kept answer
+    finally:
+        await reader.close()
 
 
 async def test_the_default_range_and_no_prometheus_draw_memory() -> None:

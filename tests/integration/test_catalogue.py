@@ -75,8 +75,9 @@ def test_exported_metrics_equal_the_catalogue(pg_server: LocalPostgres, fresh_db
     cache.rpush("celery", "task")
     config = tmp_path / "dbpulse.yaml"
     # A target that watches the cluster's other databases (postgres.targets[].databases): their own series.
+    watched = "databases: {include: ['t*'], refresh_interval: 2}"  # read again soon if a turn timed out
     config.write_text(CONFIG.replace("postgres:\n", "postgres:\n  targets:\n    - {name: cluster, dsn: "
-                                     f"'{pg_server.dsn()}', databases: {{include: ['t*']}}}}\n", 1))
+                                     f"'{pg_server.dsn()}', {watched}}}\n", 1))
     # PostgreSQL health: a 17 primary (pg_stat_io is 16+) and its standby, in trouble (slots, paused
     # replay, a blocking chain, a running VACUUM, a failed archiving...): every health metric has a value.
     try:
@@ -94,7 +95,9 @@ def test_exported_metrics_equal_the_catalogue(pg_server: LocalPostgres, fresh_db
                             "--redis-queue", "celery",
                             "--health-url", f"api={stand_in_app.url}", "--pgbouncer", f"bouncer={bouncer.dsn()}",
                             "--interval", "1") as svc:
-            deadline = time.monotonic() + 20
+            # Returns as soon as every metric is seen; the margin is for a loaded machine, where a poll (and
+            # the other databases' turn in it, read again every refresh_interval) can time out.
+            deadline = time.monotonic() + 60
             names: dict[str, tuple[str, frozenset[str]]] = {}
             while time.monotonic() < deadline:
                 app_conn.execute("SELECT sum(total) FROM quotes").fetchone()  # block accesses between polls

@@ -150,7 +150,8 @@ def _served_by_existing(analysis: StatementAnalysis, cat: Catalog, settings: Thr
         found = [served_by(c, cat.indexes_of(table)) for c in cands]
         if any(i is None for i in found):
             return []  # a candidate no index serves: not served
-        names += [i.qualified for i in found if i is not None and i.qualified not in names]
+        # one index often serves several candidates (the sort-less prefix and the full one): named once
+        names += [name for name in dict.fromkeys(i.qualified for i in found if i is not None) if name not in names]
     return names
 
 

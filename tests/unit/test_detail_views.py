@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -396,3 +397,19 @@ def test_a_table_page_shows_its_index_history_newest_first_with_the_outcome_stil
     assert "ix_t_a</span> created 4 Dec 2026 09:30 UTC, as advised · 1 statement 12x faster since (improvement)" in html
     quiet = detail.table_page(states(snap, history_of([]), advice=report()), TARGET, "s.t", 1030.0)
     assert quiet is not None and 'id="index-history"' not in pages.render_table_page(quiet, "../../", now=1030.0)
+
+
+def test_each_database_s_report_shows_its_own_age() -> None:
+    # Seen live with databases: auto: the advisor reads one database per run, yet every report said the age of
+    # the last run ("report 53.9 s ago" for a report of three minutes before).
+    from monitor.core.scheduler import Scheduler
+
+    now = 10_000.0
+    main = AdviceReport(TARGET, datetime.fromtimestamp(now - 180, UTC), None, findings=[])
+    in_shop = AdviceReport(f"{TARGET}/shop", datetime.fromtimestamp(now - 54, UTC), None, findings=[])
+    advisor = SourceState(FakePoller("advisor"), History(2, []), snapshot=AdviceSnapshot(main, (in_shop,)), polls=3,
+                          up=True, last_success=now - 54)
+    scheduler = Scheduler([])
+    scheduler.states = [advisor]
+    html = pages.render_sections(scheduler, now=now)
+    assert re.findall(r"report ([^<·]+?) ago", html) == ["3.0 min", "54.0 s"]

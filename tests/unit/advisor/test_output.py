@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 import pytest
 
 from monitor.advisor.candidates import Candidate, candidates_for_usage, served_by
-from monitor.advisor.catalog import Column, Index, Table
+from monitor.advisor.catalog import Catalog, Column, Index, Table
+from monitor.advisor.coverage import _served_by_existing
 from monitor.advisor.ddl import create_index, drop_index, quote_ident
 from monitor.advisor.findings import AdviceReport, Finding, Skipped
-from monitor.advisor.query_analysis import Key, TableRef, TableUsage, analyze
+from monitor.advisor.query_analysis import Key, StatementAnalysis, TableRef, TableUsage, analyze
 from monitor.advisor.report import render_json, render_markdown
 from monitor.advisor.settings import Thresholds
 from monitor.web.pages import render_advice_report
@@ -113,3 +114,16 @@ def test_served_by_existing_index() -> None:
     assert served_by(cand, [_index(("tenant_id", "created_at", "status"))]) is None
     assert served_by(cand, [_index(("tenant_id", "status", "created_at"), valid=False)]) is None
     assert served_by(cand, [_index(("tenant_id", "status", "created_at"), predicate="x")]) is None
+
+
+def test_an_index_serving_several_candidates_is_named_once() -> None:
+    # Seen live: "already served by public.pgbench_accounts_pkey, public.pgbench_accounts_pkey".
+    table = _table()
+    cat = Catalog()
+    cat.tables[table.oid] = table
+    cat._by_name[("public", "orders")] = table
+    cat.indexes.append(_index(("tenant_id", "status", "created_at")))
+    usage = TableUsage(TableRef(None, "orders"), equality=[Key("status"), Key("tenant_id")],
+                       order_by=[(Key("created_at"), True)], limited=True)
+    assert len(candidates_for_usage(usage, table, Thresholds())) == 2  # both served by the one index
+    assert _served_by_existing(StatementAnalysis("select", [usage]), cat, Thresholds()) == ["public.i"]

@@ -505,23 +505,35 @@ def _heuristic_costs(findings: list[Finding], workload: Workload, selection: Sel
             finding.cost_before = round(sum(planned), 2)
 
 
+FUNCTION_PRIVILEGE = "EXECUTE on function "
+
+
 def skipped_notes(skipped: list[Skipped]) -> list[str]:
     """One note per class of statements the advice does not cover (utility statements are expected)."""
     notes = []
     missing = sorted({sk.reason.removeprefix("no privilege to plan it: ").split(" (")[0]
-                      for sk in skipped if sk.category == "privilege"})
+                      for sk in skipped if sk.category == "privilege"} - {""})
+    functions = [m.removeprefix(FUNCTION_PRIVILEGE) for m in missing if m.startswith(FUNCTION_PRIVILEGE)]
+    missing = [m for m in missing if not m.startswith(FUNCTION_PRIVILEGE)]
+    # A function the role may not EXECUTE (pg_stat_statements_reset(), pg_switch_wal()): a DBA's or an agent's
+    # statement. Its own note, which asks for no grant: that grant would let the monitoring role run it.
+    def kind(sk: Skipped) -> str:
+        return "function" if sk.category == "privilege" and FUNCTION_PRIVILEGE in sk.reason else sk.category
     for category, what, todo in (
         ("parse", "could not be parsed or analyzed", "usually texts truncated by track_activity_query_size"),
         ("privilege", "could not be planned for lack of privilege",
          f"the advisor's role lacks {'; '.join(missing[:5])}{' …' if len(missing) > 5 else ''}: planning a read "
          "needs it (writes are planned through their read side, so no write privilege is needed; nothing is "
          "executed)"),
+        ("function", "call a function the advisor's role may not execute",
+         f"{', '.join(functions[:5])}{' …' if len(functions) > 5 else ''}: usually a DBA's or an agent's "
+         "statements; do not grant EXECUTE on them to dbpulse's role, which would let it run them"),
         ("write", "are writes with no read side that plans like them", "see each one's reason in the skipped list"),
         ("syntax", "could not be planned (syntax of the normalized text)", "see the skipped list"),
         ("types", "could not be planned (parameter types)", "see the skipped list"),
         ("other", "could not be planned", "see the skipped list"),
     ):
-        group = sorted((sk for sk in skipped if sk.category == category), key=lambda sk: -sk.calls)
+        group = sorted((sk for sk in skipped if kind(sk) == category), key=lambda sk: -sk.calls)
         if not group:
             continue
         top = "; ".join(f"{sk.queryid} ({sk.calls} calls): {sk.query[:80]}" for sk in group[:3])

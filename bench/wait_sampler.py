@@ -84,8 +84,9 @@ async def measure(dsn: str, interval: float, seconds: float, collector_pid: int)
     sampler = ActivitySampler("bench", dsn, None, interval, {})
     sampler.start(150000)
     await asyncio.sleep(interval * 3)  # connected, warmed up
-    assert sampler._conn is not None
-    backend = sampler._conn.info.backend_pid
+    session = sampler._session  # the running task's own connection
+    assert session is not None and session.conn is not None
+    backend = session.conn.info.backend_pid
     with psycopg.connect(dsn, autocommit=True) as conn:
         ms0, calls0 = pgss_ms(conn)
         cpu0, wall0, samples0 = time.process_time(), time.monotonic(), sampler.samples

@@ -54,7 +54,9 @@ def test_ranges_are_drawn_from_prometheus_exactly(scene: Watched) -> None:
         assert drawn(attrs["data-values"]) == answer, key
         assert int(attrs["data-points"]) == len(answer[0])
     assert drawn(charts["calls"]["data-values"])[0][-1] > 1  # the workload runs tens of calls a second
-    assert drawn(charts["rows"]["data-values"])[0][-1] == 1.0  # one row per call
+    # one row per call, as Prometheus computes it: rate() extrapolates each counter over its own first and last
+    # samples in the window, so the ratio of two series is 1 only to within that (0.9995 seen in CI)
+    assert drawn(charts["rows"]["data-values"])[0][-1] == pytest.approx(1.0, rel=0.01)
 
     # The table page: a gauge (size) and two rates on one chart (sequential and index scans). At 6 h: the
     # scenario's scrapes are inside its window (a 24 h window ends on a multiple of 6 min, before them).

@@ -11,7 +11,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -238,3 +238,15 @@ def health_poller(url: str, endpoints: list[tuple[str, float]] | None = None, na
 if __name__ == "__main__" and sys.argv[1:2] == ["stand-in"]:
     web.run_app(StandInApp(port=int(sys.argv[2])).app(), host="127.0.0.1", port=int(sys.argv[2]), print=None,
                 handle_signals=True)
+
+
+def eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    """``check()``'s first truthy result, polled every 0.5 s; fails naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.5)

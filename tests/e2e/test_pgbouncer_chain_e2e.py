@@ -25,9 +25,9 @@ from sqlalchemy.pool import QueuePool
 from harness.pgbouncer import LocalPgBouncer
 from harness.prometheus import LocalPrometheus
 from harness.servers import LocalPostgres
-from tests.e2e.test_prometheus_e2e import eventually, shortened_rules
+from tests.e2e.test_prometheus_e2e import shortened_rules
 from tests.integration.pgbouncer.test_pgbouncer_chain_ratios import app_serving
-from tests.support import DbpulseProcess, serve_in_thread
+from tests.support import DbpulseProcess, eventually, serve_in_thread
 
 pytestmark = pytest.mark.slow
 

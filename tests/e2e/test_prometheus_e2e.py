@@ -16,7 +16,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from harness.prometheus import LocalPrometheus
 from harness.prometheus import PrometheusAPI as Prometheus
 from harness.servers import LocalRedis, free_port
 from tests.rules.promql_check import ROOT, RULE_FILES
-from tests.support import StandInApp
+from tests.support import StandInApp, eventually
 
 pytestmark = pytest.mark.slow
 
@@ -85,15 +85,6 @@ def shortened_rules(dest: Path) -> list[Path]:
     return out
 
 
-def eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.5)
 
 
 @pytest.fixture

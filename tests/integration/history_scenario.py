@@ -12,12 +12,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import psycopg
 
 from harness.prometheus import LocalPrometheus, PrometheusAPI
-from tests.support import DbpulseProcess
+from tests.support import DbpulseProcess, eventually
 
 TARGET = "main"
 STATEMENT = "SELECT code FROM orders WHERE id = $1"
@@ -86,15 +85,6 @@ def _queryid(dsn: str) -> int:
     return int(row[0])
 
 
-def eventually(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.5)
 
 
 STEP_6H = 90  # the 6 h range's step at scrape_interval 1

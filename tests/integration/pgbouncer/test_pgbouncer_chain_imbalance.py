@@ -23,7 +23,7 @@ from harness.pgbouncer import LocalPgBouncer
 from harness.servers import LocalPostgres
 from monitor.core.joined import links_of
 from monitor.core.scheduler import Scheduler
-from tests.integration.pgbouncer.test_pgbouncer_chain_ratios import app_serving
+from tests.integration.pgbouncer.test_pgbouncer_chain_ratios import app_serving, postgres_with_shop
 from tests.support import health_poller, pg_poller, serve_in_thread
 
 APP_POOL_SIZE, APP_MAX_OVERFLOW = 3, 2  # the application's capacity: 5
@@ -32,9 +32,7 @@ MAX_CONNECTIONS = 10
 
 @pytest.fixture(scope="module")
 def small_pg() -> Iterator[LocalPostgres]:
-    with LocalPostgres(settings={"max_connections": str(MAX_CONNECTIONS)}) as pg:
-        with psycopg.connect(pg.dsn(), autocommit=True) as conn:
-            conn.execute("CREATE DATABASE shop")
+    with postgres_with_shop(MAX_CONNECTIONS) as pg:
         yield pg
 
 

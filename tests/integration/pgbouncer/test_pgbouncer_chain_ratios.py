@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -30,12 +31,19 @@ PGBOUNCER_POOL_SIZE, MAX_CLIENT_CONN = 4, 50
 MAX_CONNECTIONS = 30
 
 
-@pytest.fixture(scope="module")
-def small_pg() -> Iterator[LocalPostgres]:
-    """A PostgreSQL of its own, so that max_connections is known and no other test's connections count."""
-    with LocalPostgres(settings={"max_connections": str(MAX_CONNECTIONS)}) as pg:
+@contextmanager
+def postgres_with_shop(max_connections: int) -> Iterator[LocalPostgres]:
+    """A PostgreSQL of its own with a ``shop`` database, so that max_connections is known and no other test's
+    connections count."""
+    with LocalPostgres(settings={"max_connections": str(max_connections)}) as pg:
         with psycopg.connect(pg.dsn(), autocommit=True) as conn:
             conn.execute("CREATE DATABASE shop")
+        yield pg
+
+
+@pytest.fixture(scope="module")
+def small_pg() -> Iterator[LocalPostgres]:
+    with postgres_with_shop(MAX_CONNECTIONS) as pg:
         yield pg
 
 

@@ -17,7 +17,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -343,18 +343,25 @@ def test_a_sampler_whose_event_loop_ends_is_cancelled_with_it_and_closes_its_ses
     assert not sampler.running and gone(fresh_db)
 
 
-def test_a_sampler_used_from_one_event_loop_then_another_neither_hangs_nor_leaks(fresh_db: str) -> None:
-    """Each asyncio.run is a new event loop (tests poll that way): sampling goes on in the new one, and stop()
-    from a third ends it and leaves no session behind."""
-    with psycopg.connect(fresh_db) as conn:
+def started(dsn: str, name: str, interval: float) -> tuple[ActivitySampler, Callable[[], Awaitable[None]]]:
+    """A sampler on ``dsn``, and a coroutine function that starts it in the running loop and returns once it
+    has sampled."""
+    with psycopg.connect(dsn) as conn:
         version = conn.info.server_version
-    sampler = ActivitySampler("loops", fresh_db, None, 0.1, {})
+    sampler = ActivitySampler(name, dsn, None, interval, {})
 
     async def sample_a_while() -> None:
         sampler.start(version)
         while sampler.samples == 0:
             await asyncio.sleep(0.05)
 
+    return sampler, sample_a_while
+
+
+def test_a_sampler_used_from_one_event_loop_then_another_neither_hangs_nor_leaks(fresh_db: str) -> None:
+    """Each asyncio.run is a new event loop (tests poll that way): sampling goes on in the new one, and stop()
+    from a third ends it and leaves no session behind."""
+    sampler, sample_a_while = started(fresh_db, "loops", 0.1)
     asyncio.run(sample_a_while())
     first = sampler.samples
 
@@ -440,15 +447,7 @@ def test_a_task_that_outlives_stop_closes_only_its_own_session(fresh_db: str,
 def test_stop_after_the_tasks_loop_was_closed_without_cancelling_it(fresh_db: str) -> None:
     """A loop closed without cancelling its tasks (not asyncio.run's way): stop() from another loop must not
     raise (cancel() on that task would), and it closes the session."""
-    with psycopg.connect(fresh_db) as conn:
-        version = conn.info.server_version
-    sampler = ActivitySampler("closed", fresh_db, None, 0.2, {})
-
-    async def sample_a_while() -> None:
-        sampler.start(version)
-        while sampler.samples == 0:
-            await asyncio.sleep(0.05)
-
+    sampler, sample_a_while = started(fresh_db, "closed", 0.2)
     loop = asyncio.new_event_loop()
     try:
         loop.run_until_complete(asyncio.wait_for(sample_a_while(), 30))

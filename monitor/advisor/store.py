@@ -385,19 +385,21 @@ def _last_advice(db: sqlite3.Connection, target: str) -> list[tuple[str, int | N
 
 def _load_last_advice(db: sqlite3.Connection, target: str, tracker: OutcomeTracker) -> None:
     """The last run's advice, so a change made while dbpulse was down is still marked ``advised``, and when
-    each piece of it began: the oldest of the unbroken run of kept advice sets that hold it."""
-    rows = _last_advice(db, target)
+    each piece of it began: the oldest of the unbroken run of kept advice sets that hold it (one read)."""
+    sets: dict[str, set[tuple[str, int | None, str]]] = {}
+    for at, action, oid, subject in db.execute(
+        "SELECT advised_at, action, table_oid, subject FROM advice WHERE target = ?", (target,)
+    ):
+        sets.setdefault(at, set()).add((action, oid, subject))
+    newest_first = sorted(sets.items(), reverse=True)
+    rows = newest_first[0][1] if newest_first else set()
     tracker.advised_creates = {
         (oid, tuple(subject.split("\t"))) for action, oid, subject in rows if action == "create" and oid is not None
     }
     tracker.advised_drops = {int(subject) for action, _, subject in rows if action == "drop"}
-    sets: dict[str, set[tuple[str, int | None, str]]] = {}
-    for at, action, oid, subject in db.execute(
-        "SELECT advised_at, action, table_oid, subject FROM advice WHERE target = ? ORDER BY advised_at", (target,)
-    ):
-        sets.setdefault(at, set()).add((action, oid, subject))
-    newest_first = sorted(sets.items(), reverse=True)
     for row in rows:
+        if row[0] not in ("create", "drop"):
+            continue  # "none": nothing was advised
         began = None
         for at, kept in newest_first:
             if row not in kept:

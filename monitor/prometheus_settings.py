@@ -15,19 +15,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from collectors.base.redact import register_secret
-from collectors.base.settings import Strict, file_readable, resolve_secret, variables_set
+from collectors.base.settings import PasswordFields, Strict, file_readable
 
 LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class BasicAuth(Strict):
+class BasicAuth(PasswordFields):
     username: str
-    password_env: str | None = Field(None, description="environment variable that holds the password")
-    password_file: Path | None = Field(None, description="file that holds the password")
-
-    _password_env = field_validator("password_env")(variables_set)
-    _password_file = field_validator("password_file")(file_readable)
 
     @model_validator(mode="after")
     def _one_password(self) -> Self:
@@ -99,9 +93,7 @@ class PrometheusSettings(Strict):
         auth = self.basic_auth
         if auth is None:
             return None
-        password = resolve_secret("prometheus.basic_auth", auth.password_env, auth.password_file)
-        register_secret(password)
-        return password
+        return auth.secret("prometheus.basic_auth")
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """The client's TLS: for an https URL, or when a CA or a client certificate is given."""

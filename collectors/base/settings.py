@@ -116,9 +116,9 @@ class TargetBase(Strict):
         raise NotImplementedError
 
 
-class SecretTarget(TargetBase):
-    """A target that logs in with a password: where it is read from (else the driver's own sources), each
-    checked when the configuration is (the variable set, the file readable)."""
+class PasswordFields(Strict):
+    """Where a password is read from, each checked when the configuration is (the variable set, the file
+    readable): a target's, and the client side of Prometheus's basic auth."""
 
     password_env: str | None = Field(None, description="environment variable that holds the password")
     password_file: Path | None = Field(None, description="file that holds the password")
@@ -126,12 +126,22 @@ class SecretTarget(TargetBase):
     _password_env = field_validator("password_env")(variables_set)
     _password_file = field_validator("password_file")(file_readable)
 
+    def secret(self, where: str) -> str | None:
+        """The password (None: none configured), registered as a secret so that no log line or page shows it;
+        ``where`` names the setting in errors."""
+        password = resolve_secret(where, self.password_env, self.password_file)
+        register_secret(password)
+        return password
+
+
+class SecretTarget(TargetBase, PasswordFields):
+    """A target that logs in with a password: where it is read from (else the driver's own sources)."""
+
     def read_password(self, source: str, link: str, register_link: Callable[[str], None]) -> str | None:
         """The password from ``password_env`` / ``password_file`` (None: the driver's own sources), registered as
         a secret, and any password in the target's ``link`` (DSN or URL, by ``register_link``) too, so that no
         log line or page shows either; ``source`` names the target in errors."""
-        password = resolve_secret(f"{source} target {self.target}", self.password_env, self.password_file)
-        register_secret(password)
+        password = self.secret(f"{source} target {self.target}")
         register_link(link)
         return password
 

@@ -3,6 +3,9 @@
 PG_DSN ?= postgresql://postgres@127.0.0.1:5432/postgres
 LISTEN ?= 127.0.0.1:19630
 PYTEST_ARGS ?=
+# test files run in 3 worker processes (pytest-xdist), each file whole in one worker with its own throwaway servers:
+# most of the suite waits on servers and polls, so 3 workers on 2 cores take a third of the serial time
+PYTEST_WORKERS ?= 3
 PYTHON ?= python3
 # `make install`: where the virtualenv and the command go (your home: no root needed)
 DBPULSE_HOME ?= $(HOME)/.local/share/dbpulse
@@ -32,7 +35,7 @@ demo: setup
 
 ## lint, type-check and run the whole test suite against throwaway servers
 test: setup lint
-	.venv/bin/python -m pytest -q $(PYTEST_ARGS)
+	.venv/bin/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 ## ruff, mypy (strict) and the layer contract (import-linter; see docs/design.md)
 lint: setup

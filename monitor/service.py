@@ -78,9 +78,8 @@ async def serve(config: Config, web_config: WebConfig, stop: asyncio.Event) -> N
     finally:
         log.info("shutting down")
         try:
-            await asyncio.wait_for(
-                asyncio.gather(scheduler.stop(), runner.cleanup(), return_exceptions=True), SHUTDOWN_SECONDS
-            )
+            async with asyncio.timeout(SHUTDOWN_SECONDS):  # not wait_for: it can drop a cancellation on 3.11
+                await asyncio.gather(scheduler.stop(), runner.cleanup(), return_exceptions=True)
         except TimeoutError:  # an OSError subclass: must not read as "cannot start"
             log.warning("shutdown took over %g s; exiting anyway", SHUTDOWN_SECONDS)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from collectors.base.poller import Poller, Snapshot
@@ -111,7 +111,7 @@ class Scheduler:
             await asyncio.wait(set(self._reapers), timeout=CANCEL_GRACE + RECANCEL_EVERY)
         for reaper in self._reapers:
             reaper.cancel()  # a poll that ignores cancellation: give up on it
-        closes = [asyncio.wait_for(s.poller.close(), 2.0) for s in self.states]
+        closes = [_within(s.poller.close(), 2.0) for s in self.states]
         for result in await asyncio.gather(*closes, return_exceptions=True):
             if isinstance(result, BaseException):
                 log.warning("closing a source failed: %s", redact(str(result)))
@@ -226,3 +226,10 @@ class Scheduler:
             if now - last > grace:
                 out.append(s)
         return out
+
+
+async def _within(aw: Awaitable[None], seconds: float) -> None:
+    """``aw`` bounded by ``seconds`` (TimeoutError past them). asyncio.timeout, not wait_for: Python 3.11's
+    wait_for can drop a cancellation of the caller that arrives just as ``aw`` ends (the old CI hang's cause)."""
+    async with asyncio.timeout(seconds):
+        await aw

@@ -55,7 +55,9 @@ class DbpulseProcess:
             except OSError:
                 pass
             time.sleep(0.1)
-        raise TimeoutError(f"dbpulse not {path} within {timeout} s:\n{self.log}")
+        log = self.log
+        self.stop(signal.SIGKILL)  # a process that never got ready must not outlive the test (its port, its polls)
+        raise TimeoutError(f"dbpulse not {path} within {timeout} s:\n{log}")
 
     @property
     def log(self) -> str:

@@ -271,8 +271,11 @@ class Advisor:
             return
         # Nothing verified, but the statements are planned for their current cost (the note says how).
         report.statements_planned, run.cover_explains = self._cover(run)
+        # The extension is asked for only where it would verify something: a database with no index candidate
+        # (no tables, or nothing that pays) gets no statement to run for nothing.
         reason = ("disabled by settings (use_hypopg: false)" if not s.use_hypopg else
-                  "the hypopg extension is not installed: CREATE EXTENSION hypopg in this database")
+                  "the hypopg extension is not installed: CREATE EXTENSION hypopg in this database" if run.candidates
+                  else "the hypopg extension is not installed; no index candidate in this run to verify")
         how = "EXPLAIN (GENERIC_PLAN)" if cat.server_version_num >= 160000 else "PREPARE + EXPLAIN EXECUTE"
         report.notes.append(f"HypoPG verification unavailable ({reason}): missing_index advice is heuristic "
                             "and the plan's drops are checked with the catalog only; "

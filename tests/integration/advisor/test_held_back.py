@@ -50,3 +50,19 @@ def test_no_hypopg_and_a_spent_budget_are_said(fresh_db: str) -> None:
     report = Advisor(fresh_db, "no-hypopg", Thresholds(min_table_rows=1000)).run()
     assert any("CREATE EXTENSION hypopg" in n for n in report.notes), report.notes
     assert [a.checked for a in report.plan.actions] == ["heuristic"]
+
+
+def test_no_hypopg_is_asked_for_only_where_a_candidate_needs_it(fresh_db: str) -> None:
+    """A database with tables but no statement that wants an index (or no tables at all) is not told to run
+    CREATE EXTENSION hypopg: there is nothing it would verify."""
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute(SCHEMA)
+        conn.execute("DROP EXTENSION hypopg")
+        conn.execute("SELECT pg_stat_statements_reset()")
+        for i in range(20):
+            conn.execute("SELECT ref FROM visits WHERE id = %s", (i,)).fetchall()  # the primary key serves it
+    report = Advisor(fresh_db, "no-candidate", Thresholds(min_table_rows=1000)).run()
+    assert not [f for f in report.findings if f.kind == "missing_index"], report.findings
+    (note,) = [n for n in report.notes if n.startswith("HypoPG verification unavailable")]
+    assert "CREATE EXTENSION" not in note and "no index candidate" in note, note
+

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from abc import abstractmethod
 from typing import Any, Generic, TypeVar
 
@@ -73,6 +74,7 @@ class KeptConnectionPoller(Poller, Generic[S]):
         self.interval = settings.interval_of(target)
         self.timeout = settings.timeout_of(target)
         self._kept = KeptConnection()
+        self._poll_started = 0.0  # time.monotonic() when the running poll began: its deadline is this + timeout
 
     @abstractmethod
     async def _connect(self) -> Conn:
@@ -93,6 +95,7 @@ class KeptConnectionPoller(Poller, Generic[S]):
         return conn if conn is not None else await self._connect()
 
     async def poll(self) -> S:
+        self._poll_started = time.monotonic()
         conn = await self._checkout()
         try:
             snapshot = await self._read(conn)

@@ -34,6 +34,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 
+from collectors.base.kept import close_now
 from collectors.base.samples import OTHER, SampleList
 from collectors.base.topk import fold, from_row, top_k_interleaved
 from collectors.postgres import bloat as bloat_estimates
@@ -168,10 +169,12 @@ class DatabaseSet:
         self._discovered_at = None
 
     async def read(self, conn: psycopg.AsyncConnection[dict[str, Any]], server: dict[str, Any],
-                   version: int) -> DatabasesPart:
+                   version: int, deadline: float = float("inf")) -> DatabasesPart:
+        """Discovery when due, then the due databases' reads until ``deadline`` (``time.monotonic()``): a read
+        still going then is cut, and that database is read again in a later turn."""
         await self._discover(conn, version, str(server["datname"]))
         band = queries.pgss_band(version, server["pgss_version"]) if server["pgss_installed"] else None
-        await self._rotate(conn, version, band)
+        await self._rotate(conn, version, band, deadline)
         return DatabasesPart(
             databases=tuple(_copy(d) for d in sorted(self._dbs.values(), key=lambda d: d.datname)),
             watched=len(self._dbs) + 1, left_out={r: len(names) for r, names in self._left_out.items()},
@@ -227,39 +230,52 @@ class DatabaseSet:
                if d.read_mono is None or now - d.read_mono >= self.selection.refresh_interval]
         return sorted(due, key=lambda d: (d.read_mono is not None, d.read_mono or 0.0, d.datname))
 
-    async def _rotate(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int, band: int | None) -> None:
+    async def _rotate(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int, band: int | None,
+                      deadline: float) -> None:
         """Read due databases, oldest first, ``concurrency`` at a time, within the budget: each poll adds
         ``budget`` seconds of credit (up to ``BURST`` polls' worth), a read starts while there is some and
         takes its time off, so over many polls the reads take ``budget`` per poll at most on average (one read
-        more than the credit is paid back by the next polls)."""
+        more than the credit is paid back by the next polls). A read cut at the deadline is paid for too."""
         budget = self.selection.budget
         self.credit = min(self.credit + budget, budget * BURST)
         due = self._due()
-        while due and self.credit > 0:
+        while due and self.credit > 0 and time.monotonic() < deadline:
             batch, due = due[:self.selection.concurrency], due[self.selection.concurrency:]
             started = time.monotonic()
-            await asyncio.gather(*(self._read_one(conn, d, version, band) for d in batch))
-            self.credit -= time.monotonic() - started
+            try:
+                await asyncio.gather(*(self._read_one(conn, d, version, band, deadline) for d in batch))
+            finally:
+                self.credit -= time.monotonic() - started
 
     async def _read_one(self, main: psycopg.AsyncConnection[dict[str, Any]], d: DatabaseStats, version: int,
-                        band: int | None) -> None:
+                        band: int | None, deadline: float) -> None:
         """One database's turn: its statements on the main connection, then its tables, indexes, sizes and
-        maintenance reads on a connection to it, closed after the read."""
+        maintenance reads on a connection to it, closed after the read. The second part stops at ``deadline``:
+        the database is then due again (oldest read first) rather than at its next refresh."""
         started = time.monotonic()
         if band is not None:
             await self._statements(main, d, band)
-        d.read_mono = self.clock()  # a failed read is tried again at the next refresh, not every poll
+        previous, d.read_mono = d.read_mono, self.clock()  # a failed read is tried again at the next refresh
         kwargs = session_kwargs(self._timeout, password=current_password(self._password))
+        conn: psycopg.AsyncConnection[dict[str, Any]] | None = None
         try:
-            conn = await psycopg.AsyncConnection.connect(make_conninfo(self._dsn, dbname=d.datname),
-                                                         row_factory=dict_row, **kwargs)
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                conn = await psycopg.AsyncConnection.connect(make_conninfo(self._dsn, dbname=d.datname),
+                                                             row_factory=dict_row, **kwargs)
+                read = {q.name: (await fetch_counted(conn, q, version, self._errors))[0] for q in PER_DATABASE}
         except psycopg.OperationalError as exc:
             self._errors[CONNECT] += 1
             log.warning("%s: cannot connect to database %s: %s", self.target, d.datname, error_line(exc, self._dsn))
             self.discover_soon()  # dropped, perhaps
             return
-        async with conn:
-            read = {q.name: (await fetch_counted(conn, q, version, self._errors))[0] for q in PER_DATABASE}
+        except TimeoutError:
+            d.read_mono = previous
+            log.warning("%s: the read of database %s did not end before the poll's deadline (%.1f s in): cut, "
+                        "and read again in a later turn", self.target, d.datname, time.monotonic() - started)
+            return
+        finally:
+            if conn is not None:
+                close_now(conn)  # cut or done: nothing to wait for from the server
         tables, indexes, sizes = read["tables"], read["indexes"], read["sizes"]
         rel_sizes = {int(r["relid"]): float(r["size_bytes"] or 0) for r in sizes or []}
         thresholds = {int(r["relid"]): {f: r[f] for f in THRESHOLD_FIELDS} for r in read["autovacuum_thresholds"] or []}

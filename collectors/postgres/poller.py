@@ -45,6 +45,8 @@ class _AbandonedQueryNoise(logging.Filter):
 
 logging.getLogger("psycopg").addFilter(_AbandonedQueryNoise())
 
+OTHERS_DEADLINE = 0.8  # the share of the poll timeout after which no other database's read goes on
+
 PGSS_HINTS = {
     "not_installed": "run CREATE EXTENSION pg_stat_statements in the database",
     "not_preloaded": "add pg_stat_statements to shared_preload_libraries and restart PostgreSQL",
@@ -148,7 +150,10 @@ class PostgresPoller(KeptConnectionPoller[PostgresSnapshot]):
         variant_keys = await self._variant_keys_of(conn, version, top)
         wait_profile = await self._waits.read(conn, version, statements is not None, (s.queryid for s in top))
         features.update(waits.features(wait_profile))
-        others = await self.databases.read(conn, server, version) if self.databases is not None else None
+        # other databases' turns stop short of the poll's deadline (the scheduler's timeout would lose the whole poll)
+        deadline = self._poll_started + self.timeout * OTHERS_DEADLINE
+        others = (await self.databases.read(conn, server, version, deadline) if self.databases is not None
+                  else None)
         snapshot = PostgresSnapshot(
             target=self.target,
             datname=server["datname"],

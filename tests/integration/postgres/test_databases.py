@@ -4,6 +4,7 @@ directly, with the discovery's clock set by the test (no sleeping on cadences)."
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -233,6 +234,42 @@ async def test_reads_rotate_within_the_budget(cluster: LocalPostgres) -> None:
         assert newest.datname == "app01"
     finally:
         await p.close()
+
+
+async def test_a_read_that_outlasts_the_poll_is_cut_before_the_deadline_and_read_again_soon(
+        cluster: LocalPostgres) -> None:
+    """Other databases' reads stop at 80 % of the poll timeout: four databases whose sequences are locked (each
+    read waits a second on its lock timeout) would take the poll past its timeout, losing it whole (the scheduler
+    abandons it). The poll ends in time instead, the cut database is due again at once (not after its 300 s
+    refresh), and the cut read is paid for from the budget."""
+    p = _poller(cluster, budget=60, refresh_interval=DISCOVERY)
+    p.timeout = 3.0
+    assert p.databases is not None
+    p.databases.clock = Clock()
+    locked = APPS[2:6]
+    holders = []
+    for name in locked:
+        conn = psycopg.connect(cluster.dsn(name))
+        conn.execute(f"CREATE SEQUENCE IF NOT EXISTS {name}_seq")
+        conn.commit()
+        conn.execute(f"ALTER SEQUENCE {name}_seq RESTART")  # held in an open transaction: blocks reading it
+        holders.append(conn)
+    try:
+        async with asyncio.timeout(p.timeout):  # as the scheduler bounds a poll
+            snap = await p.poll()
+        assert isinstance(snap.others, DatabasesPart)
+        read = {d.datname for d in snap.others.databases if d.read_at is not None}
+        assert set(APPS) - read, "some database's read was cut"
+        assert p.databases.credit < 60 - 1.0, "the cut read (at least one lock wait) is paid for"
+    finally:
+        for conn in holders:
+            conn.rollback()
+            conn.close()
+    p.databases.credit = 60.0
+    snap = await p.poll()  # the clock has not moved: only the cut reads are due, and they are read now
+    assert isinstance(snap.others, DatabasesPart)
+    assert {d.datname for d in snap.others.databases if d.read_at is not None} == set(APPS)
+    await p.close()
 
 
 async def test_top_total_caps_the_series_over_all_databases(cluster: LocalPostgres) -> None:

@@ -9,9 +9,9 @@ discovery. ``DatabaseSet.read`` adds, on that same poll:
   ``refresh_interval``) within ``budget`` seconds per poll on average (``_rotate``): a database's
   statements, from the main connection (``pg_stat_statements`` is cluster-wide; ``dbid`` picks it), then
   its tables, indexes and their sizes, and its maintenance reads (autovacuum's thresholds of its tables,
-  its sequences, its bloat estimates: the DSN's database reads them every ``maintenance_interval``, the
-  others in their turn), which need a session in it: a connection opened for the read and closed after it,
-  at most ``concurrency`` at once, none held between polls.
+  its sequences, its bloat estimates, its tables oldest by frozen XID age: the DSN's database reads them
+  every ``maintenance_interval``, the others in their turn), which need a session in it: a connection
+  opened for the read and closed after it, at most ``concurrency`` at once, none held between polls.
 
 Reading every database's statements on every poll was measured first (``bench/pg_databases.py``): with
 10 databases of 1,000 statements, grouping and ranking 10,000 entries cost more than the whole poll of
@@ -59,13 +59,14 @@ from collectors.postgres.statements import (
     own_statements,
     to_stats,
 )
+from collectors.postgres.vacuum import OldestTableRow, add_oldest_tables
 
 log = logging.getLogger("dbpulse.postgres")
 
 QUERIES = (DISCOVERY, queries.DATABASE_STATEMENTS)
 # Read in a session of each other database, in its turn.
 PER_DATABASE = (queries.TABLES, queries.INDEXES, queries.SIZES, queries.AUTOVACUUM_THRESHOLDS, queries.SEQUENCES,
-                queries.BLOAT)
+                queries.BLOAT, queries.OLDEST_TABLES)
 BURST = 10  # polls' worth of budget that can be saved up for a read that costs more than one poll's
 CONNECT = "database_connect"  # the query label counting failed connections to another database
 
@@ -91,6 +92,7 @@ class DatabaseStats:
     own: list[OwnStatements] = field(default_factory=list)
     sequences: list[SequenceRow] | None = None  # None until read (or when the read failed)
     bloat: Bloat | None = None
+    oldest_tables: list[OldestTableRow] | None = None  # by frozen XID age (wraparound), top_maintenance of them
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,8 @@ class DatabasesPart:
                 sequence_usage.add_samples(out, d.sequences, d.datname)
             if d.bloat is not None:
                 bloat_estimates.add_samples(out, d.bloat, d.datname)
+            if d.oldest_tables is not None:
+                add_oldest_tables(out, d.oldest_tables, d.datname)
             if d.statement_count is not None:
                 add_statement_series(out, d.datname, d.statement_count, (d.statements, d.statements_other), d.own,
                                      self.track_planning, self.statement_text_info)
@@ -262,7 +266,10 @@ class DatabaseSet:
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                 conn = await psycopg.AsyncConnection.connect(make_conninfo(self._dsn, dbname=d.datname),
                                                              row_factory=dict_row, **kwargs)
-                read = {q.name: (await fetch_counted(conn, q, version, self._errors))[0] for q in PER_DATABASE}
+                k = self.top.share(self.top.maintenance, len(self._dbs))
+                read = {q.name: (await fetch_counted(conn, q, version, self._errors,
+                                                     {"limit": k} if q is queries.OLDEST_TABLES else None))[0]
+                        for q in PER_DATABASE}
         except psycopg.OperationalError as exc:
             self._errors[CONNECT] += 1
             log.warning("%s: cannot connect to database %s: %s", self.target, d.datname, error_line(exc, self._dsn))
@@ -285,6 +292,8 @@ class DatabaseSet:
             d.sequences = top_sequences([from_row(SequenceRow, r) for r in read["sequences"]], k)
         if read["bloat"] is not None:
             d.bloat = top_bloat([from_row(BloatRow, r) for r in read["bloat"]], k)
+        if read["oldest_tables"] is not None:
+            d.oldest_tables = [from_row(OldestTableRow, r) for r in read["oldest_tables"]]
         if tables is not None:
             rows = [from_row(TableRow, r, size_bytes=rel_sizes.get(int(r["relid"])),
                              **thresholds.get(int(r["relid"]), {})) for r in tables]

@@ -81,10 +81,7 @@ class Vacuum:
                 out.add("dbpulse_pg_database_frozen_age", age, datname=d.datname, kind=kind)
                 out.add("dbpulse_pg_database_wraparound_ratio", min(age / WRAPAROUND_LIMIT, 1.0),
                         datname=d.datname, kind=kind)
-        for t in self.oldest_tables or []:
-            for kind, age in self.ages(t).items():
-                out.add("dbpulse_pg_table_frozen_age", age, datname=datname, schema=t.schema, table=t.table,
-                        kind=kind)
+        add_oldest_tables(out, self.oldest_tables or [], datname)
         out.add("dbpulse_pg_autovacuum_workers", self.workers)
         out.add("dbpulse_pg_autovacuum_max_workers", self.max_workers)
         out.add("dbpulse_pg_autovacuum_naptime_seconds", self.naptime_seconds)
@@ -96,3 +93,11 @@ class Vacuum:
         out.add("dbpulse_pg_tables_autovacuum_due", self.vacuum_due, **db, operation="vacuum")
         out.add("dbpulse_pg_tables_autovacuum_due", self.analyze_due, **db, operation="analyze")
         out.add("dbpulse_pg_tables_autovacuum_disabled", self.autovacuum_disabled, **db)
+
+
+def add_oldest_tables(out: SampleList, rows: list[OldestTableRow], datname: str) -> None:
+    """``dbpulse_pg_table_frozen_age`` of one database's oldest tables (the DSN's, or another in its turn)."""
+    for t in rows:
+        for kind, age in (("xid", t.xid_age), ("multixact", t.mxid_age)):
+            out.add("dbpulse_pg_table_frozen_age", age, datname=datname, schema=t.schema, table=t.table, kind=kind)
+

@@ -135,8 +135,9 @@ async def test_every_selected_database_exports_tables_indexes_and_statements(
 async def test_sequences_bloat_and_autovacuum_thresholds_of_every_database(
         poller: tuple[PostgresPoller, Clock], cluster: LocalPostgres) -> None:
     """Read in each database's turn, on its own connection, labelled with its datname: a sequence half used
-    in app03 only, each database's bloat estimates of its own tables, and autovacuum's threshold of each
-    table from its own reltuples (the DSN's database reads them on maintenance_interval, as before)."""
+    in app03 only, each database's bloat estimates and frozen XID ages of its own tables, and autovacuum's
+    threshold of each table from its own reltuples (the DSN's database reads them on maintenance_interval, as
+    before)."""
     with psycopg.connect(cluster.dsn("app03"), autocommit=True) as conn:
         conn.execute("CREATE SEQUENCE app03_ticket AS smallint")  # 32767 values
         conn.execute("SELECT setval('app03_ticket', 16384)")
@@ -162,8 +163,16 @@ async def test_sequences_bloat_and_autovacuum_thresholds_of_every_database(
                                    FROM pg_class WHERE relname = '{name}_notes'""").fetchone()
         assert row is not None
         assert {s.value for s in thresholds[name] if label(s, "table") == f"{name}_notes"} == {row[0]}, name
+    frozen = by_db(samples, "dbpulse_pg_table_frozen_age")
+    for name in APPS:  # wraparound: each database's own tables oldest by frozen XID age, not only the DSN's
+        ages = {label(s, "table"): s.value for s in frozen[name] if label(s, "kind") == "xid"}
+        assert ages and not any(t.startswith("app") and not t.startswith(name) for t in ages), (name, ages)
+        with psycopg.connect(cluster.dsn(name)) as conn:
+            now = dict(conn.execute("SELECT relname, age(relfrozenxid)::float8 FROM pg_class WHERE relname = ANY(%s)",
+                                    (list(ages),)).fetchall())
+        assert all(0 < age <= now[t] for t, age in ages.items()), (name, ages, now)  # ages only grow since
     for name in SCRATCH:  # excluded: no read of theirs
-        assert name not in bloat and name not in thresholds
+        assert name not in bloat and name not in thresholds and name not in frozen
     assert {q: n for q, n in snap.query_errors.items() if n} == {}
 
 

@@ -168,7 +168,7 @@ def _create_action(plan: Plan, create: _Create, news: list[NewIndex]) -> None:
                    f"it serves is served by the new one. Create the new index first, then drop {names}.")
     action = Action(
         order=len(plan.actions) + 1, action="replace" if old else "create",
-        table=create.chosen.candidate.table.qualified, reason=reason,
+        table=create.chosen.candidate.table.qualified, table_id=create.chosen.candidate.table.id, reason=reason,
         kinds=["missing_index", *sorted({f.kind for f in create.superseded_findings})],
         checked=create.chosen.finding.verified or "hypopg", creates=news,
         drops=[i.qualified for i in old], drop_ddl=[i.drop_ddl() for i in old],
@@ -191,7 +191,8 @@ def _drop_actions(plan: Plan, drops: list[_Drop], cat: Catalog) -> None:
     for d in sorted(drops, key=lambda d: (rank[d.kind], -d.index.size_bytes, d.index.qualified)):
         table = cat.tables.get(d.index.table_oid)
         action = Action(
-            order=len(plan.actions) + 1, action="drop", table=table.qualified if table else "", reason=d.reason,
+            order=len(plan.actions) + 1, action="drop", table=table.qualified if table else "",
+            table_id=table.id if table else None, reason=d.reason,
             kinds=[d.kind], checked=plan.drop_check if plan.checked_as_whole else "catalog",
             drops=[d.index.qualified], drop_ddl=[d.index.drop_ddl()],
             replaced_by=d.relies_on, relies_on=[d.relies_on] if d.relies_on else [], statements_using=d.users,

@@ -68,6 +68,7 @@ class Finding:
     parent_queryid: int | None = None  # n_plus_one: the statement whose rows the lookups follow
     parent_query: str | None = None  # its normalized text (untrusted)
     table_id: TableId | None = None  # the table by oid and (schema, name); None: on no table the advisor knows
+    index_oid: int | None = None  # an index finding's index, how the plan finds it (``index`` displays it); not JSON
     benefit: float = 0.0  # ordering key for people; not part of the JSON contract
 
     def __post_init__(self) -> None:

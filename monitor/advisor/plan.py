@@ -107,11 +107,11 @@ def build_plan(run: RunContext) -> Plan:
     settings, whatif = run.settings, run.whatif
     plan = Plan(drop_check="hypopg_hide_index" if whatif is not None and whatif.can_hide else
                 "catalog and statements")
-    by_name = {i.qualified: i for i in cat.indexes}
+    by_oid = {i.oid: i for i in cat.indexes}  # by oid: "a.b"."c" and "a"."b.c" both read a.b.c
     drops: list[_Drop] = []
     for f in findings:
-        if f.kind in DROP_ORDER and f.index in by_name:
-            drops.append(_Drop(by_name[f.index], f, f.kind, f.evidence, f.duplicate_of or f.covered_by))
+        if f.kind in DROP_ORDER and f.index_oid in by_oid:
+            drops.append(_Drop(by_oid[f.index_oid], f, f.kind, f.evidence, f.duplicate_of or f.covered_by))
 
     creates: list[_Create] = []
     claimed: set[int] = set()
@@ -126,9 +126,9 @@ def build_plan(run: RunContext) -> Plan:
                     create.superseded_findings.append(d.finding)
         creates.append(create)
 
-    judged = {f.index for f in findings if f.index}
+    judged = {f.index_oid for f in findings if f.index_oid is not None}
     for index, why, ready in young_zero_scan(cat, settings):
-        if index.qualified not in judged:  # an index with another finding (low selectivity) is judged by it
+        if index.oid not in judged:  # an index with another finding (low selectivity) is judged by it
             plan.held_back.append(HeldBack(index.qualified, "unused_index", why, ready))
     _safety_holds(plan, drops, creates, cat, run.no_drops)
     _resolve(drops, creates, cat, settings, plan)

@@ -84,6 +84,20 @@ def test_both_dropped_when_neither_is_ever_scanned() -> None:
     assert redundant.relies_on == [] and "never been scanned" in redundant.reason
 
 
+def test_the_plan_drops_the_index_its_finding_is_on_even_when_two_indexes_read_alike() -> None:
+    """"a"."b.c" and "a.b"."c" both read a.b.c: the plan finds a finding's index by its oid, so it drops the
+    never-scanned one, not the one in use (by the text, it found whichever came last)."""
+    cat = catalog([("ix_fecha", ("fecha",), 0), ("ix_ref", ("ref",), 50)])
+    unused, used = cat.indexes
+    unused.schema, unused.name, used.schema, used.name = "a", "b.c", "a.b", "c"
+    assert unused.qualified == used.qualified == "a.b.c"
+    plan, findings = plan_of(cat)
+    assert [(f.kind, f.index_oid) for f in findings] == [("unused_index", unused.oid)]
+    (drop,) = plan.actions
+    assert drop.steps == ['DROP INDEX CONCURRENTLY a."b.c";'] and drop.table_id is not None
+    assert drop.table_id.relid == 1
+
+
 def test_young_statistics_hold_the_unused_check_back_and_say_until_when() -> None:
     cat = catalog([("ix_ref", ("ref",), 0)], reset_days_ago=2)
     plan, findings = plan_of(cat, Thresholds())

@@ -88,8 +88,10 @@ def test_the_plan_drops_the_index_its_finding_is_on_even_when_two_indexes_read_a
     """"a"."b.c" and "a.b"."c" both read a.b.c: the plan finds a finding's index by its oid, so it drops the
     never-scanned one, not the one in use (by the text, it found whichever came last)."""
     cat = catalog([("ix_fecha", ("fecha",), 0), ("ix_ref", ("ref",), 50)])
+    cat.tables[1].schema = "a"  # an index lives in its table's schema: a.x and "a.b".y
+    cat.tables[2] = Table(2, "a.b", "y", 100_000, 8_000_000, 0, 0, 0, columns=dict(cat.tables[1].columns))
     unused, used = cat.indexes
-    unused.schema, unused.name, used.schema, used.name = "a", "b.c", "a.b", "c"
+    unused.schema, unused.name, used.schema, used.name, used.table_oid = "a", "b.c", "a.b", "c", 2
     assert unused.qualified == used.qualified == "a.b.c"
     plan, findings = plan_of(cat)
     assert [(f.kind, f.index_oid) for f in findings] == [("unused_index", unused.oid)]

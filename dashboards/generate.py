@@ -780,13 +780,19 @@ UNITS = {"ratio": "percentunit", "bytes": "bytes", "seconds": "s", "count": "sho
 def chart_panel(chart: ChartSpec) -> dict[str, Any]:
     """One timeseries panel of a declared chart: the same series, rates and sums the main page draws."""
     matchers = SEL + "".join(f', {k}="{v}"' for k, v in chart.match.items())
-    by = ", ".join(n for n in ("target", chart.label) if n)
-    legend = "{{target}}" + (f" {{{{{chart.label}}}}}" if chart.label else f" {chart.line}" if chart.line else "")
-    targets = []
+    by = ", ".join(n for n in ("target", chart.each, chart.label) if n)
+    legend = " ".join(f"{{{{{n}}}}}" for n in ("target", chart.each, chart.label) if n)
+    legend += f" {chart.line}" if chart.line and not chart.label else ""
+    exprs = []
     for metric in (chart.metric,) if isinstance(chart.metric, str) else chart.metric:
         expr = f"{metric}{{{matchers}}}"
         expr = f"rate({expr}[{RI}])" if chart.rate else expr
-        targets.append(target(f"sum by ({by}) ({expr})" if chart.combine else expr, legend))
+        exprs.append(f"sum by ({by}) ({expr})" if chart.combine else expr)
+    # combined: the metrics add up into one line per label value, as on the main page
+    targets = [target(" + ".join(exprs), legend)] if chart.combine else [target(e, legend) for e in exprs]
+    if isinstance(chart.ceiling, str):  # the hard limit it is drawn against
+        ceiling = " ".join(f"{{{{{n}}}}}" for n in ("target", chart.each) if n)
+        targets.append(target(f"{chart.ceiling}{{{SEL}}}", f"{ceiling} {chart.ceiling_label or 'limit'}"))
     unit = UNITS.get(chart.unit, "ops" if chart.unit.endswith("/s") else "short")
     return timeseries(chart.title.replace("{value}", chart.each), targets, unit, "As on dbpulse's main page.")
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from collectors.registry import source, sources
-from tests.lint.source_parts import NO_ALERTS, generator, problems
+from tests.lint.source_parts import NO_ALERTS, generator, panel_exprs, problems
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,6 +56,23 @@ def test_a_dashboard_builder_that_no_source_claims_is_an_error() -> None:
         gen.boards()
     with pytest.raises(ValueError, match="no dashboard builder nothing_here"):
         gen.builders_of(replace(_spec("redis"), dashboards=("nothing_here",)))
+
+
+def test_a_dashboard_drawn_from_a_spec_s_charts_parses_and_reads_only_its_metrics() -> None:
+    """The fallback of a source without a builder, tried on every source's charts: valid PromQL (promtool), on
+    the source's own metrics."""
+    from tests.dashboards.test_dashboards import substitute
+    from tests.rules.promql_check import check_promql
+
+    gen = generator(ROOT)
+    exprs: dict[str, str] = {}
+    for spec in sources():
+        model = gen.charted(spec)
+        assert model["uid"] == f"dbpulse-{spec.name}" and len(model["panels"]) == 1 + len(spec.charts)
+        found = problems(ROOT, [replace(spec, rule_groups=())], {spec.name: [lambda m=model: m]})
+        assert [p for p in found if p.startswith(f"{spec.name}:")] == []
+        exprs |= {f"{spec.name}/{n}": substitute(e) for n, e in enumerate(panel_exprs(model))}
+    assert len(exprs) >= sum(len(s.charts) for s in sources()) and check_promql(exprs) == {}
 
 
 def _board(expr: str) -> dict[str, Any]:

@@ -261,39 +261,42 @@ def _resolve(drops: list[_Drop], creates: list[_Create], cat: Catalog, settings:
     changed = True
     while changed:
         changed = False
-        dropped = {d.index.qualified: d for d in drops}
-        replaced = {i.qualified: c for c in creates for i in c.supersedes}
+        # A cover is on its drop's table, whose schema holds both: (table oid, name) is exact there, where a
+        # name alone is not across tables ("a"."b.c" and "a.b"."c" both read a.b.c).
+        dropped = {(d.index.table_oid, d.index.qualified): d for d in drops}
+        replaced = {(i.table_oid, i.qualified): c for c in creates for i in c.supersedes}
         for d in list(drops):
             cover = d.relies_on
-            if d.new_cover is not None or cover is None or (cover not in dropped and cover not in replaced):
+            key = (d.index.table_oid, cover or "")
+            if d.new_cover is not None or cover is None or (key not in dropped and key not in replaced):
                 continue
             changed = True
             table = cat.tables.get(d.index.table_oid)
-            if cover in replaced and _prefix_of(d.index, replaced[cover].chosen.candidate):
-                new = replaced[cover]
+            if key in replaced and _prefix_of(d.index, replaced[key].chosen.candidate):
+                new = replaced[key]
                 d.relies_on, d.new_cover = new.label, new
                 d.reason += (f" Its cover {cover} is replaced by {new.label} (created first), whose leading "
                              f"columns also serve these lookups.")
             elif zero_scan_droppable(d.index, cat, settings):
                 d.relies_on = None
-                d.reason += (f" Its cover {cover} is dropped too (as {_why(cover, dropped)}), and it has itself "
+                d.reason += (f" Its cover {cover} is dropped too (as {_why(key, dropped)}), and it has itself "
                              f"never been scanned, so no lookup relies on it.")
                 d.finding.evidence = d.reason
             elif table is not None and low_selectivity_distinct(d.index, table, settings) is not None:
                 d.relies_on = None
-                d.reason += (f" Its cover {cover} is dropped too (as {_why(cover, dropped)}); it is itself of low "
+                d.reason += (f" Its cover {cover} is dropped too (as {_why(key, dropped)}); it is itself of low "
                              f"selectivity.")
                 d.finding.evidence = d.reason
             else:
                 drops.remove(d)
                 reason = (f"not dropped: it is covered by {cover}, but the plan drops {cover} "
-                          f"({_why(cover, dropped)}); {d.index.qualified} then serves these lookups itself")
+                          f"({_why(key, dropped)}); {d.index.qualified} then serves these lookups itself")
                 d.finding.held_back = reason
                 plan.held_back.append(HeldBack(d.index.qualified, d.kind, reason))
 
 
-def _why(name: str, dropped: Mapping[str, _Drop]) -> str:
-    d = dropped.get(name)
+def _why(key: tuple[int, str], dropped: Mapping[tuple[int, str], _Drop]) -> str:
+    d = dropped.get(key)
     return d.kind.replace("_index", "").replace("_", " ") if d else "superseded by a new index"
 
 

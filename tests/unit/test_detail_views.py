@@ -218,6 +218,9 @@ def test_a_renamed_table_keeps_its_advice_and_its_old_name_gets_none() -> None:
     assert [a.order for a in old.advice.actions] == [1, 2] and len(old.advice.findings) == 2
     assert [e.index for e, _ in old.index_history] == ["s.t_a"]
     assert new.advice.actions == [] and new.advice.findings == [] and new.index_history == []
+    html = pages.render_table_page(old, "../../", now=1030.0)  # its actions link their table by its (schema, name)
+    assert f'<span class="kind">1. create</span> <a class="table-link" href="../../{table_path(TARGET, "s", "t")}">' \
+        in html
 
 
 # --- the pages from the scheduler's state --------------------------------------------------------------------

@@ -103,6 +103,7 @@ def test_a_renamed_table_keeps_its_advice_and_index_history_and_a_new_table_of_i
         assert [e.index for e, _ in renamed.index_history] == ["shop.orders_customer_b"]
         assert "duplicate_index" in {f.kind for f in renamed.advice.findings}
         assert new.index_history == [] and new.advice.findings == [] and new.advice.actions == []
+        assert renamed.advice.actions  # the duplicate's drop
         assert all(a.table_id is not None and a.table_id.relid == relid for a in renamed.advice.actions)
 
 

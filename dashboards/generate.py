@@ -1,8 +1,14 @@
 #!/usr/bin/env python3
 """Generate dbpulse's Grafana dashboards (JSON model) into dashboards/json/.
 
-Standard library only. The generated JSON is committed; tests/dashboards checks it is
-current, that every query parses as PromQL and uses only catalogued metric names.
+The dashboards follow the source registry (``collectors/registry.py``): a
+source's dashboards are the builders its spec names (``SourceSpec.dashboards``,
+else the one named like the source), or one drawn from the charts its spec
+declares when it has no builder here; ``SHARED`` are the service's own. A
+builder that is neither is an error. The generated JSON is committed;
+tests/dashboards checks it is current, that every query parses as PromQL and
+uses only catalogued metric names, and tests/lint/source_parts.py that each
+source's dashboards read only its own and the shared metrics.
 
     python dashboards/generate.py          # write dashboards/json/*.json
     python dashboards/generate.py --check  # exit 1 if the committed JSON is out of date
@@ -20,6 +26,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from collectors.base.spec import ChartSpec, SourceSpec
+from collectors.registry import sources
 
 OUT = Path(__file__).resolve().parent / "json"
 DS = {"type": "prometheus", "uid": "${datasource}"}
@@ -141,12 +150,15 @@ def dashboard(uid: str, title: str, description: str, target_metric: str,
     }
 
 
-BOARDS: list[Callable[[], dict[str, Any]]] = []  # every dashboard's builder, in file order
+Builder = Callable[[], dict[str, Any]]
+BUILDERS: dict[str, Builder] = {}  # every hand-written dashboard's builder, by function name
+SHARED = ("overview",)  # the service's own dashboards (every source's status side by side), no source's
 
 
-def board(build: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
-    """Registers a dashboard: adding one (a source's) is its function here, marked ``@board``."""
-    BOARDS.append(build)
+def board(build: Builder) -> Builder:
+    """Registers a dashboard builder, found by its name: a source's names it in its spec (``dashboards``), or
+    is named like it; the service's own are in ``SHARED``."""
+    BUILDERS[build.__name__] = build
     return build
 
 
@@ -670,11 +682,9 @@ def application() -> dict[str, Any]:
                                                     "{{target}} {{endpoint}}")], "none", ""), 12, 8),
         lay.row("Connection pool"),
         lay.place(timeseries("Pool usage",
-                             [target(f"dbpulse_app_pool_usage_ratio{{{SEL}}}", "app {{target}} {{pool}}"),
-                              target(f"dbpulse_pg_app_pool_usage_ratio{{{SEL}}}",
-                                     "server {{target}} {{application_name}}")],
-                             "percentunit", "From the app's own pool block and from PostgreSQL's side.",
-                             max_=1), 12, 8),
+                             [target(f"dbpulse_app_pool_usage_ratio{{{SEL}}}", "app {{target}} {{pool}}")],
+                             "percentunit", "From the app's own pool block (PostgreSQL's side of it: "
+                             "Application pool usage on the PostgreSQL dashboard).", max_=1), 12, 8),
         lay.place(timeseries("Pool connections",
                              [target(f"dbpulse_app_pool_checked_out{{{SEL}}}", "checked out {{target}} {{pool}}"),
                               target(f"dbpulse_app_pool_overflow{{{SEL}}}", "overflow {{target}} {{pool}}"),
@@ -763,8 +773,65 @@ def pgbouncer() -> dict[str, Any]:
                      "behind each database.", "dbpulse_pgbouncer_up", p)
 
 
+# --- a source without a builder: its declared charts --------------------------------
+UNITS = {"ratio": "percentunit", "bytes": "bytes", "seconds": "s", "count": "short", "bytes/s": "Bps"}
+
+
+def chart_panel(chart: ChartSpec) -> dict[str, Any]:
+    """One timeseries panel of a declared chart: the same series, rates and sums the main page draws."""
+    matchers = SEL + "".join(f', {k}="{v}"' for k, v in chart.match.items())
+    by = ", ".join(n for n in ("target", chart.each, chart.label) if n)
+    legend = " ".join(f"{{{{{n}}}}}" for n in ("target", chart.each, chart.label) if n)
+    legend += f" {chart.line}" if chart.line and not chart.label else ""
+    exprs = []
+    for metric in (chart.metric,) if isinstance(chart.metric, str) else chart.metric:
+        expr = f"{metric}{{{matchers}}}"
+        expr = f"rate({expr}[{RI}])" if chart.rate else expr
+        exprs.append(f"sum by ({by}) ({expr})" if chart.combine else expr)
+    # combined: the metrics add up into one line per label value, as on the main page
+    targets = [target(" + ".join(exprs), legend)] if chart.combine else [target(e, legend) for e in exprs]
+    if isinstance(chart.ceiling, str):  # the hard limit it is drawn against
+        ceiling = " ".join(f"{{{{{n}}}}}" for n in ("target", chart.each) if n)
+        targets.append(target(f"{chart.ceiling}{{{SEL}}}", f"{ceiling} {chart.ceiling_label or 'limit'}"))
+    unit = UNITS.get(chart.unit, "ops" if chart.unit.endswith("/s") else "short")
+    return timeseries(chart.title.replace("{value}", chart.each), targets, unit, "As on dbpulse's main page.")
+
+
+def charted(spec: SourceSpec[Any, Any]) -> dict[str, Any]:
+    """The dashboard of a source that has no builder here: its spec's charts, in order."""
+    lay = Layout()
+    panels = [lay.row(spec.title)] + [lay.place(chart_panel(c), 12, 8) for c in spec.charts]
+    first = spec.charts[0].metrics[0] if spec.charts else "dbpulse_source_up"
+    return dashboard(f"dbpulse-{spec.name}", f"dbpulse / {spec.title}",
+                     f"The charts of the {spec.title} section of dbpulse's main page, drawn from its spec.",
+                     first, panels)
+
+
+# --- the registry ------------------------------------------------------------------
+def builders_of(spec: SourceSpec[Any, Any]) -> list[Builder]:
+    """A source's dashboard builders: those its spec names, else the one named like it, else its charts'."""
+    names = spec.dashboards if spec.dashboards is not None else (
+        (spec.name,) if spec.name in BUILDERS else ())
+    missing = [n for n in names if n not in BUILDERS]
+    if missing:
+        raise ValueError(f"{spec.name}: no dashboard builder {', '.join(missing)} in dashboards/generate.py")
+    return [BUILDERS[n] for n in names] if names else [lambda: charted(spec)]
+
+
+def boards() -> dict[str, list[Builder]]:
+    """Every dashboard's builder by owner: "" for the service's own (``SHARED``), else the source's name. A
+    builder nobody claims is an error: it would be generated for no source."""
+    owned = {spec.name: builders_of(spec) for spec in sources()}
+    claimed = {b for bs in owned.values() for b in bs} | {BUILDERS[n] for n in SHARED}
+    stray = sorted(name for name, b in BUILDERS.items() if b not in claimed)
+    if stray:
+        raise ValueError(f"dashboard builder(s) {', '.join(stray)} belong to no source (SourceSpec.dashboards) "
+                         "and are not SHARED")
+    return {"": [BUILDERS[n] for n in SHARED], **owned}
+
+
 def build_all() -> dict[str, dict[str, Any]]:
-    return {f"{d['uid']}.json": d for d in (build() for build in BOARDS)}
+    return {f"{d['uid']}.json": d for bs in boards().values() for d in (build() for build in bs)}
 
 
 def render(model: dict[str, Any]) -> str:

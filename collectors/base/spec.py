@@ -4,8 +4,12 @@ Each source folder exports one ``SPEC: SourceSpec`` (``collectors/<source>/spec.
 ``collectors/registry.py`` finds them. The config, service, command line, web
 pages and charts read everything source-specific from it: its section's model,
 its pollers, its flags, the charts it draws (as data), its section template and
-the typed views its pages show. Adding a source is a folder with a spec, its
-template, its catalogue entries, its rules and its dashboard.
+the typed views its pages show, and which alert rules (``rules/``) and Grafana
+dashboards (``dashboards/generate.py``) are its own, which ``dashboards/generate.py``
+and ``tests/lint/source_parts.py`` loop over. Adding a source is a folder with a
+spec, its template, its catalogue entries, its rules and its dashboard (or none:
+a source without alerts says ``rule_groups=()``; one without a dashboard builder
+gets one drawn from its charts).
 """
 
 from __future__ import annotations
@@ -115,6 +119,12 @@ class SourceSpec(Generic[S, T]):
     # Samples that also read every target's links (the pool chain's ratios): added to each successful poll's own
     # samples by the scheduler, from the other targets' latest links, so they are exported and recorded alike.
     joined_samples: Callable[[T, Sequence[Link]], Sequence[Sample]] | None = None
+    # Its alerts: the groups of rules/*.rules.yml that are its own (None: the one group ``dbpulse.<name>``). A
+    # source without alerts says so with ``()``. Its rules may read only its own and the shared metrics.
+    rule_groups: tuple[str, ...] | None = None
+    # Its Grafana dashboards: builder functions of dashboards/generate.py, by name (None: the one named like the
+    # source if there is one, else a dashboard drawn from its ``charts``). Same metrics rule as its rules.
+    dashboards: tuple[str, ...] | None = None
 
     @property
     def template(self) -> str:
@@ -125,6 +135,11 @@ class SourceSpec(Generic[S, T]):
     def triaged(self) -> bool:
         """Whether it finds what needs attention (its section then has a Health block, ``<name>-health-<target>``)."""
         return self.attention is not _nothing
+
+    @property
+    def alert_groups(self) -> tuple[str, ...]:
+        """The names of its rule groups in rules/ (``rule_groups``, else ``dbpulse.<name>``)."""
+        return (f"dbpulse.{self.name}",) if self.rule_groups is None else self.rule_groups
 
     @property
     def target_flag(self) -> Flag | None:

@@ -32,4 +32,5 @@ SPEC = SourceSpec(
                 "/health/ready to probe (repeatable; paths, headers and timeouts in the config file)",
                 convert=named_url),),
     charts=CHARTS, degraded=degraded, links=HealthSnapshot.links,
+    rule_groups=("dbpulse.app",), dashboards=("application",),  # the application its endpoints belong to
 )

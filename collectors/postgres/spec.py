@@ -36,4 +36,5 @@ SPEC = SourceSpec(
     name=NAME, title="PostgreSQL", order=0, settings=PostgresSettings, pollers=pollers, snapshot=PostgresSnapshot,
     flags=(Flag("--postgres", "[NAME=]DSN", FLAG_HELP, convert=target_from_flag),), env="DBPULSE_POSTGRES",
     charts=CHARTS, view=postgres_view, attention=lambda snap: snap.attention, links=PostgresSnapshot.links,
+    rule_groups=("dbpulse.postgres", "dbpulse.postgres.health"), dashboards=("postgres", "postgres_health"),
 )

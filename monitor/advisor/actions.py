@@ -2,8 +2,8 @@
 
 JSON shape (the report's ``plan`` key)::
 
-    {"actions": [{"order", "action", "table", "steps", "reason", "checked", "kinds",
-                  "creates"?, "drops"?, "supersedes"?, "replaced_by"?, "relies_on"?,
+    {"actions": [{"order", "action", "table", "relid"?, "schema"?, "relname"?, "steps", "reason", "checked",
+                  "kinds", "creates"?, "drops"?, "supersedes"?, "replaced_by"?, "relies_on"?,
                   "statements_using"?}, ...],
      "held_back": [{"subject", "kind", "reason", "judged_from"?}, ...],
      "drop_check", "summary"}
@@ -13,6 +13,9 @@ drop the old one, in that order: ``steps`` are the DDL in the order to run).
 A drop's ``replaced_by`` names the index that serves its lookups afterwards (an
 existing one the plan keeps, or one an earlier action creates); no action drops
 an index another action relies on. Keys are present only where they apply.
+``table`` is the display text ``schema.table``; ``relid`` (the table's oid),
+``schema`` and ``relname`` name it as findings do, and the oid is what an
+action is matched to its table by (a rename keeps it, names may hold dots).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
+
+from .catalog import TableId
 
 ActionKind = Literal["create", "drop", "replace"]
 ACTION_KINDS: tuple[ActionKind, ...] = ("create", "drop", "replace")
@@ -115,6 +120,11 @@ class Action:
     relies_on: list[str] = field(default_factory=list)  # indexes that must stay (or be created first)
     statements_using: list[int] = field(default_factory=list)  # queryids whose plans use a dropped index
     benefit: float = 0.0  # ordering key, not in the JSON
+    table_id: TableId | None = None  # the table by oid (how it is matched) and (schema, name); ``table`` displays it
+
+    def concerns(self, relid: int) -> bool:
+        """Whether it acts on the table whose oid is ``relid``."""
+        return self.table_id is not None and self.table_id.relid == relid
 
     @property
     def steps(self) -> list[str]:
@@ -130,6 +140,8 @@ class Action:
         out: dict[str, Any] = {"order": self.order, "action": self.action, "table": self.table,
                                "steps": self.steps, "reason": self.reason, "checked": self.checked,
                                "kinds": list(self.kinds)}
+        if self.table_id is not None:
+            out |= {"relid": self.table_id.relid, "schema": self.table_id.schema, "relname": self.table_id.name}
         if self.creates:
             out["creates"] = [i.to_json_dict() for i in self.creates]
         for name in ("drops", "supersedes", "relies_on", "statements_using"):

@@ -8,9 +8,10 @@ JSON shape (others build on it)::
 A finding always has ``kind``, ``table`` and ``evidence``; the other keys are
 present only where they apply (never ``null``). ``table`` is the display text
 ``schema.table``; a finding on a table also names it by ``relid`` (its oid),
-``schema`` and ``relname``, which is how it is matched (names may hold dots). An index finding the plan acts
-on names its step (``action``, the action's ``order``); one it does not act on
-says why (``held_back``). ``plan`` is in ``actions.py``, ``outcomes`` in
+``schema`` and ``relname``; the oid is how it is matched (a rename keeps it,
+names may hold dots). An index finding the plan acts on names its step
+(``action``, the action's ``order``); one it does not act on says why
+(``held_back``). ``plan`` is in ``actions.py``, ``outcomes`` in
 ``outcomes.py``, a ``coverage`` entry (``StatementReason``) in ``actions.py``.
 """
 
@@ -67,16 +68,15 @@ class Finding:
     parent_queryid: int | None = None  # n_plus_one: the statement whose rows the lookups follow
     parent_query: str | None = None  # its normalized text (untrusted)
     table_id: TableId | None = None  # the table by oid and (schema, name); None: on no table the advisor knows
+    index_oid: int | None = None  # an index finding's index, how the plan finds it (``index`` displays it); not JSON
     benefit: float = 0.0  # ordering key for people; not part of the JSON contract
 
     def __post_init__(self) -> None:
         kind(self.kind)  # raises for a kind the registry (kinds.py) lacks
 
-    def concerns(self, schema: str, table: str) -> bool:
-        """Whether it is on the table ``schema``.``table``: by its (schema, name), else by its display text."""
-        if self.table_id is not None:
-            return (self.table_id.schema, self.table_id.name) == (schema, table)
-        return self.table == f"{schema}.{table}"
+    def concerns(self, relid: int) -> bool:
+        """Whether it is on the table whose oid is ``relid`` (a finding on no known table concerns none)."""
+        return self.table_id is not None and self.table_id.relid == relid
 
     def to_json_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "table": self.table, "evidence": self.evidence}
@@ -140,11 +140,19 @@ class IndexEvent:
     """An index the advisor saw appear or vanish, and whether its plan had advised that."""
 
     at: datetime
-    table: str  # schema.table
+    table: str  # schema.table, for display (the name when the change was seen)
     index: str
     change: str  # created, dropped
     advised: bool
     advised_at: datetime | None = None  # when that advice began, when it was advised
+    table_oid: int | None = None  # how it is matched to its table; None: kept before the store had it, unresolved
+
+    def concerns(self, relid: int | None, qualified: str) -> bool:
+        """Whether it happened on the table ``relid``. An event kept before the store recorded oids (schema
+        version 4) and left unresolved by its upgrade falls back to the name it was seen with."""
+        if self.table_oid is not None:
+            return self.table_oid == relid
+        return self.table == qualified
 
 
 @dataclass

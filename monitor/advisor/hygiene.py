@@ -47,6 +47,7 @@ class _Found:
     def emit(self, index: Index, finding: Finding) -> None:
         self.reported.add(index.oid)
         finding.index = index.qualified
+        finding.index_oid = index.oid
         finding.columns = [k.text for k in index.keys]
         finding.index_size_bytes = index.size_bytes
         finding.scans = index.scans

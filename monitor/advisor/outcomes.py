@@ -114,6 +114,10 @@ class Outcome:
     advised: bool  # the plan of the run before the change advised exactly this
     statements: list[StatementOutcome] = field(default_factory=list)
     advised_at: datetime | None = None  # when that advice began (the first of the runs that kept advising it)
+    table_oid: int | None = None  # the table by oid, how it is matched (``table`` displays it)
+
+    def concerns(self, relid: int) -> bool:
+        return self.table_oid == relid
 
     @property
     def verdict(self) -> Verdict:
@@ -154,7 +158,8 @@ class Outcome:
         return f"{counted(len(self.statements))} followed, too few calls since to judge"
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {"table": self.table, "index": self.index, "change": self.change,
+        relid = {} if self.table_oid is None else {"relid": self.table_oid}
+        return {"table": self.table, **relid, "index": self.index, "change": self.change,
                 "detected_at": self.detected_at.isoformat(), "advised": self.advised,
                 "advised_at": self.advised_at.isoformat() if self.advised_at else None, "verdict": self.verdict,
                 "statements": [s.to_json_dict() for s in self.statements]}
@@ -298,7 +303,7 @@ class OutcomeTracker:
         self.changed_at[change.table_oid] = self.runs
         after = {q: [seen.current[q]] for q in before if q in seen.current}
         outcome = Outcome(change.table, change.index, change.change, seen.now, change.advised,
-                          advised_at=change.advised_at)
+                          advised_at=change.advised_at, table_oid=change.table_oid)
         self.followed.append(_Followed(outcome, change.table_oid, before, after,
                                        seen.now + timedelta(seconds=s.outcome_follow_seconds)))
 

@@ -107,11 +107,11 @@ def build_plan(run: RunContext) -> Plan:
     settings, whatif = run.settings, run.whatif
     plan = Plan(drop_check="hypopg_hide_index" if whatif is not None and whatif.can_hide else
                 "catalog and statements")
-    by_name = {i.qualified: i for i in cat.indexes}
+    by_oid = {i.oid: i for i in cat.indexes}  # by oid: "a.b"."c" and "a"."b.c" both read a.b.c
     drops: list[_Drop] = []
     for f in findings:
-        if f.kind in DROP_ORDER and f.index in by_name:
-            drops.append(_Drop(by_name[f.index], f, f.kind, f.evidence, f.duplicate_of or f.covered_by))
+        if f.kind in DROP_ORDER and f.index_oid in by_oid:
+            drops.append(_Drop(by_oid[f.index_oid], f, f.kind, f.evidence, f.duplicate_of or f.covered_by))
 
     creates: list[_Create] = []
     claimed: set[int] = set()
@@ -126,9 +126,9 @@ def build_plan(run: RunContext) -> Plan:
                     create.superseded_findings.append(d.finding)
         creates.append(create)
 
-    judged = {f.index for f in findings if f.index}
+    judged = {f.index_oid for f in findings if f.index_oid is not None}
     for index, why, ready in young_zero_scan(cat, settings):
-        if index.qualified not in judged:  # an index with another finding (low selectivity) is judged by it
+        if index.oid not in judged:  # an index with another finding (low selectivity) is judged by it
             plan.held_back.append(HeldBack(index.qualified, "unused_index", why, ready))
     _safety_holds(plan, drops, creates, cat, run.no_drops)
     _resolve(drops, creates, cat, settings, plan)
@@ -168,7 +168,7 @@ def _create_action(plan: Plan, create: _Create, news: list[NewIndex]) -> None:
                    f"it serves is served by the new one. Create the new index first, then drop {names}.")
     action = Action(
         order=len(plan.actions) + 1, action="replace" if old else "create",
-        table=create.chosen.candidate.table.qualified, reason=reason,
+        table=create.chosen.candidate.table.qualified, table_id=create.chosen.candidate.table.id, reason=reason,
         kinds=["missing_index", *sorted({f.kind for f in create.superseded_findings})],
         checked=create.chosen.finding.verified or "hypopg", creates=news,
         drops=[i.qualified for i in old], drop_ddl=[i.drop_ddl() for i in old],
@@ -191,7 +191,8 @@ def _drop_actions(plan: Plan, drops: list[_Drop], cat: Catalog) -> None:
     for d in sorted(drops, key=lambda d: (rank[d.kind], -d.index.size_bytes, d.index.qualified)):
         table = cat.tables.get(d.index.table_oid)
         action = Action(
-            order=len(plan.actions) + 1, action="drop", table=table.qualified if table else "", reason=d.reason,
+            order=len(plan.actions) + 1, action="drop", table=table.qualified if table else "",
+            table_id=table.id if table else None, reason=d.reason,
             kinds=[d.kind], checked=plan.drop_check if plan.checked_as_whole else "catalog",
             drops=[d.index.qualified], drop_ddl=[d.index.drop_ddl()],
             replaced_by=d.relies_on, relies_on=[d.relies_on] if d.relies_on else [], statements_using=d.users,
@@ -260,39 +261,42 @@ def _resolve(drops: list[_Drop], creates: list[_Create], cat: Catalog, settings:
     changed = True
     while changed:
         changed = False
-        dropped = {d.index.qualified: d for d in drops}
-        replaced = {i.qualified: c for c in creates for i in c.supersedes}
+        # A cover is on its drop's table, whose schema holds both: (table oid, name) is exact there, where a
+        # name alone is not across tables ("a"."b.c" and "a.b"."c" both read a.b.c).
+        dropped = {(d.index.table_oid, d.index.qualified): d for d in drops}
+        replaced = {(i.table_oid, i.qualified): c for c in creates for i in c.supersedes}
         for d in list(drops):
             cover = d.relies_on
-            if d.new_cover is not None or cover is None or (cover not in dropped and cover not in replaced):
+            key = (d.index.table_oid, cover or "")
+            if d.new_cover is not None or cover is None or (key not in dropped and key not in replaced):
                 continue
             changed = True
             table = cat.tables.get(d.index.table_oid)
-            if cover in replaced and _prefix_of(d.index, replaced[cover].chosen.candidate):
-                new = replaced[cover]
+            if key in replaced and _prefix_of(d.index, replaced[key].chosen.candidate):
+                new = replaced[key]
                 d.relies_on, d.new_cover = new.label, new
                 d.reason += (f" Its cover {cover} is replaced by {new.label} (created first), whose leading "
                              f"columns also serve these lookups.")
             elif zero_scan_droppable(d.index, cat, settings):
                 d.relies_on = None
-                d.reason += (f" Its cover {cover} is dropped too (as {_why(cover, dropped)}), and it has itself "
+                d.reason += (f" Its cover {cover} is dropped too (as {_why(key, dropped)}), and it has itself "
                              f"never been scanned, so no lookup relies on it.")
                 d.finding.evidence = d.reason
             elif table is not None and low_selectivity_distinct(d.index, table, settings) is not None:
                 d.relies_on = None
-                d.reason += (f" Its cover {cover} is dropped too (as {_why(cover, dropped)}); it is itself of low "
+                d.reason += (f" Its cover {cover} is dropped too (as {_why(key, dropped)}); it is itself of low "
                              f"selectivity.")
                 d.finding.evidence = d.reason
             else:
                 drops.remove(d)
                 reason = (f"not dropped: it is covered by {cover}, but the plan drops {cover} "
-                          f"({_why(cover, dropped)}); {d.index.qualified} then serves these lookups itself")
+                          f"({_why(key, dropped)}); {d.index.qualified} then serves these lookups itself")
                 d.finding.held_back = reason
                 plan.held_back.append(HeldBack(d.index.qualified, d.kind, reason))
 
 
-def _why(name: str, dropped: Mapping[str, _Drop]) -> str:
-    d = dropped.get(name)
+def _why(key: tuple[int, str], dropped: Mapping[tuple[int, str], _Drop]) -> str:
+    d = dropped.get(key)
     return d.kind.replace("_index", "").replace("_", " ") if d else "superseded by a new index"
 
 

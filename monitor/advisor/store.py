@@ -9,7 +9,8 @@ that a restart or an upgrade keeps it:
 - the statements' windows and texts, and the index changes followed, with the
   before and after figures of their statements (``outcomes.py``);
 - advice history: what each run advised, and every index change seen, kept beyond the
-  outcomes' 24 h (schema version 2).
+  outcomes' 24 h (schema version 2), with its table's oid (version 4): a table is
+  matched by its oid, its name is kept for display.
 
 The whole state of a target is written after each run in one transaction. The
 schema is versioned (``PRAGMA user_version``) and upgraded at start by the
@@ -98,8 +99,22 @@ def _v3(db: sqlite3.Connection) -> None:
                 "ALTER TABLE index_change ADD COLUMN advised_at TEXT")
 
 
+def _v4(db: sqlite3.Connection) -> None:
+    """Version 4: each kept index change names its table by oid (``table_oid``), how pages match it to a table
+    (a rename keeps the oid; a name may hold dots). Earlier rows get it from the change still followed
+    (``index_change`` has had the oid from the start), else from the index's table while the index stays;
+    the rest keep NULL, matched by the name they were seen with (``IndexEvent.concerns``)."""
+    _script(db, """
+        ALTER TABLE index_event ADD COLUMN table_oid INTEGER;
+        UPDATE index_event SET table_oid = (SELECT c.table_oid FROM index_change c WHERE c.target = index_event.target
+            AND c.index_name = index_event.index_name AND c.change = index_event.change
+            AND c.detected_at = index_event.detected_at LIMIT 1);
+        UPDATE index_event SET table_oid = (SELECT v.table_oid FROM index_valid v WHERE v.target = index_event.target
+            AND v.name = index_event.index_name LIMIT 1) WHERE table_oid IS NULL""")
+
+
 # Ordered: MIGRATIONS[n] takes a file from version n to n + 1. Append, never edit a shipped one.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 PER_TARGET = (
     "tracker",
@@ -214,18 +229,18 @@ class StateStore:
                 (target, target, ADVICE_KEEP),
             )
 
-    def index_events(self, target: str) -> list[tuple[datetime, str, str, str, bool, datetime | None]]:
+    def index_events(self, target: str) -> list[tuple[datetime, str, str, str, bool, datetime | None, int | None]]:
         """The index changes seen on ``target``, oldest first: (detected at, table, index, change, advised,
-        when that advice began)."""
+        when that advice began, the table's oid (None: an unresolved row of a version-3 file))."""
         with self._transaction("read from") as db:
             rows = db.execute(
-                "SELECT detected_at, table_name, index_name, change, advised, advised_at FROM index_event "
+                "SELECT detected_at, table_name, index_name, change, advised, advised_at, table_oid FROM index_event "
                 "WHERE target = ? ORDER BY detected_at, rowid",
                 (target,),
             ).fetchall()
         return [
-            (datetime.fromisoformat(at), table, index, change, bool(advised), _time(advised_at))
-            for at, table, index, change, advised, advised_at in rows
+            (datetime.fromisoformat(at), table, index, change, bool(advised), _time(advised_at), table_oid)
+            for at, table, index, change, advised, advised_at, table_oid in rows
         ]
 
     def advice(self, target: str) -> list[tuple[datetime, str, int | None, str]]:
@@ -351,7 +366,7 @@ def _load_followed(db: sqlite3.Connection, target: str) -> list[_Followed]:
     ).fetchall():
         followed = _Followed(
             Outcome(table, index, change, datetime.fromisoformat(detected), bool(advised),
-                    advised_at=_time(advised_at)),
+                    advised_at=_time(advised_at), table_oid=table_oid),
             table_oid,
             {},
             {},
@@ -472,7 +487,9 @@ def _save_followed(db: sqlite3.Connection, target: str, followed: list[_Followed
     """The index changes followed, with their statements' before and after (merged) figures; each change also
     in the history of index changes, which outlives the outcome."""
     db.executemany(
-        "INSERT OR IGNORE INTO index_event VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO index_event (target, table_name, index_name, change, detected_at, advised, advised_at, "
+        "table_oid) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
+        "table_oid = coalesce(index_event.table_oid, excluded.table_oid)",
         [
             (
                 target,
@@ -482,6 +499,7 @@ def _save_followed(db: sqlite3.Connection, target: str, followed: list[_Followed
                 f.outcome.detected_at.isoformat(),
                 int(f.outcome.advised),
                 _iso(f.outcome.advised_at),
+                f.table_oid,
             )
             for f in followed
         ],

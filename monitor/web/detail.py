@@ -12,7 +12,11 @@ names in ``DETAIL_METRICS``, which the service records); the current values
 from the latest snapshot, shown only while the source is up (a down source
 shows its error and the gap in the charts, never its last values as if they
 were current). The advice on a statement or table is the findings and plan
-actions of the target's last advisor report that name it.
+actions of the target's last advisor report that name it. A table page finds
+its table by the name in its path once (``find_table``), takes its oid from
+the snapshot (``relid_of``), and matches the advice, the outcomes and the
+index history by that oid: a table renamed since the report keeps its advice,
+and a new table under an old name does not inherit it.
 """
 
 from __future__ import annotations
@@ -244,26 +248,29 @@ def statement_reason(report: AdviceReport | None, queryid: int) -> StatementReas
     return next((c for c in report.coverage if c.queryid == queryid or queryid in c.variants), None)
 
 
-def table_findings(report: AdviceReport | None, schema: str, table: str) -> list[Finding]:
-    if report is None:
+def table_findings(report: AdviceReport | None, relid: int | None) -> list[Finding]:
+    """The findings on the table whose oid is ``relid`` (None: a table whose oid is not known has none)."""
+    if report is None or relid is None:
         return []
-    return [f for f in report.ordered_findings() if f.concerns(schema, table)]
+    return [f for f in report.ordered_findings() if f.concerns(relid)]
 
 
-def table_history(report: AdviceReport | None, qualified: str) -> list[tuple[IndexEvent, Outcome | None]]:
-    """The index changes seen on a table, newest first, each with its outcome while the report still has it."""
+def table_history(report: AdviceReport | None, relid: int | None,
+                  qualified: str) -> list[tuple[IndexEvent, Outcome | None]]:
+    """The index changes seen on the table ``relid``, newest first, each with its outcome while the report still
+    has it. ``qualified`` only for the changes an old state file kept without their table's oid."""
     if report is None:
         return []
     outcomes: dict[tuple[str, str, datetime], Outcome] = {
-        (o.index, o.change, o.detected_at): o for o in report.outcomes if o.table == qualified}
+        (o.index, o.change, o.detected_at): o for o in report.outcomes if relid is not None and o.concerns(relid)}
     return [(e, outcomes.get((e.index, e.change, e.at)))
-            for e in reversed(report.index_history) if e.table == qualified]
+            for e in reversed(report.index_history) if e.concerns(relid, qualified)]
 
 
-def table_actions(report: AdviceReport | None, qualified: str) -> list[Action]:
-    if report is None:
+def table_actions(report: AdviceReport | None, relid: int | None) -> list[Action]:
+    if report is None or relid is None:
         return []
-    return [a for a in report.plan.actions if a.table == qualified or any(n.table == qualified for n in a.creates)]
+    return [a for a in report.plan.actions if a.concerns(relid)]
 
 
 # --- the pages ------------------------------------------------------------------------------------------------
@@ -344,6 +351,7 @@ class TablePage:
     charts: list[Chart]
     advice: Advice
     datname: str | None = None  # its database, named in its series when the target watches several
+    relid: int | None = None  # its oid, what its advice is matched by (None: not known, so no advice shown)
 
     @property
     def qualified(self) -> str:
@@ -351,7 +359,7 @@ class TablePage:
 
     @property
     def index_history(self) -> list[tuple[IndexEvent, Outcome | None]]:
-        return table_history(self.advice.report, self.qualified)
+        return table_history(self.advice.report, self.relid, self.qualified)
 
 
 def _states(states: Iterable[SourceState], target: str) -> tuple[SourceState | None, SourceState | None]:
@@ -487,8 +495,23 @@ def find_table(name: str, last: PostgresSnapshot | DatabaseStats | None, history
     in_db = {"datname": datname} if datname is not None else {}
     known += [(s.labels["schema"], s.labels["table"]) for s in history.series(SEQ_SCANS, **in_db)]
     if report is not None:
-        known += [(f.table_id.schema, f.table_id.name) for f in report.findings if f.table_id is not None]
+        ids = [f.table_id for f in report.findings] + [a.table_id for a in report.plan.actions]
+        known += [(i.schema, i.name) for i in ids if i is not None]
     return next((pair for pair in known if f"{pair[0]}.{pair[1]}" == name and pair[1] != OTHER), None)
+
+
+def relid_of(found: tuple[str, str], last: PostgresSnapshot | DatabaseStats | None,
+             report: AdviceReport | None) -> int | None:
+    """The oid of the table named ``found`` now: the snapshot's row (its name as of the last poll), else the
+    table the advice names so (the advisor read the catalog more recently); None when neither knows it."""
+    if last is not None:
+        row = next((t for t in last.tables if (t.schema, t.table) == found and t.relid), None)
+        if row is not None:
+            return row.relid
+    if report is not None:
+        ids = [f.table_id for f in report.findings] + [a.table_id for a in report.plan.actions]
+        return next((i.relid for i in ids if i is not None and (i.schema, i.name) == found), None)
+    return None
 
 
 def table_page(states: Iterable[SourceState], target: str, name: str, now: float) -> TablePage | None:
@@ -515,7 +538,8 @@ def table_page(states: Iterable[SourceState], target: str, name: str, now: float
     figures = table_figures(pg.history, *found, last.sizes_read_at if last else None,
                             last.size_interval if last else 0.0, datname)
     page = TablePage(target=target, schema=found[0], table=found[1], source=source, row=row, indexes=indexes,
-                     figures=figures, charts=[], advice=Advice(advisor, report), datname=datname)
+                     figures=figures, charts=[], advice=Advice(advisor, report), datname=datname,
+                     relid=relid_of(found, last, report))
     return _with_charts_and_advice(page, pg, datname, now)
 
 
@@ -539,7 +563,8 @@ def _other_database_table(pg: SourceState, advisor: SourceState | None, target: 
                      key=lambda i: i.index) if current else []
     figures = table_figures(pg.history, *found, database.read_at, others.refresh_interval, datname)
     page = TablePage(target=target, schema=found[0], table=found[1], source=source, row=row, indexes=indexes,
-                     figures=figures, charts=[], advice=Advice(advisor, report), datname=datname)
+                     figures=figures, charts=[], advice=Advice(advisor, report), datname=datname,
+                     relid=relid_of(found, database, report))
     return _with_charts_and_advice(page, pg, datname, now)
 
 
@@ -554,6 +579,6 @@ def _with_charts_and_advice(page: TablePage, pg: SourceState, datname: str | Non
         _chart("dead", "dead rows", "count", [Line("dead rows", dead.times, dead.values)] if dead else [], pg, now),
     ]
     report = page.advice.report
-    advice = Advice(page.advice.state, report, table_findings(report, page.schema, page.table),
-                    table_actions(report, page.qualified))
+    advice = Advice(page.advice.state, report, table_findings(report, page.relid),
+                    table_actions(report, page.relid))
     return replace(page, charts=charts, advice=advice)

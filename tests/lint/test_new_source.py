@@ -3,13 +3,16 @@
 A copy of the tree gets ``collectors/echo/`` (settings, poller, snapshot, its
 catalogue entry and its spec) and ``templates/sections/echo.html``, and no
 other file. Then, in that copy, the layer contracts hold, ``check-config``
-counts its targets, ``dbpulse run --help`` offers its flag, and a running
+counts its targets, ``dbpulse run --help`` offers its flag, a running
 service polls it, exports its metric and shows its section with its declared
-chart on the main page.
+chart on the main page, and the per-source check of rules and dashboards
+passes: echo declares no alerts (``rule_groups=()``) and the generator draws
+its dashboard from its chart.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -22,7 +25,7 @@ import pytest
 from tests.support import DbpulseProcess
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("monitor", "collectors", "demo", "harness")
+COPIED = ("monitor", "collectors", "demo", "harness", "rules", "dashboards")
 
 FOLDER = {
     "__init__.py": '"""A source that reads a number from its configuration: the smallest source there is."""\n',
@@ -98,6 +101,7 @@ SPEC = SourceSpec(
     name="echo", title="Echo", order=5, settings=EchoSettings, pollers=pollers, snapshot=EchoSnapshot,
     flags=(Flag("--echo", "[NAME=]URL", "an echo to watch (repeatable)", convert=named_url),),
     charts=(ChartSpec("value", "Echoed value", "count", "dbpulse_echo_value", line="value"),),
+    rule_groups=(),  # no alerts; its dashboard is drawn from its charts
 )
 ''',
 }
@@ -115,7 +119,7 @@ TEMPLATE = '''{% import "macros.html" as m %}
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tree = tmp_path_factory.mktemp("tree")
-    for name in PACKAGES:
+    for name in COPIED:
         shutil.copytree(ROOT / name, tree / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tree / "pyproject.toml")
     folder = tree / "collectors" / "echo"
@@ -169,3 +173,24 @@ def test_the_service_polls_exports_and_shows_the_new_source(tree: Path, monkeypa
         assert 'data-chart="echo:answer:value"' in page
     finally:
         svc.stop()
+
+
+def test_its_dashboard_is_drawn_from_its_spec_and_the_per_source_check_passes(tree: Path) -> None:
+    script = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from collectors.registry import sources\n"
+        "from tests.lint.source_parts import generator, panel_exprs, problems\n"
+        "boards = generator(Path('.')).boards()\n"
+        "echo = [b() for b in boards['echo']]\n"
+        "print(json.dumps({'problems': problems(Path('.'), sources(), boards), 'uids': [m['uid'] for m in echo],\n"
+        "                  'exprs': [e for m in echo for e in panel_exprs(m)]}))\n"
+    )
+    # The copy's packages first; the checkout's tests (the check itself) after them.
+    result = subprocess.run([sys.executable, "-c", script], cwd=tree, capture_output=True, text=True, timeout=120,
+                            env={"PYTHONPATH": f"{tree}:{ROOT}", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["problems"] == []
+    assert out["uids"] == ["dbpulse-echo"]
+    assert out["exprs"] == ['dbpulse_echo_value{job=~"$job", instance=~"$instance", target=~"$target"}']

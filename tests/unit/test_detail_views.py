@@ -13,6 +13,7 @@ from collectors.base.samples import Sample
 from collectors.postgres.snapshot import IndexRow, PostgresSnapshot, TableRow
 from collectors.postgres.statements import StatementStat
 from monitor.advisor.actions import Action, NewIndex, Plan, ServedStatement, StatementReason
+from monitor.advisor.catalog import TableId
 from monitor.advisor.findings import AdviceReport, Finding, IndexEvent, Skipped
 from monitor.advisor.outcomes import Outcome, StatementOutcome, Window
 from monitor.advisor.poller import AdviceSnapshot
@@ -165,17 +166,22 @@ def test_no_growth_figure_until_two_size_reads() -> None:
 
 
 # --- the advice that concerns it -----------------------------------------------------------------------------
+T, U, V = TableId(11, "s", "t"), TableId(12, "s", "u"), TableId(13, "s", "v")
+
+
 def report() -> AdviceReport:
-    missing = Finding("missing_index", "s.t", "e", columns=["a"], queryids=[1, 2], action=1, query="SELECT a")
-    slow = Finding("slow_statement", "s.u", "e", queryids=[3], query="SELECT u")
-    unused = Finding("unused_index", "s.t", "e", index="s.t_b", action=2)
+    missing = Finding("missing_index", "s.t", "e", columns=["a"], queryids=[1, 2], action=1, query="SELECT a",
+                      table_id=T)
+    slow = Finding("slow_statement", "s.u", "e", queryids=[3], query="SELECT u", table_id=U)
+    unused = Finding("unused_index", "s.t", "e", index="s.t_b", action=2, table_id=T)
     serves_2 = [ServedStatement(2, "SELECT a", 1, 0.1, 9)]
     serves_5 = [ServedStatement(5, "SELECT v", 1, 0.1, 9)]
     create = Action(1, "create", "s.t", "r", ["missing_index"], "hypopg",
-                    creates=[NewIndex("s.t", ["a"], "CREATE ...", statements=serves_2)])
-    drop = Action(2, "drop", "s.t", "r", ["unused_index"], "catalog", drops=["s.t_b"], statements_using=[4])
+                    creates=[NewIndex("s.t", ["a"], "CREATE ...", statements=serves_2)], table_id=T)
+    drop = Action(2, "drop", "s.t", "r", ["unused_index"], "catalog", drops=["s.t_b"], statements_using=[4],
+                  table_id=T)
     other = Action(3, "create", "s.v", "r", ["missing_index"], "hypopg",
-                   creates=[NewIndex("s.v", ["x"], "CREATE ...", statements=serves_5)])
+                   creates=[NewIndex("s.v", ["x"], "CREATE ...", statements=serves_5)], table_id=V)
     return AdviceReport(TARGET, datetime.now(UTC), None, findings=[missing, slow, unused],
                         plan=Plan(actions=[create, drop, other]), statement_plans={1: "Seq Scan on t"},
                         skipped=[Skipped(6, "SELECT bad", "cannot be planned: syntax error")])
@@ -193,9 +199,28 @@ def test_findings_and_plan_actions_matched_to_a_statement() -> None:
 
 def test_findings_and_plan_actions_matched_to_a_table() -> None:
     r = report()
-    assert sorted(f.kind for f in table_findings(r, "s", "t")) == ["missing_index", "unused_index"]
-    assert [a.order for a in table_actions(r, "s.t")] == [1, 2]
-    assert table_findings(r, "s", "x") == [] and table_actions(None, "s.t") == []
+    assert sorted(f.kind for f in table_findings(r, T.relid)) == ["missing_index", "unused_index"]
+    assert [a.order for a in table_actions(r, T.relid)] == [1, 2]
+    assert table_findings(r, 99) == [] and table_actions(None, T.relid) == [] and table_actions(r, None) == []
+
+
+def test_a_renamed_table_keeps_its_advice_and_its_old_name_gets_none() -> None:
+    """The report names the table by the name it had when the advisor ran; the page matches it by oid: after
+    ``ALTER TABLE s.t RENAME TO t_old`` and a new ``s.t``, the advice is on t_old's page, not the new t's."""
+    r = report()
+    created = datetime(2026, 12, 4, 9, 30, tzinfo=UTC)
+    r.index_history = [IndexEvent(created, "s.t", "s.t_a", "created", True, table_oid=T.relid)]
+    snap = snapshot(tables=[TableRow("s", "t_old", relid=T.relid, size_bytes=1.0),
+                            TableRow("s", "t", relid=77, size_bytes=1.0)])
+    old = detail.table_page(states(snap, history_of([]), advice=r), TARGET, "s.t_old", 1030.0)
+    new = detail.table_page(states(snap, history_of([]), advice=r), TARGET, "s.t", 1030.0)
+    assert old is not None and new is not None and (old.relid, new.relid) == (T.relid, 77)
+    assert [a.order for a in old.advice.actions] == [1, 2] and len(old.advice.findings) == 2
+    assert [e.index for e, _ in old.index_history] == ["s.t_a"]
+    assert new.advice.actions == [] and new.advice.findings == [] and new.index_history == []
+    html = pages.render_table_page(old, "../../", now=1030.0)  # its actions link their table by its (schema, name)
+    assert f'<span class="kind">1. create</span> <a class="table-link" href="../../{table_path(TARGET, "s", "t")}">' \
+        in html
 
 
 # --- the pages from the scheduler's state --------------------------------------------------------------------
@@ -294,7 +319,8 @@ def test_a_table_page_per_database_and_the_databases_listed() -> None:
     from collectors.postgres.databases import DatabasesPart, DatabaseStats
     from monitor.core.scheduler import Scheduler
 
-    shop = DatabaseStats("shop", 16384, tables=[TableRow("public", "orders", seq_scans=9, size_bytes=5.0)],
+    shop = DatabaseStats("shop", 16384, tables=[TableRow("public", "orders", relid=16400, seq_scans=9,
+                                                          size_bytes=5.0)],
                          table_count=1, indexes=[IndexRow("public", "orders", "orders_pkey", scans=2)],
                          index_count=1, statement_count=4, read_at=1015.0)
     others = DatabasesPart(databases=(shop,), watched=2, left_out={"max": 3}, refresh_interval=300.0)
@@ -304,7 +330,8 @@ def test_a_table_page_per_database_and_the_databases_listed() -> None:
                            (("postgres", 1), ("shop", 3))] for i in range(3)])
     main = AdviceReport(TARGET, datetime.now(UTC), None, findings=[])
     in_shop = AdviceReport(f"{TARGET}/shop", datetime.now(UTC), None,
-                           findings=[Finding("missing_index", "public.orders", "e", columns=["a"])])
+                           findings=[Finding("missing_index", "public.orders", "e", columns=["a"],
+                                             table_id=TableId(16400, "public", "orders"))])
     pg = SourceState(FakePoller("postgres"), history, snapshot=snap, polls=3, up=True, last_success=1020.0)
     advisor = SourceState(FakePoller("advisor"), History(2, []), snapshot=AdviceSnapshot(main, (in_shop,)), polls=1,
                           up=True, last_success=1020.0)
@@ -382,13 +409,13 @@ def test_a_table_page_shows_its_index_history_newest_first_with_the_outcome_stil
     created = datetime(2026, 12, 4, 9, 30, tzinfo=UTC)
     dropped = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
     r = report()
-    r.index_history = [IndexEvent(created, "s.t", "ix_t_a", "created", True),
-                       IndexEvent(created, "s.other", "ix_other", "created", False),
-                       IndexEvent(dropped, "s.t", "ix_t_old", "dropped", False)]
+    r.index_history = [IndexEvent(created, "s.t", "ix_t_a", "created", True, table_oid=T.relid),
+                       IndexEvent(created, "s.other", "ix_other", "created", False, table_oid=14),
+                       IndexEvent(dropped, "s.t", "ix_t_old", "dropped", False)]  # kept before oids: by name
     r.outcomes = [Outcome("s.t", "ix_t_a", "created", created, True,
                           [StatementOutcome(7, "SELECT 1", Window(30, 3.0, 30, 300), Window(60, 0.5, 60, 60),
-                                            "improvement")])]
-    snap = snapshot(tables=[TableRow("s", "t", size_bytes=1.0)])
+                                            "improvement")], table_oid=T.relid)]
+    snap = snapshot(tables=[TableRow("s", "t", relid=T.relid, size_bytes=1.0)])
     page = detail.table_page(states(snap, history_of([]), advice=r), TARGET, "s.t", 1030.0)
     assert page is not None
     assert [(e.index, o is not None) for e, o in page.index_history] == [("ix_t_old", False), ("ix_t_a", True)]

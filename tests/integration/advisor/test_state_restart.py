@@ -49,11 +49,14 @@ def test_the_outcome_of_an_index_created_before_a_restart_is_still_reported(tick
     events = StateStore(tmp_path).index_events("svc")
     # advised by the first run: the advice began then, and that date outlives the restart
     assert seen.advised_at == first.generated_at and outcome.advised_at == first.generated_at
-    assert events == [(seen.detected_at, "public.tickets", seen.index, "created", True, first.generated_at)]
-    # the report carries that history for the table page, matched to the outcome it still follows
+    relid = outcome.table_oid
+    assert relid is not None and seen.table_oid == relid
+    assert events == [(seen.detected_at, "public.tickets", seen.index, "created", True, first.generated_at, relid)]
+    # the report carries that history for the table page, matched (by the table's oid) to the outcome it still
+    # follows
     assert third.index_history == [
-        IndexEvent(seen.detected_at, "public.tickets", seen.index, "created", True, first.generated_at)]
-    assert [(e.index, o is outcome) for e, o in table_history(third, "public.tickets")] == [(seen.index, True)]
+        IndexEvent(seen.detected_at, "public.tickets", seen.index, "created", True, first.generated_at, relid)]
+    assert [(e.index, o is outcome) for e, o in table_history(third, relid, "")] == [(seen.index, True)]
     assert forgetful.run().index_history == []
     history = StateStore(tmp_path).advice("svc")
     assert history[0][:2] == (first.generated_at, "create") and history[0][3] == "c:external_ref"

@@ -47,11 +47,16 @@ def plan_of(cat: Catalog, settings: Thresholds = OLD, chosen: list[Chosen] | Non
 
 
 def assert_coherent(plan: Plan) -> None:
-    dropped = {n for a in plan.actions for n in a.drops}
+    """No action relies on an index another drops (on its own table: names are exact only there)."""
+    def on(a: Any) -> int:
+        assert a.table_id is not None, a
+        return int(a.table_id.relid)
+
+    dropped = {(on(a), n) for a in plan.actions for n in a.drops}
     created = {f"{c.label}" for a in plan.actions for c in a.creates}
     for a in plan.actions:
         for needed in a.relies_on:
-            assert needed not in dropped, a
+            assert (on(a), needed) not in dropped, a
             if needed in created:  # an index created by an earlier action
                 assert any(needed in {c.label for c in b.creates} for b in plan.actions if b.order < a.order)
 
@@ -82,6 +87,40 @@ def test_both_dropped_when_neither_is_ever_scanned() -> None:
     assert sorted(n for a in plan.actions for n in a.drops) == ["public.ix_estado", "public.ix_estado_fecha"]
     redundant = next(a for a in plan.actions if a.kinds == ["redundant_index"])
     assert redundant.relies_on == [] and "never been scanned" in redundant.reason
+
+
+def test_the_plan_drops_the_index_its_finding_is_on_even_when_two_indexes_read_alike() -> None:
+    """"a"."b.c" and "a.b"."c" both read a.b.c: the plan finds a finding's index by its oid, so it drops the
+    never-scanned one, not the one in use (by the text, it found whichever came last)."""
+    cat = catalog([("ix_fecha", ("fecha",), 0), ("ix_ref", ("ref",), 50)])
+    cat.tables[1].schema = "a"  # an index lives in its table's schema: a.x and "a.b".y
+    cat.tables[2] = Table(2, "a.b", "y", 100_000, 8_000_000, 0, 0, 0, columns=dict(cat.tables[1].columns))
+    unused, used = cat.indexes
+    unused.schema, unused.name, used.schema, used.name, used.table_oid = "a", "b.c", "a.b", "c", 2
+    assert unused.qualified == used.qualified == "a.b.c"
+    plan, findings = plan_of(cat)
+    assert [(f.kind, f.index_oid) for f in findings] == [("unused_index", unused.oid)]
+    (drop,) = plan.actions
+    assert drop.steps == ['DROP INDEX CONCURRENTLY a."b.c";'] and drop.table_id is not None
+    assert drop.table_id.relid == 1
+
+
+def test_a_redundant_index_s_cover_is_not_confused_with_a_dropped_index_that_reads_alike() -> None:
+    """a.x's unused "b.c" is dropped; "a.b".y's (ref) is redundant with its cover "a.b"."c" (ref, fecha), which
+    stays: the redundant one is dropped relying on it (by the name alone, its cover read as dropped, and it was
+    held back)."""
+    cat = catalog([("b.c", ("fecha",), 0), ("ix_ref", ("ref",), 5), ("c", ("ref", "fecha"), 50)])
+    cat.tables[1].schema = "a"
+    cat.tables[2] = Table(2, "a.b", "y", 100_000, 8_000_000, 0, 0, 0, columns=dict(cat.tables[1].columns))
+    unused, redundant, cover = cat.indexes
+    unused.schema = "a"
+    for index in (redundant, cover):
+        index.schema, index.table_oid = "a.b", 2
+    plan, _ = plan_of(cat)
+    assert_coherent(plan)
+    assert sorted((a.drops[0], a.relies_on) for a in plan.actions) == [
+        ("a.b.c", []), ("a.b.ix_ref", ["a.b.c"])]
+    assert plan.held_back == []
 
 
 def test_young_statistics_hold_the_unused_check_back_and_say_until_when() -> None:

@@ -158,7 +158,7 @@ def test_a_version_1_file_is_upgraded_and_read(tmp_path: Path) -> None:
     tracker = OutcomeTracker(Thresholds())
     StateStore(tmp_path).load("shop", tracker)
     with closing(sqlite3.connect(tmp_path / FILE_NAME)) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     ((index, verdict, ratio),) = _run(tracker, 4, 1.0, with_index=True)
     assert (index, verdict) == ("public.orders_customer_idx", "improvement")
     assert ratio == pytest.approx(1.0 / 8.0)  # (0.02 + 0.02) s / 40 calls after, 0.48 s / 60 before
@@ -250,7 +250,39 @@ def test_index_changes_are_kept_after_their_outcome_is_no_longer_reported(tmp_pa
     with closing(sqlite3.connect(tmp_path / FILE_NAME)) as db:
         assert db.execute("SELECT count(*) FROM index_change").fetchone()[0] == 0
     assert store.index_events("shop") == [
-        (detected, "public.orders", "public.orders_customer_idx", "created", False, None)]
+        (detected, "public.orders", "public.orders_customer_idx", "created", False, None, 1)]
+
+
+def test_a_version_3_file_s_index_history_gets_its_tables_oids(tmp_path: Path) -> None:
+    """Version 4 keeps each index change's table oid (pages match by it). A version-3 file's changes get it from
+    the change still followed, else from the index's table while the index stays; one with neither stays
+    without, and is matched by the name it was seen with."""
+    from monitor.advisor import store
+    from monitor.advisor.findings import IndexEvent
+
+    seen = [(T0 + timedelta(minutes=m)).isoformat() for m in (5, 10, 15)]
+    with closing(sqlite3.connect(tmp_path / FILE_NAME)) as db:
+        for migration in store.MIGRATIONS[:3]:
+            migration(db)
+        db.execute("PRAGMA user_version = 3")
+        db.execute("INSERT INTO tracker VALUES ('shop', 4)")
+        db.execute("INSERT INTO index_valid VALUES ('shop', 2, 60, 'public.items_sku_idx')")
+        db.execute("INSERT INTO index_change (id, target, table_name, table_oid, index_name, change, detected_at, "
+                   "advised, follow_until) VALUES (1, 'shop', 'public.orders', 1, 'public.orders_customer_idx', "
+                   "'created', ?, 1, ?)", (seen[2], (T0 + timedelta(hours=2)).isoformat()))
+        db.executemany("INSERT INTO index_event VALUES ('shop', ?, ?, ?, ?, 0, NULL)", [
+            ("public.gone", "public.gone_idx", "dropped", seen[0]),
+            ("public.items", "public.items_sku_idx", "created", seen[1]),
+            ("public.orders", "public.orders_customer_idx", "created", seen[2])])
+        db.commit()
+    kept = StateStore(tmp_path)
+    tracker = OutcomeTracker(Thresholds())
+    kept.load("shop", tracker)
+    assert [e[-1] for e in kept.index_events("shop")] == [None, 2, 1]
+    assert tracker.followed[0].outcome.table_oid == 1
+    gone, items, _ = (IndexEvent(*e) for e in kept.index_events("shop"))
+    assert items.concerns(2, "public.renamed") and not items.concerns(1, "public.items")  # by oid only
+    assert gone.concerns(None, "public.gone") and not gone.concerns(None, "public.other")  # unresolved: by name
 
 
 def test_a_migration_cut_short_leaves_the_file_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

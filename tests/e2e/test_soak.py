@@ -13,7 +13,9 @@ import pytest
 
 from bench.soak import Params, SoakResult, run
 
-pytestmark = pytest.mark.slow
+# Alone: its zero poll errors and zero pending alerts are about dbpulse, not about sharing 2 cores with the other
+# test workers (a standby poll past its 1.6 s timeout was seen under xdist beside `make install`).
+pytestmark = [pytest.mark.slow, pytest.mark.alone]
 
 
 
@@ -25,7 +27,7 @@ def soak() -> SoakResult:
 def test_the_system_was_busy_healthy_and_watched(soak: SoakResult) -> None:
     e = soak.evidence
     assert set(e["source_up_min"].values()) == {1.0}, e["source_up_min"]
-    assert set(e["poll_errors"].values()) == {0.0}, e["poll_errors"]
+    assert set(e["poll_errors"].values()) == {0.0}, (e["poll_errors"], e["dbpulse_log_warnings"])
     assert e["transactions_per_second"]["primary"] > 0.5 * soak.params.tps
     assert e["transactions_per_second"]["standby"] > 0.5 * soak.params.standby_tps
     assert e["connected_standbys_min"]["primary"] == 1

@@ -5,8 +5,10 @@ A scrape is served from bytes built beforehand: nothing is encoded, compressed o
 - The snapshot part only changes when a poll ends, so it is encoded once per scheduler version (in a worker
   thread, so a large exposition never blocks the event loop), and gzipped there too when a scraper asked for
   gzip (Prometheus does). When a poll ends, the formats scraped before are encoded again at once.
-- The process metrics (CPU, memory, open files: ``/proc`` reads, about half a millisecond) are read in the
-  background every ``PROCESS_REFRESH`` seconds while someone scrapes, and appended to each body then. The gzipped
+- The process metrics (CPU, memory, open files: ``/proc`` reads, a fraction of a millisecond) are read in the
+  background while someone scrapes, and appended to each body then: every ``PROCESS_REFRESH`` seconds when
+  scrapes come that often, else once per gap between scrapes, ``PROCESS_REFRESH`` before the next one is due (a
+  Prometheus scraping every 15 s gets metrics read a second before, without 14 reads nobody is served). The gzipped
   body reuses the snapshot part's compressor state (``zlib`` ``copy``), so only the small process part is
   compressed again: the gzipped body decodes to exactly the plain one.
 
@@ -117,6 +119,9 @@ class Exposition:
         self._negotiated: dict[tuple[str, str], tuple[Encoder, str, bool]] = {}
         self._lock = asyncio.Lock()
         self._last_scrape = 0.0
+        self._scrape_gap = 0.0  # seconds between the last two scrapes (0 until the second)
+        self._read_planned_at = 0.0  # when the background refresh means to read the process metrics next
+        self._replan = asyncio.Event()  # set when a scrape makes an earlier read due than planned
         self.warming: asyncio.Task[None] | None = None  # the re-encoding after a poll, if one is due
         self.refreshing: asyncio.Task[None] | None = None  # the process metrics' refresh, while scraped
         scheduler.on_change.append(self._poll_ended)
@@ -130,14 +135,20 @@ class Exposition:
         """The body for a scrape's ``Accept`` and ``Accept-Encoding``: built beforehand, unless this format is
         scraped for the first time or a poll's re-encoding is still running."""
         encoder, content_type, gzip = self._negotiate(accept, accept_encoding)
-        self._last_scrape = self.clock()
+        now = self.clock()
+        if self.refreshing is not None:  # scraped before
+            self._scrape_gap = now - self._last_scrape
+        self._last_scrape = now
+        if now + self._next_read_in() < self._read_planned_at - PROCESS_REFRESH:
+            self._replan.set()  # e.g. scrapes every 15 s after a minute's gap: read before the next, not in a minute
         if self.refreshing is None or self.refreshing.done():
             self.refreshing = asyncio.get_running_loop().create_task(self._refresh(), name="exposition-process")
         cached = self._bodies.get((content_type, gzip))
         if cached is not None and cached[0] == self.scheduler.version:
             if self.clock() - self._process_read_at < STALE_AFTER:
                 return cached[1]
-            # idle for a while (no refresh ran): the bodies a poll rebuilt meanwhile carry old process metrics
+            # no background read lately (idle for a while, or a scrape well before its cadence's next): the
+            # bodies a poll rebuilt meanwhile carry old process metrics
             self._read_process()
             self._rebuild()
             return self._bodies[(content_type, gzip)][1]
@@ -193,11 +204,29 @@ class Exposition:
                 self._build(content_type, gzip, encoded)
 
     async def _refresh(self) -> None:
-        """While scrapes come: read the process metrics every PROCESS_REFRESH seconds and rebuild the bodies."""
+        """While scrapes come: read the process metrics when ``_next_read_in`` says and rebuild the bodies."""
         while self.clock() - self._last_scrape < IDLE_AFTER:
-            await asyncio.sleep(PROCESS_REFRESH)
-            self._read_process()
-            self._rebuild()
+            delay = self._next_read_in()
+            self._read_planned_at = self.clock() + delay
+            self._replan.clear()
+            try:
+                await asyncio.wait_for(self._replan.wait(), delay)
+            except TimeoutError:
+                self._read_process()
+                self._rebuild()
+
+    def _next_read_in(self) -> float:
+        """Seconds until the next background read of the process metrics: PROCESS_REFRESH while scrapes come at
+        most two of those apart; else PROCESS_REFRESH before the next scrape is due (the last one plus the gap
+        before it), or before the one after if they were read for the next already. A scrape that comes early
+        after all is served metrics at most STALE_AFTER old, as always (``serve`` reads them if older)."""
+        gap = self._scrape_gap
+        if gap <= 2 * PROCESS_REFRESH:
+            return PROCESS_REFRESH
+        due = self._last_scrape + gap - PROCESS_REFRESH
+        if self._process_read_at >= due:
+            due += gap
+        return max(PROCESS_REFRESH, due - self.clock())
 
     def _poll_ended(self) -> None:
         if self._encoded and (self.warming is None or self.warming.done()):

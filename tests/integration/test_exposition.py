@@ -171,3 +171,72 @@ async def test_after_an_idle_spell_the_first_scrape_reads_the_process_metrics_ag
         assert b"dbpulse_test_reads 2.0" in later.data, later.data[-300:]
     finally:
         await exposition.close()
+
+
+def _reads_in(body: bytes) -> float:
+    line = next(line for line in body.splitlines() if line.startswith(b"dbpulse_test_reads "))
+    return float(line.split()[1])
+
+
+async def test_scrapes_further_apart_read_the_process_metrics_once_per_gap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scrapes 12 PROCESS_REFRESH apart (a Prometheus every 15 s, scaled down): the process metrics are read about
+    once per gap, shortly before the next scrape, not every PROCESS_REFRESH; each scrape still gets them fresh."""
+    monkeypatch.setattr(exposition_module, "PROCESS_REFRESH", 0.02)
+    reads = _Reads()
+    exposition = Exposition(Scheduler([]), [reads])
+    try:
+        bodies = [await exposition.serve(PROMETHEUS, "")]
+        await asyncio.sleep(0.24)
+        bodies.append(await exposition.serve(PROMETHEUS, ""))  # the gap is known from here on
+        before, gaps = reads.reads, 6
+        for _ in range(gaps):
+            await asyncio.sleep(0.24)
+            bodies.append(await exposition.serve(PROMETHEUS, ""))
+        assert reads.reads - before <= 2 * gaps  # every PROCESS_REFRESH would be about 12 a gap
+        seen = [_reads_in(b.data) for b in bodies[1:]]
+        assert seen[-1] - seen[0] >= gaps - 2, seen  # still read again between scrapes
+    finally:
+        await exposition.close()
+
+
+async def test_the_next_background_read_is_planned_before_the_next_scrape() -> None:
+    """Scrapes every 15 s: the next read is due a PROCESS_REFRESH before the next scrape; once read for it, before
+    the one after; scrapes that come quicker again go back to every PROCESS_REFRESH."""
+    now = [1000.0]
+    exposition = Exposition(Scheduler([]), clock=lambda: now[0])
+    refresh = exposition_module.PROCESS_REFRESH
+    try:
+        await exposition.serve(PROMETHEUS, "")
+        assert exposition._next_read_in() == refresh  # one scrape: no cadence known yet
+        now[0] += 15
+        await exposition.serve(PROMETHEUS, "")  # read on the spot: the last read is 15 s old
+        assert exposition._next_read_in() == pytest.approx(15 - refresh)
+        now[0] += 15 - refresh
+        exposition._read_process()  # what the background read does then
+        assert exposition._next_read_in() == pytest.approx(15)  # for the scrape after the next
+        now[0] += refresh
+        await exposition.serve(PROMETHEUS, "")
+        now[0] += 0.5
+        await exposition.serve(PROMETHEUS, "")  # scrapes close together: every PROCESS_REFRESH again
+        assert exposition._next_read_in() == refresh
+    finally:
+        await exposition.close()
+
+
+async def test_a_quicker_cadence_after_a_long_gap_is_followed_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a long gap the background read is planned far ahead; scrapes that come quicker again bring it
+    forward (it does not wait out the plan made for the long gap)."""
+    monkeypatch.setattr(exposition_module, "PROCESS_REFRESH", 0.05)
+    reads = _Reads()
+    exposition = Exposition(Scheduler([]), [reads])
+    try:
+        await exposition.serve(PROMETHEUS, "")
+        await asyncio.sleep(1.0)
+        await exposition.serve(PROMETHEUS, "")  # a 1 s gap: the next read planned 0.95 s ahead
+        await asyncio.sleep(0.3)
+        await exposition.serve(PROMETHEUS, "")  # a 0.3 s gap: the next read is due 0.25 s from here
+        read = reads.reads
+        await asyncio.sleep(0.4)  # before the 0.65 s the first plan had left
+        assert reads.reads > read
+    finally:
+        await exposition.close()

@@ -32,6 +32,7 @@ from prometheus_client.registry import Collector
 from collectors.base.samples import Sample, SampleList, families
 from monitor import __version__
 from monitor.core.scheduler import Scheduler
+from monitor.web import openmetrics
 
 EOF_LINE = b"# EOF\n"
 Encoder = Callable[[CollectorRegistry], bytes]
@@ -54,12 +55,15 @@ class SnapshotCollector(Collector):
         build.add("dbpulse_build_info", 1, version=__version__, python_version=platform.python_version())
         self._build = build.samples
 
-    def collect(self) -> Iterator[Metric]:
+    def samples(self) -> list[Sample]:
         samples: list[Sample] = list(self._build)
         for state in self.scheduler.states:
             samples.extend(state.meta_samples())
             samples.extend(state.samples)
-        yield from families(samples)
+        return samples
+
+    def collect(self) -> Iterator[Metric]:
+        yield from families(self.samples())
 
 
 @dataclass(frozen=True)
@@ -88,8 +92,12 @@ class Encoded:
         return self.gzip_head + rest.compress(tail) + rest.flush()
 
 
-def _encode(encoder: Encoder, registry: CollectorRegistry, version: int, gzip: bool) -> Encoded:
-    plain = encoder(registry).removesuffix(EOF_LINE)
+def _encode(encoder: Encoder, content_type: str, snapshot: SnapshotCollector, registry: CollectorRegistry,
+            version: int, gzip: bool) -> Encoded:
+    # OpenMetrics 1.0.0 (what Prometheus asks for) written directly from the samples; other formats by
+    # prometheus_client
+    fast = content_type in openmetrics.CONTENT_TYPES
+    plain = (openmetrics.encode(snapshot.samples()) if fast else encoder(registry)).removesuffix(EOF_LINE)
     if not gzip:
         return Encoded(version, plain, encoder)
     compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # gzip's header and trailer
@@ -106,7 +114,8 @@ class Exposition:
         self.scheduler = scheduler
         self.clock = clock
         self.snapshot = CollectorRegistry(auto_describe=False)
-        self.snapshot.register(SnapshotCollector(scheduler))
+        self.collector = SnapshotCollector(scheduler)
+        self.snapshot.register(self.collector)
         self.process = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self.process)
         for collector in live:
@@ -175,7 +184,8 @@ class Exposition:
             encoded = self._encoded.get(content_type)
             gzip = content_type in self._gzip
             if encoded is None or encoded.version != version or (gzip and encoded.compressor is None):
-                encoded = await asyncio.to_thread(_encode, encoder, self.snapshot, version, gzip)
+                encoded = await asyncio.to_thread(_encode, encoder, content_type, self.collector, self.snapshot,
+                                                  version, gzip)
                 self._encoded[content_type] = encoded
             return encoded
 

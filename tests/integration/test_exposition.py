@@ -11,12 +11,14 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.openmetrics import exposition as openmetrics_encoder
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from monitor.core.scheduler import Scheduler
 from monitor.web import exposition as exposition_module
+from monitor.web import openmetrics
 from monitor.web.app import make_app
 from monitor.web.exposition import Exposition
 from tests.support import pg_poller
@@ -26,14 +28,14 @@ async def test_snapshot_encoded_once_per_poll_and_valid_in_both_formats(fresh_db
     scheduler = Scheduler([pg_poller(fresh_db)])
     exposition = Exposition(scheduler)
     encodes = 0
-    original = exposition.snapshot.collect
+    original = exposition.collector.samples
 
-    def counting_collect():  # type: ignore[no-untyped-def]
+    def counting_samples():  # type: ignore[no-untyped-def]  # read once by each encoding, in either format
         nonlocal encodes
         encodes += 1
         return original()
 
-    exposition.snapshot.collect = counting_collect  # type: ignore[method-assign]
+    exposition.collector.samples = counting_samples  # type: ignore[method-assign]
     try:
         await scheduler.poll_once(scheduler.states[0])
         text, text_type = await exposition.render("")
@@ -239,4 +241,21 @@ async def test_a_quicker_cadence_after_a_long_gap_is_followed_at_once(monkeypatc
         await asyncio.sleep(0.4)  # before the 0.65 s the first plan had left
         assert reads.reads > read
     finally:
+        await exposition.close()
+
+
+async def test_openmetrics_written_directly_is_what_prometheus_client_writes(fresh_db: str) -> None:
+    """A real PostgreSQL poll's samples (statement texts, table names, every metric kind the poller has): the
+    OpenMetrics body Prometheus is served is, byte for byte, prometheus_client's encoding of the same snapshot."""
+    scheduler = Scheduler([pg_poller(fresh_db)])
+    exposition = Exposition(scheduler)
+    try:
+        await scheduler.poll_once(scheduler.states[0])
+        theirs = openmetrics_encoder.generate_latest(exposition.snapshot)
+        assert openmetrics.encode(exposition.collector.samples()) == theirs
+        served = await exposition.serve(PROMETHEUS, "")
+        assert served.data.startswith(theirs.removesuffix(b"# EOF\n"))
+        assert served.data.count(b"# TYPE ") > 50
+    finally:
+        await scheduler.stop()
         await exposition.close()

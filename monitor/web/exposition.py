@@ -4,7 +4,9 @@ A scrape is served from bytes built beforehand: nothing is encoded, compressed o
 
 - The snapshot part only changes when a poll ends, so it is encoded once per scheduler version (in a worker
   thread, so a large exposition never blocks the event loop), and gzipped there too when a scraper asked for
-  gzip (Prometheus does). When a poll ends, the formats scraped before are encoded again at once.
+  gzip (Prometheus does). When a poll ends, the formats scraped before are encoded again at once. OpenMetrics
+  1.0.0, which Prometheus asks for, is written directly from the samples (``openmetrics``: the same bytes as
+  prometheus_client's encoder, about 6x less CPU); other formats by prometheus_client.
 - The process metrics (CPU, memory, open files: ``/proc`` reads, a fraction of a millisecond) are read in the
   background while someone scrapes, and appended to each body then: every ``PROCESS_REFRESH`` seconds when
   scrapes come that often, else once per gap between scrapes, ``PROCESS_REFRESH`` before the next one is due (a

@@ -4,9 +4,13 @@ A scrape is served from bytes built beforehand: nothing is encoded, compressed o
 
 - The snapshot part only changes when a poll ends, so it is encoded once per scheduler version (in a worker
   thread, so a large exposition never blocks the event loop), and gzipped there too when a scraper asked for
-  gzip (Prometheus does). When a poll ends, the formats scraped before are encoded again at once.
-- The process metrics (CPU, memory, open files: ``/proc`` reads, about half a millisecond) are read in the
-  background every ``PROCESS_REFRESH`` seconds while someone scrapes, and appended to each body then. The gzipped
+  gzip (Prometheus does). When a poll ends, the formats scraped before are encoded again at once. OpenMetrics
+  1.0.0, which Prometheus asks for, is written directly from the samples (``openmetrics``: the same bytes as
+  prometheus_client's encoder, about 6x less CPU); other formats by prometheus_client.
+- The process metrics (CPU, memory, open files: ``/proc`` reads, a fraction of a millisecond) are read in the
+  background while someone scrapes, and appended to each body then: every ``PROCESS_REFRESH`` seconds when
+  scrapes come that often, else once per gap between scrapes, ``PROCESS_REFRESH`` before the next one is due (a
+  Prometheus scraping every 15 s gets metrics read a second before, without 14 reads nobody is served). The gzipped
   body reuses the snapshot part's compressor state (``zlib`` ``copy``), so only the small process part is
   compressed again: the gzipped body decodes to exactly the plain one.
 
@@ -30,6 +34,7 @@ from prometheus_client.registry import Collector
 from collectors.base.samples import Sample, SampleList, families
 from monitor import __version__
 from monitor.core.scheduler import Scheduler
+from monitor.web import openmetrics
 
 EOF_LINE = b"# EOF\n"
 Encoder = Callable[[CollectorRegistry], bytes]
@@ -52,12 +57,15 @@ class SnapshotCollector(Collector):
         build.add("dbpulse_build_info", 1, version=__version__, python_version=platform.python_version())
         self._build = build.samples
 
-    def collect(self) -> Iterator[Metric]:
+    def samples(self) -> list[Sample]:
         samples: list[Sample] = list(self._build)
         for state in self.scheduler.states:
             samples.extend(state.meta_samples())
             samples.extend(state.samples)
-        yield from families(samples)
+        return samples
+
+    def collect(self) -> Iterator[Metric]:
+        yield from families(self.samples())
 
 
 @dataclass(frozen=True)
@@ -86,8 +94,12 @@ class Encoded:
         return self.gzip_head + rest.compress(tail) + rest.flush()
 
 
-def _encode(encoder: Encoder, registry: CollectorRegistry, version: int, gzip: bool) -> Encoded:
-    plain = encoder(registry).removesuffix(EOF_LINE)
+def _encode(encoder: Encoder, content_type: str, snapshot: SnapshotCollector, registry: CollectorRegistry,
+            version: int, gzip: bool) -> Encoded:
+    # OpenMetrics 1.0.0 (what Prometheus asks for) written directly from the samples; other formats by
+    # prometheus_client
+    fast = content_type in openmetrics.CONTENT_TYPES
+    plain = (openmetrics.encode(snapshot.samples()) if fast else encoder(registry)).removesuffix(EOF_LINE)
     if not gzip:
         return Encoded(version, plain, encoder)
     compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # gzip's header and trailer
@@ -104,7 +116,8 @@ class Exposition:
         self.scheduler = scheduler
         self.clock = clock
         self.snapshot = CollectorRegistry(auto_describe=False)
-        self.snapshot.register(SnapshotCollector(scheduler))
+        self.collector = SnapshotCollector(scheduler)
+        self.snapshot.register(self.collector)
         self.process = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self.process)
         for collector in live:
@@ -117,6 +130,9 @@ class Exposition:
         self._negotiated: dict[tuple[str, str], tuple[Encoder, str, bool]] = {}
         self._lock = asyncio.Lock()
         self._last_scrape = 0.0
+        self._scrape_gap = 0.0  # seconds between the last two scrapes (0 until the second)
+        self._read_planned_at = 0.0  # when the background refresh means to read the process metrics next
+        self._replan = asyncio.Event()  # set when a scrape makes an earlier read due than planned
         self.warming: asyncio.Task[None] | None = None  # the re-encoding after a poll, if one is due
         self.refreshing: asyncio.Task[None] | None = None  # the process metrics' refresh, while scraped
         scheduler.on_change.append(self._poll_ended)
@@ -130,14 +146,20 @@ class Exposition:
         """The body for a scrape's ``Accept`` and ``Accept-Encoding``: built beforehand, unless this format is
         scraped for the first time or a poll's re-encoding is still running."""
         encoder, content_type, gzip = self._negotiate(accept, accept_encoding)
-        self._last_scrape = self.clock()
+        now = self.clock()
+        if self.refreshing is not None:  # scraped before
+            self._scrape_gap = now - self._last_scrape
+        self._last_scrape = now
+        if now + self._next_read_in() < self._read_planned_at - PROCESS_REFRESH:
+            self._replan.set()  # e.g. scrapes every 15 s after a minute's gap: read before the next, not in a minute
         if self.refreshing is None or self.refreshing.done():
             self.refreshing = asyncio.get_running_loop().create_task(self._refresh(), name="exposition-process")
         cached = self._bodies.get((content_type, gzip))
         if cached is not None and cached[0] == self.scheduler.version:
             if self.clock() - self._process_read_at < STALE_AFTER:
                 return cached[1]
-            # idle for a while (no refresh ran): the bodies a poll rebuilt meanwhile carry old process metrics
+            # no background read lately (idle for a while, or a scrape well before its cadence's next): the
+            # bodies a poll rebuilt meanwhile carry old process metrics
             self._read_process()
             self._rebuild()
             return self._bodies[(content_type, gzip)][1]
@@ -164,7 +186,8 @@ class Exposition:
             encoded = self._encoded.get(content_type)
             gzip = content_type in self._gzip
             if encoded is None or encoded.version != version or (gzip and encoded.compressor is None):
-                encoded = await asyncio.to_thread(_encode, encoder, self.snapshot, version, gzip)
+                encoded = await asyncio.to_thread(_encode, encoder, content_type, self.collector, self.snapshot,
+                                                  version, gzip)
                 self._encoded[content_type] = encoded
             return encoded
 
@@ -193,11 +216,29 @@ class Exposition:
                 self._build(content_type, gzip, encoded)
 
     async def _refresh(self) -> None:
-        """While scrapes come: read the process metrics every PROCESS_REFRESH seconds and rebuild the bodies."""
+        """While scrapes come: read the process metrics when ``_next_read_in`` says and rebuild the bodies."""
         while self.clock() - self._last_scrape < IDLE_AFTER:
-            await asyncio.sleep(PROCESS_REFRESH)
-            self._read_process()
-            self._rebuild()
+            delay = self._next_read_in()
+            self._read_planned_at = self.clock() + delay
+            self._replan.clear()
+            try:
+                await asyncio.wait_for(self._replan.wait(), delay)
+            except TimeoutError:
+                self._read_process()
+                self._rebuild()
+
+    def _next_read_in(self) -> float:
+        """Seconds until the next background read of the process metrics: PROCESS_REFRESH while scrapes come at
+        most two of those apart; else PROCESS_REFRESH before the next scrape is due (the last one plus the gap
+        before it), or before the one after if they were read for the next already. A scrape that comes early
+        after all is served metrics at most STALE_AFTER old, as always (``serve`` reads them if older)."""
+        gap = self._scrape_gap
+        if gap <= 2 * PROCESS_REFRESH:
+            return PROCESS_REFRESH
+        due = self._last_scrape + gap - PROCESS_REFRESH
+        if self._process_read_at >= due:
+            due += gap
+        return max(PROCESS_REFRESH, due - self.clock())
 
     def _poll_ended(self) -> None:
         if self._encoded and (self.warming is None or self.warming.done()):

@@ -11,12 +11,14 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.openmetrics import exposition as openmetrics_encoder
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from monitor.core.scheduler import Scheduler
 from monitor.web import exposition as exposition_module
+from monitor.web import openmetrics
 from monitor.web.app import make_app
 from monitor.web.exposition import Exposition
 from tests.support import pg_poller
@@ -26,14 +28,14 @@ async def test_snapshot_encoded_once_per_poll_and_valid_in_both_formats(fresh_db
     scheduler = Scheduler([pg_poller(fresh_db)])
     exposition = Exposition(scheduler)
     encodes = 0
-    original = exposition.snapshot.collect
+    original = exposition.collector.samples
 
-    def counting_collect():  # type: ignore[no-untyped-def]
+    def counting_samples():  # type: ignore[no-untyped-def]  # read once by each encoding, in either format
         nonlocal encodes
         encodes += 1
         return original()
 
-    exposition.snapshot.collect = counting_collect  # type: ignore[method-assign]
+    exposition.collector.samples = counting_samples  # type: ignore[method-assign]
     try:
         await scheduler.poll_once(scheduler.states[0])
         text, text_type = await exposition.render("")
@@ -170,4 +172,90 @@ async def test_after_an_idle_spell_the_first_scrape_reads_the_process_metrics_ag
         later = await exposition.serve(PROMETHEUS, "")
         assert b"dbpulse_test_reads 2.0" in later.data, later.data[-300:]
     finally:
+        await exposition.close()
+
+
+def _reads_in(body: bytes) -> float:
+    line = next(line for line in body.splitlines() if line.startswith(b"dbpulse_test_reads "))
+    return float(line.split()[1])
+
+
+async def test_scrapes_further_apart_read_the_process_metrics_once_per_gap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scrapes 12 PROCESS_REFRESH apart (a Prometheus every 15 s, scaled down): the process metrics are read about
+    once per gap, shortly before the next scrape, not every PROCESS_REFRESH; each scrape still gets them fresh."""
+    monkeypatch.setattr(exposition_module, "PROCESS_REFRESH", 0.02)
+    reads = _Reads()
+    exposition = Exposition(Scheduler([]), [reads])
+    try:
+        bodies = [await exposition.serve(PROMETHEUS, "")]
+        await asyncio.sleep(0.24)
+        bodies.append(await exposition.serve(PROMETHEUS, ""))  # the gap is known from here on
+        before, gaps = reads.reads, 6
+        for _ in range(gaps):
+            await asyncio.sleep(0.24)
+            bodies.append(await exposition.serve(PROMETHEUS, ""))
+        assert reads.reads - before <= 2 * gaps  # every PROCESS_REFRESH would be about 12 a gap
+        seen = [_reads_in(b.data) for b in bodies[1:]]
+        assert seen[-1] - seen[0] >= gaps - 2, seen  # still read again between scrapes
+    finally:
+        await exposition.close()
+
+
+async def test_the_next_background_read_is_planned_before_the_next_scrape() -> None:
+    """Scrapes every 15 s: the next read is due a PROCESS_REFRESH before the next scrape; once read for it, before
+    the one after; scrapes that come quicker again go back to every PROCESS_REFRESH."""
+    now = [1000.0]
+    exposition = Exposition(Scheduler([]), clock=lambda: now[0])
+    refresh = exposition_module.PROCESS_REFRESH
+    try:
+        await exposition.serve(PROMETHEUS, "")
+        assert exposition._next_read_in() == refresh  # one scrape: no cadence known yet
+        now[0] += 15
+        await exposition.serve(PROMETHEUS, "")  # read on the spot: the last read is 15 s old
+        assert exposition._next_read_in() == pytest.approx(15 - refresh)
+        now[0] += 15 - refresh
+        exposition._read_process()  # what the background read does then
+        assert exposition._next_read_in() == pytest.approx(15)  # for the scrape after the next
+        now[0] += refresh
+        await exposition.serve(PROMETHEUS, "")
+        now[0] += 0.5
+        await exposition.serve(PROMETHEUS, "")  # scrapes close together: every PROCESS_REFRESH again
+        assert exposition._next_read_in() == refresh
+    finally:
+        await exposition.close()
+
+
+async def test_a_quicker_cadence_after_a_long_gap_is_followed_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a long gap the background read is planned far ahead; scrapes that come quicker again bring it
+    forward (it does not wait out the plan made for the long gap)."""
+    monkeypatch.setattr(exposition_module, "PROCESS_REFRESH", 0.05)
+    reads = _Reads()
+    exposition = Exposition(Scheduler([]), [reads])
+    try:
+        await exposition.serve(PROMETHEUS, "")
+        await asyncio.sleep(1.0)
+        await exposition.serve(PROMETHEUS, "")  # a 1 s gap: the next read planned 0.95 s ahead
+        await asyncio.sleep(0.3)
+        await exposition.serve(PROMETHEUS, "")  # a 0.3 s gap: the next read is due 0.25 s from here
+        read = reads.reads
+        await asyncio.sleep(0.4)  # before the 0.65 s the first plan had left
+        assert reads.reads > read
+    finally:
+        await exposition.close()
+
+
+async def test_openmetrics_written_directly_is_what_prometheus_client_writes(fresh_db: str) -> None:
+    """A real PostgreSQL poll's samples (statement texts, table names, every metric kind the poller has): the
+    OpenMetrics body Prometheus is served is, byte for byte, prometheus_client's encoding of the same snapshot."""
+    scheduler = Scheduler([pg_poller(fresh_db)])
+    exposition = Exposition(scheduler)
+    try:
+        await scheduler.poll_once(scheduler.states[0])
+        theirs = openmetrics_encoder.generate_latest(exposition.snapshot)
+        assert openmetrics.encode(exposition.collector.samples()) == theirs
+        served = await exposition.serve(PROMETHEUS, "")
+        assert served.data.startswith(theirs.removesuffix(b"# EOF\n"))
+        assert served.data.count(b"# TYPE ") > 50
+    finally:
+        await scheduler.stop()
         await exposition.close()

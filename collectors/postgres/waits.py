@@ -43,7 +43,7 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 from psycopg.rows import dict_row
@@ -57,6 +57,7 @@ log = logging.getLogger("dbpulse.postgres")
 
 CPU = "CPU"  # wait_event_type and wait_event of an active backend that waits on nothing
 SAMPLER_APPLICATION_NAME = f"{APPLICATION_NAME}-sampler"  # the sampler's session, told apart from the poll's
+FEW_SAMPLES = 20  # a statement seen active in fewer samples gets its shares called a hint (the pages)
 RETRY_MAX = 30.0  # seconds: a failing sampler retries after 1, 2, 4... intervals, at most this long
 STOP_GRACE = 1.0  # seconds stop() waits for the cancelled task (its session is closed without waiting)
 UNKNOWN_DB = "(unknown)"  # a backend whose database was not seen (it ended before a read named it)
@@ -163,6 +164,15 @@ class WaitProfile:
     read_at: float = field(default_factory=time.time)
     cpu_from: str = ""  # where CPU:CPU comes from when not from ``method`` (pg_wait_sampling without sample_cpu)
     statements_from: str = ""  # where the figures per statement come from when not from ``method``
+    interval: float = 0.0  # the time one pg_stat_activity sample stands for; 0 for pg_wait_sampling's profile
+    few_samples: ClassVar[int] = FEW_SAMPLES
+
+    def statement_samples(self, queryid: int) -> int | None:
+        """About how many of dbpulse's samples saw the statement active (a late sample stands for up to two
+        intervals); None where the profile does not count samples (pg_wait_sampling's counts are its own)."""
+        if not self.interval:
+            return None
+        return round(sum(self.statements.get(queryid, {}).values()) / self.interval)
 
     @property
     def span_seconds(self) -> float:
@@ -372,7 +382,7 @@ class WaitReader:
         self._report("pg_stat_activity", reason)
         totals = self.sampler.totals
         return WaitProfile("pg_stat_activity", supported, reason, self.sampler.since, self.sampler.samples,
-                           dict(totals.databases), totals.keep_statements(top))
+                           dict(totals.databases), totals.keep_statements(top), interval=self.sampler.interval)
 
     async def _read_profile(self, conn: psycopg.AsyncConnection[dict[str, Any]], version: int,
                             setup: dict[str, Any], top: list[int], pgss_loaded: bool) -> WaitProfile | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -245,6 +246,7 @@ def test_the_statement_page_and_main_page_show_a_lock_wait(fresh_db: str, tmp_pa
     with lock_wait(fresh_db) as queryid:
         statement, main, metrics = served_pages(fresh_db, queryid, tmp_path)
     assert 'id="statement-waits"' in statement and "measured with pg_stat_activity" in statement
+    assert re.search(r'id="statement-wait-samples">seen active in about \d+ samples?', statement), statement
     assert "What active sessions wait on" in main
     assert metrics.get("transactionid", 0) > 0
 
@@ -252,7 +254,7 @@ def test_the_statement_page_and_main_page_show_a_lock_wait(fresh_db: str, tmp_pa
 def test_the_statement_page_with_pg_wait_sampling(tmp_path: Path) -> None:
     with running(wait_sampling_server(), "pg_wait_sampling") as dsn, lock_wait(dsn) as queryid:
         statement, _, metrics = served_pages(dsn, queryid, tmp_path)
-    assert "measured with pg_wait_sampling" in statement
+    assert "measured with pg_wait_sampling" in statement and 'id="statement-wait-samples"' not in statement
     assert metrics.get("transactionid", 0) > 0
 
 

@@ -77,3 +77,16 @@ def test_the_profile_adds_up_the_cluster_and_exports_catalogued_samples() -> Non
     assert ("dbpulse_pg_wait_seconds_total", ("t", "b", "IO", "DataFileRead")) in got
     assert features(profile) == {"wait_sampling": True, "wait_statements": True}
     assert features(None) == {"wait_sampling": False, "wait_statements": False}
+
+
+def test_a_statement_profile_says_how_many_samples_saw_it() -> None:
+    """pg_stat_activity samples stand for an interval each: a statement's sampled seconds over the interval is
+    about how many samples saw it active (the statement page calls fewer than FEW_SAMPLES a hint)."""
+    profile = WaitProfile("pg_stat_activity", True, None, since=100.0, samples=40, read_at=160.0,
+                          statements={9: {("IO", "DataFileRead"): 0.6, ("CPU", "CPU"): 0.4}, 7: {("CPU", "CPU"): 9.0}},
+                          interval=0.2)
+    few, many = profile.statement_samples(9), profile.statement_samples(7)
+    assert (few, many, profile.statement_samples(8)) == (5, 45, 0)
+    assert few < profile.few_samples <= many
+    assert WaitProfile("pg_wait_sampling", True, None, since=0.0, samples=3).statement_samples(9) is None
+

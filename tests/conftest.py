@@ -6,6 +6,7 @@ tests never depend on whatever happens to run on the machine.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Iterator
 
@@ -38,7 +39,18 @@ def fresh_db(pg_server: LocalPostgres) -> Iterator[str]:
         conn.execute("CREATE EXTENSION pg_stat_statements")
         conn.execute("CREATE EXTENSION hypopg")
     yield dsn
-    with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
+    drop_database(pg_server, name)
+
+
+def drop_database(server: LocalPostgres, name: str) -> None:
+    """Drop a test's database and its pg_stat_statements entries: they outlive the database, and a later test
+    of the same worker that looks a statement up by its text would find this one's too (same text, other
+    queryid: seen as a flaky test under xdist)."""
+    with contextlib.suppress(psycopg.Error), psycopg.connect(server.dsn(name), autocommit=True) as conn:
+        # from the database itself: the extension's functions are where it was created (a test may drop it)
+        conn.execute("SELECT pg_stat_statements_reset(0::oid, oid, 0::bigint) FROM pg_database "
+                     "WHERE datname = current_database()")
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from harness.servers import LocalPostgres
+from tests.conftest import drop_database
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -32,8 +33,7 @@ def scenario_db(pg_server: LocalPostgres) -> Iterator[str]:
     build(dsn)
     run_workload(dsn)
     yield dsn
-    with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+    drop_database(pg_server, name)
 
 
 @pytest.fixture(scope="session")

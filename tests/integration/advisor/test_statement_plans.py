@@ -10,7 +10,8 @@ from monitor.advisor.findings import STATEMENT_PLAN_CHARS
 
 
 def _queryid(conn: psycopg.Connection[tuple[int]], fragment: str) -> int:
-    row = conn.execute("SELECT queryid FROM pg_stat_statements WHERE query LIKE %s", (f"%{fragment}%",)).fetchone()
+    row = conn.execute("SELECT queryid FROM pg_stat_statements WHERE query LIKE %s AND dbid = (SELECT oid FROM "
+                       "pg_database WHERE datname = current_database())", (f"%{fragment}%",)).fetchone()
     assert row is not None
     return int(row[0])
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
+from psycopg.rows import namedtuple_row
 
 from collectors.postgres.access import COLLECTOR_TAG, error_line, tagged
+
+Row = TypeVar("Row")
 
 MIN_SUPPORTED = 130000
 
@@ -56,10 +59,27 @@ async def fetch_counted(conn: psycopg.AsyncConnection[dict[str, Any]], query: Qu
     a broken or closed connection raises, so the poller reconnects. Errors of the
     ``passed_on`` types are the caller's to handle: raised, not counted.
     """
+    return await _counted(conn, conn.cursor(), query, version_num, errors, params, passed_on)
+
+
+async def fetch_counted_tuples(conn: psycopg.AsyncConnection[Any], query: Query, version_num: int,
+                               errors: dict[str, int], params: Mapping[str, Any] | None = None,
+                               passed_on: tuple[type[psycopg.Error], ...] = (),
+                               ) -> tuple[list[Any] | None, str | None]:
+    """``fetch_counted``, the rows as named tuples: a dict per row is five times the memory of a tuple, which
+    counts for the reads of one row per statement (10,000 rows: 6.3 MiB of dicts at each poll)."""
+    return await _counted(conn, conn.cursor(row_factory=namedtuple_row), query, version_num, errors, params,
+                          passed_on)
+
+
+async def _counted(conn: psycopg.AsyncConnection[Any], cur: psycopg.AsyncCursor[Row], query: Query,
+                   version_num: int, errors: dict[str, int], params: Mapping[str, Any] | None,
+                   passed_on: tuple[type[psycopg.Error], ...]) -> tuple[list[Row] | None, str | None]:
     sql = query.required_sql(version_num)
     try:
-        cur = await conn.execute(sql.encode(), params)
-        return await cur.fetchall(), None
+        async with cur:
+            await cur.execute(sql.encode(), params)
+            return await cur.fetchall(), None
     except psycopg.Error as exc:
         if conn.broken or conn.closed or isinstance(exc, passed_on):
             raise

@@ -35,7 +35,7 @@ from collectors.base.samples import OTHER
 from collectors.base.topk import fold, summed
 from collectors.postgres import queries
 from collectors.postgres.access import ADVISOR_TAG, unwrap_statement_text
-from collectors.postgres.query import fetch_counted
+from collectors.postgres.query import fetch_counted, fetch_counted_tuples
 
 WHOLE_TEXT = 1_000_000  # characters: pg_stat_statements keeps at most track_activity_query_size of them
 
@@ -157,10 +157,11 @@ class CollectorStatements:
                    errors: dict[str, int]) -> CollectorRead:
         """Raises the errors of ``PGSS_STATES`` (the caller reports the state: the view may be revoked while
         the function is not); any other is counted and returned."""
-        rows, error = await fetch_counted(conn, queries.STATEMENT_COUNTERS, band, errors, passed_on=PGSS_STATES)
+        rows, error = await fetch_counted_tuples(conn, queries.STATEMENT_COUNTERS, band, errors,
+                                                 passed_on=PGSS_STATES)
         if rows is None:
             return _failed(error)
-        keys = [(r["userid"], r["queryid"]) for r in rows]
+        keys = [(r.userid, r.queryid) for r in rows]
         texts: dict[int, str] = {}
         unlabelled = sorted({queryid for userid, queryid in keys if (userid, queryid) not in self._own})
         if unlabelled:
@@ -196,11 +197,11 @@ class CollectorStatements:
                 texts.setdefault(queryid, unwrap_statement_text((r["query"] or "")[:self.text_length]))
         return error
 
-    def _summed(self, rows: list[dict[str, Any]],
+    def _summed(self, rows: list[Any],
                 keys: list[tuple[int, int]]) -> tuple[dict[int, tuple[float, ...]], list[OwnStatements]]:
         """The application's counters summed per queryid (``_COUNTERS`` order); dbpulse's per component. An entry
         not labelled (new since the labels were read) waits for the next poll."""
-        counters = operator.itemgetter(*_COUNTERS)
+        counters = operator.attrgetter(*_COUNTERS)  # rows are named tuples (fetch_counted_tuples)
         app: dict[int, tuple[float, ...]] = {}
         own: dict[str, tuple[set[int], list[float]]] = {c: (set(), [0, 0.0]) for c in OWN_COMPONENTS}
         labels = self._own
@@ -213,8 +214,8 @@ class CollectorStatements:
             elif who in own:
                 ids, sums = own[who]
                 ids.add(key[1])
-                sums[0] += r["calls"] or 0
-                sums[1] += float(r["total_exec_time"] or 0) / 1000
+                sums[0] += r.calls or 0
+                sums[1] += float(r.total_exec_time or 0) / 1000
         return app, [OwnStatements(c, len(ids), int(sums[0]), float(sums[1])) for c, (ids, sums) in own.items()]
 
 

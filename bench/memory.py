@@ -212,12 +212,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                      "growth_mib": last - first, "flat": flat(first, last)}
     out["dbpulse"]["advisor_runs_done"] = {str(k): v for k, v in advisor_runs.items()}
     out["dbpulse"]["max_rss_mib"] = max(rss["dbpulse"].values())
+    out["dbpulse"]["max_rss_sampled_mib"] = max([*rss["dbpulse"].values(), *samples.values()])
     out["dbpulse"]["rss_start_mib"] = rss_start
     out["dbpulse"]["rss_samples_mib"] = {str(k): v for k, v in sorted(samples.items())}
     out["dbpulse"]["slope_mib_per_1000_polls"] = slope_per_1000(samples)
     out["dbpulse"]["failed_polls"] = failed_polls
     out["dbpulse"]["tree"] = tree.result()
-    under = out["dbpulse"]["max_rss_mib"] <= LIMIT_MIB
+    under = out["dbpulse"]["max_rss_sampled_mib"] <= LIMIT_MIB  # at every mark and sample, not the marks alone
     same = peer_marks[-1]  # the last poll count both reached
     r_first = common.ratio(rss["postgres_exporter"][marks[0]], rss["dbpulse"][marks[0]])
     r_last = common.ratio(rss["postgres_exporter"][same], rss["dbpulse"][same])
@@ -229,12 +230,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "exporters": out,
         "peer_scrape_errors": peer_errors,
         "load_average_at_start": load_at_start,
-        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "ratios_peer_over_dbpulse": {str(marks[0]): r_first, str(same): r_last},
         "wall_seconds": wall,
         "target": {"what": f"dbpulse RSS flat between {marks[0]} and {marks[-1]} polls "
                            f"(within {FLAT_RATIO:.0%} or {FLAT_MIB:.0f} MiB), and at most 100 MB "
-                           f"({LIMIT_MIB:.1f} MiB)", "met": out["dbpulse"]["flat"] and under,
+                           f"({LIMIT_MIB:.1f} MiB) at every mark and every sample",
+                   "met": out["dbpulse"]["flat"] and under,
                    "flat": out["dbpulse"]["flat"], "under_limit": under},
     }
 

@@ -263,6 +263,18 @@ def memory(r: dict[str, Any]) -> list[str]:
     top = r["exporters"]["dbpulse"].get("max_rss_mib")
     if top is not None:
         lines.append(f"- dbpulse's highest RSS at the marks: {_n(top)} MiB (100 MB is 95.4 MiB)")
+    sampled = r["exporters"]["dbpulse"].get("max_rss_sampled_mib")
+    if sampled is not None:
+        samples = r["exporters"]["dbpulse"].get("rss_samples_mib", {})
+        over = sum(1 for v in samples.values() if v > 100e6 / 2**20)
+        lines.append(f"- dbpulse's highest RSS at the marks and the samples every 25 polls: {_n(sampled)} MiB; "
+                     f"{over} of {len(samples)} samples above 95.4 MiB")
+    tree = r["exporters"]["dbpulse"].get("tree")
+    if tree:
+        lines.append(f"- dbpulse with its advisor runs' child processes (sampled twice a second, "
+                     f"{tree['samples_with_a_child']} of {tree['samples']} samples during a run): peak PSS "
+                     f"{_n(tree['peak_pss_mib'])} MiB, peak USS {_n(tree['peak_uss_mib'])} MiB; the children's "
+                     f"peak PSS {_n(tree['peak_children_pss_mib'])} MiB")
     runs = r["exporters"]["dbpulse"].get("advisor_runs_done")
     if runs:
         every = r["params"].get("advisor_interval")

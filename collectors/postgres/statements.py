@@ -35,7 +35,7 @@ from collectors.base.samples import OTHER
 from collectors.base.topk import fold, summed
 from collectors.postgres import queries
 from collectors.postgres.access import ADVISOR_TAG, unwrap_statement_text
-from collectors.postgres.query import fetch_counted
+from collectors.postgres.query import fetch_counted, rows_counted
 
 WHOLE_TEXT = 1_000_000  # characters: pg_stat_statements keeps at most track_activity_query_size of them
 
@@ -157,18 +157,34 @@ class CollectorStatements:
                    errors: dict[str, int]) -> CollectorRead:
         """Raises the errors of ``PGSS_STATES`` (the caller reports the state: the view may be revoked while
         the function is not); any other is counted and returned."""
-        rows, error = await fetch_counted(conn, queries.STATEMENT_COUNTERS, band, errors, passed_on=PGSS_STATES)
-        if rows is None:
-            return _failed(error)
-        keys = [(r["userid"], r["queryid"]) for r in rows]
         texts: dict[int, str] = {}
-        unlabelled = sorted({queryid for userid, queryid in keys if (userid, queryid) not in self._own})
-        if unlabelled:
-            error = await self._label(conn, band, errors, unlabelled, texts)
+        if not self._own:  # the first poll: every label first, so that the counters below need not wait for theirs
+            error = await self._label(conn, band, errors, None, texts)
             if error is not None:
                 return _failed(error)
-        self._own = {key: self._own[key] for key in keys if key in self._own}  # entries gone are forgotten
-        app, own = self._summed(rows, keys)
+        rows, error = await rows_counted(conn, queries.STATEMENT_COUNTERS, band, errors, passed_on=PGSS_STATES)
+        if rows is None:
+            return _failed(error)
+        # Folded as they are read: no list of 10,000 rows. An entry new since the labels were read waits, with
+        # its counters, for its label.
+        sums = _Sums()
+        seen: list[tuple[int, int]] = []
+        waiting: list[tuple[tuple[int, int], Any]] = []
+        async for r in rows:
+            key = (r.userid, r.queryid)
+            seen.append(key)
+            if key in self._own:
+                sums.add(self._own[key], key[1], r)
+            else:
+                waiting.append((key, r))
+        if waiting:
+            error = await self._label(conn, band, errors, sorted({key[1] for key, _ in waiting}), texts)
+            if error is not None:
+                return _failed(error)
+            for key, r in waiting:
+                sums.add(self._own.get(key, _UNLABELLED), key[1], r)
+        self._own = {key: self._own[key] for key in seen if key in self._own}  # entries gone are forgotten
+        app, own = sums.app, sums.own_statements()
         ranked = sorted(app, key=lambda q: (-app[q][1], q))
         top_ids = ranked[:self.top]
         missing = [q for q in top_ids if q not in texts and q not in self._texts]
@@ -184,10 +200,11 @@ class CollectorStatements:
         return CollectorRead(top, other, len(app), own)
 
     async def _label(self, conn: psycopg.AsyncConnection[dict[str, Any]], band: int, errors: dict[str, int],
-                     ids: list[int], texts: dict[int, str]) -> str | None:
-        """Read whose statement each entry of ``ids`` is, and the application's texts (into ``texts``)."""
-        every = len(ids) > EVERY_LABEL
-        params = {"every": every, "ids": [] if every else ids}
+                     ids: list[int] | None, texts: dict[int, str]) -> str | None:
+        """Read whose statement each entry of ``ids`` (None: every entry) is, and the application's texts (into
+        ``texts``)."""
+        every = ids is None or len(ids) > EVERY_LABEL
+        params = {"every": every, "ids": [] if ids is None or every else ids}
         rows, error = await fetch_counted(conn, queries.STATEMENT_LABELS, band, errors, params, passed_on=PGSS_STATES)
         for r in rows or []:
             queryid, own = int(r["queryid"]), r["own"]
@@ -196,28 +213,31 @@ class CollectorStatements:
                 texts.setdefault(queryid, unwrap_statement_text((r["query"] or "")[:self.text_length]))
         return error
 
-    def _summed(self, rows: list[dict[str, Any]],
-                keys: list[tuple[int, int]]) -> tuple[dict[int, tuple[float, ...]], list[OwnStatements]]:
-        """The application's counters summed per queryid (``_COUNTERS`` order); dbpulse's per component. An entry
-        not labelled (new since the labels were read) waits for the next poll."""
-        counters = operator.itemgetter(*_COUNTERS)
-        app: dict[int, tuple[float, ...]] = {}
-        own: dict[str, tuple[set[int], list[float]]] = {c: (set(), [0, 0.0]) for c in OWN_COMPONENTS}
-        labels = self._own
-        for r, key in zip(rows, keys, strict=True):
-            who = labels.get(key, _UNLABELLED)
-            if who is None:
-                values = counters(r)
-                before = app.get(key[1])
-                app[key[1]] = values if before is None else tuple(map(operator.add, before, values))
-            elif who in own:
-                ids, sums = own[who]
-                ids.add(key[1])
-                sums[0] += r["calls"] or 0
-                sums[1] += float(r["total_exec_time"] or 0) / 1000
-        return app, [OwnStatements(c, len(ids), int(sums[0]), float(sums[1])) for c, (ids, sums) in own.items()]
+class _Sums:
+    """The application's counters summed per queryid (``_COUNTERS`` order); dbpulse's per component. An entry
+    not labelled (new since the labels were read) waits for the next poll."""
+
+    def __init__(self) -> None:
+        self.app: dict[int, tuple[float, ...]] = {}
+        self.own: dict[str, tuple[set[int], list[float]]] = {c: (set(), [0, 0.0]) for c in OWN_COMPONENTS}
+
+    def add(self, who: str | None, queryid: int, r: Any) -> None:
+        """One row (a named tuple of ``queries.STATEMENT_COUNTERS``) of ``who``'s (None: the application)."""
+        if who is None:
+            values = _counters(r)
+            before = self.app.get(queryid)
+            self.app[queryid] = values if before is None else tuple(map(operator.add, before, values))
+        elif who in self.own:
+            ids, sums = self.own[who]
+            ids.add(queryid)
+            sums[0] += r.calls or 0
+            sums[1] += float(r.total_exec_time or 0) / 1000
+
+    def own_statements(self) -> list[OwnStatements]:
+        return [OwnStatements(c, len(ids), int(sums[0]), float(sums[1])) for c, (ids, sums) in self.own.items()]
 
 
+_counters = operator.attrgetter(*_COUNTERS)
 _UNLABELLED = "?"  # not a component: an entry new since the labels were read
 
 

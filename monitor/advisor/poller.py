@@ -1,7 +1,8 @@
 """The advisor as a scheduled source: one run per target on its own (long) interval.
 
 A run is synchronous (psycopg, HypoPG what-if plans) and goes to a daemon
-thread, so the event loop, the scrapes, the other sources and the shutdown
+thread (which, with ``advisor.run_in_child``, runs it in a forked child process: ``child.py``), so the
+event loop, the scrapes, the other sources and the shutdown
 never wait on it; its session is bounded by a statement_timeout and an
 EXPLAIN time budget derived from advisor.timeout. It is never on the scrape
 path: ``/metrics``, ``/advice`` and the UI read the last report.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from collectors.postgres.settings import PostgresSettings
 from collectors.postgres.spec import SPEC as POSTGRES
 from monitor.advisor.actions import ACTION_KINDS
 from monitor.advisor.advisor import Advisor
+from monitor.advisor.child import ChildRunner
 from monitor.advisor.databases import DatabaseAdvisors
 from monitor.advisor.findings import UNPLANNABLE_CATEGORIES, AdviceReport
 from monitor.advisor.outcomes import CHANGES
@@ -50,7 +53,9 @@ def pollers(settings: AdvisorSettings, sections: Mapping[str, PollSettings]) -> 
         password = t.password_source()
         advisor = Advisor(t.dsn, t.target, thresholds, password=password, store=store)
         runner = advisor if t.databases is None else DatabaseAdvisors(advisor, t.databases, thresholds, password)
-        out.append(AdvisorPoller(runner, settings.interval, settings.effective_timeout))
+        out.append(AdvisorPoller(runner, settings.interval, settings.effective_timeout,
+                                 in_child=settings.run_in_child and hasattr(os, "fork"),
+                                 shared=(store, password, thresholds)))
     return out
 
 
@@ -111,12 +116,16 @@ def missing_index_benefit(report: AdviceReport) -> float:
 class AdvisorPoller(Poller):
     source = ADVISOR
 
-    def __init__(self, advisor: Advisor | DatabaseAdvisors, interval: float, timeout: float) -> None:
+    def __init__(self, advisor: Advisor | DatabaseAdvisors, interval: float, timeout: float, in_child: bool = False,
+                 shared: tuple[object, ...] = ()) -> None:
+        """``in_child``: each run in a forked child (``child.py``); ``shared``: what the advisor holds that the
+        child uses as it is, not as a copy (the state store, the password source, the thresholds)."""
         self.advisor = advisor
         self.target = advisor.target
         self.interval = interval
         self.timeout = timeout
         self._running: asyncio.Future[AdviceSnapshot] | None = None
+        self._child = ChildRunner(advisor, shared) if in_child else None
 
     async def poll(self) -> AdviceSnapshot:
         if self._running is not None:
@@ -131,10 +140,11 @@ class AdvisorPoller(Poller):
         return snapshot
 
     def _run(self) -> AdviceSnapshot:
-        """One run (in the advisor's thread): the target's database, or the turn of one of its databases."""
-        if isinstance(self.advisor, DatabaseAdvisors):
-            return AdviceSnapshot(*self.advisor.run())
-        return AdviceSnapshot(self.advisor.run())
+        """One run (in the advisor's thread, or its child): the target's database, or the turn of one of its
+        databases."""
+        if self._child is not None:
+            return self._child.run(run_once)
+        return run_once(self.advisor)
 
     def _start(self) -> asyncio.Future[AdviceSnapshot]:
         """Run the advisor in a daemon thread: it never holds up shutdown, unlike the default executor."""
@@ -175,4 +185,12 @@ class AdvisorPoller(Poller):
             log.warning("advisor %s: its last run, abandoned at the timeout, failed: %s", self.target,
                         redact(f"{type(error).__name__}: {error}".strip()))
         # libpq's cancel request waits for the server's answer (for ever, if it is frozen): never on the event loop.
-        threading.Thread(target=self.advisor.cancel, name=f"advisor-cancel-{self.target}", daemon=True).start()
+        cancel = self._child.cancel if self._child is not None else self.advisor.cancel
+        threading.Thread(target=cancel, name=f"advisor-cancel-{self.target}", daemon=True).start()
+
+
+def run_once(advisor: Advisor | DatabaseAdvisors) -> AdviceSnapshot:
+    """One run of ``advisor``: its target's report, and its other databases' (``DatabaseAdvisors``)."""
+    if isinstance(advisor, DatabaseAdvisors):
+        return AdviceSnapshot(*advisor.run())
+    return AdviceSnapshot(advisor.run())

@@ -13,6 +13,7 @@ import ctypes
 import ctypes.util
 import gc
 import os
+import signal
 from functools import cache
 
 M_ARENA_MAX = -8  # mallopt's parameter number (malloc.h)
@@ -45,5 +46,25 @@ def release_freed_memory() -> bool:
     """Collect unreachable cycles, then give the heaps' free pages back to the kernel. True if glibc released
     some (False as well when not on glibc)."""
     gc.collect()
+    libc = _libc()
+    return bool(libc.malloc_trim(0)) if libc is not None else False
+
+
+PR_SET_PDEATHSIG = 1  # prctl's option number (linux/prctl.h)
+
+
+def die_with_parent() -> bool:
+    """In a forked child: have the kernel send it SIGTERM when the thread that forked it ends (the service killed
+    without its shutdown), so that no orphan goes on. Linux only; False elsewhere."""
+    libc = _libc()
+    prctl = getattr(libc, "prctl", None) if libc is not None else None
+    if prctl is None:
+        return False
+    return bool(prctl(PR_SET_PDEATHSIG, signal.SIGTERM) == 0)
+
+
+def trim_heap() -> bool:
+    """Give the heaps' free pages back to the kernel, without collecting garbage first (cheap enough to call
+    after every poll: a few milliseconds). True if glibc released some."""
     libc = _libc()
     return bool(libc.malloc_trim(0)) if libc is not None else False

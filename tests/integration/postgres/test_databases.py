@@ -20,8 +20,9 @@ from collectors.postgres.poller import PostgresPoller
 from collectors.postgres.settings import PostgresSettings, PostgresTarget
 from harness.servers import LocalPostgres
 from monitor.advisor import Advisor, Thresholds
+from monitor.advisor.child import ChildRunner
 from monitor.advisor.databases import DatabaseAdvisors
-from monitor.advisor.poller import AdviceSnapshot
+from monitor.advisor.poller import AdviceSnapshot, run_once
 from monitor.cli import main
 from monitor.web.detail import statement_path
 from tests.support import DbpulseProcess
@@ -326,6 +327,21 @@ def test_one_advisor_per_database_in_turn_and_a_dropped_database_retired(cluster
         with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
             conn.execute("CREATE DATABASE app10")
         _workload(cluster.dsn("app10"), "app10")
+
+
+def test_the_turn_of_the_databases_goes_on_from_one_child_run_to_the_next(cluster: LocalPostgres) -> None:
+    """The service's runs in child processes (advisor.run_in_child): each child advises the next database, as
+    the same object does in a thread (the test above)."""
+    thresholds = Thresholds(min_table_rows=1000)
+    selection = DatabaseSelection.model_validate({"exclude": ["scratch_*"], "discovery_interval": DISCOVERY})
+    advisors = DatabaseAdvisors(Advisor(cluster.dsn(), "cluster", thresholds), selection, thresholds)
+    clock = advisors.clock = Clock()
+    child = ChildRunner(advisors, (thresholds, clock))
+    runs = [child.run(run_once) for _ in range(3)]
+    assert [[r.target for r in s.others] for s in runs] == [[], ["cluster/app01"], ["cluster/app01", "cluster/app02"]]
+    missing = [f.table.rsplit(".", 1)[-1] for f in runs[-1].others[-1].findings if f.kind == "missing_index"]
+    assert missing == ["app02_notes"]
+    assert advisors._next == 0  # the service's copy never ran
 
 
 def _missing_index_tables(report: dict[str, object]) -> set[str]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import time
 
 import pytest
 
@@ -36,3 +39,42 @@ def test_the_operators_malloc_arena_max_stands(monkeypatch: pytest.MonkeyPatch) 
     assert memory.limit_malloc_arenas() is False
     monkeypatch.delenv("MALLOC_ARENA_MAX")
     assert memory.limit_malloc_arenas() is True
+
+
+@glibc
+def test_a_trim_after_a_poll_gives_the_freed_pages_back_without_collecting() -> None:
+    # A poll's rows are freed by reference counting when it ends: the scheduler's trim needs no gc.collect().
+    blocks = [bytes(1024) + bytes([i % 256]) for i in range(80_000)]
+    keep = blocks[-1]
+    del blocks
+    before = _rss_mib()
+    assert memory.trim_heap()
+    assert before - _rss_mib() > 40
+    assert keep[-1] == 79_999 % 256
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or memory._libc() is None, reason="fork() and prctl() are Linux's")
+def test_a_child_set_to_die_with_its_parent_gets_sigterm_when_the_forking_thread_ends() -> None:
+    """The advisor's child (monitor/advisor/child.py): a service killed without its shutdown leaves no orphan."""
+    reader, writer = os.pipe()
+    child: list[int] = []
+    answer: list[bytes] = []
+
+    def fork_and_end() -> None:  # the forking thread ends once the child is set, as when the service is killed
+        pid = os.fork()
+        if pid == 0:
+            ok = memory.die_with_parent()
+            os.write(writer, b"1" if ok else b"0")
+            time.sleep(30)
+            os._exit(0)
+        child.append(pid)
+        answer.append(os.read(reader, 1))
+
+    thread = threading.Thread(target=fork_and_end)
+    thread.start()
+    thread.join()
+    os.close(reader)
+    os.close(writer)
+    assert answer == [b"1"]
+    _, status = os.waitpid(child[0], 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM  # not the end of its sleep: exit 0

@@ -22,6 +22,7 @@ import os
 import pickle
 import signal
 import struct
+import threading
 import warnings
 import zlib
 from collections.abc import Callable, Iterable
@@ -65,6 +66,7 @@ class ChildRunner(Generic[R]):
         self._shared = {id(o): o for o in shared if o is not None and not isinstance(o, str | int | float | bool)}
         self._state: bytes | None = None  # the last child's pickle of the runner, compressed
         self._pid: int | None = None
+        self._ended: int | None = None  # the pid of a child the watchdog ended
 
     def _dumps(self, obj: object) -> bytes:
         buffer = io.BytesIO()
@@ -74,8 +76,12 @@ class ChildRunner(Generic[R]):
     def _loads(self, data: bytes) -> Any:
         return _Unpickler(data, self._shared).load()
 
-    def run(self, run: Callable[[R], T]) -> T:
-        """One run in a child (blocks the calling thread until the child ends); raises what the run raised."""
+    def run(self, run: Callable[[R], T], limit: float | None = None) -> T:
+        """One run in a child (blocks the calling thread until the child ends); raises what the run raised.
+
+        ``limit``: seconds after which the child is ended (``ChildFailed``). A forked child inherits every lock
+        as it was at the fork, held or not: one held then by another of the service's threads (an I/O buffer's,
+        say) is never released in the child, and a run that needs it would wait for ever, and the advisor with it."""
         read_end, write_end = os.pipe()
         with warnings.catch_warnings():  # 3.12+ warns of forking a threaded process: the child runs no thread
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -85,13 +91,21 @@ class ChildRunner(Generic[R]):
             self._child(run, write_end)
         os.close(write_end)
         self._pid = pid
+        watchdog = threading.Timer(limit, self._end, (pid,)) if limit else None
+        if watchdog is not None:
+            watchdog.daemon = True
+            watchdog.start()
         try:
             with open(read_end, "rb") as pipe:
                 data = pipe.read()
         finally:
+            if watchdog is not None:
+                watchdog.cancel()
             _, status = os.waitpid(pid, 0)
             self._pid = None
         if len(data) < HEADER.size:
+            if self._ended == pid:
+                raise ChildFailed(f"the advisor's run process ran past its limit of {limit:g} s and was ended")
             raise ChildFailed(f"the advisor's run process ended without a result ({_how(status)})")
         ok, length = HEADER.unpack_from(data)
         result = self._loads(data[HEADER.size:HEADER.size + length])
@@ -128,6 +142,13 @@ class ChildRunner(Generic[R]):
             code = 1
         finally:
             os._exit(code)
+
+    def _end(self, pid: int) -> None:
+        """The watchdog: the child ran past its limit."""
+        if self._pid == pid:
+            self._ended = pid
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)  # it may be stuck where SIGTERM's default action is all it can take
 
     def cancel(self) -> None:
         """End the running child (safe from another thread); its run fails with ``ChildFailed``."""

@@ -143,7 +143,8 @@ class AdvisorPoller(Poller):
         """One run (in the advisor's thread, or its child): the target's database, or the turn of one of its
         databases."""
         if self._child is not None:
-            return self._child.run(run_once)
+            # a child still running when the next run is due is stuck (see ChildRunner.run): it is ended then
+            return self._child.run(run_once, limit=max(self.interval, self.timeout))
         return run_once(self.advisor)
 
     def _start(self) -> asyncio.Future[AdviceSnapshot]:

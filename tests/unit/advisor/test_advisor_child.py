@@ -91,6 +91,31 @@ def test_a_cancelled_child_ends_and_its_run_fails() -> None:
     assert len(failure) == 1 and isinstance(failure[0], ChildFailed) and "signal 15" in str(failure[0])
 
 
+def test_a_child_stuck_on_a_lock_held_at_the_fork_is_ended_at_its_limit() -> None:
+    """A forked child inherits a lock another thread held at the fork: it never gets it. Without the limit the run,
+    and the advisor's thread with it, waits for ever; with it the child is ended, the run fails, and the next goes
+    on from the state before."""
+    lock = threading.Lock()
+    child = ChildRunner(CountingAdvisor(lock), (lock,))
+    assert child.run(CountingAdvisor.run, limit=30).notes[0].startswith("run 1 ")
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(child.run(CountingAdvisor.run, limit=1.0))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    with lock:  # held by this thread while the child is forked (as a service thread might hold an I/O lock)
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        thread.join(20)
+    assert not thread.is_alive(), "the stuck child was not ended"
+    (failure,) = outcome
+    assert isinstance(failure, ChildFailed) and "ran past its limit of 1 s" in str(failure)
+    assert child.run(CountingAdvisor.run, limit=30).notes[0].startswith("run 2 ")  # the stuck run left no state
+
+
 def test_the_service_runs_its_advisor_in_a_child_unless_told_otherwise() -> None:
     sections = {"postgres": PostgresSettings.model_validate(
         {"targets": [{"name": "shop", "dsn": "postgresql://u@127.0.0.1:1/shop"}]})}

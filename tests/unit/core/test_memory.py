@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -20,14 +21,17 @@ def _rss_mib() -> float:
 
 
 @glibc
-def test_freed_heap_pages_go_back_to_the_system() -> None:
+@pytest.mark.parametrize("release", [memory.release_freed_memory, memory.trim_heap],
+                         ids=["after an advisor run (collect, then trim)", "after a poll (trim only)"])
+def test_freed_heap_pages_go_back_to_the_system(release: Callable[[], bool]) -> None:
     # 1 KiB blocks come from malloc's heap, not from mmap (which is returned at once), and the last one, kept,
-    # pins the heap's top: without a trim, glibc keeps the freed blocks' pages, as after an advisor run.
+    # pins the heap's top: without a trim, glibc keeps the freed blocks' pages. A poll's rows are freed by
+    # reference counting when it ends: the scheduler's trim needs no gc.collect().
     blocks = [bytes(1024) + bytes([i % 256]) for i in range(80_000)]
     keep = blocks[-1]
     del blocks
     before = _rss_mib()
-    assert memory.release_freed_memory()
+    assert release()
     after = _rss_mib()
     assert before - after > 40, (before, after)  # most of the ~80 MiB freed
     assert keep[-1] == 79_999 % 256
@@ -39,18 +43,6 @@ def test_the_operators_malloc_arena_max_stands(monkeypatch: pytest.MonkeyPatch) 
     assert memory.limit_malloc_arenas() is False
     monkeypatch.delenv("MALLOC_ARENA_MAX")
     assert memory.limit_malloc_arenas() is True
-
-
-@glibc
-def test_a_trim_after_a_poll_gives_the_freed_pages_back_without_collecting() -> None:
-    # A poll's rows are freed by reference counting when it ends: the scheduler's trim needs no gc.collect().
-    blocks = [bytes(1024) + bytes([i % 256]) for i in range(80_000)]
-    keep = blocks[-1]
-    del blocks
-    before = _rss_mib()
-    assert memory.trim_heap()
-    assert before - _rss_mib() > 40
-    assert keep[-1] == 79_999 % 256
 
 
 @pytest.mark.skipif(not hasattr(os, "fork") or memory._libc() is None, reason="fork() and prctl() are Linux's")

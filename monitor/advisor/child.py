@@ -21,6 +21,7 @@ import io
 import os
 import pickle
 import signal
+import stat
 import struct
 import threading
 import warnings
@@ -123,6 +124,7 @@ class ChildRunner(Generic[R]):
             signal.signal(signal.SIGTERM, signal.SIG_DFL)  # cancel(): ends the run at once
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
             die_with_parent()
+            _let_go_of_sockets(keep=out)
             runner = self._loads(zlib.decompress(self._state)) if self._state is not None else self.runner
             result: object
             try:
@@ -156,6 +158,26 @@ class ChildRunner(Generic[R]):
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
+
+
+def _let_go_of_sockets(keep: int) -> None:
+    """In the child: every socket inherited from the service (its HTTP listener and connections, its database and
+    Redis connections) is pointed at /dev/null. A socket is closed for its peer only when its last copy is: a
+    keep-alive connection the service closes during a run would otherwise stay open, and a scraper sending its next
+    request on it would wait for the child to end. The numbers stay taken, so a stray finalizer in the child closes
+    /dev/null, never a socket the run opened."""
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:  # no /proc: the sockets stay shared until the child ends
+        return
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in fds:
+        if fd in (keep, null) or fd <= 2:  # standard streams stay: under systemd, stderr is journald's socket
+            continue
+        with contextlib.suppress(OSError):  # the listing's own descriptor, closed by now
+            if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                os.dup2(null, fd)
+    os.close(null)
 
 
 def _how(status: int) -> str:

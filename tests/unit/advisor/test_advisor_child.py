@@ -5,6 +5,7 @@ cancel ends the child."""
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from datetime import UTC, datetime
@@ -114,6 +115,42 @@ def test_a_child_stuck_on_a_lock_held_at_the_fork_is_ended_at_its_limit() -> Non
     (failure,) = outcome
     assert isinstance(failure, ChildFailed) and "ran past its limit of 1 s" in str(failure)
     assert child.run(CountingAdvisor.run, limit=30).notes[0].startswith("run 2 ")  # the stuck run left no state
+
+
+def test_a_connection_the_service_closes_during_a_run_is_closed_for_its_peer() -> None:
+    """The child lets go of the service's sockets: a keep-alive connection the service closes while a run lasts
+    reaches its peer as EOF at once, not when the child ends (a scraper reusing it would wait until then)."""
+    class Sleeper:
+        target = "shop"
+
+        def run(self) -> AdviceReport:
+            time.sleep(60)
+            raise AssertionError("not cancelled")
+
+    served, peer = socket.socketpair()
+    child = ChildRunner(Sleeper(), ())
+    ended: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            child.run(Sleeper.run)
+        except BaseException as exc:
+            ended.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        while child._pid is None:
+            time.sleep(0.01)
+        time.sleep(0.5)  # the child is past its start
+        served.close()  # the service ends the connection
+        peer.settimeout(20)
+        assert peer.recv(1) == b"", "the peer got EOF"  # before: a timeout, the child's copy kept it open
+    finally:
+        child.cancel()
+        thread.join(30)
+        peer.close()
+    assert len(ended) == 1 and isinstance(ended[0], ChildFailed)
 
 
 def test_the_service_runs_its_advisor_in_a_child_unless_told_otherwise() -> None:

@@ -242,8 +242,8 @@ if __name__ == "__main__" and sys.argv[1:2] == ["stand-in"]:
                 handle_signals=True)
 
 
-def eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """``check()``'s first truthy result, polled every 0.5 s; fails naming ``what`` after ``timeout`` seconds."""
+def eventually(check: Callable[[], Any], timeout: float, what: str, every: float = 0.5) -> Any:
+    """``check()``'s first truthy result, polled every ``every`` s; fails naming ``what`` after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while True:
         result = check()
@@ -251,4 +251,4 @@ def eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:
             return result
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.5)
+        time.sleep(every)

@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 
 from harness.servers import LocalPostgres
+from tests.support import eventually
 
 HEALTH_SETTINGS = {
     "wal_level": "logical",
@@ -30,14 +31,8 @@ BLOATED_ROWS = 60_000
 
 
 def wait_for(what: str, check: Callable[[], object], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout} s for {what}")
-        time.sleep(0.1)
+    """``tests.support.eventually``, polled every 0.1 s (the scenario's waits are short)."""
+    return eventually(check, timeout, what, every=0.1)
 
 
 def one(conn: psycopg.Connection[Any], sql: str, params: tuple[Any, ...] = ()) -> Any:
